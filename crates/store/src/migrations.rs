@@ -1,0 +1,100 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+//!
+//! A migration is never edited once released: add a new one instead.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the walking skeleton's schema.
+    r#"
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        role TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE devices (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        hardware_id TEXT NOT NULL,
+        owner_id INTEGER REFERENCES people(id),
+        token_sha256 BLOB,
+        created_at INTEGER NOT NULL,
+        UNIQUE (protocol, hardware_id)
+    );
+    CREATE UNIQUE INDEX devices_token ON devices(token_sha256) WHERE token_sha256 IS NOT NULL;
+    CREATE TABLE cases (
+        id INTEGER PRIMARY KEY,
+        reference TEXT NOT NULL,
+        offender_id INTEGER NOT NULL REFERENCES people(id),
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE case_protected (
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        PRIMARY KEY (case_id, person_id)
+    );
+    CREATE TABLE orders (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        kind TEXT NOT NULL,
+        valid_from INTEGER NOT NULL,
+        valid_to INTEGER,
+        no_approach_m REAL NOT NULL,
+        warning_m REAL NOT NULL,
+        disclosure_radius_m REAL NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE zones (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        shape TEXT NOT NULL
+    );
+    CREATE TABLE fixes (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        device_time INTEGER NOT NULL,
+        received_time INTEGER NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        accuracy_m REAL,
+        speed_mps REAL,
+        course_deg REAL,
+        altitude_m REAL,
+        source TEXT NOT NULL,
+        flags INTEGER NOT NULL,
+        seq INTEGER
+    );
+    CREATE UNIQUE INDEX fixes_device_seq ON fixes(device_id, seq) WHERE seq IS NOT NULL;
+    CREATE UNIQUE INDEX fixes_device_time ON fixes(device_id, device_time) WHERE seq IS NULL;
+    CREATE INDEX fixes_device_time_all ON fixes(device_id, device_time);
+    CREATE TABLE unknown_devices (
+        protocol TEXT NOT NULL,
+        hardware_id TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_remote TEXT,
+        PRIMARY KEY (protocol, hardware_id)
+    );
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER REFERENCES orders(id),
+        case_id INTEGER REFERENCES cases(id),
+        rule TEXT NOT NULL,
+        protected_id INTEGER,
+        zone_id INTEGER,
+        severity TEXT NOT NULL,
+        state TEXT NOT NULL,
+        condition_active INTEGER NOT NULL,
+        raised_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        cleared_at INTEGER,
+        summary TEXT NOT NULL,
+        min_distance_m REAL,
+        evidence TEXT NOT NULL
+    );
+    CREATE INDEX alerts_open ON alerts(order_id, rule, protected_id, zone_id) WHERE condition_active = 1;
+    "#,
+];

@@ -1,0 +1,1184 @@
+//! The SQLite backend: one writer thread with group commit, pooled readers.
+
+use crate::migrations::MIGRATIONS;
+use crate::{Result, StoreError};
+use domain::*;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many queued jobs one group transaction takes at most.
+const MAX_GROUP: usize = 512;
+/// Capacity of the writer's queue; callers wait (backpressure) beyond it.
+const QUEUE: usize = 4096;
+
+/// A job for the writer thread.
+trait WriteJob: Send {
+    /// Runs inside a savepoint of the group transaction.
+    fn run(&mut self, conn: &Connection) -> Result<()>;
+    /// Called once the group's fate is known: `Ok` only after a successful commit.
+    fn finish(self: Box<Self>, outcome: Result<()>);
+}
+
+struct TypedJob<T, F> {
+    f: Option<F>,
+    out: Option<T>,
+    reply: oneshot::Sender<Result<T>>,
+    /// Runs after a successful commit, before the caller is answered.
+    after_commit: Option<Box<dyn FnOnce(&T) + Send>>,
+}
+
+impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for TypedJob<T, F> {
+    fn run(&mut self, conn: &Connection) -> Result<()> {
+        let f = self.f.take().ok_or(StoreError::Closed)?;
+        self.out = Some(f(conn)?);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>) {
+        let this = *self;
+        let result = match (outcome, this.out) {
+            (Ok(()), Some(out)) => {
+                if let Some(hook) = this.after_commit {
+                    hook(&out);
+                }
+                Ok(out)
+            }
+            (Ok(()), None) => Err(StoreError::Closed),
+            (Err(e), _) => Err(e),
+        };
+        // The caller may have gone away (client disconnected); that is not an error here.
+        let _ = this.reply.send(result);
+    }
+}
+
+/// Outcome of storing one fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixOutcome {
+    /// Newly stored with this id.
+    Stored(FixId),
+    /// Already stored earlier (same device and sequence number, or same device time): the
+    /// resend is acknowledged but nothing is stored or evaluated twice.
+    Duplicate(FixId),
+}
+
+impl FixOutcome {
+    pub fn id(self) -> FixId {
+        match self {
+            FixOutcome::Stored(id) | FixOutcome::Duplicate(id) => id,
+        }
+    }
+}
+
+/// What the engine and the live stream need about a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceRecord {
+    pub device: Device,
+    pub created_at: UnixMicros,
+}
+
+/// A device that tried to connect but is not registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownDevice {
+    pub protocol: String,
+    pub hardware_id: String,
+    pub first_seen: UnixMicros,
+    pub last_seen: UnixMicros,
+    pub attempts: i64,
+    pub last_remote: Option<String>,
+}
+
+/// The change an engine signal makes to the alerts table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertChange {
+    pub order_id: Option<OrderId>,
+    pub case_id: Option<CaseId>,
+    pub rule: AlertRule,
+    pub protected: Option<PersonId>,
+    pub zone: Option<ZoneId>,
+    pub kind: AlertChangeKind,
+    pub severity: Severity,
+    pub at: UnixMicros,
+    pub distance_m: Option<f64>,
+    pub evidence: Vec<FixId>,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertChangeKind {
+    Raised,
+    Updated,
+    Cleared,
+}
+
+/// An alert with whether its condition still holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    pub alert: Alert,
+    pub protected: Option<PersonId>,
+    pub zone: Option<ZoneId>,
+    pub condition_active: bool,
+    pub cleared_at: Option<UnixMicros>,
+}
+
+/// A handle to the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    committed: Mutex<Vec<mpsc::UnboundedSender<Vec<Fix>>>>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk (not just in the OS cache) before the writer answers, so an
+    // acknowledged fix survives power loss, not only a process crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(migration = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteJob>>) {
+    let mut conn = conn;
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&mut conn, group);
+    }
+    tracing::info!("store writer stopped: queue closed and drained");
+}
+
+fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            for job in group {
+                job.finish(Err(StoreError::Corrupt(format!("begin failed: {msg}"))));
+            }
+            return;
+        }
+    };
+    let mut done: Vec<(Box<dyn WriteJob>, Result<()>)> = Vec::with_capacity(group.len());
+    for mut job in group {
+        let res = (|| -> Result<()> {
+            tx.execute_batch("SAVEPOINT job")?;
+            match job.run(&tx) {
+                Ok(()) => {
+                    tx.execute_batch("RELEASE job")?;
+                    Ok(())
+                }
+                Err(e) => {
+                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    Err(e)
+                }
+            }
+        })();
+        done.push((job, res));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            metrics_commit(done.len());
+            for (job, res) in done {
+                job.finish(res);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, jobs = done.len(), "group commit failed; nothing acknowledged");
+            let msg = e.to_string();
+            for (job, _) in done {
+                job.finish(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
+            }
+        }
+    }
+}
+
+fn metrics_commit(_jobs: usize) {
+    // Metrics are recorded by the server around store calls; the store stays free of a
+    // metrics dependency.
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, applies migrations and starts the writer.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("bulwark.db");
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>(QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(handle)),
+                readers: Mutex::new(Vec::new()),
+                committed: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Number of write jobs waiting for the writer (a backlog indicator).
+    pub fn write_queue_len(&self) -> usize {
+        self.inner
+            .writer
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|s| QUEUE - s.capacity()))
+            .unwrap_or(0)
+    }
+
+    /// Receives every batch of newly stored fixes, in commit order, after it is durable.
+    pub fn subscribe_committed(&self) -> mpsc::UnboundedReceiver<Vec<Fix>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut subs) = self.inner.committed.lock() {
+            subs.push(tx);
+        }
+        rx
+    }
+
+    /// Stops accepting writes, lets the writer drain its queue and commit, and waits for it.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.inner.writer.lock() {
+            w.take();
+        }
+        let handle = self
+            .inner
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    async fn write<T, F>(&self, f: F, after_commit: Option<Box<dyn FnOnce(&T) + Send>>) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let sender = self
+            .inner
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(TypedJob {
+            f: Some(f),
+            out: None,
+            reply,
+            after_commit,
+        });
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().ok().and_then(|mut r| r.pop()) {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut r) = inner.readers.lock() {
+                if r.len() < 8 {
+                    r.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+    }
+
+    // ---- fixes -------------------------------------------------------------------------
+
+    /// Stores fixes durably. Each result says whether the fix was new or a resend.
+    /// All-or-nothing: either every fix of the call is committed or none is.
+    pub async fn insert_fixes(&self, fixes: Vec<Fix>) -> Result<Vec<FixOutcome>> {
+        let subscribers: Vec<_> = self
+            .inner
+            .committed
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let fixes_for_publish = fixes.clone();
+        let hook: Box<dyn FnOnce(&Vec<FixOutcome>) + Send> = Box::new(move |outcomes| {
+            let stored: Vec<Fix> = fixes_for_publish
+                .into_iter()
+                .zip(outcomes.iter())
+                .filter_map(|(mut f, o)| match o {
+                    FixOutcome::Stored(id) => {
+                        f.id = Some(*id);
+                        Some(f)
+                    }
+                    FixOutcome::Duplicate(_) => None,
+                })
+                .collect();
+            if !stored.is_empty() {
+                for s in &subscribers {
+                    let _ = s.send(stored.clone());
+                }
+            }
+        });
+        self.write(move |conn| insert_fixes_tx(conn, &fixes), Some(hook))
+            .await
+    }
+
+    /// The latest fix (by device time) of every device.
+    pub async fn latest_fixes(&self) -> Result<Vec<Fix>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT f.* FROM fixes f JOIN (SELECT device_id, MAX(device_time) t FROM fixes GROUP BY device_id) m
+                 ON f.device_id = m.device_id AND f.device_time = m.t ORDER BY f.device_id, f.id",
+            )?;
+            let rows = stmt.query_map([], fix_from_row)?;
+            let mut out: Vec<Fix> = Vec::new();
+            for r in rows {
+                let f = r??;
+                // Two fixes with the same device time (different seq): keep the later stored.
+                if out.last().is_some_and(|l| l.device_id == f.device_id) {
+                    out.pop();
+                }
+                out.push(f);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Fixes received at or after `since`, in store order (for rebuilding engine state).
+    pub async fn fixes_received_since(&self, since: UnixMicros) -> Result<Vec<Fix>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT * FROM fixes WHERE received_time >= ?1 ORDER BY id")?;
+            let rows = stmt.query_map([since.0], fix_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// A device's fixes in `[from, to)` by device time, oldest first, at most `limit`.
+    pub async fn track(
+        &self,
+        device: DeviceId,
+        from: UnixMicros,
+        to: UnixMicros,
+        limit: usize,
+    ) -> Result<Vec<Fix>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT * FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3
+                 ORDER BY device_time, id LIMIT ?4",
+            )?;
+            let rows =
+                stmt.query_map(params![device.0, from.0, to.0, limit as i64], fix_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    pub async fn count_fixes(&self) -> Result<i64> {
+        self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM fixes", [], |r| r.get(0))?))
+            .await
+    }
+
+    // ---- people, devices, cases, orders -------------------------------------------------
+
+    pub async fn create_person(
+        &self,
+        role: PersonRole,
+        display_name: String,
+        now: UnixMicros,
+    ) -> Result<Person> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "INSERT INTO people (role, display_name, created_at) VALUES (?1, ?2, ?3)",
+                    params![role.as_str(), display_name, now.0],
+                )?;
+                Ok(Person {
+                    id: PersonId(conn.last_insert_rowid()),
+                    role,
+                    display_name,
+                })
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn list_people(&self) -> Result<Vec<Person>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id, role, display_name FROM people ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (id, role, name) = r?;
+                Ok(Person {
+                    id: PersonId(id),
+                    role: parse_col(&role)?,
+                    display_name: name,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// Registers a device. `token` (if any) is stored only as its SHA-256.
+    pub async fn create_device(
+        &self,
+        kind: DeviceKind,
+        protocol: Protocol,
+        hardware_id: String,
+        owner: Option<PersonId>,
+        token: Option<String>,
+        now: UnixMicros,
+    ) -> Result<Device> {
+        self.write(
+            move |conn| {
+                if let Some(o) = owner {
+                    ensure_exists(conn, "people", o.0, "owner person")?;
+                }
+                let hash = token.map(|t| token_hash(&t));
+                let res = conn.execute(
+                    "INSERT INTO devices (kind, protocol, hardware_id, owner_id, token_sha256, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![kind.as_str(), protocol.as_str(), hardware_id, owner.map(|o| o.0), hash, now.0],
+                );
+                match res {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        return Err(StoreError::Conflict(format!(
+                            "a {protocol} device with hardware id {hardware_id:?} (or that token) is already registered"
+                        )));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                // Registering clears the device from the unknown list.
+                conn.execute(
+                    "DELETE FROM unknown_devices WHERE protocol = ?1 AND hardware_id = ?2",
+                    params![protocol.as_str(), hardware_id],
+                )?;
+                Ok(Device {
+                    id: DeviceId(conn.last_insert_rowid()),
+                    kind,
+                    protocol,
+                    hardware_id,
+                    owner,
+                })
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn list_devices(&self) -> Result<Vec<Device>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, kind, protocol, hardware_id, owner_id FROM devices ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], device_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// Finds a device by the SHA-256 of its token.
+    pub async fn device_by_token(&self, token: String) -> Result<Option<Device>> {
+        self.read(move |conn| {
+            let hash = token_hash(&token);
+            conn.query_row(
+                "SELECT id, kind, protocol, hardware_id, owner_id FROM devices WHERE token_sha256 = ?1",
+                [hash],
+                device_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    /// Finds a device by protocol and hardware identifier (IMEI, OsmAnd id).
+    pub async fn device_by_hardware_id(
+        &self,
+        protocol: Protocol,
+        hardware_id: String,
+    ) -> Result<Option<(Device, bool)>> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT id, kind, protocol, hardware_id, owner_id, token_sha256 IS NOT NULL FROM devices
+                     WHERE protocol = ?1 AND hardware_id = ?2",
+                    params![protocol.as_str(), hardware_id],
+                    |r| Ok((device_from_row(r)?, r.get::<_, bool>(5)?)),
+                )
+                .optional()?;
+            match row {
+                Some((d, has_token)) => Ok(Some((d?, has_token))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Checks a device token against the stored hash.
+    pub async fn device_token_matches(&self, device: DeviceId, token: String) -> Result<bool> {
+        self.read(move |conn| {
+            let stored: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT token_sha256 FROM devices WHERE id = ?1",
+                    [device.0],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            Ok(stored.is_some_and(|s| s == token_hash(&token)))
+        })
+        .await
+    }
+
+    /// Records a connection attempt by an unregistered device, for an administrator to review.
+    pub async fn record_unknown_device(
+        &self,
+        protocol: Protocol,
+        hardware_id: String,
+        remote: Option<String>,
+        now: UnixMicros,
+    ) -> Result<()> {
+        let hardware_id: String = hardware_id.chars().take(64).collect();
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "INSERT INTO unknown_devices (protocol, hardware_id, first_seen, last_seen, attempts, last_remote)
+                     VALUES (?1, ?2, ?3, ?3, 1, ?4)
+                     ON CONFLICT (protocol, hardware_id) DO UPDATE SET last_seen = ?3, attempts = attempts + 1, last_remote = ?4",
+                    params![protocol.as_str(), hardware_id, now.0, remote],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn list_unknown_devices(&self) -> Result<Vec<UnknownDevice>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT protocol, hardware_id, first_seen, last_seen, attempts, last_remote
+                 FROM unknown_devices ORDER BY last_seen DESC LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(UnknownDevice {
+                    protocol: r.get(0)?,
+                    hardware_id: r.get(1)?,
+                    first_seen: UnixMicros(r.get(2)?),
+                    last_seen: UnixMicros(r.get(3)?),
+                    attempts: r.get(4)?,
+                    last_remote: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn create_case(
+        &self,
+        reference: String,
+        offender: PersonId,
+        protected: Vec<PersonId>,
+        now: UnixMicros,
+    ) -> Result<Case> {
+        self.write(
+            move |conn| {
+                let role = person_role(conn, offender)?;
+                if role != PersonRole::Offender {
+                    return Err(StoreError::InvalidReference(format!(
+                        "person {offender} is not an offender"
+                    )));
+                }
+                if protected.is_empty() {
+                    return Err(StoreError::InvalidReference(
+                        "a case protects at least one person".into(),
+                    ));
+                }
+                for p in &protected {
+                    if person_role(conn, *p)? != PersonRole::Protected {
+                        return Err(StoreError::InvalidReference(format!(
+                            "person {p} is not a protected person"
+                        )));
+                    }
+                }
+                conn.execute(
+                    "INSERT INTO cases (reference, offender_id, created_at) VALUES (?1, ?2, ?3)",
+                    params![reference, offender.0, now.0],
+                )?;
+                let id = CaseId(conn.last_insert_rowid());
+                for p in &protected {
+                    conn.execute(
+                        "INSERT OR IGNORE INTO case_protected (case_id, person_id) VALUES (?1, ?2)",
+                        params![id.0, p.0],
+                    )?;
+                }
+                let mut protected = protected;
+                protected.sort();
+                protected.dedup();
+                Ok(Case {
+                    id,
+                    reference,
+                    offender,
+                    protected,
+                })
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn list_cases(&self) -> Result<Vec<Case>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT id, reference, offender_id FROM cases ORDER BY id")?;
+            let cases: Vec<(i64, String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut pstmt = conn.prepare(
+                "SELECT person_id FROM case_protected WHERE case_id = ?1 ORDER BY person_id",
+            )?;
+            cases
+                .into_iter()
+                .map(|(id, reference, offender)| {
+                    let protected = pstmt
+                        .query_map([id], |r| Ok(PersonId(r.get(0)?)))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Case {
+                        id: CaseId(id),
+                        reference,
+                        offender: PersonId(offender),
+                        protected,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Stores an order with its zones (ids in `order` and its zones are ignored and assigned).
+    pub async fn create_order(&self, order: Order, now: UnixMicros) -> Result<Order> {
+        self.write(
+            move |conn| {
+                ensure_exists(conn, "cases", order.case_id.0, "case")?;
+                conn.execute(
+                    "INSERT INTO orders (case_id, kind, valid_from, valid_to, no_approach_m, warning_m, disclosure_radius_m, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        order.case_id.0,
+                        order.kind.as_str(),
+                        order.valid_from.0,
+                        order.valid_to.map(|t| t.0),
+                        order.no_approach_m,
+                        order.warning_m,
+                        order.disclosure_radius_m,
+                        now.0
+                    ],
+                )?;
+                let id = OrderId(conn.last_insert_rowid());
+                let mut zones = Vec::with_capacity(order.zones.len());
+                for z in order.zones {
+                    conn.execute(
+                        "INSERT INTO zones (order_id, kind, label, shape) VALUES (?1, ?2, ?3, ?4)",
+                        params![id.0, z.kind.as_str(), z.label, shape_to_text(&z.shape)],
+                    )?;
+                    zones.push(Zone {
+                        id: ZoneId(conn.last_insert_rowid()),
+                        ..z
+                    });
+                }
+                Ok(Order { id, zones, ..order })
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn list_orders(&self) -> Result<Vec<Order>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, case_id, kind, valid_from, valid_to, no_approach_m, warning_m, disclosure_radius_m
+                 FROM orders ORDER BY id",
+            )?;
+            let mut orders: Vec<Order> = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, f64>(5)?,
+                        r.get::<_, f64>(6)?,
+                        r.get::<_, f64>(7)?,
+                    ))
+                })?
+                .map(|r| {
+                    let (id, case_id, kind, from, to, na, w, d) = r?;
+                    Ok(Order {
+                        id: OrderId(id),
+                        case_id: CaseId(case_id),
+                        kind: parse_col(&kind)?,
+                        valid_from: UnixMicros(from),
+                        valid_to: to.map(UnixMicros),
+                        no_approach_m: na,
+                        warning_m: w,
+                        disclosure_radius_m: d,
+                        zones: Vec::new(),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let mut zstmt =
+                conn.prepare("SELECT id, order_id, kind, label, shape FROM zones ORDER BY id")?;
+            let zones = zstmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?;
+            for z in zones {
+                let (id, order_id, kind, label, shape) = z?;
+                if let Some(o) = orders.iter_mut().find(|o| o.id.0 == order_id) {
+                    o.zones.push(Zone {
+                        id: ZoneId(id),
+                        kind: parse_col(&kind)?,
+                        label,
+                        shape: shape_from_text(&shape)?,
+                    });
+                }
+            }
+            Ok(orders)
+        })
+        .await
+    }
+
+    // ---- alerts -------------------------------------------------------------------------
+
+    /// Applies an engine signal. A `Raised` for a key whose alert is still active updates that
+    /// alert instead of opening a second one, so a restart that replays recent fixes does not
+    /// double-count an episode.
+    pub async fn apply_alert_change(&self, change: AlertChange) -> Result<AlertRecord> {
+        self.write(move |conn| apply_alert_change_tx(conn, &change), None)
+            .await
+    }
+
+    /// Moves an alert along its lifecycle (acknowledge, dispatch, resolve).
+    pub async fn set_alert_state(
+        &self,
+        id: AlertId,
+        state: AlertState,
+        now: UnixMicros,
+    ) -> Result<AlertRecord> {
+        self.write(
+            move |conn| {
+                let n = conn.execute(
+                    "UPDATE alerts SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id.0, state.as_str(), now.0],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("alert {id}")));
+                }
+                load_alert(conn, id)
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Alerts, newest first; `active_only` keeps those not yet resolved.
+    pub async fn list_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.read(move |conn| {
+            let sql = if active_only {
+                "SELECT * FROM alerts WHERE state != 'resolved' ORDER BY updated_at DESC, id DESC LIMIT ?1"
+            } else {
+                "SELECT * FROM alerts ORDER BY updated_at DESC, id DESC LIMIT ?1"
+            };
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([limit as i64], alert_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// SHA-256 of a device token; tokens themselves are never stored.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
+         course_deg, altitude_m, source, flags, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut out = Vec::with_capacity(fixes.len());
+    for f in fixes {
+        let n = insert.execute(params![
+            f.device_id.0,
+            f.device_time.0,
+            f.received_time.0,
+            f.position.lat(),
+            f.position.lon(),
+            f.accuracy_m,
+            f.speed_mps,
+            f.course_deg,
+            f.altitude_m,
+            f.source.as_str(),
+            f.flags.0,
+            f.seq
+        ]);
+        let n = match n {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                return Err(StoreError::InvalidReference(format!(
+                    "device {} is not registered",
+                    f.device_id
+                )));
+            }
+            other => other?,
+        };
+        if n == 1 {
+            out.push(FixOutcome::Stored(FixId(conn.last_insert_rowid())));
+        } else {
+            let existing: i64 = match f.seq {
+                Some(seq) => conn.query_row(
+                    "SELECT id FROM fixes WHERE device_id = ?1 AND seq = ?2",
+                    params![f.device_id.0, seq],
+                    |r| r.get(0),
+                )?,
+                None => conn.query_row(
+                    "SELECT id FROM fixes WHERE device_id = ?1 AND device_time = ?2 AND seq IS NULL",
+                    params![f.device_id.0, f.device_time.0],
+                    |r| r.get(0),
+                )?,
+            };
+            out.push(FixOutcome::Duplicate(FixId(existing)));
+        }
+    }
+    Ok(out)
+}
+
+fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertRecord> {
+    let active: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM alerts WHERE condition_active = 1 AND order_id IS ?1 AND rule = ?2
+             AND protected_id IS ?3 AND zone_id IS ?4 ORDER BY id DESC LIMIT 1",
+            params![
+                c.order_id.map(|o| o.0),
+                c.rule.as_str(),
+                c.protected.map(|p| p.0),
+                c.zone.map(|z| z.0)
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let evidence = serde_json::to_string(&c.evidence.iter().map(|f| f.0).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let id = match (active, c.kind) {
+        (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
+            conn.execute(
+                "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
+                 raised_at, updated_at, summary, min_distance_m, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10)",
+                params![
+                    c.order_id.map(|o| o.0),
+                    c.case_id.map(|o| o.0),
+                    c.rule.as_str(),
+                    c.protected.map(|p| p.0),
+                    c.zone.map(|z| z.0),
+                    c.severity.as_str(),
+                    c.at.0,
+                    c.summary,
+                    c.distance_m,
+                    evidence
+                ],
+            )?;
+            conn.last_insert_rowid()
+        }
+        (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
+            // Merge evidence, keep the closest distance; a resolved alert whose condition is
+            // still active is reopened (its condition returned).
+            let (old_evidence, old_min): (String, Option<f64>) = conn.query_row(
+                "SELECT evidence, min_distance_m FROM alerts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut ev: Vec<i64> = serde_json::from_str(&old_evidence).unwrap_or_default();
+            for f in &c.evidence {
+                if !ev.contains(&f.0) {
+                    ev.push(f.0);
+                }
+            }
+            let ev = serde_json::to_string(&ev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let min = match (old_min, c.distance_m) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            conn.execute(
+                "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4, evidence = ?5,
+                 state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
+                params![id, c.at.0, c.summary, min, ev],
+            )?;
+            id
+        }
+        (Some(id), AlertChangeKind::Cleared) => {
+            conn.execute(
+                "UPDATE alerts SET condition_active = 0, cleared_at = ?2, updated_at = ?2 WHERE id = ?1",
+                params![id, c.at.0],
+            )?;
+            id
+        }
+        (None, AlertChangeKind::Cleared) => {
+            return Err(StoreError::NotFound(format!(
+                "no active {} alert to clear",
+                c.rule
+            )));
+        }
+    };
+    load_alert(conn, AlertId(id))
+}
+
+fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
+    conn.query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], alert_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?
+}
+
+fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
+    let rule: String = r.get("rule")?;
+    let severity: String = r.get("severity")?;
+    let state: String = r.get("state")?;
+    let evidence: String = r.get("evidence")?;
+    let order_id: Option<i64> = r.get("order_id")?;
+    let case_id: Option<i64> = r.get("case_id")?;
+    let protected: Option<i64> = r.get("protected_id")?;
+    let zone: Option<i64> = r.get("zone_id")?;
+    let id: i64 = r.get("id")?;
+    let raised_at: i64 = r.get("raised_at")?;
+    let updated_at: i64 = r.get("updated_at")?;
+    let cleared_at: Option<i64> = r.get("cleared_at")?;
+    let summary: String = r.get("summary")?;
+    let min_distance_m: Option<f64> = r.get("min_distance_m")?;
+    let active: bool = r.get("condition_active")?;
+    Ok((|| {
+        let ev: Vec<i64> = serde_json::from_str(&evidence)
+            .map_err(|e| StoreError::Corrupt(format!("alert {id} evidence: {e}")))?;
+        Ok(AlertRecord {
+            alert: Alert {
+                id: AlertId(id),
+                order_id: order_id.map(OrderId),
+                case_id: case_id.map(CaseId),
+                rule: parse_col(&rule)?,
+                severity: parse_col(&severity)?,
+                state: parse_col(&state)?,
+                raised_at: UnixMicros(raised_at),
+                updated_at: UnixMicros(updated_at),
+                summary,
+                min_distance_m,
+                evidence: ev.into_iter().map(FixId).collect(),
+            },
+            protected: protected.map(PersonId),
+            zone: zone.map(ZoneId),
+            condition_active: active,
+            cleared_at: cleared_at.map(UnixMicros),
+        })
+    })())
+}
+
+fn parse_col<T: std::str::FromStr<Err = UnknownValue>>(s: &str) -> Result<T> {
+    s.parse()
+        .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))
+}
+
+fn ensure_exists(conn: &Connection, table: &str, id: i64, what: &str) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row(
+            &format!("SELECT id FROM {table} WHERE id = ?1"),
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::InvalidReference(format!("{what} {id} does not exist")))
+}
+
+fn person_role(conn: &Connection, p: PersonId) -> Result<PersonRole> {
+    let role: Option<String> = conn
+        .query_row("SELECT role FROM people WHERE id = ?1", [p.0], |r| r.get(0))
+        .optional()?;
+    match role {
+        Some(r) => parse_col(&r),
+        None => Err(StoreError::InvalidReference(format!(
+            "person {p} does not exist"
+        ))),
+    }
+}
+
+fn device_from_row(r: &Row) -> rusqlite::Result<Result<Device>> {
+    let id: i64 = r.get(0)?;
+    let kind: String = r.get(1)?;
+    let protocol: String = r.get(2)?;
+    let hardware_id: String = r.get(3)?;
+    let owner: Option<i64> = r.get(4)?;
+    Ok((|| {
+        Ok(Device {
+            id: DeviceId(id),
+            kind: parse_col(&kind)?,
+            protocol: parse_col(&protocol)?,
+            hardware_id,
+            owner: owner.map(PersonId),
+        })
+    })())
+}
+
+fn fix_from_row(r: &Row) -> rusqlite::Result<Result<Fix>> {
+    let lat: f64 = r.get("lat")?;
+    let lon: f64 = r.get("lon")?;
+    let source: String = r.get("source")?;
+    let id: i64 = r.get("id")?;
+    let device_id: i64 = r.get("device_id")?;
+    let device_time: i64 = r.get("device_time")?;
+    let received_time: i64 = r.get("received_time")?;
+    let accuracy_m: Option<f64> = r.get("accuracy_m")?;
+    let speed_mps: Option<f64> = r.get("speed_mps")?;
+    let course_deg: Option<f64> = r.get("course_deg")?;
+    let altitude_m: Option<f64> = r.get("altitude_m")?;
+    let flags: u32 = r.get("flags")?;
+    let seq: Option<i64> = r.get("seq")?;
+    Ok((|| {
+        Ok(Fix {
+            id: Some(FixId(id)),
+            device_id: DeviceId(device_id),
+            device_time: UnixMicros(device_time),
+            received_time: UnixMicros(received_time),
+            position: LatLon::new(lat, lon)
+                .map_err(|e| StoreError::Corrupt(format!("fix {id}: {e}")))?,
+            accuracy_m,
+            speed_mps,
+            course_deg,
+            altitude_m,
+            source: parse_col(&source)?,
+            flags: FixFlags(flags),
+            seq,
+        })
+    })())
+}
+
+/// Zone geometry as a small JSON document: `{"circle":[lat,lon,radius_m]}` or
+/// `{"polygon":[[lat,lon],...]}`.
+fn shape_to_text(s: &ZoneShape) -> String {
+    match s {
+        ZoneShape::Circle { center, radius_m } => {
+            serde_json::json!({"circle": [center.lat(), center.lon(), radius_m]}).to_string()
+        }
+        ZoneShape::Polygon { ring } => serde_json::json!({
+            "polygon": ring.iter().map(|p| [p.lat(), p.lon()]).collect::<Vec<_>>()
+        })
+        .to_string(),
+    }
+}
+
+fn shape_from_text(s: &str) -> Result<ZoneShape> {
+    let bad = |m: &str| StoreError::Corrupt(format!("zone shape {s:?}: {m}"));
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(&e.to_string()))?;
+    let num = |v: &serde_json::Value| v.as_f64().ok_or_else(|| bad("not a number"));
+    if let Some(c) = v.get("circle").and_then(|c| c.as_array()) {
+        let (lat, lon, r) = match c.as_slice() {
+            [a, b, c] => (num(a)?, num(b)?, num(c)?),
+            _ => return Err(bad("circle needs 3 numbers")),
+        };
+        return Ok(ZoneShape::Circle {
+            center: LatLon::new(lat, lon).map_err(|e| bad(&e.to_string()))?,
+            radius_m: r,
+        });
+    }
+    if let Some(p) = v.get("polygon").and_then(|c| c.as_array()) {
+        let ring = p
+            .iter()
+            .map(|pt| match pt.as_array().map(|a| a.as_slice()) {
+                Some([a, b]) => LatLon::new(num(a)?, num(b)?).map_err(|e| bad(&e.to_string())),
+                _ => Err(bad("vertex needs 2 numbers")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(ZoneShape::Polygon { ring });
+    }
+    Err(bad("unknown shape"))
+}
+
+#[cfg(test)]
+mod tests;

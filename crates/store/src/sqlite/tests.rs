@@ -1,0 +1,293 @@
+use super::*;
+
+fn fix(device: DeviceId, t: i64, seq: Option<i64>) -> Fix {
+    Fix {
+        id: None,
+        device_id: device,
+        device_time: UnixMicros::from_secs(t),
+        received_time: UnixMicros::from_secs(t + 1),
+        position: LatLon::new(37.5 + t as f64 * 1e-5, 127.0).unwrap(),
+        accuracy_m: Some(8.0),
+        speed_mps: Some(1.2),
+        course_deg: Some(90.0),
+        altitude_m: None,
+        source: FixSource::Gnss,
+        flags: FixFlags::default(),
+        seq,
+    }
+}
+
+async fn setup(store: &Store) -> (Person, Device) {
+    let now = UnixMicros::from_secs(1);
+    let p = store
+        .create_person(PersonRole::Offender, "O".into(), now)
+        .await
+        .unwrap();
+    let d = store
+        .create_device(
+            DeviceKind::AnkleMonitor,
+            Protocol::Native,
+            "imei-1".into(),
+            Some(p.id),
+            Some("secret".into()),
+            now,
+        )
+        .await
+        .unwrap();
+    (p, d)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fixes_survive_reopen_and_resends_are_not_stored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let device;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let (_, d) = setup(&store).await;
+        device = d.id;
+        let out = store
+            .insert_fixes(vec![
+                fix(d.id, 10, Some(1)),
+                fix(d.id, 20, Some(2)),
+                fix(d.id, 30, None),
+            ])
+            .await
+            .unwrap();
+        assert!(out.iter().all(|o| matches!(o, FixOutcome::Stored(_))));
+        store.close();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.count_fixes().await.unwrap(), 3);
+    // The same batch again: every fix is recognised as a duplicate, with its original id.
+    let again = store
+        .insert_fixes(vec![
+            fix(device, 10, Some(1)),
+            fix(device, 20, Some(2)),
+            fix(device, 30, None),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        again.iter().all(|o| matches!(o, FixOutcome::Duplicate(_))),
+        "{again:?}"
+    );
+    assert_eq!(store.count_fixes().await.unwrap(), 3);
+    let latest = store.latest_fixes().await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].device_time, UnixMicros::from_secs(30));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_with_an_unknown_device_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (_, d) = setup(&store).await;
+    let err = store
+        .insert_fixes(vec![fix(d.id, 10, None), fix(DeviceId(999), 11, None)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
+    assert_eq!(store.count_fixes().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn committed_fixes_are_published_once_with_ids_in_commit_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut sub = store.subscribe_committed();
+    let (_, d) = setup(&store).await;
+    let a = store.insert_fixes(vec![fix(d.id, 1, None)]).await.unwrap();
+    store.insert_fixes(vec![fix(d.id, 1, None)]).await.unwrap(); // duplicate: not published
+    let b = store.insert_fixes(vec![fix(d.id, 2, None)]).await.unwrap();
+    let first = sub.recv().await.unwrap();
+    let second = sub.recv().await.unwrap();
+    assert_eq!(first[0].id, Some(a[0].id()));
+    assert_eq!(second[0].id, Some(b[0].id()));
+    assert!(sub.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_are_group_committed_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (_, d) = setup(&store).await;
+    let mut tasks = Vec::new();
+    for i in 0..200i64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.insert_fixes(vec![fix(d.id, 1000 + i, Some(i))]).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.count_fixes().await.unwrap(), 200);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn alerts_deduplicate_by_key_and_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let change = |kind, d: f64| AlertChange {
+        order_id: None,
+        case_id: None,
+        rule: AlertRule::ProximityViolation,
+        protected: Some(PersonId(2)),
+        zone: None,
+        kind,
+        severity: Severity::Critical,
+        at: UnixMicros::from_secs(5),
+        distance_m: Some(d),
+        evidence: vec![FixId(d as i64)],
+        summary: format!("{d}"),
+    };
+    let a = store
+        .apply_alert_change(change(AlertChangeKind::Raised, 80.0))
+        .await
+        .unwrap();
+    // A second "raised" for the same key (e.g. after a restart) updates the same alert.
+    let b = store
+        .apply_alert_change(change(AlertChangeKind::Raised, 60.0))
+        .await
+        .unwrap();
+    assert_eq!(a.alert.id, b.alert.id);
+    assert_eq!(b.alert.min_distance_m, Some(60.0));
+    assert_eq!(b.alert.evidence, vec![FixId(80), FixId(60)]);
+    let c = store
+        .apply_alert_change(change(AlertChangeKind::Cleared, 300.0))
+        .await
+        .unwrap();
+    assert!(!c.condition_active);
+    // The condition cleared but nobody resolved it: the alert is still listed as active.
+    assert_eq!(store.list_alerts(true, 10).await.unwrap().len(), 1);
+    let r = store
+        .set_alert_state(a.alert.id, AlertState::Resolved, UnixMicros::from_secs(9))
+        .await
+        .unwrap();
+    assert_eq!(r.alert.state, AlertState::Resolved);
+    assert!(store.list_alerts(true, 10).await.unwrap().is_empty());
+    // A new episode opens a new alert.
+    let d = store
+        .apply_alert_change(change(AlertChangeKind::Raised, 90.0))
+        .await
+        .unwrap();
+    assert_ne!(d.alert.id, a.alert.id);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn orders_round_trip_with_zones_and_references_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = UnixMicros::from_secs(1);
+    let o = store
+        .create_person(PersonRole::Offender, "O".into(), now)
+        .await
+        .unwrap();
+    let v = store
+        .create_person(PersonRole::Protected, "V".into(), now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_case("X".into(), v.id, vec![o.id], now).await,
+        Err(StoreError::InvalidReference(_))
+    ));
+    let case = store
+        .create_case("2026-A-1".into(), o.id, vec![v.id], now)
+        .await
+        .unwrap();
+    let p = LatLon::new(37.5, 127.0).unwrap();
+    let order = Order {
+        id: OrderId(0),
+        case_id: case.id,
+        kind: OrderKind::ProvisionalMeasure,
+        valid_from: now,
+        valid_to: Some(UnixMicros::from_secs(100)),
+        no_approach_m: 100.0,
+        warning_m: 500.0,
+        disclosure_radius_m: 600.0,
+        zones: vec![
+            Zone {
+                id: ZoneId(0),
+                kind: ZoneKind::Home,
+                label: "home".into(),
+                shape: ZoneShape::Circle {
+                    center: p,
+                    radius_m: 150.0,
+                },
+            },
+            Zone {
+                id: ZoneId(0),
+                kind: ZoneKind::Work,
+                label: "work".into(),
+                shape: ZoneShape::Polygon {
+                    ring: vec![p, p.destination(0.0, 100.0), p.destination(90.0, 100.0)],
+                },
+            },
+        ],
+    };
+    let stored = store.create_order(order.clone(), now).await.unwrap();
+    let listed = store.list_orders().await.unwrap();
+    assert_eq!(listed, vec![stored.clone()]);
+    assert_eq!(listed[0].zones[1].shape, order.zones[1].shape);
+    assert_eq!(store.list_cases().await.unwrap(), vec![case]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn device_tokens_and_unknown_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (_, d) = setup(&store).await;
+    assert_eq!(
+        store
+            .device_by_token("secret".into())
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(d.id)
+    );
+    assert!(
+        store
+            .device_by_token("wrong".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let now = UnixMicros::from_secs(3);
+    store
+        .record_unknown_device(Protocol::Gt06, "123".into(), Some("127.0.0.1".into()), now)
+        .await
+        .unwrap();
+    store
+        .record_unknown_device(Protocol::Gt06, "123".into(), None, now)
+        .await
+        .unwrap();
+    let u = store.list_unknown_devices().await.unwrap();
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0].attempts, 2);
+    // Registering it clears it from the list; a second registration conflicts.
+    store
+        .create_device(
+            DeviceKind::Tracker,
+            Protocol::Gt06,
+            "123".into(),
+            None,
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(store.list_unknown_devices().await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .create_device(
+                DeviceKind::Tracker,
+                Protocol::Gt06,
+                "123".into(),
+                None,
+                None,
+                now
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
