@@ -1,1 +1,146 @@
-fn main() {}
+//! `bulwark`: the one binary.
+//!
+//! - `bulwark serve` runs the server on the embedded store.
+//! - `bulwark demo` runs the server on a fresh store, seeds cases in Seoul and moves simulated
+//!   offenders and protected people through the real ingest doors.
+
+mod demo;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Protective-order monitoring for stalking victims"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, ingest doors, web apps) on the embedded store.
+    Serve(ServeArgs),
+    /// Run the server on a fresh store with simulated cases moving around Seoul.
+    Demo(DemoArgs),
+}
+
+/// Overrides applied on top of the config file; each also reads an environment variable.
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// TOML configuration file (optional; defaults work without one).
+    #[arg(long, env = "BULWARK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the embedded store keeps its files.
+    #[arg(long, env = "BULWARK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to bind the listeners to.
+    #[arg(long, env = "BULWARK_BIND")]
+    bind: Option<IpAddr>,
+    /// HTTP port for the API, web apps and native ingest (0: any free port).
+    #[arg(long, env = "BULWARK_HTTP_PORT")]
+    http_port: Option<u16>,
+    /// OsmAnd / Traccar Client port (0: any free port).
+    #[arg(long, env = "BULWARK_OSMAND_PORT")]
+    osmand_port: Option<u16>,
+    /// Staff bearer token (generated and printed if unset).
+    #[arg(long, env = "BULWARK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// HTTP port for the demo (0: any free port).
+    #[arg(long, default_value_t = 8080, env = "BULWARK_HTTP_PORT")]
+    http_port: u16,
+    /// Keep the demo's data here instead of in a temporary folder removed at exit.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn load_config(args: &ServeArgs) -> Result<server::Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            server::Config::from_toml(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => server::Config::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(b) = args.bind {
+        config.bind = b;
+    }
+    if let Some(p) = args.http_port {
+        config.http_port = p;
+    }
+    if let Some(p) = args.osmand_port {
+        config.osmand_port = Some(p);
+    }
+    if let Some(t) = &args.admin_token {
+        config.admin_token = Some(t.clone());
+    }
+    Ok(config)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(&args)?;
+            let generated = config.admin_token.is_none();
+            let running = server::start(config).await?;
+            println!("Bulwark listening on http://{}", running.http_addr);
+            if let Some(a) = running.osmand_addr {
+                println!("OsmAnd / Traccar Client door on {a}");
+            }
+            if generated {
+                println!(
+                    "Staff token (generated for this run; set BULWARK_ADMIN_TOKEN to fix it): {}",
+                    running.admin_token
+                );
+            }
+            wait_for_signal().await;
+            println!("Shutting down: finishing requests and flushing the store…");
+            running.shutdown().await;
+        }
+        Command::Demo(args) => demo::run(args.http_port, args.data_dir, wait_for_signal()).await?,
+    }
+    Ok(())
+}

@@ -1,1 +1,349 @@
-//! placeholder
+//! Bulwark's IO shell: it owns the sockets, the store handle and the engine task, and is the
+//! only crate that knows HTTP and JSON.
+//!
+//! Data flows one way: ingest doors → store (durable) → pipeline (engine) → alerts → live
+//! stream. `start` wires it all and returns a handle whose `shutdown` stops accepting new
+//! requests, lets in-flight ones finish, flushes the store and stops the engine.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod ingest;
+pub mod live;
+pub mod osmand;
+pub mod pipeline;
+pub mod web;
+
+pub use config::Config;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hub: live::Hub,
+    pub pipeline: pipeline::PipelineHandle,
+    pub config: Arc<Config>,
+    pub admin_token: Arc<str>,
+    pub metrics: PrometheusHandle,
+    /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
+    /// graceful shutdown does not wait forever for them.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bulwark", description = "Protective-order monitoring: ingest, cases, alerts."),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "ingest", description = "Doors for devices and phone apps"),
+        (name = "setup", description = "People, devices, cases and orders"),
+        (name = "monitoring", description = "Positions, alerts and the live stream"),
+        (name = "ops", description = "Health, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "staff_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "device_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Liveness and degradation: `degraded` when the store's queue or the engine is behind.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = dto::Health)))]
+async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
+    let queue = s.store.write_queue_len();
+    let lag = s.pipeline.lag_s();
+    axum::Json(dto::Health {
+        status: if queue > 1000 || lag > 5.0 {
+            "degraded"
+        } else {
+            "ok"
+        },
+        server_time: dto::ts(pipeline::now()),
+        store_queue: queue,
+        engine_lag_s: lag,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics_endpoint(State(s): State<AppState>) -> String {
+    metrics::gauge!("bulwark_store_queue").set(s.store.write_queue_len() as f64);
+    s.metrics.render()
+}
+
+/// Server-Sent Events: `position` and `alert` events as they happen; `resync` if this client
+/// fell behind and must reload `/api/v1/snapshot`.
+#[utoipa::path(get, path = "/api/v1/live", tag = "monitoring", security(("staff_token" = [])),
+    params(("access_token" = Option<String>, Query, description = "Staff token (EventSource cannot set headers)")),
+    responses((status = 200, description = "text/event-stream of position and alert events", content_type = "text/event-stream")))]
+async fn live_stream(
+    State(s): State<AppState>,
+    _staff: auth::Staff,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = s.hub.subscribe();
+    let stop = s.shutdown.clone();
+    let stream = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            _ = stop.wait_for(|v| *v) => return None,
+        };
+        let ev = match received {
+            Ok(item) => {
+                let name = match &*item.event {
+                    live::LiveEvent::Position(_) => "position",
+                    live::LiveEvent::Alert(_) => "alert",
+                };
+                let data = serde_json::to_string(&*item.event).unwrap_or_default();
+                Event::default()
+                    .event(name)
+                    .id(item.seq.to_string())
+                    .data(data)
+            }
+            Err(RecvError::Lagged(n)) => {
+                metrics::counter!("bulwark_live_lagged_total").increment(1);
+                Event::default()
+                    .event("resync")
+                    .data(format!("{{\"missed\":{n}}}"))
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), (rx, stop)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics_endpoint))
+        .routes(routes!(live_stream))
+        .routes(routes!(ingest::native_batch))
+        .routes(routes!(ingest::osmand))
+        .routes(routes!(api::create_person, api::list_people))
+        .routes(routes!(api::create_device, api::list_devices))
+        .routes(routes!(api::list_unknown_devices))
+        .routes(routes!(api::create_case, api::list_cases))
+        .routes(routes!(api::create_order, api::list_orders))
+        .routes(routes!(api::positions_latest))
+        .routes(routes!(api::track))
+        .routes(routes!(api::list_alerts))
+        .routes(routes!(api::set_alert_state))
+        .routes(routes!(api::snapshot))
+}
+
+/// The OpenAPI document of every API endpoint (built from the same table as the router).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi_router().split_for_parts().1
+}
+
+fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
+    use tower_http::catch_panic::CatchPanicLayer;
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.ingest.max_body_bytes,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| -> Response {
+                error::ApiError::internal("handler panicked").into_response()
+            },
+        ))
+        .with_state(state.clone())
+}
+
+/// The main HTTP router: API, OpenAPI document and web apps.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = openapi_router().split_for_parts();
+    let doc = Arc::new(doc);
+    let api = api
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .merge(web::routes())
+        .fallback(|| async {
+            error::ApiError::new(error::ErrorCode::NotFound, "no such endpoint")
+        });
+    common_layers(api, &state)
+}
+
+/// The OsmAnd door on its own port: any path, as Traccar Client posts to the server root.
+fn osmand_router(state: AppState) -> Router {
+    let r = Router::new().fallback(ingest::osmand);
+    common_layers(r, &state)
+}
+
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // A second server in the same process (tests) reuses the first recorder.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub osmand_addr: Option<SocketAddr>,
+    pub admin_token: String,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pipeline_task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, finish in-flight requests (their fixes commit),
+    /// close the store (the writer drains its queue), then let the engine drain.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        let _ = self.pipeline_task.await;
+        tracing::info!("shutdown complete");
+    }
+
+    /// Resolves when shutdown has been requested by someone else (not used by tests).
+    pub fn shutdown_sender(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn bind(config: &Config, port: u16) -> Result<TcpListener, StartError> {
+    let addr = SocketAddr::new(config.bind, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Opens the store, rebuilds engine state, binds the listeners and starts serving.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let store = {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|e| store::StoreError::Corrupt(e.to_string()))??
+    };
+    let hub = live::Hub::new(4096);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (pipeline, pipeline_task) = pipeline::spawn(
+        store.clone(),
+        hub.clone(),
+        config.engine.to_engine_config(),
+        shutdown_rx.clone(),
+    )
+    .await?;
+    let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
+    let state = AppState {
+        store: store.clone(),
+        hub,
+        pipeline,
+        config: Arc::new(config.clone()),
+        admin_token: admin_token.clone().into(),
+        metrics: prometheus(),
+        shutdown: shutdown_rx.clone(),
+    };
+
+    let mut tasks = Vec::new();
+    let http = bind(&config, config.http_port).await?;
+    let http_addr = http.local_addr().map_err(|source| StartError::Bind {
+        addr: SocketAddr::new(config.bind, config.http_port),
+        source,
+    })?;
+    tasks.push(serve(http, router(state.clone()), shutdown_rx.clone()));
+    let mut osmand_addr = None;
+    if let Some(port) = config.osmand_port {
+        let l = bind(&config, port).await?;
+        osmand_addr = l.local_addr().ok();
+        tasks.push(serve(l, osmand_router(state.clone()), shutdown_rx.clone()));
+    }
+    tracing::info!(%http_addr, ?osmand_addr, data_dir = %config.data_dir.display(), "bulwark serving");
+    Ok(Running {
+        http_addr,
+        osmand_addr,
+        admin_token,
+        store,
+        shutdown: shutdown_tx,
+        tasks,
+        pipeline_task,
+    })
+}
+
+fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|v| *v).await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "listener failed");
+        }
+    })
+}

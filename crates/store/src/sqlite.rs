@@ -285,6 +285,11 @@ impl Store {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        // Every commit has been published; closing the subscriptions tells consumers (the
+        // engine pipeline) that no more fixes will come.
+        if let Ok(mut subs) = self.inner.committed.lock() {
+            subs.clear();
+        }
     }
 
     async fn write<T, F>(&self, f: F, after_commit: Option<Box<dyn FnOnce(&T) + Send>>) -> Result<T>

@@ -1,0 +1,121 @@
+//! Server configuration: defaults that work with no file, a TOML file, then overrides.
+//!
+//! Precedence (highest first): command-line flags, environment variables (both applied by the
+//! `bulwark` binary), the TOML file, these defaults.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded store keeps its files; created on first start.
+    pub data_dir: PathBuf,
+    /// Address the listeners bind to.
+    pub bind: IpAddr,
+    /// The HTTP API, live stream, web apps and native ingest. 0 picks a free port.
+    pub http_port: u16,
+    /// The OsmAnd / Traccar Client door (Traccar's default is 5055). `None` disables it;
+    /// 0 picks a free port.
+    pub osmand_port: Option<u16>,
+    /// Bearer token for staff endpoints until accounts exist. Generated at start if unset.
+    pub admin_token: Option<String>,
+    pub ingest: IngestLimits,
+    pub engine: EngineSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestLimits {
+    /// Largest request body accepted on any ingest door, in bytes.
+    pub max_body_bytes: usize,
+    /// Most fixes in one native batch.
+    pub max_batch_fixes: usize,
+    /// A fix timed more than this many seconds after the server's clock is refused
+    /// (device clocks drift; GNSS time does not run minutes ahead).
+    pub max_future_s: i64,
+    /// A fix whose device time is more than this many seconds before its receipt is marked
+    /// late (uploaded from the device's buffer).
+    pub late_after_s: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Seconds after which a position no longer counts as current.
+    pub stale_after_s: f64,
+    /// Metres beyond a radius that count as having left it.
+    pub clear_margin_m: f64,
+    /// Seconds the condition must stay clear before an episode ends.
+    pub clear_hold_s: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./bulwark-data"),
+            bind: IpAddr::from([0, 0, 0, 0]),
+            http_port: 8080,
+            osmand_port: Some(5055),
+            admin_token: None,
+            ingest: IngestLimits::default(),
+            engine: EngineSettings::default(),
+        }
+    }
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_body_bytes: 1024 * 1024,
+            max_batch_fixes: 1000,
+            max_future_s: 300,
+            late_after_s: 120,
+        }
+    }
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        let d = engine::EngineConfig::default();
+        EngineSettings {
+            stale_after_s: d.stale_after_s,
+            clear_margin_m: d.clear_margin_m,
+            clear_hold_s: d.clear_hold_s,
+        }
+    }
+}
+
+impl EngineSettings {
+    pub fn to_engine_config(&self) -> engine::EngineConfig {
+        engine::EngineConfig {
+            stale_after_s: self.stale_after_s,
+            clear_margin_m: self.clear_margin_m,
+            clear_hold_s: self.clear_hold_s,
+            ..engine::EngineConfig::default()
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document; unknown keys are errors so typos are not silently ignored.
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults_and_typos_are_rejected() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        let c = Config::from_toml("http_port = 9000\n[ingest]\nmax_batch_fixes = 5\n").unwrap();
+        assert_eq!(c.http_port, 9000);
+        assert_eq!(c.ingest.max_batch_fixes, 5);
+        assert_eq!(c.ingest.max_future_s, 300);
+        assert!(Config::from_toml("http_prot = 9000").is_err());
+    }
+}

@@ -1,0 +1,423 @@
+//! Wire shapes of the HTTP API and the live stream. Only the server knows JSON: domain types
+//! are converted here, at the edge.
+
+use crate::error::{ApiError, ErrorCode};
+use domain::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T10:00:00.123Z`.
+pub fn ts(t: UnixMicros) -> String {
+    match jiff::Timestamp::from_microsecond(t.0) {
+        Ok(x) => x.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => format!("@{}us", t.0),
+    }
+}
+
+/// Parses an RFC 3339 timestamp.
+pub fn parse_ts(field: &str, s: &str) -> Result<UnixMicros, ApiError> {
+    s.parse::<jiff::Timestamp>()
+        .map(|t| UnixMicros(t.as_microsecond()))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}")))
+}
+
+pub fn parse_enum<T: std::str::FromStr<Err = UnknownValue>>(
+    field: &str,
+    s: &str,
+) -> Result<T, ApiError> {
+    s.parse()
+        .map_err(|e: UnknownValue| ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}")))
+}
+
+pub fn latlon(field: &str, lat: f64, lon: f64) -> Result<LatLon, ApiError> {
+    LatLon::new(lat, lon)
+        .map_err(|e| ApiError::new(ErrorCode::CoordinatesOutOfRange, format!("{field}: {e}")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    /// `offender` or `protected`.
+    #[schema(example = "protected")]
+    pub role: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonDto {
+    pub id: i64,
+    pub role: String,
+    pub display_name: String,
+}
+
+impl From<Person> for PersonDto {
+    fn from(p: Person) -> Self {
+        PersonDto {
+            id: p.id.0,
+            role: p.role.to_string(),
+            display_name: p.display_name,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// `ankle_monitor`, `tracker`, `victim_phone` or `smartwatch`.
+    #[schema(example = "ankle_monitor")]
+    pub kind: String,
+    /// `native`, `osmand`, `gt06`, `h02`, `watch`, `teltonika`, `owntracks`, `gpslogger`, `overland`.
+    #[schema(example = "native")]
+    pub protocol: String,
+    /// The identifier the device sends (IMEI, OsmAnd id).
+    #[schema(example = "359710049095095")]
+    pub hardware_id: String,
+    pub owner_id: Option<i64>,
+    /// Secret the device presents (native batch API: `Authorization: Bearer`). Stored hashed.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceDto {
+    pub id: i64,
+    pub kind: String,
+    pub protocol: String,
+    pub hardware_id: String,
+    pub owner_id: Option<i64>,
+}
+
+impl From<Device> for DeviceDto {
+    fn from(d: Device) -> Self {
+        DeviceDto {
+            id: d.id.0,
+            kind: d.kind.to_string(),
+            protocol: d.protocol.to_string(),
+            hardware_id: d.hardware_id,
+            owner_id: d.owner.map(|o| o.0),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnknownDeviceDto {
+    pub protocol: String,
+    pub hardware_id: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub attempts: i64,
+    pub last_remote: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    pub reference: String,
+    pub offender_id: i64,
+    pub protected_ids: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseDto {
+    pub id: i64,
+    pub reference: String,
+    pub offender_id: i64,
+    pub protected_ids: Vec<i64>,
+}
+
+impl From<Case> for CaseDto {
+    fn from(c: Case) -> Self {
+        CaseDto {
+            id: c.id.0,
+            reference: c.reference,
+            offender_id: c.offender.0,
+            protected_ids: c.protected.into_iter().map(|p| p.0).collect(),
+        }
+    }
+}
+
+/// A zone's geometry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ShapeDto {
+    Circle {
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+    },
+    /// Vertices as `[lat, lon]` pairs; the ring closes itself.
+    Polygon {
+        ring: Vec<[f64; 2]>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneDto {
+    #[serde(default, skip_deserializing)]
+    pub id: i64,
+    /// `home`, `work`, `school` or `other`.
+    pub kind: String,
+    pub label: String,
+    pub shape: ShapeDto,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub case_id: i64,
+    /// `provisional_measure`, `restraining_order` or `electronic_monitoring`.
+    #[schema(example = "provisional_measure")]
+    pub kind: String,
+    /// RFC 3339.
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+    #[schema(example = 100.0)]
+    pub no_approach_m: f64,
+    #[schema(example = 500.0)]
+    pub warning_m: f64,
+    #[schema(example = 600.0)]
+    pub disclosure_radius_m: f64,
+    #[serde(default)]
+    pub zones: Vec<ZoneDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderDto {
+    pub id: i64,
+    pub case_id: i64,
+    pub kind: String,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+    pub no_approach_m: f64,
+    pub warning_m: f64,
+    pub disclosure_radius_m: f64,
+    pub zones: Vec<ZoneDto>,
+}
+
+impl NewOrder {
+    pub fn into_domain(self) -> Result<Order, ApiError> {
+        let zones = self
+            .zones
+            .into_iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let f = format!("zones[{i}]");
+                Ok(Zone {
+                    id: ZoneId(0),
+                    kind: parse_enum(&format!("{f}.kind"), &z.kind)?,
+                    label: z.label,
+                    shape: match z.shape {
+                        ShapeDto::Circle { lat, lon, radius_m } => ZoneShape::Circle {
+                            center: latlon(&format!("{f}.shape"), lat, lon)?,
+                            radius_m,
+                        },
+                        ShapeDto::Polygon { ring } => ZoneShape::Polygon {
+                            ring: ring
+                                .iter()
+                                .map(|[lat, lon]| latlon(&format!("{f}.shape.ring"), *lat, *lon))
+                                .collect::<Result<_, _>>()?,
+                        },
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let order = Order {
+            id: OrderId(0),
+            case_id: CaseId(self.case_id),
+            kind: parse_enum("kind", &self.kind)?,
+            valid_from: parse_ts("valid_from", &self.valid_from)?,
+            valid_to: self
+                .valid_to
+                .as_deref()
+                .map(|s| parse_ts("valid_to", s))
+                .transpose()?,
+            no_approach_m: self.no_approach_m,
+            warning_m: self.warning_m,
+            disclosure_radius_m: self.disclosure_radius_m,
+            zones,
+        };
+        order
+            .validate()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
+        Ok(order)
+    }
+}
+
+impl From<Order> for OrderDto {
+    fn from(o: Order) -> Self {
+        OrderDto {
+            id: o.id.0,
+            case_id: o.case_id.0,
+            kind: o.kind.to_string(),
+            valid_from: ts(o.valid_from),
+            valid_to: o.valid_to.map(ts),
+            no_approach_m: o.no_approach_m,
+            warning_m: o.warning_m,
+            disclosure_radius_m: o.disclosure_radius_m,
+            zones: o
+                .zones
+                .into_iter()
+                .map(|z| ZoneDto {
+                    id: z.id.0,
+                    kind: z.kind.to_string(),
+                    label: z.label,
+                    shape: match z.shape {
+                        ZoneShape::Circle { center, radius_m } => ShapeDto::Circle {
+                            lat: center.lat(),
+                            lon: center.lon(),
+                            radius_m,
+                        },
+                        ZoneShape::Polygon { ring } => ShapeDto::Polygon {
+                            ring: ring.iter().map(|p| [p.lat(), p.lon()]).collect(),
+                        },
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A position as shown to staff: always with its time, accuracy and source.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PositionDto {
+    pub fix_id: i64,
+    pub device_id: i64,
+    pub device_kind: Option<String>,
+    pub person_id: Option<i64>,
+    /// `offender` or `protected`, when the device has an owner.
+    pub role: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub speed_mps: Option<f64>,
+    pub course_deg: Option<f64>,
+    pub source: String,
+    /// When the device took the fix.
+    pub device_time: String,
+    /// When the server received it.
+    pub received_time: String,
+    /// Quality flags: `late`, `integrity_suspect`, `no_gnss_fix`.
+    pub flags: Vec<&'static str>,
+}
+
+pub fn flag_names(f: FixFlags) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if f.has(FixFlags::LATE) {
+        v.push("late");
+    }
+    if f.has(FixFlags::INTEGRITY_SUSPECT) {
+        v.push("integrity_suspect");
+    }
+    if f.has(FixFlags::NO_GNSS_FIX) {
+        v.push("no_gnss_fix");
+    }
+    v
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertDto {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub rule: String,
+    pub severity: String,
+    /// `raised`, `acknowledged`, `dispatched` or `resolved`.
+    pub state: String,
+    /// Whether the condition that raised it still holds.
+    pub condition_active: bool,
+    pub protected_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    pub raised_at: String,
+    pub updated_at: String,
+    pub cleared_at: Option<String>,
+    pub summary: String,
+    pub min_distance_m: Option<f64>,
+    /// Ids of the fixes that raised or updated it.
+    pub evidence: Vec<i64>,
+}
+
+impl From<store::AlertRecord> for AlertDto {
+    fn from(r: store::AlertRecord) -> Self {
+        let a = r.alert;
+        AlertDto {
+            id: a.id.0,
+            case_id: a.case_id.map(|c| c.0),
+            order_id: a.order_id.map(|o| o.0),
+            rule: a.rule.to_string(),
+            severity: a.severity.to_string(),
+            state: a.state.to_string(),
+            condition_active: r.condition_active,
+            protected_id: r.protected.map(|p| p.0),
+            zone_id: r.zone.map(|z| z.0),
+            raised_at: ts(a.raised_at),
+            updated_at: ts(a.updated_at),
+            cleared_at: r.cleared_at.map(ts),
+            summary: a.summary,
+            min_distance_m: a.min_distance_m,
+            evidence: a.evidence.into_iter().map(|f| f.0).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertStateChange {
+    /// `acknowledged`, `dispatched` or `resolved`.
+    pub state: String,
+}
+
+/// One fix in a native batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFix {
+    /// The device's own sequence number; resends with the same number are stored once.
+    pub seq: Option<i64>,
+    /// RFC 3339 time the fix was taken.
+    #[schema(example = "2026-11-28T10:00:00Z")]
+    pub time: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub speed_mps: Option<f64>,
+    pub course_deg: Option<f64>,
+    pub altitude_m: Option<f64>,
+    /// `gnss` (default), `wifi`, `cell` or `unknown`.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub fixes: Vec<BatchFix>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// Newly stored fixes.
+    pub stored: usize,
+    /// Fixes already stored by an earlier send (acknowledged, not stored again).
+    pub duplicates: usize,
+    /// The stored id of each fix, in request order.
+    pub fix_ids: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: &'static str,
+    pub server_time: String,
+    /// Write jobs waiting for the store.
+    pub store_queue: usize,
+    /// Seconds the engine is behind the newest committed fix.
+    pub engine_lag_s: f64,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Snapshot {
+    pub server_time: String,
+    pub positions: Vec<PositionDto>,
+    pub alerts: Vec<AlertDto>,
+    pub orders: Vec<OrderDto>,
+    pub cases: Vec<CaseDto>,
+}

@@ -1,0 +1,154 @@
+//! The API's one error table: every error a client can see has a stable code, an HTTP status
+//! and a message. Internal errors are logged with an id and never shown in detail.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Stable, documented error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidField,
+    CoordinatesOutOfRange,
+    TimestampInFuture,
+    BodyTooLarge,
+    BatchTooLarge,
+    Unauthorized,
+    UnknownDevice,
+    NotFound,
+    Conflict,
+    InvalidReference,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The table: code → (string, HTTP status).
+    pub const fn spec(self) -> (&'static str, StatusCode) {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => ("invalid_json", StatusCode::BAD_REQUEST),
+            InvalidField => ("invalid_field", StatusCode::UNPROCESSABLE_ENTITY),
+            CoordinatesOutOfRange => ("coordinates_out_of_range", StatusCode::UNPROCESSABLE_ENTITY),
+            TimestampInFuture => ("timestamp_in_future", StatusCode::UNPROCESSABLE_ENTITY),
+            BodyTooLarge => ("body_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            BatchTooLarge => ("batch_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
+            UnknownDevice => ("unknown_device", StatusCode::NOT_FOUND),
+            NotFound => ("not_found", StatusCode::NOT_FOUND),
+            Conflict => ("conflict", StatusCode::CONFLICT),
+            InvalidReference => ("invalid_reference", StatusCode::UNPROCESSABLE_ENTITY),
+            Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidField,
+        ErrorCode::CoordinatesOutOfRange,
+        ErrorCode::TimestampInFuture,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::BatchTooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::UnknownDevice,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidReference,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+}
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `coordinates_out_of_range`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An internal failure: logged in full with an incident id; the client sees only the id.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        let incident: u64 = rand::random();
+        tracing::error!(incident = format!("{incident:016x}"), error = %err, "internal error");
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("internal error (incident {incident:016x})"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code.spec();
+        metrics::counter!("bulwark_api_errors_total", "code" => code).increment(1);
+        (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: self.message,
+                },
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        use store::StoreError as S;
+        match e {
+            S::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
+            S::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            S::InvalidReference(m) => ApiError::new(ErrorCode::InvalidReference, m),
+            S::Closed => ApiError::new(ErrorCode::Unavailable, "the server is shutting down"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Parses a JSON body into `T`, mapping every failure to a clear client error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_data() {
+            ErrorCode::InvalidField
+        } else {
+            ErrorCode::InvalidJson
+        };
+        ApiError::new(code, format!("request body: {e}"))
+    })
+}
+
+/// Maps the body extractor's failure (size limit, broken stream) to the table.
+pub fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::BodyTooLarge, e.body_text())
+    } else {
+        ApiError::new(ErrorCode::InvalidJson, e.body_text())
+    }
+}

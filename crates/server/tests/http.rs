@@ -1,0 +1,571 @@
+//! Integration tests: the real server on port 0, spoken to over real HTTP.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+const TOKEN: &str = "test-staff-token-0123456789";
+
+async fn start(dir: &Path) -> server::Running {
+    let config = server::Config {
+        data_dir: dir.to_path_buf(),
+        bind: [127, 0, 0, 1].into(),
+        http_port: 0,
+        osmand_port: Some(0),
+        admin_token: Some(TOKEN.into()),
+        ..Default::default()
+    };
+    server::start(config).await.expect("server starts")
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    osmand: String,
+}
+
+impl Client {
+    fn new(r: &server::Running) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", r.http_addr),
+            osmand: format!("http://{}", r.osmand_addr.expect("osmand door")),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn batch(
+        &self,
+        device_token: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/ingest/batch", self.base))
+            .bearer_auth(device_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+const HOME: (f64, f64) = (37.5560, 126.9040);
+const DEVICE_TOKEN: &str = "ankle-monitor-token-000001";
+
+/// One case: offender with a native ankle monitor, protected person with an OsmAnd phone,
+/// an order with a 100 m no-approach distance.
+async fn seed(c: &Client) -> (i64, i64) {
+    let (s, off) = c
+        .post(
+            "/api/v1/people",
+            json!({"role": "offender", "display_name": "O"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{off}");
+    let (_, vic) = c
+        .post(
+            "/api/v1/people",
+            json!({"role": "protected", "display_name": "V"}),
+        )
+        .await;
+    let (s, dev) = c
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "ankle_monitor", "protocol": "native", "hardware_id": "350000000000001", "owner_id": off["id"], "token": DEVICE_TOKEN}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{dev}");
+    let (s, _) = c
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-1", "owner_id": vic["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, case) = c
+        .post(
+            "/api/v1/cases",
+            json!({"reference": "T-1", "offender_id": off["id"], "protected_ids": [vic["id"]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{case}");
+    let (s, order) = c
+        .post(
+            "/api/v1/orders",
+            json!({"case_id": case["id"], "kind": "provisional_measure", "valid_from": "2026-01-01T00:00:00Z",
+                   "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0,
+                   "zones": [{"kind": "home", "label": "home", "shape": {"type": "circle", "lat": HOME.0, "lon": HOME.1, "radius_m": 50.0}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    (dev["id"].as_i64().unwrap(), case["id"].as_i64().unwrap())
+}
+
+fn now_iso(offset_s: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(offset_s)).to_string()
+}
+
+async fn victim_at_home(c: &Client) {
+    let r = c
+        .http
+        .get(format!("{}/", c.osmand))
+        .query(&[
+            ("id", "phone-1"),
+            ("lat", &HOME.0.to_string()),
+            ("lon", &HOME.1.to_string()),
+            ("timestamp", &jiff::Timestamp::now().as_second().to_string()),
+            ("accuracy", "10"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Polls until `f` is true (the engine works asynchronously after the durable ack).
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn active_alerts(c: &Client) -> Vec<Value> {
+    c.get("/api/v1/alerts")
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn approach_through_both_doors_raises_one_alert_and_streams_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+
+    // Subscribe to the live stream first.
+    let mut live = c
+        .http
+        .get(format!("{}/api/v1/live?access_token={TOKEN}", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+
+    victim_at_home(&c).await;
+    // 60 m north of home: inside the 100 m no-approach distance (and outside the 50 m zone).
+    let (s, body) = c
+        .batch(
+            DEVICE_TOKEN,
+            json!({"fixes": [{"seq": 1, "time": now_iso(0), "lat": HOME.0 + 60.0 / 111_195.0, "lon": HOME.1, "accuracy_m": 5.0}]}).to_string(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 1);
+
+    eventually("a proximity violation", || async {
+        active_alerts(&c)
+            .await
+            .iter()
+            .any(|a| a["rule"] == "proximity_violation")
+    })
+    .await;
+    let alerts = active_alerts(&c).await;
+    let v: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "proximity_violation")
+        .collect();
+    assert_eq!(v.len(), 1, "{alerts:?}");
+    let d = v[0]["min_distance_m"].as_f64().unwrap();
+    assert!((d - 60.0).abs() < 2.0, "{d}");
+    assert_eq!(
+        v[0]["evidence"].as_array().unwrap().len(),
+        2,
+        "offender and victim fixes"
+    );
+
+    // The live stream carried positions and the alert.
+    let mut text = String::new();
+    while !(text.contains("event: alert") && text.contains("event: position")) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), live.chunk())
+            .await
+            .expect("live stream delivers")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("proximity_violation"));
+
+    // Acknowledge and resolve through the API.
+    let id = v[0]["id"].as_i64().unwrap();
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(
+        (s, a["state"].as_str()),
+        (StatusCode::OK, Some("acknowledged"))
+    );
+    let (s, _) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "raised"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn resent_batches_are_stored_once_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    let (device, _) = seed(&c).await;
+    let batch = json!({"fixes": [
+        {"seq": 10, "time": now_iso(-30), "lat": 37.50, "lon": 127.00},
+        {"seq": 11, "time": now_iso(-20), "lat": 37.51, "lon": 127.00},
+    ]})
+    .to_string();
+    let (s, first) = c.batch(DEVICE_TOKEN, batch.clone()).await;
+    assert_eq!((s, first["stored"].as_i64()), (StatusCode::OK, Some(2)));
+    let (s, again) = c.batch(DEVICE_TOKEN, batch.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (again["stored"].as_i64(), again["duplicates"].as_i64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(again["fix_ids"], first["fix_ids"]);
+    r.shutdown().await;
+
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    let (s, again) = c.batch(DEVICE_TOKEN, batch).await;
+    assert_eq!((s, again["duplicates"].as_i64()), (StatusCode::OK, Some(2)));
+    let (_, latest) = c.get("/api/v1/positions/latest").await;
+    let mine: Vec<_> = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["device_id"] == device)
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["lat"], 37.51);
+    assert_eq!(mine[0]["source"], "gnss");
+    assert!(mine[0]["device_time"].as_str().unwrap().ends_with('Z'));
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ongoing_violation_is_not_double_counted_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    victim_at_home(&c).await;
+    let near = |seq: i64| {
+        json!({"fixes": [{"seq": seq, "time": now_iso(0), "lat": HOME.0 + 0.0005, "lon": HOME.1}]})
+            .to_string()
+    };
+    assert_eq!(c.batch(DEVICE_TOKEN, near(1)).await.0, StatusCode::OK);
+    eventually("violation", || async {
+        active_alerts(&c)
+            .await
+            .iter()
+            .any(|a| a["rule"] == "proximity_violation")
+    })
+    .await;
+    r.shutdown().await;
+
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    assert_eq!(c.batch(DEVICE_TOKEN, near(2)).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n = active_alerts(&c)
+        .await
+        .iter()
+        .filter(|a| a["rule"] == "proximity_violation")
+        .count();
+    assert_eq!(n, 1);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    let good = |t: String| json!({"time": t, "lat": 37.5, "lon": 127.0});
+    let cases: Vec<(&str, String, String, StatusCode, &str)> = vec![
+        ("malformed json", DEVICE_TOKEN.into(), "{\"fixes\": [".into(), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("wrong shape", DEVICE_TOKEN.into(), "{\"fixes\": 3}".into(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("unknown field", DEVICE_TOKEN.into(), json!({"fixes": [], "x": 1}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("unknown token", "not-a-device-token-at-all".into(), json!({"fixes": [good(now_iso(0))]}).to_string(), StatusCode::UNAUTHORIZED, "unauthorized"),
+        ("latitude out of range", DEVICE_TOKEN.into(),
+            json!({"fixes": [good(now_iso(0)), {"time": now_iso(0), "lat": 91.0, "lon": 127.0}]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY, "coordinates_out_of_range"),
+        ("null island", DEVICE_TOKEN.into(), json!({"fixes": [{"time": now_iso(0), "lat": 0.0, "lon": 0.0}]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY, "coordinates_out_of_range"),
+        ("timestamp in the future", DEVICE_TOKEN.into(), json!({"fixes": [good(now_iso(0)), good(now_iso(3600))]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY, "timestamp_in_future"),
+        ("unset device clock", DEVICE_TOKEN.into(), json!({"fixes": [good("1980-01-06T00:00:00Z".into())]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("bad time text", DEVICE_TOKEN.into(), json!({"fixes": [good("yesterday".into())]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("absurd speed", DEVICE_TOKEN.into(), json!({"fixes": [{"time": now_iso(0), "lat": 37.5, "lon": 127.0, "speed_mps": 9000.0}]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("empty batch", DEVICE_TOKEN.into(), json!({"fixes": []}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("too many fixes", DEVICE_TOKEN.into(),
+            json!({"fixes": (0..1001).map(|i| json!({"seq": i, "time": now_iso(0), "lat": 37.5, "lon": 127.0})).collect::<Vec<_>>()}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+        ("oversized body", DEVICE_TOKEN.into(), format!("{{\"fixes\": [], \"pad\": \"{}\"}}", "x".repeat(2 * 1024 * 1024)),
+            StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+    ];
+    for (name, token, body, status, code) in cases {
+        let (s, v) = c.batch(&token, body).await;
+        assert_eq!(s, status, "{name}: {v}");
+        assert_eq!(v["error"]["code"], code, "{name}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+    let (_, latest) = c.get("/api/v1/positions/latest").await;
+    assert_eq!(
+        latest.as_array().unwrap().len(),
+        0,
+        "nothing stored half-way"
+    );
+
+    // Staff endpoints need the token.
+    let s = c
+        .http
+        .get(format!("{}/api/v1/alerts", c.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Setup validation.
+    let (s, v) = c
+        .post(
+            "/api/v1/people",
+            json!({"role": "suspect", "display_name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+    );
+    let (s, v) = c
+        .post("/api/v1/orders", json!({"case_id": 1, "kind": "provisional_measure", "valid_from": "2026-01-01T00:00:00Z",
+            "no_approach_m": 500.0, "warning_m": 100.0, "disclosure_radius_m": 600.0}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+    );
+    let (s, v) = c
+        .post("/api/v1/devices", json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "350000000000001", "owner_id": 999}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_reference"))
+    );
+    let (s, v) = c.get("/api/v1/no-such-thing").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    // Unknown id: refused and listed for an administrator.
+    let resp = c
+        .http
+        .get(format!("{}/?id=stranger&lat=37.5&lon=127.0", c.osmand))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (_, unknown) = c.get("/api/v1/devices/unknown").await;
+    assert_eq!(unknown[0]["hardware_id"], "stranger");
+    assert_eq!(unknown[0]["protocol"], "osmand");
+    // Missing id.
+    let resp = c
+        .http
+        .get(format!("{}/?lat=37.5&lon=127.0", c.osmand))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Query form as a POST form body without a content type (as some clients send).
+    let ts = jiff::Timestamp::now().as_second();
+    let resp = c
+        .http
+        .post(format!("{}/", c.osmand))
+        .body(format!(
+            "id=phone-1&lat=37.55&lon=126.9&timestamp={ts}&speed=1.0&bearing=90&accuracy=12"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The JSON form, on the main port's path.
+    let resp = c
+        .http
+        .post(format!("{}/ingest/osmand", c.base))
+        .json(&json!({"device_id": "phone-1", "location": {"timestamp": now_iso(1), "coords": {"latitude": 37.56, "longitude": 126.91, "accuracy": 7, "speed": 1.5, "heading": -1}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, latest) = c.get("/api/v1/positions/latest").await;
+    let p = &latest[0];
+    assert_eq!(
+        (p["lat"].as_f64(), p["role"].as_str()),
+        (Some(37.56), Some("protected"))
+    );
+    assert_eq!(
+        p["course_deg"],
+        Value::Null,
+        "negative heading means unknown"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_acknowledged_fix_is_stored_across_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    let mut tasks = Vec::new();
+    for i in 0..100i64 {
+        let http = c.http.clone();
+        let url = format!("{}/api/v1/ingest/batch", c.base);
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"fixes": [{"seq": i, "time": now_iso(-100 + i), "lat": 37.5, "lon": 127.0}]});
+            match http.post(url).bearer_auth(DEVICE_TOKEN).json(&body).send().await {
+                Ok(resp) if resp.status() == StatusCode::OK => 1,
+                _ => 0,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    r.shutdown().await;
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await.unwrap();
+    }
+    let store = store::Store::open(dir.path()).unwrap();
+    let stored = store.count_fixes().await.unwrap();
+    assert!(stored >= acked, "acknowledged {acked}, stored {stored}");
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi_describe_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    let (s, h) = c.get("/healthz").await;
+    assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let m = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    seed(&c).await;
+    c.batch(
+        DEVICE_TOKEN,
+        json!({"fixes": [{"time": now_iso(0), "lat": 37.5, "lon": 127.0}]}).to_string(),
+    )
+    .await;
+    let m2 = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m2.contains("bulwark_fixes_stored_total"), "{m}\n---\n{m2}");
+    let (s, doc) = c.get("/api/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    let mut paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    paths.sort();
+    let expected = [
+        "/api/v1/alerts",
+        "/api/v1/alerts/{id}/state",
+        "/api/v1/cases",
+        "/api/v1/devices",
+        "/api/v1/devices/unknown",
+        "/api/v1/devices/{id}/track",
+        "/api/v1/ingest/batch",
+        "/api/v1/live",
+        "/api/v1/orders",
+        "/api/v1/people",
+        "/api/v1/positions/latest",
+        "/api/v1/snapshot",
+        "/healthz",
+        "/ingest/osmand",
+        "/metrics",
+    ];
+    assert_eq!(paths, expected);
+    r.shutdown().await;
+}
