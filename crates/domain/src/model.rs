@@ -156,6 +156,13 @@ str_enum!(
         DeviceOffline = "device_offline",
         /// Protection is degraded (e.g. the protected person's phone is stale).
         ProtectionDegraded = "protection_degraded",
+        /// The offender is within the order's notice distance (e.g. 2 km) of a protected person.
+        ProximityNotice = "proximity_notice",
+        /// Repeated approaches to just outside the no-approach distance, or loitering there:
+        /// a harassment pattern rather than a breach.
+        BoundaryGrazing = "boundary_grazing",
+        /// A monitored device reports, but without a GNSS fix, for too long.
+        DeviceNoFix = "device_no_fix",
     }
 );
 

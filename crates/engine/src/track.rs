@@ -1,0 +1,336 @@
+//! Per-person tracks: the raw fixes a person's devices sent, and a filtered estimate beside them.
+//!
+//! The estimate is a constant-velocity Kalman filter in a local east/north plane (metres),
+//! with the same 2×2 covariance for both axes (fixes have isotropic accuracy). It gives a
+//! position, a velocity and a 1σ uncertainty that grows with time since the last fix. Raw fixes
+//! are never changed: the filter only produces new values beside them.
+//!
+//! Outliers: a fix the filter cannot explain (innovation beyond `outlier_gate_sigma`, or an
+//! implied speed beyond `max_speed_mps`) is not fed to the filter. If the *next* fix agrees
+//! with it rather than with the prediction, the person really moved (a car, a subway) and the
+//! track restarts from the two agreeing fixes.
+
+use crate::EngineConfig;
+use domain::{FixFlags, FixSource, LatLon, UnixMicros};
+
+/// A compact copy of the parts of a fix the rules need (40 bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FixLite {
+    /// `FixId` or `i64::MIN` when the fix was not stored.
+    pub id: i64,
+    pub t: UnixMicros,
+    pub pos: LatLon,
+    /// Accuracy the rules reason with (1σ per axis, metres).
+    pub acc_m: f32,
+    pub flags: FixFlags,
+}
+
+/// How one fix changed the track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Update {
+    /// Fed to the filter.
+    Accepted,
+    /// Newer than the estimate but not believable (outlier or impossible jump): kept aside.
+    Rejected,
+    /// Older than the estimate: the filter cannot take it; the rules judge it on its own.
+    OutOfOrder,
+    /// The same device time as a fix already seen (a resend): ignored.
+    Duplicate,
+}
+
+const HISTORY: usize = 4;
+
+/// One person's track.
+#[derive(Debug, Clone)]
+pub(crate) struct Track {
+    anchor: LatLon,
+    /// Device time of the estimate.
+    pub t: UnixMicros,
+    e: f64,
+    n: f64,
+    ve: f64,
+    vn: f64,
+    /// Per-axis covariance: position, position×velocity, velocity.
+    pp: f64,
+    pv: f64,
+    vv: f64,
+    /// A rejected fix waiting for a second opinion.
+    pending: Option<FixLite>,
+    /// The most recent raw fixes by device time (a ring), for late and out-of-order fixes.
+    history: [Option<FixLite>; HISTORY],
+    head: u8,
+    /// Id of the last fix fed to the filter (`i64::MIN`: none stored).
+    pub last_id: i64,
+    /// The last accepted fix was flagged integrity-suspect.
+    pub suspect: bool,
+    /// The last accepted fix was a surprise to the filter (beyond 3σ): it needs a second
+    /// opinion before it may confirm anything.
+    pub surprise: bool,
+    /// Server time of the last fix or device event from any of the person's devices.
+    pub last_received: UnixMicros,
+    /// Device time of the last fix with a real GNSS (or Wi-Fi) position.
+    pub last_good_fix: UnixMicros,
+}
+
+/// An estimate at a point in time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Estimate {
+    pub pos: LatLon,
+    /// East, north velocity in m/s.
+    pub vel: (f64, f64),
+    /// 1σ per-axis position uncertainty in metres.
+    pub sigma_m: f64,
+}
+
+/// The accuracy the rules reason with for one fix: the reported one, a source default, and
+/// inflated for integrity-suspect fixes so that they cannot alone confirm a breach.
+pub(crate) fn reasoning_accuracy_m(fix: &domain::Fix) -> f64 {
+    let mut acc = fix.effective_accuracy_m();
+    if fix.source == FixSource::Cell {
+        acc = acc.max(300.0);
+    }
+    if fix.flags.has(FixFlags::INTEGRITY_SUSPECT) {
+        acc = (acc * 3.0).max(150.0);
+    }
+    if fix.flags.has(FixFlags::NO_GNSS_FIX) {
+        acc = acc.max(500.0);
+    }
+    acc.min(50_000.0)
+}
+
+impl Track {
+    pub fn new(fix: FixLite, received: UnixMicros) -> Self {
+        let a = f64::from(fix.acc_m);
+        let mut t = Track {
+            anchor: fix.pos,
+            t: fix.t,
+            e: 0.0,
+            n: 0.0,
+            ve: 0.0,
+            vn: 0.0,
+            pp: a * a,
+            pv: 0.0,
+            // Unknown velocity: up to walking/driving speeds.
+            vv: 25.0,
+            pending: None,
+            history: [None; HISTORY],
+            head: 0,
+            last_id: fix.id,
+            suspect: fix.flags.has(FixFlags::INTEGRITY_SUSPECT),
+            surprise: false,
+            last_received: received,
+            last_good_fix: if good(&fix) {
+                fix.t
+            } else {
+                UnixMicros(i64::MIN)
+            },
+        };
+        t.push_history(fix);
+        t
+    }
+
+    fn push_history(&mut self, fix: FixLite) {
+        let i = usize::from(self.head) % HISTORY;
+        self.history[i] = Some(fix);
+        self.head = ((i + 1) % HISTORY) as u8;
+    }
+
+    /// The raw fix closest in device time to `t`, within `window_s`.
+    pub fn fix_near(&self, t: UnixMicros, window_s: f64) -> Option<FixLite> {
+        self.history
+            .iter()
+            .flatten()
+            .filter(|f| t.secs_since(f.t).abs() <= window_s)
+            .min_by_key(|f| (t.0 - f.t.0).unsigned_abs())
+            .copied()
+    }
+
+    /// Offers one fix to the track.
+    pub fn update(&mut self, cfg: &EngineConfig, fix: FixLite, received: UnixMicros) -> Update {
+        self.last_received = self.last_received.max(received);
+        if fix.t == self.t || self.history.iter().flatten().any(|h| h.t == fix.t) {
+            return Update::Duplicate;
+        }
+        if fix.t < self.t {
+            if good(&fix) {
+                self.last_good_fix = self.last_good_fix.max(fix.t);
+            }
+            return Update::OutOfOrder;
+        }
+        if good(&fix) {
+            self.last_good_fix = self.last_good_fix.max(fix.t);
+        }
+        if fix.flags.has(FixFlags::NO_GNSS_FIX) {
+            // A repeated last-known position says nothing new about where the person is.
+            return Update::Rejected;
+        }
+        let dt = fix.t.secs_since(self.t).max(0.0);
+        let (me, mn) = self.local(&fix.pos);
+        let (mut pe, mut pn) = (self.e + self.ve * dt, self.n + self.vn * dt);
+        let (mut pp, mut pv, mut vv) = self.predicted_cov(cfg, dt);
+        let r = f64::from(fix.acc_m).powi(2);
+        let mut innov = ((me - pe).powi(2) + (mn - pn).powi(2)).sqrt();
+        // People stop, turn and start: when the fix is far from the constant-velocity
+        // prediction but nearer to "stayed where he was", take that as a manoeuvre — forget the
+        // velocity and widen the prediction by how far it could have carried him.
+        let stop_innov = ((me - self.e).powi(2) + (mn - self.n).powi(2)).sqrt();
+        let speed2 = self.ve.powi(2) + self.vn.powi(2);
+        let pp_stop = pp + speed2 * dt * dt;
+        let mut surprise_sigma = 3.0;
+        if innov > 3.0 * (pp + r).sqrt()
+            && stop_innov / (pp_stop + r).sqrt() < innov / (pp + r).sqrt()
+        {
+            surprise_sigma = 2.0;
+            pe = self.e;
+            pn = self.n;
+            pp = pp_stop;
+            pv = 0.0;
+            vv = speed2 + 1.0;
+            innov = stop_innov;
+        }
+        let s = pp + r;
+        // Physically impossible relative to the last accepted position (beyond what both
+        // accuracies explain), or far outside what the filter expects.
+        let slack = 3.0 * (f64::from(fix.acc_m) + self.pp.max(0.0).sqrt());
+        let impossible = innov - slack > cfg.max_speed_mps * dt;
+        let gated = innov > cfg.outlier_gate_sigma * s.sqrt() && innov > 3.0 * f64::from(fix.acc_m);
+        if impossible || gated {
+            // Does it agree with an earlier rejected fix? Then the person moved: restart.
+            if let Some(p) = self.pending.take() {
+                let pdt = fix.t.secs_since(p.t).max(0.0);
+                let d = p.pos.distance_m(&fix.pos);
+                let agree = d
+                    <= cfg.max_speed_mps.min(40.0) * pdt
+                        + 3.0 * (f64::from(p.acc_m) + f64::from(fix.acc_m));
+                if agree && pdt > 0.0 {
+                    let mut fresh = Track::new(p, self.last_received);
+                    fresh.history = self.history;
+                    fresh.head = self.head;
+                    fresh.last_good_fix = self.last_good_fix;
+                    *self = fresh;
+                    return self.update(cfg, fix, received);
+                }
+            }
+            self.pending = Some(fix);
+            self.push_history(fix);
+            return Update::Rejected;
+        }
+        self.pending = None;
+        if surprise_sigma < 3.0 {
+            // Manoeuvre: the old velocity no longer holds.
+            self.ve = 0.0;
+            self.vn = 0.0;
+        }
+        // Kalman update, per axis with a scalar gain pair.
+        let k_p = pp / s;
+        let k_v = pv / s;
+        self.e = pe + k_p * (me - pe);
+        self.n = pn + k_p * (mn - pn);
+        self.ve += k_v * (me - pe);
+        self.vn += k_v * (mn - pn);
+        self.pp = (1.0 - k_p) * pp;
+        self.pv = (1.0 - k_p) * pv;
+        self.vv = vv - k_v * pv;
+        self.t = fix.t;
+        self.last_id = fix.id;
+        self.suspect = fix.flags.has(FixFlags::INTEGRITY_SUSPECT);
+        self.surprise = innov > surprise_sigma * s.sqrt();
+        self.push_history(fix);
+        // Re-anchor when far from the anchor so the flat projection stays accurate.
+        if self.e.abs() > 20_000.0 || self.n.abs() > 20_000.0 {
+            let pos = self.to_latlon(self.e, self.n);
+            self.anchor = pos;
+            self.e = 0.0;
+            self.n = 0.0;
+        }
+        Update::Accepted
+    }
+
+    fn predicted_cov(&self, cfg: &EngineConfig, dt: f64) -> (f64, f64, f64) {
+        let q = cfg.accel_noise;
+        let pp = self.pp + 2.0 * dt * self.pv + dt * dt * self.vv + q * dt.powi(3) / 3.0;
+        let pv = self.pv + dt * self.vv + q * dt * dt / 2.0;
+        // Velocity can never be known better than walking-pace noise, nor worse than a car.
+        let vv = (self.vv + q * dt).min(900.0);
+        (pp, pv, vv)
+    }
+
+    /// The estimate at time `t`. Positions are not extrapolated (people stop and turn); instead
+    /// the uncertainty grows by `drift_mps` for every second beyond `grace_s` since the last
+    /// fix — a phone that reported within its normal interval is taken as current.
+    pub fn estimate_at(&self, t: UnixMicros, grace_s: f64, drift_mps: f64) -> Estimate {
+        let age = t.secs_since(self.t).max(0.0);
+        let extra = drift_mps * (age - grace_s).max(0.0);
+        let sigma = (self.pp.max(0.0).sqrt() + extra).min(50_000.0);
+        Estimate {
+            pos: self.to_latlon(self.e, self.n),
+            vel: (self.ve, self.vn),
+            sigma_m: sigma,
+        }
+    }
+
+    fn local(&self, p: &LatLon) -> (f64, f64) {
+        self.anchor.local_en_m(p)
+    }
+
+    fn to_latlon(&self, e: f64, n: f64) -> LatLon {
+        let d = (e * e + n * n).sqrt();
+        if d < 1e-6 {
+            return self.anchor;
+        }
+        let bearing = e.atan2(n).to_degrees();
+        self.anchor.destination(bearing, d)
+    }
+}
+
+fn good(f: &FixLite) -> bool {
+    !f.flags.has(FixFlags::NO_GNSS_FIX) && f.acc_m <= 200.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lite(t: i64, pos: LatLon, acc: f32) -> FixLite {
+        FixLite {
+            id: t,
+            t: UnixMicros::from_secs(t),
+            pos,
+            acc_m: acc,
+            flags: FixFlags::default(),
+        }
+    }
+
+    #[test]
+    fn stationary_fixes_shrink_uncertainty_and_outlier_is_rejected() {
+        let cfg = EngineConfig::default();
+        let home = LatLon::new(37.5, 127.0).unwrap();
+        let mut tr = Track::new(lite(0, home, 15.0), UnixMicros(0));
+        for i in 1..10 {
+            let p = home.destination(f64::from(i * 40), 10.0);
+            assert_eq!(
+                tr.update(&cfg, lite(i64::from(i) * 60, p, 15.0), UnixMicros(0)),
+                Update::Accepted
+            );
+        }
+        let est = tr.estimate_at(UnixMicros::from_secs(540), 0.0, 0.0);
+        assert!(est.sigma_m < 15.0, "{}", est.sigma_m);
+        assert!(est.pos.distance_m(&home) < 15.0);
+        let out = home.destination(0.0, 400.0);
+        assert_eq!(
+            tr.update(&cfg, lite(600, out, 15.0), UnixMicros(0)),
+            Update::Rejected
+        );
+        // A second fix agreeing with the "outlier": the person really moved.
+        assert_eq!(
+            tr.update(
+                &cfg,
+                lite(660, out.destination(0.0, 20.0), 15.0),
+                UnixMicros(0)
+            ),
+            Update::Accepted
+        );
+        let est = tr.estimate_at(UnixMicros::from_secs(660), 0.0, 0.0);
+        assert!(est.pos.distance_m(&out) < 60.0);
+    }
+}
