@@ -636,7 +636,9 @@ impl State {
                 protected: None,
                 zone: None,
             },
-            silent_s <= cfg.offender_offline_after_s && no_fix_s > cfg.offender_no_fix_after_s,
+            silent_s <= cfg.offender_offline_after_s
+                && no_fix_s > cfg.offender_no_fix_after_s
+                && offender.is_some_and(|t| !t.last_arrival_good),
             format!("offender's device reports without a GNSS fix for {no_fix_s:.0} s"),
             "offender's device has a GNSS fix again",
             offender.map(|t| t.last_id),

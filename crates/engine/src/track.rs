@@ -70,6 +70,9 @@ pub(crate) struct Track {
     pub last_received: UnixMicros,
     /// Device time of the last fix with a real GNSS (or Wi-Fi) position.
     pub last_good_fix: UnixMicros,
+    /// The most recently received fix had a real position (buffered uploads of good fixes
+    /// with old device times must not look like "no fix").
+    pub last_arrival_good: bool,
 }
 
 /// An estimate at a point in time.
@@ -119,6 +122,7 @@ impl Track {
             suspect: fix.flags.has(FixFlags::INTEGRITY_SUSPECT),
             surprise: false,
             last_received: received,
+            last_arrival_good: good(&fix),
             last_good_fix: if good(&fix) {
                 fix.t
             } else {
@@ -148,6 +152,7 @@ impl Track {
     /// Offers one fix to the track.
     pub fn update(&mut self, cfg: &EngineConfig, fix: FixLite, received: UnixMicros) -> Update {
         self.last_received = self.last_received.max(received);
+        self.last_arrival_good = good(&fix);
         if fix.t == self.t || self.history.iter().flatten().any(|h| h.t == fix.t) {
             return Update::Duplicate;
         }

@@ -127,6 +127,8 @@ struct DayResult {
 pub struct EvalReport {
     pub config: EvalConfig,
     pub families: BTreeMap<&'static str, u64>,
+    /// Per family: pair-days, qualifying episodes, detected, false alarms, naive false alarms.
+    pub per_family: BTreeMap<Family, [u64; 5]>,
     pub fixes: u64,
     pub truth_episodes: u64,
     pub qualifying: u64,
@@ -196,6 +198,7 @@ pub fn run(cfg: EvalConfig) -> EvalReport {
     let mut rep = EvalReport {
         config: cfg.clone(),
         families: BTreeMap::new(),
+        per_family: BTreeMap::new(),
         fixes: 0,
         truth_episodes: 0,
         qualifying: 0,
@@ -219,6 +222,12 @@ pub fn run(cfg: EvalConfig) -> EvalReport {
     for r in &results {
         if let Some(f) = r.family {
             *rep.families.entry(f.name()).or_default() += 1;
+            let row = rep.per_family.entry(f).or_default();
+            row[0] += 1;
+            row[1] += r.qualifying;
+            row[2] += r.detected;
+            row[3] += r.false_alarms;
+            row[4] += r.naive_false;
         }
         rep.fixes += r.fixes;
         rep.truth_episodes += r.truth;
@@ -418,6 +427,7 @@ struct Naive {
     inside: bool,
     warn_inside: bool,
     raises: Vec<i64>,
+    exits: Vec<i64>,
     warns: Vec<i64>,
 }
 
@@ -432,6 +442,9 @@ impl Naive {
             let inside = d < r;
             if inside && !self.inside {
                 self.raises.push(now);
+            }
+            if !inside && self.inside {
+                self.exits.push(now);
             }
             self.inside = inside;
             let wi = d < w;
@@ -641,8 +654,16 @@ fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
         }
     }
     let _ = arrivals;
+    if std::env::var("BULWARK_EVAL_TRACE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        == Some(day)
+    {
+        trace(&truth, &outputs, day_start);
+    }
     score(
         cfg,
+        day,
         &truth,
         &eps,
         &outputs,
@@ -651,6 +672,41 @@ fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
         &mut res,
     );
     res
+}
+
+/// Prints a day's truth distance and alerts, for debugging the harness or the engine.
+fn trace(truth: &DayTruth, outputs: &[(i64, Output)], day_start: i64) {
+    let mut k = 0;
+    for step in 0..DAY_STEPS {
+        let t = day_start * 1_000_000 + (step as f64 * STEP_S * 1e6) as i64;
+        let (o, v) = (truth.offender[step], truth.victim[step]);
+        let d = (o.0 - v.0).hypot(o.1 - v.1);
+        if d < 700.0 && step % 3 == 0 {
+            eprintln!(
+                "{:>6} true {:6.0} m  sig {:?}/{:?}",
+                step * 5,
+                d,
+                truth.offender_sig[step],
+                truth.victim_sig[step]
+            );
+        }
+        while k < outputs.len() && outputs[k].0 < t + 5_000_000 {
+            if let Output::Alert(a) = &outputs[k].1 {
+                eprintln!(
+                    "{:>6}   {:?} {:?} d {:?} ±{:?} {:?} late {} {}",
+                    (outputs[k].0 / 1_000_000 - day_start),
+                    a.key.rule,
+                    a.transition,
+                    a.distance_m.map(|x| x.round()),
+                    a.uncertainty_m.map(|x| x.round()),
+                    a.certainty,
+                    a.late,
+                    a.summary
+                );
+            }
+            k += 1;
+        }
+    }
 }
 
 fn observe(
@@ -711,8 +767,10 @@ fn observe(
     (fix, delay)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn score(
     cfg: &EvalConfig,
+    day: u64,
     truth: &DayTruth,
     eps: &[TruthEpisode],
     outputs: &[(i64, Output)],
@@ -722,14 +780,18 @@ fn score(
 ) {
     let before = 120 * 1_000_000;
     let after = 600 * 1_000_000;
+    // An alert belongs to the breach it falls in (or just before); failing that, to the last
+    // breach that ended less than `after` ago (late uploads).
     let attribute = |t: i64| {
         eps.iter()
-            .position(|e| t >= e.start - before && t <= e.end + after)
+            .rposition(|e| t >= e.start - before && t <= e.end)
+            .or_else(|| eps.iter().rposition(|e| t > e.end && t <= e.end + after))
     };
     let mut per_ep = vec![0u32; eps.len()];
     let mut first = vec![None::<(i64, bool)>; eps.len()];
-    // Warning intervals (raised, cleared).
+    // Warning intervals (raised, cleared), and violation intervals per rule.
     let mut warns: Vec<(i64, i64)> = Vec::new();
+    let mut viol: Vec<(AlertRule, i64, i64)> = Vec::new();
     for (at, o) in outputs {
         match o {
             Output::Alert(a) => {
@@ -738,7 +800,10 @@ fn score(
                     (
                         AlertRule::ProximityViolation | AlertRule::ZoneViolation,
                         Transition::Raised,
-                    ) => match attribute(*at) {
+                    ) => match {
+                        viol.push((rule, *at, i64::MAX));
+                        attribute(*at)
+                    } {
                         Some(i) => {
                             per_ep[i] += 1;
                             if first[i].is_none() {
@@ -753,6 +818,14 @@ fn score(
                             }
                         }
                     },
+                    (
+                        AlertRule::ProximityViolation | AlertRule::ZoneViolation,
+                        Transition::Cleared,
+                    ) => {
+                        if let Some(v) = viol.iter_mut().rev().find(|v| v.0 == rule) {
+                            v.2 = *at;
+                        }
+                    }
                     (AlertRule::ProximityWarning, Transition::Raised) => {
                         warns.push((*at, i64::MAX));
                     }
@@ -793,6 +866,14 @@ fn score(
     res.degraded_expected = truth
         .victim_stale
         .is_some_and(|(a, b)| (b - a) as f64 * STEP_S > cfg.engine.victim_stale_after_s + 60.0);
+    // A breach that begins while an alert from an earlier one is still open is covered by it:
+    // the operator already has that alert in front of them.
+    for (i, e) in eps.iter().enumerate() {
+        if first[i].is_none() && viol.iter().any(|v| v.1 <= e.start && v.2 >= e.start) {
+            first[i] = Some((e.start, false));
+            per_ep[i] = per_ep[i].max(1);
+        }
+    }
     let mut n_per_ep = vec![0u32; eps.len()];
     let mut n_first = vec![None::<i64>; eps.len()];
     for &t in &naive.raises {
@@ -804,6 +885,18 @@ fn score(
                 }
             }
             None => res.naive_false += 1,
+        }
+    }
+    for (i, e) in eps.iter().enumerate() {
+        if n_first[i].is_none() {
+            let open =
+                naive.raises.iter().enumerate().any(|(k, &a)| {
+                    a <= e.start && naive.exits.get(k).is_none_or(|&x| x >= e.start)
+                });
+            if open {
+                n_first[i] = Some(e.start);
+                n_per_ep[i] = n_per_ep[i].max(1);
+            }
         }
     }
     for (i, e) in eps.iter().enumerate() {
@@ -820,13 +913,22 @@ fn score(
                 res.late_detected += 1;
                 res.late_delays.push((t - base) as f64 / 1e6);
             } else {
-                res.delays.push((t - base) as f64 / 1e6);
+                res.delays.push(((t - base) as f64 / 1e6).max(0.0));
             }
+        }
+        if first[i].is_none() && std::env::var_os("BULWARK_EVAL_DEBUG").is_some() {
+            eprintln!(
+                "missed: day {day} {:?} start {} s into day, {} s long, first fix after {:?} s",
+                truth.family,
+                (e.start / 1_000_000) % 86_400,
+                (e.end - e.start) / 1_000_000,
+                e.first_fix_arrival.map(|a| (a - e.start) / 1_000_000)
+            );
         }
         if let Some(t) = n_first[i] {
             res.naive_detected += 1;
             res.naive_alerts_per_ep.push(n_per_ep[i]);
-            res.naive_delays.push((t - base) as f64 / 1e6);
+            res.naive_delays.push(((t - base) as f64 / 1e6).max(0.0));
         }
         if truth.family.walking_approach() {
             // Lead: how long before the breach began the warning episode in force was raised.
@@ -940,6 +1042,24 @@ impl fmt::Display for EvalReport {
             opt(e.median_lead_s),
             opt(n.median_lead_s)
         )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "| family | pair-days | breaches ≥ 2 intervals | detected | false alarms | naive false alarms |"
+        )?;
+        writeln!(f, "| --- | --- | --- | --- | --- | --- |")?;
+        for (fam, r) in &self.per_family {
+            writeln!(
+                f,
+                "| {} | {} | {} | {} | {} | {} |",
+                fam.name(),
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4]
+            )?;
+        }
         writeln!(f)?;
         writeln!(
             f,

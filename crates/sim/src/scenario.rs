@@ -192,6 +192,21 @@ impl Path {
         }
     }
 
+    /// Straight toward `target` (across a square or a car park).
+    fn line_to(&mut self, target: P, speed: f64) {
+        let step = speed * STEP_S;
+        loop {
+            let (dx, dy) = (target.0 - self.pos.0, target.1 - self.pos.1);
+            let d = dx.hypot(dy);
+            if d < 1e-6 || self.steps.len() >= DAY_STEPS {
+                break;
+            }
+            let k = d.min(step) / d;
+            self.pos = (self.pos.0 + dx * k, self.pos.1 + dy * k);
+            self.push(Sig::Ok);
+        }
+    }
+
     /// A subway ride: no signal while underground; reappears at `target`.
     fn subway_to(&mut self, target: P, secs: f64) {
         let n = (secs / STEP_S).max(1.0) as usize;
@@ -362,21 +377,33 @@ pub fn generate_family(family: Family, rng: &mut Rng) -> DayTruth {
             go_home(&mut o, rng);
         }
         Family::Loitering => {
-            let spot = point_at(home, rng.range(140.0, 220.0), rng);
-            go_to(&mut o, spot, rng);
+            // Comes in along a straight line and stays 140–220 m from her door for 1–4 h.
+            let a = rng.range(0.0, std::f64::consts::TAU);
+            let r = rng.range(140.0, 220.0);
+            let spot = (home.0 + r * a.cos(), home.1 + r * a.sin());
+            let base = (home.0 + 700.0 * a.cos(), home.1 + 700.0 * a.sin());
+            go_to(&mut o, base, rng);
+            o.line_to(spot, walk_speed(rng));
             o.wander(rng.range(3_600.0, 4.0 * 3_600.0), 15.0, rng);
+            o.line_to(base, walk_speed(rng));
             go_home(&mut o, rng);
         }
         Family::Grazing => {
-            let base = grid_point_near(home, rng.range(600.0, 900.0), rng);
+            // 4–6 approaches straight in to 120–160 m, a few minutes there, back out to
+            // 600–900 m for 10–30 min.
+            let a = rng.range(0.0, std::f64::consts::TAU);
+            let rb = rng.range(600.0, 900.0);
+            let base = (home.0 + rb * a.cos(), home.1 + rb * a.sin());
             go_to(&mut o, base, rng);
             let n = 4 + rng.below(3);
             for _ in 0..n {
-                let edge = point_at(home, rng.range(120.0, 160.0), rng);
+                let b = a + rng.range(-0.3, 0.3);
+                let r = rng.range(120.0, 160.0);
+                let edge = (home.0 + r * b.cos(), home.1 + r * b.sin());
                 let s = walk_speed(rng);
-                o.walk_to(edge, s, Sig::Ok);
+                o.line_to(edge, s);
                 o.wander(rng.range(60.0, 180.0), 5.0, rng);
-                o.walk_to(base, s, Sig::Ok);
+                o.line_to(base, s);
                 o.wander(rng.range(600.0, 1_800.0), 10.0, rng);
             }
             go_home(&mut o, rng);
