@@ -42,6 +42,12 @@ pub struct EngineConfig {
     pub possible_hold_s: f64,
     /// Kalman white-acceleration noise, m²/s³.
     pub accel_noise: f64,
+    /// A moving person's estimate may be off by this many seconds of travel (turns, stops)
+    /// beyond what the filter's own covariance says.
+    pub motion_sigma_s: f64,
+    /// Above this estimated speed (m/s) the offender counts as moving, and a breach needs
+    /// `confirm_fixes` consecutive confirmations.
+    pub moving_mps: f64,
     /// Faster than this (m/s, beyond what the accuracies explain) is a physically impossible jump.
     pub max_speed_mps: f64,
     /// Innovations beyond this many σ are outliers until a second fix agrees.
@@ -90,6 +96,8 @@ impl Default for EngineConfig {
             confirm_fixes: 2,
             possible_hold_s: 300.0,
             accel_noise: 0.01,
+            motion_sigma_s: 5.0,
+            moving_mps: 0.7,
             max_speed_mps: 70.0,
             outlier_gate_sigma: 5.0,
             late_after_s: 120.0,

@@ -101,6 +101,10 @@ impl Episode {
 #[derive(Debug, Clone, Default)]
 struct Level {
     streak: u8,
+    /// The offender's fix time when the current streak began: a doubtful breach is confirmed
+    /// only by a *different* offender fix (a victim fix arriving does not re-confirm the same
+    /// offender outlier).
+    streak_o: Option<UnixMicros>,
     prev_evidence: [i64; 2],
     possible_since: Option<UnixMicros>,
     ep: Option<Episode>,
@@ -164,11 +168,16 @@ struct View {
     sigma: f64,
     evidence: [i64; 2],
     surprise: bool,
+    /// The offender is moving: his estimate may lag a turn or a stop, so a violation needs
+    /// a second opinion.
+    moving: bool,
     suspect: bool,
     closing: Option<f64>,
     toward: Option<bool>,
     /// Device time of the evaluation.
     t: UnixMicros,
+    /// Device time of the offender's estimate.
+    t_o: UnixMicros,
 }
 
 /// Context shared by one evaluation.
@@ -446,7 +455,7 @@ impl State {
         let offender = self.tracks.get(&mo.offender);
         let mut evidence = Vec::new();
         let pos = subject.map(|t| {
-            let e = t.estimate_at(now, cfg.position_grace_s, 0.0);
+            let e = t.estimate_at(cfg, now, 0.0);
             if let Some(id) = fix_id(t.last_id) {
                 evidence.push(id);
             }
@@ -457,11 +466,7 @@ impl State {
                 if let Some(id) = fix_id(o.last_id) {
                     evidence.push(id);
                 }
-                Some(
-                    o.estimate_at(now, cfg.position_grace_s, 0.0)
-                        .pos
-                        .distance_m(&p),
-                )
+                Some(o.estimate_at(cfg, now, 0.0).pos.distance_m(&p))
             }
             _ => None,
         };
@@ -486,7 +491,21 @@ impl State {
             return;
         }
         let cfg = ctx.cfg;
-        let z = cfg.confidence_z;
+        // Judged alone, a fix needs stronger evidence (99 %) and must agree with the same
+        // person's fixes around it: a multipath outlier arriving late must not raise anything.
+        let z = cfg.confidence_z.max(2.33);
+        let consistent = self
+            .tracks
+            .get(&person)
+            .and_then(|t| t.fix_near(fix.t, cfg.position_grace_s))
+            .is_some_and(|n| {
+                let dt = fix.t.secs_since(n.t).abs();
+                n.pos.distance_m(&fix.pos)
+                    <= 2.0 * (f64::from(n.acc_m) + f64::from(fix.acc_m)) + 3.0 * dt
+            });
+        if !consistent {
+            return;
+        }
         let case = &mut self.cases[i];
         let late_ctx = Ctx {
             cfg,
@@ -530,10 +549,12 @@ impl State {
                     sigma: u,
                     evidence: [o_fix.id, v_fix.id],
                     surprise: false,
+                    moving: false,
                     suspect: false,
                     closing: None,
                     toward: None,
                     t: fix.t,
+                    t_o: o_fix.t,
                 };
                 emit(
                     &late_ctx,
@@ -574,10 +595,12 @@ impl State {
                         sigma: u,
                         evidence: [fix.id, i64::MIN],
                         surprise: false,
+                        moving: false,
                         suspect: false,
                         closing: None,
                         toward: None,
                         t: fix.t,
+                        t_o: fix.t,
                     };
                     emit(
                         &late_ctx,
@@ -798,7 +821,7 @@ impl State {
                 if ctx.now.secs_since(o.t) > cfg.stale_after_s {
                     return None;
                 }
-                let e = o.estimate_at(o.t, cfg.position_grace_s, cfg.offender_drift_mps);
+                let e = o.estimate_at(cfg, o.t, cfg.offender_drift_mps);
                 // Inactive by schedule: treated as far outside, so an open episode clears.
                 let d = if active {
                     distance_into_zone(&e.pos, &zone.shape)
@@ -810,10 +833,12 @@ impl State {
                     sigma: e.sigma_m,
                     evidence: [o.last_id, i64::MIN],
                     surprise: o.surprise,
+                    moving: o.speed_mps() > cfg.moving_mps,
                     suspect: o.suspect,
                     closing: None,
                     toward: None,
                     t: o.t,
+                    t_o: o.t,
                 })
             });
             let new_info = offender.is_some_and(|o| o.t != zs.last_seen);
@@ -952,8 +977,8 @@ fn pair_view(
         return None;
     }
     let t = o.t.max(v.t);
-    let eo = o.estimate_at(t, cfg.position_grace_s, cfg.offender_drift_mps);
-    let ev = v.estimate_at(t, cfg.position_grace_s, cfg.victim_drift_mps);
+    let eo = o.estimate_at(cfg, t, cfg.offender_drift_mps);
+    let ev = v.estimate_at(cfg, t, cfg.victim_drift_mps);
     let d = eo.pos.distance_m(&ev.pos);
     let sigma = eo.sigma_m.hypot(ev.sigma_m);
     let (closing, toward) = if d > 1.0 {
@@ -971,10 +996,12 @@ fn pair_view(
         sigma,
         evidence: [o.last_id, v.last_id],
         surprise: o.surprise || v.surprise,
+        moving: o.speed_mps() > cfg.moving_mps,
         suspect: o.suspect || v.suspect,
         closing,
         toward,
         t,
+        t_o: o.t,
     })
 }
 
@@ -1109,6 +1136,7 @@ fn step_level(
                 let min = ep.min_d;
                 level.ep = None;
                 level.streak = 0;
+                level.streak_o = None;
                 emit(
                     ctx,
                     out,
@@ -1140,12 +1168,22 @@ fn step_level(
     if new_info {
         if hit {
             level.streak = level.streak.saturating_add(1);
+            level.streak_o.get_or_insert(v.t_o);
         } else {
             level.streak = 0;
+            level.streak_o = None;
         }
     }
-    let confirmed_now =
-        hit && (level.streak >= cfg.confirm_fixes || (level.streak >= 1 && !v.surprise));
+    // One evaluation suffices only when nothing about it is doubtful; otherwise the breach
+    // must hold over `confirm_fixes` evaluations including a second offender fix.
+    // Warning tiers are cheap and take one evaluation. A violation is never confirmed while
+    // either party's latest fix surprised its filter (an outlier persists in the estimate
+    // until that party's next fix), and a moving offender needs a second fix of his own.
+    let second_offender_fix = level.streak_o.is_some_and(|t| t != v.t_o);
+    let confirmed_now = hit
+        && (!confirm
+            || (!v.surprise
+                && (!v.moving || (level.streak >= cfg.confirm_fixes && second_offender_fix))));
     if confirm {
         if v.d <= radius && possible && !certain {
             level.possible_since.get_or_insert(v.t);
@@ -1230,6 +1268,7 @@ fn step_level(
                     let c = ep.certainty;
                     level.ep = None;
                     level.streak = 0;
+                    level.streak_o = None;
                     emit(
                         ctx,
                         out,

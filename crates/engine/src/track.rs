@@ -40,6 +40,10 @@ pub(crate) enum Update {
 
 const HISTORY: usize = 4;
 
+/// Engine-internal flag on a history entry: the filter rejected it (outlier). Outside the
+/// range of `FixFlags` the protocols set.
+const REJECTED: u32 = 1 << 30;
+
 /// One person's track.
 #[derive(Debug, Clone)]
 pub(crate) struct Track {
@@ -144,7 +148,7 @@ impl Track {
         self.history
             .iter()
             .flatten()
-            .filter(|f| t.secs_since(f.t).abs() <= window_s)
+            .filter(|f| !f.flags.has(REJECTED) && t.secs_since(f.t).abs() <= window_s)
             .min_by_key(|f| (t.0 - f.t.0).unsigned_abs())
             .copied()
     }
@@ -181,11 +185,11 @@ impl Track {
         let stop_innov = ((me - self.e).powi(2) + (mn - self.n).powi(2)).sqrt();
         let speed2 = self.ve.powi(2) + self.vn.powi(2);
         let pp_stop = pp + speed2 * dt * dt;
-        let mut surprise_sigma = 3.0;
+        let mut surprise_sigma = 2.0;
         if innov > 3.0 * (pp + r).sqrt()
             && stop_innov / (pp_stop + r).sqrt() < innov / (pp + r).sqrt()
         {
-            surprise_sigma = 2.0;
+            surprise_sigma = 1.5;
             pe = self.e;
             pn = self.n;
             pp = pp_stop;
@@ -217,11 +221,14 @@ impl Track {
                 }
             }
             self.pending = Some(fix);
-            self.push_history(fix);
+            self.push_history(FixLite {
+                flags: fix.flags.with(REJECTED),
+                ..fix
+            });
             return Update::Rejected;
         }
         self.pending = None;
-        if surprise_sigma < 3.0 {
+        if surprise_sigma < 2.0 {
             // Manoeuvre: the old velocity no longer holds.
             self.ve = 0.0;
             self.vn = 0.0;
@@ -263,15 +270,24 @@ impl Track {
     /// The estimate at time `t`. Positions are not extrapolated (people stop and turn); instead
     /// the uncertainty grows by `drift_mps` for every second beyond `grace_s` since the last
     /// fix — a phone that reported within its normal interval is taken as current.
-    pub fn estimate_at(&self, t: UnixMicros, grace_s: f64, drift_mps: f64) -> Estimate {
+    pub fn estimate_at(&self, cfg: &EngineConfig, t: UnixMicros, drift_mps: f64) -> Estimate {
         let age = t.secs_since(self.t).max(0.0);
-        let extra = drift_mps * (age - grace_s).max(0.0);
-        let sigma = (self.pp.max(0.0).sqrt() + extra).min(50_000.0);
+        let extra = drift_mps * (age - cfg.position_grace_s).max(0.0);
+        // The filter's own σ assumes its motion model; a moving person turns and stops, so
+        // add what `motion_sigma_s` seconds of travel at the estimated speed could be off.
+        let speed2 = self.ve.powi(2) + self.vn.powi(2);
+        let model = speed2 * cfg.motion_sigma_s.powi(2);
+        let sigma = ((self.pp.max(0.0) + model).sqrt() + extra).min(50_000.0);
         Estimate {
             pos: self.to_latlon(self.e, self.n),
             vel: (self.ve, self.vn),
             sigma_m: sigma,
         }
+    }
+
+    /// Estimated speed (m/s).
+    pub fn speed_mps(&self) -> f64 {
+        self.ve.hypot(self.vn)
     }
 
     fn local(&self, p: &LatLon) -> (f64, f64) {
@@ -318,7 +334,7 @@ mod tests {
                 Update::Accepted
             );
         }
-        let est = tr.estimate_at(UnixMicros::from_secs(540), 0.0, 0.0);
+        let est = tr.estimate_at(&cfg, UnixMicros::from_secs(540), 0.0);
         assert!(est.sigma_m < 15.0, "{}", est.sigma_m);
         assert!(est.pos.distance_m(&home) < 15.0);
         let out = home.destination(0.0, 400.0);
@@ -335,7 +351,7 @@ mod tests {
             ),
             Update::Accepted
         );
-        let est = tr.estimate_at(UnixMicros::from_secs(660), 0.0, 0.0);
+        let est = tr.estimate_at(&cfg, UnixMicros::from_secs(660), 0.0);
         assert!(est.pos.distance_m(&out) < 60.0);
     }
 }

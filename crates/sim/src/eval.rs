@@ -811,6 +811,14 @@ fn score(
                             }
                         }
                         None => {
+                            if std::env::var_os("BULWARK_EVAL_DEBUG").is_some() {
+                                eprintln!(
+                                    "false alarm: day {day} {:?} at {} s: {}",
+                                    truth.family,
+                                    at / 1_000_000 % 86_400,
+                                    a.summary
+                                );
+                            }
                             if a.certainty == engine::Certainty::Possible {
                                 res.false_possible += 1;
                             } else {
