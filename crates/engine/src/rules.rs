@@ -691,7 +691,7 @@ impl State {
                 victim.map(|t| t.last_id),
             );
 
-            let view = pair_view(cfg, offender, victim, ctx.now);
+            let view = pair_view(cfg, offender, victim, ctx.now, ctx.late);
             let new_info = match (offender, victim) {
                 (Some(o), Some(v)) => {
                     let seen = (o.t, v.t);
@@ -966,19 +966,73 @@ fn pair_view(
     offender: Option<&Track>,
     victim: Option<&Track>,
     now: UnixMicros,
+    late: bool,
 ) -> Option<View> {
     let (o, v) = (offender?, victim?);
-    if now.secs_since(o.t) > cfg.stale_after_s {
+    // Old positions are no current positions — except while a late upload is being replayed,
+    // when the question is where both were at that time.
+    if now.secs_since(o.t) > cfg.stale_after_s && !late {
         return None;
     }
     // A victim silent for hours gives no useful position at all.
     let max_age = (cfg.victim_stale_after_s * 4.0).max(cfg.stale_after_s);
-    if now.secs_since(v.t) > max_age {
+    if now.secs_since(v.t) > max_age && !late {
         return None;
     }
-    let t = o.t.max(v.t);
-    let eo = o.estimate_at(cfg, t, cfg.offender_drift_mps);
-    let ev = v.estimate_at(cfg, t, cfg.victim_drift_mps);
+    let grace = cfg.position_grace_s;
+    // One party's estimate is far older than the other's (a late batch): compare with the
+    // other's raw fix from that time, if there is one.
+    let at_fix = |h: crate::track::FixLite| crate::track::Estimate {
+        pos: h.pos,
+        vel: (0.0, 0.0),
+        sigma_m: f64::from(h.acc_m),
+    };
+    let (t, eo, ev) = if v.t.secs_since(o.t) > grace {
+        match v.fix_near(o.t, grace) {
+            Some(h) => (
+                o.t,
+                o.estimate_at(cfg, o.t, cfg.offender_drift_mps),
+                at_fix(h),
+            ),
+            // She has stayed put since before then: she was where she is now.
+            None if o.t >= v.still_since => {
+                let mut e = v.estimate_at(cfg, v.t, 0.0);
+                e.sigma_m += crate::track::STILL_RADIUS_M / 2.0;
+                (o.t, o.estimate_at(cfg, o.t, cfg.offender_drift_mps), e)
+            }
+            None => {
+                let t = o.t.max(v.t);
+                (
+                    t,
+                    o.estimate_at(cfg, t, cfg.offender_drift_mps),
+                    v.estimate_at(cfg, t, cfg.victim_drift_mps),
+                )
+            }
+        }
+    } else if o.t.secs_since(v.t) > grace {
+        match o.fix_near(v.t, grace) {
+            Some(h) => (
+                v.t,
+                at_fix(h),
+                v.estimate_at(cfg, v.t, cfg.victim_drift_mps),
+            ),
+            None => {
+                let t = o.t.max(v.t);
+                (
+                    t,
+                    o.estimate_at(cfg, t, cfg.offender_drift_mps),
+                    v.estimate_at(cfg, t, cfg.victim_drift_mps),
+                )
+            }
+        }
+    } else {
+        let t = o.t.max(v.t);
+        (
+            t,
+            o.estimate_at(cfg, t, cfg.offender_drift_mps),
+            v.estimate_at(cfg, t, cfg.victim_drift_mps),
+        )
+    };
     let d = eo.pos.distance_m(&ev.pos);
     let sigma = eo.sigma_m.hypot(ev.sigma_m);
     let (closing, toward) = if d > 1.0 {

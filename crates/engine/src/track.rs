@@ -40,6 +40,9 @@ pub(crate) enum Update {
 
 const HISTORY: usize = 4;
 
+/// Radius within which a person counts as staying put (m).
+pub(crate) const STILL_RADIUS_M: f64 = 40.0;
+
 /// Engine-internal flag on a history entry: the filter rejected it (outlier). Outside the
 /// range of `FixFlags` the protocols set.
 const REJECTED: u32 = 1 << 30;
@@ -74,6 +77,11 @@ pub(crate) struct Track {
     pub last_received: UnixMicros,
     /// Device time of the last fix with a real GNSS (or Wi-Fi) position.
     pub last_good_fix: UnixMicros,
+    /// Since when the person has stayed within `STILL_RADIUS_M` of `still_pos` (device time):
+    /// where she was during a gap is then known even without fixes from it.
+    pub still_since: UnixMicros,
+    still_pos: LatLon,
+    still_out: u8,
     /// The most recently received fix had a real position (buffered uploads of good fixes
     /// with old device times must not look like "no fix").
     pub last_arrival_good: bool,
@@ -127,6 +135,9 @@ impl Track {
             surprise: false,
             last_received: received,
             last_arrival_good: good(&fix),
+            still_since: fix.t,
+            still_pos: fix.pos,
+            still_out: 0,
             last_good_fix: if good(&fix) {
                 fix.t
             } else {
@@ -248,6 +259,18 @@ impl Track {
         self.suspect = fix.flags.has(FixFlags::INTEGRITY_SUSPECT);
         self.surprise = innov > surprise_sigma * s.sqrt();
         self.push_history(fix);
+        let here = self.to_latlon(self.e, self.n);
+        // Two estimates in a row outside the radius: she moved (one could be an outlier).
+        if here.distance_m(&self.still_pos) > STILL_RADIUS_M {
+            self.still_out = self.still_out.saturating_add(1);
+            if self.still_out >= 2 {
+                self.still_pos = here;
+                self.still_since = fix.t;
+                self.still_out = 0;
+            }
+        } else {
+            self.still_out = 0;
+        }
         // Re-anchor when far from the anchor so the flat projection stays accurate.
         if self.e.abs() > 20_000.0 || self.n.abs() > 20_000.0 {
             let pos = self.to_latlon(self.e, self.n);

@@ -782,7 +782,9 @@ fn score(
     let after = 600 * 1_000_000;
     // An alert belongs to the breach it falls in (or just before); failing that, to the last
     // breach that ended less than `after` ago (late uploads).
-    let attribute = |t: i64| {
+    // Late-detected alerts come when the buffered upload does, which may be long after.
+    let attribute = |t: i64, late: bool| {
+        let after = if late { 4 * 3_600 * 1_000_000 } else { after };
         eps.iter()
             .rposition(|e| t >= e.start - before && t <= e.end)
             .or_else(|| eps.iter().rposition(|e| t > e.end && t <= e.end + after))
@@ -802,7 +804,7 @@ fn score(
                         Transition::Raised,
                     ) => match {
                         viol.push((rule, *at, i64::MAX));
-                        attribute(*at)
+                        attribute(*at, a.late)
                     } {
                         Some(i) => {
                             per_ep[i] += 1;
@@ -885,7 +887,7 @@ fn score(
     let mut n_per_ep = vec![0u32; eps.len()];
     let mut n_first = vec![None::<i64>; eps.len()];
     for &t in &naive.raises {
-        match attribute(t) {
+        match attribute(t, false) {
             Some(i) => {
                 n_per_ep[i] += 1;
                 if n_first[i].is_none() {
@@ -914,6 +916,15 @@ fn score(
         }
         res.qualifying += 1;
         let base = e.first_fix_arrival.unwrap_or(e.start);
+        if per_ep[i] > 1 && std::env::var_os("BULWARK_EVAL_DEBUG").is_some() {
+            eprintln!(
+                "{} alerts: day {day} {:?} start {} s into day, {} s long",
+                per_ep[i],
+                truth.family,
+                (e.start / 1_000_000) % 86_400,
+                (e.end - e.start) / 1_000_000
+            );
+        }
         if let Some((t, late)) = first[i] {
             res.detected += 1;
             res.alerts_per_ep.push(per_ep[i]);
