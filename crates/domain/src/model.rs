@@ -276,10 +276,10 @@ impl Order {
         {
             return Err(OrderError::Disclosure(self.disclosure_radius_m));
         }
-        if let Some(to) = self.valid_to {
-            if to <= self.valid_from {
-                return Err(OrderError::EmptyValidity);
-            }
+        if let Some(to) = self.valid_to
+            && to <= self.valid_from
+        {
+            return Err(OrderError::EmptyValidity);
         }
         for z in &self.zones {
             z.shape.validate()?;

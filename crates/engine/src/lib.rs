@@ -10,6 +10,7 @@
 //!
 //! The rules are described in `docs/engine.md`.
 
+mod fast;
 mod roster;
 mod rules;
 mod schedule;

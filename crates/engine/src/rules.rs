@@ -6,6 +6,7 @@
 //! uncertainty σ. A breach is **confirmed** when `d + z·σ ≤ radius`, **possible** when
 //! `d − z·σ ≤ radius`. Leaving needs `d − z·σ > radius + margin` for the hold time.
 
+use crate::fast::FastMap;
 use crate::roster::{MonitoredOrder, Roster};
 use crate::schedule::ZoneSchedule;
 use crate::track::{FixLite, Track, Update, reasoning_accuracy_m};
@@ -154,11 +155,12 @@ struct CaseState {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     roster: Roster,
-    person_orders: HashMap<PersonId, Vec<u32>>,
-    person_devices: HashMap<PersonId, Vec<DeviceId>>,
-    tracks: HashMap<PersonId, Track>,
+    device_owner: FastMap<DeviceId, PersonId>,
+    person_orders: FastMap<PersonId, Box<[u32]>>,
+    person_devices: FastMap<PersonId, Box<[DeviceId]>>,
+    tracks: FastMap<PersonId, Track>,
     cases: Vec<CaseState>,
-    schedules: HashMap<ZoneId, ZoneSchedule>,
+    schedules: FastMap<ZoneId, ZoneSchedule>,
 }
 
 /// What one evaluation sees of a pair.
@@ -207,18 +209,17 @@ impl State {
             .into_iter()
             .map(|c| (c.order_id, c))
             .collect();
-        self.person_orders.clear();
-        self.person_devices.clear();
+        let mut person_orders: FastMap<PersonId, Vec<u32>> = FastMap::default();
+        let mut person_devices: FastMap<PersonId, Vec<DeviceId>> = FastMap::default();
+        self.device_owner.clear();
         for (d, (p, _)) in &roster.devices {
-            self.person_devices.entry(*p).or_default().push(*d);
-        }
-        for v in self.person_devices.values_mut() {
-            v.sort_unstable();
+            person_devices.entry(*p).or_default().push(*d);
+            self.device_owner.insert(*d, *p);
         }
         for (i, mo) in roster.orders.iter().enumerate() {
             let i = i as u32;
             for p in std::iter::once(&mo.offender).chain(&mo.protected) {
-                let e = self.person_orders.entry(*p).or_default();
+                let e = person_orders.entry(*p).or_default();
                 if !e.contains(&i) {
                     e.push(i);
                 }
@@ -226,6 +227,17 @@ impl State {
             let prev = old.remove(&mo.order.id);
             self.cases.push(CaseState::new(mo, prev, now));
         }
+        self.person_devices = person_devices
+            .into_iter()
+            .map(|(p, mut v)| {
+                v.sort_unstable();
+                (p, v.into_boxed_slice())
+            })
+            .collect();
+        self.person_orders = person_orders
+            .into_iter()
+            .map(|(p, v)| (p, v.into_boxed_slice()))
+            .collect();
         self.tracks
             .retain(|p, _| self.person_devices.contains_key(p));
         self.roster = roster;
@@ -255,7 +267,7 @@ impl State {
         now: UnixMicros,
         out: &mut Vec<Output>,
     ) {
-        let Some(person) = self.roster.owner_of(fix.device_id) else {
+        let Some(person) = self.device_owner.get(&fix.device_id).copied() else {
             return;
         };
         let lite = FixLite {
@@ -306,7 +318,7 @@ impl State {
         now: UnixMicros,
         out: &mut Vec<Output>,
     ) {
-        let person = self.roster.owner_of(device);
+        let person = self.device_owner.get(&device).copied();
         let late = now.secs_since(device_time) > cfg.late_after_s;
         if let Some(tr) = person.and_then(|p| self.tracks.get_mut(&p)) {
             tr.last_received = tr.last_received.max(received_time);

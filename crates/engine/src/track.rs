@@ -38,7 +38,7 @@ pub(crate) enum Update {
     Duplicate,
 }
 
-const HISTORY: usize = 4;
+const HISTORY: usize = 3;
 
 /// Radius within which a person counts as staying put (m).
 pub(crate) const STILL_RADIUS_M: f64 = 40.0;
@@ -317,13 +317,14 @@ impl Track {
         self.anchor.local_en_m(p)
     }
 
+    /// Inverse of `LatLon::local_en_m` around the anchor (equirectangular; exact inverse of
+    /// the projection the filter works in, and cheap: no trigonometry but one cosine).
     fn to_latlon(&self, e: f64, n: f64) -> LatLon {
-        let d = (e * e + n * n).sqrt();
-        if d < 1e-6 {
-            return self.anchor;
-        }
-        let bearing = e.atan2(n).to_degrees();
-        self.anchor.destination(bearing, d)
+        let r = domain::geo::EARTH_RADIUS_M;
+        let lat = self.anchor.lat() + (n / r).to_degrees();
+        let coslat = self.anchor.lat().to_radians().cos().max(1e-6);
+        let lon = self.anchor.lon() + (e / (r * coslat)).to_degrees();
+        LatLon::new(lat, lon).unwrap_or(self.anchor)
     }
 }
 
@@ -332,6 +333,7 @@ fn good(f: &FixLite) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

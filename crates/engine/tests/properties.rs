@@ -3,6 +3,8 @@
 //! - no alert without the fixes that caused it (evidence refers only to fixes fed in);
 //! - offender-facing outputs never depend on the victim's position.
 
+#![allow(clippy::unwrap_used)]
+
 use domain::{
     AlertRule, CaseId, DeviceId, DeviceKind, Fix, FixFlags, FixId, FixSource, LatLon, Order,
     OrderId, OrderKind, PersonId, UnixMicros, Zone, ZoneId, ZoneKind, ZoneShape,

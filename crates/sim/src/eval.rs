@@ -458,7 +458,7 @@ impl Naive {
 
 fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
     let truth = scenario::generate(cfg.seed, day);
-    let mut rng = Rng::derive(cfg.seed ^ 0x5EED_0F_F1C5, day);
+    let mut rng = Rng::derive(cfg.seed ^ 0x005E_ED0F_F1C5, day);
     let day_start = EPOCH_S + day as i64 * 86_400;
     let us = |step: f64| day_start * 1_000_000 + (step * STEP_S * 1e6) as i64;
     let mut engine = Engine::new(cfg.engine.clone());
@@ -802,10 +802,7 @@ fn score(
                     (
                         AlertRule::ProximityViolation | AlertRule::ZoneViolation,
                         Transition::Raised,
-                    ) => match {
-                        viol.push((rule, *at, i64::MAX));
-                        attribute(*at, a.late)
-                    } {
+                    ) => match attribute(*at, a.late) {
                         Some(i) => {
                             per_ep[i] += 1;
                             if first[i].is_none() {

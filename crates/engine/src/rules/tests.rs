@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 use super::*;
 use crate::{Engine, EngineConfig, Input, MonitoredOrder, Output, Roster};
 use domain::{CaseId, DeviceKind, FixFlags, FixSource, Order, OrderKind, Zone, ZoneKind};
