@@ -11,6 +11,7 @@
 //! The rules are described in `docs/engine.md`.
 
 mod fast;
+mod people;
 mod roster;
 mod rules;
 mod schedule;

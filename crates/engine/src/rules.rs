@@ -7,6 +7,7 @@
 //! `d − z·σ ≤ radius`. Leaving needs `d − z·σ > radius + margin` for the hold time.
 
 use crate::fast::FastMap;
+use crate::people::People;
 use crate::roster::{MonitoredOrder, Roster};
 use crate::schedule::ZoneSchedule;
 use crate::track::{FixLite, Track, Update, reasoning_accuracy_m};
@@ -78,22 +79,56 @@ pub struct AlertSignal {
     pub position_age_s: Option<f64>,
 }
 
+/// An optional time in 8 bytes (`Option<UnixMicros>` takes 16): per-case state is kept small
+/// because an idle case should cost well under a kilobyte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OptTime(i64);
+
+impl Default for OptTime {
+    fn default() -> Self {
+        OptTime::NONE
+    }
+}
+
+impl OptTime {
+    const NONE: OptTime = OptTime(i64::MIN);
+
+    fn get(self) -> Option<UnixMicros> {
+        (self.0 != i64::MIN).then_some(UnixMicros(self.0))
+    }
+
+    fn get_or_insert(&mut self, t: UnixMicros) -> UnixMicros {
+        if self.0 == i64::MIN {
+            self.0 = t.0;
+        }
+        UnixMicros(self.0)
+    }
+
+    fn is_some_and(self, f: impl FnOnce(UnixMicros) -> bool) -> bool {
+        self.get().is_some_and(f)
+    }
+
+    fn is_none(self) -> bool {
+        self.0 == i64::MIN
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Episode {
     certainty: Certainty,
-    min_d: f64,
+    min_d: f32,
     severity: Severity,
-    /// When the condition was first seen clear (with margin); `None` while it holds.
-    clear_since: Option<UnixMicros>,
+    /// When the condition was first seen clear (with margin); none while it holds.
+    clear_since: OptTime,
 }
 
 impl Episode {
     fn new(certainty: Certainty, d: f64, severity: Severity) -> Self {
         Episode {
             certainty,
-            min_d: d,
+            min_d: d as f32,
             severity,
-            clear_since: None,
+            clear_since: OptTime::NONE,
         }
     }
 }
@@ -105,16 +140,16 @@ struct Level {
     /// The offender's fix time when the current streak began: a doubtful breach is confirmed
     /// only by a *different* offender fix (a victim fix arriving does not re-confirm the same
     /// offender outlier).
-    streak_o: Option<UnixMicros>,
+    streak_o: OptTime,
     prev_evidence: [i64; 2],
-    possible_since: Option<UnixMicros>,
+    possible_since: OptTime,
     ep: Option<Episode>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Graze {
     disarmed: bool,
-    band_since: Option<UnixMicros>,
+    band_since: OptTime,
     approaches: Vec<(UnixMicros, i64)>,
     ep: Option<Episode>,
 }
@@ -123,12 +158,32 @@ struct Graze {
 struct PairState {
     person: PersonId,
     last_seen: (UnixMicros, UnixMicros),
+    degraded: Option<Episode>,
+    /// Distance-rule state, allocated only while the two are anywhere near each other (or an
+    /// episode is open): most pairs, most of the time, are kilometres apart.
+    hot: Option<Box<HotPair>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct HotPair {
     viol: Level,
     warn: Level,
     notice: Level,
     graze: Graze,
-    degraded: Option<Episode>,
     pursuit: bool,
+}
+
+impl HotPair {
+    fn idle(&self) -> bool {
+        let level_idle = |l: &Level| l.ep.is_none() && l.streak == 0 && l.possible_since.is_none();
+        level_idle(&self.viol)
+            && level_idle(&self.warn)
+            && level_idle(&self.notice)
+            && self.graze.ep.is_none()
+            && self.graze.approaches.is_empty()
+            && self.graze.band_since.is_none()
+            && !self.pursuit
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,10 +210,7 @@ struct CaseState {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     roster: Roster,
-    device_owner: FastMap<DeviceId, PersonId>,
-    person_orders: FastMap<PersonId, Box<[u32]>>,
-    person_devices: FastMap<PersonId, Box<[DeviceId]>>,
-    tracks: FastMap<PersonId, Track>,
+    people: People,
     cases: Vec<CaseState>,
     schedules: FastMap<ZoneId, ZoneSchedule>,
 }
@@ -209,37 +261,12 @@ impl State {
             .into_iter()
             .map(|c| (c.order_id, c))
             .collect();
-        let mut person_orders: FastMap<PersonId, Vec<u32>> = FastMap::default();
-        let mut person_devices: FastMap<PersonId, Vec<DeviceId>> = FastMap::default();
-        self.device_owner.clear();
-        for (d, (p, _)) in &roster.devices {
-            person_devices.entry(*p).or_default().push(*d);
-            self.device_owner.insert(*d, *p);
-        }
-        for (i, mo) in roster.orders.iter().enumerate() {
-            let i = i as u32;
-            for p in std::iter::once(&mo.offender).chain(&mo.protected) {
-                let e = person_orders.entry(*p).or_default();
-                if !e.contains(&i) {
-                    e.push(i);
-                }
-            }
+        self.people.rebuild(&roster);
+        self.cases.reserve_exact(roster.orders.len());
+        for mo in &roster.orders {
             let prev = old.remove(&mo.order.id);
             self.cases.push(CaseState::new(mo, prev, now));
         }
-        self.person_devices = person_devices
-            .into_iter()
-            .map(|(p, mut v)| {
-                v.sort_unstable();
-                (p, v.into_boxed_slice())
-            })
-            .collect();
-        self.person_orders = person_orders
-            .into_iter()
-            .map(|(p, v)| (p, v.into_boxed_slice()))
-            .collect();
-        self.tracks
-            .retain(|p, _| self.person_devices.contains_key(p));
         self.roster = roster;
         self.evaluate_all(cfg, now, out);
     }
@@ -267,7 +294,7 @@ impl State {
         now: UnixMicros,
         out: &mut Vec<Output>,
     ) {
-        let Some(person) = self.device_owner.get(&fix.device_id).copied() else {
+        let Some(person) = self.people.owner_of(fix.device_id) else {
             return;
         };
         let lite = FixLite {
@@ -277,11 +304,13 @@ impl State {
             acc_m: reasoning_accuracy_m(fix) as f32,
             flags: fix.flags,
         };
-        let update = match self.tracks.get_mut(&person) {
+        let Some(slot) = self.people.track_slot(person) else {
+            return;
+        };
+        let update = match slot {
             Some(tr) => tr.update(cfg, lite, fix.received_time),
             None => {
-                self.tracks
-                    .insert(person, Track::new(lite, fix.received_time));
+                *slot = Some(Track::new(lite, fix.received_time));
                 Update::Accepted
             }
         };
@@ -291,14 +320,18 @@ impl State {
         let late =
             fix.flags.has(FixFlags::LATE) || now.secs_since(fix.device_time) > cfg.late_after_s;
         let ctx = Ctx { cfg, now, late };
-        let Some(orders) = self.person_orders.get(&person) else {
-            return;
-        };
         // Indices are copied out so the case states can be borrowed mutably.
         let mut buf = [0u32; 8];
-        let n = orders.len().min(buf.len());
-        buf[..n].copy_from_slice(&orders[..n]);
-        let extra: Vec<u32> = orders.get(8..).map(<[u32]>::to_vec).unwrap_or_default();
+        let mut n = 0;
+        let mut extra: Vec<u32> = Vec::new();
+        for o in self.people.orders(person) {
+            if n < buf.len() {
+                buf[n] = o;
+                n += 1;
+            } else {
+                extra.push(o);
+            }
+        }
         for &i in buf[..n].iter().chain(&extra) {
             if update == Update::OutOfOrder {
                 self.out_of_order(&ctx, i as usize, person, lite, out);
@@ -318,9 +351,9 @@ impl State {
         now: UnixMicros,
         out: &mut Vec<Output>,
     ) {
-        let person = self.device_owner.get(&device).copied();
+        let person = self.people.owner_of(device);
         let late = now.secs_since(device_time) > cfg.late_after_s;
-        if let Some(tr) = person.and_then(|p| self.tracks.get_mut(&p)) {
+        if let Some(Some(tr)) = person.and_then(|p| self.people.track_slot(p)) {
             tr.last_received = tr.last_received.max(received_time);
         }
         let (rule, severity, what) = match event {
@@ -336,10 +369,9 @@ impl State {
             DeviceEventKind::Charging => (AlertRule::DeviceBattery, Severity::Info, "charging"),
         };
         let orders: Vec<u32> = person
-            .and_then(|p| self.person_orders.get(&p))
-            .map(|v| {
-                v.iter()
-                    .copied()
+            .map(|p| {
+                self.people
+                    .orders(p)
                     .filter(|&i| self.roster.orders[i as usize].order.in_force(now))
                     .collect()
             })
@@ -446,7 +478,8 @@ impl State {
         }
         // A device that speaks is not offline.
         let ctx = Ctx { cfg, now, late };
-        if let Some(orders) = self.person_orders.get(&person).cloned() {
+        let orders: Vec<u32> = self.people.orders(person).collect();
+        {
             for i in orders {
                 self.evaluate_case(&ctx, i as usize, out);
             }
@@ -463,8 +496,8 @@ impl State {
         person: PersonId,
         now: UnixMicros,
     ) -> (Option<LatLon>, Option<f64>, Option<f64>, Vec<FixId>) {
-        let subject = self.tracks.get(&person);
-        let offender = self.tracks.get(&mo.offender);
+        let subject = self.people.track(person);
+        let offender = self.people.track(mo.offender);
         let mut evidence = Vec::new();
         let pos = subject.map(|t| {
             let e = t.estimate_at(cfg, now, 0.0);
@@ -507,8 +540,8 @@ impl State {
         // person's fixes around it: a multipath outlier arriving late must not raise anything.
         let z = cfg.confidence_z.max(2.33);
         let consistent = self
-            .tracks
-            .get(&person)
+            .people
+            .track(person)
             .and_then(|t| t.fix_near(fix.t, cfg.position_grace_s))
             .is_some_and(|n| {
                 let dt = fix.t.secs_since(n.t).abs();
@@ -527,8 +560,8 @@ impl State {
         for pair in &mut case.pairs {
             let (o_fix, v_fix) = if person == mo.offender {
                 let Some(v) = self
-                    .tracks
-                    .get(&pair.person)
+                    .people
+                    .track(pair.person)
                     .and_then(|t| t.fix_near(fix.t, cfg.position_grace_s))
                 else {
                     continue;
@@ -536,8 +569,8 @@ impl State {
                 (fix, v)
             } else if person == pair.person {
                 let Some(o) = self
-                    .tracks
-                    .get(&mo.offender)
+                    .people
+                    .track(mo.offender)
                     .and_then(|t| t.fix_near(fix.t, cfg.position_grace_s))
                 else {
                     continue;
@@ -548,14 +581,15 @@ impl State {
             };
             let d = o_fix.pos.distance_m(&v_fix.pos);
             let u = f64::from(o_fix.acc_m).hypot(f64::from(v_fix.acc_m));
-            if d + z * u <= mo.order.no_approach_m && pair.viol.ep.is_none() {
+            let hot = pair.hot.get_or_insert_with(Box::default);
+            if d + z * u <= mo.order.no_approach_m && hot.viol.ep.is_none() {
                 let key = AlertKey {
                     order_id: mo.order.id,
                     rule: AlertRule::ProximityViolation,
                     protected: Some(pair.person),
                     zone: None,
                 };
-                pair.viol.ep = Some(Episode::new(Certainty::Confirmed, d, Severity::Critical));
+                hot.viol.ep = Some(Episode::new(Certainty::Confirmed, d, Severity::Critical));
                 let view = View {
                     d,
                     sigma: u,
@@ -638,7 +672,7 @@ impl State {
         }
         let cfg = ctx.cfg;
         let case = &mut self.cases[i];
-        let offender = self.tracks.get(&mo.offender);
+        let offender = self.people.track(mo.offender);
         let order_id = mo.order.id;
 
         // Offender silent, or reporting without a GNSS fix.
@@ -655,7 +689,7 @@ impl State {
                 zone: None,
             },
             silent_s > cfg.offender_offline_after_s,
-            format!("offender's devices silent for {silent_s:.0} s"),
+            || format!("offender's devices silent for {silent_s:.0} s"),
             "offender's device reporting again",
             offender.map(|t| t.last_id),
         );
@@ -674,13 +708,13 @@ impl State {
             silent_s <= cfg.offender_offline_after_s
                 && no_fix_s > cfg.offender_no_fix_after_s
                 && offender.is_some_and(|t| !t.last_arrival_good),
-            format!("offender's device reports without a GNSS fix for {no_fix_s:.0} s"),
+            || format!("offender's device reports without a GNSS fix for {no_fix_s:.0} s"),
             "offender's device has a GNSS fix again",
             offender.map(|t| t.last_id),
         );
 
         for pair in &mut case.pairs {
-            let victim = self.tracks.get(&pair.person);
+            let victim = self.people.track(pair.person);
             let key = |rule| AlertKey {
                 order_id,
                 rule,
@@ -696,9 +730,11 @@ impl State {
                 &mut pair.degraded,
                 key(AlertRule::ProtectionDegraded),
                 v_silent > cfg.victim_stale_after_s,
-                format!(
-                    "protected person's device silent for {v_silent:.0} s; using registered places and last known position"
-                ),
+                || {
+                    format!(
+                        "protected person's device silent for {v_silent:.0} s; using registered places and last known position"
+                    )
+                },
                 "protected person's device reporting again",
                 victim.map(|t| t.last_id),
             );
@@ -720,11 +756,19 @@ impl State {
                     && ttc.is_some_and(|t| t <= cfg.ttc_warn_s)
                     && v.d <= cfg.notice_m.max(mo.order.warning_m)
             });
-            let was_open = pair.viol.ep.is_some();
+            // Far apart with nothing open: no distance rule can fire; skip the work and the
+            // memory.
+            let reach = cfg.notice_m.max(mo.order.warning_m) + 2.0 * cfg.clear_margin_m;
+            let near = view.is_some_and(|v| v.d - cfg.confidence_z * v.sigma <= reach);
+            if pair.hot.is_none() && !near {
+                continue;
+            }
+            let hot = pair.hot.get_or_insert_with(Box::default);
+            let was_open = hot.viol.ep.is_some();
             step_level(
                 ctx,
                 out,
-                &mut pair.viol,
+                &mut hot.viol,
                 key(AlertRule::ProximityViolation),
                 Severity::Critical,
                 r,
@@ -751,7 +795,7 @@ impl State {
             step_level(
                 ctx,
                 out,
-                &mut pair.warn,
+                &mut hot.warn,
                 key(AlertRule::ProximityWarning),
                 Severity::Warning,
                 warn_m,
@@ -774,7 +818,7 @@ impl State {
                 step_level(
                     ctx,
                     out,
-                    &mut pair.notice,
+                    &mut hot.notice,
                     key(AlertRule::ProximityNotice),
                     Severity::Info,
                     notice_m,
@@ -796,31 +840,34 @@ impl State {
             graze_step(
                 ctx,
                 out,
-                &mut pair.graze,
+                &mut hot.graze,
                 key(AlertRule::BoundaryGrazing),
                 r,
-                was_open || pair.viol.ep.is_some(),
+                was_open || hot.viol.ep.is_some(),
                 view.as_ref(),
                 new_info,
             );
 
             // Pursuit mode: faster reporting from every device involved while warned.
-            let want = pair.warn.ep.is_some() || pair.viol.ep.is_some();
-            if want != pair.pursuit {
-                pair.pursuit = want;
+            let want = hot.warn.ep.is_some() || hot.viol.ep.is_some();
+            if want != hot.pursuit {
+                hot.pursuit = want;
                 let secs = if want {
                     cfg.pursuit_interval_s
                 } else {
                     cfg.normal_interval_s
                 };
                 for p in [mo.offender, pair.person] {
-                    for d in self.person_devices.get(&p).into_iter().flatten() {
+                    for d in self.people.devices(p) {
                         out.push(Output::DeviceCommand {
-                            device: *d,
+                            device: d,
                             command: DeviceCommand::ReportingInterval(secs),
                         });
                     }
                 }
+            }
+            if !near && hot.idle() {
+                pair.hot = None;
             }
         }
 
@@ -906,12 +953,8 @@ impl CaseState {
                 .unwrap_or(PairState {
                     person: p,
                     last_seen: (UnixMicros(i64::MIN), UnixMicros(i64::MIN)),
-                    viol: Level::default(),
-                    warn: Level::default(),
-                    notice: Level::default(),
-                    graze: Graze::default(),
                     degraded: None,
-                    pursuit: false,
+                    hot: None,
                 })
         };
         let pairs = mo.protected.iter().map(|p| take_pair(*p)).collect();
@@ -1129,11 +1172,11 @@ fn timer_episode(
     ep: &mut Option<Episode>,
     key: AlertKey,
     active: bool,
-    raise_summary: String,
+    raise_summary: impl FnOnce() -> String,
     clear_summary: &str,
     last_fix: Option<i64>,
 ) {
-    let evidence = evidence_of(&[[last_fix.unwrap_or(i64::MIN), i64::MIN]]);
+    let evidence = || evidence_of(&[[last_fix.unwrap_or(i64::MIN), i64::MIN]]);
     let timer_ctx = Ctx {
         cfg: ctx.cfg,
         now: ctx.now,
@@ -1150,8 +1193,8 @@ fn timer_episode(
                 Severity::Warning,
                 Certainty::Confirmed,
                 None,
-                &evidence,
-                raise_summary,
+                &evidence(),
+                raise_summary(),
                 None,
             );
         }
@@ -1165,7 +1208,7 @@ fn timer_episode(
                 Severity::Warning,
                 Certainty::Confirmed,
                 None,
-                &evidence,
+                &evidence(),
                 clear_summary.to_string(),
                 None,
             );
@@ -1197,12 +1240,12 @@ fn step_level(
     let Some(v) = view else {
         // Unknown distance: an open episode closes only after a long hold.
         if let Some(ep) = &mut level.ep {
-            let since = *ep.clear_since.get_or_insert(ctx.now);
+            let since = ep.clear_since.get_or_insert(ctx.now);
             if ctx.now.secs_since(since) >= cfg.clear_hold_s.max(cfg.stale_after_s) {
                 let min = ep.min_d;
                 level.ep = None;
                 level.streak = 0;
-                level.streak_o = None;
+                level.streak_o = OptTime::NONE;
                 emit(
                     ctx,
                     out,
@@ -1237,7 +1280,7 @@ fn step_level(
             level.streak_o.get_or_insert(v.t_o);
         } else {
             level.streak = 0;
-            level.streak_o = None;
+            level.streak_o = OptTime::NONE;
         }
     }
     // One evaluation suffices only when nothing about it is doubtful; otherwise the breach
@@ -1254,7 +1297,7 @@ fn step_level(
         if v.d <= radius && possible && !certain {
             level.possible_since.get_or_insert(v.t);
         } else if !possible || certain {
-            level.possible_since = None;
+            level.possible_since = OptTime::NONE;
         }
     }
     let evidence = || {
@@ -1327,14 +1370,14 @@ fn step_level(
                 v.d > radius + cfg.clear_margin_m && !extra_hit
             };
             if outside {
-                let since = *ep.clear_since.get_or_insert(ctx.now);
+                let since = ep.clear_since.get_or_insert(ctx.now);
                 if ctx.now.secs_since(since) >= cfg.clear_hold_s {
                     let min = ep.min_d;
                     let sev = ep.severity;
                     let c = ep.certainty;
                     level.ep = None;
                     level.streak = 0;
-                    level.streak_o = None;
+                    level.streak_o = OptTime::NONE;
                     emit(
                         ctx,
                         out,
@@ -1352,7 +1395,7 @@ fn step_level(
                     );
                 }
             } else {
-                ep.clear_since = None;
+                ep.clear_since = OptTime::NONE;
                 if new_info
                     && confirm
                     && certain
@@ -1361,7 +1404,7 @@ fn step_level(
                 {
                     ep.certainty = Certainty::Confirmed;
                     ep.severity = severity;
-                    ep.min_d = ep.min_d.min(v.d);
+                    ep.min_d = ep.min_d.min(v.d as f32);
                     let ev = evidence();
                     emit(
                         ctx,
@@ -1375,8 +1418,8 @@ fn step_level(
                         summary(v, Certainty::Confirmed),
                         ttc,
                     );
-                } else if new_info && hit && v.d < ep.min_d - 10.0 {
-                    ep.min_d = v.d;
+                } else if new_info && hit && v.d < f64::from(ep.min_d) - 10.0 {
+                    ep.min_d = v.d as f32;
                     let (sev, c) = (ep.severity, ep.certainty);
                     emit(
                         ctx,
@@ -1416,7 +1459,7 @@ fn graze_step(
     let cfg = ctx.cfg;
     let mut newly = false;
     if in_violation {
-        g.band_since = None;
+        g.band_since = OptTime::NONE;
         g.disarmed = true;
     } else if let (Some(v), true) = (view, new_info) {
         let in_band = v.d <= radius + cfg.graze_band_m;
@@ -1428,7 +1471,7 @@ fn graze_step(
             }
             g.band_since.get_or_insert(v.t);
         } else {
-            g.band_since = None;
+            g.band_since = OptTime::NONE;
             if v.d > radius + cfg.graze_band_m + cfg.clear_margin_m {
                 g.disarmed = false;
             }

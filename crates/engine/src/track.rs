@@ -61,8 +61,6 @@ pub(crate) struct Track {
     pp: f64,
     pv: f64,
     vv: f64,
-    /// A rejected fix waiting for a second opinion.
-    pending: Option<FixLite>,
     /// The most recent raw fixes by device time (a ring), for late and out-of-order fixes.
     history: [Option<FixLite>; HISTORY],
     head: u8,
@@ -127,7 +125,6 @@ impl Track {
             pv: 0.0,
             // Unknown velocity: up to walking/driving speeds.
             vv: 25.0,
-            pending: None,
             history: [None; HISTORY],
             head: 0,
             last_id: fix.id,
@@ -152,6 +149,16 @@ impl Track {
         let i = usize::from(self.head) % HISTORY;
         self.history[i] = Some(fix);
         self.head = ((i + 1) % HISTORY) as u8;
+    }
+
+    /// The newest rejected fix since the last accepted one: waiting for a second opinion.
+    fn pending(&self) -> Option<FixLite> {
+        self.history
+            .iter()
+            .flatten()
+            .max_by_key(|f| f.t)
+            .filter(|f| f.flags.has(REJECTED) && f.t > self.t)
+            .copied()
     }
 
     /// The raw fix closest in device time to `t`, within `window_s`.
@@ -216,7 +223,7 @@ impl Track {
         let gated = innov > cfg.outlier_gate_sigma * s.sqrt() && innov > 3.0 * f64::from(fix.acc_m);
         if impossible || gated {
             // Does it agree with an earlier rejected fix? Then the person moved: restart.
-            if let Some(p) = self.pending.take() {
+            if let Some(p) = self.pending() {
                 let pdt = fix.t.secs_since(p.t).max(0.0);
                 let d = p.pos.distance_m(&fix.pos);
                 let agree = d
@@ -231,14 +238,12 @@ impl Track {
                     return self.update(cfg, fix, received);
                 }
             }
-            self.pending = Some(fix);
             self.push_history(FixLite {
                 flags: fix.flags.with(REJECTED),
                 ..fix
             });
             return Update::Rejected;
         }
-        self.pending = None;
         if surprise_sigma < 2.0 {
             // Manoeuvre: the old velocity no longer holds.
             self.ve = 0.0;

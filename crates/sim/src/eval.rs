@@ -798,6 +798,13 @@ fn score(
         match o {
             Output::Alert(a) => {
                 let rule = a.key.rule;
+                if matches!(
+                    rule,
+                    AlertRule::ProximityViolation | AlertRule::ZoneViolation
+                ) && a.transition == Transition::Raised
+                {
+                    viol.push((rule, *at, i64::MAX));
+                }
                 match (rule, a.transition) {
                     (
                         AlertRule::ProximityViolation | AlertRule::ZoneViolation,
