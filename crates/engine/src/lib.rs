@@ -74,8 +74,10 @@ pub struct EngineConfig {
     /// Approaches into the band within `graze_window_s` that make a pattern.
     pub graze_count: u32,
     pub graze_window_s: f64,
-    /// Continuous time in the band that makes a loitering pattern (s).
+    /// Continuous time within `loiter_band_m` outside the no-approach distance that makes a
+    /// loitering pattern (s).
     pub loiter_s: f64,
+    pub loiter_band_m: f64,
     /// Reporting interval requested from the devices involved on a warning ("pursuit mode").
     pub pursuit_interval_s: u32,
     /// Reporting interval restored when the warning clears.
@@ -113,6 +115,7 @@ impl Default for EngineConfig {
             graze_count: 3,
             graze_window_s: 86_400.0,
             loiter_s: 1_800.0,
+            loiter_band_m: 200.0,
             pursuit_interval_s: 15,
             normal_interval_s: 60,
             ttc_warn_s: 120.0,

@@ -149,6 +149,8 @@ struct Level {
 #[derive(Debug, Clone, Default)]
 struct Graze {
     disarmed: bool,
+    /// The latest approach has not (yet) turned into a breach.
+    last_open: bool,
     band_since: OptTime,
     approaches: Vec<(UnixMicros, i64)>,
     ep: Option<Episode>,
@@ -1459,22 +1461,31 @@ fn graze_step(
     let cfg = ctx.cfg;
     let mut newly = false;
     if in_violation {
+        // An approach that became a breach is a violation, not grazing.
+        if g.last_open {
+            g.approaches.pop();
+            g.last_open = false;
+        }
         g.band_since = OptTime::NONE;
         g.disarmed = true;
     } else if let (Some(v), true) = (view, new_info) {
         let in_band = v.d <= radius + cfg.graze_band_m;
-        if in_band {
-            if !g.disarmed {
-                g.approaches.push((v.t, v.evidence[0]));
-                g.disarmed = true;
-                newly = true;
-            }
+        if in_band && !g.disarmed {
+            g.approaches.push((v.t, v.evidence[0]));
+            g.disarmed = true;
+            g.last_open = true;
+            newly = true;
+        }
+        if !in_band && v.d > radius + cfg.graze_band_m + cfg.clear_margin_m {
+            g.disarmed = false;
+            g.last_open = false;
+        }
+        // Loitering is counted in a wider band: hours spent watching her door from across
+        // the street are a pattern even if he never comes within the grazing band.
+        if v.d <= radius + cfg.loiter_band_m {
             g.band_since.get_or_insert(v.t);
         } else {
             g.band_since = OptTime::NONE;
-            if v.d > radius + cfg.graze_band_m + cfg.clear_margin_m {
-                g.disarmed = false;
-            }
         }
     }
     let t_ref = view.map_or(ctx.now, |v| v.t);

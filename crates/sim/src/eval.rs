@@ -138,6 +138,8 @@ pub struct EvalReport {
     pub late_median_delay_s: Option<f64>,
     pub false_possible: u64,
     pub pattern: (u64, u64),
+    /// Pair-days of other families where a grazing/loitering pattern was raised.
+    pub pattern_elsewhere: u64,
     pub sos: (u64, Option<f64>),
     pub tamper: (u64, Option<f64>),
     pub degraded: (u64, u64),
@@ -208,6 +210,7 @@ pub fn run(cfg: EvalConfig) -> EvalReport {
         late_median_delay_s: None,
         false_possible: 0,
         pattern: (0, 0),
+        pattern_elsewhere: 0,
         sos: (0, None),
         tamper: (0, None),
         degraded: (0, 0),
@@ -248,6 +251,8 @@ pub fn run(cfg: EvalConfig) -> EvalReport {
         if r.pattern_expected {
             rep.pattern.1 += 1;
             rep.pattern.0 += u64::from(r.pattern_raised);
+        } else {
+            rep.pattern_elsewhere += u64::from(r.pattern_raised);
         }
         if r.degraded_expected {
             rep.degraded.1 += 1;
@@ -848,7 +853,12 @@ fn score(
                             w.1 = *at;
                         }
                     }
-                    (AlertRule::BoundaryGrazing, Transition::Raised) => res.pattern_raised = true,
+                    (AlertRule::BoundaryGrazing, Transition::Raised) => {
+                        res.pattern_raised = true;
+                        if std::env::var_os("BULWARK_EVAL_DEBUG").is_some() {
+                            eprintln!("pattern: day {day} {:?}: {}", truth.family, a.summary);
+                        }
+                    }
                     (AlertRule::ProtectionDegraded, Transition::Raised) => {
                         res.degraded_raised = true;
                         *res.other_alerts.entry(rule).or_default() += 1;
@@ -1093,9 +1103,10 @@ impl fmt::Display for EvalReport {
         )?;
         writeln!(
             f,
-            "grazing/loitering pattern raised: {}/{}; protection degraded raised: {}/{}; SOS alerts {} (median {} after receipt); tamper alerts {} (median {})",
+            "grazing/loitering pattern raised: {}/{} (on {} other pair-days); protection degraded raised: {}/{}; SOS alerts {} (median {} after receipt); tamper alerts {} (median {})",
             self.pattern.0,
             self.pattern.1,
+            self.pattern_elsewhere,
             self.degraded.0,
             self.degraded.1,
             self.sos.0,
