@@ -1,6 +1,9 @@
 //! Engine throughput and memory per case.
 //!
-//! `cargo run --release -p engine --example bench -- [cases] [rounds]`
+//! `cargo run --release -p engine --example bench -- [cases] [rounds] [near]`
+//!
+//! With `near`, every offender is placed 150–450 m from his protected person (all cases in
+//! the warning tier: the slow path), instead of 5–20 km away (idle: the common path).
 //!
 //! Builds a roster of `cases` orders (one offender and one protected person each, one device
 //! each, people 5–20 km apart as most are most of the time), feeds one warm-up fix per device,
@@ -40,6 +43,7 @@ fn main() {
         .collect();
     let cases = args.first().copied().unwrap_or(100_000) as i64;
     let rounds = args.get(1).copied().unwrap_or(20) as i64;
+    let near = std::env::args().any(|a| a == "near");
     let mut rng = Rng(42);
     let seoul = LatLon::new(37.5665, 126.9780).expect("valid");
 
@@ -69,7 +73,11 @@ fn main() {
             protected: vec![vic],
         });
         let v = seoul.destination(rng.f64() * 360.0, rng.f64() * 20_000.0);
-        let o = v.destination(rng.f64() * 360.0, 5_000.0 + rng.f64() * 15_000.0);
+        let o = if near {
+            v.destination(rng.f64() * 360.0, 150.0 + rng.f64() * 300.0)
+        } else {
+            v.destination(rng.f64() * 360.0, 5_000.0 + rng.f64() * 15_000.0)
+        };
         positions.push((d_off, o));
         positions.push((d_vic, v));
     }
@@ -95,11 +103,14 @@ fn main() {
             seq: None,
         }
     };
+    let mut warmup_outputs = 0usize;
     for (d, p) in &positions {
-        engine.handle(
-            Input::Fix(fix(*d, *p, t0 + 1)),
-            UnixMicros::from_secs(t0 + 1),
-        );
+        warmup_outputs += engine
+            .handle(
+                Input::Fix(fix(*d, *p, t0 + 1)),
+                UnixMicros::from_secs(t0 + 1),
+            )
+            .len();
     }
     let rss1 = rss_bytes().unwrap_or(0);
     let mut outputs = 0usize;
@@ -120,9 +131,16 @@ fn main() {
     let tick_start = Instant::now();
     engine.handle(Input::Tick, UnixMicros::from_secs(t0 + 60 * (rounds + 1)));
     let tick = tick_start.elapsed().as_secs_f64();
-    println!("cases: {cases} (2 people, 2 devices each), fixes: {n} on 1 thread");
     println!(
-        "throughput: {:.0} fixes/s/core ({:.2} µs per fix, incl. building each Fix); outputs: {outputs}",
+        "cases: {cases} (2 people, 2 devices each, {}), fixes: {n} on 1 thread",
+        if near {
+            "offender 150–450 m from her"
+        } else {
+            "5–20 km apart"
+        }
+    );
+    println!(
+        "throughput: {:.0} fixes/s/core ({:.2} µs per fix, incl. building each Fix); outputs: {warmup_outputs} in warm-up, {outputs} measured",
         n as f64 / secs,
         secs * 1e6 / n as f64
     );
@@ -130,7 +148,7 @@ fn main() {
     let roster_b = rss_roster.saturating_sub(rss0) as f64;
     let engine_b = rss1.saturating_sub(rss_roster) as f64;
     println!(
-        "resident memory per idle case: engine state {:.0} B (tracks, indexes, episode state; {:.1} MiB total) + the roster it holds {:.0} B (orders, devices; built by the shell; includes this bench's position list, 64 B)",
+        "resident memory per case: engine state {:.0} B (tracks, indexes, episode state; {:.1} MiB total) + the roster it holds {:.0} B (orders, devices; built by the shell; includes this bench's position list, 64 B)",
         engine_b / cases as f64,
         engine_b / 1_048_576.0,
         roster_b / cases as f64,
