@@ -269,6 +269,18 @@ impl State {
             let prev = old.remove(&mo.order.id);
             self.cases.push(CaseState::new(mo, prev, now));
         }
+        // Orders that left the roster: their open episodes end (SOS and tamper stay open for
+        // an operator to resolve).
+        let mut gone: Vec<CaseState> = old.into_values().collect();
+        gone.sort_by_key(|c| c.order_id);
+        let ctx = Ctx {
+            cfg,
+            now,
+            late: false,
+        };
+        for mut c in gone {
+            c.close_all(&ctx, out, "order no longer monitored");
+        }
         self.roster = roster;
         self.evaluate_all(cfg, now, out);
     }
@@ -299,9 +311,10 @@ impl State {
         let Some(person) = self.people.owner_of(fix.device_id) else {
             return;
         };
+        let device_time = plausible_device_time(fix.device_time, fix.received_time);
         let lite = FixLite {
             id: fix.id.map_or(i64::MIN, |f| f.0),
-            t: fix.device_time,
+            t: device_time,
             pos: fix.position,
             acc_m: reasoning_accuracy_m(fix) as f32,
             flags: fix.flags,
@@ -319,8 +332,7 @@ impl State {
         if update == Update::Duplicate {
             return;
         }
-        let late =
-            fix.flags.has(FixFlags::LATE) || now.secs_since(fix.device_time) > cfg.late_after_s;
+        let late = fix.flags.has(FixFlags::LATE) || now.secs_since(device_time) > cfg.late_after_s;
         let ctx = Ctx { cfg, now, late };
         // Indices are copied out so the case states can be borrowed mutably.
         let mut buf = [0u32; 8];
@@ -354,6 +366,7 @@ impl State {
         out: &mut Vec<Output>,
     ) {
         let person = self.people.owner_of(device);
+        let device_time = plausible_device_time(device_time, received_time);
         let late = now.secs_since(device_time) > cfg.late_after_s;
         if let Some(Some(tr)) = person.and_then(|p| self.people.track_slot(p)) {
             tr.last_received = tr.last_received.max(received_time);
@@ -670,6 +683,8 @@ impl State {
     fn evaluate_case(&mut self, ctx: &Ctx, i: usize, out: &mut Vec<Output>) {
         let mo = &self.roster.orders[i];
         if !mo.order.in_force(ctx.now) {
+            // Protection ends: say so rather than leave alerts hanging.
+            self.cases[i].close_all(ctx, out, "order not in force");
             return;
         }
         let cfg = ctx.cfg;
@@ -942,6 +957,54 @@ impl State {
 }
 
 impl CaseState {
+    /// Ends every open position and timer episode of the case with a `Cleared`.
+    fn close_all(&mut self, ctx: &Ctx, out: &mut Vec<Output>, why: &str) {
+        let order_id = self.order_id;
+        let mut clear = |ep: &mut Option<Episode>, rule, protected, zone| {
+            if let Some(e) = ep.take() {
+                emit(
+                    ctx,
+                    out,
+                    AlertKey {
+                        order_id,
+                        rule,
+                        protected,
+                        zone,
+                    },
+                    Transition::Cleared,
+                    e.severity,
+                    e.certainty,
+                    None,
+                    &[],
+                    why.to_string(),
+                    None,
+                );
+            }
+        };
+        clear(&mut self.offline, AlertRule::DeviceOffline, None, None);
+        clear(&mut self.no_fix, AlertRule::DeviceNoFix, None, None);
+        for pair in &mut self.pairs {
+            let p = Some(pair.person);
+            clear(&mut pair.degraded, AlertRule::ProtectionDegraded, p, None);
+            if let Some(hot) = pair.hot.as_mut() {
+                clear(&mut hot.viol.ep, AlertRule::ProximityViolation, p, None);
+                clear(&mut hot.warn.ep, AlertRule::ProximityWarning, p, None);
+                clear(&mut hot.notice.ep, AlertRule::ProximityNotice, p, None);
+                clear(&mut hot.graze.ep, AlertRule::BoundaryGrazing, p, None);
+            }
+            pair.hot = None;
+        }
+        for z in &mut self.zones {
+            clear(
+                &mut z.level.ep,
+                AlertRule::ZoneViolation,
+                None,
+                Some(z.zone),
+            );
+            z.level = Level::default();
+        }
+    }
+
     fn new(mo: &MonitoredOrder, prev: Option<CaseState>, now: UnixMicros) -> Self {
         let mut prev = prev;
         let mut take_pair = |p: PersonId| {
@@ -999,6 +1062,19 @@ impl CaseState {
                 events: Vec::new(),
             },
         }
+    }
+}
+
+/// The device's time, unless it is implausible (more than 10 min ahead of receipt, or more than
+/// 30 days behind: a wrong clock, a GPS week roll-over); then the receipt time. The raw fix
+/// keeps what the device said; this only orders it. Also keeps all time arithmetic far from
+/// overflow whatever a device sends.
+fn plausible_device_time(device: UnixMicros, received: UnixMicros) -> UnixMicros {
+    const AHEAD: i64 = 600 * UnixMicros::SECOND;
+    const BEHIND: i64 = 30 * 86_400 * UnixMicros::SECOND;
+    match received.0.checked_sub(device.0) {
+        Some(d) if (-AHEAD..=BEHIND).contains(&d) => device,
+        _ => received,
     }
 }
 

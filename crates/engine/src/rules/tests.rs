@@ -540,3 +540,63 @@ fn zone_schedule_in_seoul_time() {
     let out = e.handle(Input::Fix(fix(2, ANKLE, t, work)), at(t));
     assert!(find(&out, AlertRule::ZoneViolation).is_some());
 }
+
+#[test]
+fn order_ending_clears_its_open_alerts() {
+    let mut e = engine();
+    e.handle(Input::Fix(fix(1, PHONE, 0, home())), at(0));
+    let out = e.handle(
+        Input::Fix(fix(2, ANKLE, 1, home().destination(0.0, 30.0))),
+        at(1),
+    );
+    assert!(signals(out).contains(&(AlertRule::ProximityViolation, Transition::Raised)));
+    let mut r = roster();
+    r.orders[0].order.valid_to = Some(at(100));
+    e.handle(Input::Roster(r), at(50));
+    let out = e.handle(Input::Tick, at(100));
+    let sig = signals(out);
+    assert!(
+        sig.contains(&(AlertRule::ProximityViolation, Transition::Cleared)),
+        "{sig:?}"
+    );
+    assert!(sig.contains(&(AlertRule::ProximityWarning, Transition::Cleared)));
+    // And an order removed from the roster ends the same way.
+    let mut e = engine();
+    e.handle(Input::Fix(fix(1, PHONE, 0, home())), at(0));
+    e.handle(
+        Input::Fix(fix(2, ANKLE, 1, home().destination(0.0, 30.0))),
+        at(1),
+    );
+    let mut r = roster();
+    r.orders.clear();
+    let sig = signals(e.handle(Input::Roster(r), at(2)));
+    assert!(
+        sig.contains(&(AlertRule::ProximityViolation, Transition::Cleared)),
+        "{sig:?}"
+    );
+}
+
+#[test]
+fn absurd_device_input_does_not_panic() {
+    let mut e = engine();
+    for (i, t) in [i64::MIN, i64::MAX, 0, -1, i64::MAX / 2]
+        .into_iter()
+        .enumerate()
+    {
+        let mut f = fix(i as i64, ANKLE, 0, home());
+        f.device_time = UnixMicros(t);
+        f.accuracy_m = Some(f64::NAN);
+        f.speed_mps = Some(f64::INFINITY);
+        e.handle(Input::Fix(f), at(1_000));
+        e.handle(
+            Input::DeviceEvent {
+                device: PHONE,
+                event: crate::DeviceEventKind::Sos,
+                device_time: UnixMicros(t),
+                received_time: at(1_000),
+            },
+            at(1_000),
+        );
+    }
+    e.handle(Input::Tick, at(2_000));
+}
