@@ -574,11 +574,12 @@ impl State {
         };
         for pair in &mut case.pairs {
             let (o_fix, v_fix) = if person == mo.offender {
-                let Some(v) = self
-                    .people
-                    .track(pair.person)
-                    .and_then(|t| t.fix_near(fix.t, cfg.position_grace_s))
-                else {
+                // Her fix from then; or, if she has stayed put since before then, her
+                // latest one.
+                let Some(v) = self.people.track(pair.person).and_then(|t| {
+                    t.fix_near(fix.t, cfg.position_grace_s)
+                        .or_else(|| t.last_accepted().filter(|_| fix.t >= t.still_since))
+                }) else {
                     continue;
                 };
                 (fix, v)

@@ -161,6 +161,16 @@ impl Track {
             .copied()
     }
 
+    /// The newest fix the filter accepted.
+    pub fn last_accepted(&self) -> Option<FixLite> {
+        self.history
+            .iter()
+            .flatten()
+            .filter(|f| !f.flags.has(REJECTED))
+            .max_by_key(|f| f.t)
+            .copied()
+    }
+
     /// The raw fix closest in device time to `t`, within `window_s`.
     pub fn fix_near(&self, t: UnixMicros, window_s: f64) -> Option<FixLite> {
         self.history

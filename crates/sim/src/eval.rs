@@ -185,8 +185,12 @@ pub fn run(cfg: EvalConfig) -> EvalReport {
             .map(|k| {
                 let cfg = &cfg;
                 s.spawn(move || {
+                    // Debugging aid: BULWARK_EVAL_ONLY=<day> simulates that pair-day alone.
+                    let only: Option<u64> = std::env::var("BULWARK_EVAL_ONLY")
+                        .ok()
+                        .and_then(|v| v.parse().ok());
                     (0..cfg.pair_days)
-                        .filter(|d| d % threads == k)
+                        .filter(|d| d % threads == k && only.is_none_or(|o| o == *d))
                         .map(|d| simulate_day(cfg, d))
                         .collect::<Vec<_>>()
                 })
@@ -343,6 +347,8 @@ struct DeviceSim {
     skew_us: i64,
     seq: i64,
     buffer: Vec<Fix>,
+    /// Arrival time of the last batch upload (live fixes queue behind it).
+    flushed_until: i64,
     /// Random link dropouts: (start step, end step).
     dropouts: Vec<(usize, usize)>,
     /// Device dead after tamper? Not modelled: it keeps reporting from the pocket.
@@ -498,6 +504,7 @@ fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
                 skew_us: (rng.range(-cfg.clock_skew_s, cfg.clock_skew_s) * 1e6) as i64,
                 seq: 0,
                 buffer: Vec::new(),
+                flushed_until: 0,
                 dropouts,
                 silent_from: None,
             }
@@ -538,6 +545,7 @@ fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
             // Flush the buffer when the link is back.
             if !link_down && sig == Sig::Ok && !dev.buffer.is_empty() {
                 let batch_at = now_us + 2_000_000;
+                dev.flushed_until = batch_at;
                 for mut f in dev.buffer.drain(..) {
                     f.received_time = UnixMicros(batch_at);
                     f.flags = f.flags.with(FixFlags::LATE);
@@ -564,7 +572,8 @@ fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
                 dev.buffer.push(f);
                 continue;
             }
-            let arrival = now_us + (delay_s * 1e6) as i64;
+            // A batch and the live fix share the device's connection: the batch goes first.
+            let arrival = (now_us + (delay_s * 1e6) as i64).max(dev.flushed_until + 1);
             let dup = rng.chance(cfg.duplicate_rate);
             seq += 1;
             let mut f = f;
