@@ -236,9 +236,12 @@ impl Track {
             if let Some(p) = self.pending() {
                 let pdt = fix.t.secs_since(p.t).max(0.0);
                 let d = p.pos.distance_m(&fix.pos);
+                // Both far from the prediction and close to each other: the person moved.
+                // (Two multipath outliers in a row scatter around the truth instead.)
                 let agree = d
                     <= cfg.max_speed_mps.min(40.0) * pdt
-                        + 3.0 * (f64::from(p.acc_m) + f64::from(fix.acc_m));
+                        + 3.0 * (f64::from(p.acc_m) + f64::from(fix.acc_m))
+                    && d <= 0.5 * innov;
                 if agree && pdt > 0.0 {
                     let mut fresh = Track::new(p, self.last_received);
                     fresh.history = self.history;
