@@ -579,6 +579,15 @@ impl State {
                 let Some(v) = self.people.track(pair.person).and_then(|t| {
                     t.fix_near(fix.t, cfg.position_grace_s)
                         .or_else(|| t.last_accepted().filter(|_| fix.t >= t.still_since))
+                        .or_else(|| {
+                            t.stay_at(fix.t).map(|pos| FixLite {
+                                id: i64::MIN,
+                                t: fix.t,
+                                pos,
+                                acc_m: (crate::track::STILL_RADIUS_M / 2.0) as f32,
+                                flags: FixFlags::default(),
+                            })
+                        })
                 }) else {
                     continue;
                 };
@@ -1132,6 +1141,18 @@ fn pair_view(
             None if o.t >= v.still_since => {
                 let mut e = v.estimate_at(cfg, v.t, 0.0);
                 e.sigma_m += crate::track::STILL_RADIUS_M / 2.0;
+                (o.t, o.estimate_at(cfg, o.t, cfg.offender_drift_mps), e)
+            }
+            // She was staying somewhere else then (home, before she went out).
+            None if v.stay_at(o.t).is_some() => {
+                let pos = v
+                    .stay_at(o.t)
+                    .unwrap_or_else(|| v.estimate_at(cfg, v.t, 0.0).pos);
+                let e = crate::track::Estimate {
+                    pos,
+                    vel: (0.0, 0.0),
+                    sigma_m: crate::track::STILL_RADIUS_M / 2.0,
+                };
                 (o.t, o.estimate_at(cfg, o.t, cfg.offender_drift_mps), e)
             }
             None => {

@@ -43,6 +43,9 @@ const HISTORY: usize = 3;
 /// Radius within which a person counts as staying put (m).
 pub(crate) const STILL_RADIUS_M: f64 = 40.0;
 
+/// A stay this long (s) is remembered after the person moves on.
+const PREV_STAY_S: f64 = 300.0;
+
 /// Engine-internal flag on a history entry: the filter rejected it (outlier). Outside the
 /// range of `FixFlags` the protocols set.
 const REJECTED: u32 = 1 << 30;
@@ -80,6 +83,9 @@ pub(crate) struct Track {
     pub still_since: UnixMicros,
     still_pos: LatLon,
     still_out: u8,
+    /// The last stay of at least `PREV_STAY_S` before the current one: where, from, until.
+    /// A late upload of his approach to her home is judged against it after she has left.
+    prev_stay: Option<(LatLon, UnixMicros, UnixMicros)>,
     /// The most recently received fix had a real position (buffered uploads of good fixes
     /// with old device times must not look like "no fix").
     pub last_arrival_good: bool,
@@ -135,6 +141,7 @@ impl Track {
             still_since: fix.t,
             still_pos: fix.pos,
             still_out: 0,
+            prev_stay: None,
             last_good_fix: if good(&fix) {
                 fix.t
             } else {
@@ -159,6 +166,17 @@ impl Track {
             .max_by_key(|f| f.t)
             .filter(|f| f.flags.has(REJECTED) && f.t > self.t)
             .copied()
+    }
+
+    /// Where the person was at `t` if they were staying put then (the current stay or the
+    /// previous long one), known to within `STILL_RADIUS_M`.
+    pub fn stay_at(&self, t: UnixMicros) -> Option<LatLon> {
+        if t >= self.still_since {
+            return Some(self.still_pos);
+        }
+        self.prev_stay
+            .filter(|(_, from, until)| t >= *from && t <= *until)
+            .map(|(p, _, _)| p)
     }
 
     /// The newest fix the filter accepted.
@@ -282,6 +300,9 @@ impl Track {
         if here.distance_m(&self.still_pos) > STILL_RADIUS_M {
             self.still_out = self.still_out.saturating_add(1);
             if self.still_out >= 2 {
+                if fix.t.secs_since(self.still_since) >= PREV_STAY_S {
+                    self.prev_stay = Some((self.still_pos, self.still_since, fix.t));
+                }
                 self.still_pos = here;
                 self.still_since = fix.t;
                 self.still_out = 0;
