@@ -600,3 +600,30 @@ fn absurd_device_input_does_not_panic() {
     }
     e.handle(Input::Tick, at(2_000));
 }
+
+#[test]
+fn each_protected_person_has_her_own_episode() {
+    let sister = PersonId(3);
+    let sister_phone = DeviceId(30);
+    let mut r = roster();
+    r.devices
+        .insert(sister_phone, (sister, DeviceKind::VictimPhone));
+    r.orders[0].protected.push(sister);
+    let mut e = Engine::new(EngineConfig::default());
+    e.handle(Input::Roster(r), at(0));
+    e.handle(Input::Fix(fix(1, PHONE, 0, home())), at(0));
+    e.handle(
+        Input::Fix(fix(2, sister_phone, 0, home().destination(180.0, 3_000.0))),
+        at(0),
+    );
+    let out = e.handle(
+        Input::Fix(fix(3, ANKLE, 1, home().destination(0.0, 20.0))),
+        at(1),
+    );
+    let v: Vec<_> = alerts(&out)
+        .into_iter()
+        .filter(|a| a.key.rule == AlertRule::ProximityViolation)
+        .map(|a| a.key.protected)
+        .collect();
+    assert_eq!(v, vec![Some(VICTIM)]);
+}
