@@ -156,6 +156,13 @@ str_enum!(
         DeviceOffline = "device_offline",
         /// Protection is degraded (e.g. the protected person's phone is stale).
         ProtectionDegraded = "protection_degraded",
+        /// The offender is within the order's notice distance (e.g. 2 km) of a protected person.
+        ProximityNotice = "proximity_notice",
+        /// Repeated approaches to just outside the no-approach distance, or loitering there:
+        /// a harassment pattern rather than a breach.
+        BoundaryGrazing = "boundary_grazing",
+        /// A monitored device reports, but without a GNSS fix, for too long.
+        DeviceNoFix = "device_no_fix",
     }
 );
 
@@ -269,10 +276,10 @@ impl Order {
         {
             return Err(OrderError::Disclosure(self.disclosure_radius_m));
         }
-        if let Some(to) = self.valid_to {
-            if to <= self.valid_from {
-                return Err(OrderError::EmptyValidity);
-            }
+        if let Some(to) = self.valid_to
+            && to <= self.valid_from
+        {
+            return Err(OrderError::EmptyValidity);
         }
         for z in &self.zones {
             z.shape.validate()?;
