@@ -28,6 +28,34 @@ enum Command {
     Serve(ServeArgs),
     /// Run the server on a fresh store with simulated cases moving around Seoul.
     Demo(DemoArgs),
+    /// Evaluate the engine against generated scenarios with ground truth (one table).
+    Eval(EvalArgs),
+}
+
+/// Scenario evaluation; see docs/engine.md for what each figure means.
+#[derive(Args)]
+struct EvalArgs {
+    /// Seed of the scenario generator; the same seed gives the same table.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Offender–victim pairs × days to simulate.
+    #[arg(long, default_value_t = 1000)]
+    pair_days: u64,
+    /// GNSS noise, 1σ per axis, in metres.
+    #[arg(long, default_value_t = 15.0)]
+    sigma: f64,
+    /// Share of GNSS fixes that are multipath outliers (100–500 m off).
+    #[arg(long, default_value_t = 0.02)]
+    outliers: f64,
+    /// Share of fixes located by cell tower.
+    #[arg(long, default_value_t = 0.02)]
+    cell: f64,
+    /// Normal reporting interval in seconds.
+    #[arg(long, default_value_t = 60)]
+    interval: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 /// Overrides applied on top of the config file; each also reads an environment variable.
@@ -141,6 +169,20 @@ async fn main() -> Result<()> {
             running.shutdown().await;
         }
         Command::Demo(args) => demo::run(args.http_port, args.data_dir, wait_for_signal()).await?,
+        Command::Eval(a) => {
+            let cfg = sim::EvalConfig {
+                seed: a.seed,
+                pair_days: a.pair_days,
+                sigma_m: a.sigma,
+                outlier_rate: a.outliers,
+                cell_rate: a.cell,
+                interval_s: a.interval,
+                threads: a.threads,
+                ..Default::default()
+            };
+            let report = tokio::task::spawn_blocking(move || sim::run(cfg)).await?;
+            print!("{report}");
+        }
     }
     Ok(())
 }

@@ -166,6 +166,36 @@ str_enum!(
     }
 );
 
+str_enum!(
+    /// Something a device reported that is not a position.
+    DeviceEventKind {
+        /// The panic button (victim phone or smartwatch).
+        Sos = "sos",
+        /// Strap cut, case opened or body contact lost.
+        Tamper = "tamper",
+        /// The device says it was taken off.
+        Removal = "removal",
+        LowBattery = "low_battery",
+        /// On the charger: clears a low-battery episode.
+        Charging = "charging",
+        /// External power cut (vehicle trackers, docked units).
+        PowerCut = "power_cut",
+    }
+);
+
+/// A device event as stored: never modified, like a fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceEvent {
+    /// Assigned by the store on commit.
+    pub id: Option<i64>,
+    pub device_id: DeviceId,
+    pub kind: DeviceEventKind,
+    pub device_time: UnixMicros,
+    pub received_time: UnixMicros,
+    /// Where the device was, if the report said (an SOS without a fix still counts).
+    pub position: Option<LatLon>,
+}
+
 /// A person known to the system.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Person {

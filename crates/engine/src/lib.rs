@@ -124,21 +124,9 @@ impl Default for EngineConfig {
     }
 }
 
-/// Something a device reported that is not a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeviceEventKind {
-    /// The panic button (victim phone or smartwatch).
-    Sos,
-    /// Strap cut, case opened or body contact lost.
-    Tamper,
-    /// The device says it was taken off.
-    Removal,
-    LowBattery,
-    /// On the charger: clears a low-battery episode.
-    Charging,
-    /// External power cut (vehicle trackers, docked units).
-    PowerCut,
-}
+/// Something a device reported that is not a position (defined in `domain`, which the store
+/// shares).
+pub use domain::DeviceEventKind;
 
 /// Something the engine asks a device to do. The shell turns it into the device's protocol.
 /// Reporting-interval changes must be sent silently (no beep, no LED, no screen message): they

@@ -334,6 +334,18 @@ pub struct AlertDto {
     pub min_distance_m: Option<f64>,
     /// Ids of the fixes that raised or updated it.
     pub evidence: Vec<i64>,
+    /// For device alerts (SOS, tamper…): the device.
+    pub device_id: Option<i64>,
+    /// Detected from late (buffered) data: a late-detected violation, not a live one.
+    pub late: bool,
+    /// `confirmed`, or `possible` when positions were too uncertain to confirm it.
+    pub certainty: &'static str,
+    /// Rate at which the distance shrinks (m/s; negative = moving apart).
+    pub closing_speed_mps: Option<f64>,
+    /// Seconds to the no-approach distance at the current closing speed.
+    pub time_to_contact_s: Option<f64>,
+    /// The offender is moving toward the protected person.
+    pub heading_toward: Option<bool>,
 }
 
 impl From<store::AlertRecord> for AlertDto {
@@ -355,6 +367,16 @@ impl From<store::AlertRecord> for AlertDto {
             summary: a.summary,
             min_distance_m: a.min_distance_m,
             evidence: a.evidence.into_iter().map(|f| f.0).collect(),
+            device_id: r.device.map(|d| d.0),
+            late: r.details.late,
+            certainty: if r.details.possible {
+                "possible"
+            } else {
+                "confirmed"
+            },
+            closing_speed_mps: r.details.closing_speed_mps,
+            time_to_contact_s: r.details.time_to_contact_s,
+            heading_toward: r.details.heading_toward,
         }
     }
 }
@@ -385,10 +407,27 @@ pub struct BatchFix {
     pub source: Option<String>,
 }
 
+/// A non-position report in a native batch (SOS, tamper, battery…).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEvent {
+    /// `sos`, `tamper`, `removal`, `low_battery`, `charging` or `power_cut`.
+    #[schema(example = "sos")]
+    pub kind: String,
+    /// RFC 3339 time of the event on the device.
+    pub time: String,
+    /// Where the device was, if known. An SOS without a position is still accepted.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
+    #[serde(default)]
     pub fixes: Vec<BatchFix>,
+    #[serde(default)]
+    pub events: Vec<BatchEvent>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -399,6 +438,8 @@ pub struct BatchResult {
     pub duplicates: usize,
     /// The stored id of each fix, in request order.
     pub fix_ids: Vec<i64>,
+    /// Events newly stored (resent events are acknowledged, not stored twice).
+    pub events_stored: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -34,6 +34,32 @@ pub struct RawFix {
 /// 2000-01-01T00:00:00Z: older device times are a reset clock (GPS week rollover), not data.
 const EARLIEST_US: i64 = 946_684_800_000_000;
 
+/// Refuses device times in the future (beyond the allowed skew) or before 2000.
+pub fn check_time(
+    state: &AppState,
+    device_time: UnixMicros,
+    received: UnixMicros,
+    field: &str,
+) -> Result<(), ApiError> {
+    let max_future_s = state.config.ingest.max_future_s;
+    if device_time.0 > received.0 + max_future_s * UnixMicros::SECOND {
+        return Err(ApiError::new(
+            ErrorCode::TimestampInFuture,
+            format!(
+                "{field}: {} is more than {max_future_s} s ahead of the server clock",
+                crate::dto::ts(device_time)
+            ),
+        ));
+    }
+    if device_time.0 < EARLIEST_US {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("{field}: before 2000-01-01 (device clock not set)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates one decoded fix. `index` names it in error messages.
 pub fn validate(
     state: &AppState,
@@ -110,9 +136,22 @@ pub async fn store_fixes(
     door: &'static str,
     fixes: Vec<Fix>,
 ) -> Result<Vec<FixOutcome>, ApiError> {
+    Ok(store_reports(state, door, fixes, Vec::new()).await?.0)
+}
+
+/// Stores validated fixes and events durably, in one transaction, and records door metrics.
+pub async fn store_reports(
+    state: &AppState,
+    door: &'static str,
+    fixes: Vec<Fix>,
+    events: Vec<DeviceEvent>,
+) -> Result<(Vec<FixOutcome>, Vec<bool>), ApiError> {
     let started = std::time::Instant::now();
     let n = fixes.len();
-    let outcomes = state.store.insert_fixes(fixes).await?;
+    let (outcomes, events_new) = state.store.insert_reports(fixes, events).await?;
+    metrics::counter!("bulwark_events_stored_total", "door" => door)
+        .increment(events_new.iter().filter(|x| **x).count() as u64);
+
     let dup = outcomes
         .iter()
         .filter(|o| matches!(o, FixOutcome::Duplicate(_)))
@@ -121,7 +160,7 @@ pub async fn store_fixes(
     metrics::counter!("bulwark_fixes_duplicate_total", "door" => door).increment(dup as u64);
     metrics::histogram!("bulwark_ingest_durable_seconds", "door" => door)
         .record(started.elapsed().as_secs_f64());
-    Ok(outcomes)
+    Ok((outcomes, events_new))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -171,14 +210,45 @@ pub async fn native_batch(
     let body = body.map_err(body_error)?;
     let batch: Batch = parse_json(&body)?;
     let max = state.config.ingest.max_batch_fixes;
-    if batch.fixes.len() > max {
+    if batch.fixes.len() + batch.events.len() > max {
         return Err(ApiError::new(
             ErrorCode::BatchTooLarge,
-            format!("{} fixes in one batch; at most {max}", batch.fixes.len()),
+            format!(
+                "{} fixes and events in one batch; at most {max}",
+                batch.fixes.len() + batch.events.len()
+            ),
         ));
     }
-    if batch.fixes.is_empty() {
+    if batch.fixes.is_empty() && batch.events.is_empty() {
         return Err(ApiError::new(ErrorCode::InvalidField, "fixes: empty batch"));
+    }
+    let mut events = Vec::with_capacity(batch.events.len());
+    for (i, e) in batch.events.into_iter().enumerate() {
+        let device_time = parse_ts(&format!("events[{i}].time"), &e.time)?;
+        check_time(&state, device_time, received, &format!("events[{i}].time"))?;
+        let position = match (e.lat, e.lon) {
+            (Some(lat), Some(lon)) => Some(LatLon::new(lat, lon).map_err(|err| {
+                ApiError::new(
+                    ErrorCode::CoordinatesOutOfRange,
+                    format!("events[{i}]: {err}"),
+                )
+            })?),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("events[{i}]: lat and lon go together"),
+                ));
+            }
+        };
+        events.push(DeviceEvent {
+            id: None,
+            device_id: device.id,
+            kind: parse_enum(&format!("events[{i}].kind"), &e.kind)?,
+            device_time,
+            received_time: received,
+            position,
+        });
     }
     let mut fixes = Vec::with_capacity(batch.fixes.len());
     for (i, f) in batch.fixes.into_iter().enumerate() {
@@ -200,7 +270,7 @@ pub async fn native_batch(
         };
         fixes.push(validate(&state, device.id, raw, received, i)?);
     }
-    let outcomes = store_fixes(&state, "native", fixes).await?;
+    let (outcomes, events_new) = store_reports(&state, "native", fixes, events).await?;
     let duplicates = outcomes
         .iter()
         .filter(|o| matches!(o, FixOutcome::Duplicate(_)))
@@ -209,6 +279,7 @@ pub async fn native_batch(
         stored: outcomes.len() - duplicates,
         duplicates,
         fix_ids: outcomes.iter().map(|o| o.id().0).collect(),
+        events_stored: events_new.iter().filter(|n| **n).count(),
     }))
 }
 

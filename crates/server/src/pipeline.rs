@@ -7,11 +7,14 @@
 use crate::dto::{AlertDto, PositionDto, flag_names, ts};
 use crate::live::{Hub, LiveEvent};
 use domain::*;
-use engine::{Engine, EngineConfig, Input, MonitoredOrder, Output, Roster, Transition};
+use engine::{
+    Certainty, DeviceCommand, Engine, EngineConfig, Input, MonitoredOrder, Output, Roster,
+    Transition,
+};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use store::{AlertChange, AlertChangeKind, Store};
+use std::sync::{Arc, Mutex};
+use store::{AlertChange, AlertChangeKind, AlertDetails, Committed, Store};
 use tokio::sync::{mpsc, watch};
 
 /// Tells the pipeline that the roster (devices, cases, orders) changed.
@@ -22,11 +25,19 @@ pub struct PipelineHandle {
     /// committed fix; their difference is the engine's lag.
     pub evaluated_received_us: Arc<AtomicI64>,
     pub committed_received_us: Arc<AtomicI64>,
+    /// The latest command the engine wants each device to receive (pursuit mode). Protocol
+    /// listeners deliver it the next time the device is connected.
+    pub pending_commands: Arc<Mutex<HashMap<DeviceId, DeviceCommand>>>,
 }
 
 impl PipelineHandle {
     pub fn roster_changed(&self) {
         let _ = self.roster_changed.send(());
+    }
+
+    /// Takes the command waiting for `device`, if any.
+    pub fn take_command(&self, device: DeviceId) -> Option<DeviceCommand> {
+        self.pending_commands.lock().ok()?.remove(&device)
     }
 
     pub fn lag_s(&self) -> f64 {
@@ -45,6 +56,7 @@ struct Pipeline {
     store: Store,
     hub: Hub,
     devices: HashMap<DeviceId, Device>,
+    commands: Arc<Mutex<HashMap<DeviceId, DeviceCommand>>>,
     people: HashMap<PersonId, PersonRole>,
     order_case: HashMap<OrderId, CaseId>,
 }
@@ -63,6 +75,7 @@ pub async fn spawn(
         roster_changed: roster_tx,
         evaluated_received_us: Arc::new(AtomicI64::new(0)),
         committed_received_us: Arc::new(AtomicI64::new(0)),
+        pending_commands: Arc::new(Mutex::new(HashMap::new())),
     };
     let stale_window = config.stale_after_s;
     let mut p = Pipeline {
@@ -70,6 +83,7 @@ pub async fn spawn(
         store: store.clone(),
         hub,
         devices: HashMap::new(),
+        commands: handle.pending_commands.clone(),
         people: HashMap::new(),
         order_case: HashMap::new(),
     };
@@ -78,11 +92,24 @@ pub async fn spawn(
     let start = now();
     p.reload_roster(start).await?;
     let since = UnixMicros(start.0 - (stale_window * 1e6) as i64);
-    let recent = store.fixes_received_since(since).await?;
+    let mut recent: Vec<(UnixMicros, Input)> = store
+        .fixes_received_since(since)
+        .await?
+        .into_iter()
+        .map(|f| (f.received_time, Input::Fix(f)))
+        .collect();
+    recent.extend(
+        store
+            .events_received_since(since)
+            .await?
+            .into_iter()
+            .map(|e| (e.received_time, event_input(&e))),
+    );
+    // Stable: fixes before events received in the same microsecond, as they were committed.
+    recent.sort_by_key(|(t, _)| *t);
     let replayed = recent.len();
-    for fix in recent {
-        let t = fix.received_time;
-        let out = p.engine.handle(Input::Fix(fix), t);
+    for (t, input) in recent {
+        let out = p.engine.handle(input, t);
         p.apply(out).await;
     }
     let out = p.engine.handle(Input::Tick, now());
@@ -91,15 +118,22 @@ pub async fn spawn(
 
     let h = handle.clone();
     let task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        // Timers (hold times, staleness, offline) need a tick; 2 s keeps their resolution well
+        // under a fix interval at a cost of ~1 % CPU per 100,000 cases (docs/engine.md).
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping = false;
         loop {
             tokio::select! {
                 batch = committed.recv() => {
-                    let Some(batch) = batch else { break };
+                    let Some(Committed { fixes: batch, events }) = batch else { break };
                     if let Some(last) = batch.last() {
                         h.committed_received_us.fetch_max(last.received_time.0, Ordering::Relaxed);
+                    }
+                    // Events first: an SOS must not wait behind the fixes of its batch.
+                    for e in events {
+                        let out = p.engine.handle(event_input(&e), now());
+                        p.apply(out).await;
                     }
                     for fix in batch {
                         let received = fix.received_time.0;
@@ -132,6 +166,15 @@ pub async fn spawn(
         tracing::info!("pipeline stopped");
     });
     Ok((handle, task))
+}
+
+fn event_input(e: &DeviceEvent) -> Input {
+    Input::DeviceEvent {
+        device: e.device_id,
+        event: e.kind,
+        device_time: e.device_time,
+        received_time: e.received_time,
+    }
 }
 
 impl Pipeline {
@@ -194,18 +237,14 @@ impl Pipeline {
 
     async fn apply(&mut self, outputs: Vec<Output>) {
         for o in outputs {
-            match o {
+            let change = match o {
                 Output::Alert(sig) => {
                     let kind = match sig.transition {
                         Transition::Raised => AlertChangeKind::Raised,
                         Transition::Updated => AlertChangeKind::Updated,
                         Transition::Cleared => AlertChangeKind::Cleared,
                     };
-                    if kind == AlertChangeKind::Raised {
-                        metrics::counter!("bulwark_alerts_raised_total", "rule" => sig.key.rule.as_str())
-                            .increment(1);
-                    }
-                    let change = AlertChange {
+                    AlertChange {
                         order_id: Some(sig.key.order_id),
                         case_id: self.order_case.get(&sig.key.order_id).copied(),
                         rule: sig.key.rule,
@@ -217,16 +256,78 @@ impl Pipeline {
                         distance_m: sig.distance_m,
                         evidence: sig.evidence,
                         summary: sig.summary,
-                    };
-                    match self.store.apply_alert_change(change).await {
-                        Ok(record) => self.hub.publish(LiveEvent::Alert(AlertDto::from(record))),
-                        Err(store::StoreError::NotFound(m)) => {
-                            tracing::debug!(reason = %m, "clear for an alert that is not active");
-                        }
-                        Err(e) => tracing::error!(error = %e, "could not store alert change"),
+                        device: None,
+                        details: AlertDetails {
+                            late: sig.late,
+                            possible: sig.certainty == Certainty::Possible,
+                            closing_speed_mps: sig.closing_speed_mps,
+                            time_to_contact_s: sig.time_to_contact_s,
+                            heading_toward: sig.heading_toward,
+                        },
                     }
+                }
+                Output::DeviceAlert(a) => AlertChange {
+                    order_id: None,
+                    case_id: None,
+                    rule: a.rule,
+                    protected: None,
+                    zone: None,
+                    kind: AlertChangeKind::Raised,
+                    severity: a.severity,
+                    at: a.at,
+                    distance_m: None,
+                    evidence: Vec::new(),
+                    summary: a.summary,
+                    device: Some(a.device),
+                    details: AlertDetails {
+                        late: a.late,
+                        ..Default::default()
+                    },
+                },
+                Output::DeviceCommand { device, command } => {
+                    let DeviceCommand::ReportingInterval(secs) = command;
+                    tracing::info!(%device, interval_s = secs, "engine requests a reporting interval");
+                    metrics::counter!("bulwark_device_commands_total").increment(1);
+                    if let Ok(mut c) = self.commands.lock() {
+                        c.insert(device, command);
+                    }
+                    continue;
+                }
+            };
+            if change.kind == AlertChangeKind::Raised {
+                metrics::counter!("bulwark_alerts_raised_total", "rule" => change.rule.as_str())
+                    .increment(1);
+            }
+            self.store_alert(change).await;
+        }
+    }
+
+    /// Stores an alert change, retrying on transient failures: an alert must not be lost
+    /// because the disk was briefly busy or full.
+    async fn store_alert(&self, change: AlertChange) {
+        let mut delay = std::time::Duration::from_millis(50);
+        for attempt in 1..=8 {
+            match self.store.apply_alert_change(change.clone()).await {
+                Ok(record) => {
+                    self.hub.publish(LiveEvent::Alert(AlertDto::from(record)));
+                    return;
+                }
+                Err(store::StoreError::NotFound(m)) => {
+                    tracing::debug!(reason = %m, "clear for an alert that is not active");
+                    return;
+                }
+                Err(store::StoreError::Closed) => {
+                    tracing::error!(rule = %change.rule, "store closed; alert change not stored");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, rule = %change.rule, "could not store alert change; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
                 }
             }
         }
+        metrics::counter!("bulwark_alert_store_failures_total").increment(1);
+        tracing::error!(rule = %change.rule, summary = %change.summary, "alert change could not be stored after retries");
     }
 }

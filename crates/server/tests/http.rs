@@ -569,3 +569,66 @@ async fn health_metrics_and_openapi_describe_the_server() {
     assert_eq!(paths, expected);
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_sos_without_a_position_raises_a_critical_alert_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    // The protected person's smartwatch uses the native API.
+    let (_, people) = c.get("/api/v1/people").await;
+    let victim = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "protected")
+        .unwrap()["id"]
+        .clone();
+    let (s, _) = c
+        .post("/api/v1/devices", json!({"kind": "smartwatch", "protocol": "native", "hardware_id": "watch-1", "owner_id": victim, "token": "smartwatch-token-0000001"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    victim_at_home(&c).await;
+    let sos = json!({"events": [{"kind": "sos", "time": now_iso(0)}]}).to_string();
+    let (s, body) = c.batch("smartwatch-token-0000001", sos.clone()).await;
+    assert_eq!(
+        (s, body["events_stored"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
+    eventually("an SOS alert", || async {
+        active_alerts(&c).await.iter().any(|a| a["rule"] == "sos")
+    })
+    .await;
+    let alerts = active_alerts(&c).await;
+    let sos_alert = alerts.iter().find(|a| a["rule"] == "sos").unwrap();
+    assert_eq!(sos_alert["severity"], "critical");
+    // Resending the same SOS does not raise a second alert.
+    let (s, body) = c.batch("smartwatch-token-0000001", sos).await;
+    assert_eq!(
+        (s, body["events_stored"].as_i64()),
+        (StatusCode::OK, Some(0))
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        active_alerts(&c)
+            .await
+            .iter()
+            .filter(|a| a["rule"] == "sos")
+            .count(),
+        1
+    );
+    // Bad events are refused whole.
+    let (s, v) = c
+        .batch(
+            "smartwatch-token-0000001",
+            json!({"events": [{"kind": "panic", "time": now_iso(0)}]}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+    );
+    r.shutdown().await;
+}

@@ -97,4 +97,24 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alerts_open ON alerts(order_id, rule, protected_id, zone_id) WHERE condition_active = 1;
     "#,
+    // 2: device events (SOS, tamper, battery…), and richer alerts: device alerts not tied to
+    // an order, late detection, certainty and approach figures.
+    r#"
+    CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        kind TEXT NOT NULL,
+        device_time INTEGER NOT NULL,
+        received_time INTEGER NOT NULL,
+        lat REAL,
+        lon REAL,
+        UNIQUE (device_id, kind, device_time)
+    );
+    ALTER TABLE alerts ADD COLUMN device_id INTEGER;
+    ALTER TABLE alerts ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN possible INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN closing_speed_mps REAL;
+    ALTER TABLE alerts ADD COLUMN time_to_contact_s REAL;
+    ALTER TABLE alerts ADD COLUMN heading_toward INTEGER;
+    "#,
 ];

@@ -55,6 +55,13 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for TypedJob<
     }
 }
 
+/// What one commit made durable, as published to subscribers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Committed {
+    pub fixes: Vec<Fix>,
+    pub events: Vec<DeviceEvent>,
+}
+
 /// Outcome of storing one fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FixOutcome {
@@ -105,6 +112,21 @@ pub struct AlertChange {
     pub distance_m: Option<f64>,
     pub evidence: Vec<FixId>,
     pub summary: String,
+    /// For device alerts (SOS, tamper…): the device; part of the episode key.
+    pub device: Option<DeviceId>,
+    pub details: AlertDetails,
+}
+
+/// What the engine knew when it raised or updated an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AlertDetails {
+    /// Found from late (buffered) data: a late-detected violation, not a live one.
+    pub late: bool,
+    /// The positions were too uncertain to confirm the condition.
+    pub possible: bool,
+    pub closing_speed_mps: Option<f64>,
+    pub time_to_contact_s: Option<f64>,
+    pub heading_toward: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +142,10 @@ pub struct AlertRecord {
     pub alert: Alert,
     pub protected: Option<PersonId>,
     pub zone: Option<ZoneId>,
+    pub device: Option<DeviceId>,
     pub condition_active: bool,
     pub cleared_at: Option<UnixMicros>,
+    pub details: AlertDetails,
 }
 
 /// A handle to the store. Cheap to clone.
@@ -135,7 +159,7 @@ struct Inner {
     writer: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
-    committed: Mutex<Vec<mpsc::UnboundedSender<Vec<Fix>>>>,
+    committed: Mutex<Vec<mpsc::UnboundedSender<Committed>>>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -262,8 +286,9 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// Receives every batch of newly stored fixes, in commit order, after it is durable.
-    pub fn subscribe_committed(&self) -> mpsc::UnboundedReceiver<Vec<Fix>> {
+    /// Receives every batch of newly stored fixes and events, in commit order, after it is
+    /// durable. Resends recognised as duplicates are not published again.
+    pub fn subscribe_committed(&self) -> mpsc::UnboundedReceiver<Committed> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut subs) = self.inner.committed.lock() {
             subs.push(tx);
@@ -343,6 +368,16 @@ impl Store {
     /// Stores fixes durably. Each result says whether the fix was new or a resend.
     /// All-or-nothing: either every fix of the call is committed or none is.
     pub async fn insert_fixes(&self, fixes: Vec<Fix>) -> Result<Vec<FixOutcome>> {
+        Ok(self.insert_reports(fixes, Vec::new()).await?.0)
+    }
+
+    /// Stores fixes and device events durably in one transaction, all or nothing. For events,
+    /// `true` means newly stored and `false` a resend already stored.
+    pub async fn insert_reports(
+        &self,
+        fixes: Vec<Fix>,
+        events: Vec<DeviceEvent>,
+    ) -> Result<(Vec<FixOutcome>, Vec<bool>)> {
         let subscribers: Vec<_> = self
             .inner
             .committed
@@ -350,8 +385,10 @@ impl Store {
             .map(|s| s.clone())
             .unwrap_or_default();
         let fixes_for_publish = fixes.clone();
-        let hook: Box<dyn FnOnce(&Vec<FixOutcome>) + Send> = Box::new(move |outcomes| {
-            let stored: Vec<Fix> = fixes_for_publish
+        let events_for_publish = events.clone();
+        type Out = (Vec<FixOutcome>, Vec<(bool, i64)>);
+        let hook: Box<dyn FnOnce(&Out) + Send> = Box::new(move |(outcomes, event_ids)| {
+            let fixes: Vec<Fix> = fixes_for_publish
                 .into_iter()
                 .zip(outcomes.iter())
                 .filter_map(|(mut f, o)| match o {
@@ -362,14 +399,45 @@ impl Store {
                     FixOutcome::Duplicate(_) => None,
                 })
                 .collect();
-            if !stored.is_empty() {
+            let events: Vec<DeviceEvent> = events_for_publish
+                .into_iter()
+                .zip(event_ids.iter())
+                .filter_map(|(mut e, (new, id))| {
+                    e.id = Some(*id);
+                    new.then_some(e)
+                })
+                .collect();
+            if !fixes.is_empty() || !events.is_empty() {
+                let c = Committed { fixes, events };
                 for s in &subscribers {
-                    let _ = s.send(stored.clone());
+                    let _ = s.send(c.clone());
                 }
             }
         });
-        self.write(move |conn| insert_fixes_tx(conn, &fixes), Some(hook))
-            .await
+        let (fo, eo) = self
+            .write(
+                move |conn| {
+                    let f = insert_fixes_tx(conn, &fixes)?;
+                    let e = insert_events_tx(conn, &events)?;
+                    Ok((f, e))
+                },
+                Some(hook),
+            )
+            .await?;
+        Ok((fo, eo.into_iter().map(|(new, _)| new).collect()))
+    }
+
+    /// Device events received at or after `since`, in store order.
+    pub async fn events_received_since(&self, since: UnixMicros) -> Result<Vec<DeviceEvent>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, device_id, kind, device_time, received_time, lat, lon FROM device_events
+                 WHERE received_time >= ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([since.0], event_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
     }
 
     /// The latest fix (by device time) of every device.
@@ -884,6 +952,71 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bool, i64)>> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO device_events (device_id, kind, device_time, received_time, lat, lon)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let n = match insert.execute(params![
+            e.device_id.0,
+            e.kind.as_str(),
+            e.device_time.0,
+            e.received_time.0,
+            e.position.map(|p| p.lat()),
+            e.position.map(|p| p.lon()),
+        ]) {
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                return Err(StoreError::InvalidReference(format!(
+                    "device {} is not registered",
+                    e.device_id
+                )));
+            }
+            other => other?,
+        };
+        if n == 1 {
+            out.push((true, conn.last_insert_rowid()));
+        } else {
+            let id: i64 = conn.query_row(
+                "SELECT id FROM device_events WHERE device_id = ?1 AND kind = ?2 AND device_time = ?3",
+                params![e.device_id.0, e.kind.as_str(), e.device_time.0],
+                |r| r.get(0),
+            )?;
+            out.push((false, id));
+        }
+    }
+    Ok(out)
+}
+
+fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
+    let id: i64 = r.get(0)?;
+    let device_id: i64 = r.get(1)?;
+    let kind: String = r.get(2)?;
+    let device_time: i64 = r.get(3)?;
+    let received_time: i64 = r.get(4)?;
+    let lat: Option<f64> = r.get(5)?;
+    let lon: Option<f64> = r.get(6)?;
+    Ok((|| {
+        let position = match (lat, lon) {
+            (Some(a), Some(b)) => Some(
+                LatLon::new(a, b).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(DeviceEvent {
+            id: Some(id),
+            device_id: DeviceId(device_id),
+            kind: parse_col(&kind)?,
+            device_time: UnixMicros(device_time),
+            received_time: UnixMicros(received_time),
+            position,
+        })
+    })())
+}
+
 fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> {
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
@@ -941,12 +1074,13 @@ fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertReco
     let active: Option<i64> = conn
         .query_row(
             "SELECT id FROM alerts WHERE condition_active = 1 AND order_id IS ?1 AND rule = ?2
-             AND protected_id IS ?3 AND zone_id IS ?4 ORDER BY id DESC LIMIT 1",
+             AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
             params![
                 c.order_id.map(|o| o.0),
                 c.rule.as_str(),
                 c.protected.map(|p| p.0),
-                c.zone.map(|z| z.0)
+                c.zone.map(|z| z.0),
+                c.device.map(|d| d.0)
             ],
             |r| r.get(0),
         )
@@ -957,8 +1091,9 @@ fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertReco
         (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
             conn.execute(
                 "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
-                 raised_at, updated_at, summary, min_distance_m, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10)",
+                 raised_at, updated_at, summary, min_distance_m, evidence, device_id, late, possible,
+                 closing_speed_mps, time_to_contact_s, heading_toward)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     c.order_id.map(|o| o.0),
                     c.case_id.map(|o| o.0),
@@ -969,7 +1104,13 @@ fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertReco
                     c.at.0,
                     c.summary,
                     c.distance_m,
-                    evidence
+                    evidence,
+                    c.device.map(|d| d.0),
+                    c.details.late,
+                    c.details.possible,
+                    c.details.closing_speed_mps,
+                    c.details.time_to_contact_s,
+                    c.details.heading_toward
                 ],
             )?;
             conn.last_insert_rowid()
@@ -995,8 +1136,20 @@ fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertReco
             };
             conn.execute(
                 "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4, evidence = ?5,
-                 state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
-                params![id, c.at.0, c.summary, min, ev],
+                 possible = ?6, closing_speed_mps = ?7, time_to_contact_s = ?8, heading_toward = ?9,
+                 severity = ?10, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
+                params![
+                    id,
+                    c.at.0,
+                    c.summary,
+                    min,
+                    ev,
+                    c.details.possible,
+                    c.details.closing_speed_mps,
+                    c.details.time_to_contact_s,
+                    c.details.heading_toward,
+                    c.severity.as_str()
+                ],
             )?;
             id
         }
@@ -1039,6 +1192,14 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
     let summary: String = r.get("summary")?;
     let min_distance_m: Option<f64> = r.get("min_distance_m")?;
     let active: bool = r.get("condition_active")?;
+    let device: Option<i64> = r.get("device_id")?;
+    let details = AlertDetails {
+        late: r.get("late")?,
+        possible: r.get("possible")?,
+        closing_speed_mps: r.get("closing_speed_mps")?,
+        time_to_contact_s: r.get("time_to_contact_s")?,
+        heading_toward: r.get("heading_toward")?,
+    };
     Ok((|| {
         let ev: Vec<i64> = serde_json::from_str(&evidence)
             .map_err(|e| StoreError::Corrupt(format!("alert {id} evidence: {e}")))?;
@@ -1058,7 +1219,9 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
             },
             protected: protected.map(PersonId),
             zone: zone.map(ZoneId),
+            device: device.map(DeviceId),
             condition_active: active,
+            details,
             cleared_at: cleared_at.map(UnixMicros),
         })
     })())

@@ -101,8 +101,8 @@ async fn committed_fixes_are_published_once_with_ids_in_commit_order() {
     let b = store.insert_fixes(vec![fix(d.id, 2, None)]).await.unwrap();
     let first = sub.recv().await.unwrap();
     let second = sub.recv().await.unwrap();
-    assert_eq!(first[0].id, Some(a[0].id()));
-    assert_eq!(second[0].id, Some(b[0].id()));
+    assert_eq!(first.fixes[0].id, Some(a[0].id()));
+    assert_eq!(second.fixes[0].id, Some(b[0].id()));
     assert!(sub.try_recv().is_err());
 }
 
@@ -140,6 +140,8 @@ async fn alerts_deduplicate_by_key_and_clear() {
         distance_m: Some(d),
         evidence: vec![FixId(d as i64)],
         summary: format!("{d}"),
+        device: None,
+        details: AlertDetails::default(),
     };
     let a = store
         .apply_alert_change(change(AlertChangeKind::Raised, 80.0))
@@ -290,4 +292,39 @@ async fn device_tokens_and_unknown_devices() {
             .await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn events_are_stored_once_and_published_with_fixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut sub = store.subscribe_committed();
+    let (_, d) = setup(&store).await;
+    let sos = DeviceEvent {
+        id: None,
+        device_id: d.id,
+        kind: DeviceEventKind::Sos,
+        device_time: UnixMicros::from_secs(50),
+        received_time: UnixMicros::from_secs(51),
+        position: None,
+    };
+    let (f, e) = store
+        .insert_reports(vec![fix(d.id, 50, None)], vec![sos.clone()])
+        .await
+        .unwrap();
+    assert_eq!((f.len(), e), (1, vec![true]));
+    let c = sub.recv().await.unwrap();
+    assert_eq!((c.fixes.len(), c.events.len()), (1, 1));
+    assert_eq!(c.events[0].kind, DeviceEventKind::Sos);
+    let (_, e) = store.insert_reports(vec![], vec![sos]).await.unwrap();
+    assert_eq!(e, vec![false], "a resent SOS is recognised");
+    assert!(sub.try_recv().is_err());
+    assert_eq!(
+        store
+            .events_received_since(UnixMicros(0))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
