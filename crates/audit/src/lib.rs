@@ -31,14 +31,17 @@ mod hex;
 pub mod record;
 pub mod verify;
 
-// BUNDLE_REEXPORT
+pub use bundle::{
+    AlertHandling, BundleAlert, BundleError, BundleFix, BundleInput, BundleOrder, BundleProblem,
+    BundleReport, build_bundle, verify_bundle, verify_bundle_files, write_bundle,
+};
 pub use checkpoint::{
     Checkpoint, KeyError, SigningKey, VerifyingKey, generate_signing_key, signing_key_from_bytes,
     verifying_key_from_bytes,
 };
 pub use hex::{HexError, from_hex, to_hex};
 pub use record::{
-    Actor, ActorKind, AuditAction, AuditChain, AuditEntry, AuditRecord, DecodeError, Hash32,
-    Outcome, Purpose, Subject, GENESIS_HASH,
+    Actor, ActorKind, AuditAction, AuditChain, AuditEntry, AuditRecord, DecodeError, GENESIS_HASH,
+    Hash32, Outcome, Purpose, Subject,
 };
 pub use verify::{Problem, VerifyReport, verify, verify_excerpt};

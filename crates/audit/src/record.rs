@@ -628,7 +628,10 @@ pub(crate) mod tests {
     fn bytes_and_json_round_trip() {
         for r in log(12) {
             assert_eq!(AuditRecord::from_bytes(&r.to_bytes()), Ok(r.clone()));
-            assert_eq!(AuditRecord::from_json_line(&r.to_json_line()), Ok(r.clone()));
+            assert_eq!(
+                AuditRecord::from_json_line(&r.to_json_line()),
+                Ok(r.clone())
+            );
         }
     }
 
@@ -642,7 +645,10 @@ pub(crate) mod tests {
         );
         let mut extra = b.clone();
         extra.push(0);
-        assert_eq!(AuditRecord::from_bytes(&extra), Err(DecodeError::Trailing(1)));
+        assert_eq!(
+            AuditRecord::from_bytes(&extra),
+            Err(DecodeError::Trailing(1))
+        );
         let mut magic = b.clone();
         magic[0] = b'X';
         assert_eq!(AuditRecord::from_bytes(&magic), Err(DecodeError::BadMagic));

@@ -80,7 +80,10 @@ impl std::fmt::Display for Problem {
                 "log starts at seq {seq}, not at seq 1 with the genesis hash: its start is missing"
             ),
             Problem::ContentChanged { seq } => {
-                write!(f, "record {seq} was changed: its content does not match its hash")
+                write!(
+                    f,
+                    "record {seq} was changed: its content does not match its hash"
+                )
             }
             Problem::SeqOutOfOrder { after, found } if *found > after.saturating_add(1) => write!(
                 f,
