@@ -178,12 +178,11 @@ pub fn plan(
     // kept after it.
     let mut pieces: Vec<(Window, Option<KeepReason>)> = Vec::new();
     let mut at = range.from;
-    let gap =
-        |from: UnixMicros, to: UnixMicros, pieces: &mut Vec<(Window, Option<KeepReason>)>| {
-            let p = purgeable_to.clamp(from, to);
-            pieces.push((Window::new(from, p), None));
-            pieces.push((Window::new(p, to), Some(reason)));
-        };
+    let gap = |from: UnixMicros, to: UnixMicros, pieces: &mut Vec<(Window, Option<KeepReason>)>| {
+        let p = purgeable_to.clamp(from, to);
+        pieces.push((Window::new(from, p), None));
+        pieces.push((Window::new(p, to), Some(reason)));
+    };
     for w in &merged {
         gap(at, w.from, &mut pieces);
         pieces.push((*w, Some(KeepReason::Incident)));
