@@ -411,10 +411,10 @@ impl Workflow {
         {
             return Err(WorkflowError::TooManyExtensions);
         }
-        let period_s = (valid_to.0 - cur.valid_to.0) / UnixMicros::SECOND;
+        let period_s = valid_to.0.saturating_sub(cur.valid_to.0) / UnixMicros::SECOND;
         check_period(&cur.conditions, period_s)?;
         let version = OrderVersion {
-            version: cur.version + 1,
+            version: cur.version.saturating_add(1),
             // Continues exactly where the last version ends: no gap, no overlap.
             valid_from: cur.valid_to,
             valid_to,

@@ -10,7 +10,7 @@
 //!
 //! A chain alone does not stop someone who can rewrite the whole log from recomputing every
 //! hash, so every N records (or on demand) the server signs a [`Checkpoint`] — `(seq, hash,
-//! time)` — with an Ed25519 key that the database does not hold. [`verify`] walks records and
+//! time)` — with an Ed25519 key that the database does not hold. [`verify()`] walks records and
 //! checkpoints and names the first bad sequence number and why. Records after the last
 //! checkpoint are protected only by the chain; the report says how many there are
 //! ([`VerifyReport::unsigned_tail`]) so that operators know what a checkpoint would add.

@@ -334,7 +334,7 @@ impl AuditRecord {
         out
     }
 
-    /// Reads the storage form back. Does not check the hash: that is [`crate::verify`]'s job,
+    /// Reads the storage form back. Does not check the hash: that is [`crate::verify()`]'s job,
     /// so that a damaged record can still be shown and reported.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader { buf: bytes };
