@@ -49,7 +49,11 @@ pub enum Problem {
     CheckpointSignatureInvalid { seq: u64 },
     /// A checkpoint at `seq` lies inside the log's range but no record with that seq exists.
     CheckpointRecordMissing { seq: u64 },
-    /// The log ends at `last_seq` (none: empty) but a checkpoint vouches for `checkpoint_seq`.
+    /// A head known from elsewhere (the live chain, a published head) disagrees with the
+    /// record at that seq.
+    HeadMismatch { seq: u64 },
+    /// The log ends at `last_seq` (none: empty) but a checkpoint (or a known head) vouches
+    /// for `checkpoint_seq`.
     Truncated {
         last_seq: Option<u64>,
         checkpoint_seq: u64,
@@ -65,7 +69,8 @@ impl Problem {
             | Problem::BrokenLink { seq }
             | Problem::CheckpointMismatch { seq }
             | Problem::CheckpointSignatureInvalid { seq }
-            | Problem::CheckpointRecordMissing { seq } => seq,
+            | Problem::CheckpointRecordMissing { seq }
+            | Problem::HeadMismatch { seq } => seq,
             Problem::SeqOutOfOrder { after, found } => found.min(after.saturating_add(1)),
             Problem::Truncated { last_seq, .. } => last_seq.map_or(1, |s| s.saturating_add(1)),
         }
@@ -106,6 +111,10 @@ impl std::fmt::Display for Problem {
             Problem::CheckpointSignatureInvalid { seq } => write!(
                 f,
                 "the checkpoint at seq {seq} has an invalid signature (forged, or the wrong public key)"
+            ),
+            Problem::HeadMismatch { seq } => write!(
+                f,
+                "record {seq} is not the head known from outside the log: the tail was rewritten"
             ),
             Problem::CheckpointRecordMissing { seq } => {
                 write!(f, "record {seq}, vouched for by a checkpoint, is missing")
@@ -150,6 +159,26 @@ impl VerifyReport {
     /// The earliest sequence number at which something is wrong, and what.
     pub fn first_bad(&self) -> Option<&Problem> {
         self.problems.iter().min_by_key(|p| p.seq())
+    }
+
+    /// Checks that the log ends exactly at a head known from outside it (the server's live
+    /// [`crate::AuditChain::head`], or a head published to a witness). This is what catches
+    /// truncation or rewriting *after* the last checkpoint, which the records alone cannot
+    /// show. For a log that may have grown since the head was taken, sign a checkpoint at
+    /// that head instead and let [`verify`] check it.
+    pub fn expect_head(&mut self, seq: u64, hash: Hash32) {
+        match self.head {
+            Some((last, h)) if last == seq => {
+                if h != hash {
+                    self.push(Problem::HeadMismatch { seq });
+                }
+            }
+            Some((last, _)) if last > seq => self.push(Problem::HeadMismatch { seq }),
+            last => self.push(Problem::Truncated {
+                last_seq: last.map(|(s, _)| s),
+                checkpoint_seq: seq,
+            }),
+        }
     }
 
     fn push(&mut self, p: Problem) {

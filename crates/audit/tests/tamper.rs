@@ -219,6 +219,38 @@ fn tampering_is_detected_and_named() {
 }
 
 #[test]
+fn truncation_after_the_last_checkpoint_needs_a_known_head() {
+    let (records, cps) = signed_log(10);
+    let vk = key(1).verifying_key();
+    let head = (records[9].seq, records[9].hash);
+    // Dropping the unsigned tail (records 9 and 10) leaves a log that is valid on its own...
+    let mut r = verify(&records[..8], &cps, &vk);
+    assert!(r.ok());
+    assert_eq!(r.unsigned_tail, 0);
+    // ...but not against the head the server knows.
+    r.expect_head(head.0, head.1);
+    assert_eq!(
+        r.problems,
+        vec![Problem::Truncated {
+            last_seq: Some(8),
+            checkpoint_seq: 10
+        }]
+    );
+    // A tail rewritten with recomputed hashes is caught the same way.
+    let mut rewritten = records.clone();
+    rewritten[9].entry.details = "other".into();
+    rewritten[9].hash = rewritten[9].computed_hash();
+    let mut r = verify(&rewritten, &cps, &vk);
+    assert!(r.ok());
+    r.expect_head(head.0, head.1);
+    assert_eq!(r.problems, vec![Problem::HeadMismatch { seq: 10 }]);
+    // The intact log passes.
+    let mut r = verify(&records, &cps, &vk);
+    r.expect_head(head.0, head.1);
+    assert!(r.ok());
+}
+
+#[test]
 fn wrong_key_rejects_every_checkpoint() {
     let (records, cps) = signed_log(10);
     assert_eq!(
