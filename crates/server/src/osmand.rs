@@ -40,10 +40,10 @@ pub fn parse_time(v: &str) -> Result<UnixMicros, ApiError> {
     if let Ok(t) = v.parse::<jiff::Timestamp>() {
         return Ok(UnixMicros(t.as_microsecond()));
     }
-    if let Ok(dt) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", v) {
-        if let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC) {
-            return Ok(UnixMicros(z.timestamp().as_microsecond()));
-        }
+    if let Ok(dt) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", v)
+        && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(UnixMicros(z.timestamp().as_microsecond()));
     }
     Err(bad(format!(
         "timestamp: {v:?} is not a time Bulwark understands"
@@ -83,10 +83,8 @@ pub fn parse_query(text: &str, received: UnixMicros) -> Result<Report, ApiError>
             "bearing" | "heading" => fix.course_deg = Some(num("bearing", &v)?),
             "altitude" => fix.altitude_m = Some(num("altitude", &v)?),
             "accuracy" => fix.accuracy_m = Some(num("accuracy", &v)?).filter(|a| *a > 0.0),
-            "valid" => {
-                if !(v == "true" || v == "1") {
-                    fix.flags = fix.flags.with(FixFlags::NO_GNSS_FIX);
-                }
+            "valid" if !(v == "true" || v == "1") => {
+                fix.flags = fix.flags.with(FixFlags::NO_GNSS_FIX);
             }
             _ => {}
         }

@@ -1,4 +1,5 @@
 //! Integration tests: the real server on port 0, spoken to over real HTTP.
+#![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
