@@ -67,14 +67,14 @@ fn frame_at_start(buf: &[u8]) -> Framing {
     if total > MAX_FRAME {
         return Framing::Skip { len: 2, reason: SkipReason::Oversize };
     }
-    if buf.len() < total {
-        return Framing::NeedMore;
-    }
     if buf.get(total - 2..total) == Some(&STOP[..]) {
         return Framing::Frame { len: total, consume: total };
     }
-    // The declared length is wrong: fall back to the first CR LF after the header. Searching
-    // from the start each time keeps the result independent of how the stream was chunked.
+    // The declared length does not end at CR LF (wrong length, or not all bytes are here yet):
+    // cut at the first CR LF after the header, as Traccar does. This keeps devices with wrong
+    // length fields working (they wait for an ack before sending more, so waiting for the
+    // declared length would stall them); the price is that a frame with CR LF inside its body
+    // that arrives split exactly there is cut early and then fails its CRC.
     match buf.get(header..).and_then(|b| b.windows(2).position(|w| w == STOP)) {
         Some(p) => {
             let len = header + p + 2;
@@ -261,8 +261,12 @@ fn read_time(r: &mut Reader<'_>) -> Result<Option<UnixMicros>, DecodeError> {
     Ok(utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64))
 }
 
-fn read_gps(r: &mut Reader<'_>) -> Result<Gps, DecodeError> {
+/// Reads a GPS block; `Ok(None)` when a length-prefixed block says "no GPS".
+fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, DecodeError> {
     let time = read_time(r)?.ok_or_else(|| DecodeError::Malformed("GT06 GPS date-time out of range".into()))?;
+    if with_length && r.u8()? == 0 {
+        return Ok(None);
+    }
     let sats = r.u8()?;
     let lat = f64::from(r.u32()?) / 1_800_000.0;
     let lon = f64::from(r.u32()?) / 1_800_000.0;
@@ -270,14 +274,14 @@ fn read_gps(r: &mut Reader<'_>) -> Result<Gps, DecodeError> {
     let flags = r.u16()?;
     let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
     let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
-    Ok(Gps {
+    Ok(Some(Gps {
         time,
         position: LatLon::new(lat, lon).ok(),
         valid: flags & (1 << 12) != 0,
         satellites: u32::from(sats & 0x0F),
         speed_kmh: f64::from(speed),
         course: f64::from(flags & 0x03FF),
-    })
+    }))
 }
 
 impl Gt06Codec {
@@ -315,31 +319,64 @@ impl Gt06Codec {
             msg.ack = Some(encode_ack(false, p, env.serial));
         }
 
-        if has_gps(p) {
-            let gps = read_gps(&mut r)?;
-            if let Some(position) = gps.position {
-                msg.fixes.push(DecodedFix {
-                    device_time: gps.time,
-                    position,
-                    accuracy_m: None,
-                    speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
-                    course_deg: Some(gps.course),
-                    altitude_m: None,
-                    source: FixSource::Gnss,
-                    gnss_valid: gps.valid,
-                    satellites: Some(gps.satellites),
-                    integrity_suspect: suspect,
-                    seq: Some(i64::from(env.serial)),
-                });
+        if has_gps(p) || matches!(p, 0x24 | 0x36 | 0xA2) || (p == 0x34 && !env.extended) || (env.extended && matches!(p, 0x32 | 0x33)) {
+            let opportunistic = matches!(p, 0x24 | 0x36 | 0xA2);
+            if p == 0x34 {
+                r.skip(4)?; // X1: data and alarm word before the GPS block
             }
-            if has_status(p) {
-                // LBS block: length byte (counting itself), then MCC, MNC, LAC, cell id.
-                let lbs_len = usize::from(r.u8()?);
-                if lbs_len > 1 {
-                    r.skip(lbs_len - 1)?;
+            let with_length = env.extended && matches!(p, 0x32 | 0x33);
+            let gps = match read_gps(&mut r, with_length) {
+                Ok(g) => g,
+                // Some GT02-style frames (0x10) carry no serial and CRC: the GPS block then runs
+                // up to the stop bytes. Retry on that span before giving up.
+                Err(DecodeError::Truncated(_)) if !opportunistic => {
+                    let span = frame.get(4..frame.len().saturating_sub(2)).unwrap_or_default();
+                    read_gps(&mut Reader::new(span), false)?
                 }
-                self.status_block(&mut r, &mut msg, Some(gps.time), gps.position, suspect)?;
+                Err(e) if !opportunistic => return Err(e),
+                Err(_) => None,
+            };
+            // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
+            let gps = gps.filter(|g| !opportunistic || g.valid);
+            if let Some(gps) = &gps {
+                if let Some(position) = gps.position {
+                    msg.fixes.push(DecodedFix {
+                        device_time: gps.time,
+                        position,
+                        accuracy_m: None,
+                        speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
+                        course_deg: Some(gps.course).filter(|c| *c <= 360.0),
+                        altitude_m: None,
+                        source: FixSource::Gnss,
+                        gnss_valid: gps.valid,
+                        satellites: Some(gps.satellites),
+                        integrity_suspect: suspect,
+                        seq: Some(i64::from(env.serial)),
+                    });
+                }
             }
+            if has_status(p) && !env.extended {
+                let time = gps.as_ref().map(|g| g.time);
+                let position = gps.as_ref().and_then(|g| g.position);
+                self.status_tail(p, env.content, &mut msg, time, position, suspect)?;
+            } else if p == 0xA4 {
+                // Multi-fence alarm: ... info, voltage level, GSM, alarm, language (2).
+                let n = env.content.len();
+                let tail = env.content.get(n.saturating_sub(6)..).unwrap_or_default();
+                let time = gps.as_ref().map(|g| g.time);
+                let position = gps.as_ref().and_then(|g| g.position);
+                self.status_block(&mut Reader::new(tail), &mut msg, time, position, suspect)?;
+            } else if opportunistic && gps.is_none() {
+                msg.unsupported = Some(format!("GT06 0x{p:02x} without a GPS fix (cell/Wi-Fi scan needs a geolocation service)"));
+            }
+            return Ok(msg);
+        }
+
+        if p == 0x19 || p == 0xA5 {
+            // LBS-only status / alarm frames: the status block ends the content.
+            let n = env.content.len();
+            let tail = env.content.get(n.saturating_sub(5)..).unwrap_or_default();
+            self.status_block(&mut Reader::new(tail), &mut msg, None, None, suspect)?;
             return Ok(msg);
         }
 
@@ -465,7 +502,7 @@ impl Gt06Codec {
                 msg.ack = Some(ack);
                 msg.unsupported = Some("GT06 Wi-Fi scan (needs a geolocation service to become a fix)".into());
             }
-            0x18 | 0x24 | 0x28 | 0x2C | 0x2E | 0xA1 | 0xA2 | 0xA7 | 0x19 => {
+            0x18 | 0x28 | 0x2C | 0x2E | 0xA1 | 0xA7 => {
                 msg.unsupported = Some(format!("GT06 0x{p:02x} cell/Wi-Fi scan (needs a geolocation service to become a fix)"));
             }
             _ => {
@@ -473,6 +510,60 @@ impl Gt06Codec {
             }
         }
         Ok(msg)
+    }
+
+    /// The status block at the end of a location+LBS+status frame. The LBS block before it
+    /// comes with or without its length byte depending on the firmware, so the status is read
+    /// from the end: 5 bytes (info, voltage level, GSM, alarm, language), or 6 bytes when the
+    /// voltage field is 2 bytes wide (then a value up to 100 is a battery percentage, above
+    /// that hundredths of a volt).
+    fn status_tail(
+        &self,
+        protocol: u8,
+        content: &[u8],
+        msg: &mut Message,
+        time: Option<UnixMicros>,
+        position: Option<LatLon>,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let n = content.len();
+        if protocol == 0x27 {
+            // 0x27 ends with a 2-byte language field after the alarm byte.
+            let tail = content.get(n.saturating_sub(6)..).unwrap_or_default();
+            return self.status_block(&mut Reader::new(tail), msg, time, position, suspect);
+        }
+        // GPS (18) + LBS (9 with its length byte) + 6-byte status = 33 for 0x16/0x26.
+        if n == 18 + 15 {
+            let mut r = Reader::new(content.get(n - 6..).unwrap_or_default());
+            let info = r.u8()?;
+            let wide = r.u16()?;
+            let gsm = r.u8()?;
+            let alarm = r.u8()?;
+            let mut st = DeviceStatus {
+                charging: Some(info & 0x04 != 0),
+                signal: Some(f64::from(gsm)),
+                status_word: Some(u64::from(info)),
+                ..DeviceStatus::default()
+            };
+            if wide <= 100 {
+                st.battery_percent = Some(f64::from(wide));
+            } else {
+                st.power_volts = Some(f64::from(wide) * 0.01);
+            }
+            self.push_alarms(msg, info, alarm, time, position, suspect);
+            msg.status = Some(st);
+            return Ok(());
+        }
+        let tail = content.get(n.saturating_sub(5)..).unwrap_or_default();
+        self.status_block(&mut Reader::new(tail), msg, time, position, suspect)
+    }
+
+    fn push_alarms(&self, msg: &mut Message, info: u8, alarm: u8, time: Option<UnixMicros>, position: Option<LatLon>, suspect: bool) {
+        for kind in terminal_info_alarm(info).into_iter().chain(alarm_byte(alarm)) {
+            if !msg.events.iter().any(|e| e.kind == kind) {
+                msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
+            }
+        }
     }
 
     /// Status block: terminal info, voltage level (0..6), GSM signal, alarm byte, language.
@@ -488,17 +579,7 @@ impl Gt06Codec {
         let level = r.u8()?;
         let gsm = r.u8()?;
         let alarm = r.u8()?;
-        let mut push = |kind: EventKind| {
-            if !msg.events.iter().any(|e| e.kind == kind) {
-                msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
-            }
-        };
-        if let Some(kind) = terminal_info_alarm(info) {
-            push(kind);
-        }
-        if let Some(kind) = alarm_byte(alarm) {
-            push(kind);
-        }
+        self.push_alarms(msg, info, alarm, time, position, suspect);
         msg.status = Some(DeviceStatus {
             // Voltage level 0..6 as a percentage, as the manual's table and Traccar map it.
             battery_percent: Some(f64::from(u32::from(level) * 100 / 6)),

@@ -120,7 +120,7 @@ impl Codec for WatchCodec {
     }
 
     fn decode(&mut self, frame: &[u8], now: UnixMicros) -> Result<Message, DecodeError> {
-        self.decode_frame(frame, now)
+        self.decode_frame(&unescape(frame)?, now)
     }
 
     fn identity(&self) -> Option<&str> {
@@ -164,9 +164,8 @@ impl WatchCodec {
         Self::default()
     }
 
-    /// Decodes one frame, escaped or not.
-    pub fn decode_frame(&mut self, raw: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
-        let frame = unescape(raw)?;
+    /// Decodes one frame whose 0x7D escapes are already resolved (see [`unescape`]).
+    pub fn decode_frame(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
         let inner = frame
             .strip_prefix(b"[")
             .and_then(|f| f.strip_suffix(b"]"))
@@ -190,9 +189,7 @@ impl WatchCodec {
         }
         self.id = Some(id.clone());
         let declared = usize::from_str_radix(std::str::from_utf8(len_field).unwrap_or("0"), 16).unwrap_or(0);
-        // The length counts the content bytes; accept it counted before or after unescaping.
-        let raw_content_len = raw.len().saturating_sub(frame.len() - content.len());
-        let integrity = if declared == content.len() || declared == raw_content_len {
+        let integrity = if declared == content.len() {
             Integrity::Ok
         } else {
             Integrity::Failed(vec![IntegrityFailure::Length { declared, actual: content.len() }])
