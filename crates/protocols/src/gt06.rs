@@ -27,8 +27,8 @@
 
 use crate::util::{Reader, crc16_x25, hex, utc, year2};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing, Integrity,
-    IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
+    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing, Integrity,
+    IntegrityFailure, KMH_TO_MPS, Message, NetworkScan, SkipReason, WifiAccessPoint,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -367,7 +367,10 @@ impl Gt06Codec {
                 let position = gps.as_ref().and_then(|g| g.position);
                 self.status_block(&mut Reader::new(tail), &mut msg, time, position, suspect)?;
             } else if opportunistic && gps.is_none() {
-                msg.unsupported = Some(format!("GT06 0x{p:02x} without a GPS fix (cell/Wi-Fi scan needs a geolocation service)"));
+                match multi_lbs(p, env.content) {
+                    Ok(scan) => msg.network = Some(scan),
+                    Err(_) => msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised")),
+                }
             }
             return Ok(msg);
         }
@@ -424,12 +427,20 @@ impl Gt06Codec {
                 msg.status = Some(st);
             }
             0x15 => {
-                // Command reply: length, server flag (4), ASCII text.
+                // Command reply: length, server flag (4), ASCII text, language (2). Some devices
+                // send length 0 and the text anyway: then the text runs to the language field.
                 let len = usize::from(r.u8()?);
-                if len > 4 {
-                    r.skip(4)?;
-                    let text = r.bytes(len - 4)?;
-                    msg.command_reply = Some(String::from_utf8_lossy(text).into_owned());
+                r.skip(4)?;
+                let text = if len > 4 {
+                    r.bytes((len - 4).min(r.remaining()))?
+                } else {
+                    let rest = r.rest();
+                    rest.get(..rest.len().saturating_sub(2)).unwrap_or_default()
+                };
+                let text = String::from_utf8_lossy(text);
+                let text = text.trim_matches(char::from(0)).trim();
+                if !text.is_empty() {
+                    msg.command_reply = Some(text.to_string());
                 }
             }
             0x21 => {
@@ -448,6 +459,22 @@ impl Gt06Codec {
                     msg.fixes.push(fix);
                 }
                 msg.command_reply = Some(text);
+            }
+            0x70 if env.extended => {
+                self.modular(env.content, &mut msg, suspect, env.serial)?;
+            }
+            0x9B => {
+                // Serial pass-through (RFID readers, sensors): a port byte, then data. Printable
+                // text is kept as text, anything else as hex.
+                r.skip(1)?;
+                let data = r.rest();
+                let text = String::from_utf8_lossy(data);
+                let trimmed = text.trim_end_matches(['\r', '\n']);
+                msg.command_reply = Some(if trimmed.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !trimmed.is_empty() {
+                    trimmed.to_string()
+                } else {
+                    hex(data)
+                });
             }
             0x94 => {
                 let sub = r.u8()?;
@@ -493,17 +520,53 @@ impl Gt06Codec {
                 let content = [(y - 2000).clamp(0, 255) as u8, mo as u8, d as u8, h as u8, mi as u8, s as u8];
                 msg.ack = Some(encode_frame(false, 0x8A, &content, 0));
             }
-            0x17 | 0x69 => {
-                // Wi-Fi frames: short ack with the 6-byte BCD date-time echoed (no serial, no CRC).
+            0x17 | 0x69 if !env.extended => {
+                // Wi-Fi frames: no serial or CRC; the length byte is the access-point count.
+                // Short ack with the 6-byte BCD date-time echoed.
+                let body = frame.get(4..frame.len().saturating_sub(2)).unwrap_or_default();
+                let mut r = Reader::new(body);
                 let time = r.bytes(6)?;
                 let mut ack = vec![0x78, 0x78, 0x00, p];
                 ack.extend_from_slice(time);
                 ack.extend_from_slice(&STOP);
                 msg.ack = Some(ack);
-                msg.unsupported = Some("GT06 Wi-Fi scan (needs a geolocation service to become a fix)".into());
+                // These frames carry no CRC, so their integrity is "not carried", not "failed".
+                msg.integrity = Integrity::NotCarried;
+                let count = usize::from(frame.get(2).copied().unwrap_or(0));
+                let bcd = |b: u8| i64::from(b >> 4) * 10 + i64::from(b & 0x0F);
+                let g = |i: usize| bcd(time.get(i).copied().unwrap_or(0));
+                let mut scan = NetworkScan { time: utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64), ..NetworkScan::default() };
+                for _ in 0..count {
+                    let mac = r.bytes(6)?;
+                    let rssi = r.u8()?;
+                    scan.wifi.push(WifiAccessPoint { mac: mac_string(mac), rssi: Some(-i32::from(rssi)) });
+                }
+                if let Ok(cells) = r.u8() {
+                    let mcc = r.u16()?;
+                    let mnc = r.u8()?;
+                    for _ in 0..cells {
+                        let lac = r.u16()?;
+                        let cid = r.u16()?;
+                        let rssi = r.u8()?;
+                        scan.cells.push(CellTower { mcc, mnc: u16::from(mnc), lac: u32::from(lac), cell_id: u64::from(cid), rssi: Some(-i32::from(rssi)) });
+                    }
+                }
+                msg.network = Some(scan);
             }
-            0x18 | 0x28 | 0x2C | 0x2E | 0xA1 | 0xA7 => {
-                msg.unsupported = Some(format!("GT06 0x{p:02x} cell/Wi-Fi scan (needs a geolocation service to become a fix)"));
+            0xF3 => {
+                // Wi-Fi list: date-time, count, then (2 reserved bytes, MAC) per access point.
+                let time = read_time(&mut r)?;
+                let count = r.u8()?;
+                let mut scan = NetworkScan { time, ..NetworkScan::default() };
+                for _ in 0..count {
+                    r.skip(2)?;
+                    scan.wifi.push(WifiAccessPoint { mac: mac_string(r.bytes(6)?), rssi: None });
+                }
+                msg.network = Some(scan);
+            }
+            0x18 | 0x24 | 0x28 | 0x2C | 0x2E | 0x33 | 0xA1 | 0xA2 | 0xA7 => {
+                msg.unsupported = None;
+                msg.network = Some(multi_lbs(p, env.content)?);
             }
             _ => {
                 msg.unsupported = Some(format!("GT06 protocol number 0x{p:02x} not decoded"));
@@ -566,6 +629,77 @@ impl Gt06Codec {
         }
     }
 
+    /// Modular location frame (extended 0x70): a list of (type u16, length u16, data) modules.
+    /// Mapped modules: 0x09 satellites, 0x18 battery (0.01 V), 0x2A inputs (high nibble =
+    /// tamper), 0x2B event (0x11 low battery, 0x13 power cut, 0x14 removal), 0x33 GPS (Unix
+    /// time, satellites, altitude, coordinates, speed, course/flags).
+    fn modular(&self, content: &[u8], msg: &mut Message, suspect: bool, serial: u16) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let mut st = DeviceStatus::default();
+        let mut kinds = Vec::new();
+        let mut fix: Option<DecodedFix> = None;
+        while r.remaining() >= 4 {
+            let kind = r.u16()?;
+            let len = usize::from(r.u16()?);
+            let data = r.bytes(len)?;
+            let mut m = Reader::new(data);
+            match kind {
+                0x09 => st.satellites = m.u8().ok().map(u32::from),
+                0x18 => st.battery_volts = m.u16().ok().map(|v| f64::from(v) * 0.01),
+                0x2A => {
+                    if m.u8().is_ok_and(|v| v >> 4 != 0) {
+                        kinds.push(EventKind::Tamper);
+                    }
+                }
+                0x2B => match m.u8() {
+                    Ok(0x11) => kinds.push(EventKind::LowBattery),
+                    Ok(0x12) => kinds.push(EventKind::Other("lowPower".into())),
+                    Ok(0x13) => kinds.push(EventKind::PowerCut),
+                    Ok(0x14) => kinds.push(EventKind::Removal),
+                    _ => {}
+                },
+                0x33 => {
+                    let t = UnixMicros::from_secs(i64::from(m.u32()?));
+                    let sats = m.u8()?;
+                    let alt = m.u16()? as i16;
+                    let lat = f64::from(m.u32()?) / 1_800_000.0;
+                    let lon = f64::from(m.u32()?) / 1_800_000.0;
+                    let speed = m.u8()?;
+                    let flags = m.u16()?;
+                    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
+                    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
+                    if let Ok(position) = LatLon::new(lat, lon) {
+                        fix = Some(DecodedFix {
+                            device_time: t,
+                            position,
+                            accuracy_m: None,
+                            speed_mps: Some(f64::from(speed) * KMH_TO_MPS),
+                            course_deg: Some(f64::from(flags & 0x03FF)).filter(|c| *c <= 360.0),
+                            altitude_m: Some(f64::from(alt)),
+                            source: FixSource::Gnss,
+                            gnss_valid: flags & (1 << 12) != 0,
+                            satellites: Some(u32::from(sats)),
+                            integrity_suspect: suspect,
+                            seq: Some(i64::from(serial)),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let time = fix.as_ref().map(|f| f.device_time);
+        let position = fix.as_ref().map(|f| f.position);
+        for kind in kinds {
+            msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
+        }
+        msg.fixes.extend(fix);
+        if !st.is_empty() {
+            msg.status = Some(st);
+        }
+        msg.ack = Some(encode_ack(false, 0x70, serial));
+        Ok(())
+    }
+
     /// Status block: terminal info, voltage level (0..6), GSM signal, alarm byte, language.
     fn status_block(
         &self,
@@ -592,6 +726,43 @@ impl Gt06Codec {
     }
 }
 
+fn mac_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Multi-cell (and Wi-Fi) frames 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2, 0xA7:
+/// date-time, MCC (bit 15 set = 2-byte MNC), MNC, 7 cells (6 for 0x33) of LAC, cell id and
+/// signal, timing advance, then for Wi-Fi types a count and (MAC, signal) pairs. The GK310
+/// types 0xA1/0xA2/0x33 use 4-byte LACs and 8-byte cell ids.
+fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
+    let mut r = Reader::new(content);
+    let time = read_time(&mut r)?;
+    let long = matches!(p, 0xA1 | 0xA2 | 0x33);
+    let mcc = r.u16()?;
+    let mnc = if mcc & 0x8000 != 0 { r.u16()? } else { u16::from(r.u8()?) };
+    let mut scan = NetworkScan { time, ..NetworkScan::default() };
+    let cells = if p == 0x33 { 6 } else { 7 };
+    for _ in 0..cells {
+        let lac = if long { r.u32()? } else { u32::from(r.u16()?) };
+        let cid = if long { r.u64()? } else { r.uint(3)? };
+        let rssi = r.u8()?;
+        if lac > 0 {
+            scan.cells.push(CellTower { mcc: mcc & 0x7FFF, mnc, lac, cell_id: cid, rssi: Some(-i32::from(rssi)) });
+        }
+    }
+    r.skip(1)?; // timing advance
+    if !matches!(p, 0x24 | 0x28 | 0x2E | 0xA1) {
+        if let Ok(count) = r.u8() {
+            for _ in 0..count {
+                let Ok(mac) = r.bytes(6) else { break };
+                let rssi = r.u8().ok().map(|v| -i32::from(v));
+                scan.wifi.push(WifiAccessPoint { mac: mac_string(mac), rssi });
+            }
+        }
+    }
+    Ok(scan)
+}
+
 /// Parses the text reply "Current position!Lat:N23.111822,Lon:E114.409529,Course:0.00,
 /// Speed:0.00,DateTime:2019-09-06 18:05:11" (speed in km/h, time UTC) some devices send in 0x21.
 fn parse_current_position(text: &str, suspect: bool) -> Option<DecodedFix> {
@@ -610,8 +781,8 @@ fn parse_current_position(text: &str, suspect: bool) -> Option<DecodedFix> {
     let lon = hem(field("Lon:")?, 'W')?;
     let course: Option<f64> = field("Course:").and_then(|s| s.parse().ok());
     let speed: Option<f64> = field("Speed:").and_then(|s| s.parse().ok());
-    let dt = field("DateTime:")?;
-    let t = crate::util::parse_iso8601(dt)?;
+    let dt = field("DateTime:")?.split_whitespace().collect::<Vec<_>>().join("T");
+    let t = crate::util::parse_iso8601(&dt)?;
     Some(DecodedFix {
         device_time: t,
         position: LatLon::new(lat, lon).ok()?,

