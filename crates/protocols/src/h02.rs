@@ -61,6 +61,10 @@ impl Codec for H02Codec {
     const MAX_FRAME: usize = MAX_FRAME;
 
     fn frame(&mut self, buf: &[u8]) -> Framing {
+        let padding = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        if padding > 0 {
+            return Framing::Skip { len: padding, reason: SkipReason::Padding };
+        }
         let Some(start) = buf.iter().position(|&b| is_marker(b)) else {
             return Framing::Skip { len: buf.len(), reason: SkipReason::Garbage };
         };

@@ -252,6 +252,9 @@ pub enum SkipReason {
     Oversize,
     /// A frame that started correctly but could not be delimited (e.g. bad stop bytes).
     BadFrame,
+    /// Line terminators between text frames (H02 devices end frames with CR LF). Harmless;
+    /// reported separately so that garbage counts stay meaningful.
+    Padding,
 }
 
 /// One result of [`StreamSession::poll`].
