@@ -27,8 +27,9 @@
 
 use crate::util::{Reader, crc16_x25, hex, utc, year2};
 use crate::{
-    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing, Integrity,
-    IntegrityFailure, KMH_TO_MPS, Message, NetworkScan, SkipReason, WifiAccessPoint,
+    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed,
+    Framing, Integrity, IntegrityFailure, KMH_TO_MPS, Message, NetworkScan, SkipReason,
+    WifiAccessPoint,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -39,16 +40,28 @@ const STOP: [u8; 2] = [0x0D, 0x0A];
 
 /// Finds the next frame at the front of `buf`.
 pub fn frame(buf: &[u8]) -> Framing {
-    let start = buf.windows(2).position(|w| w == [0x78, 0x78] || w == [0x79, 0x79]);
+    let start = buf
+        .windows(2)
+        .position(|w| w == [0x78, 0x78] || w == [0x79, 0x79]);
     match start {
         None => {
             // Keep a trailing 0x78/0x79: it may be the first half of a header.
             let keep = usize::from(matches!(buf.last(), Some(0x78 | 0x79)));
             let len = buf.len().saturating_sub(keep);
-            if len == 0 { Framing::NeedMore } else { Framing::Skip { len, reason: SkipReason::Garbage } }
+            if len == 0 {
+                Framing::NeedMore
+            } else {
+                Framing::Skip {
+                    len,
+                    reason: SkipReason::Garbage,
+                }
+            }
         }
         Some(0) => frame_at_start(buf),
-        Some(n) => Framing::Skip { len: n, reason: SkipReason::Garbage },
+        Some(n) => Framing::Skip {
+            len: n,
+            reason: SkipReason::Garbage,
+        },
     }
 }
 
@@ -59,28 +72,41 @@ fn frame_at_start(buf: &[u8]) -> Framing {
         return Framing::NeedMore;
     }
     let declared = if extended {
-        usize::from(buf.get(2).copied().unwrap_or(0)) << 8 | usize::from(buf.get(3).copied().unwrap_or(0))
+        usize::from(buf.get(2).copied().unwrap_or(0)) << 8
+            | usize::from(buf.get(3).copied().unwrap_or(0))
     } else {
         usize::from(buf.get(2).copied().unwrap_or(0))
     };
     let total = declared + header + 2;
     if total > MAX_FRAME {
-        return Framing::Skip { len: 2, reason: SkipReason::Oversize };
+        return Framing::Skip {
+            len: 2,
+            reason: SkipReason::Oversize,
+        };
     }
     if buf.get(total - 2..total) == Some(&STOP[..]) {
-        return Framing::Frame { len: total, consume: total };
+        return Framing::Frame {
+            len: total,
+            consume: total,
+        };
     }
     // The declared length does not end at CR LF (wrong length, or not all bytes are here yet):
     // cut at the first CR LF after the header, as Traccar does. This keeps devices with wrong
     // length fields working (they wait for an ack before sending more, so waiting for the
     // declared length would stall them); the price is that a frame with CR LF inside its body
     // that arrives split exactly there is cut early and then fails its CRC.
-    match buf.get(header..).and_then(|b| b.windows(2).position(|w| w == STOP)) {
+    match buf
+        .get(header..)
+        .and_then(|b| b.windows(2).position(|w| w == STOP))
+    {
         Some(p) => {
             let len = header + p + 2;
             Framing::Frame { len, consume: len }
         }
-        None if buf.len() > MAX_FRAME => Framing::Skip { len: 2, reason: SkipReason::Oversize },
+        None if buf.len() > MAX_FRAME => Framing::Skip {
+            len: 2,
+            reason: SkipReason::Oversize,
+        },
         None => Framing::NeedMore,
     }
 }
@@ -130,13 +156,21 @@ fn envelope(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let header = if extended { 4 } else { 3 };
     let n = frame.len();
     if n < header + 1 + 6 {
-        return Err(DecodeError::Truncated("GT06 frame shorter than header + trailer"));
+        return Err(DecodeError::Truncated(
+            "GT06 frame shorter than header + trailer",
+        ));
     }
     let mut r = Reader::new(frame);
     r.skip(2)?;
-    let declared = if extended { usize::from(r.u16()?) } else { usize::from(r.u8()?) };
+    let declared = if extended {
+        usize::from(r.u16()?)
+    } else {
+        usize::from(r.u8()?)
+    };
     let protocol = r.u8()?;
-    let content = frame.get(header + 1..n - 6).ok_or(DecodeError::Truncated("GT06 content"))?;
+    let content = frame
+        .get(header + 1..n - 6)
+        .ok_or(DecodeError::Truncated("GT06 content"))?;
     let mut t = Reader::new(frame.get(n - 6..).unwrap_or(&[]));
     let serial = t.u16()?;
     let crc = t.u16()?;
@@ -147,9 +181,18 @@ fn envelope(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     }
     let computed = crc16_x25(frame.get(2..n - 4).unwrap_or(&[]));
     if computed != crc {
-        failures.push(IntegrityFailure::Crc { declared: u32::from(crc), computed: u32::from(computed) });
+        failures.push(IntegrityFailure::Crc {
+            declared: u32::from(crc),
+            computed: u32::from(computed),
+        });
     }
-    Ok(Envelope { extended, protocol, content, serial, integrity: Integrity::from_failures(failures) })
+    Ok(Envelope {
+        extended,
+        protocol,
+        content,
+        serial,
+        integrity: Integrity::from_failures(failures),
+    })
 }
 
 /// Builds a frame: header, length, protocol, content, serial, CRC, stop bytes.
@@ -201,7 +244,24 @@ pub fn encode_request_position() -> Vec<u8> {
 
 /// Protocol numbers whose content starts with a GPS block.
 fn has_gps(p: u8) -> bool {
-    matches!(p, 0x10 | 0x11 | 0x12 | 0x16 | 0x1A | 0x1E | 0x22 | 0x26 | 0x27 | 0x2D | 0x31 | 0x32 | 0x37 | 0xA0 | 0xA3 | 0xA4)
+    matches!(
+        p,
+        0x10 | 0x11
+            | 0x12
+            | 0x16
+            | 0x1A
+            | 0x1E
+            | 0x22
+            | 0x26
+            | 0x27
+            | 0x2D
+            | 0x31
+            | 0x32
+            | 0x37
+            | 0xA0
+            | 0xA3
+            | 0xA4
+    )
 }
 
 /// Protocol numbers with an LBS block (length-prefixed) and a status block after the GPS block.
@@ -263,7 +323,8 @@ fn read_time(r: &mut Reader<'_>) -> Result<Option<UnixMicros>, DecodeError> {
 
 /// Reads a GPS block; `Ok(None)` when a length-prefixed block says "no GPS".
 fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, DecodeError> {
-    let time = read_time(r)?.ok_or_else(|| DecodeError::Malformed("GT06 GPS date-time out of range".into()))?;
+    let time = read_time(r)?
+        .ok_or_else(|| DecodeError::Malformed("GT06 GPS date-time out of range".into()))?;
     if with_length && r.u8()? == 0 {
         return Ok(None);
     }
@@ -293,7 +354,10 @@ impl Gt06Codec {
     pub fn decode_frame(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
         let env = envelope(frame)?;
         let suspect = env.integrity.is_suspect();
-        let mut msg = Message { integrity: env.integrity.clone(), ..Message::default() };
+        let mut msg = Message {
+            integrity: env.integrity.clone(),
+            ..Message::default()
+        };
         let p = env.protocol;
         let mut r = Reader::new(env.content);
 
@@ -302,7 +366,9 @@ impl Gt06Codec {
             let digits = hex(imei_bcd);
             let imei = digits.get(1..).unwrap_or("").to_string();
             if imei.is_empty() || !imei.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecodeError::Malformed(format!("GT06 login IMEI is not BCD: {digits}")));
+                return Err(DecodeError::Malformed(format!(
+                    "GT06 login IMEI is not BCD: {digits}"
+                )));
             }
             self.imei = Some(imei.clone());
             msg.identity = Some(imei);
@@ -315,11 +381,20 @@ impl Gt06Codec {
         msg.identity = Some(imei);
 
         // Acknowledge like the manual (and Traccar): every standard frame except command replies.
-        if !env.extended && !matches!(p, 0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A | 0x17 | 0x69) {
+        if !env.extended
+            && !matches!(
+                p,
+                0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A | 0x17 | 0x69
+            )
+        {
             msg.ack = Some(encode_ack(false, p, env.serial));
         }
 
-        if has_gps(p) || matches!(p, 0x24 | 0x36 | 0xA2) || (p == 0x34 && !env.extended) || (env.extended && matches!(p, 0x32 | 0x33)) {
+        if has_gps(p)
+            || matches!(p, 0x24 | 0x36 | 0xA2)
+            || (p == 0x34 && !env.extended)
+            || (env.extended && matches!(p, 0x32 | 0x33))
+        {
             let opportunistic = matches!(p, 0x24 | 0x36 | 0xA2);
             if p == 0x34 {
                 r.skip(4)?; // X1: data and alarm word before the GPS block
@@ -330,7 +405,9 @@ impl Gt06Codec {
                 // Some GT02-style frames (0x10) carry no serial and CRC: the GPS block then runs
                 // up to the stop bytes. Retry on that span before giving up.
                 Err(DecodeError::Truncated(_)) if !opportunistic => {
-                    let span = frame.get(4..frame.len().saturating_sub(2)).unwrap_or_default();
+                    let span = frame
+                        .get(4..frame.len().saturating_sub(2))
+                        .unwrap_or_default();
                     read_gps(&mut Reader::new(span), false)?
                 }
                 Err(e) if !opportunistic => return Err(e),
@@ -369,7 +446,9 @@ impl Gt06Codec {
             } else if opportunistic && gps.is_none() {
                 match multi_lbs(p, env.content) {
                     Ok(scan) => msg.network = Some(scan),
-                    Err(_) => msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised")),
+                    Err(_) => {
+                        msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised"))
+                    }
                 }
             }
             return Ok(msg);
@@ -407,7 +486,10 @@ impl Gt06Codec {
                         status_word: Some(u64::from(info)),
                         ..DeviceStatus::default()
                     });
-                    msg.unsupported = Some(format!("GT06 0x13 status of {} bytes: only terminal info decoded", env.content.len()));
+                    msg.unsupported = Some(format!(
+                        "GT06 0x13 status of {} bytes: only terminal info decoded",
+                        env.content.len()
+                    ));
                 }
             }
             0x23 => {
@@ -451,8 +533,15 @@ impl Gt06Codec {
                 let text = if enc == 1 {
                     String::from_utf8_lossy(body).into_owned()
                 } else {
-                    let units: Vec<u16> =
-                        body.chunks_exact(2).map(|c| u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)])).collect();
+                    let units: Vec<u16> = body
+                        .chunks_exact(2)
+                        .map(|c| {
+                            u16::from_be_bytes([
+                                c.first().copied().unwrap_or(0),
+                                c.get(1).copied().unwrap_or(0),
+                            ])
+                        })
+                        .collect();
                     String::from_utf16_lossy(&units)
                 };
                 if let Some(fix) = parse_current_position(&text, suspect) {
@@ -470,11 +559,15 @@ impl Gt06Codec {
                 let data = r.rest();
                 let text = String::from_utf8_lossy(data);
                 let trimmed = text.trim_end_matches(['\r', '\n']);
-                msg.command_reply = Some(if trimmed.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !trimmed.is_empty() {
-                    trimmed.to_string()
-                } else {
-                    hex(data)
-                });
+                msg.command_reply = Some(
+                    if trimmed.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                        && !trimmed.is_empty()
+                    {
+                        trimmed.to_string()
+                    } else {
+                        hex(data)
+                    },
+                );
             }
             0x94 => {
                 let sub = r.u8()?;
@@ -484,7 +577,9 @@ impl Gt06Codec {
                         ..DeviceStatus::default()
                     });
                 } else {
-                    msg.unsupported = Some(format!("GT06 0x94 information subtype 0x{sub:02x} (vehicle/SIM details) not decoded"));
+                    msg.unsupported = Some(format!(
+                        "GT06 0x94 information subtype 0x{sub:02x} (vehicle/SIM details) not decoded"
+                    ));
                 }
             }
             0x95 => {
@@ -512,18 +607,32 @@ impl Gt06Codec {
                     0x93 => EventKind::Other("accident".into()),
                     _ => EventKind::Other("general".into()),
                 };
-                msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
+                msg.events.push(DeviceEvent {
+                    kind,
+                    device_time: time,
+                    position,
+                    integrity_suspect: suspect,
+                });
             }
             0x8A => {
                 // Time request: answer with the server's UTC time, serial 0.
                 let (y, mo, d, h, mi, s) = crate::util::civil(_now);
-                let content = [(y - 2000).clamp(0, 255) as u8, mo as u8, d as u8, h as u8, mi as u8, s as u8];
+                let content = [
+                    (y - 2000).clamp(0, 255) as u8,
+                    mo as u8,
+                    d as u8,
+                    h as u8,
+                    mi as u8,
+                    s as u8,
+                ];
                 msg.ack = Some(encode_frame(false, 0x8A, &content, 0));
             }
             0x17 | 0x69 if !env.extended => {
                 // Wi-Fi frames: no serial or CRC; the length byte is the access-point count.
                 // Short ack with the 6-byte BCD date-time echoed.
-                let body = frame.get(4..frame.len().saturating_sub(2)).unwrap_or_default();
+                let body = frame
+                    .get(4..frame.len().saturating_sub(2))
+                    .unwrap_or_default();
                 let mut r = Reader::new(body);
                 let time = r.bytes(6)?;
                 let mut ack = vec![0x78, 0x78, 0x00, p];
@@ -535,11 +644,17 @@ impl Gt06Codec {
                 let count = usize::from(frame.get(2).copied().unwrap_or(0));
                 let bcd = |b: u8| i64::from(b >> 4) * 10 + i64::from(b & 0x0F);
                 let g = |i: usize| bcd(time.get(i).copied().unwrap_or(0));
-                let mut scan = NetworkScan { time: utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64), ..NetworkScan::default() };
+                let mut scan = NetworkScan {
+                    time: utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64),
+                    ..NetworkScan::default()
+                };
                 for _ in 0..count {
                     let mac = r.bytes(6)?;
                     let rssi = r.u8()?;
-                    scan.wifi.push(WifiAccessPoint { mac: mac_string(mac), rssi: Some(-i32::from(rssi)) });
+                    scan.wifi.push(WifiAccessPoint {
+                        mac: mac_string(mac),
+                        rssi: Some(-i32::from(rssi)),
+                    });
                 }
                 if let Ok(cells) = r.u8() {
                     let mcc = r.u16()?;
@@ -548,7 +663,13 @@ impl Gt06Codec {
                         let lac = r.u16()?;
                         let cid = r.u16()?;
                         let rssi = r.u8()?;
-                        scan.cells.push(CellTower { mcc, mnc: u16::from(mnc), lac: u32::from(lac), cell_id: u64::from(cid), rssi: Some(-i32::from(rssi)) });
+                        scan.cells.push(CellTower {
+                            mcc,
+                            mnc: u16::from(mnc),
+                            lac: u32::from(lac),
+                            cell_id: u64::from(cid),
+                            rssi: Some(-i32::from(rssi)),
+                        });
                     }
                 }
                 msg.network = Some(scan);
@@ -557,10 +678,16 @@ impl Gt06Codec {
                 // Wi-Fi list: date-time, count, then (2 reserved bytes, MAC) per access point.
                 let time = read_time(&mut r)?;
                 let count = r.u8()?;
-                let mut scan = NetworkScan { time, ..NetworkScan::default() };
+                let mut scan = NetworkScan {
+                    time,
+                    ..NetworkScan::default()
+                };
                 for _ in 0..count {
                     r.skip(2)?;
-                    scan.wifi.push(WifiAccessPoint { mac: mac_string(r.bytes(6)?), rssi: None });
+                    scan.wifi.push(WifiAccessPoint {
+                        mac: mac_string(r.bytes(6)?),
+                        rssi: None,
+                    });
                 }
                 msg.network = Some(scan);
             }
@@ -621,10 +748,26 @@ impl Gt06Codec {
         self.status_block(&mut Reader::new(tail), msg, time, position, suspect)
     }
 
-    fn push_alarms(&self, msg: &mut Message, info: u8, alarm: u8, time: Option<UnixMicros>, position: Option<LatLon>, suspect: bool) {
-        for kind in terminal_info_alarm(info).into_iter().chain(alarm_byte(alarm)) {
+    fn push_alarms(
+        &self,
+        msg: &mut Message,
+        info: u8,
+        alarm: u8,
+        time: Option<UnixMicros>,
+        position: Option<LatLon>,
+        suspect: bool,
+    ) {
+        for kind in terminal_info_alarm(info)
+            .into_iter()
+            .chain(alarm_byte(alarm))
+        {
             if !msg.events.iter().any(|e| e.kind == kind) {
-                msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
+                msg.events.push(DeviceEvent {
+                    kind,
+                    device_time: time,
+                    position,
+                    integrity_suspect: suspect,
+                });
             }
         }
     }
@@ -633,7 +776,13 @@ impl Gt06Codec {
     /// Mapped modules: 0x09 satellites, 0x18 battery (0.01 V), 0x2A inputs (high nibble =
     /// tamper), 0x2B event (0x11 low battery, 0x13 power cut, 0x14 removal), 0x33 GPS (Unix
     /// time, satellites, altitude, coordinates, speed, course/flags).
-    fn modular(&self, content: &[u8], msg: &mut Message, suspect: bool, serial: u16) -> Result<(), DecodeError> {
+    fn modular(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        suspect: bool,
+        serial: u16,
+    ) -> Result<(), DecodeError> {
         let mut r = Reader::new(content);
         let mut st = DeviceStatus::default();
         let mut kinds = Vec::new();
@@ -646,11 +795,7 @@ impl Gt06Codec {
             match kind {
                 0x09 => st.satellites = m.u8().ok().map(u32::from),
                 0x18 => st.battery_volts = m.u16().ok().map(|v| f64::from(v) * 0.01),
-                0x2A => {
-                    if m.u8().is_ok_and(|v| v >> 4 != 0) {
-                        kinds.push(EventKind::Tamper);
-                    }
-                }
+                0x2A if m.u8().is_ok_and(|v| v >> 4 != 0) => kinds.push(EventKind::Tamper),
                 0x2B => match m.u8() {
                     Ok(0x11) => kinds.push(EventKind::LowBattery),
                     Ok(0x12) => kinds.push(EventKind::Other("lowPower".into())),
@@ -690,7 +835,12 @@ impl Gt06Codec {
         let time = fix.as_ref().map(|f| f.device_time);
         let position = fix.as_ref().map(|f| f.position);
         for kind in kinds {
-            msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: time,
+                position,
+                integrity_suspect: suspect,
+            });
         }
         msg.fixes.extend(fix);
         if !st.is_empty() {
@@ -727,7 +877,10 @@ impl Gt06Codec {
 }
 
 fn mac_string(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Multi-cell (and Wi-Fi) frames 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2, 0xA7:
@@ -739,15 +892,28 @@ fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
     let time = read_time(&mut r)?;
     let long = matches!(p, 0xA1 | 0xA2 | 0x33);
     let mcc = r.u16()?;
-    let mnc = if mcc & 0x8000 != 0 { r.u16()? } else { u16::from(r.u8()?) };
-    let mut scan = NetworkScan { time, ..NetworkScan::default() };
+    let mnc = if mcc & 0x8000 != 0 {
+        r.u16()?
+    } else {
+        u16::from(r.u8()?)
+    };
+    let mut scan = NetworkScan {
+        time,
+        ..NetworkScan::default()
+    };
     let cells = if p == 0x33 { 6 } else { 7 };
     for _ in 0..cells {
         let lac = if long { r.u32()? } else { u32::from(r.u16()?) };
         let cid = if long { r.u64()? } else { r.uint(3)? };
         let rssi = r.u8()?;
         if lac > 0 {
-            scan.cells.push(CellTower { mcc: mcc & 0x7FFF, mnc, lac, cell_id: cid, rssi: Some(-i32::from(rssi)) });
+            scan.cells.push(CellTower {
+                mcc: mcc & 0x7FFF,
+                mnc,
+                lac,
+                cell_id: cid,
+                rssi: Some(-i32::from(rssi)),
+            });
         }
     }
     r.skip(1)?; // timing advance
@@ -756,7 +922,10 @@ fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
             for _ in 0..count {
                 let Ok(mac) = r.bytes(6) else { break };
                 let rssi = r.u8().ok().map(|v| -i32::from(v));
-                scan.wifi.push(WifiAccessPoint { mac: mac_string(mac), rssi });
+                scan.wifi.push(WifiAccessPoint {
+                    mac: mac_string(mac),
+                    rssi,
+                });
             }
         }
     }
@@ -781,7 +950,10 @@ fn parse_current_position(text: &str, suspect: bool) -> Option<DecodedFix> {
     let lon = hem(field("Lon:")?, 'W')?;
     let course: Option<f64> = field("Course:").and_then(|s| s.parse().ok());
     let speed: Option<f64> = field("Speed:").and_then(|s| s.parse().ok());
-    let dt = field("DateTime:")?.split_whitespace().collect::<Vec<_>>().join("T");
+    let dt = field("DateTime:")?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("T");
     let t = crate::util::parse_iso8601(&dt)?;
     Some(DecodedFix {
         device_time: t,

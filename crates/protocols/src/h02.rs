@@ -27,8 +27,8 @@
 
 use crate::util::{hex, utc, year2};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing, Integrity,
-    KNOTS_TO_MPS, Message, SkipReason,
+    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing,
+    Integrity, KNOTS_TO_MPS, Message, SkipReason,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -61,24 +61,47 @@ impl Codec for H02Codec {
     const MAX_FRAME: usize = MAX_FRAME;
 
     fn frame(&mut self, buf: &[u8]) -> Framing {
-        let padding = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let padding = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         if padding > 0 {
-            return Framing::Skip { len: padding, reason: SkipReason::Padding };
+            return Framing::Skip {
+                len: padding,
+                reason: SkipReason::Padding,
+            };
         }
         let Some(start) = buf.iter().position(|&b| is_marker(b)) else {
-            return Framing::Skip { len: buf.len(), reason: SkipReason::Garbage };
+            return Framing::Skip {
+                len: buf.len(),
+                reason: SkipReason::Garbage,
+            };
         };
         if start > 0 {
-            return Framing::Skip { len: start, reason: SkipReason::Garbage };
+            return Framing::Skip {
+                len: start,
+                reason: SkipReason::Garbage,
+            };
         }
         if buf.first() == Some(&b'*') {
             return match buf.iter().position(|&b| b == b'#') {
                 Some(end) => {
                     let len = end + 1;
-                    let trailing = buf.get(len..).unwrap_or(&[]).iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
-                    Framing::Frame { len, consume: len + trailing }
+                    let trailing = buf
+                        .get(len..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .take_while(|&&b| b == b'\r' || b == b'\n')
+                        .count();
+                    Framing::Frame {
+                        len,
+                        consume: len + trailing,
+                    }
                 }
-                None if buf.len() > MAX_FRAME => Framing::Skip { len: 1, reason: SkipReason::Oversize },
+                None if buf.len() > MAX_FRAME => Framing::Skip {
+                    len: 1,
+                    reason: SkipReason::Oversize,
+                },
                 None => Framing::NeedMore,
             };
         }
@@ -98,7 +121,11 @@ impl Codec for H02Codec {
                 n
             }
         };
-        if buf.len() < len { Framing::NeedMore } else { Framing::Frame { len, consume: len } }
+        if buf.len() < len {
+            Framing::NeedMore
+        } else {
+            Framing::Frame { len, consume: len }
+        }
     }
 
     fn decode(&mut self, frame: &[u8], now: UnixMicros) -> Result<Message, DecodeError> {
@@ -123,7 +150,9 @@ fn coordinate(value: &str, hemisphere: &str) -> Option<f64> {
         } else {
             // No decimal point: the last four digits are minute decimals.
             let split = v.len().checked_sub(4)?;
-            format!("{}.{}", v.get(..split)?, v.get(split..)?).parse().ok()?
+            format!("{}.{}", v.get(..split)?, v.get(split..)?)
+                .parse()
+                .ok()?
         };
         let d = (number / 100.0).trunc();
         d + (number - d * 100.0) / 60.0
@@ -164,14 +193,22 @@ fn hhmmss(s: &str) -> Option<(i64, i64, f64)> {
     if s.len() < 6 {
         return None;
     }
-    Some((s.get(0..2)?.parse().ok()?, s.get(2..4)?.parse().ok()?, s.get(4..)?.parse().ok()?))
+    Some((
+        s.get(0..2)?.parse().ok()?,
+        s.get(2..4)?.parse().ok()?,
+        s.get(4..)?.parse().ok()?,
+    ))
 }
 
 fn ddmmyy(s: &str) -> Option<(i64, i64, i64)> {
     if s.len() != 6 {
         return None;
     }
-    Some((year2(s.get(4..6)?.parse().ok()?), s.get(2..4)?.parse().ok()?, s.get(0..2)?.parse().ok()?))
+    Some((
+        year2(s.get(4..6)?.parse().ok()?),
+        s.get(2..4)?.parse().ok()?,
+        s.get(0..2)?.parse().ok()?,
+    ))
 }
 
 /// Server time as `yyyyMMddHHmmss` for V4 replies.
@@ -204,7 +241,9 @@ impl H02Codec {
         match frame.first() {
             Some(b'*') => self.decode_text(frame, now),
             Some(b'$') | Some(b'X') => self.decode_binary(frame),
-            _ => Err(DecodeError::Malformed("H02 frame must start with '*' or '$'".into())),
+            _ => Err(DecodeError::Malformed(
+                "H02 frame must start with '*' or '$'".into(),
+            )),
         }
     }
 
@@ -224,14 +263,26 @@ impl H02Codec {
         let marker = fields.first().copied().unwrap_or("HQ").to_ascii_uppercase();
         let raw_id = fields.get(1).copied().unwrap_or("").trim();
         let id = self.identify(raw_id)?;
-        let kind = fields.get(2).copied().unwrap_or("").trim().to_ascii_uppercase();
-        let mut msg = Message { identity: Some(id.clone()), integrity: Integrity::NotCarried, ..Message::default() };
+        let kind = fields
+            .get(2)
+            .copied()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_uppercase();
+        let mut msg = Message {
+            identity: Some(id.clone()),
+            integrity: Integrity::NotCarried,
+            ..Message::default()
+        };
 
         match kind.as_str() {
             "HTBT" | "V0" => {
                 msg.ack = Some(format!("*{marker},{id},{kind}#").into_bytes());
                 if let Some(pct) = fields.get(3).and_then(|s| s.trim().parse::<f64>().ok()) {
-                    msg.status = Some(DeviceStatus { battery_percent: Some(pct), ..DeviceStatus::default() });
+                    msg.status = Some(DeviceStatus {
+                        battery_percent: Some(pct),
+                        ..DeviceStatus::default()
+                    });
                 }
                 return Ok(msg);
             }
@@ -247,7 +298,10 @@ impl H02Codec {
                     satellites: num(5).map(|v| v as u32),
                     battery_percent: num(6),
                     steps: num(7).map(|v| v as u64),
-                    status_word: fields.get(10).filter(|s| is_hex8(s)).and_then(|s| u64::from_str_radix(s, 16).ok()),
+                    status_word: fields
+                        .get(10)
+                        .filter(|s| is_hex8(s))
+                        .and_then(|s| u64::from_str_radix(s, 16).ok()),
                     ..DeviceStatus::default()
                 });
                 return Ok(msg);
@@ -259,17 +313,29 @@ impl H02Codec {
         // course and date follow. This covers V1, V2, V4 (command replies), V5, V19, VI1, VP1.
         let hemi = |i: usize, a: &str, b: &str| fields.get(i).is_some_and(|f| *f == a || *f == b);
         let k = (4..fields.len()).find(|&k| hemi(k, "N", "S") && hemi(k + 2, "E", "W"));
-        let status_word = fields.iter().skip(3).find(|f| is_hex8(f)).and_then(|s| u32::from_str_radix(s, 16).ok());
+        let status_word = fields
+            .iter()
+            .skip(3)
+            .find(|f| is_hex8(f))
+            .and_then(|s| u32::from_str_radix(s, 16).ok());
         let mut time = None;
         let mut fix_pos = None;
         if let Some(k) = k {
-            let lat = fields.get(k - 1).and_then(|v| coordinate(v, fields.get(k).copied().unwrap_or("")));
-            let lon = fields.get(k + 1).and_then(|v| coordinate(v, fields.get(k + 2).copied().unwrap_or("")));
+            let lat = fields
+                .get(k - 1)
+                .and_then(|v| coordinate(v, fields.get(k).copied().unwrap_or("")));
+            let lon = fields
+                .get(k + 1)
+                .and_then(|v| coordinate(v, fields.get(k + 2).copied().unwrap_or("")));
             let validity = fields.get(k - 2).map(|s| s.trim()).unwrap_or("");
             let clock = fields.get(k - 3).and_then(|s| hhmmss(s.trim()));
             let speed = fields.get(k + 3).and_then(|s| s.trim().parse::<f64>().ok());
             let course = fields.get(k + 4).and_then(|s| s.trim().parse::<f64>().ok());
-            let date = fields.iter().skip(k + 5).take(3).find_map(|s| ddmmyy(s.trim()));
+            let date = fields
+                .iter()
+                .skip(k + 5)
+                .take(3)
+                .find_map(|s| ddmmyy(s.trim()));
             time = match (date, clock) {
                 (Some((y, mo, d)), Some((h, mi, s))) => utc(y, mo, d, h, mi, s),
                 (Some((y, mo, d)), None) => utc(y, mo, d, 0, 0, 0.0),
@@ -296,14 +362,26 @@ impl H02Codec {
             }
         }
         if let Some(sw) = status_word {
-            msg.status = Some(DeviceStatus { status_word: Some(u64::from(sw)), ..DeviceStatus::default() });
+            msg.status = Some(DeviceStatus {
+                status_word: Some(u64::from(sw)),
+                ..DeviceStatus::default()
+            });
             for kind in status_events(sw) {
-                msg.events.push(DeviceEvent { kind, device_time: time, position: fix_pos, integrity_suspect: false });
+                msg.events.push(DeviceEvent {
+                    kind,
+                    device_time: time,
+                    position: fix_pos,
+                    integrity_suspect: false,
+                });
             }
         }
         match kind.as_str() {
-            "V1" => msg.ack = Some(format!("*{marker},{id},V4,V1,{}#", server_time(now)).into_bytes()),
-            "NBR" => msg.ack = Some(format!("*{marker},{id},V4,NBR,{}#", server_time(now)).into_bytes()),
+            "V1" => {
+                msg.ack = Some(format!("*{marker},{id},V4,V1,{}#", server_time(now)).into_bytes())
+            }
+            "NBR" => {
+                msg.ack = Some(format!("*{marker},{id},V4,NBR,{}#", server_time(now)).into_bytes())
+            }
             "V4" => msg.command_reply = fields.get(3).map(|s| s.to_string()),
             _ => {}
         }
@@ -315,23 +393,38 @@ impl H02Codec {
 
     fn decode_binary(&mut self, frame: &[u8]) -> Result<Message, DecodeError> {
         if frame.len() < 32 {
-            return Err(DecodeError::Truncated("H02 binary report is 32 or 45 bytes"));
+            return Err(DecodeError::Truncated(
+                "H02 binary report is 32 or 45 bytes",
+            ));
         }
         let h = hex(frame);
         let digits = |a: usize, b: usize| -> Result<&str, DecodeError> {
-            let s = h.get(a..b).ok_or(DecodeError::Truncated("H02 binary field"))?;
+            let s = h
+                .get(a..b)
+                .ok_or(DecodeError::Truncated("H02 binary field"))?;
             if s.bytes().all(|c| c.is_ascii_digit()) {
                 Ok(s)
             } else {
-                Err(DecodeError::Malformed(format!("H02 BCD field is not decimal: {s}")))
+                Err(DecodeError::Malformed(format!(
+                    "H02 BCD field is not decimal: {s}"
+                )))
             }
         };
         let num = |a: usize, b: usize| -> Result<i64, DecodeError> {
-            digits(a, b)?.parse().map_err(|_| DecodeError::Malformed("H02 BCD".into()))
+            digits(a, b)?
+                .parse()
+                .map_err(|_| DecodeError::Malformed("H02 BCD".into()))
         };
         let id = digits(2, 12)?.to_string();
         let id = self.identify(&id)?;
-        let t = utc(year2(num(22, 24)?), num(20, 22)?, num(18, 20)?, num(12, 14)?, num(14, 16)?, num(16, 18)? as f64);
+        let t = utc(
+            year2(num(22, 24)?),
+            num(20, 22)?,
+            num(18, 20)?,
+            num(12, 14)?,
+            num(14, 16)?,
+            num(16, 18)? as f64,
+        );
         let lat_raw = num(24, 32)? as f64 / 10_000.0; // ddmm.mmmm
         let lon_raw = num(34, 43)? as f64 / 10_000.0; // dddmm.mmmm
         let flags = u8::from_str_radix(h.get(43..44).unwrap_or("0"), 16).unwrap_or(0);
@@ -343,9 +436,21 @@ impl H02Codec {
             let d = (v / 100.0).trunc();
             d + (v - d * 100.0) / 60.0
         };
-        let lat = if flags & 0x4 != 0 { dm(lat_raw) } else { -dm(lat_raw) };
-        let lon = if flags & 0x8 != 0 { dm(lon_raw) } else { -dm(lon_raw) };
-        let mut msg = Message { identity: Some(id), integrity: Integrity::NotCarried, ..Message::default() };
+        let lat = if flags & 0x4 != 0 {
+            dm(lat_raw)
+        } else {
+            -dm(lat_raw)
+        };
+        let lon = if flags & 0x8 != 0 {
+            dm(lon_raw)
+        } else {
+            -dm(lon_raw)
+        };
+        let mut msg = Message {
+            identity: Some(id),
+            integrity: Integrity::NotCarried,
+            ..Message::default()
+        };
         let position = LatLon::new(lat, lon).ok();
         if let (Some(position), Some(t)) = (position, t) {
             msg.fixes.push(DecodedFix {
@@ -362,9 +467,17 @@ impl H02Codec {
                 seq: None,
             });
         }
-        msg.status = Some(DeviceStatus { status_word: Some(u64::from(status)), ..DeviceStatus::default() });
+        msg.status = Some(DeviceStatus {
+            status_word: Some(u64::from(status)),
+            ..DeviceStatus::default()
+        });
         for kind in status_events(status) {
-            msg.events.push(DeviceEvent { kind, device_time: t, position, integrity_suspect: false });
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: t,
+                position,
+                integrity_suspect: false,
+            });
         }
         Ok(msg)
     }

@@ -42,7 +42,9 @@
 //!   exactly this). Source: Overland for iOS README (aaronpk/Overland-iOS).
 
 use crate::util::parse_iso8601;
-use crate::{DecodedFix, DeviceEvent, DeviceStatus, EventKind, Integrity, KNOTS_TO_MPS, KMH_TO_MPS, Message};
+use crate::{
+    DecodedFix, DeviceEvent, DeviceStatus, EventKind, Integrity, KMH_TO_MPS, KNOTS_TO_MPS, Message,
+};
 use domain::{FixSource, LatLon, UnixMicros};
 use serde_json::Value;
 use thiserror::Error;
@@ -122,11 +124,18 @@ pub fn decode(app: App, req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecode
 }
 
 fn header<'a>(req: &'a HttpRequest<'_>, name: &str) -> Option<&'a str> {
-    req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    req.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn is_json(req: &HttpRequest<'_>) -> bool {
-    header(req, "content-type").is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
+    header(req, "content-type").is_some_and(|v| {
+        v.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    })
 }
 
 fn hexval(b: u8) -> Option<u8> {
@@ -141,7 +150,10 @@ pub fn percent_decode(s: &str) -> String {
     while let Some(&c) = b.get(i) {
         match c {
             b'+' => out.push(b' '),
-            b'%' => match (b.get(i + 1).copied().and_then(hexval), b.get(i + 2).copied().and_then(hexval)) {
+            b'%' => match (
+                b.get(i + 1).copied().and_then(hexval),
+                b.get(i + 2).copied().and_then(hexval),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 2;
@@ -168,7 +180,11 @@ pub fn parse_form(s: &str) -> Vec<(String, String)> {
 
 /// Query parameters, or the body as a form when the URL has none.
 fn params(req: &HttpRequest<'_>) -> Vec<(String, String)> {
-    let query = req.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let query = req
+        .path_and_query
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("");
     let mut p = parse_form(query);
     if p.is_empty() {
         p = parse_form(&String::from_utf8_lossy(req.body));
@@ -177,21 +193,29 @@ fn params(req: &HttpRequest<'_>) -> Vec<(String, String)> {
 }
 
 fn get<'a>(p: &'a [(String, String)], keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| p.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str())).filter(|v| !v.is_empty())
+    keys.iter()
+        .find_map(|k| p.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str()))
+        .filter(|v| !v.is_empty())
 }
 
 fn num(p: &[(String, String)], keys: &[&str]) -> Option<f64> {
-    get(p, keys).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite())
+    get(p, keys)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
 }
 
 /// Unix seconds, Unix milliseconds (≥ 2^31), ISO 8601, or `yyyy-MM-dd HH:mm:ss` (UTC).
 fn parse_timestamp(s: &str) -> Option<UnixMicros> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
-        return Some(if n >= 1 << 31 { UnixMicros::from_millis(n) } else { UnixMicros::from_secs(n) });
+        return Some(if n >= 1 << 31 {
+            UnixMicros::from_millis(n)
+        } else {
+            UnixMicros::from_secs(n)
+        });
     }
     if let Ok(x) = s.parse::<f64>() {
-        if x.is_finite() && x >= 0.0 && x < 1e15 {
+        if (0.0..1e15).contains(&x) {
             return Some(UnixMicros((x * 1_000_000.0) as i64));
         }
     }
@@ -199,7 +223,11 @@ fn parse_timestamp(s: &str) -> Option<UnixMicros> {
 }
 
 fn ok_empty() -> HttpReply {
-    HttpReply { status: 200, content_type: None, body: Vec::new() }
+    HttpReply {
+        status: 200,
+        content_type: None,
+        body: Vec::new(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -236,7 +264,12 @@ fn alarm_event(name: &str, time: UnixMicros, position: Option<LatLon>) -> Device
         "fallDown" => EventKind::FallDown,
         other => EventKind::Other(other.to_string()),
     };
-    DeviceEvent { kind, device_time: Some(time), position, integrity_suspect: false }
+    DeviceEvent {
+        kind,
+        device_time: Some(time),
+        position,
+        integrity_suspect: false,
+    }
 }
 
 fn osmand(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
@@ -244,9 +277,12 @@ fn osmand(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
         return osmand_json(req);
     }
     let p = params(req);
-    let id = get(&p, &["id", "deviceid"]).ok_or(HttpDecodeError::MissingDeviceId)?.to_string();
+    let id = get(&p, &["id", "deviceid"])
+        .ok_or(HttpDecodeError::MissingDeviceId)?
+        .to_string();
     let time = match get(&p, &["timestamp"]) {
-        Some(t) => parse_timestamp(t).ok_or_else(|| HttpDecodeError::Malformed(format!("timestamp {t:?}")))?,
+        Some(t) => parse_timestamp(t)
+            .ok_or_else(|| HttpDecodeError::Malformed(format!("timestamp {t:?}")))?,
         None => req.received,
     };
     let (mut lat, mut lon) = (num(&p, &["lat"]), num(&p, &["lon"]));
@@ -255,7 +291,11 @@ fn osmand(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
         lon = b.trim().parse().ok();
     }
     let valid = get(&p, &["valid"]).is_none_or(|v| v == "true" || v == "1");
-    let mut msg = Message { identity: Some(id), integrity: Integrity::NotCarried, ..Message::default() };
+    let mut msg = Message {
+        identity: Some(id),
+        integrity: Integrity::NotCarried,
+        ..Message::default()
+    };
     if let (Some(lat), Some(lon)) = (lat, lon) {
         msg.fixes.extend(fix(
             time,
@@ -269,18 +309,32 @@ fn osmand(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
         ));
     }
     // cell=mcc,mnc,lac,cid[,rssi] and wifi=mac,rssi may repeat.
-    let mut scan = crate::NetworkScan { time: Some(time), ..crate::NetworkScan::default() };
+    let mut scan = crate::NetworkScan {
+        time: Some(time),
+        ..crate::NetworkScan::default()
+    };
     for (k, v) in &p {
         let parts: Vec<&str> = v.split(',').map(str::trim).collect();
         match (k.as_str(), parts.as_slice()) {
             ("cell", [mcc, mnc, lac, cid, rest @ ..]) => {
-                if let (Ok(mcc), Ok(mnc), Ok(lac), Ok(cid)) = (mcc.parse(), mnc.parse(), lac.parse(), cid.parse()) {
+                if let (Ok(mcc), Ok(mnc), Ok(lac), Ok(cid)) =
+                    (mcc.parse(), mnc.parse(), lac.parse(), cid.parse())
+                {
                     let rssi = rest.first().and_then(|r| r.parse().ok());
-                    scan.cells.push(crate::CellTower { mcc, mnc, lac, cell_id: cid, rssi });
+                    scan.cells.push(crate::CellTower {
+                        mcc,
+                        mnc,
+                        lac,
+                        cell_id: cid,
+                        rssi,
+                    });
                 }
             }
             ("wifi", [mac, rssi, ..]) => {
-                scan.wifi.push(crate::WifiAccessPoint { mac: mac.replace('-', ":").to_ascii_lowercase(), rssi: rssi.parse().ok() });
+                scan.wifi.push(crate::WifiAccessPoint {
+                    mac: mac.replace('-', ":").to_ascii_lowercase(),
+                    rssi: rssi.parse().ok(),
+                });
             }
             _ => {}
         }
@@ -291,12 +345,20 @@ fn osmand(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let battery = num(&p, &["batt"]);
     let charging = get(&p, &["charge"]).map(|v| v == "true" || v == "1");
     if battery.is_some() || charging.is_some() {
-        msg.status = Some(DeviceStatus { battery_percent: battery, charging, ..DeviceStatus::default() });
+        msg.status = Some(DeviceStatus {
+            battery_percent: battery,
+            charging,
+            ..DeviceStatus::default()
+        });
     }
     if let Some(a) = get(&p, &["alarm"]) {
-        msg.events.push(alarm_event(a, time, msg.fixes.first().map(|f| f.position)));
+        msg.events
+            .push(alarm_event(a, time, msg.fixes.first().map(|f| f.position)));
     }
-    Ok(HttpDecoded { messages: vec![msg], reply: ok_empty() })
+    Ok(HttpDecoded {
+        messages: vec![msg],
+        reply: ok_empty(),
+    })
 }
 
 fn json_body(req: &HttpRequest<'_>) -> Result<Value, HttpDecodeError> {
@@ -316,11 +378,16 @@ fn osmand_json(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     };
     let loc = &root["location"];
     let time = match loc["timestamp"].as_str() {
-        Some(t) => parse_iso8601(t).ok_or_else(|| HttpDecodeError::Malformed(format!("timestamp {t:?}")))?,
+        Some(t) => parse_iso8601(t)
+            .ok_or_else(|| HttpDecodeError::Malformed(format!("timestamp {t:?}")))?,
         None => req.received,
     };
     let c = &loc["coords"];
-    let mut msg = Message { identity: Some(id), integrity: Integrity::NotCarried, ..Message::default() };
+    let mut msg = Message {
+        identity: Some(id),
+        integrity: Integrity::NotCarried,
+        ..Message::default()
+    };
     if let (Some(lat), Some(lon)) = (f(&c["latitude"]), f(&c["longitude"])) {
         // Negative speed or heading means "unknown" in this layout.
         msg.fixes.extend(fix(
@@ -334,15 +401,25 @@ fn osmand_json(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
             true,
         ));
     }
-    let level = f(&loc["battery"]["level"]).filter(|l| *l >= 0.0).map(|l| (l * 100.0).round());
+    let level = f(&loc["battery"]["level"])
+        .filter(|l| *l >= 0.0)
+        .map(|l| (l * 100.0).round());
     let charging = loc["battery"]["is_charging"].as_bool();
     if level.is_some() || charging.is_some() {
-        msg.status = Some(DeviceStatus { battery_percent: level, charging, ..DeviceStatus::default() });
+        msg.status = Some(DeviceStatus {
+            battery_percent: level,
+            charging,
+            ..DeviceStatus::default()
+        });
     }
     if let Some(a) = root["alarm"].as_str().or(loc["alarm"].as_str()) {
-        msg.events.push(alarm_event(a, time, msg.fixes.first().map(|x| x.position)));
+        msg.events
+            .push(alarm_event(a, time, msg.fixes.first().map(|x| x.position)));
     }
-    Ok(HttpDecoded { messages: vec![msg], reply: ok_empty() })
+    Ok(HttpDecoded {
+        messages: vec![msg],
+        reply: ok_empty(),
+    })
 }
 
 /// `user/device` from OwnTracks' headers, else the Basic-auth user.
@@ -355,7 +432,10 @@ fn owntracks_identity(req: &HttpRequest<'_>) -> Option<String> {
         _ => {}
     }
     let auth = header(req, "authorization")?;
-    let b64 = auth.trim().strip_prefix("Basic ").or_else(|| auth.trim().strip_prefix("basic "))?;
+    let b64 = auth
+        .trim()
+        .strip_prefix("Basic ")
+        .or_else(|| auth.trim().strip_prefix("basic "))?;
     let decoded = base64_decode(b64.trim())?;
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split(':').next().unwrap_or("");
@@ -403,8 +483,15 @@ fn owntracks(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
             .clone()
             .or_else(|| item["tid"].as_str().map(str::to_string))
             .ok_or(HttpDecodeError::MissingDeviceId)?;
-        let time = item["tst"].as_i64().map(UnixMicros::from_secs).unwrap_or(req.received);
-        let mut msg = Message { identity: Some(id), integrity: Integrity::NotCarried, ..Message::default() };
+        let time = item["tst"]
+            .as_i64()
+            .map(UnixMicros::from_secs)
+            .unwrap_or(req.received);
+        let mut msg = Message {
+            identity: Some(id),
+            integrity: Integrity::NotCarried,
+            ..Message::default()
+        };
         if let (Some(lat), Some(lon)) = (f(&item["lat"]), f(&item["lon"])) {
             msg.fixes.extend(fix(
                 time,
@@ -420,28 +507,51 @@ fn owntracks(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
         let batt = f(&item["batt"]);
         let charging = item["bs"].as_i64().map(|bs| bs == 2 || bs == 3);
         if batt.is_some() || charging.is_some() {
-            msg.status = Some(DeviceStatus { battery_percent: batt, charging, ..DeviceStatus::default() });
+            msg.status = Some(DeviceStatus {
+                battery_percent: batt,
+                charging,
+                ..DeviceStatus::default()
+            });
         }
         messages.push(msg);
     }
-    if messages.is_empty() && header_id.is_none() && matches!(root, Value::Object(_)) && root["_type"].as_str() == Some("location") {
+    if messages.is_empty()
+        && header_id.is_none()
+        && matches!(root, Value::Object(_))
+        && root["_type"].as_str() == Some("location")
+    {
         return Err(HttpDecodeError::MissingDeviceId);
     }
     Ok(HttpDecoded {
         messages,
-        reply: HttpReply { status: 200, content_type: Some("application/json"), body: b"[]".to_vec() },
+        reply: HttpReply {
+            status: 200,
+            content_type: Some("application/json"),
+            body: b"[]".to_vec(),
+        },
     })
 }
 
 fn gpslogger(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let p = params(req);
-    let id = get(&p, &["id", "device", "aid", "ser", "deviceid"]).ok_or(HttpDecodeError::MissingDeviceId)?.to_string();
+    let id = get(&p, &["id", "device", "aid", "ser", "deviceid"])
+        .ok_or(HttpDecodeError::MissingDeviceId)?
+        .to_string();
     let time = match get(&p, &["time", "timestamp"]) {
-        Some(t) => parse_timestamp(t).ok_or_else(|| HttpDecodeError::Malformed(format!("time {t:?}")))?,
+        Some(t) => {
+            parse_timestamp(t).ok_or_else(|| HttpDecodeError::Malformed(format!("time {t:?}")))?
+        }
         None => req.received,
     };
-    let mut msg = Message { identity: Some(id), integrity: Integrity::NotCarried, ..Message::default() };
-    if let (Some(lat), Some(lon)) = (num(&p, &["lat", "latitude"]), num(&p, &["lon", "longitude"])) {
+    let mut msg = Message {
+        identity: Some(id),
+        integrity: Integrity::NotCarried,
+        ..Message::default()
+    };
+    if let (Some(lat), Some(lon)) = (
+        num(&p, &["lat", "latitude"]),
+        num(&p, &["lon", "longitude"]),
+    ) {
         msg.fixes.extend(fix(
             time,
             lat,
@@ -456,14 +566,23 @@ fn gpslogger(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let batt = num(&p, &["batt", "battery"]);
     let charging = get(&p, &["ischarging", "charging"]).map(|v| v == "true" || v == "1");
     if batt.is_some() || charging.is_some() {
-        msg.status = Some(DeviceStatus { battery_percent: batt, charging, ..DeviceStatus::default() });
+        msg.status = Some(DeviceStatus {
+            battery_percent: batt,
+            charging,
+            ..DeviceStatus::default()
+        });
     }
-    Ok(HttpDecoded { messages: vec![msg], reply: ok_empty() })
+    Ok(HttpDecoded {
+        messages: vec![msg],
+        reply: ok_empty(),
+    })
 }
 
 fn overland(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let root = json_body(req)?;
-    let locations = root["locations"].as_array().ok_or_else(|| HttpDecodeError::Malformed("no locations array".into()))?;
+    let locations = root["locations"]
+        .as_array()
+        .ok_or_else(|| HttpDecodeError::Malformed("no locations array".into()))?;
     let mut messages = Vec::new();
     for feature in locations {
         let props = &feature["properties"];
@@ -473,11 +592,16 @@ fn overland(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
             .map(str::to_string)
             .ok_or(HttpDecodeError::MissingDeviceId)?;
         let time = match props["timestamp"].as_str() {
-            Some(t) => parse_iso8601(t).ok_or_else(|| HttpDecodeError::Malformed(format!("timestamp {t:?}")))?,
+            Some(t) => parse_iso8601(t)
+                .ok_or_else(|| HttpDecodeError::Malformed(format!("timestamp {t:?}")))?,
             None => req.received,
         };
         let coords = &feature["geometry"]["coordinates"];
-        let mut msg = Message { identity: Some(id), integrity: Integrity::NotCarried, ..Message::default() };
+        let mut msg = Message {
+            identity: Some(id),
+            integrity: Integrity::NotCarried,
+            ..Message::default()
+        };
         if let (Some(lon), Some(lat)) = (f(&coords[0]), f(&coords[1])) {
             msg.fixes.extend(fix(
                 time,
@@ -490,15 +614,27 @@ fn overland(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
                 true,
             ));
         }
-        let level = f(&props["battery_level"]).filter(|l| *l >= 0.0).map(|l| (l * 100.0).round());
-        let charging = props["battery_state"].as_str().map(|s| s == "charging" || s == "full");
+        let level = f(&props["battery_level"])
+            .filter(|l| *l >= 0.0)
+            .map(|l| (l * 100.0).round());
+        let charging = props["battery_state"]
+            .as_str()
+            .map(|s| s == "charging" || s == "full");
         if level.is_some() || charging.is_some() {
-            msg.status = Some(DeviceStatus { battery_percent: level, charging, ..DeviceStatus::default() });
+            msg.status = Some(DeviceStatus {
+                battery_percent: level,
+                charging,
+                ..DeviceStatus::default()
+            });
         }
         messages.push(msg);
     }
     Ok(HttpDecoded {
         messages,
-        reply: HttpReply { status: 200, content_type: Some("application/json"), body: br#"{"result":"ok"}"#.to_vec() },
+        reply: HttpReply {
+            status: 200,
+            content_type: Some("application/json"),
+            body: br#"{"result":"ok"}"#.to_vec(),
+        },
     })
 }

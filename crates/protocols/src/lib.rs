@@ -193,7 +193,11 @@ impl Integrity {
     }
 
     fn from_failures(failures: Vec<IntegrityFailure>) -> Self {
-        if failures.is_empty() { Integrity::Ok } else { Integrity::Failed(failures) }
+        if failures.is_empty() {
+            Integrity::Ok
+        } else {
+            Integrity::Failed(failures)
+        }
     }
 }
 
@@ -225,7 +229,10 @@ impl Message {
             || !self.events.is_empty()
             || self.status.as_ref().is_some_and(|s| !s.is_empty())
             || self.command_reply.is_some()
-            || self.network.as_ref().is_some_and(|n| !n.cells.is_empty() || !n.wifi.is_empty())
+            || self
+                .network
+                .as_ref()
+                .is_some_and(|n| !n.cells.is_empty() || !n.wifi.is_empty())
     }
 }
 
@@ -265,7 +272,10 @@ pub enum StreamItem {
     /// A frame was decoded.
     Message(Box<Message>),
     /// A complete frame was found but could not be decoded (it has been consumed).
-    Rejected { frame_len: usize, error: DecodeError },
+    Rejected {
+        frame_len: usize,
+        error: DecodeError,
+    },
     /// Bytes were dropped to resynchronise.
     Skipped { bytes: usize, reason: SkipReason },
 }
@@ -288,8 +298,14 @@ pub trait StreamSession {
 pub enum Framing {
     NeedMore,
     /// A frame occupies `buf[..len]`; `consume >= len` bytes are to be dropped (trailing CR/LF).
-    Frame { len: usize, consume: usize },
-    Skip { len: usize, reason: SkipReason },
+    Frame {
+        len: usize,
+        consume: usize,
+    },
+    Skip {
+        len: usize,
+        reason: SkipReason,
+    },
 }
 
 /// A protocol's framer plus stateful decoder; [`Framed`] turns it into a [`StreamSession`].
@@ -310,7 +326,10 @@ pub struct Framed<C> {
 
 impl<C: Codec> Framed<C> {
     pub fn new(codec: C) -> Self {
-        Framed { buf: Vec::new(), codec }
+        Framed {
+            buf: Vec::new(),
+            codec,
+        }
     }
 
     fn drain(&mut self, n: usize) {
@@ -334,7 +353,10 @@ impl<C: Codec> StreamSession for Framed<C> {
                 if self.buf.len() > C::MAX_FRAME {
                     let bytes = self.buf.len();
                     self.buf.clear();
-                    StreamItem::Skipped { bytes, reason: SkipReason::Oversize }
+                    StreamItem::Skipped {
+                        bytes,
+                        reason: SkipReason::Oversize,
+                    }
                 } else {
                     StreamItem::NeedMore
                 }
@@ -351,7 +373,10 @@ impl<C: Codec> StreamSession for Framed<C> {
                 self.drain(consume.max(len).max(1));
                 match self.codec.decode(&frame, now) {
                     Ok(m) => StreamItem::Message(Box::new(m)),
-                    Err(error) => StreamItem::Rejected { frame_len: len, error },
+                    Err(error) => StreamItem::Rejected {
+                        frame_len: len,
+                        error,
+                    },
                 }
             }
         }

@@ -31,8 +31,8 @@
 
 use crate::util::{Reader, crc16_ibm};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing, Integrity,
-    IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
+    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing,
+    Integrity, IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -49,34 +49,68 @@ pub const CODEC_16: u8 = 0x10;
 
 /// Finds the next TCP frame: `FF` ping, IMEI packet, or AVL packet.
 pub fn frame(buf: &[u8]) -> Framing {
-    let Some(&first) = buf.first() else { return Framing::NeedMore };
+    let Some(&first) = buf.first() else {
+        return Framing::NeedMore;
+    };
     if first == 0xFF {
         return Framing::Frame { len: 1, consume: 1 };
     }
-    let Some(lead) = buf.get(..2) else { return Framing::NeedMore };
-    let n = usize::from(u16::from_be_bytes([lead.first().copied().unwrap_or(0), lead.get(1).copied().unwrap_or(0)]));
+    let Some(lead) = buf.get(..2) else {
+        return Framing::NeedMore;
+    };
+    let n = usize::from(u16::from_be_bytes([
+        lead.first().copied().unwrap_or(0),
+        lead.get(1).copied().unwrap_or(0),
+    ]));
     if n != 0 {
         // IMEI packet: 15–17 digits in practice; anything else is not a frame start.
         if n > 64 {
-            return Framing::Skip { len: 1, reason: SkipReason::Garbage };
+            return Framing::Skip {
+                len: 1,
+                reason: SkipReason::Garbage,
+            };
         }
         let total = 2 + n;
         return match buf.get(2..total) {
             None => Framing::NeedMore,
-            Some(d) if d.iter().all(u8::is_ascii_digit) => Framing::Frame { len: total, consume: total },
-            Some(_) => Framing::Skip { len: 1, reason: SkipReason::Garbage },
+            Some(d) if d.iter().all(u8::is_ascii_digit) => Framing::Frame {
+                len: total,
+                consume: total,
+            },
+            Some(_) => Framing::Skip {
+                len: 1,
+                reason: SkipReason::Garbage,
+            },
         };
     }
-    let Some(head) = buf.get(..8) else { return Framing::NeedMore };
+    let Some(head) = buf.get(..8) else {
+        return Framing::NeedMore;
+    };
     if head.get(..4) != Some(&[0, 0, 0, 0][..]) {
-        return Framing::Skip { len: 1, reason: SkipReason::Garbage };
+        return Framing::Skip {
+            len: 1,
+            reason: SkipReason::Garbage,
+        };
     }
-    let d = head.get(4..8).map(|b| b.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x))).unwrap_or(0);
+    let d = head
+        .get(4..8)
+        .map(|b| b.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x)))
+        .unwrap_or(0);
     let total = d.saturating_add(12);
     if total > MAX_FRAME {
-        return Framing::Skip { len: 4, reason: SkipReason::Oversize };
+        return Framing::Skip {
+            len: 4,
+            reason: SkipReason::Oversize,
+        };
     }
-    if buf.len() < total { Framing::NeedMore } else { Framing::Frame { len: total, consume: total } }
+    if buf.len() < total {
+        Framing::NeedMore
+    } else {
+        Framing::Frame {
+            len: total,
+            consume: total,
+        }
+    }
 }
 
 /// Per-connection Teltonika state.
@@ -162,14 +196,29 @@ fn read_records(
         let speed = r.u16()?;
         let wide = codec == CODEC_8E || codec == CODEC_16 || extended;
         let count_wide = codec == CODEC_8E;
-        let id = |r: &mut Reader<'_>| if wide { r.u16().map(u32::from) } else { r.u8().map(u32::from) };
-        let cnt = |r: &mut Reader<'_>| if count_wide { r.u16().map(usize::from) } else { r.u8().map(usize::from) };
+        let id = |r: &mut Reader<'_>| {
+            if wide {
+                r.u16().map(u32::from)
+            } else {
+                r.u8().map(u32::from)
+            }
+        };
+        let cnt = |r: &mut Reader<'_>| {
+            if count_wide {
+                r.u16().map(usize::from)
+            } else {
+                r.u8().map(usize::from)
+            }
+        };
         let _event_id = id(r)?;
         if codec == CODEC_16 {
             r.u8()?; // generation type
         }
         cnt(r)?; // total IO count
-        let mut status = DeviceStatus { satellites: Some(u32::from(sats)), ..DeviceStatus::default() };
+        let mut status = DeviceStatus {
+            satellites: Some(u32::from(sats)),
+            ..DeviceStatus::default()
+        };
         let position = LatLon::new(lat, lon).ok();
         let mut events = Vec::new();
         if priority == 2 {
@@ -207,7 +256,12 @@ fn read_records(
             });
         }
         for kind in events {
-            msg.events.push(DeviceEvent { kind, device_time: Some(time), position, integrity_suspect: ctx.suspect });
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: Some(time),
+                position,
+                integrity_suspect: ctx.suspect,
+            });
         }
         // The newest record's status is the one that describes the device now.
         let newer = msg.fixes.last().is_none_or(|f| f.device_time <= time);
@@ -234,7 +288,12 @@ fn apply_io(id: u32, v: u64, st: &mut DeviceStatus, events: &mut Vec<EventKind>)
 }
 
 /// Decodes the body shared by TCP and UDP: codec, count, records (or command), count.
-fn decode_data(data: &[u8], extended: bool, suspect: bool, msg: &mut Message) -> Result<usize, DecodeError> {
+fn decode_data(
+    data: &[u8],
+    extended: bool,
+    suspect: bool,
+    msg: &mut Message,
+) -> Result<usize, DecodeError> {
     let mut r = Reader::new(data);
     let codec = r.u8()?;
     let ctx = RecordCtx { suspect };
@@ -243,7 +302,9 @@ fn decode_data(data: &[u8], extended: bool, suspect: bool, msg: &mut Message) ->
             let count = read_records(&mut r, codec, extended, &ctx, msg)?;
             let trailer = r.u8().ok().map(usize::from);
             if trailer != Some(count) {
-                return Err(DecodeError::Malformed(format!("Teltonika record count {count} != trailer {trailer:?}")));
+                return Err(DecodeError::Malformed(format!(
+                    "Teltonika record count {count} != trailer {trailer:?}"
+                )));
             }
             Ok(count)
         }
@@ -260,12 +321,16 @@ fn decode_data(data: &[u8], extended: bool, suspect: bool, msg: &mut Message) ->
                 if kind == 0x05 || kind == 0x06 {
                     msg.command_reply = Some(String::from_utf8_lossy(body).into_owned());
                 } else {
-                    msg.unsupported = Some(format!("Teltonika codec 0x{codec:02x} message type 0x{kind:02x} (camera/file transfer)"));
+                    msg.unsupported = Some(format!(
+                        "Teltonika codec 0x{codec:02x} message type 0x{kind:02x} (camera/file transfer)"
+                    ));
                 }
             }
             Ok(count)
         }
-        other => Err(DecodeError::Unsupported(format!("Teltonika codec 0x{other:02x} (GH3000 and others are not decoded)"))),
+        other => Err(DecodeError::Unsupported(format!(
+            "Teltonika codec 0x{other:02x} (GH3000 and others are not decoded)"
+        ))),
     }
 }
 
@@ -277,19 +342,30 @@ impl TeltonikaCodec {
     /// Decodes one TCP frame as produced by [`frame`].
     pub fn decode_frame(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
         if frame == [0xFF] {
-            return Ok(Message { identity: self.imei.clone(), ..Message::default() });
+            return Ok(Message {
+                identity: self.imei.clone(),
+                ..Message::default()
+            });
         }
         let mut r = Reader::new(frame);
         let lead = r.u16()?;
         if lead != 0 {
             let imei = String::from_utf8_lossy(r.bytes(usize::from(lead))?).into_owned();
             if imei.is_empty() || !imei.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecodeError::Malformed("Teltonika IMEI packet is not digits".into()));
+                return Err(DecodeError::Malformed(
+                    "Teltonika IMEI packet is not digits".into(),
+                ));
             }
             self.imei = Some(imei.clone());
-            return Ok(Message { identity: Some(imei), ack: Some(vec![0x01]), ..Message::default() });
+            return Ok(Message {
+                identity: Some(imei),
+                ack: Some(vec![0x01]),
+                ..Message::default()
+            });
         }
-        let Some(imei) = self.imei.clone() else { return Err(DecodeError::NotIdentified) };
+        let Some(imei) = self.imei.clone() else {
+            return Err(DecodeError::NotIdentified);
+        };
         r.u16()?;
         let declared = r.u32()? as usize;
         let n = frame.len();
@@ -303,18 +379,35 @@ impl TeltonikaCodec {
         }
         let computed = u32::from(crc16_ibm(data));
         if computed != crc {
-            failures.push(IntegrityFailure::Crc { declared: crc, computed });
+            failures.push(IntegrityFailure::Crc {
+                declared: crc,
+                computed,
+            });
         }
         let integrity = Integrity::from_failures(failures);
-        let mut msg = Message { identity: Some(imei), integrity: integrity.clone(), ..Message::default() };
+        let mut msg = Message {
+            identity: Some(imei),
+            integrity: integrity.clone(),
+            ..Message::default()
+        };
         let codec = data.first().copied();
         let count = match decode_data(data, self.extended, integrity.is_suspect(), &mut msg) {
             Ok(c) => c,
             // A frame shorter than its declared length sometimes lacks the CRC field: the records
             // then run to the end of the frame. Retry on that span before rejecting.
             Err(e) if declared > actual => {
-                msg = Message { identity: msg.identity.clone(), integrity: integrity.clone(), ..Message::default() };
-                decode_data(frame.get(8..).unwrap_or_default(), self.extended, true, &mut msg).map_err(|_| e)?
+                msg = Message {
+                    identity: msg.identity.clone(),
+                    integrity: integrity.clone(),
+                    ..Message::default()
+                };
+                decode_data(
+                    frame.get(8..).unwrap_or_default(),
+                    self.extended,
+                    true,
+                    &mut msg,
+                )
+                .map_err(|_| e)?
             }
             Err(e) => return Err(e),
         };
@@ -337,9 +430,16 @@ pub fn decode_udp(datagram: &[u8], _now: UnixMicros) -> Result<Message, DecodeEr
     let integrity = if len == datagram.len().saturating_sub(2) {
         Integrity::Ok
     } else {
-        Integrity::Failed(vec![IntegrityFailure::Length { declared: len, actual: datagram.len().saturating_sub(2) }])
+        Integrity::Failed(vec![IntegrityFailure::Length {
+            declared: len,
+            actual: datagram.len().saturating_sub(2),
+        }])
     };
-    let mut msg = Message { identity: Some(imei), integrity: integrity.clone(), ..Message::default() };
+    let mut msg = Message {
+        identity: Some(imei),
+        integrity: integrity.clone(),
+        ..Message::default()
+    };
     let count = decode_data(r.rest(), false, integrity.is_suspect(), &mut msg)?;
     let mut ack = vec![0x00, 0x05];
     ack.extend_from_slice(&packet_id.to_be_bytes());

@@ -23,8 +23,14 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated("length overflow"))?;
-        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated("frame shorter than its fields"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated("length overflow"))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated("frame shorter than its fields"))?;
         self.pos = end;
         Ok(s)
     }
@@ -38,7 +44,10 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn uint(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self.bytes(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(self
+            .bytes(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
@@ -71,7 +80,11 @@ pub(crate) fn crc16_x25(data: &[u8]) -> u16 {
     for &b in data {
         crc ^= u16::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x8408 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x8408
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -84,7 +97,11 @@ pub(crate) fn crc16_ibm(data: &[u8]) -> u16 {
     for &b in data {
         crc ^= u16::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xA001 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
         }
     }
     crc
@@ -102,7 +119,14 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// A UTC calendar time to microseconds; `None` when a field is out of range.
-pub(crate) fn utc(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: f64) -> Option<UnixMicros> {
+pub(crate) fn utc(
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    min: i64,
+    sec: f64,
+) -> Option<UnixMicros> {
     if !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || !(0..=23).contains(&hour)
@@ -114,7 +138,9 @@ pub(crate) fn utc(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: f64
     }
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3_600 + min * 60;
-    Some(UnixMicros(secs * 1_000_000 + (sec * 1_000_000.0).round() as i64))
+    Some(UnixMicros(
+        secs * 1_000_000 + (sec * 1_000_000.0).round() as i64,
+    ))
 }
 
 /// Microseconds to (year, month, day, hour, minute, second) in UTC.
@@ -194,8 +220,14 @@ mod tests {
     fn calendar_round_trip() {
         let t = utc(2015, 10, 20, 14, 21, 11.0).map(|t| t.0);
         assert_eq!(t, Some(1_445_350_871_000_000));
-        assert_eq!(civil(UnixMicros(1_445_350_871_000_000)), (2015, 10, 20, 14, 21, 11));
-        assert_eq!(parse_iso8601("2016-01-27T18:55:47Z").map(|t| t.0 / 1_000_000), Some(1_453_920_947));
+        assert_eq!(
+            civil(UnixMicros(1_445_350_871_000_000)),
+            (2015, 10, 20, 14, 21, 11)
+        );
+        assert_eq!(
+            parse_iso8601("2016-01-27T18:55:47Z").map(|t| t.0 / 1_000_000),
+            Some(1_453_920_947)
+        );
         assert_eq!(
             parse_iso8601("2016-01-27T18:55:47.500+01:00").map(|t| t.0),
             Some(1_453_917_347_500_000)

@@ -24,8 +24,8 @@
 
 use crate::util::{utc, year2};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing, Integrity,
-    IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
+    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing,
+    Integrity, IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -36,10 +36,20 @@ pub const MAX_FRAME: usize = 32 * 1024;
 /// is still escaped; [`unescape`] resolves 0x7D sequences.
 pub fn frame(buf: &[u8]) -> Framing {
     let Some(start) = buf.iter().position(|&b| b == b'[') else {
-        return if buf.is_empty() { Framing::NeedMore } else { Framing::Skip { len: buf.len(), reason: SkipReason::Garbage } };
+        return if buf.is_empty() {
+            Framing::NeedMore
+        } else {
+            Framing::Skip {
+                len: buf.len(),
+                reason: SkipReason::Garbage,
+            }
+        };
     };
     if start > 0 {
-        return Framing::Skip { len: start, reason: SkipReason::Garbage };
+        return Framing::Skip {
+            len: start,
+            reason: SkipReason::Garbage,
+        };
     }
     let mut depth = 0usize;
     for (i, &b) in buf.iter().enumerate() {
@@ -48,13 +58,19 @@ pub fn frame(buf: &[u8]) -> Framing {
             b']' => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return Framing::Frame { len: i + 1, consume: i + 1 };
+                    return Framing::Frame {
+                        len: i + 1,
+                        consume: i + 1,
+                    };
                 }
             }
             _ => {}
         }
         if i >= MAX_FRAME {
-            return Framing::Skip { len: 1, reason: SkipReason::Oversize };
+            return Framing::Skip {
+                len: 1,
+                reason: SkipReason::Oversize,
+            };
         }
     }
     Framing::NeedMore
@@ -75,7 +91,11 @@ pub fn unescape(frame: &[u8]) -> Result<Vec<u8>, DecodeError> {
             Some(0x03) => b']',
             Some(0x04) => b',',
             Some(0x05) => b'*',
-            other => return Err(DecodeError::Malformed(format!("Watch: bad escape 0x7D {other:02x?}"))),
+            other => {
+                return Err(DecodeError::Malformed(format!(
+                    "Watch: bad escape 0x7D {other:02x?}"
+                )));
+            }
         });
     }
     Ok(out)
@@ -174,31 +194,51 @@ impl WatchCodec {
         let maker = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
         let id = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
         let rest = parts.next().ok_or(DecodeError::Truncated("Watch header"))?;
-        let first = rest.get(..4).ok_or(DecodeError::Truncated("Watch length field"))?;
+        let first = rest
+            .get(..4)
+            .ok_or(DecodeError::Truncated("Watch length field"))?;
         if !is_hex4(first) || rest.get(4) != Some(&b'*') {
-            return Err(DecodeError::Malformed("Watch length field is not 4 hex digits".into()));
+            return Err(DecodeError::Malformed(
+                "Watch length field is not 4 hex digits".into(),
+            ));
         }
         let after = rest.get(5..).unwrap_or_default();
         // A second 4-hex field followed by '*' means the first one was an index (ZJ devices).
         let (index, len_field, content) = match (after.get(..4), after.get(4)) {
-            (Some(l), Some(b'*')) if is_hex4(l) => (Some(first), l, after.get(5..).unwrap_or_default()),
+            (Some(l), Some(b'*')) if is_hex4(l) => {
+                (Some(first), l, after.get(5..).unwrap_or_default())
+            }
             _ => (None, first, after),
         };
         if id.is_empty() {
-            return Err(DecodeError::Malformed("Watch frame without device id".into()));
+            return Err(DecodeError::Malformed(
+                "Watch frame without device id".into(),
+            ));
         }
         self.id = Some(id.clone());
-        let declared = usize::from_str_radix(std::str::from_utf8(len_field).unwrap_or("0"), 16).unwrap_or(0);
+        let declared =
+            usize::from_str_radix(std::str::from_utf8(len_field).unwrap_or("0"), 16).unwrap_or(0);
         let integrity = if declared == content.len() {
             Integrity::Ok
         } else {
-            Integrity::Failed(vec![IntegrityFailure::Length { declared, actual: content.len() }])
+            Integrity::Failed(vec![IntegrityFailure::Length {
+                declared,
+                actual: content.len(),
+            }])
         };
         let suspect = integrity.is_suspect();
         let index = index.map(|i| String::from_utf8_lossy(i).into_owned());
-        let keyword_end = content.iter().position(|&b| b == b',').unwrap_or(content.len());
-        let keyword = String::from_utf8_lossy(content.get(..keyword_end).unwrap_or_default()).into_owned();
-        let mut msg = Message { identity: Some(id.clone()), integrity, ..Message::default() };
+        let keyword_end = content
+            .iter()
+            .position(|&b| b == b',')
+            .unwrap_or(content.len());
+        let keyword =
+            String::from_utf8_lossy(content.get(..keyword_end).unwrap_or_default()).into_owned();
+        let mut msg = Message {
+            identity: Some(id.clone()),
+            integrity,
+            ..Message::default()
+        };
         let reply = |c: &str| Some(encode_frame(&maker, &id, index.as_deref(), c));
 
         let text = String::from_utf8_lossy(content).into_owned();
@@ -222,11 +262,36 @@ impl WatchCodec {
                 }
                 self.position(&fields, suspect, alarm_frame, &mut msg)?;
             }
-            "TEMP" => msg.status = Some(DeviceStatus { body_temp_c: num(1), ..DeviceStatus::default() }),
-            "btemp2" => msg.status = Some(DeviceStatus { body_temp_c: num(2), ..DeviceStatus::default() }),
-            "heart" | "PULSE" => msg.status = Some(DeviceStatus { heart_rate_bpm: num(1), ..DeviceStatus::default() }),
-            "bphrt" => msg.status = Some(DeviceStatus { heart_rate_bpm: num(3), ..DeviceStatus::default() }),
-            "oxygen" => msg.status = Some(DeviceStatus { blood_oxygen_pct: num(2), ..DeviceStatus::default() }),
+            "TEMP" => {
+                msg.status = Some(DeviceStatus {
+                    body_temp_c: num(1),
+                    ..DeviceStatus::default()
+                })
+            }
+            "btemp2" => {
+                msg.status = Some(DeviceStatus {
+                    body_temp_c: num(2),
+                    ..DeviceStatus::default()
+                })
+            }
+            "heart" | "PULSE" => {
+                msg.status = Some(DeviceStatus {
+                    heart_rate_bpm: num(1),
+                    ..DeviceStatus::default()
+                })
+            }
+            "bphrt" => {
+                msg.status = Some(DeviceStatus {
+                    heart_rate_bpm: num(3),
+                    ..DeviceStatus::default()
+                })
+            }
+            "oxygen" => {
+                msg.status = Some(DeviceStatus {
+                    blood_oxygen_pct: num(2),
+                    ..DeviceStatus::default()
+                })
+            }
             "TKQ" | "TKQ2" => msg.ack = reply(&keyword),
             "INIT" => msg.ack = reply("INIT,1"),
             "JXTK" => {
@@ -238,24 +303,44 @@ impl WatchCodec {
         Ok(msg)
     }
 
-    fn position(&self, f: &[&str], suspect: bool, alarm_frame: bool, msg: &mut Message) -> Result<(), DecodeError> {
+    fn position(
+        &self,
+        f: &[&str],
+        suspect: bool,
+        alarm_frame: bool,
+        msg: &mut Message,
+    ) -> Result<(), DecodeError> {
         let s = |i: usize| f.get(i).map(|s| s.trim()).unwrap_or("");
         let n = |i: usize| s(i).parse::<f64>().ok();
         let date = s(1);
         let clock = s(2);
         let two = |t: &str, a: usize| t.get(a..a + 2).and_then(|x| x.parse::<i64>().ok());
-        let time = match (two(date, 0), two(date, 2), two(date, 4), two(clock, 0), two(clock, 2), two(clock, 4)) {
-            (Some(d), Some(mo), Some(y), Some(h), Some(mi), Some(se)) => utc(year2(y), mo, d, h, mi, se as f64),
+        let time = match (
+            two(date, 0),
+            two(date, 2),
+            two(date, 4),
+            two(clock, 0),
+            two(clock, 2),
+            two(clock, 4),
+        ) {
+            (Some(d), Some(mo), Some(y), Some(h), Some(mi), Some(se)) => {
+                utc(year2(y), mo, d, h, mi, se as f64)
+            }
             _ => None,
         };
-        let coord = |v: Option<f64>, hemi: &str, neg: &str| v.map(|v| if hemi == neg { -v.abs() } else { v });
+        let coord = |v: Option<f64>, hemi: &str, neg: &str| {
+            v.map(|v| if hemi == neg { -v.abs() } else { v })
+        };
         let lat = coord(n(4), s(5), "S");
         let lon = coord(n(6), s(7), "W");
         let position = match (lat, lon) {
             (Some(lat), Some(lon)) => LatLon::new(lat, lon).ok(),
             _ => None,
         };
-        let status_word = f.get(16).map(|x| x.trim()).filter(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_hexdigit()));
+        let status_word = f
+            .get(16)
+            .map(|x| x.trim())
+            .filter(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_hexdigit()));
         let status = status_word.and_then(|x| u32::from_str_radix(x, 16).ok());
         if let (Some(position), Some(t)) = (position, time) {
             msg.fixes.push(DecodedFix {
@@ -285,7 +370,12 @@ impl WatchCodec {
             kinds.push(EventKind::Other("general".into()));
         }
         for kind in kinds {
-            msg.events.push(DeviceEvent { kind, device_time: time, position, integrity_suspect: suspect });
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: time,
+                position,
+                integrity_suspect: suspect,
+            });
         }
         Ok(())
     }

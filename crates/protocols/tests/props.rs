@@ -1,6 +1,9 @@
 //! Property tests: stream framing is independent of how the bytes were chunked, and arbitrary
 //! bytes never panic any decoder.
 
+// Tests panic on purpose when an expectation fails.
+#![allow(clippy::unwrap_used)]
+
 use domain::UnixMicros;
 use proptest::prelude::*;
 use protocols::http::{App, HttpRequest};
@@ -10,12 +13,15 @@ use serde_json::Value;
 const NOW: UnixMicros = UnixMicros(1_800_000_000_000_000);
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect()
 }
 
 fn cases(name: &str) -> Vec<Value> {
     let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or(Value::Null);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default())
+        .unwrap_or(Value::Null);
     doc["cases"].as_array().cloned().unwrap_or_default()
 }
 
@@ -70,7 +76,9 @@ fn teltonika_stream() -> Vec<u8> {
     let mut s = unhex("000f313233343536373839303132333435");
     for c in cases("teltonika") {
         let f = unhex(c["payload_hex"].as_str().unwrap_or(""));
-        if c["derived_integrity"]["length_consistent"].as_bool() == Some(true) && c["test"] == "testDecode" {
+        if c["derived_integrity"]["length_consistent"].as_bool() == Some(true)
+            && c["test"] == "testDecode"
+        {
             s.extend_from_slice(&f);
             s.push(0xff); // keep-alive between packets
         }
@@ -125,7 +133,10 @@ fn normalise(items: Vec<StreamItem>) -> (Vec<StreamItem>, usize) {
     let kept = items
         .into_iter()
         .filter(|i| match i {
-            StreamItem::Skipped { reason: protocols::SkipReason::Padding, .. } => false,
+            StreamItem::Skipped {
+                reason: protocols::SkipReason::Padding,
+                ..
+            } => false,
             StreamItem::Skipped { bytes, .. } => {
                 skipped += bytes;
                 false
@@ -141,8 +152,15 @@ fn streams_decode_whole() {
     for p in 0..4 {
         let bytes = stream(p);
         let items = run(p, &bytes, &[]);
-        let messages = items.iter().filter(|i| matches!(i, StreamItem::Message(_))).count();
-        assert!(messages >= 5, "protocol {p}: only {messages} messages from {} bytes: {items:?}", bytes.len());
+        let messages = items
+            .iter()
+            .filter(|i| matches!(i, StreamItem::Message(_)))
+            .count();
+        assert!(
+            messages >= 5,
+            "protocol {p}: only {messages} messages from {} bytes: {items:?}",
+            bytes.len()
+        );
     }
 }
 
