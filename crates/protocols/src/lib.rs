@@ -82,7 +82,9 @@ pub enum EventKind {
     PowerCut,
     /// Device switched off.
     PowerOff,
-    /// Charger connected (`true`) or disconnected (`false`).
+    /// Charger connected (`true`) or disconnected (`false`). The decoders report the charging
+    /// *state* in [`DeviceStatus::charging`] on every heartbeat; turning a change of state into
+    /// this event needs the previous state, which the engine has and a frame does not.
     Charging(bool),
     FallDown,
     Vibration,
