@@ -283,85 +283,255 @@ pub async fn native_batch(
     }))
 }
 
-/// OsmAnd / Traccar Client.
-///
-/// Query-string form (`?id=..&lat=..&lon=..&timestamp=..`, GET or POST, or the same as a form
-/// body) and the JSON form of the newer Traccar Client (`Content-Type: application/json`).
-/// Answers `200` with an empty body once the fix is durable; an unregistered id is refused
-/// (`404 unknown_device`) and recorded for an administrator.
-#[utoipa::path(
-    post, path = "/ingest/osmand", tag = "ingest",
-    params(
-        ("id" = Option<String>, Query, description = "Device identifier (or `deviceid`)"),
-        ("lat" = Option<f64>, Query, description = "Latitude"),
-        ("lon" = Option<f64>, Query, description = "Longitude"),
-        ("timestamp" = Option<String>, Query, description = "Unix seconds, milliseconds, or ISO 8601"),
-        ("speed" = Option<f64>, Query, description = "Knots"),
-        ("bearing" = Option<f64>, Query, description = "Degrees"),
-        ("accuracy" = Option<f64>, Query, description = "Metres"),
-    ),
-    responses(
-        (status = 200, description = "Fix durable"),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 404, description = "Unregistered device", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
-    )
-)]
-pub async fn osmand(
-    State(state): State<AppState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+/// Converts a decoded protocol fix into the form every door validates.
+pub fn raw_from_decoded(f: &protocols::DecodedFix) -> RawFix {
+    let mut flags = FixFlags::default();
+    if f.integrity_suspect {
+        flags = flags.with(FixFlags::INTEGRITY_SUSPECT);
+    }
+    if !f.gnss_valid {
+        flags = flags.with(FixFlags::NO_GNSS_FIX);
+    }
+    RawFix {
+        device_time: f.device_time,
+        lat: f.position.lat(),
+        lon: f.position.lon(),
+        accuracy_m: f.accuracy_m,
+        speed_mps: f.speed_mps,
+        course_deg: f.course_deg,
+        altitude_m: f.altitude_m,
+        source: f.source,
+        flags,
+        seq: f.seq,
+    }
+}
+
+/// The engine-relevant device events; other kinds (overspeed, geofence, fall…) are counted and
+/// logged but do not feed a rule.
+pub fn event_from_decoded(
+    device: DeviceId,
+    e: &protocols::DeviceEvent,
+    received: UnixMicros,
+) -> Option<DeviceEvent> {
+    use protocols::EventKind as K;
+    let kind = match &e.kind {
+        K::Sos => DeviceEventKind::Sos,
+        K::Tamper => DeviceEventKind::Tamper,
+        K::Removal => DeviceEventKind::Removal,
+        K::LowBattery => DeviceEventKind::LowBattery,
+        K::PowerCut => DeviceEventKind::PowerCut,
+        K::Charging(true) => DeviceEventKind::Charging,
+        other => {
+            metrics::counter!("bulwark_device_events_ignored_total").increment(1);
+            tracing::debug!(%device, kind = ?other, "device event with no rule");
+            return None;
+        }
+    };
+    Some(DeviceEvent {
+        id: None,
+        device_id: device,
+        kind,
+        // A device that sends no time of its own: the receipt time is the best we know.
+        device_time: e.device_time.unwrap_or(received),
+        received_time: received,
+        position: e.position,
+    })
+}
+
+/// The password of an HTTP Basic `Authorization` header, or a `token` query parameter.
+fn presented_secret(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    use base64::Engine as _;
+    let basic = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|up| up.split_once(':').map(|(_, p)| p.to_string()));
+    basic.or_else(|| {
+        uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        })
+    })
+}
+
+fn app_protocol(app: protocols::http::App) -> (Protocol, &'static str) {
+    use protocols::http::App;
+    match app {
+        App::OsmAnd => (Protocol::Osmand, "osmand"),
+        App::OwnTracks => (Protocol::OwnTracks, "owntracks"),
+        App::GpsLogger => (Protocol::GpsLogger, "gpslogger"),
+        App::Overland => (Protocol::Overland, "overland"),
+    }
+}
+
+/// One phone-app request: decode, identify and authenticate every device in it, validate the
+/// whole request, store it durably, then answer what the app expects.
+async fn phone_app(
+    app: protocols::http::App,
+    state: AppState,
+    remote: SocketAddr,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let received = now();
+    let (protocol, door) = app_protocol(app);
     let body = body.map_err(body_error)?;
-    let json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let report = if json {
-        crate::osmand::parse_json(&body)?
-    } else {
-        let query = uri.query().unwrap_or("");
-        let text = if query.is_empty() && method == Method::POST {
-            std::str::from_utf8(&body)
-                .map_err(|_| ApiError::new(ErrorCode::InvalidField, "form body is not UTF-8"))?
-        } else {
-            query
-        };
-        crate::osmand::parse_query(text, received)?
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let req = protocols::http::HttpRequest {
+        method: method.as_str(),
+        path_and_query,
+        headers: &header_list,
+        body: &body,
+        received,
     };
-    let device = match state
-        .store
-        .device_by_hardware_id(Protocol::Osmand, report.id.clone())
-        .await?
+    let decoded = protocols::http::decode(app, &req).map_err(|e| {
+        let code = match e {
+            protocols::http::HttpDecodeError::TooLarge => ErrorCode::BodyTooLarge,
+            _ => ErrorCode::InvalidField,
+        };
+        metrics::counter!("bulwark_ingest_rejected_total", "door" => door, "code" => code.spec().0)
+            .increment(1);
+        ApiError::new(code, e.to_string())
+    })?;
+    let secret = presented_secret(&headers, &uri);
+    let mut fixes = Vec::new();
+    let mut events = Vec::new();
+    for msg in &decoded.messages {
+        let id = msg.identity.clone().ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidField, "no device identity in the request")
+        })?;
+        let device = match state
+            .store
+            .device_by_hardware_id(protocol, id.clone())
+            .await?
+        {
+            Some((d, has_token)) => {
+                if has_token {
+                    let ok = match &secret {
+                        Some(t) => state.store.device_token_matches(d.id, t.clone()).await?,
+                        None => false,
+                    };
+                    if !ok {
+                        return Err(ApiError::new(
+                            ErrorCode::Unauthorized,
+                            "this device has credentials: send them (HTTP Basic password or `token`)",
+                        ));
+                    }
+                }
+                d
+            }
+            None => {
+                state
+                    .store
+                    .record_unknown_device(
+                        protocol,
+                        id.clone(),
+                        Some(remote.ip().to_string()),
+                        received,
+                    )
+                    .await?;
+                tracing::warn!(protocol = door, hardware_id = %id, remote = %remote.ip(), "unknown device refused");
+                return Err(ApiError::new(
+                    ErrorCode::UnknownDevice,
+                    "this device is not registered; an administrator must register it",
+                ));
+            }
+        };
+        for f in &msg.fixes {
+            let i = fixes.len();
+            fixes.push(validate(
+                &state,
+                device.id,
+                raw_from_decoded(f),
+                received,
+                i,
+            )?);
+        }
+        for e in &msg.events {
+            if let Some(ev) = event_from_decoded(device.id, e, received) {
+                check_time(&state, ev.device_time, received, "event time")?;
+                events.push(ev);
+            }
+        }
+    }
+    if !fixes.is_empty() || !events.is_empty() {
+        store_reports(&state, door, fixes, events).await?;
+    }
+    let reply = decoded.reply;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, reply.body).into_response();
+    if let Some(ct) = reply.content_type
+        && let Ok(v) = axum::http::HeaderValue::from_str(ct)
     {
-        Some((d, _)) => d,
-        None => {
-            state
-                .store
-                .record_unknown_device(
-                    Protocol::Osmand,
-                    report.id.clone(),
-                    Some(remote.ip().to_string()),
-                    received,
-                )
-                .await?;
-            tracing::warn!(protocol = "osmand", hardware_id = %report.id, remote = %remote.ip(), "unknown device refused");
-            return Err(ApiError::new(
-                ErrorCode::UnknownDevice,
-                "this device is not registered; an administrator must register it",
-            ));
+        resp.headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, v);
+    }
+    Ok(resp)
+}
+
+macro_rules! app_door {
+    ($name:ident, $app:ident, $path:literal, $what:literal) => {
+        #[doc = $what]
+        #[utoipa::path(
+            post, path = $path, tag = "ingest",
+            responses(
+                (status = 200, description = "Durable; the body is what the app expects"),
+                (status = 400, description = "Malformed request", body = ErrorBody),
+                (status = 401, description = "Device credentials missing or wrong", body = ErrorBody),
+                (status = 404, description = "Unregistered device (recorded for an administrator)", body = ErrorBody),
+                (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 422, description = "Invalid values", body = ErrorBody),
+            )
+        )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            ConnectInfo(remote): ConnectInfo<SocketAddr>,
+            method: Method,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<axum::response::Response, ApiError> {
+            phone_app(protocols::http::App::$app, state, remote, method, uri, headers, body).await
         }
     };
-    let Some(raw) = report.fix else {
-        // A report without coordinates (battery or cell data only) is accepted and has nothing
-        // to store as a position.
-        return Ok(StatusCode::OK);
-    };
-    let fix = validate(&state, device.id, raw, received, 0)?;
-    store_fixes(&state, "osmand", vec![fix]).await?;
-    Ok(StatusCode::OK)
 }
+
+app_door!(
+    osmand,
+    OsmAnd,
+    "/ingest/osmand",
+    "OsmAnd / Traccar Client: query-string form (GET or POST, or a form body) and the JSON form \
+     of the newer Traccar Client. Also served on its own port (default 5055) at any path."
+);
+app_door!(
+    owntracks,
+    OwnTracks,
+    "/ingest/owntracks",
+    "OwnTracks (HTTP mode): JSON location messages; identity from `X-Limit-U`/`X-Limit-D` or \
+     HTTP Basic; replies `[]`."
+);
+app_door!(
+    gpslogger,
+    GpsLogger,
+    "/ingest/gpslogger",
+    "GPSLogger custom URL: query string or form body (Content-Type may be missing)."
+);
+app_door!(
+    overland,
+    Overland,
+    "/ingest/overland",
+    "Overland: a GeoJSON batch of locations; replies `{\"result\":\"ok\"}` once durable."
+);

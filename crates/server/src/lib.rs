@@ -12,7 +12,6 @@ pub mod dto;
 pub mod error;
 pub mod ingest;
 pub mod live;
-pub mod osmand;
 pub mod pipeline;
 pub mod web;
 
@@ -152,6 +151,9 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(live_stream))
         .routes(routes!(ingest::native_batch))
         .routes(routes!(ingest::osmand))
+        .routes(routes!(ingest::owntracks))
+        .routes(routes!(ingest::gpslogger))
+        .routes(routes!(ingest::overland))
         .routes(routes!(api::create_person, api::list_people))
         .routes(routes!(api::create_device, api::list_devices))
         .routes(routes!(api::list_unknown_devices))

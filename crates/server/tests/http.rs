@@ -564,7 +564,10 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/positions/latest",
         "/api/v1/snapshot",
         "/healthz",
+        "/ingest/gpslogger",
         "/ingest/osmand",
+        "/ingest/overland",
+        "/ingest/owntracks",
         "/metrics",
     ];
     assert_eq!(paths, expected);
@@ -631,5 +634,109 @@ async fn an_sos_without_a_position_raises_a_critical_alert_at_once() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
     );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expect() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    let (_, people) = c.get("/api/v1/people").await;
+    let victim = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "protected")
+        .unwrap()["id"]
+        .clone();
+    for (protocol, hw, token) in [
+        ("owntracks", "alice/phone", Some("owntracks-secret-0001")),
+        ("gpslogger", "gl-1", None),
+        ("overland", "ov-1", None),
+    ] {
+        let (s, v) = c
+            .post("/api/v1/devices", json!({"kind": "victim_phone", "protocol": protocol, "hardware_id": hw, "owner_id": victim, "token": token}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let now_s = jiff::Timestamp::now().as_second();
+    let loc = json!({"_type": "location", "tid": "ap", "tst": now_s - 5, "lat": 37.55, "lon": 126.91, "acc": 9, "vel": 4, "batt": 80});
+    // OwnTracks with the right Basic credentials: stored, reply `[]`.
+    let resp = c
+        .http
+        .post(format!("{}/ingest/owntracks", c.base))
+        .basic_auth("alice", Some("owntracks-secret-0001"))
+        .header("X-Limit-U", "alice")
+        .header("X-Limit-D", "phone")
+        .json(&loc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap().trim(), "[]");
+    // Wrong password: refused, nothing stored.
+    let resp = c
+        .http
+        .post(format!("{}/ingest/owntracks", c.base))
+        .basic_auth("alice", Some("wrong"))
+        .header("X-Limit-U", "alice")
+        .header("X-Limit-D", "phone")
+        .json(
+            &json!({"_type": "location", "tid": "ap", "tst": now_s - 4, "lat": 37.0, "lon": 127.0}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // GPSLogger: a form body without a content type.
+    let resp = c
+        .http
+        .post(format!("{}/ingest/gpslogger", c.base))
+        .body(format!(
+            "lat=37.56&lon=126.92&timestamp={}&acc=6&id=gl-1",
+            now_s - 3
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Overland: the app deletes its batch only on exactly {"result":"ok"}.
+    let ts = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2)).to_string();
+    let resp = c
+        .http
+        .post(format!("{}/ingest/overland", c.base))
+        .json(&json!({"locations": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.93, 37.57]},
+            "properties": {"timestamp": ts, "horizontal_accuracy": 5, "device_id": "ov-1"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"result": "ok"}));
+    // A batch with an impossible point is refused whole.
+    let resp = c
+        .http
+        .post(format!("{}/ingest/overland", c.base))
+        .json(&json!({"locations": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.93, 37.57]}, "properties": {"timestamp": ts, "device_id": "ov-1", "speed": 3}},
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.93, 37.58]}, "properties": {"timestamp": "2099-01-01T00:00:00Z", "device_id": "ov-1"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, latest) = c.get("/api/v1/positions/latest").await;
+    let lats: Vec<f64> = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["lat"].as_f64().unwrap())
+        .collect();
+    assert!(
+        lats.contains(&37.55) && lats.contains(&37.56) && lats.contains(&37.57),
+        "{lats:?}"
+    );
+    assert!(!lats.contains(&37.58) && !lats.contains(&37.0));
     r.shutdown().await;
 }
