@@ -195,10 +195,20 @@ pub async fn create_order(
     body: Body,
 ) -> Result<(StatusCode, Json<OrderDto>), ApiError> {
     let req: NewOrder = parse_json(&body.map_err(body_error)?)?;
-    let order = req.into_domain()?;
+    let (order, schedules) = req.into_domain()?;
     let o = s.store.create_order(order, now()).await?;
+    for (zone, schedule) in o.zones.iter().zip(&schedules) {
+        if let Some(w) = schedule {
+            let text = serde_json::to_string(w).map_err(ApiError::internal)?;
+            s.store.set_zone_schedule(zone.id, Some(text)).await?;
+        }
+    }
     s.pipeline.roster_changed();
-    Ok((StatusCode::CREATED, Json(o.into())))
+    let mut dto = OrderDto::from(o);
+    for (z, schedule) in dto.zones.iter_mut().zip(schedules) {
+        z.schedule = schedule;
+    }
+    Ok((StatusCode::CREATED, Json(dto)))
 }
 
 #[utoipa::path(get, path = "/api/v1/orders", tag = "setup", security(("staff_token" = [])),
@@ -207,14 +217,29 @@ pub async fn list_orders(
     State(s): State<AppState>,
     _staff: Staff,
 ) -> Result<Json<Vec<OrderDto>>, ApiError> {
-    Ok(Json(
-        s.store
-            .list_orders()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    Ok(Json(orders_with_schedules(&s).await?))
+}
+
+/// Orders with their zones' schedules filled in.
+pub async fn orders_with_schedules(s: &AppState) -> Result<Vec<OrderDto>, ApiError> {
+    let schedules: std::collections::HashMap<i64, Vec<ScheduleWindowDto>> = s
+        .store
+        .zone_schedules()
+        .await?
+        .into_iter()
+        .filter_map(|(id, text)| Some((id.0, serde_json::from_str(&text).ok()?)))
+        .collect();
+    let mut orders: Vec<OrderDto> = s
+        .store
+        .list_orders()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    for z in orders.iter_mut().flat_map(|o| o.zones.iter_mut()) {
+        z.schedule = schedules.get(&z.id).cloned();
+    }
+    Ok(orders)
 }
 
 /// The latest position of every device, each with its time, accuracy and source.
@@ -361,13 +386,7 @@ pub async fn snapshot(
             .into_iter()
             .map(Into::into)
             .collect(),
-        orders: s
-            .store
-            .list_orders()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
+        orders: orders_with_schedules(&s).await?,
         cases: s
             .store
             .list_cases()

@@ -159,6 +159,90 @@ pub struct ZoneDto {
     pub kind: String,
     pub label: String,
     pub shape: ShapeDto,
+    /// When the zone is in force, in local time (Asia/Seoul by default). Absent: always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<ScheduleWindowDto>>,
+}
+
+/// One weekly window of a zone schedule, in local time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleWindowDto {
+    /// Days the window starts on: `mon` … `sun`.
+    #[schema(example = json!(["mon", "tue", "wed", "thu", "fri"]))]
+    pub days: Vec<String>,
+    /// `HH:MM`, local time.
+    #[schema(example = "08:00")]
+    pub start: String,
+    /// `HH:MM`; an end not after the start runs past midnight.
+    #[schema(example = "17:00")]
+    pub end: String,
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn hhmm(field: &str, s: &str) -> Result<u16, ApiError> {
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidField,
+            format!("{field}: {s:?} is not HH:MM"),
+        )
+    };
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+/// Validates schedule windows and converts them to the engine's form.
+pub fn schedule_from_dto(
+    field: &str,
+    windows: &[ScheduleWindowDto],
+) -> Result<engine::ZoneSchedule, ApiError> {
+    if windows.is_empty() || windows.len() > 50 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("{field}: 1 to 50 windows (omit the schedule for an always-active zone)"),
+        ));
+    }
+    let windows = windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut days = 0u8;
+            for d in &w.days {
+                let bit = DAYS.iter().position(|x| x == d).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidField,
+                        format!("{field}[{i}].days: {d:?} is not one of {DAYS:?}"),
+                    )
+                })?;
+                days |= 1 << bit;
+            }
+            if days == 0 {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("{field}[{i}].days: empty"),
+                ));
+            }
+            let start_min = hhmm(&format!("{field}[{i}].start"), &w.start)?;
+            let end_min = hhmm(&format!("{field}[{i}].end"), &w.end)?;
+            if start_min == end_min {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("{field}[{i}]: start and end are equal"),
+                ));
+            }
+            Ok(engine::ScheduleWindow {
+                days,
+                start_min,
+                end_min,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(engine::ZoneSchedule { windows })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -195,7 +279,19 @@ pub struct OrderDto {
 }
 
 impl NewOrder {
-    pub fn into_domain(self) -> Result<Order, ApiError> {
+    /// The order, and each zone's validated schedule (same order as the zones).
+    pub fn into_domain(self) -> Result<(Order, Vec<Option<Vec<ScheduleWindowDto>>>), ApiError> {
+        let schedules = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                if let Some(w) = &z.schedule {
+                    schedule_from_dto(&format!("zones[{i}].schedule"), w)?;
+                }
+                Ok(z.schedule.clone())
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
         let zones = self
             .zones
             .into_iter()
@@ -239,7 +335,7 @@ impl NewOrder {
         order
             .validate()
             .map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
-        Ok(order)
+        Ok((order, schedules))
     }
 }
 
@@ -271,6 +367,7 @@ impl From<Order> for OrderDto {
                             ring: ring.iter().map(|p| [p.lat(), p.lon()]).collect(),
                         },
                     },
+                    schedule: None,
                 })
                 .collect(),
         }

@@ -202,6 +202,23 @@ impl Pipeline {
             }
         }
         self.devices = devices.into_iter().map(|d| (d.id, d)).collect();
+        // Schedules first, so the new roster is evaluated with them.
+        let mut schedules = Vec::new();
+        for (zone, text) in self.store.zone_schedules().await? {
+            match serde_json::from_str::<Vec<crate::dto::ScheduleWindowDto>>(&text)
+                .ok()
+                .and_then(|w| crate::dto::schedule_from_dto("schedule", &w).ok())
+            {
+                Some(s) => schedules.push((zone, s)),
+                // Validated on the way in; a zone whose stored schedule cannot be read is
+                // treated as always active, the safe side for the protected person.
+                None => {
+                    tracing::error!(%zone, "unreadable zone schedule; zone treated as always active")
+                }
+            }
+        }
+        let out = self.engine.handle(Input::ZoneSchedules(schedules), at);
+        self.apply(out).await;
         let out = self.engine.handle(Input::Roster(roster), at);
         self.apply(out).await;
         Ok(())

@@ -740,3 +740,83 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
     assert!(!lats.contains(&37.58) && !lats.contains(&37.0));
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn zone_schedules_decide_when_a_zone_is_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    let (_, case) = seed(&c).await;
+    // A school zone in force only for one hour, twelve hours from now (Seoul time), every day.
+    let local = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(9)));
+    let start_h = (local.hour() + 12) % 24;
+    let all_days = json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
+    let school = (37.60, 127.00);
+    let (s, order) = c
+        .post(
+            "/api/v1/orders",
+            json!({"case_id": case, "kind": "restraining_order", "valid_from": "2026-01-01T00:00:00Z",
+                   "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0,
+                   "zones": [
+                     {"kind": "school", "label": "school", "shape": {"type": "circle", "lat": school.0, "lon": school.1, "radius_m": 200.0},
+                      "schedule": [{"days": all_days, "start": format!("{start_h:02}:00"), "end": format!("{:02}:00", (start_h + 1) % 24)}]},
+                     {"kind": "work", "label": "work", "shape": {"type": "circle", "lat": school.0, "lon": school.1, "radius_m": 300.0}}
+                   ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    assert_eq!(order["zones"][0]["schedule"][0]["days"], all_days);
+    let (_, orders) = c.get("/api/v1/orders").await;
+    assert!(
+        orders
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["zones"][0]["schedule"].is_array())
+    );
+    // The offender stands in both zones.
+    for seq in 1..=3 {
+        let (s, _) = c
+            .batch(DEVICE_TOKEN, json!({"fixes": [{"seq": seq, "time": now_iso(seq - 3), "lat": school.0, "lon": school.1, "accuracy_m": 5.0}]}).to_string())
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let work_zone = order["zones"][1]["id"].clone();
+    let school_zone = order["zones"][0]["id"].clone();
+    eventually("the always-active zone alerts", || async {
+        active_alerts(&c)
+            .await
+            .iter()
+            .any(|a| a["rule"] == "zone_violation" && a["zone_id"] == work_zone)
+    })
+    .await;
+    assert!(
+        !active_alerts(&c)
+            .await
+            .iter()
+            .any(|a| a["zone_id"] == school_zone),
+        "the school zone is not in force now"
+    );
+    // Bad schedules are refused.
+    for bad in [
+        json!([{"days": ["monday"], "start": "08:00", "end": "09:00"}]),
+        json!([{"days": ["mon"], "start": "25:00", "end": "09:00"}]),
+        json!([{"days": ["mon"], "start": "08:00", "end": "08:00"}]),
+        json!([]),
+    ] {
+        let (s, v) = c
+            .post(
+                "/api/v1/orders",
+                json!({"case_id": case, "kind": "restraining_order", "valid_from": "2026-01-01T00:00:00Z",
+                       "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0,
+                       "zones": [{"kind": "school", "label": "s", "shape": {"type": "circle", "lat": 37.6, "lon": 127.0, "radius_m": 200.0}, "schedule": bad}]}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field")),
+            "{v}"
+        );
+    }
+    r.shutdown().await;
+}

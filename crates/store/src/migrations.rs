@@ -117,4 +117,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN time_to_contact_s REAL;
     ALTER TABLE alerts ADD COLUMN heading_toward INTEGER;
     "#,
+    // 3: optional weekly schedules of zones, as a JSON document the server owns.
+    r#"
+    ALTER TABLE zones ADD COLUMN schedule TEXT;
+    "#,
 ];

@@ -829,6 +829,35 @@ impl Store {
         .await
     }
 
+    /// Sets (or with `None` removes) a zone's schedule, stored as the server's JSON text.
+    pub async fn set_zone_schedule(&self, zone: ZoneId, schedule: Option<String>) -> Result<()> {
+        self.write(
+            move |conn| {
+                let n = conn.execute(
+                    "UPDATE zones SET schedule = ?2 WHERE id = ?1",
+                    params![zone.0, schedule],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("zone {zone}")));
+                }
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Every zone that has a schedule, with its JSON text.
+    pub async fn zone_schedules(&self) -> Result<Vec<(ZoneId, String)>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, schedule FROM zones WHERE schedule IS NOT NULL ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((ZoneId(r.get(0)?), r.get::<_, String>(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     pub async fn list_orders(&self) -> Result<Vec<Order>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
