@@ -278,9 +278,12 @@ pub struct OrderDto {
     pub zones: Vec<ZoneDto>,
 }
 
+/// Each zone's schedule, in the order of the zones (`None`: always in force).
+pub type ZoneScheduleDtos = Vec<Option<Vec<ScheduleWindowDto>>>;
+
 impl NewOrder {
     /// The order, and each zone's validated schedule (same order as the zones).
-    pub fn into_domain(self) -> Result<(Order, Vec<Option<Vec<ScheduleWindowDto>>>), ApiError> {
+    pub fn into_domain(self) -> Result<(Order, ZoneScheduleDtos), ApiError> {
         let schedules = self
             .zones
             .iter()
