@@ -99,7 +99,7 @@ pub async fn create_device(
             now(),
         )
         .await?;
-    s.pipeline.roster_changed();
+    s.pipeline.sync_roster().await;
     Ok((StatusCode::CREATED, Json(d.into())))
 }
 
@@ -166,7 +166,7 @@ pub async fn create_case(
             now(),
         )
         .await?;
-    s.pipeline.roster_changed();
+    s.pipeline.sync_roster().await;
     Ok((StatusCode::CREATED, Json(c.into())))
 }
 
@@ -203,7 +203,7 @@ pub async fn create_order(
             s.store.set_zone_schedule(zone.id, Some(text)).await?;
         }
     }
-    s.pipeline.roster_changed();
+    s.pipeline.sync_roster().await;
     let mut dto = OrderDto::from(o);
     for (z, schedule) in dto.zones.iter_mut().zip(schedules) {
         z.schedule = schedule;

@@ -23,6 +23,78 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub ingest: IngestLimits,
     pub engine: EngineSettings,
+    /// Unacknowledged alerts escalate after these delays.
+    pub escalation: Escalation,
+    /// Receivers of alert events (police dispatch, SMS gateway…), delivered through the
+    /// durable outbox.
+    pub webhooks: Vec<Webhook>,
+    pub webhook_delivery: WebhookDelivery,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Escalation {
+    /// Seconds a critical alert may stay unacknowledged before it escalates (`None`: never).
+    pub critical_s: Option<i64>,
+    pub warning_s: Option<i64>,
+    pub info_s: Option<i64>,
+}
+
+impl Default for Escalation {
+    fn default() -> Self {
+        // One minute for a violation or SOS: the 2021 case shows what twelve minutes cost.
+        Escalation {
+            critical_s: Some(60),
+            warning_s: Some(300),
+            info_s: None,
+        }
+    }
+}
+
+/// One webhook receiver.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// A stable name; queued deliveries refer to it.
+    pub name: String,
+    pub url: String,
+    /// Key for the HMAC-SHA256 signature of each delivery.
+    pub secret: String,
+    /// Events to send: `alert.raised`, `alert.escalated`.
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookDelivery {
+    /// First retry delay; doubles per attempt up to `max_backoff_s`.
+    pub retry_base_ms: u64,
+    pub max_backoff_s: u64,
+    /// After this many failed attempts a delivery is given up (logged and counted).
+    pub max_attempts: i64,
+    pub timeout_s: u64,
+}
+
+impl Default for WebhookDelivery {
+    fn default() -> Self {
+        WebhookDelivery {
+            retry_base_ms: 1_000,
+            max_backoff_s: 600,
+            max_attempts: 50,
+            timeout_s: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Names of the webhooks that take `event`.
+    pub fn webhooks_for(&self, event: &str) -> Vec<String> {
+        self.webhooks
+            .iter()
+            .filter(|w| w.events.iter().any(|e| e == event))
+            .map(|w| w.name.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -61,6 +133,9 @@ impl Default for Config {
             admin_token: None,
             ingest: IngestLimits::default(),
             engine: EngineSettings::default(),
+            escalation: Escalation::default(),
+            webhooks: Vec::new(),
+            webhook_delivery: WebhookDelivery::default(),
         }
     }
 }

@@ -446,6 +446,8 @@ pub struct AlertDto {
     pub time_to_contact_s: Option<f64>,
     /// The offender is moving toward the protected person.
     pub heading_toward: Option<bool>,
+    /// 0, or 1 once it escalated for lack of acknowledgement.
+    pub escalation_level: i64,
 }
 
 impl From<store::AlertRecord> for AlertDto {
@@ -477,6 +479,7 @@ impl From<store::AlertRecord> for AlertDto {
             closing_speed_mps: r.details.closing_speed_mps,
             time_to_contact_s: r.details.time_to_contact_s,
             heading_toward: r.details.heading_toward,
+            escalation_level: r.escalation_level,
         }
     }
 }

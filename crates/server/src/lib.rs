@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod live;
 pub mod pipeline;
 pub mod web;
+pub mod webhooks;
 
 pub use config::Config;
 
@@ -245,6 +246,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pipeline_task: tokio::task::JoinHandle<()>,
+    webhook_task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -255,6 +257,8 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        // Undelivered webhooks stay in the outbox and go out after the restart.
+        let _ = self.webhook_task.await;
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         let _ = self.pipeline_task.await;
@@ -293,6 +297,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store.clone(),
         hub.clone(),
         config.engine.to_engine_config(),
+        pipeline::Notify {
+            raised: config.webhooks_for("alert.raised"),
+            escalated: config.webhooks_for("alert.escalated"),
+            escalation: store::EscalationPolicy {
+                critical_s: config.escalation.critical_s,
+                warning_s: config.escalation.warning_s,
+                info_s: config.escalation.info_s,
+            },
+        },
         shutdown_rx.clone(),
     )
     .await?;
@@ -308,6 +321,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
 
     let mut tasks = Vec::new();
+    let webhook_task = webhooks::spawn(state.clone(), shutdown_rx.clone());
     let http = bind(&config, config.http_port).await?;
     let http_addr = http.local_addr().map_err(|source| StartError::Bind {
         addr: SocketAddr::new(config.bind, config.http_port),
@@ -329,6 +343,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown: shutdown_tx,
         tasks,
         pipeline_task,
+        webhook_task,
     })
 }
 

@@ -15,12 +15,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use store::{AlertChange, AlertChangeKind, AlertDetails, Committed, Store};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Tells the pipeline that the roster (devices, cases, orders) changed.
 #[derive(Clone)]
 pub struct PipelineHandle {
-    roster_changed: mpsc::UnboundedSender<()>,
+    roster_changed: mpsc::UnboundedSender<Option<oneshot::Sender<()>>>,
     /// Device time (µs) of the newest fix the engine has evaluated, and of the newest
     /// committed fix; their difference is the engine's lag.
     pub evaluated_received_us: Arc<AtomicI64>,
@@ -31,8 +31,19 @@ pub struct PipelineHandle {
 }
 
 impl PipelineHandle {
+    /// Asks for a roster reload without waiting for it.
     pub fn roster_changed(&self) {
-        let _ = self.roster_changed.send(());
+        let _ = self.roster_changed.send(None);
+    }
+
+    /// Reloads the roster and waits until the engine has it, so that a device or order created
+    /// by a request is known to the engine before the request is answered (a device that
+    /// reports right after registration must not have its first fixes evaluated without it).
+    pub async fn sync_roster(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.roster_changed.send(Some(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Takes the command waiting for `device`, if any.
@@ -51,7 +62,18 @@ pub fn now() -> UnixMicros {
     UnixMicros(jiff::Timestamp::now().as_microsecond())
 }
 
+/// Who hears about alerts beyond the live stream, and when unacknowledged alerts escalate.
+#[derive(Debug, Clone, Default)]
+pub struct Notify {
+    /// Webhooks for `alert.raised`.
+    pub raised: Vec<String>,
+    /// Webhooks for `alert.escalated`.
+    pub escalated: Vec<String>,
+    pub escalation: store::EscalationPolicy,
+}
+
 struct Pipeline {
+    notify: Notify,
     engine: Engine,
     store: Store,
     hub: Hub,
@@ -67,6 +89,7 @@ pub async fn spawn(
     store: Store,
     hub: Hub,
     config: EngineConfig,
+    notify: Notify,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(PipelineHandle, tokio::task::JoinHandle<()>), store::StoreError> {
     let mut committed = store.subscribe_committed();
@@ -79,6 +102,7 @@ pub async fn spawn(
     };
     let stale_window = config.stale_after_s;
     let mut p = Pipeline {
+        notify,
         engine: Engine::new(config),
         store: store.clone(),
         hub,
@@ -125,6 +149,29 @@ pub async fn spawn(
         let mut stopping = false;
         loop {
             tokio::select! {
+                // Roster changes first: fixes committed after a registration must be
+                // evaluated with the new roster. Ticks before fixes, so that a steady stream
+                // of fixes cannot starve the timers (offline, escalation).
+                biased;
+                Some(first) = roster_rx.recv(), if !stopping => {
+                    // Coalesce bursts of changes into one reload; answer every waiter after it.
+                    let mut waiters: Vec<oneshot::Sender<()>> = first.into_iter().collect();
+                    while let Ok(more) = roster_rx.try_recv() {
+                        waiters.extend(more);
+                    }
+                    if let Err(e) = p.reload_roster(now()).await {
+                        tracing::error!(error = %e, "roster reload failed; keeping the previous roster");
+                    }
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                }
+                _ = tick.tick(), if !stopping => {
+                    let at = now();
+                    let out = p.engine.handle(Input::Tick, at);
+                    p.apply(out).await;
+                    p.escalate(at).await;
+                }
                 batch = committed.recv() => {
                     let Some(Committed { fixes: batch, events }) = batch else { break };
                     if let Some(last) = batch.last() {
@@ -143,17 +190,6 @@ pub async fn spawn(
                         h.evaluated_received_us.fetch_max(received, Ordering::Relaxed);
                     }
                     metrics::gauge!("bulwark_engine_lag_seconds").set(h.lag_s());
-                }
-                Some(()) = roster_rx.recv(), if !stopping => {
-                    // Coalesce bursts of changes into one reload.
-                    while roster_rx.try_recv().is_ok() {}
-                    if let Err(e) = p.reload_roster(now()).await {
-                        tracing::error!(error = %e, "roster reload failed; keeping the previous roster");
-                    }
-                }
-                _ = tick.tick(), if !stopping => {
-                    let out = p.engine.handle(Input::Tick, now());
-                    p.apply(out).await;
                 }
                 changed = shutdown.changed(), if !stopping => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -319,12 +355,35 @@ impl Pipeline {
         }
     }
 
+    /// Escalates alerts nobody acknowledged in time (the deadline is computed from the stored
+    /// raise time, so it survives restarts).
+    async fn escalate(&self, at: UnixMicros) {
+        match self
+            .store
+            .escalate_due_alerts(self.notify.escalation, self.notify.escalated.clone(), at)
+            .await
+        {
+            Ok(escalated) => {
+                for record in escalated {
+                    metrics::counter!("bulwark_alerts_escalated_total").increment(1);
+                    tracing::warn!(alert = %record.alert.id, rule = %record.alert.rule, "alert escalated: not acknowledged in time");
+                    self.hub.publish(LiveEvent::Alert(AlertDto::from(record)));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "escalation check failed"),
+        }
+    }
+
     /// Stores an alert change, retrying on transient failures: an alert must not be lost
     /// because the disk was briefly busy or full.
     async fn store_alert(&self, change: AlertChange) {
         let mut delay = std::time::Duration::from_millis(50);
         for attempt in 1..=8 {
-            match self.store.apply_alert_change(change.clone()).await {
+            match self
+                .store
+                .apply_alert_change_notifying(change.clone(), self.notify.raised.clone())
+                .await
+            {
                 Ok(record) => {
                     self.hub.publish(LiveEvent::Alert(AlertDto::from(record)));
                     return;

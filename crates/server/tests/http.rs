@@ -9,7 +9,11 @@ use std::time::Duration;
 const TOKEN: &str = "test-staff-token-0123456789";
 
 async fn start(dir: &Path) -> server::Running {
-    let config = server::Config {
+    start_with(dir, |_| {}).await
+}
+
+async fn start_with(dir: &Path, adjust: impl FnOnce(&mut server::Config)) -> server::Running {
+    let mut config = server::Config {
         data_dir: dir.to_path_buf(),
         bind: [127, 0, 0, 1].into(),
         http_port: 0,
@@ -17,6 +21,7 @@ async fn start(dir: &Path) -> server::Running {
         admin_token: Some(TOKEN.into()),
         ..Default::default()
     };
+    adjust(&mut config);
     server::start(config).await.expect("server starts")
 }
 
@@ -818,5 +823,111 @@ async fn zone_schedules_decide_when_a_zone_is_in_force() {
             "{v}"
         );
     }
+    r.shutdown().await;
+}
+
+/// A webhook receiver that fails its first `fail_first` requests, checks signatures, and
+/// records what it accepted.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn receiver(fail_first: usize) -> (Receiver, String) {
+    use axum::http::HeaderMap;
+    let rec = Receiver::default();
+    let r2 = rec.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let rec = r2.clone();
+            async move {
+                let n = rec.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n < fail_first {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let ts: i64 = h("x-bulwark-timestamp").parse().unwrap_or(0);
+                let valid = h("x-bulwark-signature")
+                    == format!(
+                        "v1={}",
+                        server::webhooks::signature("hook-secret", ts, &body)
+                    );
+                rec.seen
+                    .lock()
+                    .unwrap()
+                    .push((h("idempotency-key"), h("x-bulwark-event"), valid));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (rec, url)
+}
+
+#[tokio::test]
+async fn webhooks_survive_failures_are_signed_and_escalation_follows_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, url) = receiver(2).await;
+    let r = start_with(dir.path(), |c| {
+        c.webhooks = vec![server::config::Webhook {
+            name: "police".into(),
+            url,
+            secret: "hook-secret".into(),
+            events: vec!["alert.raised".into(), "alert.escalated".into()],
+        }];
+        c.webhook_delivery.retry_base_ms = 20;
+        c.escalation.critical_s = Some(1);
+    })
+    .await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    victim_at_home(&c).await;
+    let (s, _) = c
+        .batch(DEVICE_TOKEN, json!({"fixes": [{"seq": 1, "time": now_iso(0), "lat": HOME.0 + 0.0004, "lon": HOME.1, "accuracy_m": 5.0}]}).to_string())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Nobody acknowledges: the critical alert escalates and both events reach the receiver,
+    // after it failed twice, each exactly once and correctly signed.
+    let violation = || async {
+        active_alerts(&c)
+            .await
+            .into_iter()
+            .find(|a| a["rule"] == "proximity_violation")
+    };
+    eventually("the violation escalates", || async {
+        violation()
+            .await
+            .is_some_and(|a| a["escalation_level"] == 1)
+    })
+    .await;
+    let id = violation().await.unwrap()["id"].as_i64().unwrap();
+    let raised = format!("alert-{id}-alert.raised");
+    let escalated = format!("alert-{id}-alert.escalated");
+    eventually("both deliveries", || async {
+        let seen = rec.seen.lock().unwrap();
+        seen.iter().any(|(k, _, _)| *k == raised) && seen.iter().any(|(k, _, _)| *k == escalated)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = rec.seen.lock().unwrap().clone();
+    for key in [&raised, &escalated] {
+        let hits: Vec<_> = seen.iter().filter(|(k, _, _)| k == key).collect();
+        assert_eq!(hits.len(), 1, "{key}: {seen:?}");
+        assert!(hits[0].2, "signature must verify");
+    }
+    assert!(
+        rec.calls.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the first two attempts failed"
+    );
     r.shutdown().await;
 }

@@ -18,8 +18,10 @@
 //!    subscribers (the engine), in commit order.
 
 mod migrations;
+mod outbox;
 mod sqlite;
 
+pub use outbox::*;
 pub use sqlite::*;
 
 use thiserror::Error;

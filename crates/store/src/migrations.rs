@@ -121,4 +121,25 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE zones ADD COLUMN schedule TEXT;
     "#,
+    // 4: the durable outbox for webhooks (transactional with the alert changes that cause
+    // them) and alert escalation.
+    r#"
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        event TEXT NOT NULL,
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
+        idempotency_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        dead_at INTEGER,
+        last_error TEXT,
+        UNIQUE (endpoint, idempotency_key)
+    );
+    CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE delivered_at IS NULL AND dead_at IS NULL;
+    ALTER TABLE alerts ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN escalated_at INTEGER;
+    "#,
 ];

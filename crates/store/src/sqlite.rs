@@ -149,6 +149,8 @@ pub struct AlertRecord {
     pub condition_active: bool,
     pub cleared_at: Option<UnixMicros>,
     pub details: AlertDetails,
+    /// 0, or 1 once escalated for lack of acknowledgement.
+    pub escalation_level: i64,
 }
 
 /// A handle to the store. Cheap to clone.
@@ -320,7 +322,7 @@ impl Store {
         }
     }
 
-    async fn write<T, F>(&self, f: F, after_commit: Option<AfterCommit<T>>) -> Result<T>
+    pub(crate) async fn write<T, F>(&self, f: F, after_commit: Option<AfterCommit<T>>) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -343,7 +345,7 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -1102,7 +1104,7 @@ fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> 
     Ok(out)
 }
 
-fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertRecord> {
+pub(crate) fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertRecord> {
     let active: Option<i64> = conn
         .query_row(
             "SELECT id FROM alerts WHERE condition_active = 1 AND order_id IS ?1 AND rule = ?2
@@ -1202,7 +1204,7 @@ fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertReco
     load_alert(conn, AlertId(id))
 }
 
-fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
+pub(crate) fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
     conn.query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], alert_from_row)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?
@@ -1225,6 +1227,7 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
     let min_distance_m: Option<f64> = r.get("min_distance_m")?;
     let active: bool = r.get("condition_active")?;
     let device: Option<i64> = r.get("device_id")?;
+    let escalation_level: i64 = r.get("escalation_level")?;
     let details = AlertDetails {
         late: r.get("late")?,
         possible: r.get("possible")?,
@@ -1254,6 +1257,7 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
             device: device.map(DeviceId),
             condition_active: active,
             details,
+            escalation_level,
             cleared_at: cleared_at.map(UnixMicros),
         })
     })())

@@ -1,0 +1,212 @@
+//! The durable outbox for webhooks, and alert escalation.
+//!
+//! A webhook delivery is recorded in the same transaction as the alert change that causes it
+//! (the transactional-outbox pattern): an alert can never be stored without its deliveries, or
+//! a delivery queued for an alert that was rolled back. A worker in the server sends due rows,
+//! marks them delivered on a 2xx, and backs off otherwise. Every row has an idempotency key
+//! (`alert-<id>-<event>`), sent with each attempt, so a receiver that saw an attempt whose
+//! answer was lost can recognise the retry.
+
+use crate::sqlite::{apply_alert_change_tx, load_alert};
+use crate::{AlertChange, AlertChangeKind, AlertRecord, Result, Store};
+use domain::{AlertId, AlertState, Severity, UnixMicros};
+use rusqlite::{Connection, params};
+
+/// One queued webhook delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub endpoint: String,
+    /// `alert.raised` or `alert.escalated`.
+    pub event: String,
+    pub alert_id: AlertId,
+    pub idempotency_key: String,
+    pub attempts: i64,
+}
+
+/// Seconds after which an unacknowledged alert escalates, per severity (`None`: never).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EscalationPolicy {
+    pub critical_s: Option<i64>,
+    pub warning_s: Option<i64>,
+    pub info_s: Option<i64>,
+}
+
+impl EscalationPolicy {
+    fn after_s(&self, s: Severity) -> Option<i64> {
+        match s {
+            Severity::Critical => self.critical_s,
+            Severity::Warning => self.warning_s,
+            Severity::Info => self.info_s,
+        }
+    }
+}
+
+fn enqueue(
+    conn: &Connection,
+    endpoints: &[String],
+    event: &str,
+    alert: AlertId,
+    now: UnixMicros,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (endpoint, event, alert_id, idempotency_key, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?;
+    for e in endpoints {
+        stmt.execute(params![
+            e,
+            event,
+            alert.0,
+            format!("alert-{alert}-{event}"),
+            now.0
+        ])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Applies an engine signal like [`Store::apply_alert_change`] and, when it opens a new
+    /// alert, queues `alert.raised` for `endpoints` in the same transaction.
+    pub async fn apply_alert_change_notifying(
+        &self,
+        change: AlertChange,
+        endpoints: Vec<String>,
+    ) -> Result<AlertRecord> {
+        self.write(
+            move |conn| {
+                let before: i64 =
+                    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM alerts", [], |r| r.get(0))?;
+                let record = apply_alert_change_tx(conn, &change)?;
+                let is_new = record.alert.id.0 > before && change.kind != AlertChangeKind::Cleared;
+                if is_new {
+                    enqueue(conn, &endpoints, "alert.raised", record.alert.id, change.at)?;
+                }
+                Ok(record)
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Escalates every alert still `raised` (nobody acknowledged it) past its severity's
+    /// deadline: raises its escalation level and queues `alert.escalated` for `endpoints`.
+    /// Driven by the clock, so it survives restarts: the deadline is computed from the stored
+    /// `raised_at`, not from a timer in memory.
+    pub async fn escalate_due_alerts(
+        &self,
+        policy: EscalationPolicy,
+        endpoints: Vec<String>,
+        now: UnixMicros,
+    ) -> Result<Vec<AlertRecord>> {
+        self.write(
+            move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT id, severity, raised_at FROM alerts WHERE state = ?1 AND escalation_level = 0",
+                )?;
+                let candidates: Vec<(i64, String, i64)> = stmt
+                    .query_map([AlertState::Raised.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::new();
+                for (id, severity, raised_at) in candidates {
+                    let Ok(sev) = severity.parse::<Severity>() else { continue };
+                    let Some(after) = policy.after_s(sev) else { continue };
+                    if now.0 - raised_at < after * UnixMicros::SECOND {
+                        continue;
+                    }
+                    conn.execute(
+                        "UPDATE alerts SET escalation_level = 1, escalated_at = ?2, updated_at = ?2 WHERE id = ?1",
+                        params![id, now.0],
+                    )?;
+                    enqueue(conn, &endpoints, "alert.escalated", AlertId(id), now)?;
+                    out.push(load_alert(conn, AlertId(id))?);
+                }
+                Ok(out)
+            },
+            None,
+        )
+        .await
+    }
+
+    /// One alert by id.
+    pub async fn alert(&self, id: AlertId) -> Result<AlertRecord> {
+        self.read(move |conn| load_alert(conn, id)).await
+    }
+
+    /// Deliveries due at `now`, oldest first.
+    pub async fn due_outbox(&self, now: UnixMicros, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, endpoint, event, alert_id, idempotency_key, attempts FROM outbox
+                 WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now.0, limit as i64], |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    endpoint: r.get(1)?,
+                    event: r.get(2)?,
+                    alert_id: AlertId(r.get(3)?),
+                    idempotency_key: r.get(4)?,
+                    attempts: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Records a successful delivery.
+    pub async fn outbox_delivered(&self, id: i64, now: UnixMicros) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                    params![id, now.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Records a failed attempt: retry at `next_attempt_at`, or give up (`None`).
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        error: String,
+        next_attempt_at: Option<UnixMicros>,
+        now: UnixMicros,
+    ) -> Result<()> {
+        self.write(
+            move |conn| {
+                match next_attempt_at {
+                    Some(t) => conn.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                        params![id, error, t.0],
+                    )?,
+                    None => conn.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = ?3 WHERE id = ?1",
+                        params![id, error, now.0],
+                    )?,
+                };
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Deliveries not yet made (waiting or retrying), for health reporting.
+    pub async fn outbox_pending(&self) -> Result<i64> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+}
