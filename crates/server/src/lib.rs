@@ -111,38 +111,72 @@ async fn metrics_endpoint(State(s): State<AppState>) -> String {
 async fn live_stream(
     State(s): State<AppState>,
     _staff: auth::Staff,
+    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     use tokio::sync::broadcast::error::RecvError;
-    let rx = s.hub.subscribe();
-    let stop = s.shutdown.clone();
-    let stream = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
-        let received = tokio::select! {
-            r = rx.recv() => r,
-            _ = stop.wait_for(|v| *v) => return None,
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (rx, resume, mut seen) = s.hub.resume(last_id.as_deref());
+    let hub = s.hub.clone();
+    let to_event = move |hub: &live::Hub, item: &live::Sequenced| {
+        let name = match &*item.event {
+            live::LiveEvent::Position(_) => "position",
+            live::LiveEvent::Alert(_) => "alert",
         };
-        let ev = match received {
-            Ok(item) => {
-                let name = match &*item.event {
-                    live::LiveEvent::Position(_) => "position",
-                    live::LiveEvent::Alert(_) => "alert",
-                };
-                let data = serde_json::to_string(&*item.event).unwrap_or_default();
-                Event::default()
-                    .event(name)
-                    .id(item.seq.to_string())
-                    .data(data)
+        let data = serde_json::to_string(&*item.event).unwrap_or_default();
+        Event::default()
+            .event(name)
+            .id(hub.event_id(item.seq))
+            .data(data)
+    };
+    let first: Vec<Event> = match resume {
+        live::Resume::From(missed) => {
+            if let Some(last) = missed.last() {
+                seen = last.seq;
             }
-            Err(RecvError::Lagged(n)) => {
-                metrics::counter!("bulwark_live_lagged_total").increment(1);
+            missed.iter().map(|m| to_event(&hub, m)).collect()
+        }
+        live::Resume::Resync => {
+            metrics::counter!("bulwark_live_resync_total").increment(1);
+            vec![
                 Event::default()
                     .event("resync")
-                    .data(format!("{{\"missed\":{n}}}"))
+                    .data("{\"reason\":\"gap\"}"),
+            ]
+        }
+    };
+    let replay = futures_util::stream::iter(first.into_iter().map(Ok));
+    let stop = s.shutdown.clone();
+    let live = futures_util::stream::unfold(
+        (rx, stop, hub, seen),
+        move |(mut rx, mut stop, hub, mut seen)| async move {
+            loop {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait_for(|v| *v) => return None,
+                };
+                let ev = match received {
+                    // Already sent in the replay.
+                    Ok(item) if item.seq <= seen => continue,
+                    Ok(item) => {
+                        seen = item.seq;
+                        to_event(&hub, &item)
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        metrics::counter!("bulwark_live_lagged_total").increment(1);
+                        Event::default()
+                            .event("resync")
+                            .data(format!("{{\"missed\":{n}}}"))
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(ev), (rx, stop, hub, seen)));
             }
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(ev), (rx, stop)))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+        },
+    );
+    Sse::new(futures_util::StreamExt::chain(replay, live)).keep_alive(KeepAlive::default())
 }
 
 fn openapi_router() -> OpenApiRouter<AppState> {
@@ -291,7 +325,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
             .map_err(|e| store::StoreError::Corrupt(e.to_string()))??
     };
-    let hub = live::Hub::new(4096);
+    let hub = live::Hub::new(16_384);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (pipeline, pipeline_task) = pipeline::spawn(
         store.clone(),

@@ -931,3 +931,110 @@ async fn webhooks_survive_failures_are_signed_and_escalation_follows_silence() {
     );
     r.shutdown().await;
 }
+
+/// Reads SSE events (id, event name) from a response until `n` events with ids arrived.
+async fn read_events(resp: &mut reqwest::Response, n: usize) -> Vec<(String, String)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("stream delivers")
+            .unwrap()
+            .expect("stream open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block.lines().find_map(|l| {
+                    l.strip_prefix(&format!("{name}:"))
+                        .map(|v| v.trim().to_string())
+                })
+            };
+            if let Some(ev) = field("event") {
+                out.push((field("id").unwrap_or_default(), ev));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_live_client_that_reconnects_gets_exactly_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let c = Client::new(&r);
+    seed(&c).await;
+    let live_url = format!("{}/api/v1/live?access_token={TOKEN}", c.base);
+    let send = |seq: i64| {
+        let c = &c;
+        async move {
+            let body = json!({"fixes": [{"seq": seq, "time": now_iso(seq - 100), "lat": 37.4 + seq as f64 * 1e-4, "lon": 127.0}]});
+            assert_eq!(
+                c.batch(DEVICE_TOKEN, body.to_string()).await.0,
+                StatusCode::OK
+            );
+        }
+    };
+    let mut first = c.http.get(&live_url).send().await.unwrap();
+    send(1).await;
+    send(2).await;
+    let got = read_events(&mut first, 2).await;
+    let last_id = got.last().unwrap().0.clone();
+    drop(first);
+    // While disconnected, three more positions.
+    for seq in 3..=5 {
+        send(seq).await;
+    }
+    let mut again = c
+        .http
+        .get(&live_url)
+        .header("Last-Event-ID", &last_id)
+        .send()
+        .await
+        .unwrap();
+    send(6).await;
+    let resumed = read_events(&mut again, 4).await;
+    let (epoch, seen) = last_id.split_once('-').unwrap();
+    let seen: u64 = seen.parse().unwrap();
+    let seqs: Vec<u64> = resumed
+        .iter()
+        .map(|(id, ev)| {
+            assert_eq!(ev, "position");
+            let (e, s) = id.split_once('-').unwrap();
+            assert_eq!(e, epoch);
+            s.parse().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![seen + 1, seen + 2, seen + 3, seen + 4],
+        "no gap, no duplicate"
+    );
+    // An id from another run (or older than the buffer) asks the client to reload.
+    let mut stale = c
+        .http
+        .get(&live_url)
+        .header("Last-Event-ID", "1-1")
+        .send()
+        .await
+        .unwrap();
+    let first_event = read_events_any(&mut stale).await;
+    assert_eq!(first_event, "resync");
+    r.shutdown().await;
+}
+
+async fn read_events_any(resp: &mut reqwest::Response) -> String {
+    let mut buf = String::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("stream delivers")
+            .unwrap()
+            .expect("stream open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(l) = buf.lines().find_map(|l| l.strip_prefix("event:")) {
+            return l.trim().to_string();
+        }
+    }
+}
