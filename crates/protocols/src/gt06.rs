@@ -1,0 +1,971 @@
+//! GT06 (Concox / JimiIoT and many clones): binary frames over TCP.
+//!
+//! # Wire format
+//!
+//! Standard frame: `78 78`, length `L` (1 byte), protocol number, content, serial (2), CRC (2),
+//! `0D 0A`; `L` counts protocol number through CRC, so the frame is `L + 5` bytes. Extended
+//! frame: `79 79`, 2-byte `L`, same layout, `L + 6` bytes. The CRC is CRC-16/X-25 (CRC-ITU)
+//! over length..serial. All integers are big-endian. Sources: Concox GT06N protocol manual
+//! v1.8, and the behaviour of Traccar's `Gt06FrameDecoder` / `Gt06ProtocolDecoder` as described
+//! in `tests/vectors/README.md`.
+//!
+//! The first frame of a connection is a login (0x01) carrying the IMEI as 8 BCD bytes; later
+//! frames carry no identity and belong to the login of their connection. Frames before a login
+//! decode to [`DecodeError::NotIdentified`].
+//!
+//! Location frames carry a GPS block: date-time YY MM DD hh mm ss (UTC), a byte whose low
+//! nibble is the satellite count, latitude and longitude as unsigned 32-bit values in 1/30000
+//! minute (÷ 1,800,000 for degrees), speed (1 byte, km/h) and a 16-bit word with course
+//! (bits 0–9), north (bit 10), west (bit 11) and "positioned" (bit 12).
+//!
+//! # Integrity
+//!
+//! Real devices send frames with wrong lengths or CRCs. The framer accepts a frame whose
+//! declared length ends at `0D 0A`, and otherwise cuts at the first `0D 0A` (as Traccar does);
+//! the decoder checks length and CRC and reports failures in [`Message::integrity`], marking
+//! fixes `integrity_suspect` (see the crate docs for why such frames are not dropped).
+
+use crate::util::{Reader, crc16_x25, hex, utc, year2};
+use crate::{
+    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed,
+    Framing, Integrity, IntegrityFailure, KMH_TO_MPS, Message, NetworkScan, SkipReason,
+    WifiAccessPoint,
+};
+use domain::{FixSource, LatLon, UnixMicros};
+
+/// Largest frame accepted (Traccar's limit is the same 32 KiB buffer).
+pub const MAX_FRAME: usize = 32 * 1024;
+
+const STOP: [u8; 2] = [0x0D, 0x0A];
+
+/// Finds the next frame at the front of `buf`.
+pub fn frame(buf: &[u8]) -> Framing {
+    let start = buf
+        .windows(2)
+        .position(|w| w == [0x78, 0x78] || w == [0x79, 0x79]);
+    match start {
+        None => {
+            // Keep a trailing 0x78/0x79: it may be the first half of a header.
+            let keep = usize::from(matches!(buf.last(), Some(0x78 | 0x79)));
+            let len = buf.len().saturating_sub(keep);
+            if len == 0 {
+                Framing::NeedMore
+            } else {
+                Framing::Skip {
+                    len,
+                    reason: SkipReason::Garbage,
+                }
+            }
+        }
+        Some(0) => frame_at_start(buf),
+        Some(n) => Framing::Skip {
+            len: n,
+            reason: SkipReason::Garbage,
+        },
+    }
+}
+
+fn frame_at_start(buf: &[u8]) -> Framing {
+    let extended = buf.first() == Some(&0x79);
+    let header = if extended { 4 } else { 3 };
+    if buf.len() < header + 2 {
+        return Framing::NeedMore;
+    }
+    let declared = if extended {
+        usize::from(buf.get(2).copied().unwrap_or(0)) << 8
+            | usize::from(buf.get(3).copied().unwrap_or(0))
+    } else {
+        usize::from(buf.get(2).copied().unwrap_or(0))
+    };
+    let total = declared + header + 2;
+    if total > MAX_FRAME {
+        return Framing::Skip {
+            len: 2,
+            reason: SkipReason::Oversize,
+        };
+    }
+    if buf.get(total - 2..total) == Some(&STOP[..]) {
+        return Framing::Frame {
+            len: total,
+            consume: total,
+        };
+    }
+    // The declared length does not end at CR LF (wrong length, or not all bytes are here yet):
+    // cut at the first CR LF after the header, as Traccar does. This keeps devices with wrong
+    // length fields working (they wait for an ack before sending more, so waiting for the
+    // declared length would stall them); the price is that a frame with CR LF inside its body
+    // that arrives split exactly there is cut early and then fails its CRC.
+    match buf
+        .get(header..)
+        .and_then(|b| b.windows(2).position(|w| w == STOP))
+    {
+        Some(p) => {
+            let len = header + p + 2;
+            Framing::Frame { len, consume: len }
+        }
+        None if buf.len() > MAX_FRAME => Framing::Skip {
+            len: 2,
+            reason: SkipReason::Oversize,
+        },
+        None => Framing::NeedMore,
+    }
+}
+
+/// Per-connection GT06 decoder state.
+#[derive(Debug, Clone, Default)]
+pub struct Gt06Codec {
+    imei: Option<String>,
+}
+
+/// A GT06 TCP connection: push bytes, poll messages.
+pub type Gt06Session = Framed<Gt06Codec>;
+
+impl Gt06Session {
+    pub fn gt06() -> Self {
+        Framed::new(Gt06Codec::default())
+    }
+}
+
+impl Codec for Gt06Codec {
+    const MAX_FRAME: usize = MAX_FRAME;
+
+    fn frame(&mut self, buf: &[u8]) -> Framing {
+        frame(buf)
+    }
+
+    fn decode(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
+        self.decode_frame(frame, _now)
+    }
+
+    fn identity(&self) -> Option<&str> {
+        self.imei.as_deref()
+    }
+}
+
+/// A parsed frame envelope.
+struct Envelope<'a> {
+    extended: bool,
+    protocol: u8,
+    content: &'a [u8],
+    serial: u16,
+    integrity: Integrity,
+}
+
+fn envelope(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let extended = frame.first() == Some(&0x79);
+    let header = if extended { 4 } else { 3 };
+    let n = frame.len();
+    if n < header + 1 + 6 {
+        return Err(DecodeError::Truncated(
+            "GT06 frame shorter than header + trailer",
+        ));
+    }
+    let mut r = Reader::new(frame);
+    r.skip(2)?;
+    let declared = if extended {
+        usize::from(r.u16()?)
+    } else {
+        usize::from(r.u8()?)
+    };
+    let protocol = r.u8()?;
+    let content = frame
+        .get(header + 1..n - 6)
+        .ok_or(DecodeError::Truncated("GT06 content"))?;
+    let mut t = Reader::new(frame.get(n - 6..).unwrap_or(&[]));
+    let serial = t.u16()?;
+    let crc = t.u16()?;
+    let mut failures = Vec::new();
+    let actual = n - header - 2;
+    if declared != actual {
+        failures.push(IntegrityFailure::Length { declared, actual });
+    }
+    let computed = crc16_x25(frame.get(2..n - 4).unwrap_or(&[]));
+    if computed != crc {
+        failures.push(IntegrityFailure::Crc {
+            declared: u32::from(crc),
+            computed: u32::from(computed),
+        });
+    }
+    Ok(Envelope {
+        extended,
+        protocol,
+        content,
+        serial,
+        integrity: Integrity::from_failures(failures),
+    })
+}
+
+/// Builds a frame: header, length, protocol, content, serial, CRC, stop bytes.
+pub fn encode_frame(extended: bool, protocol: u8, content: &[u8], serial: u16) -> Vec<u8> {
+    let length = 1 + content.len() + 2 + 2;
+    let mut out = Vec::with_capacity(length + 6);
+    if extended {
+        out.extend_from_slice(&[0x79, 0x79]);
+        out.extend_from_slice(&(length as u16).to_be_bytes());
+    } else {
+        out.extend_from_slice(&[0x78, 0x78]);
+        out.push(length as u8);
+    }
+    out.push(protocol);
+    out.extend_from_slice(content);
+    out.extend_from_slice(&serial.to_be_bytes());
+    let crc = crc16_x25(out.get(2..).unwrap_or(&[]));
+    out.extend_from_slice(&crc.to_be_bytes());
+    out.extend_from_slice(&STOP);
+    out
+}
+
+/// The standard acknowledgement: protocol number and serial echoed, no content.
+pub fn encode_ack(extended: bool, protocol: u8, serial: u16) -> Vec<u8> {
+    encode_frame(extended, protocol, &[], serial)
+}
+
+/// A server command (protocol 0x80): command length, 4-byte server flag (0), ASCII command.
+/// Format from the Concox GT06N manual §5.8 ("online command").
+pub fn encode_command(text: &str, serial: u16) -> Vec<u8> {
+    let mut content = Vec::with_capacity(text.len() + 5);
+    content.push((4 + text.len()).min(255) as u8);
+    content.extend_from_slice(&0u32.to_be_bytes());
+    content.extend_from_slice(text.as_bytes());
+    encode_frame(false, 0x80, &content, serial)
+}
+
+/// Sets the upload interval while moving: `TIMER,<seconds>#` (Concox command list; the
+/// accepted range is device-specific, commonly 10–18000 s).
+pub fn encode_set_interval(seconds: u32) -> Vec<u8> {
+    encode_command(&format!("TIMER,{seconds}#"), 1)
+}
+
+/// Asks for the current position: `WHERE#` (Concox command list); the device answers with a
+/// 0x15 string reply and/or a location frame.
+pub fn encode_request_position() -> Vec<u8> {
+    encode_command("WHERE#", 1)
+}
+
+/// Protocol numbers whose content starts with a GPS block.
+fn has_gps(p: u8) -> bool {
+    matches!(
+        p,
+        0x10 | 0x11
+            | 0x12
+            | 0x16
+            | 0x1A
+            | 0x1E
+            | 0x22
+            | 0x26
+            | 0x27
+            | 0x2D
+            | 0x31
+            | 0x32
+            | 0x37
+            | 0xA0
+            | 0xA3
+            | 0xA4
+    )
+}
+
+/// Protocol numbers with an LBS block (length-prefixed) and a status block after the GPS block.
+fn has_status(p: u8) -> bool {
+    matches!(p, 0x16 | 0x19 | 0x26 | 0x27 | 0x32)
+}
+
+/// The alarm byte of status blocks (Concox manual §5.3.2, extended by Traccar's list).
+fn alarm_byte(v: u8) -> Option<EventKind> {
+    Some(match v {
+        0x00 => return None,
+        0x01 => EventKind::Sos,
+        0x02 => EventKind::PowerCut,
+        0x03 | 0x09 => EventKind::Vibration,
+        0x04 => EventKind::GeofenceEnter,
+        0x05 => EventKind::GeofenceExit,
+        0x06 => EventKind::Overspeed,
+        0x0C | 0x13 | 0x25 | 0x32 => EventKind::Tamper,
+        0x0E | 0x0F | 0x19 => EventKind::LowBattery,
+        0x11 => EventKind::PowerOff,
+        0x14 => EventKind::Other("door".into()),
+        0x18 => EventKind::Removal,
+        0x23 => EventKind::FallDown,
+        0x29 => EventKind::Other("hardAcceleration".into()),
+        0x2A | 0x2B => EventKind::Other("hardCornering".into()),
+        0x2C => EventKind::Other("accident".into()),
+        0x30 => EventKind::Jamming,
+        _ => return None,
+    })
+}
+
+/// Terminal-information byte: bits 3..5 are an alarm code, bit 2 "charging".
+fn terminal_info_alarm(info: u8) -> Option<EventKind> {
+    match (info >> 3) & 0x07 {
+        1 => Some(EventKind::Vibration),
+        2 => Some(EventKind::PowerCut),
+        3 => Some(EventKind::LowBattery),
+        4 => Some(EventKind::Sos),
+        6 => Some(EventKind::Other("geofence".into())),
+        7 => Some(EventKind::Removal),
+        _ => None,
+    }
+}
+
+struct Gps {
+    time: UnixMicros,
+    position: Option<LatLon>,
+    valid: bool,
+    satellites: u32,
+    speed_kmh: f64,
+    course: f64,
+}
+
+fn read_time(r: &mut Reader<'_>) -> Result<Option<UnixMicros>, DecodeError> {
+    let b = r.bytes(6)?;
+    let g = |i: usize| i64::from(b.get(i).copied().unwrap_or(0));
+    Ok(utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64))
+}
+
+/// Reads a GPS block; `Ok(None)` when a length-prefixed block says "no GPS".
+fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, DecodeError> {
+    let time = read_time(r)?
+        .ok_or_else(|| DecodeError::Malformed("GT06 GPS date-time out of range".into()))?;
+    if with_length && r.u8()? == 0 {
+        return Ok(None);
+    }
+    let sats = r.u8()?;
+    let lat = f64::from(r.u32()?) / 1_800_000.0;
+    let lon = f64::from(r.u32()?) / 1_800_000.0;
+    let speed = r.u8()?;
+    let flags = r.u16()?;
+    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
+    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
+    Ok(Some(Gps {
+        time,
+        position: LatLon::new(lat, lon).ok(),
+        valid: flags & (1 << 12) != 0,
+        satellites: u32::from(sats & 0x0F),
+        speed_kmh: f64::from(speed),
+        course: f64::from(flags & 0x03FF),
+    }))
+}
+
+impl Gt06Codec {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes one complete frame (as produced by [`frame`]).
+    pub fn decode_frame(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
+        let env = envelope(frame)?;
+        let suspect = env.integrity.is_suspect();
+        let mut msg = Message {
+            integrity: env.integrity.clone(),
+            ..Message::default()
+        };
+        let p = env.protocol;
+        let mut r = Reader::new(env.content);
+
+        if p == 0x01 {
+            let imei_bcd = r.bytes(8)?;
+            let digits = hex(imei_bcd);
+            let imei = digits.get(1..).unwrap_or("").to_string();
+            if imei.is_empty() || !imei.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(DecodeError::Malformed(format!(
+                    "GT06 login IMEI is not BCD: {digits}"
+                )));
+            }
+            self.imei = Some(imei.clone());
+            msg.identity = Some(imei);
+            msg.ack = Some(encode_ack(false, 0x01, env.serial));
+            return Ok(msg);
+        }
+        let Some(imei) = self.imei.clone() else {
+            return Err(DecodeError::NotIdentified);
+        };
+        msg.identity = Some(imei);
+
+        // Acknowledge like the manual (and Traccar): every standard frame except command replies.
+        if !env.extended
+            && !matches!(
+                p,
+                0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A | 0x17 | 0x69
+            )
+        {
+            msg.ack = Some(encode_ack(false, p, env.serial));
+        }
+
+        if has_gps(p)
+            || matches!(p, 0x24 | 0x36 | 0xA2)
+            || (p == 0x34 && !env.extended)
+            || (env.extended && matches!(p, 0x32 | 0x33))
+        {
+            let opportunistic = matches!(p, 0x24 | 0x36 | 0xA2);
+            if p == 0x34 {
+                r.skip(4)?; // X1: data and alarm word before the GPS block
+            }
+            let with_length = env.extended && matches!(p, 0x32 | 0x33);
+            let gps = match read_gps(&mut r, with_length) {
+                Ok(g) => g,
+                // Some GT02-style frames (0x10) carry no serial and CRC: the GPS block then runs
+                // up to the stop bytes. Retry on that span before giving up.
+                Err(DecodeError::Truncated(_)) if !opportunistic => {
+                    let span = frame
+                        .get(4..frame.len().saturating_sub(2))
+                        .unwrap_or_default();
+                    read_gps(&mut Reader::new(span), false)?
+                }
+                Err(e) if !opportunistic => return Err(e),
+                Err(_) => None,
+            };
+            // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
+            let gps = gps.filter(|g| !opportunistic || g.valid);
+            if let Some(gps) = &gps {
+                if let Some(position) = gps.position {
+                    msg.fixes.push(DecodedFix {
+                        device_time: gps.time,
+                        position,
+                        accuracy_m: None,
+                        speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
+                        course_deg: Some(gps.course).filter(|c| *c <= 360.0),
+                        altitude_m: None,
+                        source: FixSource::Gnss,
+                        gnss_valid: gps.valid,
+                        satellites: Some(gps.satellites),
+                        integrity_suspect: suspect,
+                        seq: Some(i64::from(env.serial)),
+                    });
+                }
+            }
+            if has_status(p) && !env.extended {
+                let time = gps.as_ref().map(|g| g.time);
+                let position = gps.as_ref().and_then(|g| g.position);
+                self.status_tail(p, env.content, &mut msg, time, position, suspect)?;
+            } else if p == 0xA4 {
+                // Multi-fence alarm: ... info, voltage level, GSM, alarm, language (2).
+                let n = env.content.len();
+                let tail = env.content.get(n.saturating_sub(6)..).unwrap_or_default();
+                let time = gps.as_ref().map(|g| g.time);
+                let position = gps.as_ref().and_then(|g| g.position);
+                self.status_block(&mut Reader::new(tail), &mut msg, time, position, suspect)?;
+            } else if opportunistic && gps.is_none() {
+                match multi_lbs(p, env.content) {
+                    Ok(scan) => msg.network = Some(scan),
+                    Err(_) => {
+                        msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised"))
+                    }
+                }
+            }
+            return Ok(msg);
+        }
+
+        if p == 0x19 || p == 0xA5 {
+            // LBS-only status / alarm frames: the status block ends the content.
+            let n = env.content.len();
+            let tail = env.content.get(n.saturating_sub(5)..).unwrap_or_default();
+            self.status_block(&mut Reader::new(tail), &mut msg, None, None, suspect)?;
+            return Ok(msg);
+        }
+
+        match p {
+            0x13 => {
+                // Heartbeat / status. The classic layout is 5 bytes: terminal info, voltage
+                // level 0..6, GSM signal 0..4, alarm, language.
+                if env.content.len() == 5 {
+                    self.status_block(&mut r, &mut msg, None, None, suspect)?;
+                } else if env.content.len() == 16 {
+                    // Long variant: info, satellites(2), alarm, language, battery %.
+                    let info = r.u8()?;
+                    r.skip(4)?;
+                    let pct = r.u8()?;
+                    msg.status = Some(DeviceStatus {
+                        battery_percent: Some(f64::from(pct)),
+                        charging: Some(info & 0x04 != 0),
+                        status_word: Some(u64::from(info)),
+                        ..DeviceStatus::default()
+                    });
+                } else {
+                    let info = r.u8()?;
+                    msg.status = Some(DeviceStatus {
+                        charging: Some(info & 0x04 != 0),
+                        status_word: Some(u64::from(info)),
+                        ..DeviceStatus::default()
+                    });
+                    msg.unsupported = Some(format!(
+                        "GT06 0x13 status of {} bytes: only terminal info decoded",
+                        env.content.len()
+                    ));
+                }
+            }
+            0x23 => {
+                // GK310 heartbeat: terminal info, battery voltage (0.01 V), signal.
+                let info = r.u8()?;
+                let mut st = DeviceStatus {
+                    charging: Some(info & 0x04 != 0),
+                    status_word: Some(u64::from(info)),
+                    ..DeviceStatus::default()
+                };
+                if r.remaining() >= 2 {
+                    st.battery_volts = Some(f64::from(r.u16()?) * 0.01);
+                }
+                if r.remaining() >= 1 {
+                    st.signal = Some(f64::from(r.u8()?));
+                }
+                msg.status = Some(st);
+            }
+            0x15 => {
+                // Command reply: length, server flag (4), ASCII text, language (2). Some devices
+                // send length 0 and the text anyway: then the text runs to the language field.
+                let len = usize::from(r.u8()?);
+                r.skip(4)?;
+                let text = if len > 4 {
+                    r.bytes((len - 4).min(r.remaining()))?
+                } else {
+                    let rest = r.rest();
+                    rest.get(..rest.len().saturating_sub(2)).unwrap_or_default()
+                };
+                let text = String::from_utf8_lossy(text);
+                let text = text.trim_matches(char::from(0)).trim();
+                if !text.is_empty() {
+                    msg.command_reply = Some(text.to_string());
+                }
+            }
+            0x21 => {
+                // Extended string reply: server flag (4), encoding (1 = ASCII, else UTF-16BE), text.
+                r.skip(4)?;
+                let enc = r.u8()?;
+                let body = r.rest();
+                let text = if enc == 1 {
+                    String::from_utf8_lossy(body).into_owned()
+                } else {
+                    let units: Vec<u16> = body
+                        .chunks_exact(2)
+                        .map(|c| {
+                            u16::from_be_bytes([
+                                c.first().copied().unwrap_or(0),
+                                c.get(1).copied().unwrap_or(0),
+                            ])
+                        })
+                        .collect();
+                    String::from_utf16_lossy(&units)
+                };
+                if let Some(fix) = parse_current_position(&text, suspect) {
+                    msg.fixes.push(fix);
+                }
+                msg.command_reply = Some(text);
+            }
+            0x70 if env.extended => {
+                self.modular(env.content, &mut msg, suspect, env.serial)?;
+            }
+            0x9B => {
+                // Serial pass-through (RFID readers, sensors): a port byte, then data. Printable
+                // text is kept as text, anything else as hex.
+                r.skip(1)?;
+                let data = r.rest();
+                let text = String::from_utf8_lossy(data);
+                let trimmed = text.trim_end_matches(['\r', '\n']);
+                msg.command_reply = Some(
+                    if trimmed.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                        && !trimmed.is_empty()
+                    {
+                        trimmed.to_string()
+                    } else {
+                        hex(data)
+                    },
+                );
+            }
+            0x94 => {
+                let sub = r.u8()?;
+                if sub == 0x00 {
+                    msg.status = Some(DeviceStatus {
+                        power_volts: Some(f64::from(r.u16()?) * 0.01),
+                        ..DeviceStatus::default()
+                    });
+                } else {
+                    msg.unsupported = Some(format!(
+                        "GT06 0x94 information subtype 0x{sub:02x} (vehicle/SIM details) not decoded"
+                    ));
+                }
+            }
+            0x95 => {
+                // Alarm frame: a short form (date-time + alarm type) or an extended form that
+                // starts with a GPS block without satellites and speed.
+                let extended_alarm = env.content.len() > 7;
+                let (time, position) = if extended_alarm {
+                    let time = read_time(&mut r)?;
+                    let lat = f64::from(r.u32()?) / 1_800_000.0;
+                    let lon = f64::from(r.u32()?) / 1_800_000.0;
+                    let flags = r.u16()?;
+                    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
+                    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
+                    (time, LatLon::new(lat, lon).ok())
+                } else {
+                    (read_time(&mut r)?, None)
+                };
+                let kind = match r.u8()? {
+                    0x01 if extended_alarm => EventKind::Sos,
+                    0x80 => EventKind::Vibration,
+                    0x87 => EventKind::Overspeed,
+                    0x90 => EventKind::Other("hardAcceleration".into()),
+                    0x91 => EventKind::Other("hardBraking".into()),
+                    0x92 => EventKind::Other("hardCornering".into()),
+                    0x93 => EventKind::Other("accident".into()),
+                    _ => EventKind::Other("general".into()),
+                };
+                msg.events.push(DeviceEvent {
+                    kind,
+                    device_time: time,
+                    position,
+                    integrity_suspect: suspect,
+                });
+            }
+            0x8A => {
+                // Time request: answer with the server's UTC time, serial 0.
+                let (y, mo, d, h, mi, s) = crate::util::civil(_now);
+                let content = [
+                    (y - 2000).clamp(0, 255) as u8,
+                    mo as u8,
+                    d as u8,
+                    h as u8,
+                    mi as u8,
+                    s as u8,
+                ];
+                msg.ack = Some(encode_frame(false, 0x8A, &content, 0));
+            }
+            0x17 | 0x69 if !env.extended => {
+                // Wi-Fi frames: no serial or CRC; the length byte is the access-point count.
+                // Short ack with the 6-byte BCD date-time echoed.
+                let body = frame
+                    .get(4..frame.len().saturating_sub(2))
+                    .unwrap_or_default();
+                let mut r = Reader::new(body);
+                let time = r.bytes(6)?;
+                let mut ack = vec![0x78, 0x78, 0x00, p];
+                ack.extend_from_slice(time);
+                ack.extend_from_slice(&STOP);
+                msg.ack = Some(ack);
+                // These frames carry no CRC, so their integrity is "not carried", not "failed".
+                msg.integrity = Integrity::NotCarried;
+                let count = usize::from(frame.get(2).copied().unwrap_or(0));
+                let bcd = |b: u8| i64::from(b >> 4) * 10 + i64::from(b & 0x0F);
+                let g = |i: usize| bcd(time.get(i).copied().unwrap_or(0));
+                let mut scan = NetworkScan {
+                    time: utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64),
+                    ..NetworkScan::default()
+                };
+                for _ in 0..count {
+                    let mac = r.bytes(6)?;
+                    let rssi = r.u8()?;
+                    scan.wifi.push(WifiAccessPoint {
+                        mac: mac_string(mac),
+                        rssi: Some(-i32::from(rssi)),
+                    });
+                }
+                if let Ok(cells) = r.u8() {
+                    let mcc = r.u16()?;
+                    let mnc = r.u8()?;
+                    for _ in 0..cells {
+                        let lac = r.u16()?;
+                        let cid = r.u16()?;
+                        let rssi = r.u8()?;
+                        scan.cells.push(CellTower {
+                            mcc,
+                            mnc: u16::from(mnc),
+                            lac: u32::from(lac),
+                            cell_id: u64::from(cid),
+                            rssi: Some(-i32::from(rssi)),
+                        });
+                    }
+                }
+                msg.network = Some(scan);
+            }
+            0xF3 => {
+                // Wi-Fi list: date-time, count, then (2 reserved bytes, MAC) per access point.
+                let time = read_time(&mut r)?;
+                let count = r.u8()?;
+                let mut scan = NetworkScan {
+                    time,
+                    ..NetworkScan::default()
+                };
+                for _ in 0..count {
+                    r.skip(2)?;
+                    scan.wifi.push(WifiAccessPoint {
+                        mac: mac_string(r.bytes(6)?),
+                        rssi: None,
+                    });
+                }
+                msg.network = Some(scan);
+            }
+            0x18 | 0x24 | 0x28 | 0x2C | 0x2E | 0x33 | 0xA1 | 0xA2 | 0xA7 => {
+                msg.unsupported = None;
+                msg.network = Some(multi_lbs(p, env.content)?);
+            }
+            _ => {
+                msg.unsupported = Some(format!("GT06 protocol number 0x{p:02x} not decoded"));
+            }
+        }
+        Ok(msg)
+    }
+
+    /// The status block at the end of a location+LBS+status frame. The LBS block before it
+    /// comes with or without its length byte depending on the firmware, so the status is read
+    /// from the end: 5 bytes (info, voltage level, GSM, alarm, language), or 6 bytes when the
+    /// voltage field is 2 bytes wide (then a value up to 100 is a battery percentage, above
+    /// that hundredths of a volt).
+    fn status_tail(
+        &self,
+        protocol: u8,
+        content: &[u8],
+        msg: &mut Message,
+        time: Option<UnixMicros>,
+        position: Option<LatLon>,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let n = content.len();
+        if protocol == 0x27 {
+            // 0x27 ends with a 2-byte language field after the alarm byte.
+            let tail = content.get(n.saturating_sub(6)..).unwrap_or_default();
+            return self.status_block(&mut Reader::new(tail), msg, time, position, suspect);
+        }
+        // GPS (18) + LBS (9 with its length byte) + 6-byte status = 33 for 0x16/0x26.
+        if n == 18 + 15 {
+            let mut r = Reader::new(content.get(n - 6..).unwrap_or_default());
+            let info = r.u8()?;
+            let wide = r.u16()?;
+            let gsm = r.u8()?;
+            let alarm = r.u8()?;
+            let mut st = DeviceStatus {
+                charging: Some(info & 0x04 != 0),
+                signal: Some(f64::from(gsm)),
+                status_word: Some(u64::from(info)),
+                ..DeviceStatus::default()
+            };
+            if wide <= 100 {
+                st.battery_percent = Some(f64::from(wide));
+            } else {
+                st.power_volts = Some(f64::from(wide) * 0.01);
+            }
+            self.push_alarms(msg, info, alarm, time, position, suspect);
+            msg.status = Some(st);
+            return Ok(());
+        }
+        let tail = content.get(n.saturating_sub(5)..).unwrap_or_default();
+        self.status_block(&mut Reader::new(tail), msg, time, position, suspect)
+    }
+
+    fn push_alarms(
+        &self,
+        msg: &mut Message,
+        info: u8,
+        alarm: u8,
+        time: Option<UnixMicros>,
+        position: Option<LatLon>,
+        suspect: bool,
+    ) {
+        for kind in terminal_info_alarm(info)
+            .into_iter()
+            .chain(alarm_byte(alarm))
+        {
+            if !msg.events.iter().any(|e| e.kind == kind) {
+                msg.events.push(DeviceEvent {
+                    kind,
+                    device_time: time,
+                    position,
+                    integrity_suspect: suspect,
+                });
+            }
+        }
+    }
+
+    /// Modular location frame (extended 0x70): a list of (type u16, length u16, data) modules.
+    /// Mapped modules: 0x09 satellites, 0x18 battery (0.01 V), 0x2A inputs (high nibble =
+    /// tamper), 0x2B event (0x11 low battery, 0x13 power cut, 0x14 removal), 0x33 GPS (Unix
+    /// time, satellites, altitude, coordinates, speed, course/flags).
+    fn modular(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        suspect: bool,
+        serial: u16,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let mut st = DeviceStatus::default();
+        let mut kinds = Vec::new();
+        let mut fix: Option<DecodedFix> = None;
+        while r.remaining() >= 4 {
+            let kind = r.u16()?;
+            let len = usize::from(r.u16()?);
+            let data = r.bytes(len)?;
+            let mut m = Reader::new(data);
+            match kind {
+                0x09 => st.satellites = m.u8().ok().map(u32::from),
+                0x18 => st.battery_volts = m.u16().ok().map(|v| f64::from(v) * 0.01),
+                0x2A if m.u8().is_ok_and(|v| v >> 4 != 0) => kinds.push(EventKind::Tamper),
+                0x2B => match m.u8() {
+                    Ok(0x11) => kinds.push(EventKind::LowBattery),
+                    Ok(0x12) => kinds.push(EventKind::Other("lowPower".into())),
+                    Ok(0x13) => kinds.push(EventKind::PowerCut),
+                    Ok(0x14) => kinds.push(EventKind::Removal),
+                    _ => {}
+                },
+                0x33 => {
+                    let t = UnixMicros::from_secs(i64::from(m.u32()?));
+                    let sats = m.u8()?;
+                    let alt = m.u16()? as i16;
+                    let lat = f64::from(m.u32()?) / 1_800_000.0;
+                    let lon = f64::from(m.u32()?) / 1_800_000.0;
+                    let speed = m.u8()?;
+                    let flags = m.u16()?;
+                    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
+                    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
+                    if let Ok(position) = LatLon::new(lat, lon) {
+                        fix = Some(DecodedFix {
+                            device_time: t,
+                            position,
+                            accuracy_m: None,
+                            speed_mps: Some(f64::from(speed) * KMH_TO_MPS),
+                            course_deg: Some(f64::from(flags & 0x03FF)).filter(|c| *c <= 360.0),
+                            altitude_m: Some(f64::from(alt)),
+                            source: FixSource::Gnss,
+                            gnss_valid: flags & (1 << 12) != 0,
+                            satellites: Some(u32::from(sats)),
+                            integrity_suspect: suspect,
+                            seq: Some(i64::from(serial)),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let time = fix.as_ref().map(|f| f.device_time);
+        let position = fix.as_ref().map(|f| f.position);
+        for kind in kinds {
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: time,
+                position,
+                integrity_suspect: suspect,
+            });
+        }
+        msg.fixes.extend(fix);
+        if !st.is_empty() {
+            msg.status = Some(st);
+        }
+        msg.ack = Some(encode_ack(false, 0x70, serial));
+        Ok(())
+    }
+
+    /// Status block: terminal info, voltage level (0..6), GSM signal, alarm byte, language.
+    fn status_block(
+        &self,
+        r: &mut Reader<'_>,
+        msg: &mut Message,
+        time: Option<UnixMicros>,
+        position: Option<LatLon>,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let info = r.u8()?;
+        let level = r.u8()?;
+        let gsm = r.u8()?;
+        let alarm = r.u8()?;
+        self.push_alarms(msg, info, alarm, time, position, suspect);
+        msg.status = Some(DeviceStatus {
+            // Voltage level 0..6 as a percentage, as the manual's table and Traccar map it.
+            battery_percent: Some(f64::from(u32::from(level) * 100 / 6)),
+            charging: Some(info & 0x04 != 0),
+            signal: Some(f64::from(gsm)),
+            status_word: Some(u64::from(info)),
+            ..DeviceStatus::default()
+        });
+        Ok(())
+    }
+}
+
+fn mac_string(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Multi-cell (and Wi-Fi) frames 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2, 0xA7:
+/// date-time, MCC (bit 15 set = 2-byte MNC), MNC, 7 cells (6 for 0x33) of LAC, cell id and
+/// signal, timing advance, then for Wi-Fi types a count and (MAC, signal) pairs. The GK310
+/// types 0xA1/0xA2/0x33 use 4-byte LACs and 8-byte cell ids.
+fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
+    let mut r = Reader::new(content);
+    let time = read_time(&mut r)?;
+    let long = matches!(p, 0xA1 | 0xA2 | 0x33);
+    let mcc = r.u16()?;
+    let mnc = if mcc & 0x8000 != 0 {
+        r.u16()?
+    } else {
+        u16::from(r.u8()?)
+    };
+    let mut scan = NetworkScan {
+        time,
+        ..NetworkScan::default()
+    };
+    let cells = if p == 0x33 { 6 } else { 7 };
+    for _ in 0..cells {
+        let lac = if long { r.u32()? } else { u32::from(r.u16()?) };
+        let cid = if long { r.u64()? } else { r.uint(3)? };
+        let rssi = r.u8()?;
+        if lac > 0 {
+            scan.cells.push(CellTower {
+                mcc: mcc & 0x7FFF,
+                mnc,
+                lac,
+                cell_id: cid,
+                rssi: Some(-i32::from(rssi)),
+            });
+        }
+    }
+    r.skip(1)?; // timing advance
+    if !matches!(p, 0x24 | 0x28 | 0x2E | 0xA1) {
+        if let Ok(count) = r.u8() {
+            for _ in 0..count {
+                let Ok(mac) = r.bytes(6) else { break };
+                let rssi = r.u8().ok().map(|v| -i32::from(v));
+                scan.wifi.push(WifiAccessPoint {
+                    mac: mac_string(mac),
+                    rssi,
+                });
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Parses the text reply "Current position!Lat:N23.111822,Lon:E114.409529,Course:0.00,
+/// Speed:0.00,DateTime:2019-09-06 18:05:11" (speed in km/h, time UTC) some devices send in 0x21.
+fn parse_current_position(text: &str, suspect: bool) -> Option<DecodedFix> {
+    let rest = text.split("Current position!").nth(1)?;
+    let field = |key: &str| -> Option<&str> {
+        let start = rest.find(key)? + key.len();
+        let tail = rest.get(start..)?;
+        Some(tail.split(',').next().unwrap_or(tail).trim())
+    };
+    let hem = |s: &str, neg: char| -> Option<f64> {
+        let (h, v) = s.split_at_checked(1)?;
+        let v: f64 = v.parse().ok()?;
+        Some(if h.starts_with(neg) { -v } else { v })
+    };
+    let lat = hem(field("Lat:")?, 'S')?;
+    let lon = hem(field("Lon:")?, 'W')?;
+    let course: Option<f64> = field("Course:").and_then(|s| s.parse().ok());
+    let speed: Option<f64> = field("Speed:").and_then(|s| s.parse().ok());
+    let dt = field("DateTime:")?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("T");
+    let t = crate::util::parse_iso8601(&dt)?;
+    Some(DecodedFix {
+        device_time: t,
+        position: LatLon::new(lat, lon).ok()?,
+        accuracy_m: None,
+        speed_mps: speed.map(|s| s * KMH_TO_MPS),
+        course_deg: course,
+        altitude_m: None,
+        source: FixSource::Gnss,
+        gnss_valid: true,
+        satellites: None,
+        integrity_suspect: suspect,
+        seq: None,
+    })
+}

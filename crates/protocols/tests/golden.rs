@@ -1,0 +1,503 @@
+//! Golden tests: replays every case of every Traccar vector file (see `vectors/README.md`).
+//!
+//! Replay rules: cases are grouped by `test` and replayed in file order on one fresh decoder
+//! per group. Each case either passes its checks or is listed in [`EXPECTED_UNSUPPORTED`] with
+//! a reason; a listed case that starts passing fails the test too, so the list stays honest.
+
+// Tests panic on purpose when an expectation fails.
+#![allow(clippy::unwrap_used)]
+
+use domain::UnixMicros;
+use protocols::http::{App, HttpRequest};
+use protocols::{DecodeError, EventKind, Framing, Message};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Known, deliberate gaps: (file, lines, reason). Keep short and honest; a listed case that
+/// starts passing fails the test.
+const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
+    (
+        "gt06",
+        &[
+            28, 32, 50, 81, 93, 135, 169, 180, 197, 228, 241, 252, 294, 297, 303, 312, 441, 447,
+            450, 459, 611,
+        ],
+        "vehicle/accessory/SIM details Bulwark does not use (driver RFID, ICCID, OBD 0x8C, fuel, \
+         temperature, humidity, door, network type, 0x94 info subtypes other than power, 0x70 \
+         frames with only such modules); decoded to an ack and an `unsupported` note",
+    ),
+    (
+        "gt06",
+        &[
+            20, 36, 40, 43, 46, 64, 67, 74, 85, 89, 161, 188, 336, 396, 399, 402, 411, 575, 579,
+            585, 591, 597, 603, 607, 617, 623, 644,
+        ],
+        "model-specific layouts chosen by a configured device model or by undocumented firmware \
+         (VL103/LW4G/SEEWORLD/R11/NT20/XT40/G18 overrides, AZ735 extended 0x32/0x33 without GPS, \
+         0x13/0x36 voltage variants, 0x31/0x32 altitude, 0xA3, 0xA7, WANWAY 0x24, 0x38, 0xF1, 0xF2); \
+         no public specification to implement them from",
+    ),
+    (
+        "gt06",
+        &[330, 342],
+        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design",
+    ),
+    (
+        "watch",
+        &[28, 64, 67, 70, 162, 165, 168, 171],
+        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design (status \
+         and alarms of these frames are still decoded)",
+    ),
+    (
+        "watch",
+        &[85, 185],
+        "blood pressure (BLOOD) and voice messages (TK audio) are not decoded",
+    ),
+    (
+        "h02",
+        &[46],
+        "VP1 report with cell data only in a vendor layout (no position)",
+    ),
+    (
+        "h02",
+        &[49],
+        "binary report variant whose BCD time is not decimal; layout undocumented",
+    ),
+    (
+        "teltonika",
+        &[111, 126, 129],
+        "codec 0x07 (legacy GH3000 trackers) is not decoded",
+    ),
+    (
+        "teltonika",
+        &[161],
+        "FMB130 `extended` codec 8 variant whose IO layout does not match 2-byte ids",
+    ),
+];
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s = s.as_bytes();
+    (0..s.len() / 2)
+        .map(|i| {
+            let d = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            d(s[2 * i]) << 4 | d(s[2 * i + 1])
+        })
+        .collect()
+}
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn payload(case: &Value) -> Vec<u8> {
+    if let Some(h) = case["payload_hex"].as_str() {
+        unhex(h)
+    } else {
+        case["payload_text"]
+            .as_str()
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec()
+    }
+}
+
+/// "yyyy-MM-dd HH:mm:ss.SSS" (UTC) to microseconds.
+fn parse_time(s: &str) -> i64 {
+    let n = |a: usize, b: usize| s[a..b].parse::<i64>().unwrap();
+    let (y, mo, d, h, mi, se, ms) = (
+        n(0, 4),
+        n(5, 7),
+        n(8, 10),
+        n(11, 13),
+        n(14, 16),
+        n(17, 19),
+        n(20, 23),
+    );
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 86_400 + h * 3600 + mi * 60 + se) * 1000 + ms) * 1000
+}
+
+const NOW: UnixMicros = UnixMicros(1_800_000_000_000_000);
+
+/// A decoder for one replay group.
+enum Decoder {
+    Gt06(protocols::gt06::Gt06Codec),
+    H02(protocols::h02::H02Codec),
+    Watch(protocols::watch::WatchCodec),
+    Teltonika(protocols::teltonika::TeltonikaCodec),
+    Http,
+}
+
+impl Decoder {
+    fn new(protocol: &str) -> Self {
+        match protocol {
+            "gt06" => Decoder::Gt06(Default::default()),
+            "h02" => Decoder::H02(Default::default()),
+            "watch" => Decoder::Watch(Default::default()),
+            "teltonika" => Decoder::Teltonika(Default::default()),
+            _ => Decoder::Http,
+        }
+    }
+
+    fn decode(&mut self, case: &Value) -> Result<Vec<Message>, String> {
+        let bytes = payload(case);
+        let one = |r: Result<Message, DecodeError>| r.map(|m| vec![m]).map_err(|e| e.to_string());
+        match self {
+            Decoder::Gt06(c) => one(c.decode_frame(&bytes, NOW)),
+            Decoder::H02(c) => one(c.decode_frame(&bytes, NOW)),
+            Decoder::Watch(c) => one(c.decode_frame(&bytes, NOW)),
+            Decoder::Teltonika(c) => {
+                if case["decoder_config"]["extended"].as_bool() == Some(true) {
+                    c.extended = true;
+                }
+                if case["decoder_config"]["connectionless"].as_bool() == Some(true) {
+                    one(protocols::teltonika::decode_udp(&bytes, NOW))
+                } else {
+                    one(c.decode_frame(&bytes, NOW))
+                }
+            }
+            Decoder::Http => {
+                let headers: Vec<(String, String)> = case["http_headers"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let uri = case["http_uri"].as_str().unwrap_or("/");
+                // The payload is the body unless it is just the query string repeated.
+                let body: &[u8] = if uri.contains('?') { b"" } else { &bytes };
+                let req = HttpRequest {
+                    method: case["http_method"].as_str().unwrap_or("GET"),
+                    path_and_query: uri,
+                    headers: &headers,
+                    body,
+                    received: NOW,
+                };
+                protocols::http::decode(App::OsmAnd, &req)
+                    .map(|r| r.messages)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+fn alarm_kind(name: &str) -> EventKind {
+    match name {
+        "sos" => EventKind::Sos,
+        "tampering" => EventKind::Tamper,
+        "removing" => EventKind::Removal,
+        "lowBattery" => EventKind::LowBattery,
+        "powerCut" => EventKind::PowerCut,
+        "powerOff" => EventKind::PowerOff,
+        "fallDown" => EventKind::FallDown,
+        "vibration" => EventKind::Vibration,
+        "overspeed" => EventKind::Overspeed,
+        other => EventKind::Other(other.to_string()),
+    }
+}
+
+fn close(a: Option<f64>, b: f64, tol: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() <= tol)
+}
+
+fn sane(m: &Message) -> Result<(), String> {
+    for f in &m.fixes {
+        let t = f.device_time.0;
+        if !(915_148_800_000_000..=NOW.0).contains(&t) {
+            return Err(format!("fix time {t} out of range"));
+        }
+        if let Some(a) = f.altitude_m {
+            if !(-12262.0..=18000.0).contains(&a) {
+                return Err(format!("altitude {a}"));
+            }
+        }
+        if let Some(s) = f.speed_mps {
+            if !(0.0..=869.0 * 0.514_445).contains(&s) {
+                return Err(format!("speed {s}"));
+            }
+        }
+        if let Some(c) = f.course_deg {
+            if !(0.0..=360.0).contains(&c) {
+                return Err(format!("course {c}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Outcome: Ok(note) when passing (note says how), Err(why) when not.
+fn check(case: &Value, result: Result<Vec<Message>, String>) -> Result<&'static str, String> {
+    let verb = case["verb"].as_str().unwrap_or("");
+    let expect = &case["expect"];
+    let msgs = match (verb, result) {
+        ("verifyNull", Err(_)) => return Ok("no message"),
+        (_, Err(e)) => return Err(format!("decode error: {e}")),
+        (_, Ok(m)) => m,
+    };
+    let fixes: Vec<_> = msgs.iter().flat_map(|m| m.fixes.iter()).collect();
+    let has_data = msgs.iter().any(Message::has_data);
+    for m in &msgs {
+        sane(m)?;
+    }
+    match verb {
+        "verifyNull" => {
+            if fixes.is_empty() {
+                Ok("no fix")
+            } else {
+                Err(format!("expected no fix, got {}", fixes.len()))
+            }
+        }
+        "verifyPosition" | "verifyPositions" => {
+            if verb == "verifyPositions" && case["check_location"].as_bool() == Some(false) {
+                return if has_data {
+                    Ok("data")
+                } else {
+                    Err("expected a non-empty message".into())
+                };
+            }
+            let Some(f) = fixes.first() else {
+                return Err("expected a fix, got none".into());
+            };
+            if let Some(t) = expect["time"].as_str() {
+                if f.device_time.0 != parse_time(t) {
+                    return Err(format!("time {} != {}", f.device_time.0, parse_time(t)));
+                }
+                if expect["valid"].as_bool() != Some(f.gnss_valid) {
+                    return Err(format!("valid {} != {}", f.gnss_valid, expect["valid"]));
+                }
+                let (lat, lon) = (
+                    expect["lat"].as_f64().unwrap_or(0.0),
+                    expect["lon"].as_f64().unwrap_or(0.0),
+                );
+                if (f.position.lat() - lat).abs() > 1e-5 || (f.position.lon() - lon).abs() > 1e-5 {
+                    return Err(format!(
+                        "position {},{} != {lat},{lon}",
+                        f.position.lat(),
+                        f.position.lon()
+                    ));
+                }
+                return Ok("exact position");
+            }
+            Ok("sane position")
+        }
+        "verifyAttributes" | "verifyNotNull" => {
+            if has_data {
+                Ok("data")
+            } else {
+                Err("expected data, got only an ack/nothing".into())
+            }
+        }
+        "verifyAttribute" => check_attribute(expect, &msgs),
+        other => Err(format!("unknown verb {other}")),
+    }
+}
+
+fn check_attribute(expect: &Value, msgs: &[Message]) -> Result<&'static str, String> {
+    let status = msgs
+        .iter()
+        .find_map(|m| m.status.clone())
+        .unwrap_or_default();
+    let first_fix = msgs.iter().flat_map(|m| m.fixes.iter()).next();
+    let pass = |ok: bool, what: String| if ok { Ok("attribute") } else { Err(what) };
+    if let Some(alt) = expect["altitude"].as_f64() {
+        return pass(
+            close(first_fix.and_then(|f| f.altitude_m), alt, 0.01),
+            format!("altitude != {alt}"),
+        );
+    }
+    if let Some(c) = expect["course"].as_f64() {
+        return pass(
+            close(first_fix.and_then(|f| f.course_deg), c, 0.01),
+            format!("course != {c}"),
+        );
+    }
+    if let Some(s) = expect["speed_knots"].as_f64() {
+        return pass(
+            close(
+                first_fix.and_then(|f| f.speed_mps),
+                s * 1852.0 / 3600.0,
+                0.01,
+            ),
+            format!("speed != {s} kn"),
+        );
+    }
+    let Some((key, value)) = expect["attributes"]
+        .as_object()
+        .and_then(|o| o.iter().next())
+    else {
+        return Err("no attribute in expectation".into());
+    };
+    match key.as_str() {
+        "alarm" => {
+            let want = alarm_kind(value.as_str().unwrap_or(""));
+            let got: Vec<_> = msgs
+                .iter()
+                .flat_map(|m| m.events.iter().map(|e| e.kind.clone()))
+                .collect();
+            pass(
+                got.contains(&want),
+                format!("alarm {want:?} not in {got:?}"),
+            )
+        }
+        "batteryLevel" => pass(
+            close(status.battery_percent, value.as_f64().unwrap_or(-1.0), 0.5),
+            format!("batteryLevel {:?} != {value}", status.battery_percent),
+        ),
+        "battery" => pass(
+            close(status.battery_volts, value.as_f64().unwrap_or(-1.0), 0.005),
+            format!("battery {:?} != {value}", status.battery_volts),
+        ),
+        "power" if value.is_null() => pass(
+            status.power_volts.is_none(),
+            format!("power {:?} should be absent", status.power_volts),
+        ),
+        "power" => pass(
+            close(status.power_volts, value.as_f64().unwrap_or(-1.0), 0.005),
+            format!("power {:?} != {value}", status.power_volts),
+        ),
+        "status" => pass(
+            status.status_word == value.as_u64(),
+            format!("status {:?} != {value}", status.status_word),
+        ),
+        "steps" => pass(
+            status.steps == value.as_u64(),
+            format!("steps {:?} != {value}", status.steps),
+        ),
+        "result" => {
+            let got = msgs.iter().find_map(|m| m.command_reply.clone());
+            pass(
+                got.as_deref() == value.as_str(),
+                format!("result {got:?} != {value}"),
+            )
+        }
+        // Attributes Bulwark does not map (vehicle, health and driver details): the case passes
+        // when the frame decodes to data, and is counted separately in the summary.
+        _ => {
+            if msgs.iter().any(Message::has_data) {
+                Ok("unmapped attribute, decoded")
+            } else {
+                Err(format!("unmapped attribute {key}: no data decoded"))
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_decoder_cases() {
+    let mut failures = Vec::new();
+    let mut stale = Vec::new();
+    let mut summary = String::new();
+    for file in ["gt06", "h02", "watch", "teltonika", "osmand"] {
+        let doc = load(file);
+        let cases = doc["cases"].as_array().cloned().unwrap_or_default();
+        let mut groups: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for c in &cases {
+            groups
+                .entry(c["test"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push(c);
+        }
+        let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for group in groups.values() {
+            let mut dec = Decoder::new(file);
+            for case in group {
+                let line = case["line"].as_u64().unwrap_or(0) as u32;
+                let listed = EXPECTED_UNSUPPORTED
+                    .iter()
+                    .find(|(f, l, _)| *f == file && l.contains(&line));
+                let outcome = check(case, dec.decode(case));
+                match (outcome, listed) {
+                    (Ok(how), None) => *tally.entry(how).or_default() += 1,
+                    (Ok(_), Some(_)) => {
+                        stale.push(format!("{file}:{line} passes but is listed as unsupported"))
+                    }
+                    (Err(_), Some(_)) => *tally.entry("expected unsupported").or_default() += 1,
+                    (Err(why), None) => {
+                        *tally.entry("FAILED").or_default() += 1;
+                        failures.push(format!(
+                            "{file}:{line} {}: {why}",
+                            case["verb"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+            }
+        }
+        summary.push_str(&format!("{file:10} {:3} cases: {tally:?}\n", cases.len()));
+    }
+    println!("{summary}");
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    for s in &stale {
+        println!("STALE {s}");
+    }
+    assert!(
+        failures.is_empty() && stale.is_empty(),
+        "{} failures, {} stale entries",
+        failures.len(),
+        stale.len()
+    );
+}
+
+/// A framer closure (some framers keep per-connection state).
+type Framer = Box<dyn FnMut(&[u8]) -> Framing>;
+
+fn framer(protocol: &str) -> Framer {
+    match protocol {
+        "gt06" => Box::new(protocols::gt06::frame),
+        "h02" => {
+            let mut c = protocols::h02::H02Codec::default();
+            Box::new(move |b| protocols::Codec::frame(&mut c, b))
+        }
+        "watch" => Box::new(protocols::watch::frame),
+        _ => {
+            let mut c = protocols::teltonika::TeltonikaCodec::default();
+            Box::new(move |b| protocols::Codec::frame(&mut c, b))
+        }
+    }
+}
+
+#[test]
+fn golden_frame_cases() {
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for file in ["gt06", "h02", "watch", "teltonika"] {
+        let doc = load(file);
+        for case in doc["frame_cases"].as_array().cloned().unwrap_or_default() {
+            n += 1;
+            let input = unhex(case["input_hex"].as_str().unwrap_or(""));
+            let want = unhex(case["expected_frame_hex"].as_str().unwrap_or(""));
+            let mut frame = framer(file);
+            let mut off = 0;
+            let got = loop {
+                match frame(&input[off..]) {
+                    Framing::Frame { len, .. } => break Some(input[off..off + len].to_vec()),
+                    Framing::Skip { len, .. } => off += len,
+                    Framing::NeedMore => break None,
+                }
+            };
+            let got = match (file, got) {
+                ("watch", Some(f)) => protocols::watch::unescape(&f).ok(),
+                (_, g) => g,
+            };
+            if got.as_deref() != Some(&want[..]) {
+                failures.push(format!(
+                    "{file}:{} got {:?}",
+                    case["line"],
+                    got.map(|g| g.len())
+                ));
+            }
+        }
+    }
+    println!("{n} frame cases, {} failed", failures.len());
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -1,0 +1,27 @@
+//! Fuzzes the h02 framer and decoder: arbitrary bytes, pushed in arbitrary chunks, must never
+//! panic, and every poll loop must terminate.
+#![no_main]
+
+use domain::UnixMicros;
+use libfuzzer_sys::fuzz_target;
+use protocols::{StreamItem, StreamSession};
+
+fuzz_target!(|data: &[u8]| {
+    // First byte: chunk size for the stream session (1..=256).
+    let (chunk, bytes) = match data.split_first() {
+        Some((c, rest)) => (usize::from(*c) + 1, rest),
+        None => return,
+    };
+    let now = UnixMicros(1_800_000_000_000_000);
+    let mut session = protocols::h02::H02Session::h02();
+    for part in bytes.chunks(chunk) {
+        session.push(part);
+        // Each poll consumes at least one byte or answers NeedMore, so this terminates.
+        for _ in 0..=bytes.len() + 1 {
+            if session.poll(now) == StreamItem::NeedMore {
+                break;
+            }
+        }
+    }
+    let _ = protocols::h02::H02Codec::new().decode_frame(bytes, now);
+});
