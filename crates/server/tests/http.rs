@@ -14,6 +14,7 @@ async fn start(dir: &Path) -> server::Running {
         bind: [127, 0, 0, 1].into(),
         http_port: 0,
         osmand_port: Some(0),
+        devices: server::config::DeviceListeners::ephemeral(),
         admin_token: Some(TOKEN.into()),
         ..Default::default()
     };
