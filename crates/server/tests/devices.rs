@@ -598,3 +598,70 @@ async fn pursuit_mode_sends_the_interval_command_to_a_gt06_ankle_monitor() {
     }
     r.shutdown().await;
 }
+
+fn h02_frame(id: &str) -> Vec<u8> {
+    let t = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    format!(
+        "*HQ,{id},V1,{:02}{:02}{:02},A,3733.9900,N,12658.6800,E,0.00,0,{:02}{:02}{:02},FFFFFBFF#",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.day(),
+        t.month(),
+        t.year() - 2000
+    )
+    .into_bytes()
+}
+
+/// Sends one H02 report and reads its `...#` acknowledgement.
+async fn h02_acked(s: &mut TcpStream, id: &str) -> bool {
+    if s.write_all(&h02_frame(id)).await.is_err() {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.contains(&b'#') {
+        match tokio::time::timeout(WAIT, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn connections_over_the_per_ip_limit_are_refused_and_idle_ones_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = server::Config {
+        data_dir: dir.path().to_path_buf(),
+        bind: [127, 0, 0, 1].into(),
+        http_port: 0,
+        osmand_port: None,
+        admin_token: Some(TOKEN.into()),
+        devices: server::config::DeviceListeners {
+            max_connections_per_ip: 2,
+            idle_timeout_s: 2,
+            ..server::config::DeviceListeners::ephemeral()
+        },
+        ..Default::default()
+    };
+    let r = server::start(config).await.unwrap();
+    let api = Api::new(&r);
+    let id = "4210000001";
+    api.device("h02", id, None).await;
+    let addr = r.device_addrs[&Protocol::H02];
+    let mut a = TcpStream::connect(addr).await.unwrap();
+    assert!(h02_acked(&mut a, id).await);
+    let mut b = TcpStream::connect(addr).await.unwrap();
+    assert!(h02_acked(&mut b, id).await);
+    // A third connection from the same address is closed without being served.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    assert!(!h02_acked(&mut c, id).await);
+    // The first two go quiet and are closed by the idle timeout...
+    assert!(closed_by_server(&mut a).await.is_empty());
+    assert!(closed_by_server(&mut b).await.is_empty());
+    // ...which frees their places.
+    let mut d = TcpStream::connect(addr).await.unwrap();
+    assert!(h02_acked(&mut d, id).await);
+    r.shutdown().await;
+}
