@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures durable ingest throughput: starts `bulwark serve` on a fresh store and drives it with
 # `bulwark simulate` over each device protocol in turn. Usage:
-#   scripts/ingest-throughput.sh [devices] [interval_s] [duration_s]
+#   [PROTOCOLS="gt06:15023 native:18080"] scripts/ingest-throughput.sh [devices] [interval_s] [duration_s]
+# All protocols share one fresh store, in the order given.
 # Needs a release build (cargo build --release -p bulwark) and `ulimit -n` above 2 × devices.
 set -euo pipefail
 DEVICES=${1:-1000}
@@ -26,7 +27,8 @@ RUST_LOG=warn "$BIN" serve --config "$WORK/bench.toml" --data-dir "$WORK/data" \
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/healthz > /dev/null && break; sleep 0.1; done
-for p in gt06:15023 h02:15013 watch:15093 teltonika:15027 osmand:15055 native:18080; do
+PROTOCOLS=${PROTOCOLS:-"gt06:15023 h02:15013 watch:15093 teltonika:15027 osmand:15055 native:18080"}
+for p in $PROTOCOLS; do
   proto=${p%%:*}; port=${p##*:}
   echo "== $proto"
   "$BIN" simulate --quiet --server 127.0.0.1 --http-port 18080 --port "$port" --protocol "$proto" \

@@ -61,8 +61,10 @@ pub(super) async fn serve(
             Ok(m) => match conn.handle(m, None, received).await {
                 Ok(out) => out,
                 Err(close) => {
+                    // No reply: the TCP refusal byte (Teltonika `00`) means nothing over UDP,
+                    // and an unanswered datagram is what an unknown device should see.
                     tracing::debug!(protocol = %protocol, %remote, reason = close.reason, "datagram refused");
-                    close.reply.unwrap_or_default()
+                    Vec::new()
                 }
             },
             Err(e) => {
