@@ -665,3 +665,50 @@ async fn connections_over_the_per_ip_limit_are_refused_and_idle_ones_closed() {
     assert!(h02_acked(&mut d, id).await);
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn nothing_is_acknowledged_that_did_not_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let imei = "359710040000003";
+    api.device("gt06", imei, None).await;
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    s.write_all(&gt06_login(imei, 1)).await.unwrap();
+    read_n(&mut s, 10).await;
+    // The store stops accepting writes (as on a failed disk); the device is already identified.
+    r.store.close();
+    s.write_all(&gt06_location(37.5, 127.0, 2)).await.unwrap();
+    let got = closed_by_server(&mut s).await;
+    assert!(
+        got.is_empty(),
+        "no ack for a fix that is not durable: {got:02x?}"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn h02_over_udp_is_acknowledged_after_storing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let id = "4210000002";
+    api.device("h02", id, None).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut frame = h02_frame(id);
+    frame.extend_from_slice(b"\r\n");
+    sock.send_to(&frame, r.device_udp_addrs[&Protocol::H02])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("udp reply")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(reply.starts_with(&format!("*HQ,{id},V4,V1,")), "{reply}");
+    assert_eq!(r.store.count_fixes().await.unwrap(), 1);
+    r.shutdown().await;
+}
