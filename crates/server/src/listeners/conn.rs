@@ -13,6 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+/// How long writing one ack may take before the peer is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why the server ends a connection, and the last bytes to send before it does.
 #[derive(Debug)]
 pub(super) struct Close {
@@ -150,6 +153,11 @@ impl Conn {
             && let Some(maker) = watch_maker(ack)
         {
             self.watch_maker = Some(maker);
+        }
+        if let Some(reply) = &m.command_reply {
+            // A reply to `WHERE#`-style commands can quote a position: TRACE only.
+            tracing::debug!(protocol = self.door(), device = %device.id, "command reply received");
+            tracing::trace!(protocol = self.door(), device = %device.id, %reply, "command reply text");
         }
         if let Some(u) = &m.unsupported {
             tracing::debug!(protocol = self.door(), device = %device.id, what = %u, "frame not decoded (unsupported)");
@@ -400,10 +408,12 @@ async fn drain(
                 let identity = session.identity().map(str::to_string);
                 let out = conn.handle(*m, identity.as_deref(), received).await?;
                 if !out.is_empty() {
-                    stream
-                        .write_all(&out)
-                        .await
-                        .map_err(|_| Close::new("write failed"))?;
+                    // A peer that stops reading must not hold the task (and shutdown) forever.
+                    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Err(Close::new("write failed")),
+                        Err(_) => return Err(Close::new("write timed out")),
+                    }
                 }
             }
             StreamItem::Rejected { frame_len, error } => conn.rejected(frame_len, &error)?,
