@@ -318,6 +318,7 @@ pub async fn run(
         bind: [127, 0, 0, 1].into(),
         http_port,
         osmand_port: Some(0),
+        devices: server::config::DeviceListeners::ephemeral(),
         ..Default::default()
     };
     let running = server::start(config).await?;

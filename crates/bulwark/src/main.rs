@@ -3,8 +3,10 @@
 //! - `bulwark serve` runs the server on the embedded store.
 //! - `bulwark demo` runs the server on a fresh store, seeds cases in Seoul and moves simulated
 //!   offenders and protected people through the real ingest doors.
+//! - `bulwark simulate` drives many simulated trackers against a running server (load test).
 
 mod demo;
+mod simulate;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +32,39 @@ enum Command {
     Demo(DemoArgs),
     /// Evaluate the engine against generated scenarios with ground truth (one table).
     Eval(EvalArgs),
+    /// Load test: many simulated devices over a real protocol against a running server.
+    Simulate(SimulateArgs),
+}
+
+/// Drives simulated devices; each fix counts as acknowledged only when its ack arrives.
+#[derive(Args)]
+struct SimulateArgs {
+    /// Server host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    server: String,
+    /// The server's HTTP port (device registration, native ingest).
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    /// Device port; defaults to the protocol's default port (5023, 5013, 5093, 5027, 5055).
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long, value_enum, default_value = "gt06")]
+    protocol: simulate::SimProtocol,
+    /// Simulated devices, each with its own connection.
+    #[arg(long, default_value_t = 1000)]
+    devices: usize,
+    /// Seconds between one device's fixes.
+    #[arg(long, default_value_t = 10.0)]
+    interval: f64,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// Staff token, to register the simulated devices.
+    #[arg(long, env = "BULWARK_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// No progress bar (for logs and scripts).
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Scenario evaluation; see docs/engine.md for what each figure means.
@@ -158,6 +193,15 @@ async fn main() -> Result<()> {
             if let Some(a) = running.osmand_addr {
                 println!("OsmAnd / Traccar Client door on {a}");
             }
+            let mut devices: Vec<_> = running.device_addrs.iter().collect();
+            devices.sort();
+            for (p, a) in devices {
+                let udp = running.device_udp_addrs.contains_key(p);
+                println!(
+                    "{p} tracker listener on {a}{}",
+                    if udp { " (TCP and UDP)" } else { "" }
+                );
+            }
             if generated {
                 println!(
                     "Staff token (generated for this run; set BULWARK_ADMIN_TOKEN to fix it): {}",
@@ -182,6 +226,27 @@ async fn main() -> Result<()> {
             };
             let report = tokio::task::spawn_blocking(move || sim::run(cfg)).await?;
             print!("{report}");
+        }
+        Command::Simulate(a) => {
+            if !(a.interval.is_finite()
+                && a.interval > 0.0
+                && a.duration.is_finite()
+                && a.duration > 0.0)
+            {
+                anyhow::bail!("--interval and --duration must be positive seconds");
+            }
+            simulate::run(simulate::Options {
+                server: a.server,
+                http_port: a.http_port,
+                port: a.port,
+                protocol: a.protocol,
+                devices: a.devices,
+                interval: std::time::Duration::from_secs_f64(a.interval),
+                duration: std::time::Duration::from_secs_f64(a.duration),
+                token: a.token,
+                progress: !a.quiet,
+            })
+            .await?;
         }
     }
     Ok(())

@@ -29,6 +29,8 @@ pub struct Config {
     /// durable outbox.
     pub webhooks: Vec<Webhook>,
     pub webhook_delivery: WebhookDelivery,
+    /// TCP/UDP tracker listeners (GT06, H02, Watch, Teltonika).
+    pub devices: DeviceListeners,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -97,6 +99,30 @@ impl Config {
     }
 }
 
+/// Ports and limits of the tracker listeners. A port of `None` disables that protocol; 0 picks
+/// a free port. The defaults are Traccar's ports, so devices already configured for a Traccar
+/// server need only a new address.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceListeners {
+    pub gt06_port: Option<u16>,
+    /// TCP and UDP on the same port.
+    pub h02_port: Option<u16>,
+    pub watch_port: Option<u16>,
+    /// TCP and UDP on the same port.
+    pub teltonika_port: Option<u16>,
+    /// A connection that sends nothing for this long is closed (trackers send a heartbeat every
+    /// few minutes; a silent socket is usually a dead NAT mapping).
+    pub idle_timeout_s: u64,
+    /// Open connections allowed from one remote IP (carrier NAT puts many devices behind one
+    /// address, so this is generous; it stops one host from exhausting file descriptors).
+    pub max_connections_per_ip: usize,
+    /// Open tracker connections allowed in total.
+    pub max_connections: usize,
+    /// A connection that sends this many bytes without one decodable frame is closed.
+    pub max_garbage_bytes: usize,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestLimits {
@@ -136,6 +162,35 @@ impl Default for Config {
             escalation: Escalation::default(),
             webhooks: Vec::new(),
             webhook_delivery: WebhookDelivery::default(),
+            devices: DeviceListeners::default(),
+        }
+    }
+}
+
+impl DeviceListeners {
+    /// Every protocol on a free port (tests, the demo): never collides with a running server.
+    pub fn ephemeral() -> Self {
+        DeviceListeners {
+            gt06_port: Some(0),
+            h02_port: Some(0),
+            watch_port: Some(0),
+            teltonika_port: Some(0),
+            ..DeviceListeners::default()
+        }
+    }
+}
+
+impl Default for DeviceListeners {
+    fn default() -> Self {
+        DeviceListeners {
+            gt06_port: Some(5023),
+            h02_port: Some(5013),
+            watch_port: Some(5093),
+            teltonika_port: Some(5027),
+            idle_timeout_s: 600,
+            max_connections_per_ip: 64,
+            max_connections: 20_000,
+            max_garbage_bytes: 16 * 1024,
         }
     }
 }
@@ -192,5 +247,8 @@ mod tests {
         assert_eq!(c.ingest.max_batch_fixes, 5);
         assert_eq!(c.ingest.max_future_s, 300);
         assert!(Config::from_toml("http_prot = 9000").is_err());
+        let c = Config::from_toml("[devices]\ngt06_port = 0\n").unwrap();
+        assert_eq!(c.devices.gt06_port, Some(0));
+        assert_eq!(c.devices.h02_port, Some(5013));
     }
 }

@@ -283,10 +283,11 @@ pub async fn native_batch(
     }))
 }
 
-/// Converts a decoded protocol fix into the form every door validates.
-pub fn raw_from_decoded(f: &protocols::DecodedFix) -> RawFix {
+/// Converts a decoded protocol fix into the form every door validates. `frame_suspect`: the
+/// frame as a whole failed a length or checksum check.
+pub fn raw_from_decoded(f: &protocols::DecodedFix, frame_suspect: bool) -> RawFix {
     let mut flags = FixFlags::default();
-    if f.integrity_suspect {
+    if f.integrity_suspect || frame_suspect {
         flags = flags.with(FixFlags::INTEGRITY_SUSPECT);
     }
     if !f.gnss_valid {
@@ -302,37 +303,52 @@ pub fn raw_from_decoded(f: &protocols::DecodedFix) -> RawFix {
         altitude_m: f.altitude_m,
         source: f.source,
         flags,
-        seq: f.seq,
+        // Not the protocol's frame serial: the store treats `seq` as unique per device forever,
+        // and a GT06 serial is 16 bits that wrap and restart at every reboot, so new fixes
+        // would be dropped as duplicates. A resent record repeats its device time, which is the
+        // store's duplicate key when `seq` is absent.
+        seq: None,
     }
 }
 
-/// The engine-relevant device events; other kinds (overspeed, geofence, fall…) are counted and
-/// logged but do not feed a rule.
-pub fn event_from_decoded(
-    device: DeviceId,
-    e: &protocols::DeviceEvent,
-    received: UnixMicros,
-) -> Option<DeviceEvent> {
+/// The device events that feed a rule; other kinds (overspeed, geofence, fall…) are logged
+/// and counted by the caller.
+pub fn event_kind(k: &protocols::EventKind) -> Option<DeviceEventKind> {
     use protocols::EventKind as K;
-    let kind = match &e.kind {
+    Some(match k {
         K::Sos => DeviceEventKind::Sos,
         K::Tamper => DeviceEventKind::Tamper,
         K::Removal => DeviceEventKind::Removal,
         K::LowBattery => DeviceEventKind::LowBattery,
         K::PowerCut => DeviceEventKind::PowerCut,
         K::Charging(true) => DeviceEventKind::Charging,
-        other => {
-            metrics::counter!("bulwark_device_events_ignored_total").increment(1);
-            tracing::debug!(%device, kind = ?other, "device event with no rule");
-            return None;
-        }
+        _ => return None,
+    })
+}
+
+/// A decoded event as stored, or `None` for kinds no rule uses. A device time the server
+/// would refuse (clock unset, in the future) is replaced by the receipt time: an SOS must not
+/// be lost to a wrong device clock.
+pub fn event_from_decoded(
+    state: &AppState,
+    device: DeviceId,
+    e: &protocols::DeviceEvent,
+    received: UnixMicros,
+) -> Option<DeviceEvent> {
+    let Some(kind) = event_kind(&e.kind) else {
+        metrics::counter!("bulwark_device_events_ignored_total").increment(1);
+        tracing::debug!(%device, kind = ?e.kind, "device event with no rule");
+        return None;
+    };
+    let device_time = match e.device_time {
+        Some(t) if check_time(state, t, received, "event").is_ok() => t,
+        _ => received,
     };
     Some(DeviceEvent {
         id: None,
         device_id: device,
         kind,
-        // A device that sends no time of its own: the receipt time is the best we know.
-        device_time: e.device_time.unwrap_or(received),
+        device_time,
         received_time: received,
         position: e.position,
     })
@@ -450,22 +466,17 @@ async fn phone_app(
                 ));
             }
         };
+        let suspect = msg.integrity.is_suspect();
         for f in &msg.fixes {
             let i = fixes.len();
-            fixes.push(validate(
-                &state,
-                device.id,
-                raw_from_decoded(f),
-                received,
-                i,
-            )?);
+            let raw = raw_from_decoded(f, suspect);
+            fixes.push(validate(&state, device.id, raw, received, i)?);
         }
-        for e in &msg.events {
-            if let Some(ev) = event_from_decoded(device.id, e, received) {
-                check_time(&state, ev.device_time, received, "event time")?;
-                events.push(ev);
-            }
-        }
+        events.extend(
+            msg.events
+                .iter()
+                .filter_map(|e| event_from_decoded(&state, device.id, e, received)),
+        );
     }
     if !fixes.is_empty() || !events.is_empty() {
         store_reports(&state, door, fixes, events).await?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod ingest;
+pub mod listeners;
 pub mod live;
 pub mod pipeline;
 pub mod web;
@@ -275,6 +276,9 @@ pub enum StartError {
 pub struct Running {
     pub http_addr: SocketAddr,
     pub osmand_addr: Option<SocketAddr>,
+    /// Bound tracker listeners (TCP; H02 and Teltonika also UDP on the same port).
+    pub device_addrs: std::collections::HashMap<domain::Protocol, SocketAddr>,
+    pub device_udp_addrs: std::collections::HashMap<domain::Protocol, SocketAddr>,
     pub admin_token: String,
     pub store: Store,
     shutdown: watch::Sender<bool>,
@@ -368,10 +372,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         osmand_addr = l.local_addr().ok();
         tasks.push(serve(l, osmand_router(state.clone()), shutdown_rx.clone()));
     }
+    let devices = listeners::start(&state, shutdown_rx.clone()).await?;
+    tasks.extend(devices.tasks);
     tracing::info!(%http_addr, ?osmand_addr, data_dir = %config.data_dir.display(), "bulwark serving");
     Ok(Running {
         http_addr,
         osmand_addr,
+        device_addrs: devices.tcp,
+        device_udp_addrs: devices.udp,
         admin_token,
         store,
         shutdown: shutdown_tx,

@@ -18,6 +18,7 @@ async fn start_with(dir: &Path, adjust: impl FnOnce(&mut server::Config)) -> ser
         bind: [127, 0, 0, 1].into(),
         http_port: 0,
         osmand_port: Some(0),
+        devices: server::config::DeviceListeners::ephemeral(),
         admin_token: Some(TOKEN.into()),
         ..Default::default()
     };

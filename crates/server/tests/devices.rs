@@ -1,0 +1,714 @@
+//! Tracker listeners over real TCP (and UDP): the Traccar golden vectors replayed against the
+//! running server, unknown devices, garbage, split frames and device commands.
+#![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
+
+use domain::{DeviceEventKind, DeviceId, Protocol, UnixMicros};
+use protocols::{EventKind, Message, StreamItem, StreamSession};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+const TOKEN: &str = "test-staff-token-0123456789";
+/// Bound on every wait for the server; never an assertion about speed.
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn start(dir: &Path) -> server::Running {
+    let config = server::Config {
+        data_dir: dir.to_path_buf(),
+        bind: [127, 0, 0, 1].into(),
+        http_port: 0,
+        osmand_port: Some(0),
+        admin_token: Some(TOKEN.into()),
+        devices: server::config::DeviceListeners::ephemeral(),
+        ..Default::default()
+    };
+    server::start(config).await.expect("server starts")
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(r: &server::Running) -> Self {
+        Api {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", r.http_addr),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn device(&self, protocol: &str, hardware_id: &str, owner: Option<i64>) -> i64 {
+        self.post(
+            "/api/v1/devices",
+            json!({"kind": "tracker", "protocol": protocol, "hardware_id": hardware_id, "owner_id": owner}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+fn load(name: &str) -> Value {
+    let path = format!(
+        "{}/../protocols/tests/vectors/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn payload(case: &Value) -> Vec<u8> {
+    match case["payload_hex"].as_str() {
+        Some(h) => unhex(h),
+        None => case["payload_text"].as_str().unwrap().as_bytes().to_vec(),
+    }
+}
+
+/// "yyyy-MM-dd HH:mm:ss.SSS" (UTC) to microseconds.
+fn parse_time(s: &str) -> i64 {
+    let t: jiff::civil::DateTime = s.replace(' ', "T").parse().unwrap();
+    t.to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+        .as_microsecond()
+}
+
+fn now() -> UnixMicros {
+    UnixMicros(jiff::Timestamp::now().as_microsecond())
+}
+
+fn session(protocol: Protocol) -> Box<dyn StreamSession> {
+    use protocols::{gt06, h02, teltonika, watch};
+    match protocol {
+        Protocol::Gt06 => Box::new(gt06::Gt06Session::gt06()),
+        Protocol::H02 => Box::new(h02::H02Session::h02()),
+        Protocol::Watch => Box::new(watch::WatchSession::watch()),
+        _ => Box::new(teltonika::TeltonikaSession::teltonika()),
+    }
+}
+
+/// What one case should do, computed with the same sans-IO session the server uses.
+struct Expected {
+    case: Value,
+    udp: bool,
+    /// (identity, message) for every message the case's bytes produce.
+    messages: Vec<(Option<String>, Message)>,
+    /// The bytes the server must answer with, and whether they are exact (some acks carry the
+    /// server's clock; those are compared by length).
+    ack: Vec<u8>,
+    ack_exact: bool,
+}
+
+fn server_ack(identity: &Option<String>, m: &Message) -> Vec<u8> {
+    // The server acknowledges identified messages of registered devices (all are registered
+    // here), and identity-less keep-alives; identity-less data is dropped unacknowledged.
+    if identity.is_some() || !m.has_data() {
+        m.ack.clone().unwrap_or_default()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Replays a group through two local sessions (now and a day later) to get the messages and
+/// the acknowledgements, and to spot acknowledgements that depend on the clock.
+fn expect_group(protocol: Protocol, cases: &[Value]) -> Vec<Expected> {
+    let mut a = session(protocol);
+    let mut b = session(protocol);
+    let t = now();
+    let later = UnixMicros(t.0 + 86_400_000_000);
+    let mut out = Vec::new();
+    for case in cases {
+        let bytes = payload(case);
+        if case["transport"] == "udp" {
+            let m = protocols::teltonika::decode_udp(&bytes, t).ok();
+            out.push(Expected {
+                case: case.clone(),
+                udp: true,
+                ack: m.as_ref().and_then(|m| m.ack.clone()).unwrap_or_default(),
+                ack_exact: true,
+                messages: m.into_iter().map(|m| (m.identity.clone(), m)).collect(),
+            });
+            continue;
+        }
+        let run = |s: &mut Box<dyn StreamSession>, now: UnixMicros| {
+            s.push(&bytes);
+            let mut v = Vec::new();
+            loop {
+                match s.poll(now) {
+                    StreamItem::NeedMore => break,
+                    StreamItem::Message(m) => {
+                        let id = m
+                            .identity
+                            .clone()
+                            .or_else(|| s.identity().map(str::to_string));
+                        v.push((id, *m));
+                    }
+                    _ => {}
+                }
+            }
+            v
+        };
+        let ma = run(&mut a, t);
+        let mb = run(&mut b, later);
+        let ack: Vec<u8> = ma.iter().flat_map(|(i, m)| server_ack(i, m)).collect();
+        let ack_b: Vec<u8> = mb.iter().flat_map(|(i, m)| server_ack(i, m)).collect();
+        out.push(Expected {
+            case: case.clone(),
+            udp: false,
+            ack_exact: ack == ack_b,
+            ack,
+            messages: ma,
+        });
+    }
+    out
+}
+
+async fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut buf))
+        .await
+        .expect("server answers")
+        .expect("connection open");
+    buf
+}
+
+/// Waits until the server closes the connection (EOF or reset), discarding what it sends.
+async fn closed_by_server(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("server closes the connection")
+        {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Whether the server would store this fix (same limits as `ingest::validate`).
+fn storable(f: &protocols::DecodedFix, received: UnixMicros) -> bool {
+    f.device_time.0 >= 946_684_800_000_000
+        && f.device_time.0 <= received.0 + 300 * 1_000_000
+        && f.speed_mps.is_none_or(|s| (0.0..=350.0).contains(&s))
+        && f.course_deg.is_none_or(|c| (0.0..=360.0).contains(&c))
+        && f.altitude_m
+            .is_none_or(|a| (-12_262.0..=18_000.0).contains(&a))
+        && f.accuracy_m.is_none_or(|a| (0.0..=100_000.0).contains(&a))
+}
+
+/// Whether a decoded fix is among the stored ones. Reports without a date (some H02 `V1`) are
+/// stamped with the receive time, which differs between this replay and the server's: those
+/// match any stored fix received around then.
+fn is_stored(stored: &[domain::Fix], f: &protocols::DecodedFix) -> bool {
+    let stamped_now = (now().0 - f.device_time.0).abs() < 600 * 1_000_000;
+    stored.iter().any(|s| {
+        s.device_time == f.device_time
+            || (stamped_now && (s.device_time.0 - f.device_time.0).abs() < 600 * 1_000_000)
+    })
+}
+
+#[tokio::test]
+async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let mut summary = Vec::new();
+    let mut any_sos = false;
+    for (name, protocol) in [
+        ("gt06", Protocol::Gt06),
+        ("h02", Protocol::H02),
+        ("watch", Protocol::Watch),
+        ("teltonika", Protocol::Teltonika),
+    ] {
+        let file = load(name);
+        let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut order = Vec::new();
+        for c in file["cases"].as_array().unwrap() {
+            let t = c["test"].as_str().unwrap().to_string();
+            if !groups.contains_key(&t) {
+                order.push(t.clone());
+            }
+            groups.entry(t).or_default().push(c.clone());
+        }
+        let addr = r.device_addrs[&protocol];
+        let mut devices: HashMap<String, i64> = HashMap::new();
+        let (mut acks, mut exact_positions, mut fixes_checked, mut sos) = (0, 0, 0, 0);
+        for t in order {
+            let expected = expect_group(protocol, &groups[&t]);
+            for e in &expected {
+                for (id, _) in &e.messages {
+                    if let Some(id) = id
+                        && !devices.contains_key(id)
+                    {
+                        let d = api.device(name, id, None).await;
+                        devices.insert(id.clone(), d);
+                    }
+                }
+            }
+            // One TCP connection per group, as the vectors README prescribes.
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            for e in &expected {
+                let bytes = payload(&e.case);
+                let line = &e.case["line"];
+                if e.udp {
+                    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    sock.send_to(&bytes, r.device_udp_addrs[&protocol])
+                        .await
+                        .unwrap();
+                    let mut buf = [0u8; 512];
+                    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+                        .await
+                        .expect("udp reply")
+                        .unwrap();
+                    assert_eq!(&buf[..n], &e.ack[..], "{name} line {line}: udp ack");
+                    acks += 1;
+                    continue;
+                }
+                stream.write_all(&bytes).await.unwrap();
+                if !e.ack.is_empty() {
+                    let got = read_n(&mut stream, e.ack.len()).await;
+                    if e.ack_exact {
+                        assert_eq!(got, e.ack, "{name} line {line}: ack bytes");
+                    }
+                    acks += 1;
+                }
+            }
+            drop(stream);
+            // Every ack was read, so everything acknowledged is already durable.
+            let received = now();
+            for e in &expected {
+                let line = &e.case["line"];
+                for (id, m) in &e.messages {
+                    let Some(dev) = id.as_ref().map(|i| devices[i]) else {
+                        continue;
+                    };
+                    // Frames without an ack (some protocols acknowledge only some types) give
+                    // no durability signal to wait for: poll, bounded.
+                    let want: Vec<_> = m.fixes.iter().filter(|f| storable(f, received)).collect();
+                    let mut stored = Vec::new();
+                    for _ in 0..100 {
+                        stored = r
+                            .store
+                            .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 100_000)
+                            .await
+                            .unwrap();
+                        if want.iter().all(|f| is_stored(&stored, f)) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    for f in want {
+                        assert!(
+                            is_stored(&stored, f),
+                            "{name} line {line}: fix at {:?} not stored",
+                            f.device_time
+                        );
+                        fixes_checked += 1;
+                    }
+                    let exp = &e.case["expect"];
+                    if let (Some(time), Some(lat), Some(lon)) = (
+                        exp["time"].as_str(),
+                        exp["lat"].as_f64(),
+                        exp["lon"].as_f64(),
+                    ) {
+                        let time = parse_time(time);
+                        if m.fixes.iter().any(|f| f.device_time.0 == time) {
+                            assert!(
+                                stored.iter().any(|s| s.device_time.0 == time
+                                    && (s.position.lat() - lat).abs() < 1e-5
+                                    && (s.position.lon() - lon).abs() < 1e-5),
+                                "{name} line {line}: expected position not stored"
+                            );
+                            exact_positions += 1;
+                        }
+                    }
+                    if m.events.iter().any(|ev| ev.kind == EventKind::Sos) {
+                        let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
+                        assert!(
+                            events.iter().any(|ev| ev.device_id == DeviceId(dev)
+                                && ev.kind == DeviceEventKind::Sos),
+                            "{name} line {line}: SOS event not stored"
+                        );
+                        sos += 1;
+                        any_sos = true;
+                    }
+                }
+            }
+        }
+        summary.push(format!(
+            "{name}: {} cases, {acks} acks, {fixes_checked} stored fixes checked, {exact_positions} exact positions, {sos} SOS",
+            file["cases"].as_array().unwrap().len()
+        ));
+        assert!(acks > 0 && fixes_checked > 0, "{}", summary.join("\n"));
+    }
+    println!("{}", summary.join("\n"));
+    assert!(any_sos, "the vectors contain SOS frames");
+    // An SOS from a device with no order in force still reaches staff as a device alert.
+    let mut alerted = false;
+    for _ in 0..100 {
+        let alerts = api.get("/api/v1/alerts").await;
+        if alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["rule"] == "sos")
+        {
+            alerted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alerted, "an SOS alert was raised");
+    let metrics = reqwest::get(format!("http://{}/metrics", r.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("bulwark_device_connection_panics_total"));
+    r.shutdown().await;
+}
+
+fn gt06_login(imei: &str, serial: u16) -> Vec<u8> {
+    let digits = format!("{imei:0>16}");
+    let bcd: Vec<u8> = (0..8)
+        .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    protocols::gt06::encode_frame(false, 0x01, &bcd, serial)
+}
+
+fn gt06_location(lat: f64, lon: f64, serial: u16) -> Vec<u8> {
+    let t = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let mut c = vec![
+        (t.year() - 2000) as u8,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+        0xC9, // 12 bytes of GPS data, 9 satellites
+    ];
+    c.extend_from_slice(&((lat.abs() * 1_800_000.0).round() as u32).to_be_bytes());
+    c.extend_from_slice(&((lon.abs() * 1_800_000.0).round() as u32).to_be_bytes());
+    c.push(0); // km/h
+    let mut flags: u16 = 1 << 12; // positioned
+    if lat >= 0.0 {
+        flags |= 1 << 10;
+    }
+    if lon < 0.0 {
+        flags |= 1 << 11;
+    }
+    c.extend_from_slice(&flags.to_be_bytes());
+    c.extend_from_slice(&[0x01, 0xC2, 0x05, 0x12, 0x34, 0x00, 0x56, 0x78]); // MCC 450, MNC 5, LAC, cell
+    protocols::gt06::encode_frame(false, 0x12, &c, serial)
+}
+
+#[tokio::test]
+async fn unknown_devices_are_refused_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    s.write_all(&gt06_login("359710040000009", 1))
+        .await
+        .unwrap();
+    let got = closed_by_server(&mut s).await;
+    assert!(got.is_empty(), "no ack for an unknown IMEI: {got:02x?}");
+
+    // Teltonika waits for a verdict on its IMEI packet: 0x00 is "refused".
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Teltonika])
+        .await
+        .unwrap();
+    s.write_all(b"\x00\x0f352093081452251").await.unwrap();
+    assert_eq!(closed_by_server(&mut s).await, vec![0x00]);
+
+    let unknown = api.get("/api/v1/devices/unknown").await;
+    let ids: Vec<&str> = unknown
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["hardware_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"359710040000009"), "{unknown}");
+    assert!(ids.contains(&"352093081452251"), "{unknown}");
+    assert!(r.store.count_fixes().await.unwrap() == 0);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_and_split_frames_still_decode_and_pure_garbage_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let imei = "359710040000001";
+    api.device("gt06", imei, None).await;
+    let addr = r.device_addrs[&Protocol::Gt06];
+
+    let login = gt06_login(imei, 1);
+    let fix = gt06_location(37.5, 127.0, 2);
+    let mut wire: Vec<u8> = (0u8..50).map(|i| i.wrapping_mul(3) % 0x70).collect();
+    wire.extend_from_slice(&login);
+    wire.extend_from_slice(&fix);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    // One byte per write: every frame arrives split across many reads.
+    for b in &wire {
+        s.write_all(&[*b]).await.unwrap();
+        s.flush().await.unwrap();
+    }
+    let acks = read_n(&mut s, 20).await;
+    assert_eq!(
+        &acks[..10],
+        &protocols::gt06::encode_ack(false, 0x01, 1)[..]
+    );
+    assert_eq!(
+        &acks[10..],
+        &protocols::gt06::encode_ack(false, 0x12, 2)[..]
+    );
+    assert_eq!(r.store.count_fixes().await.unwrap(), 1);
+
+    // A peer that sends nothing decodable is closed.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let junk = vec![0x11u8; 64 * 1024];
+    let _ = s.write_all(&junk).await; // the server may close before all of it is written
+    assert!(closed_by_server(&mut s).await.is_empty());
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn pursuit_mode_sends_the_interval_command_to_a_gt06_ankle_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let home = (37.5560, 126.9040);
+    let off = api
+        .post(
+            "/api/v1/people",
+            json!({"role": "offender", "display_name": "O"}),
+        )
+        .await;
+    let vic = api
+        .post(
+            "/api/v1/people",
+            json!({"role": "protected", "display_name": "V"}),
+        )
+        .await;
+    let imei = "359710040000002";
+    api.post(
+        "/api/v1/devices",
+        json!({"kind": "ankle_monitor", "protocol": "gt06", "hardware_id": imei, "owner_id": off["id"]}),
+    )
+    .await;
+    api.post(
+        "/api/v1/devices",
+        json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-1", "owner_id": vic["id"]}),
+    )
+    .await;
+    let case = api
+        .post(
+            "/api/v1/cases",
+            json!({"reference": "T-1", "offender_id": off["id"], "protected_ids": [vic["id"]]}),
+        )
+        .await;
+    api.post(
+        "/api/v1/orders",
+        json!({"case_id": case["id"], "kind": "provisional_measure", "valid_from": "2026-01-01T00:00:00Z",
+               "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0, "zones": []}),
+    )
+    .await;
+    let osmand = format!("http://{}/", r.osmand_addr.unwrap());
+    let resp = api
+        .http
+        .get(&osmand)
+        .query(&[
+            ("id", "phone-1"),
+            ("lat", &home.0.to_string()),
+            ("lon", &home.1.to_string()),
+            ("timestamp", &jiff::Timestamp::now().as_second().to_string()),
+            ("accuracy", "10"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    s.write_all(&gt06_login(imei, 1)).await.unwrap();
+    read_n(&mut s, 10).await;
+    // 60 m from her: inside the no-approach distance, so the engine asks for pursuit mode,
+    // delivered after the ack of one of his next frames.
+    let command = protocols::gt06::encode_set_interval(15);
+    let mut received = Vec::new();
+    let mut serial = 2u16;
+    while !received.windows(command.len()).any(|w| w == command) {
+        assert!(serial < 200, "no interval command after {serial} frames");
+        s.write_all(&gt06_location(home.0 + 60.0 / 111_195.0, home.1, serial))
+            .await
+            .unwrap();
+        received.extend(read_n(&mut s, 10).await);
+        serial += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A command written after the previous ack arrives before the next ack.
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(10), s.read(&mut buf)).await {
+            received.extend_from_slice(&buf[..n]);
+        }
+    }
+    r.shutdown().await;
+}
+
+fn h02_frame(id: &str) -> Vec<u8> {
+    let t = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    format!(
+        "*HQ,{id},V1,{:02}{:02}{:02},A,3733.9900,N,12658.6800,E,0.00,0,{:02}{:02}{:02},FFFFFBFF#",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.day(),
+        t.month(),
+        t.year() - 2000
+    )
+    .into_bytes()
+}
+
+/// Sends one H02 report and reads its `...#` acknowledgement.
+async fn h02_acked(s: &mut TcpStream, id: &str) -> bool {
+    if s.write_all(&h02_frame(id)).await.is_err() {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.contains(&b'#') {
+        match tokio::time::timeout(WAIT, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn connections_over_the_per_ip_limit_are_refused_and_idle_ones_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = server::Config {
+        data_dir: dir.path().to_path_buf(),
+        bind: [127, 0, 0, 1].into(),
+        http_port: 0,
+        osmand_port: None,
+        admin_token: Some(TOKEN.into()),
+        devices: server::config::DeviceListeners {
+            max_connections_per_ip: 2,
+            idle_timeout_s: 2,
+            ..server::config::DeviceListeners::ephemeral()
+        },
+        ..Default::default()
+    };
+    let r = server::start(config).await.unwrap();
+    let api = Api::new(&r);
+    let id = "4210000001";
+    api.device("h02", id, None).await;
+    let addr = r.device_addrs[&Protocol::H02];
+    let mut a = TcpStream::connect(addr).await.unwrap();
+    assert!(h02_acked(&mut a, id).await);
+    let mut b = TcpStream::connect(addr).await.unwrap();
+    assert!(h02_acked(&mut b, id).await);
+    // A third connection from the same address is closed without being served.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    assert!(!h02_acked(&mut c, id).await);
+    // The first two go quiet and are closed by the idle timeout...
+    assert!(closed_by_server(&mut a).await.is_empty());
+    assert!(closed_by_server(&mut b).await.is_empty());
+    // ...which frees their places.
+    let mut d = TcpStream::connect(addr).await.unwrap();
+    assert!(h02_acked(&mut d, id).await);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn nothing_is_acknowledged_that_did_not_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let imei = "359710040000003";
+    api.device("gt06", imei, None).await;
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    s.write_all(&gt06_login(imei, 1)).await.unwrap();
+    read_n(&mut s, 10).await;
+    // The store stops accepting writes (as on a failed disk); the device is already identified.
+    r.store.close();
+    s.write_all(&gt06_location(37.5, 127.0, 2)).await.unwrap();
+    let got = closed_by_server(&mut s).await;
+    assert!(
+        got.is_empty(),
+        "no ack for a fix that is not durable: {got:02x?}"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn h02_over_udp_is_acknowledged_after_storing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let id = "4210000002";
+    api.device("h02", id, None).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut frame = h02_frame(id);
+    frame.extend_from_slice(b"\r\n");
+    sock.send_to(&frame, r.device_udp_addrs[&Protocol::H02])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("udp reply")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(reply.starts_with(&format!("*HQ,{id},V4,V1,")), "{reply}");
+    assert_eq!(r.store.count_fixes().await.unwrap(), 1);
+    r.shutdown().await;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Measures durable ingest throughput: starts `bulwark serve` on a fresh store and drives it with
+# `bulwark simulate` over each device protocol in turn. Usage:
+#   [PROTOCOLS="gt06:15023 native:18080"] scripts/ingest-throughput.sh [devices] [interval_s] [duration_s]
+# All protocols share one fresh store, in the order given.
+# Needs a release build (cargo build --release -p bulwark) and `ulimit -n` above 2 × devices.
+set -euo pipefail
+DEVICES=${1:-1000}
+INTERVAL=${2:-1}
+DURATION=${3:-30}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/bulwark}
+WORK=$(mktemp -d /tmp/bulwark-throughput.XXXXXX)
+TOKEN=throughput-staff-token-0123456789
+cat > "$WORK/bench.toml" <<TOML
+http_port = 18080
+osmand_port = 15055
+[devices]
+gt06_port = 15023
+h02_port = 15013
+watch_port = 15093
+teltonika_port = 15027
+max_connections_per_ip = 100000   # every simulated device shares 127.0.0.1
+max_connections = 100000
+TOML
+RUST_LOG=warn "$BIN" serve --config "$WORK/bench.toml" --data-dir "$WORK/data" \
+  --bind 127.0.0.1 --admin-token "$TOKEN" > "$WORK/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/healthz > /dev/null && break; sleep 0.1; done
+PROTOCOLS=${PROTOCOLS:-"gt06:15023 h02:15013 watch:15093 teltonika:15027 osmand:15055 native:18080"}
+for p in $PROTOCOLS; do
+  proto=${p%%:*}; port=${p##*:}
+  echo "== $proto"
+  "$BIN" simulate --quiet --server 127.0.0.1 --http-port 18080 --port "$port" --protocol "$proto" \
+    --devices "$DEVICES" --interval "$INTERVAL" --duration "$DURATION" --token "$TOKEN"
+done
