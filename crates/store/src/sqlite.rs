@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
+mod accounts;
+pub use accounts::{Account, AuditSigner, NewAccount};
+
 /// How many queued jobs one group transaction takes at most.
 const MAX_GROUP: usize = 512;
 /// Capacity of the writer's queue; callers wait (backpressure) beyond it.
