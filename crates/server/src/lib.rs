@@ -5,8 +5,11 @@
 //! stream. `start` wires it all and returns a handle whose `shutdown` stops accepting new
 //! requests, lets in-flight ones finish, flushes the store and stops the engine.
 
+pub mod accounts;
 pub mod api;
+pub mod audit_log;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod dto;
 pub mod error;
@@ -43,6 +46,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub admin_token: Arc<str>,
     pub metrics: PrometheusHandle,
+    /// Signs access-log checkpoints; the key lives in a file in the data directory.
+    pub audit_signer: store::AuditSigner,
     /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
     /// graceful shutdown does not wait forever for them.
     pub shutdown: watch::Receiver<bool>,
@@ -57,6 +62,7 @@ pub struct AppState {
         (name = "setup", description = "People, devices, cases and orders"),
         (name = "monitoring", description = "Positions, alerts and the live stream"),
         (name = "ops", description = "Health, metrics, this document"),
+        (name = "access", description = "Log-in, accounts, case assignments, the access log"),
     )
 )]
 struct ApiDoc;
@@ -110,39 +116,79 @@ async fn metrics_endpoint(State(s): State<AppState>) -> String {
     responses((status = 200, description = "text/event-stream of position and alert events", content_type = "text/event-stream")))]
 async fn live_stream(
     State(s): State<AppState>,
-    _staff: auth::Staff,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    c: auth::Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, error::ApiError> {
     use tokio::sync::broadcast::error::RecvError;
+    // Decided (and audited) once at connect: the stream carries only the cases allowed now.
+    // Devices registered later are not shown until the client reconnects (the safe side).
+    let cases = authz::scope(&s, &c, access::Action::LiveStream, "live stream").await?;
+    let devices = s.store.list_devices().await?;
+    let all_cases = s.store.list_cases().await?;
+    let visible_devices: std::collections::HashSet<i64> = devices
+        .iter()
+        .filter(|d| {
+            d.owner.is_some_and(|o| {
+                all_cases
+                    .iter()
+                    .any(|k| cases.contains(&k.id) && authz::party(k, o))
+            })
+        })
+        .map(|d| d.id.0)
+        .collect();
+    let device_case: std::collections::HashMap<i64, i64> = devices
+        .iter()
+        .filter_map(|d| {
+            let o = d.owner?;
+            let k = all_cases.iter().find(|k| authz::party(k, o))?;
+            Some((d.id.0, k.id.0))
+        })
+        .collect();
+    let allowed_cases: std::collections::HashSet<i64> = cases.iter().map(|k| k.0).collect();
+    let shows = move |ev: &live::LiveEvent| match ev {
+        live::LiveEvent::Position(p) => visible_devices.contains(&p.device_id),
+        live::LiveEvent::Alert(a) => a
+            .case_id
+            .or_else(|| a.device_id.and_then(|d| device_case.get(&d).copied()))
+            .is_some_and(|k| allowed_cases.contains(&k)),
+    };
     let rx = s.hub.subscribe();
     let stop = s.shutdown.clone();
-    let stream = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
-        let received = tokio::select! {
-            r = rx.recv() => r,
-            _ = stop.wait_for(|v| *v) => return None,
-        };
-        let ev = match received {
-            Ok(item) => {
-                let name = match &*item.event {
-                    live::LiveEvent::Position(_) => "position",
-                    live::LiveEvent::Alert(_) => "alert",
+    let stream = futures_util::stream::unfold((rx, stop), move |(mut rx, mut stop)| {
+        let shows = shows.clone();
+        async move {
+            // Events of other cases are skipped here, not sent as blanks: a client must not
+            // learn that something happened elsewhere.
+            let ev = loop {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait_for(|v| *v) => return None,
                 };
-                let data = serde_json::to_string(&*item.event).unwrap_or_default();
-                Event::default()
-                    .event(name)
-                    .id(item.seq.to_string())
-                    .data(data)
-            }
-            Err(RecvError::Lagged(n)) => {
-                metrics::counter!("bulwark_live_lagged_total").increment(1);
-                Event::default()
-                    .event("resync")
-                    .data(format!("{{\"missed\":{n}}}"))
-            }
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(ev), (rx, stop)))
+                break match received {
+                    Ok(item) if !shows(&item.event) => continue,
+                    Ok(item) => {
+                        let name = match &*item.event {
+                            live::LiveEvent::Position(_) => "position",
+                            live::LiveEvent::Alert(_) => "alert",
+                        };
+                        let data = serde_json::to_string(&*item.event).unwrap_or_default();
+                        Event::default()
+                            .event(name)
+                            .id(item.seq.to_string())
+                            .data(data)
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        metrics::counter!("bulwark_live_lagged_total").increment(1);
+                        Event::default()
+                            .event("resync")
+                            .data(format!("{{\"missed\":{n}}}"))
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+            };
+            Some((Ok(ev), (rx, stop)))
+        }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 fn openapi_router() -> OpenApiRouter<AppState> {
@@ -162,6 +208,12 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::list_alerts))
         .routes(routes!(api::set_alert_state))
         .routes(routes!(api::snapshot))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::create_account, accounts::list_accounts))
+        .routes(routes!(accounts::assign_case))
+        .routes(routes!(accounts::audit_log))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
@@ -227,6 +279,8 @@ fn prometheus() -> PrometheusHandle {
 pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("access-log signing key: {0}")]
+    AuditKey(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -240,6 +294,7 @@ pub struct Running {
     pub osmand_addr: Option<SocketAddr>,
     pub admin_token: String,
     pub store: Store,
+    audit_signer: store::AuditSigner,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pipeline_task: tokio::task::JoinHandle<()>,
@@ -252,6 +307,15 @@ impl Running {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        // Sign the head so that the records since the last periodic checkpoint are vouched
+        // for too (the log's own chain cannot protect its unsigned tail).
+        if let Err(e) = self
+            .store
+            .checkpoint_audit(self.audit_signer.key.clone(), pipeline::now())
+            .await
+        {
+            tracing::error!(error = %e, "could not sign the access-log checkpoint at shutdown");
         }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -295,6 +359,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await?;
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
+    let audit_signer = store::AuditSigner {
+        key: Arc::new(
+            audit_log::load_or_create_key(&config.data_dir)
+                .map_err(|e| StartError::AuditKey(e.to_string()))?,
+        ),
+        every: audit_log::CHECKPOINT_EVERY,
+    };
     let state = AppState {
         store: store.clone(),
         hub,
@@ -302,6 +373,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config: Arc::new(config.clone()),
         admin_token: admin_token.clone().into(),
         metrics: prometheus(),
+        audit_signer: audit_signer.clone(),
         shutdown: shutdown_rx.clone(),
     };
 
@@ -324,6 +396,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         osmand_addr,
         admin_token,
         store,
+        audit_signer,
         shutdown: shutdown_tx,
         tasks,
         pipeline_task,
