@@ -3,6 +3,8 @@
 //! - `bulwark serve` runs the server on the embedded store.
 //! - `bulwark demo` runs the server on a fresh store, seeds cases in Seoul and moves simulated
 //!   offenders and protected people through the real ingest doors.
+//! - `bulwark audit verify --data-dir D` checks the access log's hash chain and signed
+//!   checkpoints; exit code 1 on any problem.
 
 mod demo;
 
@@ -30,6 +32,19 @@ enum Command {
     Demo(DemoArgs),
     /// Evaluate the engine against generated scenarios with ground truth (one table).
     Eval(EvalArgs),
+    /// The access log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain and the signed checkpoints; exit code 1 on any problem.
+    Verify {
+        /// The server's data directory (holds the store and the signing key).
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Scenario evaluation; see docs/engine.md for what each figure means.
@@ -169,6 +184,17 @@ async fn main() -> Result<()> {
             running.shutdown().await;
         }
         Command::Demo(args) => demo::run(args.http_port, args.data_dir, wait_for_signal()).await?,
+        Command::Audit(AuditCommand::Verify { data_dir }) => {
+            let report = server::audit_log::verify_data_dir(&data_dir)
+                .await
+                .with_context(|| format!("verifying the access log in {}", data_dir.display()))?;
+            for line in report.lines() {
+                println!("{line}");
+            }
+            if !report.ok() {
+                std::process::exit(1);
+            }
+        }
         Command::Eval(a) => {
             let cfg = sim::EvalConfig {
                 seed: a.seed,

@@ -30,6 +30,40 @@ pub enum KeyFileError {
     },
 }
 
+/// Loads the signing key from the data directory; never creates one (a verifier that made a
+/// new key would report every checkpoint as forged).
+pub fn load_key(data_dir: &Path) -> Result<SigningKey, KeyFileError> {
+    let path = data_dir.join(KEY_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| KeyFileError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    audit::signing_key_from_bytes(&bytes).map_err(|source| KeyFileError::Key { path, source })
+}
+
+/// Why a data directory's log could not be verified at all (as opposed to problems found).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+}
+
+/// Opens the store in `data_dir` and verifies its access log with the directory's key.
+/// `bulwark audit verify` prints the result.
+pub async fn verify_data_dir(data_dir: &Path) -> Result<StoreVerifyReport, VerifyError> {
+    let key = load_key(data_dir)?;
+    let dir = data_dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await
+        .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
+    let report = verify_store(&store, &key).await;
+    let s2 = store.clone();
+    let _ = tokio::task::spawn_blocking(move || s2.close()).await;
+    Ok(report?)
+}
+
 /// Loads the signing key from the data directory, creating it (mode 0600) on first start.
 pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey, KeyFileError> {
     let path = data_dir.join(KEY_FILE);
