@@ -87,13 +87,13 @@ pub async fn create_device(
             "hardware_id: 1 to 64 characters",
         ));
     }
-    if let Some(t) = &req.token {
-        if t.len() < 16 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                "token: at least 16 characters",
-            ));
-        }
+    if let Some(t) = &req.token
+        && t.len() < 16
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "token: at least 16 characters",
+        ));
     }
     if protocol == Protocol::Native && req.token.is_none() {
         return Err(ApiError::new(

@@ -26,12 +26,15 @@ trait WriteJob: Send {
     fn finish(self: Box<Self>, outcome: Result<()>);
 }
 
+/// Runs after a successful commit, before the caller is answered.
+type AfterCommit<T> = Option<Box<dyn FnOnce(&T) + Send>>;
+
 struct TypedJob<T, F> {
     f: Option<F>,
     out: Option<T>,
     reply: oneshot::Sender<Result<T>>,
     /// Runs after a successful commit, before the caller is answered.
-    after_commit: Option<Box<dyn FnOnce(&T) + Send>>,
+    after_commit: AfterCommit<T>,
 }
 
 impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for TypedJob<T, F> {
@@ -320,7 +323,7 @@ impl Store {
         }
     }
 
-    async fn write<T, F>(&self, f: F, after_commit: Option<Box<dyn FnOnce(&T) + Send>>) -> Result<T>
+    async fn write<T, F>(&self, f: F, after_commit: AfterCommit<T>) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -355,10 +358,10 @@ impl Store {
                 None => open_connection(&inner.path)?,
             };
             let out = f(&conn);
-            if let Ok(mut r) = inner.readers.lock() {
-                if r.len() < 8 {
-                    r.push(conn);
-                }
+            if let Ok(mut r) = inner.readers.lock()
+                && r.len() < 8
+            {
+                r.push(conn);
             }
             out
         })

@@ -136,10 +136,8 @@ fn append_tx(
                 rec.to_bytes()
             ],
         )?;
-        if let Some(s) = signer {
-            if Checkpoint::due(rec.seq, s.every) {
-                insert_checkpoint(conn, &Checkpoint::sign(&s.key, rec.seq, rec.hash, now))?;
-            }
+        if let Some(s) = signer.filter(|s| Checkpoint::due(rec.seq, s.every)) {
+            insert_checkpoint(conn, &Checkpoint::sign(&s.key, rec.seq, rec.hash, now))?;
         }
         out.push(rec);
     }
