@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod ingest;
 pub mod live;
+pub mod me;
 pub mod osmand;
 pub mod pipeline;
 pub mod web;
@@ -214,6 +215,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::create_account, accounts::list_accounts))
         .routes(routes!(accounts::assign_case))
         .routes(routes!(accounts::audit_log))
+        .routes(routes!(me::my_case))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).

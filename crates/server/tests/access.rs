@@ -395,6 +395,12 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 204, 403, 403, 403, 403, 403],
         ),
         (
+            "get /api/v1/me/case",
+            "/api/v1/me/case".into(),
+            None,
+            [401, 403, 403, 403, 403, 200, 200],
+        ),
+        (
             "get /api/v1/audit",
             "/api/v1/audit".into(),
             None,
@@ -656,4 +662,122 @@ async fn audit_verify_finds_a_row_edited_with_raw_sql() {
         "{:?}",
         report.lines()
     );
+}
+
+const PHONE_A: &str = "victim-a-phone-token-000001";
+
+/// Case A gets an order (600 m disclosure radius) and the victim a phone that reports
+/// through the native door.
+async fn order_and_phone(w: &World) {
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/orders",
+            &w.tokens["officer_own"],
+            json!({"case_id": w.case_a, "kind": "provisional_measure", "valid_from": "2026-01-01T00:00:00Z",
+                   "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0,
+                   "zones": [{"kind": "home", "label": "her home", "shape": {"type": "circle", "lat": 37.51, "lon": 127.0, "radius_m": 50.0}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/devices",
+            ADMIN,
+            json!({"kind": "victim_phone", "protocol": "native", "hardware_id": "phone-a", "owner_id": w.victim_a, "token": PHONE_A}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// Moves the victim to `metres_north` of the offender's fix (37.5, 127.0).
+async fn victim_at(w: &World, seq: i64, metres_north: f64) {
+    let time = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seq)).to_string();
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/ingest/batch",
+            PHONE_A,
+            json!({"fixes": [{"seq": seq, "time": time, "lat": 37.5 + metres_north / 111_195.0, "lon": 127.0, "accuracy_m": 10.0}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn a_victim_sees_the_offender_only_inside_her_disclosure_radius() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    let victim = &w.tokens["victim"];
+    let (s, v) = w.h.get("/api/v1/me/case", victim).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["offender"], "unknown", "her position is not known yet");
+    assert_eq!(v["orders"][0]["zones"][0]["label"], "her home");
+
+    victim_at(&w, 1, 5_000.0).await;
+    let (_, v) = w.h.get("/api/v1/me/case", victim).await;
+    assert_eq!(v["offender"], "not_nearby", "{v}");
+
+    victim_at(&w, 2, 300.0).await;
+    let (_, v) = w.h.get("/api/v1/me/case", victim).await;
+    let d = v["offender"]["distance_m"]
+        .as_f64()
+        .expect("a distance inside the radius");
+    assert!((d - 300.0).abs() < 2.0, "{v}");
+    assert_eq!(v["offender"]["lat"], 37.5);
+    assert!(v["offender"]["device_time"].is_string());
+
+    // Her views of his position are in the access log.
+    let (_, log) =
+        w.h.get("/api/v1/audit?limit=5000", &w.tokens["auditor"])
+            .await;
+    let reads = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "read_position" && r["actor_role"] == "victim")
+        .count();
+    assert!(reads >= 3, "{log}");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_offenders_answer_never_depends_on_where_she_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    let offender = &w.tokens["offender"];
+    let (s, first) = w.h.get("/api/v1/me/case", offender).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(first["own_position"]["lat"], 37.5);
+    let text = first.to_string();
+    assert!(
+        !text.contains("her home") && !text.contains("disclosure"),
+        "{text}"
+    );
+    // Far away, just outside and inside her radius, inside the no-approach distance, and
+    // back: his answer is the same every time.
+    for (seq, metres) in [
+        (1, 5_000.0),
+        (2, 601.0),
+        (3, 599.0),
+        (4, 40.0),
+        (5, 0.0),
+        (6, 3_000.0),
+    ] {
+        victim_at(&w, seq, metres).await;
+        let (s, v) = w.h.get("/api/v1/me/case", offender).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, first, "victim {metres} m away changed his answer");
+    }
+    // Alerts and the live stream would tell him when he is near her: refused.
+    let (s, _) = w.h.get("/api/v1/alerts", offender).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = w.h.get("/api/v1/live", offender).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    r.shutdown().await;
 }

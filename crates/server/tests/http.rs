@@ -613,6 +613,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/devices/{id}/track",
         "/api/v1/ingest/batch",
         "/api/v1/live",
+        "/api/v1/me/case",
         "/api/v1/orders",
         "/api/v1/people",
         "/api/v1/positions/latest",
