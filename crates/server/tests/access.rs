@@ -1,6 +1,7 @@
 //! Access control and the audit trail over real HTTP: log-in, lock-out, TOTP, scoped reads,
 //! the authorisation matrix generated from the route table, and tamper detection in the
 //! stored access log.
+#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -447,10 +448,10 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                 // Names that must be unique get a counter.
                 if let Some(Value::Object(m)) = &mut body {
                     for field in ["username", "hardware_id"] {
-                        if let Some(Value::String(s)) = m.get_mut(field) {
-                            if s == "probe" {
-                                *s = format!("probe-{}", unique());
-                            }
+                        if let Some(Value::String(s)) = m.get_mut(field)
+                            && s == "probe"
+                        {
+                            *s = format!("probe-{}", unique());
                         }
                     }
                 }

@@ -1,4 +1,5 @@
 //! Integration tests: the real server on port 0, spoken to over real HTTP.
+#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
