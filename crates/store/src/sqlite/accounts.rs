@@ -491,3 +491,142 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
+    use super::*;
+    use audit::{Actor, ActorKind, AuditAction, Outcome, Subject};
+
+    fn entry(i: i64) -> AuditEntry {
+        AuditEntry {
+            actor: Actor {
+                kind: ActorKind::Account,
+                id: i,
+                role: "monitoring_officer".into(),
+            },
+            action: AuditAction::ReadPosition,
+            subject: Subject {
+                case: Some(CaseId(1)),
+                person: None,
+                device: None,
+            },
+            purpose: None,
+            outcome: Outcome::Allowed,
+            details: format!("read {i}"),
+        }
+    }
+
+    fn key() -> Arc<SigningKey> {
+        Arc::new(SigningKey::from_bytes(&[9; 32]))
+    }
+
+    async fn all(store: &Store) -> Vec<AuditRecord> {
+        store
+            .audit_records(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r.unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = AuditSigner {
+            key: key(),
+            every: 3,
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let t = UnixMicros::from_secs(10);
+        let first = store
+            .append_audit(vec![entry(1), entry(2)], t, Some(signer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        store.close();
+
+        // A fresh process resumes the chain from the last stored record.
+        let store = Store::open(dir.path()).unwrap();
+        let next = store
+            .append_audit(vec![entry(3), entry(4)], t, Some(signer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(next[0].seq, 3);
+        assert_eq!(next[0].prev_hash, first[1].hash);
+        let (cps, bad) = store.audit_checkpoints().await.unwrap();
+        assert_eq!(
+            (cps.iter().map(|c| c.seq).collect::<Vec<_>>(), bad),
+            (vec![3], 0)
+        );
+        // On demand at the head, once.
+        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_some());
+        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_none());
+
+        let records = all(&store).await;
+        let (cps, _) = store.audit_checkpoints().await.unwrap();
+        let report = audit::verify(&records, &cps, &key().verifying_key());
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.unsigned_tail, 0);
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn sessions_and_throttle_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = UnixMicros::from_secs(100);
+        let a = store
+            .create_account(
+                NewAccount {
+                    username: "kim".into(),
+                    role: Role::Police,
+                    person: None,
+                    password_phc: "$argon2id$stub".into(),
+                    totp_secret: None,
+                },
+                t,
+            )
+            .await
+            .unwrap();
+        let dup = store
+            .create_account(
+                NewAccount {
+                    username: "kim".into(),
+                    role: Role::Auditor,
+                    person: None,
+                    password_phc: "x".into(),
+                    totp_secret: None,
+                },
+                t,
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict(_))));
+        let tok = access::SessionToken::from_bytes([3; 32]);
+        let rec = SessionRecord::new(&tok, a.id, a.role, access::SessionPolicy::default(), t);
+        store.insert_session(rec.clone()).await.unwrap();
+        assert_eq!(store.session(tok.hash()).await.unwrap(), Some(rec.clone()));
+        store
+            .revoke_session(tok.hash(), t.plus_secs(5))
+            .await
+            .unwrap();
+        store
+            .revoke_session(tok.hash(), t.plus_secs(9))
+            .await
+            .unwrap();
+        let revoked = store.session(tok.hash()).await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(t.plus_secs(5)));
+
+        let mut th = LoginThrottle::default();
+        th.record_failure(&access::LockoutPolicy::default(), t);
+        store.save_login_throttle(a.id, th).await.unwrap();
+        assert_eq!(store.login_throttle(a.id).await.unwrap(), th);
+        assert!(store.use_totp_step(a.id, 7).await.unwrap());
+        assert!(
+            !store.use_totp_step(a.id, 7).await.unwrap(),
+            "a step is used once"
+        );
+        store.close();
+    }
+}
