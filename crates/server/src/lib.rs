@@ -13,6 +13,7 @@ pub mod authz;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod evidence;
 pub mod ingest;
 pub mod live;
 pub mod me;

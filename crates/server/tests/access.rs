@@ -782,3 +782,71 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_evidence_export_is_logged_signed_and_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    victim_at(&w, 1, 300.0).await;
+    r.shutdown().await;
+
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("bundle");
+    let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+    let window = (now.plus_secs(-3_600), now.plus_secs(3_600));
+    let too_short = server::evidence::export(
+        dir.path(),
+        domain::CaseId(w.case_a),
+        window,
+        "court",
+        &bundle,
+        now,
+    )
+    .await;
+    assert!(too_short.is_err(), "a reason is required");
+    server::evidence::export(
+        dir.path(),
+        domain::CaseId(w.case_a),
+        window,
+        "court request 2026-17 for the SOS",
+        &bundle,
+        now,
+    )
+    .await
+    .unwrap();
+    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let fixes = std::fs::read_to_string(bundle.join("fixes.csv")).unwrap();
+    assert!(
+        fixes.lines().count() >= 3,
+        "offender and victim fixes: {fixes}"
+    );
+    let orders = std::fs::read_to_string(bundle.join("orders.json")).unwrap();
+    assert!(
+        !orders.contains("her home"),
+        "zone labels stay out: {orders}"
+    );
+    // The export is in the log, and the log still verifies.
+    let log = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(log.ok(), "{:?}", log.lines());
+    // Evidence is never overwritten; a changed file is caught.
+    assert!(
+        server::evidence::export(
+            dir.path(),
+            domain::CaseId(w.case_a),
+            window,
+            "a second export here",
+            &bundle,
+            now
+        )
+        .await
+        .is_err()
+    );
+    std::fs::write(bundle.join("fixes.csv"), fixes.replace("37.5", "37.6")).unwrap();
+    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
+    assert!(!report.ok());
+}
