@@ -927,6 +927,11 @@ impl Store {
     }
 
     /// Alerts, newest first; `active_only` keeps those not yet resolved.
+    /// One alert, or `NotFound`.
+    pub async fn alert(&self, id: AlertId) -> Result<AlertRecord> {
+        self.read(move |conn| load_alert(conn, id)).await
+    }
+
     pub async fn list_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>> {
         self.read(move |conn| {
             let sql = if active_only {
