@@ -40,6 +40,28 @@ enum Command {
     /// Evidence bundles for a court.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Location-data retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete the fixes the retention policy no longer allows keeping (one `purge` record in
+    /// the access log per run).
+    Purge {
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Days an offender's fixes are kept after his last order ends.
+        #[arg(long, default_value_t = 365)]
+        offender_days: i64,
+        /// Hours a protected person's fixes are kept.
+        #[arg(long, default_value_t = 72)]
+        victim_hours: i64,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +299,31 @@ async fn main() -> Result<()> {
             if !report.ok() {
                 std::process::exit(1);
             }
+        }
+        Command::Retention(RetentionCommand::Purge {
+            data_dir,
+            offender_days,
+            victim_hours,
+            dry_run,
+        }) => {
+            let policy = server::retention::RetentionPolicy {
+                offender_days_after_order_end: offender_days,
+                victim_hours,
+            };
+            let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+            let result = server::retention::purge_data_dir(&data_dir, policy, now, dry_run).await;
+            let summary = result.context("retention purge")?;
+            println!(
+                "{} parties, {} devices with purgeable windows, {} fixes {}",
+                summary.people,
+                summary.windows.len(),
+                summary.deleted,
+                if dry_run {
+                    "(dry run: nothing deleted)"
+                } else {
+                    "deleted"
+                }
+            );
         }
         Command::Eval(a) => {
             let cfg = sim::EvalConfig {

@@ -19,6 +19,7 @@ pub mod live;
 pub mod me;
 pub mod osmand;
 pub mod pipeline;
+pub mod retention;
 pub mod web;
 
 pub use config::Config;

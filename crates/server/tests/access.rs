@@ -850,3 +850,77 @@ async fn an_evidence_export_is_logged_signed_and_verifiable() {
     let report = server::evidence::verify(&bundle, dir.path()).unwrap();
     assert!(!report.ok());
 }
+
+#[tokio::test]
+async fn the_retention_purge_deletes_only_what_the_policy_releases_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    r.shutdown().await;
+
+    let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+    let store = store::Store::open(dir.path()).unwrap();
+    let devices = store.list_devices().await.unwrap();
+    let phone = devices
+        .iter()
+        .find(|d| d.hardware_id == "phone-a")
+        .unwrap()
+        .id;
+    let fix = |device, hours_ago: i64| domain::Fix {
+        id: None,
+        device_id: device,
+        device_time: now.plus_secs(-hours_ago * 3_600),
+        received_time: now.plus_secs(-hours_ago * 3_600),
+        position: domain::LatLon::new(37.51, 127.0).unwrap(),
+        accuracy_m: Some(10.0),
+        speed_mps: None,
+        course_deg: None,
+        altitude_m: None,
+        source: domain::FixSource::Gnss,
+        flags: domain::FixFlags::default(),
+        seq: Some(1_000 + hours_ago),
+    };
+    // Hers: 100 h old (past 72 h, before the SOS incident window) and 1 h old (kept).
+    // His: 100 h old, kept while his order is open-ended.
+    store
+        .insert_fixes(vec![
+            fix(phone, 100),
+            fix(phone, 1),
+            fix(domain::DeviceId(w.device_a), 100),
+        ])
+        .await
+        .unwrap();
+    let before = store.count_fixes().await.unwrap();
+    store.close();
+
+    let policy = server::retention::RetentionPolicy::default();
+    let dry = server::retention::purge_data_dir(dir.path(), policy, now, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.deleted, 0);
+    assert_eq!(dry.windows.len(), 1, "only her phone: {:?}", dry.windows);
+    let done = server::retention::purge_data_dir(dir.path(), policy, now, false)
+        .await
+        .unwrap();
+    assert_eq!(done.deleted, 1);
+
+    let store = store::Store::open(dir.path()).unwrap();
+    assert_eq!(store.count_fixes().await.unwrap(), before - 1);
+    let log = store.audit_records(0, 10_000).await.unwrap();
+    let purge = log
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .find(|r| r.entry.action == audit::AuditAction::Purge)
+        .expect("a purge record");
+    assert!(
+        purge.entry.details.ends_with("fixes deleted: 1"),
+        "{}",
+        purge.entry.details
+    );
+    store.close();
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.lines());
+}

@@ -449,6 +449,37 @@ impl Store {
         .await
     }
 
+    /// Deletes each device's fixes whose device time falls in one of its `[from, to)`
+    /// windows and, in the same transaction, appends `entry` to the access log with the
+    /// number deleted added to its details: a purge is never unrecorded, and a record never
+    /// claims a purge that did not commit. Returns the number of fixes deleted.
+    pub async fn purge_fixes(
+        &self,
+        windows: Vec<(domain::DeviceId, Vec<(UnixMicros, UnixMicros)>)>,
+        mut entry: AuditEntry,
+        now: UnixMicros,
+        signer: Option<AuditSigner>,
+    ) -> Result<u64> {
+        self.write(
+            move |conn| {
+                let mut deleted = 0u64;
+                for (device, ws) in &windows {
+                    for (from, to) in ws {
+                        deleted += conn.execute(
+                            "DELETE FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3",
+                            params![device.0, from.0, to.0],
+                        )? as u64;
+                    }
+                }
+                entry.details = format!("{}; fixes deleted: {deleted}", entry.details);
+                append_tx(conn, vec![entry], now, signer.as_ref())?;
+                Ok(deleted)
+            },
+            None,
+        )
+        .await
+    }
+
     /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes is
     /// returned as an error string with its seq, so verification can report it.
     pub async fn audit_records(
