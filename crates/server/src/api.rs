@@ -495,7 +495,13 @@ async fn scoped_alerts(
         .collect())
 }
 
-/// Moves an alert along its lifecycle.
+/// How long a dispatch lasts while its alert stays open (12 h, one shift; a placeholder).
+const DISPATCH_OPEN_S: i64 = 12 * 3_600;
+/// How long the police keep the case after the alert is resolved (30 min, for the report).
+const DISPATCH_GRACE_S: i64 = 30 * 60;
+
+/// Moves an alert along its lifecycle. Dispatching to a police account grants it the case
+/// until the alert is resolved plus a grace period.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/state", tag = "monitoring", security(("staff_token" = [])),
     params(("id" = i64, Path, description = "Alert id")), request_body = AlertStateChange,
     responses((status = 200, body = AlertDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -531,10 +537,46 @@ pub async fn set_alert_state(
             case,
             ..Default::default()
         },
-        &format!("alert {id} -> {}", req.state),
+        &match req.police_account_id {
+            Some(p) => format!("alert {id} -> {} to police account {p}", req.state),
+            None => format!("alert {id} -> {}", req.state),
+        },
     )
     .await?;
-    let rec = s.store.set_alert_state(AlertId(id), state, now()).await?;
+    let t = now();
+    match (state, req.police_account_id, case) {
+        (AlertState::Dispatched, Some(police), Some(case)) => {
+            let account = s.store.account(access::AccountId(police)).await?;
+            if account.as_ref().map(|a| a.role) != Some(access::Role::Police) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReference,
+                    "police_account_id: not a police account",
+                ));
+            }
+            s.store
+                .add_dispatch(
+                    access::AccountId(police),
+                    case,
+                    AlertId(id),
+                    t,
+                    t.plus_secs(DISPATCH_OPEN_S),
+                )
+                .await?;
+        }
+        (_, Some(_), _) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "police_account_id: only with state `dispatched`",
+            ));
+        }
+        (AlertState::Resolved, None, _) => {
+            s.store
+                .end_dispatches(AlertId(id), t.plus_secs(DISPATCH_GRACE_S))
+                .await?;
+        }
+        _ => {}
+    }
+    let rec = s.store.set_alert_state(AlertId(id), state, t).await?;
     let dto = AlertDto::from(rec);
     s.hub.publish(crate::live::LiveEvent::Alert(dto.clone()));
     Ok(Json(dto))

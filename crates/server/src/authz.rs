@@ -38,8 +38,9 @@ pub async fn grants(s: &AppState, c: &Caller) -> Result<Grants, ApiError> {
                 }
             }
         }
-        // Police dispatches and court case lists are not stored yet: those roles see no case
-        // until they are (deny by default).
+        Role::Police => g.dispatches = s.store.dispatches(p.account).await?,
+        // Court case lists are not stored yet: clerks and judges see no case until they are
+        // (deny by default).
         _ => {}
     }
     Ok(g)
@@ -47,6 +48,7 @@ pub async fn grants(s: &AppState, c: &Caller) -> Result<Grants, ApiError> {
 
 /// The cases the caller's grants cover, whatever the action.
 pub fn granted_cases(g: &Grants) -> Vec<CaseId> {
+    // Expired dispatches are listed too; the decision refuses them (it owns the clock rule).
     let mut v: Vec<CaseId> = g
         .assigned_cases
         .iter()

@@ -924,3 +924,53 @@ async fn the_retention_purge_deletes_only_what_the_policy_releases_and_logs_it()
         .unwrap();
     assert!(report.ok(), "{:?}", report.lines());
 }
+
+#[tokio::test]
+async fn police_see_a_case_once_an_alert_is_dispatched_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let police_id = w.h.account("police-1", "police", None).await;
+    let police = w.h.login("police-1").await;
+    let (s, alerts) = w.h.get("/api/v1/alerts", &police).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        alerts.as_array().map(Vec::len),
+        Some(0),
+        "nothing before dispatch"
+    );
+
+    let state = format!("/api/v1/alerts/{}/state", w.alert_a);
+    let own = &w.tokens["officer_own"];
+    let (s, v) =
+        w.h.post(
+            &state,
+            own,
+            json!({"state": "dispatched", "police_account_id": w.officer_a}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_reference")),
+        "an officer is not police"
+    );
+    let (s, v) =
+        w.h.post(
+            &state,
+            own,
+            json!({"state": "dispatched", "police_account_id": police_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, alerts) = w.h.get("/api/v1/alerts", &police).await;
+    assert_eq!(alerts[0]["id"], w.alert_a, "{alerts}");
+    let (_, latest) = w.h.get("/api/v1/positions/latest", &police).await;
+    assert_eq!(latest.as_array().map(Vec::len), Some(1), "{latest}");
+    // Resolving keeps the grant for its grace period (its end is the pure crate's rule,
+    // tested there with explicit times).
+    let (s, _) = w.h.post(&state, own, json!({"state": "resolved"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, alerts) = w.h.get("/api/v1/alerts?active=false", &police).await;
+    assert_eq!(alerts[0]["id"], w.alert_a);
+    r.shutdown().await;
+}

@@ -156,6 +156,14 @@ pub const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (account_id, case_id)
     );
+    CREATE TABLE dispatches (
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, alert_id)
+    );
     CREATE TABLE audit_log (
         seq INTEGER PRIMARY KEY,
         time INTEGER NOT NULL,

@@ -397,6 +397,69 @@ impl Store {
         .await
     }
 
+    // ---- police dispatches -------------------------------------------------------------
+
+    /// Grants a police account an alert's case until `expires_at` (a second dispatch of the
+    /// same alert to the same account moves the expiry).
+    pub async fn add_dispatch(
+        &self,
+        account: AccountId,
+        case: CaseId,
+        alert: domain::AlertId,
+        now: UnixMicros,
+        expires_at: UnixMicros,
+    ) -> Result<()> {
+        self.write(
+            move |conn| {
+                super::ensure_exists(conn, "accounts", account.0, "account")?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO dispatches (account_id, case_id, alert_id, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![account.0, case.0, alert.0, now.0, expires_at.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Ends every dispatch of an alert at `expires_at` at the latest (the alert resolved).
+    pub async fn end_dispatches(
+        &self,
+        alert: domain::AlertId,
+        expires_at: UnixMicros,
+    ) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE dispatches SET expires_at = MIN(expires_at, ?2) WHERE alert_id = ?1",
+                    params![alert.0, expires_at.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// A police account's dispatches, expired ones included (the decision checks expiry).
+    pub async fn dispatches(&self, account: AccountId) -> Result<Vec<access::Dispatch>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT case_id, expires_at FROM dispatches WHERE account_id = ?1 ORDER BY case_id",
+            )?;
+            let rows = stmt.query_map([account.0], |r| {
+                Ok(access::Dispatch {
+                    case: CaseId(r.get(0)?),
+                    expires_at: UnixMicros(r.get(1)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     // ---- access log --------------------------------------------------------------------
 
     /// Appends entries to the access log in one job and answers only once they are durable.
