@@ -346,7 +346,8 @@ pub async fn list_accounts(
     Ok(Json(accounts.iter().map(Into::into).collect()))
 }
 
-/// Assigns a case to a monitoring officer (administrators only).
+/// Assigns a case to a monitoring officer, or to the court clerk or judge handling it
+/// (administrators only).
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/assignments", tag = "access", security(("staff_token" = [])),
     params(("id" = i64, Path, description = "Account id")), request_body = NewAssignment,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -373,10 +374,13 @@ pub async fn assign_case(
         .account(AccountId(id))
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such account"))?;
-    if account.role != Role::MonitoringOfficer {
+    if !matches!(
+        account.role,
+        Role::MonitoringOfficer | Role::CourtClerk | Role::Judge
+    ) {
         return Err(ApiError::new(
             ErrorCode::InvalidField,
-            "only monitoring officers are assigned cases",
+            "only monitoring officers, court clerks and judges are assigned cases",
         ));
     }
     s.store

@@ -307,6 +307,21 @@ pub(crate) async fn position_scope(
         return Ok(Vec::new());
     }
     let decisions = authz::check_many(s, c, &asks, details).await?;
+    let role_refused = decisions.iter().all(|d| {
+        matches!(
+            d,
+            access::Decision::Deny {
+                reason: access::DenyReason::RoleNotPermitted
+            }
+        )
+    });
+    if role_refused {
+        // A judge with a case of her own still never sees positions.
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "your role may not do this",
+        ));
+    }
     Ok(decisions
         .iter()
         .zip(whose)

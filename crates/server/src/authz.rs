@@ -39,9 +39,10 @@ pub async fn grants(s: &AppState, c: &Caller) -> Result<Grants, ApiError> {
             }
         }
         Role::Police => g.dispatches = s.store.dispatches(p.account).await?,
-        // Court case lists are not stored yet: clerks and judges see no case until they are
-        // (deny by default).
-        _ => {}
+        // One assignments table serves officers and the court; only the field of the role is
+        // consulted by the decision.
+        Role::CourtClerk | Role::Judge => g.court_cases = s.store.assigned_cases(p.account).await?,
+        Role::Administrator | Role::Auditor => {}
     }
     Ok(g)
 }

@@ -974,3 +974,29 @@ async fn police_see_a_case_once_an_alert_is_dispatched_to_them() {
     assert_eq!(alerts[0]["id"], w.alert_a);
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_judge_assigned_a_case_reads_its_orders_but_never_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    let judge_id = w.h.account("judge-1", "judge", None).await;
+    let (s, v) =
+        w.h.post(
+            &format!("/api/v1/accounts/{judge_id}/assignments"),
+            ADMIN,
+            json!({"case_id": w.case_a}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let judge = w.h.login("judge-1").await;
+    let (s, orders) = w.h.get("/api/v1/orders", &judge).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(orders.as_array().map(Vec::len), Some(1), "{orders}");
+    for path in ["/api/v1/positions/latest", "/api/v1/alerts", "/api/v1/live"] {
+        let (s, _) = w.h.get(path, &judge).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+    }
+    r.shutdown().await;
+}
