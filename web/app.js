@@ -6,7 +6,7 @@
 const I18N = {
   ko: {
     title: "관제", alerts: "경보", noAlerts: "진행 중인 경보 없음", people: "위치",
-    tokenLabel: "관제 토큰", signIn: "로그인", offender: "가해자", protected: "피해자",
+    usernameLabel: "아이디", passwordLabel: "비밀번호", totpLabel: "인증 코드 (등록한 경우)", loginFailed: "아이디, 비밀번호 또는 코드가 틀렸습니다", signIn: "로그인", offender: "가해자", protected: "피해자",
     ago: "전", sec: "초", min: "분", accuracy: "정확도", live: "실시간 연결됨",
     reconnecting: "연결 끊김 — 재연결 중…", stale: "오래된 위치", tilesOffline: "지도 타일을 불러올 수 없습니다 — 격자 배경으로 표시합니다",
     ack: "확인", resolve: "종결", conditionCleared: "조건 해소됨",
@@ -16,7 +16,7 @@ const I18N = {
   },
   en: {
     title: "Monitoring", alerts: "Alerts", noAlerts: "No active alerts", people: "Positions",
-    tokenLabel: "Staff token", signIn: "Sign in", offender: "Offender", protected: "Protected person",
+    usernameLabel: "Username", passwordLabel: "Password", totpLabel: "Code (if enrolled)", loginFailed: "Wrong username, password or code", signIn: "Sign in", offender: "Offender", protected: "Protected person",
     ago: "ago", sec: "s", min: "min", accuracy: "accuracy", live: "Live",
     reconnecting: "Disconnected — reconnecting…", stale: "stale position", tilesOffline: "Map tiles unavailable — showing a plain grid",
     ack: "Acknowledge", resolve: "Resolve", conditionCleared: "condition cleared",
@@ -31,6 +31,8 @@ const STALE_AFTER_S = 120;
 let lang = localStorage.getItem("bw-lang") || "ko";
 const t = (k) => I18N[lang][k] ?? k;
 
+// The session token from POST /api/v1/auth/login, kept for this tab only. `#token=` in the
+// address still works for the bootstrap administrator token (accounts only, no case data).
 function token() {
   const m = location.hash.match(/token=([^&]+)/);
   if (m) {
@@ -176,14 +178,32 @@ function applyLang() {
 }
 
 function showLogin() {
+  sessionStorage.removeItem("bw-token");
   document.getElementById("login").hidden = false;
-  document.getElementById("token-input").focus();
+  document.getElementById("username-input").focus();
 }
 
 document.getElementById("lang").onclick = () => { lang = lang === "ko" ? "en" : "ko"; localStorage.setItem("bw-lang", lang); applyLang(); };
-document.getElementById("login-form").onsubmit = (e) => {
+document.getElementById("login-form").onsubmit = async (e) => {
   e.preventDefault();
-  sessionStorage.setItem("bw-token", document.getElementById("token-input").value);
+  const body = {
+    username: document.getElementById("username-input").value,
+    password: document.getElementById("password-input").value,
+  };
+  const code = document.getElementById("totp-input").value.trim();
+  if (code) body.totp = code;
+  const r = await fetch("/api/v1/auth/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const err = document.getElementById("login-error");
+  if (!r.ok) {
+    const v = await r.json().catch(() => ({}));
+    err.textContent = r.status === 401 ? t("loginFailed") : (v.error?.message || String(r.status));
+    err.hidden = false;
+    return;
+  }
+  const v = await r.json();
+  sessionStorage.setItem("bw-token", v.token);
+  document.getElementById("password-input").value = "";
+  err.hidden = true;
   document.getElementById("login").hidden = true;
   connect();
 };

@@ -12,7 +12,11 @@ test("demo page shows moving markers and an alert", { timeout: 240_000 }, async 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
-    await page.goto(`${demo.base}/#token=${demo.token}`);
+    // The monitoring officer logs in with the credentials the demo printed.
+    await page.goto(`${demo.base}/`);
+    await page.fill("#username-input", demo.username);
+    await page.fill("#password-input", demo.password);
+    await page.click("#login-form button[type=submit]");
 
     // Markers for both roles appear.
     await page.waitForSelector(".bw-offender .bw-marker", { timeout: 30_000 });

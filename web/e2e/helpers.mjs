@@ -20,7 +20,8 @@ export function chromiumPath() {
   return process.env.CHROMIUM || "/usr/bin/chromium";
 }
 
-/// Starts `bulwark demo --http-port 0` and resolves with { url, token, proc } once it prints its URL.
+/// Starts `bulwark demo --http-port 0` and resolves with { base, username, password, proc } once
+/// it prints its URL and the monitoring officer's credentials.
 export function startDemo() {
   return new Promise((resolve, reject) => {
     const proc = spawn(bulwarkBinary(), ["demo", "--http-port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
@@ -28,8 +29,9 @@ export function startDemo() {
     const timer = setTimeout(() => reject(new Error(`demo did not print its URL in 60 s:\n${out}`)), 60_000);
     const onData = (d) => {
       out += d.toString();
-      const m = out.match(/(http:\/\/127\.0\.0\.1:\d+)\/#token=([0-9a-f]+)/);
-      if (m) { clearTimeout(timer); resolve({ base: m[1], token: m[2], proc }); }
+      const url = out.match(/(http:\/\/127\.0\.0\.1:\d+)\//);
+      const login = out.match(/username (\S+) password (\S+)/);
+      if (url && login) { clearTimeout(timer); resolve({ base: url[1], username: login[1], password: login[2], proc }); }
     };
     proc.stdout.on("data", onData);
     proc.stderr.on("data", (d) => { out += d.toString(); });

@@ -176,11 +176,27 @@ struct Device {
     seq: i64,
 }
 
-/// Seeds the cases through the HTTP API and returns the simulated devices.
-async fn seed(api: &Api, sims: &[Sim]) -> Result<Vec<Device>> {
+/// The demo's monitoring officer.
+pub const OFFICER: &str = "officer";
+
+/// Seeds the cases through the HTTP API as the real roles would: the administrator
+/// registers people, devices and cases and creates a monitoring officer assigned to them;
+/// the officer registers the orders. Returns the simulated devices; afterwards `api` acts as
+/// the officer.
+async fn seed(api: &mut Api, sims: &[Sim], officer_password: &str) -> Result<Vec<Device>> {
     let now = jiff::Timestamp::now();
     let until = now + jiff::SignedDuration::from_hours(24 * 90);
     let mut devices = Vec::new();
+    let officer = api
+        .post(
+            "/api/v1/accounts",
+            json!({"username": OFFICER, "password": officer_password, "role": "monitoring_officer"}),
+        )
+        .await?;
+    let officer_id = officer["account"]["id"]
+        .as_i64()
+        .context("account response without id")?;
+    let mut cases = Vec::new();
     for (i, s) in sims.iter().enumerate() {
         let off = id(&api
             .post(
@@ -216,6 +232,37 @@ async fn seed(api: &Api, sims: &[Sim]) -> Result<Vec<Device>> {
             )
             .await?)?;
         api.post(
+            &format!("/api/v1/accounts/{officer_id}/assignments"),
+            json!({"case_id": case}),
+        )
+        .await?;
+        cases.push((case, i));
+        devices.push(Device {
+            offender: true,
+            token_or_id: token,
+            path_index: i,
+            seq: 0,
+        });
+        devices.push(Device {
+            offender: false,
+            token_or_id: phone_id,
+            path_index: i,
+            seq: 0,
+        });
+    }
+    let login = api
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": OFFICER, "password": officer_password}),
+        )
+        .await?;
+    api.token = login["token"]
+        .as_str()
+        .context("log-in response without token")?
+        .to_string();
+    for (case, i) in cases {
+        let s = &sims[i];
+        api.post(
             "/api/v1/orders",
             json!({
                 "case_id": case, "kind": "provisional_measure",
@@ -233,18 +280,6 @@ async fn seed(api: &Api, sims: &[Sim]) -> Result<Vec<Device>> {
             }),
         )
         .await?;
-        devices.push(Device {
-            offender: true,
-            token_or_id: token,
-            path_index: i,
-            seq: 0,
-        });
-        devices.push(Device {
-            offender: false,
-            token_or_id: phone_id,
-            path_index: i,
-            seq: 0,
-        });
     }
     Ok(devices)
 }
@@ -322,7 +357,7 @@ pub async fn run(
         ..Default::default()
     };
     let running = server::start(config).await?;
-    let api = Api {
+    let mut api = Api {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?,
@@ -330,18 +365,20 @@ pub async fn run(
         token: running.admin_token.clone(),
     };
     let sims = scenarios();
-    let devices = seed(&api, &sims).await?;
+    let officer_password: String = {
+        let b: [u8; 8] = rand::random();
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    };
+    let devices = seed(&mut api, &sims, &officer_password).await?;
     let osmand = running.osmand_addr.context("demo needs the OsmAnd door")?;
     println!();
     println!("Bulwark demo is running. Open this in a browser:");
     println!();
-    println!(
-        "    http://{}/#token={}",
-        running.http_addr, running.admin_token
-    );
+    println!("    http://{}/", running.http_addr);
     println!();
+    println!("Monitoring officer: username {OFFICER} password {officer_password}");
     println!(
-        "Staff token: {}   (data in {})",
+        "Administrator token (accounts only, no case data): {}   (data in {})",
         running.admin_token,
         dir.display()
     );

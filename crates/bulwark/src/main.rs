@@ -4,6 +4,10 @@
 //! - `bulwark demo` runs the server on a fresh store, seeds cases in Seoul and moves simulated
 //!   offenders and protected people through the real ingest doors.
 //! - `bulwark simulate` drives many simulated trackers against a running server (load test).
+//! - `bulwark audit verify --data-dir D` checks the access log's hash chain and signed
+//!   checkpoints; exit code 1 on any problem.
+//! - `bulwark evidence export` / `bulwark evidence verify` write and check a signed evidence
+//!   bundle of one case.
 
 mod demo;
 mod simulate;
@@ -34,6 +38,15 @@ enum Command {
     Eval(EvalArgs),
     /// Load test: many simulated devices over a real protocol against a running server.
     Simulate(SimulateArgs),
+    /// The access log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Evidence bundles for a court.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Location-data retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
 }
 
 /// Drives simulated devices; each fix counts as acknowledged only when its ack arrives.
@@ -65,6 +78,72 @@ struct SimulateArgs {
     /// No progress bar (for logs and scripts).
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete the fixes the retention policy no longer allows keeping (one `purge` record in
+    /// the access log per run).
+    Purge {
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Days an offender's fixes are kept after his last order ends.
+        #[arg(long, default_value_t = 365)]
+        offender_days: i64,
+        /// Hours a protected person's fixes are kept.
+        #[arg(long, default_value_t = 72)]
+        victim_hours: i64,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Write a signed bundle of one case's fixes, alerts, orders and access-log excerpt.
+    Export {
+        /// The server's data directory (holds the store and the signing key).
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        case: i64,
+        /// RFC 3339 start of the window (inclusive).
+        #[arg(long)]
+        from: String,
+        /// RFC 3339 end of the window (exclusive).
+        #[arg(long)]
+        to: String,
+        /// Why (written to the access log with the export), at least 10 characters.
+        #[arg(long)]
+        reason: String,
+        /// An empty or new directory; evidence is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle against the data directory's key; exit code 1 on any problem.
+    Verify {
+        dir: PathBuf,
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+fn micros(what: &str, text: &str) -> Result<domain::UnixMicros> {
+    let t: jiff::Timestamp = text
+        .parse()
+        .with_context(|| format!("--{what}: not an RFC 3339 time: {text}"))?;
+    Ok(domain::UnixMicros(t.as_microsecond()))
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain and the signed checkpoints; exit code 1 on any problem.
+    Verify {
+        /// The server's data directory (holds the store and the signing key).
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Scenario evaluation; see docs/engine.md for what each figure means.
@@ -213,6 +292,83 @@ async fn main() -> Result<()> {
             running.shutdown().await;
         }
         Command::Demo(args) => demo::run(args.http_port, args.data_dir, wait_for_signal()).await?,
+        Command::Audit(AuditCommand::Verify { data_dir }) => {
+            let report = server::audit_log::verify_data_dir(&data_dir)
+                .await
+                .with_context(|| format!("verifying the access log in {}", data_dir.display()))?;
+            for line in report.lines() {
+                println!("{line}");
+            }
+            if !report.ok() {
+                std::process::exit(1);
+            }
+        }
+        Command::Evidence(EvidenceCommand::Export {
+            data_dir,
+            case,
+            from,
+            to,
+            reason,
+            out,
+        }) => {
+            let window = (micros("from", &from)?, micros("to", &to)?);
+            let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+            let digest = server::evidence::export(
+                &data_dir,
+                domain::CaseId(case),
+                window,
+                &reason,
+                &out,
+                now,
+            )
+            .await
+            .context("exporting evidence")?;
+            println!(
+                "Wrote {} (manifest SHA-256 {})",
+                out.display(),
+                audit_hex(&digest)
+            );
+        }
+        Command::Evidence(EvidenceCommand::Verify { dir, data_dir }) => {
+            let report =
+                server::evidence::verify(&dir, &data_dir).context("verifying the bundle")?;
+            for p in &report.problems {
+                println!("{p}");
+            }
+            println!(
+                "{} files verified: {}",
+                report.files_ok.len(),
+                if report.ok() { "OK" } else { "PROBLEMS FOUND" }
+            );
+            if !report.ok() {
+                std::process::exit(1);
+            }
+        }
+        Command::Retention(RetentionCommand::Purge {
+            data_dir,
+            offender_days,
+            victim_hours,
+            dry_run,
+        }) => {
+            let policy = server::retention::RetentionPolicy {
+                offender_days_after_order_end: offender_days,
+                victim_hours,
+            };
+            let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+            let result = server::retention::purge_data_dir(&data_dir, policy, now, dry_run).await;
+            let summary = result.context("retention purge")?;
+            println!(
+                "{} parties, {} devices with purgeable windows, {} fixes {}",
+                summary.people,
+                summary.windows.len(),
+                summary.deleted,
+                if dry_run {
+                    "(dry run: nothing deleted)"
+                } else {
+                    "deleted"
+                }
+            );
+        }
         Command::Eval(a) => {
             let cfg = sim::EvalConfig {
                 seed: a.seed,
@@ -250,4 +406,8 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn audit_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

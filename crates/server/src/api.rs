@@ -1,14 +1,23 @@
 //! Staff endpoints: set up people, devices, cases and orders; read positions and alerts.
 //!
-//! Until accounts and roles exist (issue 5), every endpoint here requires the administrator
-//! bearer token. All reads of location data go through `positions_latest`, `track` and the
-//! live stream, the points where access control and the audit log will sit.
+//! Every handler asks [`crate::authz`] before touching case data, which decides with
+//! `access::authorize` and makes the audit record durable first. Who may call what:
+//!
+//! - intake (`POST` people, devices, cases): administrators (no case exists yet to be
+//!   assigned to; see [`authz::intake`]); registry lists (people, devices, unknown devices,
+//!   cases): administrators in full, everyone else filtered to the cases they may view;
+//! - orders: registered (`POST`) as a change to the case by its assigned officer, listed
+//!   per case under `read_orders`;
+//! - positions, tracks, alerts, the snapshot and the live stream: per case, by the matrix
+//!   in `docs/privacy.md` (tracks need `purpose_code` and `purpose_text`).
 
 use crate::AppState;
-use crate::auth::Staff;
+use crate::auth::Caller;
+use crate::authz;
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
+use access::{Action, Precision, Resource};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,10 +34,11 @@ type Body = Result<Bytes, BytesRejection>;
     responses((status = 201, body = PersonDto), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create_person(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     body: Body,
 ) -> Result<(StatusCode, Json<PersonDto>), ApiError> {
     let req: NewPerson = parse_json(&body.map_err(body_error)?)?;
+    authz::intake(&s, &c, None, "create person").await?;
     let role: PersonRole = parse_enum("role", &req.role)?;
     if req.display_name.trim().is_empty() || req.display_name.len() > 200 {
         return Err(ApiError::new(
@@ -44,13 +54,15 @@ pub async fn create_person(
     responses((status = 200, body = [PersonDto])))]
 pub async fn list_people(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
 ) -> Result<Json<Vec<PersonDto>>, ApiError> {
+    let visible = registry_scope(&s, &c).await?;
     Ok(Json(
         s.store
             .list_people()
             .await?
             .into_iter()
+            .filter(|p| visible.person(p.id))
             .map(Into::into)
             .collect(),
     ))
@@ -61,10 +73,11 @@ pub async fn list_people(
     responses((status = 201, body = DeviceDto), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_device(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     body: Body,
 ) -> Result<(StatusCode, Json<DeviceDto>), ApiError> {
     let req: NewDevice = parse_json(&body.map_err(body_error)?)?;
+    authz::intake(&s, &c, None, "register device").await?;
     let kind: DeviceKind = parse_enum("kind", &req.kind)?;
     let protocol: Protocol = parse_enum("protocol", &req.protocol)?;
     let hw = req.hardware_id.trim().to_string();
@@ -107,13 +120,15 @@ pub async fn create_device(
     responses((status = 200, body = [DeviceDto])))]
 pub async fn list_devices(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
 ) -> Result<Json<Vec<DeviceDto>>, ApiError> {
+    let visible = registry_scope(&s, &c).await?;
     Ok(Json(
         s.store
             .list_devices()
             .await?
             .into_iter()
+            .filter(|d| d.owner.is_some_and(|o| visible.person(o)))
             .map(Into::into)
             .collect(),
     ))
@@ -123,8 +138,10 @@ pub async fn list_devices(
     responses((status = 200, description = "Devices that tried to connect unregistered", body = [UnknownDeviceDto])))]
 pub async fn list_unknown_devices(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
 ) -> Result<Json<Vec<UnknownDeviceDto>>, ApiError> {
+    // Unregistered devices belong to no case yet: registry work for administrators.
+    authz::intake(&s, &c, None, "list unknown devices").await?;
     Ok(Json(
         s.store
             .list_unknown_devices()
@@ -147,10 +164,11 @@ pub async fn list_unknown_devices(
     responses((status = 201, body = CaseDto), (status = 422, body = ErrorBody)))]
 pub async fn create_case(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     body: Body,
 ) -> Result<(StatusCode, Json<CaseDto>), ApiError> {
     let req: NewCase = parse_json(&body.map_err(body_error)?)?;
+    authz::intake(&s, &c, None, "create case").await?;
     if req.reference.trim().is_empty() || req.reference.len() > 100 {
         return Err(ApiError::new(
             ErrorCode::InvalidField,
@@ -174,13 +192,15 @@ pub async fn create_case(
     responses((status = 200, body = [CaseDto])))]
 pub async fn list_cases(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
 ) -> Result<Json<Vec<CaseDto>>, ApiError> {
+    let visible = registry_scope(&s, &c).await?;
     Ok(Json(
         s.store
             .list_cases()
             .await?
             .into_iter()
+            .filter(|k| visible.case(k.id))
             .map(Into::into)
             .collect(),
     ))
@@ -191,11 +211,22 @@ pub async fn list_cases(
     responses((status = 201, body = OrderDto), (status = 422, body = ErrorBody)))]
 pub async fn create_order(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     body: Body,
 ) -> Result<(StatusCode, Json<OrderDto>), ApiError> {
     let req: NewOrder = parse_json(&body.map_err(body_error)?)?;
     let (order, schedules) = req.into_domain()?;
+    authz::check(
+        &s,
+        &c,
+        Action::ChangeCase,
+        Resource {
+            case: Some(order.case_id),
+            ..Default::default()
+        },
+        "register order",
+    )
+    .await?;
     let o = s.store.create_order(order, now()).await?;
     for (zone, schedule) in o.zones.iter().zip(&schedules) {
         if let Some(w) = schedule {
@@ -215,13 +246,17 @@ pub async fn create_order(
     responses((status = 200, body = [OrderDto])))]
 pub async fn list_orders(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
 ) -> Result<Json<Vec<OrderDto>>, ApiError> {
-    Ok(Json(orders_with_schedules(&s).await?))
+    let cases = authz::scope(&s, &c, Action::ReadOrders, "list orders").await?;
+    Ok(Json(orders_with_schedules(&s, &cases).await?))
 }
 
-/// Orders with their zones' schedules filled in.
-pub async fn orders_with_schedules(s: &AppState) -> Result<Vec<OrderDto>, ApiError> {
+/// Orders of the given cases, with their zones' schedules filled in.
+pub async fn orders_with_schedules(
+    s: &AppState,
+    cases: &[CaseId],
+) -> Result<Vec<OrderDto>, ApiError> {
     let schedules: std::collections::HashMap<i64, Vec<ScheduleWindowDto>> = s
         .store
         .zone_schedules()
@@ -234,6 +269,7 @@ pub async fn orders_with_schedules(s: &AppState) -> Result<Vec<OrderDto>, ApiErr
         .list_orders()
         .await?
         .into_iter()
+        .filter(|o| cases.contains(&o.case_id))
         .map(Into::into)
         .collect();
     for z in orders.iter_mut().flat_map(|o| o.zones.iter_mut()) {
@@ -247,17 +283,105 @@ pub async fn orders_with_schedules(s: &AppState) -> Result<Vec<OrderDto>, ApiErr
     responses((status = 200, body = [PositionDto])))]
 pub async fn positions_latest(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
 ) -> Result<Json<Vec<PositionDto>>, ApiError> {
-    Ok(Json(latest_positions(&s).await?))
+    let visible = position_scope(&s, &c, "latest positions").await?;
+    Ok(Json(latest_positions(&s, &visible).await?))
 }
 
-async fn latest_positions(s: &AppState) -> Result<Vec<PositionDto>, ApiError> {
+/// The people whose positions the caller may see, decided per case and per person.
+pub(crate) async fn position_scope(
+    s: &AppState,
+    c: &Caller,
+    details: &str,
+) -> Result<Vec<PersonId>, ApiError> {
+    let cases = s.store.list_cases().await?;
+    let g = authz::grants(s, c).await?;
+    let granted = authz::granted_cases(&g);
+    let mut asks = Vec::new();
+    let mut whose = Vec::new();
+    for case in cases.iter().filter(|k| granted.contains(&k.id)) {
+        // A victim's view of the offender needs the disclosure radius (the victim endpoint);
+        // this listing never shows him to her.
+        if c.principal.role != access::Role::Victim {
+            asks.push((
+                Action::ReadPosition,
+                Resource {
+                    case: Some(case.id),
+                    ..Default::default()
+                },
+            ));
+            whose.push(case.offender);
+        }
+        // Offenders are never asked about her: the answer would be "no" and the question
+        // itself is not his to ask.
+        if c.principal.role != access::Role::Offender {
+            for p in &case.protected {
+                asks.push((
+                    Action::ReadVictimPosition,
+                    Resource {
+                        case: Some(case.id),
+                        person: Some(*p),
+                        ..Default::default()
+                    },
+                ));
+                whose.push(*p);
+            }
+        }
+    }
+    if asks.is_empty() {
+        // Nothing granted: decide without a case so the role's refusal is given and logged.
+        authz::scope(s, c, Action::ReadPosition, details).await?;
+        return Ok(Vec::new());
+    }
+    let decisions = authz::check_many(s, c, &asks, details).await?;
+    let role_refused = decisions.iter().all(|d| {
+        matches!(
+            d,
+            access::Decision::Deny {
+                reason: access::DenyReason::RoleNotPermitted
+            }
+        )
+    });
+    if role_refused {
+        // A judge with a case of her own still never sees positions.
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "your role may not do this",
+        ));
+    }
+    Ok(decisions
+        .iter()
+        .zip(whose)
+        .filter(|(d, _)| {
+            matches!(
+                d,
+                access::Decision::Allow {
+                    precision: Precision::Full,
+                    ..
+                }
+            )
+        })
+        .map(|(_, p)| p)
+        .collect())
+}
+
+async fn latest_positions(
+    s: &AppState,
+    visible: &[PersonId],
+) -> Result<Vec<PositionDto>, ApiError> {
     let devices = s.store.list_devices().await?;
     let people = s.store.list_people().await?;
     let fixes = s.store.latest_fixes().await?;
     Ok(fixes
         .into_iter()
+        .filter(|f| {
+            devices
+                .iter()
+                .find(|d| d.id == f.device_id)
+                .and_then(|d| d.owner)
+                .is_some_and(|o| visible.contains(&o))
+        })
         .map(|f| {
             let d = devices.iter().find(|d| d.id == f.device_id);
             let owner = d.and_then(|d| d.owner);
@@ -289,6 +413,11 @@ pub struct TrackQuery {
     pub from: String,
     /// RFC 3339 end (exclusive).
     pub to: String,
+    /// Why the history is read: one of `alert_response`, `investigation`, `court_request`,
+    /// `supervision`, `evidence_export`, `data_subject_request` (required for staff).
+    pub purpose_code: Option<String>,
+    /// The purpose in a sentence, at least 10 characters (required for staff).
+    pub purpose_text: Option<String>,
 }
 
 /// A device's fixes in a time window (at most 10,000).
@@ -297,12 +426,47 @@ pub struct TrackQuery {
     responses((status = 200, body = [PositionDto]), (status = 422, body = ErrorBody)))]
 pub async fn track(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     Path(id): Path<i64>,
     Query(q): Query<TrackQuery>,
 ) -> Result<Json<Vec<PositionDto>>, ApiError> {
     let from = parse_ts("from", &q.from)?;
     let to = parse_ts("to", &q.to)?;
+    let device = s
+        .store
+        .list_devices()
+        .await?
+        .into_iter()
+        .find(|d| d.id == DeviceId(id));
+    let owner = device.and_then(|d| d.owner);
+    let cases = s.store.list_cases().await?;
+    // The case the device's wearer is a party of; a device outside every case has none, and
+    // no one may read its history through this endpoint.
+    let case = owner.and_then(|o| cases.iter().find(|k| authz::party(k, o)));
+    let (action, person) = match (case, owner) {
+        (Some(k), Some(o)) if k.offender != o => (Action::ReadVictimTrack, Some(o)),
+        _ => (Action::ReadTrack, None),
+    };
+    let purpose = match (q.purpose_code, q.purpose_text) {
+        (None, None) => None,
+        (code, text) => Some(audit::Purpose {
+            code: code.unwrap_or_default(),
+            text: text.unwrap_or_default(),
+        }),
+    };
+    authz::check(
+        &s,
+        &c,
+        action,
+        Resource {
+            case: case.map(|k| k.id),
+            person,
+            purpose,
+            ..Default::default()
+        },
+        &format!("device {id} from {} to {}", q.from, q.to),
+    )
+    .await?;
     let fixes = s.store.track(DeviceId(id), from, to, 10_000).await?;
     Ok(Json(
         fixes
@@ -337,20 +501,56 @@ pub struct AlertQuery {
     params(AlertQuery), responses((status = 200, body = [AlertDto])))]
 pub async fn list_alerts(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Vec<AlertDto>>, ApiError> {
-    let alerts = s.store.list_alerts(q.active.unwrap_or(true), 500).await?;
-    Ok(Json(alerts.into_iter().map(Into::into).collect()))
+    let cases = authz::scope(&s, &c, Action::ReadAlerts, "list alerts").await?;
+    Ok(Json(
+        scoped_alerts(&s, &cases, q.active.unwrap_or(true)).await?,
+    ))
 }
 
-/// Moves an alert along its lifecycle.
+/// The case an alert belongs to: its own, or for a device alert (SOS, tamper) the case the
+/// device's wearer is a party of.
+pub(crate) fn alert_case(
+    a: &store::AlertRecord,
+    devices: &[Device],
+    cases: &[Case],
+) -> Option<CaseId> {
+    a.alert.case_id.or_else(|| {
+        let owner = devices.iter().find(|d| Some(d.id) == a.device)?.owner?;
+        cases.iter().find(|k| authz::party(k, owner)).map(|k| k.id)
+    })
+}
+
+async fn scoped_alerts(
+    s: &AppState,
+    allowed: &[CaseId],
+    active_only: bool,
+) -> Result<Vec<AlertDto>, ApiError> {
+    let alerts = s.store.list_alerts(active_only, 500).await?;
+    let devices = s.store.list_devices().await?;
+    let cases = s.store.list_cases().await?;
+    Ok(alerts
+        .into_iter()
+        .filter(|a| alert_case(a, &devices, &cases).is_some_and(|k| allowed.contains(&k)))
+        .map(Into::into)
+        .collect())
+}
+
+/// How long a dispatch lasts while its alert stays open (12 h, one shift; a placeholder).
+const DISPATCH_OPEN_S: i64 = 12 * 3_600;
+/// How long the police keep the case after the alert is resolved (30 min, for the report).
+const DISPATCH_GRACE_S: i64 = 30 * 60;
+
+/// Moves an alert along its lifecycle. Dispatching to a police account grants it the case
+/// until the alert is resolved plus a grace period.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/state", tag = "monitoring", security(("staff_token" = [])),
     params(("id" = i64, Path, description = "Alert id")), request_body = AlertStateChange,
     responses((status = 200, body = AlertDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_alert_state(
     State(s): State<AppState>,
-    _staff: Staff,
+    c: Caller,
     Path(id): Path<i64>,
     body: Body,
 ) -> Result<Json<AlertDto>, ApiError> {
@@ -362,7 +562,64 @@ pub async fn set_alert_state(
             "state: an alert cannot be set back to raised",
         ));
     }
-    let rec = s.store.set_alert_state(AlertId(id), state, now()).await?;
+    // An unknown alert id is decided as "no case" (refused and logged), so that probing ids
+    // does not tell a caller which alerts exist.
+    let alert = match s.store.alert(AlertId(id)).await {
+        Ok(a) => Some(a),
+        Err(store::StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let devices = s.store.list_devices().await?;
+    let cases = s.store.list_cases().await?;
+    let case = alert.and_then(|a| alert_case(&a, &devices, &cases));
+    authz::check(
+        &s,
+        &c,
+        Action::HandleAlert,
+        Resource {
+            case,
+            ..Default::default()
+        },
+        &match req.police_account_id {
+            Some(p) => format!("alert {id} -> {} to police account {p}", req.state),
+            None => format!("alert {id} -> {}", req.state),
+        },
+    )
+    .await?;
+    let t = now();
+    match (state, req.police_account_id, case) {
+        (AlertState::Dispatched, Some(police), Some(case)) => {
+            let account = s.store.account(access::AccountId(police)).await?;
+            if account.as_ref().map(|a| a.role) != Some(access::Role::Police) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReference,
+                    "police_account_id: not a police account",
+                ));
+            }
+            s.store
+                .add_dispatch(
+                    access::AccountId(police),
+                    case,
+                    AlertId(id),
+                    t,
+                    t.plus_secs(DISPATCH_OPEN_S),
+                )
+                .await?;
+        }
+        (_, Some(_), _) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "police_account_id: only with state `dispatched`",
+            ));
+        }
+        (AlertState::Resolved, None, _) => {
+            s.store
+                .end_dispatches(AlertId(id), t.plus_secs(DISPATCH_GRACE_S))
+                .await?;
+        }
+        _ => {}
+    }
+    let rec = s.store.set_alert_state(AlertId(id), state, t).await?;
     let dto = AlertDto::from(rec);
     s.hub.publish(crate::live::LiveEvent::Alert(dto.clone()));
     Ok(Json(dto))
@@ -372,27 +629,69 @@ pub async fn set_alert_state(
 /// and cases.
 #[utoipa::path(get, path = "/api/v1/snapshot", tag = "monitoring", security(("staff_token" = [])),
     responses((status = 200, body = Snapshot)))]
-pub async fn snapshot(
-    State(s): State<AppState>,
-    _staff: Staff,
-) -> Result<Json<Snapshot>, ApiError> {
+pub async fn snapshot(State(s): State<AppState>, c: Caller) -> Result<Json<Snapshot>, ApiError> {
+    let visible = position_scope(&s, &c, "snapshot").await?;
+    let alert_cases = authz::scope(&s, &c, Action::ReadAlerts, "snapshot").await?;
+    let order_cases = authz::scope(&s, &c, Action::ReadOrders, "snapshot").await?;
+    let view_cases = authz::scope(&s, &c, Action::ViewCase, "snapshot").await?;
     Ok(Json(Snapshot {
         server_time: ts(now()),
-        positions: latest_positions(&s).await?,
-        alerts: s
-            .store
-            .list_alerts(true, 500)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-        orders: orders_with_schedules(&s).await?,
+        positions: latest_positions(&s, &visible).await?,
+        alerts: scoped_alerts(&s, &alert_cases, true).await?,
+        orders: orders_with_schedules(&s, &order_cases).await?,
         cases: s
             .store
             .list_cases()
             .await?
             .into_iter()
+            .filter(|k| view_cases.contains(&k.id))
             .map(Into::into)
             .collect(),
     }))
+}
+
+/// What registry lists show the caller: everything to administrators (people, devices and
+/// cases, never positions), otherwise the parties of the cases they may view.
+struct RegistryScope {
+    all: bool,
+    cases: Vec<CaseId>,
+    people: Vec<PersonId>,
+}
+
+impl RegistryScope {
+    fn case(&self, id: CaseId) -> bool {
+        self.all || self.cases.contains(&id)
+    }
+    fn person(&self, id: PersonId) -> bool {
+        self.all || self.people.contains(&id)
+    }
+}
+
+async fn registry_scope(s: &AppState, c: &Caller) -> Result<RegistryScope, ApiError> {
+    if c.principal.role == access::Role::Administrator {
+        authz::intake(s, c, None, "registry list").await?;
+        return Ok(RegistryScope {
+            all: true,
+            cases: Vec::new(),
+            people: Vec::new(),
+        });
+    }
+    let cases = authz::scope(s, c, Action::ViewCase, "registry list").await?;
+    let people = match (c.principal.role, c.principal.person) {
+        // Nothing about her reaches him, not even her name in a list.
+        (access::Role::Offender, Some(me)) => vec![me],
+        _ => s
+            .store
+            .list_cases()
+            .await?
+            .into_iter()
+            .filter(|k| cases.contains(&k.id))
+            .flat_map(|k| std::iter::once(k.offender).chain(k.protected))
+            .collect(),
+    };
+    Ok(RegistryScope {
+        all: false,
+        cases,
+        people,
+    })
 }

@@ -1,42 +1,103 @@
-//! Staff authentication. Until accounts and roles exist, staff present the administrator
-//! token (`Authorization: Bearer`, or `access_token` in the query for EventSource, which cannot
-//! set headers).
+//! Who is calling: the [`Caller`] extractor.
+//!
+//! A request carries either a session token (from `POST /api/v1/auth/login`) or the
+//! bootstrap administrator token from the configuration, as `Authorization: Bearer`, or as
+//! `access_token` in the query for EventSource, which cannot set headers. The administrator
+//! token acts as the administrator role only (accounts, no case data), so that a fresh
+//! server can create its first accounts. Whether the caller may do anything is decided
+//! later, in [`crate::authz`].
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::pipeline::now;
+use access::{AccountId, Principal, Role, SessionToken};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-/// Proof that the request carries the staff token.
-pub struct Staff;
+/// The account id the bootstrap administrator token acts as in the access log.
+pub const BOOTSTRAP_ADMIN: AccountId = AccountId(0);
+
+/// The idle clock of a session is written at most this often, so that a console polling
+/// every few seconds does not turn every read into a write.
+const TOUCH_EVERY_S: i64 = 60;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// SHA-256 of the session token; `None` for the bootstrap administrator token.
+    pub session: Option<[u8; 32]>,
+}
 
 /// Compares in time independent of where the first difference is.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-impl FromRequestParts<AppState> for Staff {
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, msg)
+}
+
+/// The bearer token of a request, from the header or the `access_token` query parameter.
+pub fn request_token(parts: &Parts) -> Option<String> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|s| s.trim().to_string());
+    let query = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
+    });
+    header.or(query)
+}
+
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|s| s.trim().to_string());
-        let query = parts.uri.query().and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "access_token")
-                .map(|(_, v)| v.into_owned())
-        });
-        match header.or(query) {
-            Some(t) if constant_time_eq(t.as_bytes(), state.admin_token.as_bytes()) => Ok(Staff),
-            Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "invalid token")),
-            None => Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing `Authorization: Bearer <token>`",
-            )),
+        let Some(token) = request_token(parts) else {
+            return Err(unauthorized("missing `Authorization: Bearer <token>`"));
+        };
+        if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+            return Ok(Caller {
+                principal: Principal {
+                    account: BOOTSTRAP_ADMIN,
+                    role: Role::Administrator,
+                    person: None,
+                },
+                session: None,
+            });
         }
+        let token = SessionToken::parse(&token).map_err(|_| unauthorized("invalid token"))?;
+        let hash = token.hash();
+        let t = now();
+        let session = state
+            .store
+            .session(hash)
+            .await?
+            .ok_or_else(|| unauthorized("invalid token"))?;
+        session
+            .check(t)
+            .map_err(|e| unauthorized(&format!("{e}; log in again")))?;
+        let account = state
+            .store
+            .account(session.account)
+            .await?
+            .filter(|a| !a.disabled)
+            .ok_or_else(|| unauthorized("account disabled"))?;
+        if t >= session.last_used_at.plus_secs(TOUCH_EVERY_S) {
+            state.store.touch_session(hash, t).await?;
+        }
+        Ok(Caller {
+            principal: Principal {
+                account: account.id,
+                role: session.role,
+                person: account.person,
+            },
+            session: Some(hash),
+        })
     }
 }

@@ -489,6 +489,9 @@ impl From<store::AlertRecord> for AlertDto {
 pub struct AlertStateChange {
     /// `acknowledged`, `dispatched` or `resolved`.
     pub state: String,
+    /// With `dispatched`: the police account the alert is dispatched to. It may see the
+    /// case until the alert is resolved plus a grace period.
+    pub police_account_id: Option<i64>,
 }
 
 /// One fix in a native batch.

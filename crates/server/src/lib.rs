@@ -5,15 +5,21 @@
 //! stream. `start` wires it all and returns a handle whose `shutdown` stops accepting new
 //! requests, lets in-flight ones finish, flushes the store and stops the engine.
 
+pub mod accounts;
 pub mod api;
+pub mod audit_log;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod evidence;
 pub mod ingest;
 pub mod listeners;
 pub mod live;
+pub mod me;
 pub mod pipeline;
+pub mod retention;
 pub mod web;
 pub mod webhooks;
 
@@ -21,11 +27,8 @@ pub use config::Config;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use store::Store;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub admin_token: Arc<str>,
     pub metrics: PrometheusHandle,
+    /// Signs access-log checkpoints; the key lives in a file in the data directory.
+    pub audit_signer: store::AuditSigner,
     /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
     /// graceful shutdown does not wait forever for them.
     pub shutdown: watch::Receiver<bool>,
@@ -58,6 +63,7 @@ pub struct AppState {
         (name = "setup", description = "People, devices, cases and orders"),
         (name = "monitoring", description = "Positions, alerts and the live stream"),
         (name = "ops", description = "Health, metrics, this document"),
+        (name = "access", description = "Log-in, accounts, case assignments, the access log"),
     )
 )]
 struct ApiDoc;
@@ -104,87 +110,11 @@ async fn metrics_endpoint(State(s): State<AppState>) -> String {
     s.metrics.render()
 }
 
-/// Server-Sent Events: `position` and `alert` events as they happen; `resync` if this client
-/// fell behind and must reload `/api/v1/snapshot`.
-#[utoipa::path(get, path = "/api/v1/live", tag = "monitoring", security(("staff_token" = [])),
-    params(("access_token" = Option<String>, Query, description = "Staff token (EventSource cannot set headers)")),
-    responses((status = 200, description = "text/event-stream of position and alert events", content_type = "text/event-stream")))]
-async fn live_stream(
-    State(s): State<AppState>,
-    _staff: auth::Staff,
-    headers: axum::http::HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    use tokio::sync::broadcast::error::RecvError;
-    let last_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let (rx, resume, mut seen) = s.hub.resume(last_id.as_deref());
-    let hub = s.hub.clone();
-    let to_event = move |hub: &live::Hub, item: &live::Sequenced| {
-        let name = match &*item.event {
-            live::LiveEvent::Position(_) => "position",
-            live::LiveEvent::Alert(_) => "alert",
-        };
-        let data = serde_json::to_string(&*item.event).unwrap_or_default();
-        Event::default()
-            .event(name)
-            .id(hub.event_id(item.seq))
-            .data(data)
-    };
-    let first: Vec<Event> = match resume {
-        live::Resume::From(missed) => {
-            if let Some(last) = missed.last() {
-                seen = last.seq;
-            }
-            missed.iter().map(|m| to_event(&hub, m)).collect()
-        }
-        live::Resume::Resync => {
-            metrics::counter!("bulwark_live_resync_total").increment(1);
-            vec![
-                Event::default()
-                    .event("resync")
-                    .data("{\"reason\":\"gap\"}"),
-            ]
-        }
-    };
-    let replay = futures_util::stream::iter(first.into_iter().map(Ok));
-    let stop = s.shutdown.clone();
-    let live = futures_util::stream::unfold(
-        (rx, stop, hub, seen),
-        move |(mut rx, mut stop, hub, mut seen)| async move {
-            loop {
-                let received = tokio::select! {
-                    r = rx.recv() => r,
-                    _ = stop.wait_for(|v| *v) => return None,
-                };
-                let ev = match received {
-                    // Already sent in the replay.
-                    Ok(item) if item.seq <= seen => continue,
-                    Ok(item) => {
-                        seen = item.seq;
-                        to_event(&hub, &item)
-                    }
-                    Err(RecvError::Lagged(n)) => {
-                        metrics::counter!("bulwark_live_lagged_total").increment(1);
-                        Event::default()
-                            .event("resync")
-                            .data(format!("{{\"missed\":{n}}}"))
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((Ok(ev), (rx, stop, hub, seen)));
-            }
-        },
-    );
-    Sse::new(futures_util::StreamExt::chain(replay, live)).keep_alive(KeepAlive::default())
-}
-
 fn openapi_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(metrics_endpoint))
-        .routes(routes!(live_stream))
+        .routes(routes!(live::live_stream))
         .routes(routes!(ingest::native_batch))
         .routes(routes!(ingest::osmand))
         .routes(routes!(ingest::owntracks))
@@ -200,6 +130,13 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::list_alerts))
         .routes(routes!(api::set_alert_state))
         .routes(routes!(api::snapshot))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::create_account, accounts::list_accounts))
+        .routes(routes!(accounts::assign_case))
+        .routes(routes!(accounts::audit_log))
+        .routes(routes!(me::my_case))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
@@ -265,6 +202,8 @@ fn prometheus() -> PrometheusHandle {
 pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("access-log signing key: {0}")]
+    AuditKey(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -281,6 +220,7 @@ pub struct Running {
     pub device_udp_addrs: std::collections::HashMap<domain::Protocol, SocketAddr>,
     pub admin_token: String,
     pub store: Store,
+    audit_signer: store::AuditSigner,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pipeline_task: tokio::task::JoinHandle<()>,
@@ -297,6 +237,15 @@ impl Running {
         }
         // Undelivered webhooks stay in the outbox and go out after the restart.
         let _ = self.webhook_task.await;
+        // Sign the head so that the records since the last periodic checkpoint are vouched
+        // for too (the log's own chain cannot protect its unsigned tail).
+        if let Err(e) = self
+            .store
+            .checkpoint_audit(self.audit_signer.key.clone(), pipeline::now())
+            .await
+        {
+            tracing::error!(error = %e, "could not sign the access-log checkpoint at shutdown");
+        }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         let _ = self.pipeline_task.await;
@@ -348,6 +297,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await?;
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
+    let audit_signer = store::AuditSigner {
+        key: Arc::new(
+            audit_log::load_or_create_key(&config.data_dir)
+                .map_err(|e| StartError::AuditKey(e.to_string()))?,
+        ),
+        every: audit_log::CHECKPOINT_EVERY,
+    };
     let state = AppState {
         store: store.clone(),
         hub,
@@ -355,6 +311,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config: Arc::new(config.clone()),
         admin_token: admin_token.clone().into(),
         metrics: prometheus(),
+        audit_signer: audit_signer.clone(),
         shutdown: shutdown_rx.clone(),
     };
 
@@ -382,6 +339,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         device_udp_addrs: devices.udp,
         admin_token,
         store,
+        audit_signer,
         shutdown: shutdown_tx,
         tasks,
         pipeline_task,

@@ -5,11 +5,20 @@
 //! every event it missed from a replay buffer, then the live ones, with no gap and no
 //! duplicate. When the gap is older than the buffer, or the server restarted (another epoch),
 //! or a client falls behind the broadcast, it gets a `resync` event and reloads the snapshot:
-//! never a silent loss.
+//! never a silent loss. Each client sees only the cases `authz` allowed it when it connected.
 
+use crate::AppState;
+use crate::auth::Caller;
+use crate::authz;
 use crate::dto::{AlertDto, PositionDto};
+use crate::error::ApiError;
+use access::Action;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -119,4 +128,124 @@ impl Hub {
             _ => (rx, Resume::Resync, *last),
         }
     }
+}
+
+/// Server-Sent Events: `position` and `alert` events as they happen; `resync` if this client
+/// fell behind and must reload `/api/v1/snapshot`.
+#[utoipa::path(get, path = "/api/v1/live", tag = "monitoring", security(("staff_token" = [])),
+    params(("access_token" = Option<String>, Query, description = "Staff token (EventSource cannot set headers)")),
+    responses((status = 200, description = "text/event-stream of position and alert events", content_type = "text/event-stream")))]
+pub async fn live_stream(
+    State(s): State<AppState>,
+    c: Caller,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    use tokio::sync::broadcast::error::RecvError;
+    // Decided (and audited) once at connect: the stream carries only the cases allowed now.
+    // Devices registered later are not shown until the client reconnects (the safe side).
+    let cases = authz::scope(&s, &c, Action::LiveStream, "live stream").await?;
+    let devices = s.store.list_devices().await?;
+    let all_cases = s.store.list_cases().await?;
+    let visible_devices: HashSet<i64> = devices
+        .iter()
+        .filter(|d| {
+            d.owner.is_some_and(|o| {
+                all_cases
+                    .iter()
+                    .any(|k| cases.contains(&k.id) && authz::party(k, o))
+            })
+        })
+        .map(|d| d.id.0)
+        .collect();
+    let device_case: HashMap<i64, i64> = devices
+        .iter()
+        .filter_map(|d| {
+            let o = d.owner?;
+            let k = all_cases.iter().find(|k| authz::party(k, o))?;
+            Some((d.id.0, k.id.0))
+        })
+        .collect();
+    let allowed_cases: HashSet<i64> = cases.iter().map(|k| k.0).collect();
+    let shows = Arc::new(move |ev: &LiveEvent| match ev {
+        LiveEvent::Position(p) => visible_devices.contains(&p.device_id),
+        LiveEvent::Alert(a) => a
+            .case_id
+            .or_else(|| a.device_id.and_then(|d| device_case.get(&d).copied()))
+            .is_some_and(|k| allowed_cases.contains(&k)),
+    });
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (rx, resume, mut seen) = s.hub.resume(last_id.as_deref());
+    let hub = s.hub.clone();
+    let to_event = |hub: &Hub, item: &Sequenced| {
+        let name = match &*item.event {
+            LiveEvent::Position(_) => "position",
+            LiveEvent::Alert(_) => "alert",
+        };
+        let data = serde_json::to_string(&*item.event).unwrap_or_default();
+        Event::default()
+            .event(name)
+            .id(hub.event_id(item.seq))
+            .data(data)
+    };
+    let first: Vec<Event> = match resume {
+        Resume::From(missed) => {
+            if let Some(last) = missed.last() {
+                seen = last.seq;
+            }
+            missed
+                .iter()
+                .filter(|m| shows(&m.event))
+                .map(|m| to_event(&hub, m))
+                .collect()
+        }
+        Resume::Resync => {
+            metrics::counter!("bulwark_live_resync_total").increment(1);
+            vec![
+                Event::default()
+                    .event("resync")
+                    .data("{\"reason\":\"gap\"}"),
+            ]
+        }
+    };
+    let replay = futures_util::stream::iter(first.into_iter().map(Ok));
+    let stop = s.shutdown.clone();
+    let live = futures_util::stream::unfold(
+        (rx, stop, hub, seen),
+        move |(mut rx, mut stop, hub, mut seen)| {
+            let shows = shows.clone();
+            async move {
+                // Events of other cases are skipped here, not sent as blanks: a client must
+                // not learn that something happened elsewhere.
+                loop {
+                    let received = tokio::select! {
+                        r = rx.recv() => r,
+                        _ = stop.wait_for(|v| *v) => return None,
+                    };
+                    let ev = match received {
+                        // Already sent in the replay.
+                        Ok(item) if item.seq <= seen => continue,
+                        Ok(item) => {
+                            seen = item.seq;
+                            if !shows(&item.event) {
+                                continue;
+                            }
+                            to_event(&hub, &item)
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            metrics::counter!("bulwark_live_lagged_total").increment(1);
+                            Event::default()
+                                .event("resync")
+                                .data(format!("{{\"missed\":{n}}}"))
+                        }
+                        Err(RecvError::Closed) => return None,
+                    };
+                    return Some((Ok(ev), (rx, stop, hub, seen)));
+                }
+            }
+        },
+    );
+    Ok(Sse::new(futures_util::StreamExt::chain(replay, live)).keep_alive(KeepAlive::default()))
 }

@@ -26,26 +26,55 @@ async fn start_with(dir: &Path, adjust: impl FnOnce(&mut server::Config)) -> ser
     server::start(config).await.expect("server starts")
 }
 
+#[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
     osmand: String,
+    /// The bearer token sent with staff requests: the bootstrap administrator token, or a
+    /// session token after `login`.
+    token: String,
 }
 
+const OFFICER: &str = "officer1";
+const OFFICER_PASSWORD: &str = "officer-password-1";
+
 impl Client {
+    /// A client acting as the bootstrap administrator.
     fn new(r: &server::Running) -> Self {
         Client {
             http: reqwest::Client::new(),
             base: format!("http://{}", r.http_addr),
             osmand: format!("http://{}", r.osmand_addr.expect("osmand door")),
+            token: TOKEN.into(),
         }
+    }
+
+    /// The same server, acting as the bootstrap administrator.
+    fn as_admin(&self) -> Client {
+        Client {
+            token: TOKEN.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Logs in and acts as that account from now on.
+    async fn login(&mut self, username: &str, password: &str) {
+        let (s, v) = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        self.token = v["token"].as_str().unwrap().to_string();
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(&self.token)
             .json(&body)
             .send()
             .await
@@ -58,7 +87,7 @@ impl Client {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap();
@@ -90,7 +119,8 @@ const DEVICE_TOKEN: &str = "ankle-monitor-token-000001";
 
 /// One case: offender with a native ankle monitor, protected person with an OsmAnd phone,
 /// an order with a 100 m no-approach distance.
-async fn seed(c: &Client) -> (i64, i64) {
+async fn seed(c: &mut Client) -> (i64, i64) {
+    *c = c.as_admin();
     let (s, off) = c
         .post(
             "/api/v1/people",
@@ -125,6 +155,22 @@ async fn seed(c: &Client) -> (i64, i64) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{case}");
+    // A monitoring officer assigned to the case registers the order and does the reading.
+    let (s, acct) = c
+        .post(
+            "/api/v1/accounts",
+            json!({"username": OFFICER, "password": OFFICER_PASSWORD, "role": "monitoring_officer"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{acct}");
+    let (s, v) = c
+        .post(
+            &format!("/api/v1/accounts/{}/assignments", acct["account"]["id"]),
+            json!({"case_id": case["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    c.login(OFFICER, OFFICER_PASSWORD).await;
     let (s, order) = c
         .post(
             "/api/v1/orders",
@@ -186,13 +232,13 @@ async fn active_alerts(c: &Client) -> Vec<Value> {
 async fn approach_through_both_doors_raises_one_alert_and_streams_it() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
 
     // Subscribe to the live stream first.
     let mut live = c
         .http
-        .get(format!("{}/api/v1/live?access_token={TOKEN}", c.base))
+        .get(format!("{}/api/v1/live?access_token={}", c.base, c.token))
         .send()
         .await
         .unwrap();
@@ -268,8 +314,8 @@ async fn approach_through_both_doors_raises_one_alert_and_streams_it() {
 async fn resent_batches_are_stored_once_and_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    let (device, _) = seed(&c).await;
+    let mut c = Client::new(&r);
+    let (device, _) = seed(&mut c).await;
     let batch = json!({"fixes": [
         {"seq": 10, "time": now_iso(-30), "lat": 37.50, "lon": 127.00},
         {"seq": 11, "time": now_iso(-20), "lat": 37.51, "lon": 127.00},
@@ -287,7 +333,8 @@ async fn resent_batches_are_stored_once_and_survive_restart() {
     r.shutdown().await;
 
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
+    let mut c = Client::new(&r);
+    c.login(OFFICER, OFFICER_PASSWORD).await;
     let (s, again) = c.batch(DEVICE_TOKEN, batch).await;
     assert_eq!((s, again["duplicates"].as_i64()), (StatusCode::OK, Some(2)));
     let (_, latest) = c.get("/api/v1/positions/latest").await;
@@ -308,8 +355,8 @@ async fn resent_batches_are_stored_once_and_survive_restart() {
 async fn an_ongoing_violation_is_not_double_counted_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     victim_at_home(&c).await;
     let near = |seq: i64| {
         json!({"fixes": [{"seq": seq, "time": now_iso(0), "lat": HOME.0 + 0.0005, "lon": HOME.1}]})
@@ -326,7 +373,8 @@ async fn an_ongoing_violation_is_not_double_counted_after_restart() {
     r.shutdown().await;
 
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
+    let mut c = Client::new(&r);
+    c.login(OFFICER, OFFICER_PASSWORD).await;
     assert_eq!(c.batch(DEVICE_TOKEN, near(2)).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let n = active_alerts(&c)
@@ -342,8 +390,8 @@ async fn an_ongoing_violation_is_not_double_counted_after_restart() {
 async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     let good = |t: String| json!({"time": t, "lat": 37.5, "lon": 127.0});
     let cases: Vec<(&str, String, String, StatusCode, &str)> = vec![
         ("malformed json", DEVICE_TOKEN.into(), "{\"fixes\": [".into(), StatusCode::BAD_REQUEST, "invalid_json"),
@@ -398,7 +446,8 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         .status();
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Setup validation.
-    let (s, v) = c
+    let admin = c.as_admin();
+    let (s, v) = admin
         .post(
             "/api/v1/people",
             json!({"role": "suspect", "display_name": "x"}),
@@ -416,7 +465,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
     );
-    let (s, v) = c
+    let (s, v) = admin
         .post("/api/v1/devices", json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "350000000000001", "owner_id": 999}))
         .await;
     assert_eq!(
@@ -435,8 +484,8 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
 async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     // Unknown id: refused and listed for an administrator.
     let resp = c
         .http
@@ -445,7 +494,7 @@ async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    let (_, unknown) = c.get("/api/v1/devices/unknown").await;
+    let (_, unknown) = c.as_admin().get("/api/v1/devices/unknown").await;
     assert_eq!(unknown[0]["hardware_id"], "stranger");
     assert_eq!(unknown[0]["protocol"], "osmand");
     // Missing id.
@@ -495,8 +544,8 @@ async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
 async fn every_acknowledged_fix_is_stored_across_a_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     let mut tasks = Vec::new();
     for i in 0..100i64 {
         let http = c.http.clone();
@@ -524,7 +573,7 @@ async fn every_acknowledged_fix_is_stored_across_a_graceful_shutdown() {
 async fn health_metrics_and_openapi_describe_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
+    let mut c = Client::new(&r);
     let (s, h) = c.get("/healthz").await;
     assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
     let m = c
@@ -536,7 +585,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
         .text()
         .await
         .unwrap();
-    seed(&c).await;
+    seed(&mut c).await;
     c.batch(
         DEVICE_TOKEN,
         json!({"fixes": [{"time": now_iso(0), "lat": 37.5, "lon": 127.0}]}).to_string(),
@@ -557,14 +606,21 @@ async fn health_metrics_and_openapi_describe_the_server() {
     let mut paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     paths.sort();
     let expected = [
+        "/api/v1/accounts",
+        "/api/v1/accounts/{id}/assignments",
         "/api/v1/alerts",
         "/api/v1/alerts/{id}/state",
+        "/api/v1/audit",
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/me",
         "/api/v1/cases",
         "/api/v1/devices",
         "/api/v1/devices/unknown",
         "/api/v1/devices/{id}/track",
         "/api/v1/ingest/batch",
         "/api/v1/live",
+        "/api/v1/me/case",
         "/api/v1/orders",
         "/api/v1/people",
         "/api/v1/positions/latest",
@@ -584,8 +640,8 @@ async fn health_metrics_and_openapi_describe_the_server() {
 async fn an_sos_without_a_position_raises_a_critical_alert_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     // The protected person's smartwatch uses the native API.
     let (_, people) = c.get("/api/v1/people").await;
     let victim = people
@@ -596,6 +652,7 @@ async fn an_sos_without_a_position_raises_a_critical_alert_at_once() {
         .unwrap()["id"]
         .clone();
     let (s, _) = c
+        .as_admin()
         .post("/api/v1/devices", json!({"kind": "smartwatch", "protocol": "native", "hardware_id": "watch-1", "owner_id": victim, "token": "smartwatch-token-0000001"}))
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -647,8 +704,8 @@ async fn an_sos_without_a_position_raises_a_critical_alert_at_once() {
 async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expect() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     let (_, people) = c.get("/api/v1/people").await;
     let victim = people
         .as_array()
@@ -751,8 +808,8 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
 async fn zone_schedules_decide_when_a_zone_is_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    let (_, case) = seed(&c).await;
+    let mut c = Client::new(&r);
+    let (_, case) = seed(&mut c).await;
     // A school zone in force only for one hour, twelve hours from now (Seoul time), every day.
     let local = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(9)));
     let start_h = (local.hour() + 12) % 24;
@@ -890,8 +947,8 @@ async fn webhooks_survive_failures_are_signed_and_escalation_follows_silence() {
         c.escalation.critical_s = Some(1);
     })
     .await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     victim_at_home(&c).await;
     let (s, _) = c
         .batch(DEVICE_TOKEN, json!({"fixes": [{"seq": 1, "time": now_iso(0), "lat": HOME.0 + 0.0004, "lon": HOME.1, "accuracy_m": 5.0}]}).to_string())
@@ -964,8 +1021,8 @@ async fn read_events(resp: &mut reqwest::Response, n: usize) -> Vec<(String, Str
 async fn a_live_client_that_reconnects_gets_exactly_what_it_missed() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let c = Client::new(&r);
-    seed(&c).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
     let live_url = format!("{}/api/v1/live?access_token={TOKEN}", c.base);
     let send = |seq: i64| {
         let c = &c;

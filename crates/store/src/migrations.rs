@@ -117,11 +117,75 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN time_to_contact_s REAL;
     ALTER TABLE alerts ADD COLUMN heading_toward INTEGER;
     "#,
-    // 3: optional weekly schedules of zones, as a JSON document the server owns.
+    // 3: accounts, sessions, log-in throttle, officer case assignments, and the hash-chained
+    // access log with its signed checkpoints (docs/privacy.md, "Wiring it into the server").
+    // The audit blob is `AuditRecord::to_bytes`; the other audit columns are indexed copies
+    // for queries and are never trusted by verification.
+    r#"
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        person_id INTEGER REFERENCES people(id),
+        password_phc TEXT NOT NULL,
+        totp_secret BLOB,
+        totp_last_step INTEGER,
+        created_at INTEGER NOT NULL,
+        disabled_at INTEGER
+    );
+    CREATE TABLE login_throttle (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id),
+        failures INTEGER NOT NULL,
+        lockouts INTEGER NOT NULL,
+        locked_until INTEGER,
+        last_failure INTEGER
+    );
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        idle_timeout_s INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE assignments (
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, case_id)
+    );
+    CREATE TABLE dispatches (
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, alert_id)
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        actor_id INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        case_id INTEGER,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX audit_log_time ON audit_log(time);
+    CREATE INDEX audit_log_actor ON audit_log(actor_id, time);
+    CREATE INDEX audit_log_action ON audit_log(action, time);
+    CREATE INDEX audit_log_case ON audit_log(case_id, time) WHERE case_id IS NOT NULL;
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        checkpoint BLOB NOT NULL
+    );
+    "#,
+    // 4: optional weekly schedules of zones, as a JSON document the server owns.
     r#"
     ALTER TABLE zones ADD COLUMN schedule TEXT;
     "#,
-    // 4: the durable outbox for webhooks (transactional with the alert changes that cause
+    // 5: the durable outbox for webhooks (transactional with the alert changes that cause
     // them) and alert escalation.
     r#"
     CREATE TABLE outbox (

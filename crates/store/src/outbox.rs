@@ -128,11 +128,6 @@ impl Store {
         .await
     }
 
-    /// One alert by id.
-    pub async fn alert(&self, id: AlertId) -> Result<AlertRecord> {
-        self.read(move |conn| load_alert(conn, id)).await
-    }
-
     /// Deliveries due at `now`, oldest first.
     pub async fn due_outbox(&self, now: UnixMicros, limit: usize) -> Result<Vec<OutboxItem>> {
         self.read(move |conn| {

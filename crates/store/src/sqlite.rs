@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
+mod accounts;
+pub use accounts::{Account, AuditSigner, NewAccount};
+
 /// How many queued jobs one group transaction takes at most.
 const MAX_GROUP: usize = 512;
 /// Capacity of the writer's queue; callers wait (backpressure) beyond it.
@@ -952,6 +955,11 @@ impl Store {
             None,
         )
         .await
+    }
+
+    /// One alert, or `NotFound`.
+    pub async fn alert(&self, id: AlertId) -> Result<AlertRecord> {
+        self.read(move |conn| load_alert(conn, id)).await
     }
 
     /// Alerts, newest first; `active_only` keeps those not yet resolved.

@@ -1,0 +1,237 @@
+//! The one door to case data: every handler that reads or changes case data asks here.
+//!
+//! [`check`] and [`check_many`] load the caller's grants from the store, ask
+//! [`access::authorize`] (the only place that decides), and append the audit records the
+//! decision needs to the access log through the store's writer. They return only after
+//! those records are durable, so a read is never answered without its audit record: if the
+//! log cannot be written, the request fails.
+//!
+//! # Architecture Invariant
+//!
+//! Every read of location data passes through this module, which writes the audit record
+//! before the data is returned. Handlers never call the store's read methods for case data
+//! before a decision from here.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorCode};
+use crate::pipeline::now;
+use access::{Action, Decision, DenyReason, Grants, Precision, Resource, Role};
+use audit::{Actor, ActorKind, AuditAction, AuditEntry, Outcome, Subject};
+use domain::{Case, CaseId};
+
+/// The facts [`access::authorize`] needs about the caller.
+pub async fn grants(s: &AppState, c: &Caller) -> Result<Grants, ApiError> {
+    let p = &c.principal;
+    let mut g = Grants::default();
+    match p.role {
+        Role::MonitoringOfficer => g.assigned_cases = s.store.assigned_cases(p.account).await?,
+        Role::Victim | Role::Offender => {
+            if let Some(person) = p.person {
+                for case in s.store.list_cases().await? {
+                    if case.offender == person {
+                        g.offender_in.push(case.id);
+                    }
+                    if case.protected.contains(&person) {
+                        g.protected_in.push(case.id);
+                    }
+                }
+            }
+        }
+        Role::Police => g.dispatches = s.store.dispatches(p.account).await?,
+        // One assignments table serves officers and the court; only the field of the role is
+        // consulted by the decision.
+        Role::CourtClerk | Role::Judge => g.court_cases = s.store.assigned_cases(p.account).await?,
+        Role::Administrator | Role::Auditor => {}
+    }
+    Ok(g)
+}
+
+/// The cases the caller's grants cover, whatever the action.
+pub fn granted_cases(g: &Grants) -> Vec<CaseId> {
+    // Expired dispatches are listed too; the decision refuses them (it owns the clock rule).
+    let mut v: Vec<CaseId> = g
+        .assigned_cases
+        .iter()
+        .chain(&g.court_cases)
+        .chain(&g.protected_in)
+        .chain(&g.offender_in)
+        .copied()
+        .chain(g.dispatches.iter().map(|d| d.case))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn forbidden(reason: DenyReason) -> ApiError {
+    let msg = match reason {
+        DenyReason::RoleNotPermitted => "your role may not do this",
+        DenyReason::NotYourCase => "this case is not assigned to you",
+        DenyReason::PurposeRequired => {
+            "location history needs `purpose_code` (one of access::PURPOSE_CODES) and a `purpose_text` of at least 10 characters"
+        }
+        DenyReason::ReasonRequired => "break-glass needs a reason of at least 10 characters",
+        DenyReason::ProximityUnknown => "the offender's distance is unknown",
+        DenyReason::NotYourPerson => "you may read only your own position",
+        DenyReason::NoCase => "this needs a case you are assigned to",
+    };
+    ApiError::new(ErrorCode::Forbidden, msg)
+}
+
+/// Decides a batch of requests made by one HTTP call, writes every audit record they need
+/// in one durable append, and returns the decisions in order.
+pub async fn check_many(
+    s: &AppState,
+    c: &Caller,
+    asks: &[(Action, Resource)],
+    details: &str,
+) -> Result<Vec<Decision>, ApiError> {
+    let g = grants(s, c).await?;
+    let t = now();
+    let mut decisions = Vec::with_capacity(asks.len());
+    let mut entries = Vec::new();
+    for (action, resource) in asks {
+        let d = access::authorize(&c.principal, *action, resource, &g, t);
+        if let Some(e) = access::audit_entry(&c.principal, *action, resource, &d, details.into()) {
+            entries.push(e);
+        }
+        decisions.push(d);
+    }
+    append(s, entries).await?;
+    Ok(decisions)
+}
+
+/// Decides one request; `Ok(precision)` when allowed, `forbidden` otherwise. The audit
+/// record is durable when this returns.
+pub async fn check(
+    s: &AppState,
+    c: &Caller,
+    action: Action,
+    resource: Resource,
+    details: &str,
+) -> Result<Precision, ApiError> {
+    let d = check_many(s, c, &[(action, resource)], details).await?;
+    match d.into_iter().next() {
+        Some(Decision::Allow { precision, .. }) => Ok(precision),
+        Some(Decision::Deny { reason }) => Err(forbidden(reason)),
+        None => Err(ApiError::internal("no decision")),
+    }
+}
+
+/// The cases whose data `action` may be read by the caller, at full precision, for a
+/// listing endpoint. Every case considered is decided (and audited) separately. With no
+/// case granted at all, the answer is a refusal when the role may never do this (an
+/// administrator or auditor asking for positions), and an empty list otherwise (an officer
+/// with no assignment yet).
+pub async fn scope(
+    s: &AppState,
+    c: &Caller,
+    action: Action,
+    details: &str,
+) -> Result<Vec<CaseId>, ApiError> {
+    let g = grants(s, c).await?;
+    let mut cases = granted_cases(&g);
+    if cases.is_empty() {
+        // Decide on "no case" so that the refusal is the role's, and is logged.
+        let d = check_many(s, c, &[(action, Resource::default())], details).await?;
+        return match d.first() {
+            Some(Decision::Deny {
+                reason: reason @ (DenyReason::RoleNotPermitted | DenyReason::PurposeRequired),
+            }) => Err(forbidden(*reason)),
+            _ => Ok(Vec::new()),
+        };
+    }
+    let asks: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            (
+                action,
+                Resource {
+                    case: Some(*c),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let d = check_many(s, c, &asks, details).await?;
+    let role_refused = d.iter().all(|d| {
+        matches!(
+            d,
+            Decision::Deny {
+                reason: DenyReason::RoleNotPermitted
+            }
+        )
+    });
+    if role_refused {
+        return Err(forbidden(DenyReason::RoleNotPermitted));
+    }
+    let mut allowed = d.iter().map(|d| {
+        matches!(
+            d,
+            Decision::Allow {
+                precision: Precision::Full | Precision::OffenderView,
+                ..
+            }
+        )
+    });
+    cases.retain(|_| allowed.next().unwrap_or(false));
+    Ok(cases)
+}
+
+/// Case intake (registering people, devices and cases) is the one rule outside the matrix:
+/// a case does not exist yet, so there is nothing to be assigned to. It is the
+/// administrator's registry work and involves no location data; it is logged as
+/// `change_case` like any other change.
+pub async fn intake(
+    s: &AppState,
+    c: &Caller,
+    case: Option<CaseId>,
+    details: &str,
+) -> Result<(), ApiError> {
+    let allowed = c.principal.role == Role::Administrator;
+    let entry = AuditEntry {
+        actor: actor(c),
+        action: AuditAction::ChangeCase,
+        subject: Subject {
+            case,
+            person: None,
+            device: None,
+        },
+        purpose: None,
+        outcome: if allowed {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        },
+        details: format!("intake; {details}"),
+    };
+    append(s, vec![entry]).await?;
+    if allowed {
+        Ok(())
+    } else {
+        Err(forbidden(DenyReason::RoleNotPermitted))
+    }
+}
+
+/// The caller as the access log names them.
+pub fn actor(c: &Caller) -> Actor {
+    Actor {
+        kind: ActorKind::Account,
+        id: c.principal.account.0,
+        role: c.principal.role.as_str().to_owned(),
+    }
+}
+
+/// Appends to the access log and waits until the records are durable.
+pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<(), ApiError> {
+    s.store
+        .append_audit(entries, now(), Some(s.audit_signer.clone()))
+        .await?;
+    Ok(())
+}
+
+/// Whether `person` is a party of `case`.
+pub fn party(case: &Case, person: domain::PersonId) -> bool {
+    case.offender == person || case.protected.contains(&person)
+}

@@ -1,0 +1,1026 @@
+//! Access control and the audit trail over real HTTP: log-in, lock-out, TOTP, scoped reads,
+//! the authorisation matrix generated from the route table, and tamper detection in the
+//! stored access log.
+#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const ADMIN: &str = "access-test-admin-token-0123456789";
+const PASSWORD: &str = "a-long-enough-password";
+const ANKLE_A: &str = "ankle-a-device-token-000001";
+
+async fn start(dir: &Path) -> server::Running {
+    let config = server::Config {
+        data_dir: dir.to_path_buf(),
+        bind: [127, 0, 0, 1].into(),
+        http_port: 0,
+        osmand_port: None,
+        admin_token: Some(ADMIN.into()),
+        devices: server::config::DeviceListeners::ephemeral(),
+        ..Default::default()
+    };
+    server::start(config).await.expect("server starts")
+}
+
+#[derive(Clone)]
+struct Http {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            "post" => self.http.post(url),
+            _ => self.http.get(url),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let s = r.status();
+        // The live stream never ends: read its status only.
+        if r.headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"))
+        {
+            return (s, Value::Null);
+        }
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("post", path, Some(token), Some(body)).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call("get", path, Some(token), None).await
+    }
+
+    async fn login(&self, username: &str) -> String {
+        let (s, v) = self
+            .call(
+                "post",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{username}: {v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    async fn account(&self, username: &str, role: &str, person: Option<i64>) -> i64 {
+        let (s, v) = self
+            .post(
+                "/api/v1/accounts",
+                ADMIN,
+                json!({"username": username, "password": PASSWORD, "role": role, "person_id": person}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["account"]["id"].as_i64().unwrap()
+    }
+}
+
+/// Two cases, A and B, each with its own officer; an auditor; the victim and the offender
+/// of case A with their own accounts; an SOS alert in case A.
+struct World {
+    h: Http,
+    case_a: i64,
+    offender_a: i64,
+    victim_a: i64,
+    device_a: i64,
+    alert_a: i64,
+    officer_a: i64,
+    /// Role name → session token (the administrator uses the bootstrap token).
+    tokens: BTreeMap<&'static str, String>,
+}
+
+async fn world(r: &server::Running) -> World {
+    let h = Http {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", r.http_addr),
+    };
+    let person = |role: &'static str| {
+        let h = h.clone();
+        async move {
+            let (s, v) = h
+                .post(
+                    "/api/v1/people",
+                    ADMIN,
+                    json!({"role": role, "display_name": role}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    let (offender_a, victim_a) = (person("offender").await, person("protected").await);
+    let (offender_b, victim_b) = (person("offender").await, person("protected").await);
+    let (s, dev) = h
+        .post(
+            "/api/v1/devices",
+            ADMIN,
+            json!({"kind": "ankle_monitor", "protocol": "native", "hardware_id": "ankle-a", "owner_id": offender_a, "token": ANKLE_A}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{dev}");
+    let case = |off: i64, vic: i64, reference: &'static str| {
+        let h = h.clone();
+        async move {
+            let (s, v) = h
+                .post(
+                    "/api/v1/cases",
+                    ADMIN,
+                    json!({"reference": reference, "offender_id": off, "protected_ids": [vic]}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    let case_a = case(offender_a, victim_a, "A").await;
+    let case_b = case(offender_b, victim_b, "B").await;
+    let officer_a = h.account("officer-a", "monitoring_officer", None).await;
+    let officer_b = h.account("officer-b", "monitoring_officer", None).await;
+    for (officer, case) in [(officer_a, case_a), (officer_b, case_b)] {
+        let (s, v) = h
+            .post(
+                &format!("/api/v1/accounts/{officer}/assignments"),
+                ADMIN,
+                json!({"case_id": case}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
+    h.account("auditor", "auditor", None).await;
+    h.account("victim-a", "victim", Some(victim_a)).await;
+    h.account("offender-a", "offender", Some(offender_a)).await;
+    let mut tokens = BTreeMap::new();
+    tokens.insert("administrator", ADMIN.to_string());
+    for (role, user) in [
+        ("officer_own", "officer-a"),
+        ("officer_other", "officer-b"),
+        ("auditor", "auditor"),
+        ("victim", "victim-a"),
+        ("offender", "offender-a"),
+    ] {
+        tokens.insert(role, h.login(user).await);
+    }
+    // An SOS from the offender's monitor raises an alert in case A.
+    let now = jiff::Timestamp::now().to_string();
+    let (s, v) = h
+        .post(
+            "/api/v1/ingest/batch",
+            ANKLE_A,
+            json!({"events": [{"kind": "sos", "time": now}], "fixes": [{"seq": 1, "time": now, "lat": 37.5, "lon": 127.0}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut alert_a = None;
+    for _ in 0..100 {
+        let (_, alerts) = h.get("/api/v1/alerts", &tokens["officer_own"]).await;
+        alert_a = alerts
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|a| a["id"].as_i64());
+        if alert_a.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    World {
+        h,
+        case_a,
+        offender_a,
+        victim_a,
+        device_a: dev["id"].as_i64().unwrap(),
+        alert_a: alert_a.expect("the SOS alert appears"),
+        officer_a,
+        tokens,
+    }
+}
+
+const PURPOSE: &str = "purpose_code=alert_response&purpose_text=checking%20the%20SOS%20route";
+
+/// Roles in the order of the expectation columns; `anonymous` sends no token.
+const ROLES: [&str; 7] = [
+    "anonymous",
+    "administrator",
+    "officer_own",
+    "officer_other",
+    "auditor",
+    "victim",
+    "offender",
+];
+
+#[tokio::test]
+async fn every_route_answers_each_role_as_the_matrix_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let track = format!(
+        "/api/v1/devices/{}/track?from={from}&to={to}&{PURPOSE}",
+        w.device_a
+    );
+    // Expected status per role (columns as in ROLES) and the request to send. A route in the
+    // OpenAPI document without a row here fails the test: a new endpoint needs a rule.
+    type Row = (&'static str, String, Option<Value>, [u16; 7]);
+    let mut n = 0;
+    let mut unique = move || {
+        n += 1;
+        n
+    };
+    let rows: Vec<Row> = vec![
+        ("get /healthz", "/healthz".into(), None, [200; 7]),
+        ("get /metrics", "/metrics".into(), None, [200; 7]),
+        // Device doors: staff tokens are not device credentials.
+        (
+            "post /api/v1/ingest/batch",
+            "/api/v1/ingest/batch".into(),
+            Some(json!({"fixes": []})),
+            [401; 7],
+        ),
+        (
+            "post /ingest/osmand",
+            "/ingest/osmand".into(),
+            Some(
+                json!({"device_id": "no-such-phone", "location": {"timestamp": to, "coords": {"latitude": 37.5, "longitude": 127.0}}}),
+            ),
+            [404; 7],
+        ),
+        (
+            "post /ingest/owntracks",
+            "/ingest/owntracks".into(),
+            Some(
+                json!({"_type": "location", "tid": "np", "tst": 1_764_547_200, "lat": 37.5, "lon": 127.0}),
+            ),
+            [404; 7],
+        ),
+        (
+            "post /ingest/gpslogger",
+            "/ingest/gpslogger?id=no-such-phone&lat=37.5&lon=127.0".into(),
+            None,
+            [404; 7],
+        ),
+        (
+            "post /ingest/overland",
+            "/ingest/overland".into(),
+            Some(
+                json!({"locations": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [127.0, 37.5]},
+                "properties": {"timestamp": to, "device_id": "no-such-phone"}}]}),
+            ),
+            [404; 7],
+        ),
+        (
+            "get /api/v1/live",
+            "/api/v1/live".into(),
+            None,
+            [401, 403, 200, 200, 403, 200, 403],
+        ),
+        (
+            "post /api/v1/people",
+            "/api/v1/people".into(),
+            Some(json!({"role": "offender", "display_name": "x"})),
+            [401, 201, 403, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/people",
+            "/api/v1/people".into(),
+            None,
+            [401, 200, 200, 200, 403, 200, 200],
+        ),
+        (
+            "post /api/v1/devices",
+            "/api/v1/devices".into(),
+            Some(json!({"kind": "tracker", "protocol": "osmand", "hardware_id": "probe"})),
+            [401, 201, 403, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/devices",
+            "/api/v1/devices".into(),
+            None,
+            [401, 200, 200, 200, 403, 200, 200],
+        ),
+        (
+            "get /api/v1/devices/unknown",
+            "/api/v1/devices/unknown".into(),
+            None,
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            "post /api/v1/cases",
+            "/api/v1/cases".into(),
+            Some(
+                json!({"reference": "probe", "offender_id": w.offender_a, "protected_ids": [w.victim_a]}),
+            ),
+            [401, 201, 403, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/cases",
+            "/api/v1/cases".into(),
+            None,
+            [401, 200, 200, 200, 403, 200, 200],
+        ),
+        (
+            "post /api/v1/orders",
+            "/api/v1/orders".into(),
+            Some(
+                json!({"case_id": w.case_a, "kind": "provisional_measure", "valid_from": "2026-01-01T00:00:00Z", "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0}),
+            ),
+            [401, 403, 201, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/orders",
+            "/api/v1/orders".into(),
+            None,
+            [401, 403, 200, 200, 403, 200, 200],
+        ),
+        (
+            "get /api/v1/positions/latest",
+            "/api/v1/positions/latest".into(),
+            None,
+            [401, 403, 200, 200, 403, 200, 200],
+        ),
+        (
+            "get /api/v1/devices/{id}/track",
+            track,
+            None,
+            [401, 403, 200, 403, 403, 403, 200],
+        ),
+        (
+            "get /api/v1/alerts",
+            "/api/v1/alerts".into(),
+            None,
+            [401, 403, 200, 200, 403, 200, 403],
+        ),
+        (
+            "post /api/v1/alerts/{id}/state",
+            format!("/api/v1/alerts/{}/state", w.alert_a),
+            Some(json!({"state": "acknowledged"})),
+            [401, 403, 200, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/snapshot",
+            "/api/v1/snapshot".into(),
+            None,
+            [401, 403, 200, 200, 403, 200, 403],
+        ),
+        (
+            "post /api/v1/auth/login",
+            "/api/v1/auth/login".into(),
+            Some(json!({"username": "nobody", "password": "wrong password"})),
+            [401; 7],
+        ),
+        (
+            "post /api/v1/auth/logout",
+            "/api/v1/auth/logout".into(),
+            None,
+            [401, 204, 204, 204, 204, 204, 204],
+        ),
+        (
+            "get /api/v1/auth/me",
+            "/api/v1/auth/me".into(),
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "post /api/v1/accounts",
+            "/api/v1/accounts".into(),
+            Some(json!({"username": "probe", "password": PASSWORD, "role": "auditor"})),
+            [401, 201, 403, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/accounts",
+            "/api/v1/accounts".into(),
+            None,
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            "post /api/v1/accounts/{id}/assignments",
+            format!("/api/v1/accounts/{}/assignments", w.officer_a),
+            Some(json!({"case_id": w.case_a})),
+            [401, 204, 403, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/me/case",
+            "/api/v1/me/case".into(),
+            None,
+            [401, 403, 403, 403, 403, 200, 200],
+        ),
+        (
+            "get /api/v1/audit",
+            "/api/v1/audit".into(),
+            None,
+            [401, 403, 403, 403, 200, 403, 403],
+        ),
+    ];
+    let table: BTreeMap<&str, (String, Option<Value>, [u16; 7])> = rows
+        .into_iter()
+        .map(|(k, path, body, expect)| (k, (path, body, expect)))
+        .collect();
+
+    let doc = server::openapi();
+    let doc = serde_json::to_value(&doc).unwrap();
+    let mut failures = Vec::new();
+    let mut covered = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let key = format!("{method} {path}");
+            let Some((url, body, expect)) = table.get(key.as_str()) else {
+                failures.push(format!("{key}: no rule in this test's table"));
+                continue;
+            };
+            covered += 1;
+            for (role, want) in ROLES.iter().zip(expect) {
+                // Log-out ends the session: use a fresh one so later rows keep theirs.
+                let fresh;
+                let token = match (*role, key.as_str()) {
+                    ("anonymous", _) => None,
+                    ("administrator", _) => Some(ADMIN),
+                    (r, "post /api/v1/auth/logout") => {
+                        let user = match r {
+                            "officer_own" => "officer-a",
+                            "officer_other" => "officer-b",
+                            "victim" => "victim-a",
+                            "offender" => "offender-a",
+                            other => other,
+                        };
+                        fresh = w.h.login(user).await;
+                        Some(fresh.as_str())
+                    }
+                    (r, _) => Some(w.tokens[r].as_str()),
+                };
+                let mut body = body.clone();
+                // Names that must be unique get a counter.
+                if let Some(Value::Object(m)) = &mut body {
+                    for field in ["username", "hardware_id"] {
+                        if let Some(Value::String(s)) = m.get_mut(field)
+                            && s == "probe"
+                        {
+                            *s = format!("probe-{}", unique());
+                        }
+                    }
+                }
+                let (got, v) = w.h.call(method, url, token, body).await;
+                if got.as_u16() != *want {
+                    failures.push(format!("{key} as {role}: expected {want}, got {got}: {v}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert_eq!(covered, table.len(), "rows for routes that no longer exist");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn reads_are_scoped_to_assigned_cases_and_audited_with_their_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let own = &w.tokens["officer_own"];
+    let other = &w.tokens["officer_other"];
+    // Officer B sees neither case A's alert nor its positions.
+    let (_, alerts) = w.h.get("/api/v1/alerts", other).await;
+    assert_eq!(alerts.as_array().map(Vec::len), Some(0), "{alerts}");
+    let (_, latest) = w.h.get("/api/v1/positions/latest", other).await;
+    assert_eq!(latest.as_array().map(Vec::len), Some(0), "{latest}");
+    let (_, latest) = w.h.get("/api/v1/positions/latest", own).await;
+    assert_eq!(latest.as_array().map(Vec::len), Some(1), "{latest}");
+    // History needs a purpose.
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let bare = format!("/api/v1/devices/{}/track?from={from}&to={to}", w.device_a);
+    let (s, v) = w.h.get(&bare, own).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, v) = w.h.get(&format!("{bare}&{PURPOSE}"), own).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    // The auditor sees both attempts, the refusal and the read with its purpose, and the
+    // other officer's refused... nothing: B was never refused, only shown nothing.
+    let (s, log) =
+        w.h.get("/api/v1/audit?limit=5000", &w.tokens["auditor"])
+            .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let tracks: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "read_track")
+        .collect();
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
+    assert_eq!(tracks[0]["outcome"], "denied");
+    assert_eq!(tracks[1]["outcome"], "allowed");
+    assert_eq!(tracks[1]["purpose_code"], "alert_response");
+    assert_eq!(tracks[1]["case_id"], w.case_a);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "login" && r["actor_role"] == "monitoring_officer")
+    );
+    // The administrator manages accounts but sees no case data.
+    let (s, _) = w.h.get("/api/v1/positions/latest", ADMIN).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn log_in_locks_out_after_five_failures_and_log_out_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let h = Http {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", r.http_addr),
+    };
+    h.account("pat", "monitoring_officer", None).await;
+    let token = h.login("pat").await;
+    let (s, me) = h.get("/api/v1/auth/me", &token).await;
+    assert_eq!(
+        (s, me["role"].as_str()),
+        (StatusCode::OK, Some("monitoring_officer"))
+    );
+    let (s, _) = h.post("/api/v1/auth/logout", &token, Value::Null).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = h.get("/api/v1/auth/me", &token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked session is refused");
+
+    let wrong = json!({"username": "pat", "password": "not the password"});
+    for i in 0..4 {
+        let (s, _) = h
+            .call("post", "/api/v1/auth/login", None, Some(wrong.clone()))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    // The fifth failure locks the account; now even the right password is refused.
+    let (s, _) = h
+        .call("post", "/api/v1/auth/login", None, Some(wrong))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v) = h
+        .call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "pat", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("login_locked"))
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn staff_who_enrolled_totp_need_a_fresh_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let h = Http {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", r.http_addr),
+    };
+    let (s, v) = h
+        .post(
+            "/api/v1/accounts",
+            ADMIN,
+            json!({"username": "sam", "password": PASSWORD, "role": "auditor", "totp": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let secret = audit::from_hex(v["totp_secret"].as_str().unwrap()).unwrap();
+    let login = |code: Option<String>| {
+        let h = h.clone();
+        async move {
+            h.call(
+                "post",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "sam", "password": PASSWORD, "totp": code})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(login(None).await, StatusCode::UNAUTHORIZED);
+    let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+    let code = access::totp::code_at(&secret, now);
+    assert_eq!(login(Some(code.clone())).await, StatusCode::OK);
+    assert_eq!(
+        login(Some(code)).await,
+        StatusCode::UNAUTHORIZED,
+        "a code is accepted once"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn audit_verify_finds_a_row_edited_with_raw_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let (s, _) = w.h.get("/api/v1/snapshot", &w.tokens["officer_own"]).await;
+    assert_eq!(s, StatusCode::OK);
+    r.shutdown().await;
+
+    // Shutdown signed a checkpoint at the head: the untouched log verifies.
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.lines());
+    assert!(report.report.records > 5);
+    assert_eq!(report.report.unsigned_tail, 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(server::audit_log::KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Someone with database access rewrites who did what in record 3, keeping its hashes.
+    let db = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let blob: Vec<u8> = db
+        .query_row("SELECT record FROM audit_log WHERE seq = 3", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut rec = audit::AuditRecord::from_bytes(&blob).unwrap();
+    rec.entry.details = "nothing to see here".into();
+    db.execute(
+        "UPDATE audit_log SET record = ?1 WHERE seq = 3",
+        [rec.to_bytes()],
+    )
+    .unwrap();
+    drop(db);
+
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(!report.ok());
+    assert_eq!(
+        report.report.first_bad().map(|p| p.seq()),
+        Some(3),
+        "{:?}",
+        report.lines()
+    );
+}
+
+const PHONE_A: &str = "victim-a-phone-token-000001";
+
+/// Case A gets an order (600 m disclosure radius) and the victim a phone that reports
+/// through the native door.
+async fn order_and_phone(w: &World) {
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/orders",
+            &w.tokens["officer_own"],
+            json!({"case_id": w.case_a, "kind": "provisional_measure", "valid_from": "2026-01-01T00:00:00Z",
+                   "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0,
+                   "zones": [{"kind": "home", "label": "her home", "shape": {"type": "circle", "lat": 37.51, "lon": 127.0, "radius_m": 50.0}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/devices",
+            ADMIN,
+            json!({"kind": "victim_phone", "protocol": "native", "hardware_id": "phone-a", "owner_id": w.victim_a, "token": PHONE_A}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// Moves the victim to `metres_north` of the offender's fix (37.5, 127.0).
+async fn victim_at(w: &World, seq: i64, metres_north: f64) {
+    let time = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seq)).to_string();
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/ingest/batch",
+            PHONE_A,
+            json!({"fixes": [{"seq": seq, "time": time, "lat": 37.5 + metres_north / 111_195.0, "lon": 127.0, "accuracy_m": 10.0}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn a_victim_sees_the_offender_only_inside_her_disclosure_radius() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    let victim = &w.tokens["victim"];
+    let (s, v) = w.h.get("/api/v1/me/case", victim).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["offender"], "unknown", "her position is not known yet");
+    assert_eq!(v["orders"][0]["zones"][0]["label"], "her home");
+
+    victim_at(&w, 1, 5_000.0).await;
+    let (_, v) = w.h.get("/api/v1/me/case", victim).await;
+    assert_eq!(v["offender"], "not_nearby", "{v}");
+
+    victim_at(&w, 2, 300.0).await;
+    let (_, v) = w.h.get("/api/v1/me/case", victim).await;
+    let d = v["offender"]["distance_m"]
+        .as_f64()
+        .expect("a distance inside the radius");
+    assert!((d - 300.0).abs() < 2.0, "{v}");
+    assert_eq!(v["offender"]["lat"], 37.5);
+    assert!(v["offender"]["device_time"].is_string());
+
+    // Her views of his position are in the access log.
+    let (_, log) =
+        w.h.get("/api/v1/audit?limit=5000", &w.tokens["auditor"])
+            .await;
+    let reads = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "read_position" && r["actor_role"] == "victim")
+        .count();
+    assert!(reads >= 3, "{log}");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_offenders_answer_never_depends_on_where_she_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    let offender = &w.tokens["offender"];
+    let (s, first) = w.h.get("/api/v1/me/case", offender).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(first["own_position"]["lat"], 37.5);
+    let text = first.to_string();
+    assert!(
+        !text.contains("her home") && !text.contains("disclosure"),
+        "{text}"
+    );
+    // Far away, just outside and inside her radius, inside the no-approach distance, and
+    // back: his answer is the same every time.
+    for (seq, metres) in [
+        (1, 5_000.0),
+        (2, 601.0),
+        (3, 599.0),
+        (4, 40.0),
+        (5, 0.0),
+        (6, 3_000.0),
+    ] {
+        victim_at(&w, seq, metres).await;
+        let (s, v) = w.h.get("/api/v1/me/case", offender).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, first, "victim {metres} m away changed his answer");
+    }
+    // Alerts and the live stream would tell him when he is near her: refused.
+    let (s, _) = w.h.get("/api/v1/alerts", offender).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = w.h.get("/api/v1/live", offender).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_evidence_export_is_logged_signed_and_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    victim_at(&w, 1, 300.0).await;
+    r.shutdown().await;
+
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("bundle");
+    let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+    let window = (now.plus_secs(-3_600), now.plus_secs(3_600));
+    let too_short = server::evidence::export(
+        dir.path(),
+        domain::CaseId(w.case_a),
+        window,
+        "court",
+        &bundle,
+        now,
+    )
+    .await;
+    assert!(too_short.is_err(), "a reason is required");
+    server::evidence::export(
+        dir.path(),
+        domain::CaseId(w.case_a),
+        window,
+        "court request 2026-17 for the SOS",
+        &bundle,
+        now,
+    )
+    .await
+    .unwrap();
+    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let fixes = std::fs::read_to_string(bundle.join("fixes.csv")).unwrap();
+    assert!(
+        fixes.lines().count() >= 3,
+        "offender and victim fixes: {fixes}"
+    );
+    let orders = std::fs::read_to_string(bundle.join("orders.json")).unwrap();
+    assert!(
+        !orders.contains("her home"),
+        "zone labels stay out: {orders}"
+    );
+    // The export is in the log, and the log still verifies.
+    let log = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(log.ok(), "{:?}", log.lines());
+    // Evidence is never overwritten; a changed file is caught.
+    assert!(
+        server::evidence::export(
+            dir.path(),
+            domain::CaseId(w.case_a),
+            window,
+            "a second export here",
+            &bundle,
+            now
+        )
+        .await
+        .is_err()
+    );
+    std::fs::write(bundle.join("fixes.csv"), fixes.replace("37.5", "37.6")).unwrap();
+    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
+    assert!(!report.ok());
+}
+
+#[tokio::test]
+async fn the_retention_purge_deletes_only_what_the_policy_releases_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    r.shutdown().await;
+
+    let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+    let store = store::Store::open(dir.path()).unwrap();
+    let devices = store.list_devices().await.unwrap();
+    let phone = devices
+        .iter()
+        .find(|d| d.hardware_id == "phone-a")
+        .unwrap()
+        .id;
+    let fix = |device, hours_ago: i64| domain::Fix {
+        id: None,
+        device_id: device,
+        device_time: now.plus_secs(-hours_ago * 3_600),
+        received_time: now.plus_secs(-hours_ago * 3_600),
+        position: domain::LatLon::new(37.51, 127.0).unwrap(),
+        accuracy_m: Some(10.0),
+        speed_mps: None,
+        course_deg: None,
+        altitude_m: None,
+        source: domain::FixSource::Gnss,
+        flags: domain::FixFlags::default(),
+        seq: Some(1_000 + hours_ago),
+    };
+    // Hers: 100 h old (past 72 h, before the SOS incident window) and 1 h old (kept).
+    // His: 100 h old, kept while his order is open-ended.
+    store
+        .insert_fixes(vec![
+            fix(phone, 100),
+            fix(phone, 1),
+            fix(domain::DeviceId(w.device_a), 100),
+        ])
+        .await
+        .unwrap();
+    let before = store.count_fixes().await.unwrap();
+    store.close();
+
+    let policy = server::retention::RetentionPolicy::default();
+    let dry = server::retention::purge_data_dir(dir.path(), policy, now, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.deleted, 0);
+    assert_eq!(dry.windows.len(), 1, "only her phone: {:?}", dry.windows);
+    let done = server::retention::purge_data_dir(dir.path(), policy, now, false)
+        .await
+        .unwrap();
+    assert_eq!(done.deleted, 1);
+
+    let store = store::Store::open(dir.path()).unwrap();
+    assert_eq!(store.count_fixes().await.unwrap(), before - 1);
+    let log = store.audit_records(0, 10_000).await.unwrap();
+    let purge = log
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .find(|r| r.entry.action == audit::AuditAction::Purge)
+        .expect("a purge record");
+    assert!(
+        purge.entry.details.ends_with("fixes deleted: 1"),
+        "{}",
+        purge.entry.details
+    );
+    store.close();
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.lines());
+}
+
+#[tokio::test]
+async fn police_see_a_case_once_an_alert_is_dispatched_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let police_id = w.h.account("police-1", "police", None).await;
+    let police = w.h.login("police-1").await;
+    let (s, alerts) = w.h.get("/api/v1/alerts", &police).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        alerts.as_array().map(Vec::len),
+        Some(0),
+        "nothing before dispatch"
+    );
+
+    let state = format!("/api/v1/alerts/{}/state", w.alert_a);
+    let own = &w.tokens["officer_own"];
+    let (s, v) =
+        w.h.post(
+            &state,
+            own,
+            json!({"state": "dispatched", "police_account_id": w.officer_a}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_reference")),
+        "an officer is not police"
+    );
+    let (s, v) =
+        w.h.post(
+            &state,
+            own,
+            json!({"state": "dispatched", "police_account_id": police_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, alerts) = w.h.get("/api/v1/alerts", &police).await;
+    assert_eq!(alerts[0]["id"], w.alert_a, "{alerts}");
+    let (_, latest) = w.h.get("/api/v1/positions/latest", &police).await;
+    assert_eq!(latest.as_array().map(Vec::len), Some(1), "{latest}");
+    // Resolving keeps the grant for its grace period (its end is the pure crate's rule,
+    // tested there with explicit times).
+    let (s, _) = w.h.post(&state, own, json!({"state": "resolved"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, alerts) = w.h.get("/api/v1/alerts?active=false", &police).await;
+    assert_eq!(alerts[0]["id"], w.alert_a);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_judge_assigned_a_case_reads_its_orders_but_never_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    let judge_id = w.h.account("judge-1", "judge", None).await;
+    let (s, v) =
+        w.h.post(
+            &format!("/api/v1/accounts/{judge_id}/assignments"),
+            ADMIN,
+            json!({"case_id": w.case_a}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let judge = w.h.login("judge-1").await;
+    let (s, orders) = w.h.get("/api/v1/orders", &judge).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(orders.as_array().map(Vec::len), Some(1), "{orders}");
+    for path in ["/api/v1/positions/latest", "/api/v1/alerts", "/api/v1/live"] {
+        let (s, _) = w.h.get(path, &judge).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+    }
+    r.shutdown().await;
+}

@@ -1,0 +1,726 @@
+//! Accounts, sessions, log-in throttling, case assignments and the access log.
+//!
+//! The decisions (who may log in, whether a session is valid, who may read what) are made in
+//! `crates/access`; this module only keeps their state. The access log is appended on the
+//! writer thread: each append job reads the chain head from the table inside the same
+//! transaction, so the sequence order is the commit order, and a job or group that rolls
+//! back leaves no gap in the chain (the next job simply resumes from what is committed).
+
+use super::Store;
+use crate::{Result, StoreError};
+use access::{AccountId, LoginThrottle, Role, SessionRecord};
+use audit::{AuditChain, AuditEntry, AuditRecord, Checkpoint, SigningKey};
+use domain::{CaseId, PersonId, UnixMicros};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::Arc;
+
+/// A stored account. The password is kept only as an Argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub username: String,
+    pub role: Role,
+    /// The person a victim or offender account belongs to.
+    pub person: Option<PersonId>,
+    pub password_phc: String,
+    /// RFC 6238 secret, for staff who enrolled a second factor.
+    pub totp_secret: Option<Vec<u8>>,
+    /// The last TOTP step accepted (a code is never accepted twice).
+    pub totp_last_step: Option<i64>,
+    pub disabled: bool,
+}
+
+/// A new account to store.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub username: String,
+    pub role: Role,
+    pub person: Option<PersonId>,
+    pub password_phc: String,
+    pub totp_secret: Option<Vec<u8>>,
+}
+
+/// How the access log is signed: every `every` records, with `key` (held in a file outside
+/// the database, so a database writer cannot forge checkpoints).
+#[derive(Clone)]
+pub struct AuditSigner {
+    pub key: Arc<SigningKey>,
+    pub every: u64,
+}
+
+const ACCOUNT_COLS: &str =
+    "id, username, role, person_id, password_phc, totp_secret, totp_last_step, disabled_at";
+
+fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Account>> {
+    let role: String = r.get(2)?;
+    let disabled: Option<i64> = r.get(7)?;
+    Ok(match Role::parse(&role) {
+        Some(role) => Ok(Account {
+            id: AccountId(r.get(0)?),
+            username: r.get(1)?,
+            role,
+            person: r.get::<_, Option<i64>>(3)?.map(PersonId),
+            password_phc: r.get(4)?,
+            totp_secret: r.get(5)?,
+            totp_last_step: r.get(6)?,
+            disabled: disabled.is_some(),
+        }),
+        None => Err(StoreError::Corrupt(format!("unknown role {role:?}"))),
+    })
+}
+
+fn session_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<SessionRecord>> {
+    let hash: Vec<u8> = r.get(0)?;
+    let role: String = r.get(2)?;
+    let (Ok(token_hash), Some(role)) = (<[u8; 32]>::try_from(hash.as_slice()), Role::parse(&role))
+    else {
+        return Ok(Err(StoreError::Corrupt("bad session row".into())));
+    };
+    Ok(Ok(SessionRecord {
+        token_hash,
+        account: AccountId(r.get(1)?),
+        role,
+        created_at: UnixMicros(r.get(3)?),
+        last_used_at: UnixMicros(r.get(4)?),
+        expires_at: UnixMicros(r.get(5)?),
+        idle_timeout_s: r.get(6)?,
+        revoked_at: r.get::<_, Option<i64>>(7)?.map(UnixMicros),
+    }))
+}
+
+/// The last committed record, from which the chain continues.
+fn chain_head(conn: &Connection) -> Result<AuditChain> {
+    let last: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT record FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match last {
+        None => Ok(AuditChain::new()),
+        Some(b) => {
+            let rec = AuditRecord::from_bytes(&b)
+                .map_err(|e| StoreError::Corrupt(format!("last audit record: {e}")))?;
+            Ok(AuditChain::resume(&rec))
+        }
+    }
+}
+
+fn insert_checkpoint(conn: &Connection, cp: &Checkpoint) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO audit_checkpoints (seq, checkpoint) VALUES (?1, ?2)",
+        params![cp.seq as i64, cp.to_bytes()],
+    )?;
+    Ok(())
+}
+
+fn append_tx(
+    conn: &Connection,
+    entries: Vec<AuditEntry>,
+    now: UnixMicros,
+    signer: Option<&AuditSigner>,
+) -> Result<Vec<AuditRecord>> {
+    let mut chain = chain_head(conn)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let rec = chain.append(entry, now);
+        conn.execute(
+            "INSERT INTO audit_log (seq, time, actor_id, action, case_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                rec.seq as i64,
+                rec.time.0,
+                rec.entry.actor.id,
+                rec.entry.action.as_str(),
+                rec.entry.subject.case.map(|c| c.0),
+                rec.to_bytes()
+            ],
+        )?;
+        if let Some(s) = signer.filter(|s| Checkpoint::due(rec.seq, s.every)) {
+            insert_checkpoint(conn, &Checkpoint::sign(&s.key, rec.seq, rec.hash, now))?;
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+impl Store {
+    // ---- accounts ----------------------------------------------------------------------
+
+    pub async fn create_account(&self, a: NewAccount, now: UnixMicros) -> Result<Account> {
+        self.write(
+            move |conn| {
+                if let Some(p) = a.person {
+                    super::ensure_exists(conn, "people", p.0, "person")?;
+                }
+                let taken: bool = conn
+                    .query_row(
+                        "SELECT 1 FROM accounts WHERE username = ?1",
+                        [&a.username],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                if taken {
+                    return Err(StoreError::Conflict(format!(
+                        "username {:?} is taken",
+                        a.username
+                    )));
+                }
+                conn.execute(
+                    "INSERT INTO accounts (username, role, person_id, password_phc, totp_secret, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        a.username,
+                        a.role.as_str(),
+                        a.person.map(|p| p.0),
+                        a.password_phc,
+                        a.totp_secret,
+                        now.0
+                    ],
+                )?;
+                Ok(Account {
+                    id: AccountId(conn.last_insert_rowid()),
+                    username: a.username,
+                    role: a.role,
+                    person: a.person,
+                    password_phc: a.password_phc,
+                    totp_secret: a.totp_secret,
+                    totp_last_step: None,
+                    disabled: false,
+                })
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn account_by_username(&self, username: String) -> Result<Option<Account>> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE username = ?1"),
+                [username],
+                account_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
+                [id.0],
+                account_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id"))?;
+            let rows = stmt.query_map([], account_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// Records the TOTP step just accepted; refuses (returns false) a step not greater than
+    /// the stored one, so two concurrent log-ins cannot both use one code.
+    pub async fn use_totp_step(&self, id: AccountId, step: i64) -> Result<bool> {
+        self.write(
+            move |conn| {
+                let n = conn.execute(
+                    "UPDATE accounts SET totp_last_step = ?2
+                     WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                    params![id.0, step],
+                )?;
+                Ok(n == 1)
+            },
+            None,
+        )
+        .await
+    }
+
+    // ---- log-in throttle ---------------------------------------------------------------
+
+    pub async fn login_throttle(&self, id: AccountId) -> Result<LoginThrottle> {
+        self.read(move |conn| {
+            let t = conn
+                .query_row(
+                    "SELECT failures, lockouts, locked_until, last_failure FROM login_throttle WHERE account_id = ?1",
+                    [id.0],
+                    |r| {
+                        Ok(LoginThrottle {
+                            failures: r.get(0)?,
+                            lockouts: r.get(1)?,
+                            locked_until: r.get::<_, Option<i64>>(2)?.map(UnixMicros),
+                            last_failure: r.get::<_, Option<i64>>(3)?.map(UnixMicros),
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(t.unwrap_or_default())
+        })
+        .await
+    }
+
+    pub async fn save_login_throttle(&self, id: AccountId, t: LoginThrottle) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "INSERT OR REPLACE INTO login_throttle (account_id, failures, lockouts, locked_until, last_failure)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        id.0,
+                        t.failures,
+                        t.lockouts,
+                        t.locked_until.map(|u| u.0),
+                        t.last_failure.map(|u| u.0)
+                    ],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    // ---- sessions ----------------------------------------------------------------------
+
+    pub async fn insert_session(&self, s: SessionRecord) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "INSERT INTO sessions (token_hash, account_id, role, created_at, last_used_at, expires_at, idle_timeout_s, revoked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        s.token_hash.to_vec(),
+                        s.account.0,
+                        s.role.as_str(),
+                        s.created_at.0,
+                        s.last_used_at.0,
+                        s.expires_at.0,
+                        s.idle_timeout_s,
+                        s.revoked_at.map(|r| r.0)
+                    ],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn session(&self, token_hash: [u8; 32]) -> Result<Option<SessionRecord>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT token_hash, account_id, role, created_at, last_used_at, expires_at, idle_timeout_s, revoked_at
+                 FROM sessions WHERE token_hash = ?1",
+                [token_hash.to_vec()],
+                session_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    /// Moves the idle clock forward (never back).
+    pub async fn touch_session(&self, token_hash: [u8; 32], now: UnixMicros) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE sessions SET last_used_at = MAX(last_used_at, ?2) WHERE token_hash = ?1",
+                    params![token_hash.to_vec(), now.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Revokes a session; revoking twice keeps the first time.
+    pub async fn revoke_session(&self, token_hash: [u8; 32], now: UnixMicros) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE token_hash = ?1",
+                    params![token_hash.to_vec(), now.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    // ---- assignments -------------------------------------------------------------------
+
+    /// Assigns a case to a monitoring officer (idempotent).
+    pub async fn assign_case(
+        &self,
+        account: AccountId,
+        case: CaseId,
+        now: UnixMicros,
+    ) -> Result<()> {
+        self.write(
+            move |conn| {
+                super::ensure_exists(conn, "accounts", account.0, "account")?;
+                super::ensure_exists(conn, "cases", case.0, "case")?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO assignments (account_id, case_id, created_at) VALUES (?1, ?2, ?3)",
+                    params![account.0, case.0, now.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    pub async fn assigned_cases(&self, account: AccountId) -> Result<Vec<CaseId>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT case_id FROM assignments WHERE account_id = ?1 ORDER BY case_id",
+            )?;
+            let rows = stmt.query_map([account.0], |r| Ok(CaseId(r.get(0)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    // ---- police dispatches -------------------------------------------------------------
+
+    /// Grants a police account an alert's case until `expires_at` (a second dispatch of the
+    /// same alert to the same account moves the expiry).
+    pub async fn add_dispatch(
+        &self,
+        account: AccountId,
+        case: CaseId,
+        alert: domain::AlertId,
+        now: UnixMicros,
+        expires_at: UnixMicros,
+    ) -> Result<()> {
+        self.write(
+            move |conn| {
+                super::ensure_exists(conn, "accounts", account.0, "account")?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO dispatches (account_id, case_id, alert_id, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![account.0, case.0, alert.0, now.0, expires_at.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Ends every dispatch of an alert at `expires_at` at the latest (the alert resolved).
+    pub async fn end_dispatches(
+        &self,
+        alert: domain::AlertId,
+        expires_at: UnixMicros,
+    ) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE dispatches SET expires_at = MIN(expires_at, ?2) WHERE alert_id = ?1",
+                    params![alert.0, expires_at.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// A police account's dispatches, expired ones included (the decision checks expiry).
+    pub async fn dispatches(&self, account: AccountId) -> Result<Vec<access::Dispatch>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT case_id, expires_at FROM dispatches WHERE account_id = ?1 ORDER BY case_id",
+            )?;
+            let rows = stmt.query_map([account.0], |r| {
+                Ok(access::Dispatch {
+                    case: CaseId(r.get(0)?),
+                    expires_at: UnixMicros(r.get(1)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    // ---- access log --------------------------------------------------------------------
+
+    /// Appends entries to the access log in one job and answers only once they are durable.
+    /// Signs a checkpoint whenever one falls due.
+    pub async fn append_audit(
+        &self,
+        entries: Vec<AuditEntry>,
+        now: UnixMicros,
+        signer: Option<AuditSigner>,
+    ) -> Result<Vec<AuditRecord>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(
+            move |conn| append_tx(conn, entries, now, signer.as_ref()),
+            None,
+        )
+        .await
+    }
+
+    /// Signs a checkpoint at the current head unless one exists there (e.g. at shutdown).
+    pub async fn checkpoint_audit(
+        &self,
+        key: Arc<SigningKey>,
+        now: UnixMicros,
+    ) -> Result<Option<Checkpoint>> {
+        self.write(
+            move |conn| {
+                let (seq, hash) = chain_head(conn)?.head();
+                if seq == 0 {
+                    return Ok(None);
+                }
+                let exists: bool = conn
+                    .query_row(
+                        "SELECT 1 FROM audit_checkpoints WHERE seq = ?1",
+                        [seq as i64],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                if exists {
+                    return Ok(None);
+                }
+                let cp = Checkpoint::sign(&key, seq, hash, now);
+                insert_checkpoint(conn, &cp)?;
+                Ok(Some(cp))
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Deletes each device's fixes whose device time falls in one of its `[from, to)`
+    /// windows and, in the same transaction, appends `entry` to the access log with the
+    /// number deleted added to its details: a purge is never unrecorded, and a record never
+    /// claims a purge that did not commit. Returns the number of fixes deleted.
+    pub async fn purge_fixes(
+        &self,
+        windows: Vec<(domain::DeviceId, Vec<(UnixMicros, UnixMicros)>)>,
+        mut entry: AuditEntry,
+        now: UnixMicros,
+        signer: Option<AuditSigner>,
+    ) -> Result<u64> {
+        self.write(
+            move |conn| {
+                let mut deleted = 0u64;
+                for (device, ws) in &windows {
+                    for (from, to) in ws {
+                        deleted += conn.execute(
+                            "DELETE FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3",
+                            params![device.0, from.0, to.0],
+                        )? as u64;
+                    }
+                }
+                entry.details = format!("{}; fixes deleted: {deleted}", entry.details);
+                append_tx(conn, vec![entry], now, signer.as_ref())?;
+                Ok(deleted)
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes is
+    /// returned as an error string with its seq, so verification can report it.
+    pub async fn audit_records(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, std::result::Result<AuditRecord, String>)>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+                let seq: i64 = r.get(0)?;
+                let blob: Vec<u8> = r.get(1)?;
+                Ok((
+                    seq as u64,
+                    AuditRecord::from_bytes(&blob).map_err(|e| e.to_string()),
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Every checkpoint, in order. Rows that do not decode are skipped and counted.
+    pub async fn audit_checkpoints(&self) -> Result<(Vec<Checkpoint>, usize)> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT checkpoint FROM audit_checkpoints ORDER BY seq")?;
+            let blobs = stmt
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let total = blobs.len();
+            let cps: Vec<Checkpoint> = blobs
+                .iter()
+                .filter_map(|b| Checkpoint::from_bytes(b))
+                .collect();
+            let bad = total - cps.len();
+            Ok((cps, bad))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
+    use super::*;
+    use audit::{Actor, ActorKind, AuditAction, Outcome, Subject};
+
+    fn entry(i: i64) -> AuditEntry {
+        AuditEntry {
+            actor: Actor {
+                kind: ActorKind::Account,
+                id: i,
+                role: "monitoring_officer".into(),
+            },
+            action: AuditAction::ReadPosition,
+            subject: Subject {
+                case: Some(CaseId(1)),
+                person: None,
+                device: None,
+            },
+            purpose: None,
+            outcome: Outcome::Allowed,
+            details: format!("read {i}"),
+        }
+    }
+
+    fn key() -> Arc<SigningKey> {
+        Arc::new(SigningKey::from_bytes(&[9; 32]))
+    }
+
+    async fn all(store: &Store) -> Vec<AuditRecord> {
+        store
+            .audit_records(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r.unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = AuditSigner {
+            key: key(),
+            every: 3,
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let t = UnixMicros::from_secs(10);
+        let first = store
+            .append_audit(vec![entry(1), entry(2)], t, Some(signer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        store.close();
+
+        // A fresh process resumes the chain from the last stored record.
+        let store = Store::open(dir.path()).unwrap();
+        let next = store
+            .append_audit(vec![entry(3), entry(4)], t, Some(signer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(next[0].seq, 3);
+        assert_eq!(next[0].prev_hash, first[1].hash);
+        let (cps, bad) = store.audit_checkpoints().await.unwrap();
+        assert_eq!(
+            (cps.iter().map(|c| c.seq).collect::<Vec<_>>(), bad),
+            (vec![3], 0)
+        );
+        // On demand at the head, once.
+        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_some());
+        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_none());
+
+        let records = all(&store).await;
+        let (cps, _) = store.audit_checkpoints().await.unwrap();
+        let report = audit::verify(&records, &cps, &key().verifying_key());
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.unsigned_tail, 0);
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn sessions_and_throttle_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = UnixMicros::from_secs(100);
+        let a = store
+            .create_account(
+                NewAccount {
+                    username: "kim".into(),
+                    role: Role::Police,
+                    person: None,
+                    password_phc: "$argon2id$stub".into(),
+                    totp_secret: None,
+                },
+                t,
+            )
+            .await
+            .unwrap();
+        let dup = store
+            .create_account(
+                NewAccount {
+                    username: "kim".into(),
+                    role: Role::Auditor,
+                    person: None,
+                    password_phc: "x".into(),
+                    totp_secret: None,
+                },
+                t,
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict(_))));
+        let tok = access::SessionToken::from_bytes([3; 32]);
+        let rec = SessionRecord::new(&tok, a.id, a.role, access::SessionPolicy::default(), t);
+        store.insert_session(rec.clone()).await.unwrap();
+        assert_eq!(store.session(tok.hash()).await.unwrap(), Some(rec.clone()));
+        store
+            .revoke_session(tok.hash(), t.plus_secs(5))
+            .await
+            .unwrap();
+        store
+            .revoke_session(tok.hash(), t.plus_secs(9))
+            .await
+            .unwrap();
+        let revoked = store.session(tok.hash()).await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(t.plus_secs(5)));
+
+        let mut th = LoginThrottle::default();
+        th.record_failure(&access::LockoutPolicy::default(), t);
+        store.save_login_throttle(a.id, th).await.unwrap();
+        assert_eq!(store.login_throttle(a.id).await.unwrap(), th);
+        assert!(store.use_totp_step(a.id, 7).await.unwrap());
+        assert!(
+            !store.use_totp_step(a.id, 7).await.unwrap(),
+            "a step is used once"
+        );
+        store.close();
+    }
+}
