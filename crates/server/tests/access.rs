@@ -503,8 +503,7 @@ async fn reads_are_scoped_to_assigned_cases_and_audited_with_their_purpose() {
     let (s, v) = w.h.get(&format!("{bare}&{PURPOSE}"), own).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v.as_array().map(Vec::len), Some(1));
-    // The auditor sees both attempts, the refusal and the read with its purpose, and the
-    // other officer's refused... nothing: B was never refused, only shown nothing.
+    // The auditor sees both attempts: the refusal, then the read with its purpose.
     let (s, log) =
         w.h.get("/api/v1/audit?limit=5000", &w.tokens["auditor"])
             .await;
