@@ -393,6 +393,28 @@ pub async fn assign_case(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Disables an account and ends its sessions at once (administrators only); for a person who
+/// left, or an account suspected of misuse. Its history stays in the access log.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/disable", tag = "access", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn disable_account(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    authz::check(
+        &s,
+        &c,
+        Action::ChangeAccess,
+        Resource::default(),
+        &format!("disable account {id}"),
+    )
+    .await?;
+    s.store.disable_account(AccountId(id), now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AuditQuery {
     /// Records with a sequence number greater than this (default 0).

@@ -135,6 +135,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::create_account, accounts::list_accounts))
         .routes(routes!(accounts::assign_case))
+        .routes(routes!(accounts::disable_account))
         .routes(routes!(accounts::audit_log))
         .routes(routes!(me::my_case))
 }

@@ -420,6 +420,16 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 204, 403, 403, 403, 403, 403],
         ),
         (
+            // An account made for the probe, so that disabling it changes nothing else.
+            "post /api/v1/accounts/{id}/disable",
+            format!(
+                "/api/v1/accounts/{}/disable",
+                w.h.account("to-disable", "auditor", None).await
+            ),
+            None,
+            [401, 204, 403, 403, 403, 403, 403],
+        ),
+        (
             "get /api/v1/me/case",
             "/api/v1/me/case".into(),
             None,
@@ -517,8 +527,7 @@ async fn reads_are_scoped_to_assigned_cases_and_audited_with_their_purpose() {
     let (s, v) = w.h.get(&format!("{bare}&{PURPOSE}"), own).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v.as_array().map(Vec::len), Some(1));
-    // The auditor sees both attempts, the refusal and the read with its purpose, and the
-    // other officer's refused... nothing: B was never refused, only shown nothing.
+    // The auditor sees both attempts: the refusal, then the read with its purpose.
     let (s, log) =
         w.h.get("/api/v1/audit?limit=5000", &w.tokens["auditor"])
             .await;
@@ -565,6 +574,30 @@ async fn log_in_locks_out_after_five_failures_and_log_out_revokes() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = h.get("/api/v1/auth/me", &token).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked session is refused");
+
+    // Disabling an account ends its sessions and refuses new log-ins.
+    let id = h.account("lee", "police", None).await;
+    let lee = h.login("lee").await;
+    let (s, _) = h
+        .call(
+            "post",
+            &format!("/api/v1/accounts/{id}/disable"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = h.get("/api/v1/auth/me", &lee).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h
+        .call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "lee", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     let wrong = json!({"username": "pat", "password": "not the password"});
     for i in 0..4 {

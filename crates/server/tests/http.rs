@@ -608,6 +608,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
     let expected = [
         "/api/v1/accounts",
         "/api/v1/accounts/{id}/assignments",
+        "/api/v1/accounts/{id}/disable",
         "/api/v1/alerts",
         "/api/v1/alerts/{id}/state",
         "/api/v1/audit",

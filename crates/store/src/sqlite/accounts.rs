@@ -248,6 +248,27 @@ impl Store {
         .await
     }
 
+    /// Disables an account and revokes all its sessions at once (idempotent: the first
+    /// time stays).
+    pub async fn disable_account(&self, id: AccountId, now: UnixMicros) -> Result<()> {
+        self.write(
+            move |conn| {
+                super::ensure_exists(conn, "accounts", id.0, "account")?;
+                conn.execute(
+                    "UPDATE accounts SET disabled_at = COALESCE(disabled_at, ?2) WHERE id = ?1",
+                    params![id.0, now.0],
+                )?;
+                conn.execute(
+                    "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE account_id = ?1",
+                    params![id.0, now.0],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
     // ---- log-in throttle ---------------------------------------------------------------
 
     pub async fn login_throttle(&self, id: AccountId) -> Result<LoginThrottle> {
