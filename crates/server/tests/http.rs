@@ -721,6 +721,7 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
         ("overland", "ov-1", None),
     ] {
         let (s, v) = c
+            .as_admin()
             .post("/api/v1/devices", json!({"kind": "victim_phone", "protocol": protocol, "hardware_id": hw, "owner_id": victim, "token": token}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -1024,7 +1025,7 @@ async fn a_live_client_that_reconnects_gets_exactly_what_it_missed() {
     let r = start(dir.path()).await;
     let mut c = Client::new(&r);
     seed(&mut c).await;
-    let live_url = format!("{}/api/v1/live?access_token={TOKEN}", c.base);
+    let live_url = format!("{}/api/v1/live?access_token={}", c.base, c.token);
     let send = |seq: i64| {
         let c = &c;
         async move {
