@@ -11,7 +11,9 @@ const I18N = {
     reconnecting: "연결 끊김 — 재연결 중…", stale: "오래된 위치", tilesOffline: "지도 타일을 불러올 수 없습니다 — 격자 배경으로 표시합니다",
     ack: "확인", resolve: "종결", conditionCleared: "조건 해소됨",
     rules: { proximity_violation: "접근금지 위반", proximity_warning: "접근 경고", zone_violation: "보호구역 침입",
-      sos: "긴급 SOS", tamper: "훼손", device_battery: "배터리", device_offline: "장치 무응답", protection_degraded: "보호 저하" },
+      sos: "긴급 SOS", tamper: "훼손", device_battery: "배터리", device_offline: "장치 무응답", protection_degraded: "보호 저하",
+      proximity_notice: "주변 접근 알림", boundary_grazing: "경계 배회", device_no_fix: "위치 신호 없음" },
+    notices: "참고 알림", 
     states: { raised: "발생", acknowledged: "확인됨", dispatched: "출동", resolved: "종결" },
   },
   en: {
@@ -21,7 +23,9 @@ const I18N = {
     reconnecting: "Disconnected — reconnecting…", stale: "stale position", tilesOffline: "Map tiles unavailable — showing a plain grid",
     ack: "Acknowledge", resolve: "Resolve", conditionCleared: "condition cleared",
     rules: { proximity_violation: "No-approach violation", proximity_warning: "Approach warning", zone_violation: "Exclusion zone entered",
-      sos: "SOS", tamper: "Tamper", device_battery: "Battery", device_offline: "Device silent", protection_degraded: "Protection degraded" },
+      sos: "SOS", tamper: "Tamper", device_battery: "Battery", device_offline: "Device silent", protection_degraded: "Protection degraded",
+      proximity_notice: "In the area", boundary_grazing: "Boundary grazing", device_no_fix: "No position fix" },
+    notices: "notices", 
     states: { raised: "raised", acknowledged: "acknowledged", dispatched: "dispatched", resolved: "resolved" },
   },
 };
@@ -119,9 +123,19 @@ function renderPeople() {
 function renderAlerts() {
   const ol = document.getElementById("alerts");
   ol.replaceChildren();
-  const active = [...state.alerts.values()].filter((a) => a.state !== "resolved")
+  // Informational notices (the offender is in the wider area) are for the victim's app; in the
+  // queue they would teach officers to skim, so they are only counted here.
+  const open = [...state.alerts.values()].filter((a) => a.state !== "resolved");
+  const notices = open.filter((a) => a.severity === "info").length;
+  const active = open.filter((a) => a.severity !== "info")
     .sort((a, b) => (b.severity === "critical") - (a.severity === "critical") || Date.parse(b.updated_at) - Date.parse(a.updated_at));
   document.getElementById("no-alerts").hidden = active.length > 0;
+  if (notices > 0) {
+    const li = document.createElement("li");
+    li.className = "notice-count";
+    li.textContent = `+ ${notices} ${t("notices")}`;
+    ol.appendChild(li);
+  }
   for (const a of active) {
     const li = document.createElement("li");
     li.className = `alert-item ${a.severity}${a.condition_active ? "" : " cleared"}`;
