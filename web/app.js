@@ -13,7 +13,7 @@ const I18N = {
     rules: { proximity_violation: "접근금지 위반", proximity_warning: "접근 경고", zone_violation: "보호구역 침입",
       sos: "긴급 SOS", tamper: "훼손", device_battery: "배터리", device_offline: "장치 무응답", protection_degraded: "보호 저하",
       proximity_notice: "주변 접근 알림", boundary_grazing: "경계 배회", device_no_fix: "위치 신호 없음" },
-    notices: "참고 알림", 
+    notices: "참고 알림", battery: "배터리", 
     states: { raised: "발생", acknowledged: "확인됨", dispatched: "출동", resolved: "종결" },
   },
   en: {
@@ -25,7 +25,7 @@ const I18N = {
     rules: { proximity_violation: "No-approach violation", proximity_warning: "Approach warning", zone_violation: "Exclusion zone entered",
       sos: "SOS", tamper: "Tamper", device_battery: "Battery", device_offline: "Device silent", protection_degraded: "Protection degraded",
       proximity_notice: "In the area", boundary_grazing: "Boundary grazing", device_no_fix: "No position fix" },
-    notices: "notices", 
+    notices: "notices", battery: "battery", 
     states: { raised: "raised", acknowledged: "acknowledged", dispatched: "dispatched", resolved: "resolved" },
   },
 };
@@ -67,7 +67,7 @@ tiles.on("tileerror", () => {
   }
 });
 
-const state = { positions: new Map(), alerts: new Map(), orders: [], markers: new Map(), zoneLayers: [], fitted: false, skew: 0 };
+const state = { health: new Map(), positions: new Map(), alerts: new Map(), orders: [], markers: new Map(), zoneLayers: [], fitted: false, skew: 0 };
 
 function ageSeconds(iso) { return Math.max(0, (Date.now() + state.skew - Date.parse(iso)) / 1000); }
 function fmtAge(s) { return s < 90 ? `${Math.round(s)}${t("sec")} ${t("ago")}` : `${Math.round(s / 60)}${t("min")} ${t("ago")}`; }
@@ -114,7 +114,10 @@ function renderPeople() {
   for (const p of [...state.positions.values()].sort((a, b) => a.device_id - b.device_id)) {
     const li = document.createElement("li");
     const age = ageSeconds(p.device_time);
-    li.innerHTML = `<strong>${t(p.role || "")} #${p.person_id ?? "?"}</strong> · ${fmtAge(age)} · ±${Math.round(p.accuracy_m ?? 0)} m`
+    const h = state.health.get(p.device_id);
+    const battery = h && h.battery_percent != null
+      ? ` · <span class="${h.battery_percent < 20 ? "stale" : ""}">${t("battery")} ${Math.round(h.battery_percent)}%${h.charging ? " ⚡" : ""}</span>` : "";
+    li.innerHTML = `<strong>${t(p.role || "")} #${p.person_id ?? "?"}</strong> · ${fmtAge(age)} · ±${Math.round(p.accuracy_m ?? 0)} m${battery}`
       + (age > STALE_AFTER_S ? ` <span class="stale">${t("stale")}</span>` : "");
     ul.appendChild(li);
   }
@@ -159,6 +162,9 @@ async function loadSnapshot() {
   state.skew = Date.parse(s.server_time) - Date.now();
   state.orders = s.orders;
   state.alerts = new Map(s.alerts.map((a) => [a.id, a]));
+  // Device health (battery, charging) is shown beside each position; not fatal if refused.
+  const devices = await api("/api/v1/devices").catch(() => []);
+  state.health = new Map(devices.filter((d) => d.health).map((d) => [d.id, d.health]));
   s.positions.forEach(drawPosition);
   drawZones();
   renderAlerts();

@@ -123,13 +123,21 @@ pub async fn list_devices(
     c: Caller,
 ) -> Result<Json<Vec<DeviceDto>>, ApiError> {
     let visible = registry_scope(&s, &c).await?;
+    let health: std::collections::HashMap<DeviceId, store::DeviceHealth> =
+        s.store.device_health().await?.into_iter().collect();
     Ok(Json(
         s.store
             .list_devices()
             .await?
             .into_iter()
             .filter(|d| d.owner.is_some_and(|o| visible.person(o)))
-            .map(Into::into)
+            .map(|d| {
+                let h = health.get(&d.id).copied();
+                DeviceDto {
+                    health: h.map(Into::into),
+                    ..DeviceDto::from(d)
+                }
+            })
             .collect(),
     ))
 }

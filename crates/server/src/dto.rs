@@ -84,6 +84,40 @@ pub struct DeviceDto {
     pub protocol: String,
     pub hardware_id: String,
     pub owner_id: Option<i64>,
+    /// The latest health report, if the device sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<DeviceHealthDto>,
+}
+
+/// A device's latest health report; each field only when the protocol reports it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceHealthDto {
+    pub reported_at: String,
+    pub battery_percent: Option<f64>,
+    pub battery_volts: Option<f64>,
+    pub power_volts: Option<f64>,
+    pub charging: Option<bool>,
+    /// In the protocol's own scale (GSM 0–31, bars, or dBm).
+    pub signal: Option<f64>,
+    pub satellites: Option<i64>,
+    pub heart_rate_bpm: Option<f64>,
+    pub body_temp_c: Option<f64>,
+}
+
+impl From<store::DeviceHealth> for DeviceHealthDto {
+    fn from(h: store::DeviceHealth) -> Self {
+        DeviceHealthDto {
+            reported_at: ts(h.reported_at),
+            battery_percent: h.battery_percent,
+            battery_volts: h.battery_volts,
+            power_volts: h.power_volts,
+            charging: h.charging,
+            signal: h.signal,
+            satellites: h.satellites,
+            heart_rate_bpm: h.heart_rate_bpm,
+            body_temp_c: h.body_temp_c,
+        }
+    }
 }
 
 impl From<Device> for DeviceDto {
@@ -94,6 +128,7 @@ impl From<Device> for DeviceDto {
             protocol: d.protocol.to_string(),
             hardware_id: d.hardware_id,
             owner_id: d.owner.map(|o| o.0),
+            health: None,
         }
     }
 }

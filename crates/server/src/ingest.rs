@@ -354,6 +354,33 @@ pub fn event_from_decoded(
     })
 }
 
+/// Records a device's health report (battery, charging, signal, body contact). Health is not
+/// evidence of a position, so a failure here is logged and does not fail the report.
+pub async fn record_health(
+    state: &AppState,
+    device: DeviceId,
+    status: &protocols::DeviceStatus,
+    received: UnixMicros,
+) {
+    if status.is_empty() {
+        return;
+    }
+    let health = store::DeviceHealth {
+        reported_at: received,
+        battery_percent: status.battery_percent,
+        battery_volts: status.battery_volts,
+        power_volts: status.power_volts,
+        charging: status.charging,
+        signal: status.signal,
+        satellites: status.satellites.map(i64::from),
+        heart_rate_bpm: status.heart_rate_bpm,
+        body_temp_c: status.body_temp_c,
+    };
+    if let Err(e) = state.store.record_device_health(device, health).await {
+        tracing::warn!(%device, error = %e, "device health not recorded");
+    }
+}
+
 /// The password of an HTTP Basic `Authorization` header, or a `token` query parameter.
 fn presented_secret(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     use base64::Engine as _;
@@ -423,6 +450,7 @@ async fn phone_app(
         ApiError::new(code, e.to_string())
     })?;
     let secret = presented_secret(&headers, &uri);
+    let mut statuses = Vec::new();
     let mut fixes = Vec::new();
     let mut events = Vec::new();
     for msg in &decoded.messages {
@@ -466,6 +494,9 @@ async fn phone_app(
                 ));
             }
         };
+        if let Some(status) = &msg.status {
+            statuses.push((device.id, status.clone()));
+        }
         let suspect = msg.integrity.is_suspect();
         for f in &msg.fixes {
             let i = fixes.len();
@@ -480,6 +511,9 @@ async fn phone_app(
     }
     if !fixes.is_empty() || !events.is_empty() {
         store_reports(&state, door, fixes, events).await?;
+    }
+    for (device, status) in &statuses {
+        record_health(&state, *device, status, received).await;
     }
     let reply = decoded.reply;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);

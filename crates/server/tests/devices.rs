@@ -413,6 +413,14 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
     }
     println!("{}", summary.join("\n"));
     assert!(any_sos, "the vectors contain SOS frames");
+    // Heartbeats and status frames leave each device's latest health (battery, signal…).
+    let health = r.store.device_health().await.unwrap();
+    assert!(
+        health
+            .iter()
+            .any(|(_, h)| h.battery_percent.is_some() || h.battery_volts.is_some()),
+        "status frames in the vectors carry battery readings"
+    );
     // An SOS from a device with no order in force still reaches staff as a device alert.
     let mut alerted = false;
     for _ in 0..100 {

@@ -1098,3 +1098,46 @@ async fn read_events_any(resp: &mut reqwest::Response) -> String {
         }
     }
 }
+
+#[tokio::test]
+async fn a_devices_battery_report_is_shown_with_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
+    for (batt, ts) in [("87", 10), ("12", 5)] {
+        let resp = c
+            .http
+            .get(format!("{}/", c.osmand))
+            .query(&[
+                ("id", "phone-1"),
+                ("lat", "37.55"),
+                ("lon", "126.9"),
+                (
+                    "timestamp",
+                    &(jiff::Timestamp::now().as_second() - ts).to_string(),
+                ),
+                ("batt", batt),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let (s, devices) = c.get("/api/v1/devices").await;
+    assert_eq!(s, StatusCode::OK, "{devices}");
+    let phone = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["hardware_id"] == "phone-1")
+        .unwrap();
+    assert_eq!(phone["health"]["battery_percent"], 12.0, "{phone}");
+    assert!(
+        phone["health"]["reported_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    r.shutdown().await;
+}

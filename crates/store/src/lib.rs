@@ -20,9 +20,11 @@
 mod migrations;
 mod outbox;
 mod sqlite;
+mod status;
 
 pub use outbox::*;
 pub use sqlite::*;
+pub use status::*;
 
 use thiserror::Error;
 

@@ -206,4 +206,19 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE alerts ADD COLUMN escalated_at INTEGER;
     "#,
+    // 6: the latest health report of each device (battery, charging, signal, body contact).
+    r#"
+    CREATE TABLE device_status (
+        device_id INTEGER PRIMARY KEY REFERENCES devices(id),
+        reported_at INTEGER NOT NULL,
+        battery_percent REAL,
+        battery_volts REAL,
+        power_volts REAL,
+        charging INTEGER,
+        signal REAL,
+        satellites INTEGER,
+        heart_rate_bpm REAL,
+        body_temp_c REAL
+    );
+    "#,
 ];

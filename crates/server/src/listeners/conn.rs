@@ -212,6 +212,9 @@ impl Conn {
             }
         }
 
+        if let Some(status) = &m.status {
+            ingest::record_health(&self.state, device.id, status, received).await;
+        }
         let mut out = m.ack.unwrap_or_default();
         if let Some(command) = self.state.pipeline.take_command(device.id) {
             let DeviceCommand::ReportingInterval(secs) = command;

@@ -1,0 +1,140 @@
+//! The latest health report of each device: what staff need to see that protection depends on
+//! a battery or a strap (a device at 5 % is about to go silent).
+
+use crate::{Result, Store};
+use domain::{DeviceId, UnixMicros};
+use rusqlite::params;
+
+/// A device's latest reported health. Every field is optional: each protocol reports a
+/// different subset. A report merges into the stored one (a heartbeat with only the battery
+/// does not erase the last known signal).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DeviceHealth {
+    pub reported_at: UnixMicros,
+    pub battery_percent: Option<f64>,
+    pub battery_volts: Option<f64>,
+    pub power_volts: Option<f64>,
+    pub charging: Option<bool>,
+    /// In the protocol's own scale (GSM 0–31, bars, or dBm).
+    pub signal: Option<f64>,
+    pub satellites: Option<i64>,
+    pub heart_rate_bpm: Option<f64>,
+    pub body_temp_c: Option<f64>,
+}
+
+impl Store {
+    /// Merges a health report into the device's latest one.
+    pub async fn record_device_health(&self, device: DeviceId, h: DeviceHealth) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "INSERT INTO device_status (device_id, reported_at, battery_percent, battery_volts, power_volts,
+                     charging, signal, satellites, heart_rate_bpm, body_temp_c)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (device_id) DO UPDATE SET
+                       reported_at = MAX(reported_at, excluded.reported_at),
+                       battery_percent = COALESCE(excluded.battery_percent, battery_percent),
+                       battery_volts = COALESCE(excluded.battery_volts, battery_volts),
+                       power_volts = COALESCE(excluded.power_volts, power_volts),
+                       charging = COALESCE(excluded.charging, charging),
+                       signal = COALESCE(excluded.signal, signal),
+                       satellites = COALESCE(excluded.satellites, satellites),
+                       heart_rate_bpm = COALESCE(excluded.heart_rate_bpm, heart_rate_bpm),
+                       body_temp_c = COALESCE(excluded.body_temp_c, body_temp_c)",
+                    params![
+                        device.0,
+                        h.reported_at.0,
+                        h.battery_percent,
+                        h.battery_volts,
+                        h.power_volts,
+                        h.charging,
+                        h.signal,
+                        h.satellites,
+                        h.heart_rate_bpm,
+                        h.body_temp_c
+                    ],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Every device's latest health report.
+    pub async fn device_health(&self) -> Result<Vec<(DeviceId, DeviceHealth)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT device_id, reported_at, battery_percent, battery_volts, power_volts, charging, signal,
+                 satellites, heart_rate_bpm, body_temp_c FROM device_status",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    DeviceId(r.get(0)?),
+                    DeviceHealth {
+                        reported_at: UnixMicros(r.get(1)?),
+                        battery_percent: r.get(2)?,
+                        battery_volts: r.get(3)?,
+                        power_volts: r.get(4)?,
+                        charging: r.get(5)?,
+                        signal: r.get(6)?,
+                        satellites: r.get(7)?,
+                        heart_rate_bpm: r.get(8)?,
+                        body_temp_c: r.get(9)?,
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+    use domain::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn reports_merge_and_keep_the_last_known_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = UnixMicros::from_secs(10);
+        let d = store
+            .create_device(
+                DeviceKind::AnkleMonitor,
+                Protocol::Gt06,
+                "1".into(),
+                None,
+                None,
+                now,
+            )
+            .await
+            .unwrap();
+        let first = super::DeviceHealth {
+            reported_at: now,
+            battery_percent: Some(80.0),
+            signal: Some(20.0),
+            ..Default::default()
+        };
+        store.record_device_health(d.id, first).await.unwrap();
+        let later = super::DeviceHealth {
+            reported_at: UnixMicros::from_secs(20),
+            battery_percent: Some(60.0),
+            charging: Some(false),
+            ..Default::default()
+        };
+        store.record_device_health(d.id, later).await.unwrap();
+        let all = store.device_health().await.unwrap();
+        assert_eq!(all.len(), 1);
+        let h = all[0].1;
+        assert_eq!(h.battery_percent, Some(60.0));
+        assert_eq!(
+            h.signal,
+            Some(20.0),
+            "a report without signal keeps the last known one"
+        );
+        assert_eq!(h.charging, Some(false));
+        assert_eq!(h.reported_at, UnixMicros::from_secs(20));
+    }
+}
