@@ -110,7 +110,7 @@ impl Checkpoint {
     /// Whether a checkpoint is due after appending record `seq`, for a policy of one
     /// checkpoint every `every` records (`every == 0` disables periodic checkpoints).
     pub fn due(seq: u64, every: u64) -> bool {
-        every != 0 && seq % every == 0
+        every != 0 && seq.is_multiple_of(every)
     }
 
     /// Storage form: `seq (u64 BE) || hash || time (i64 BE) || signature`, 112 bytes.

@@ -30,7 +30,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Decodes hex (either case) into bytes.
 pub fn from_hex(text: &str) -> Result<Vec<u8>, HexError> {
     let b = text.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(HexError::OddLength(b.len()));
     }
     let digit = |i: usize| -> Result<u8, HexError> {

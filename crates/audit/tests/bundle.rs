@@ -58,7 +58,7 @@ fn input() -> BundleInput {
             },
             t0.plus_secs(i),
         );
-        if r.seq % 3 == 0 {
+        if r.seq.is_multiple_of(3) {
             checkpoints.push(Checkpoint::sign(&k, r.seq, r.hash, r.time));
         }
         audit.push(r);

@@ -415,22 +415,22 @@ impl Gt06Codec {
             };
             // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
             let gps = gps.filter(|g| !opportunistic || g.valid);
-            if let Some(gps) = &gps {
-                if let Some(position) = gps.position {
-                    msg.fixes.push(DecodedFix {
-                        device_time: gps.time,
-                        position,
-                        accuracy_m: None,
-                        speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
-                        course_deg: Some(gps.course).filter(|c| *c <= 360.0),
-                        altitude_m: None,
-                        source: FixSource::Gnss,
-                        gnss_valid: gps.valid,
-                        satellites: Some(gps.satellites),
-                        integrity_suspect: suspect,
-                        seq: Some(i64::from(env.serial)),
-                    });
-                }
+            if let Some(gps) = &gps
+                && let Some(position) = gps.position
+            {
+                msg.fixes.push(DecodedFix {
+                    device_time: gps.time,
+                    position,
+                    accuracy_m: None,
+                    speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
+                    course_deg: Some(gps.course).filter(|c| *c <= 360.0),
+                    altitude_m: None,
+                    source: FixSource::Gnss,
+                    gnss_valid: gps.valid,
+                    satellites: Some(gps.satellites),
+                    integrity_suspect: suspect,
+                    seq: Some(i64::from(env.serial)),
+                });
             }
             if has_status(p) && !env.extended {
                 let time = gps.as_ref().map(|g| g.time);
@@ -917,16 +917,16 @@ fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
         }
     }
     r.skip(1)?; // timing advance
-    if !matches!(p, 0x24 | 0x28 | 0x2E | 0xA1) {
-        if let Ok(count) = r.u8() {
-            for _ in 0..count {
-                let Ok(mac) = r.bytes(6) else { break };
-                let rssi = r.u8().ok().map(|v| -i32::from(v));
-                scan.wifi.push(WifiAccessPoint {
-                    mac: mac_string(mac),
-                    rssi,
-                });
-            }
+    if !matches!(p, 0x24 | 0x28 | 0x2E | 0xA1)
+        && let Ok(count) = r.u8()
+    {
+        for _ in 0..count {
+            let Ok(mac) = r.bytes(6) else { break };
+            let rssi = r.u8().ok().map(|v| -i32::from(v));
+            scan.wifi.push(WifiAccessPoint {
+                mac: mac_string(mac),
+                rssi,
+            });
         }
     }
     Ok(scan)

@@ -342,23 +342,23 @@ impl H02Codec {
                 // Neither date nor time: the report is taken as current (receive time).
                 _ => Some(now),
             };
-            if let (Some(lat), Some(lon), Some(t)) = (lat, lon, time) {
-                if let Ok(position) = LatLon::new(lat, lon) {
-                    fix_pos = Some(position);
-                    msg.fixes.push(DecodedFix {
-                        device_time: t,
-                        position,
-                        accuracy_m: None,
-                        speed_mps: speed.map(|s| s * KNOTS_TO_MPS),
-                        course_deg: course.filter(|c| (0.0..=360.0).contains(c)),
-                        altitude_m: None,
-                        source: FixSource::Gnss,
-                        gnss_valid: validity == "A",
-                        satellites: None,
-                        integrity_suspect: false,
-                        seq: None,
-                    });
-                }
+            if let (Some(lat), Some(lon), Some(t)) = (lat, lon, time)
+                && let Ok(position) = LatLon::new(lat, lon)
+            {
+                fix_pos = Some(position);
+                msg.fixes.push(DecodedFix {
+                    device_time: t,
+                    position,
+                    accuracy_m: None,
+                    speed_mps: speed.map(|s| s * KNOTS_TO_MPS),
+                    course_deg: course.filter(|c| (0.0..=360.0).contains(c)),
+                    altitude_m: None,
+                    source: FixSource::Gnss,
+                    gnss_valid: validity == "A",
+                    satellites: None,
+                    integrity_suspect: false,
+                    seq: None,
+                });
             }
         }
         if let Some(sw) = status_word {

@@ -214,10 +214,10 @@ fn parse_timestamp(s: &str) -> Option<UnixMicros> {
             UnixMicros::from_secs(n)
         });
     }
-    if let Ok(x) = s.parse::<f64>() {
-        if (0.0..1e15).contains(&x) {
-            return Some(UnixMicros((x * 1_000_000.0) as i64));
-        }
+    if let Ok(x) = s.parse::<f64>()
+        && (0.0..1e15).contains(&x)
+    {
+        return Some(UnixMicros((x * 1_000_000.0) as i64));
     }
     parse_iso8601(s)
 }

@@ -215,20 +215,20 @@ fn sane(m: &Message) -> Result<(), String> {
         if !(915_148_800_000_000..=NOW.0).contains(&t) {
             return Err(format!("fix time {t} out of range"));
         }
-        if let Some(a) = f.altitude_m {
-            if !(-12262.0..=18000.0).contains(&a) {
-                return Err(format!("altitude {a}"));
-            }
+        if let Some(a) = f.altitude_m
+            && !(-12262.0..=18000.0).contains(&a)
+        {
+            return Err(format!("altitude {a}"));
         }
-        if let Some(s) = f.speed_mps {
-            if !(0.0..=869.0 * 0.514_445).contains(&s) {
-                return Err(format!("speed {s}"));
-            }
+        if let Some(s) = f.speed_mps
+            && !(0.0..=869.0 * 0.514_445).contains(&s)
+        {
+            return Err(format!("speed {s}"));
         }
-        if let Some(c) = f.course_deg {
-            if !(0.0..=360.0).contains(&c) {
-                return Err(format!("course {c}"));
-            }
+        if let Some(c) = f.course_deg
+            && !(0.0..=360.0).contains(&c)
+        {
+            return Err(format!("course {c}"));
         }
     }
     Ok(())
