@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod evidence;
 pub mod ingest;
+pub mod lifecycle;
 pub mod listeners;
 pub mod live;
 pub mod me;
@@ -129,6 +130,9 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::track))
         .routes(routes!(api::list_alerts))
         .routes(routes!(api::set_alert_state))
+        .routes(routes!(lifecycle::add_action))
+        .routes(routes!(lifecycle::history))
+        .routes(routes!(lifecycle::measures))
         .routes(routes!(api::snapshot))
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::logout))
