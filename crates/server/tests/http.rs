@@ -1244,6 +1244,24 @@ async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
     assert!((0.0..600.0).contains(&ack), "{m}");
     assert_eq!(m["time_to_ack_s"]["p90"].as_f64(), Some(ack), "{m}");
     assert_eq!(m["time_to_dispatch_s"]["count"], 0, "{m}");
+    // The same steps were counted as they happened.
+    let prom = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        prom.contains("bulwark_alerts_resolved_total{cause=\"gps_error\"}"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("bulwark_alert_time_to_ack_seconds_bucket"),
+        "{prom}"
+    );
 
     let (s, e) = c
         .get(&format!(
