@@ -608,6 +608,7 @@ pub async fn set_alert_state(
         }
         _ => {}
     }
+    let note = note.or(req.police_account_id.map(|p| format!("police account {p}")));
     let rec = crate::lifecycle::change_state(&s, &c, AlertId(id), state, t, cause, note).await?;
     let dto = AlertDto::from(rec);
     s.hub.publish(crate::live::LiveEvent::Alert(dto.clone()));
