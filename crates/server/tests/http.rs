@@ -1215,13 +1215,27 @@ async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
     seed(&mut c).await;
     let id = raise_proximity_alert(&c).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    for body in [
-        json!({"state": "acknowledged"}),
-        json!({"state": "resolved", "cause": "gps_error"}),
-    ] {
-        let (s, a) = c.post(&format!("/api/v1/alerts/{id}/state"), body).await;
-        assert_eq!(s, StatusCode::OK, "{a}");
-    }
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/actions"),
+            json!({"action": "officer_dispatched_to_offender"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "resolved", "cause": "gps_error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
     let window = format!(
         "/api/v1/alerts/measures?from={}&to={}",
         now_iso(-3_600),
@@ -1243,7 +1257,11 @@ async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
     let ack = m["time_to_ack_s"]["median"].as_f64().unwrap();
     assert!((0.0..600.0).contains(&ack), "{m}");
     assert_eq!(m["time_to_ack_s"]["p90"].as_f64(), Some(ack), "{m}");
-    assert_eq!(m["time_to_dispatch_s"]["count"], 0, "{m}");
+    assert_eq!(m["time_to_dispatch_s"]["count"], 1, "{m}");
+    assert!(
+        m["time_to_dispatch_s"]["median"].as_f64().unwrap() >= ack,
+        "{m}"
+    );
     // The same steps were counted as they happened.
     let prom = c
         .http
