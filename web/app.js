@@ -150,12 +150,23 @@ function renderAlerts() {
       if (a.state === st) continue;
       const b = document.createElement("button");
       b.type = "button"; b.textContent = label;
-      b.onclick = async () => { const upd = await api(`/api/v1/alerts/${a.id}/state`, { method: "POST", body: JSON.stringify({ state: st }) }); state.alerts.set(upd.id, upd); renderAlerts(); };
+      b.onclick = async () => {
+        const body = { state: st };
+        if (st === "resolved") {
+          // Resolving requires a cause (it feeds the false-alarm measure).
+          const cause = window.prompt(`${t("resolve")}: ${CAUSES.join(", ")}`, "true_violation");
+          if (!cause || !CAUSES.includes(cause.trim())) return;
+          body.cause = cause.trim();
+        }
+        const upd = await api(`/api/v1/alerts/${a.id}/state`, { method: "POST", body: JSON.stringify(body) }); state.alerts.set(upd.id, upd); renderAlerts();
+      };
       li.appendChild(b);
     }
     ol.appendChild(li);
   }
 }
+
+const CAUSES = ["true_violation", "gps_error", "device_fault", "victim_phone_problem", "test", "other"];
 
 async function loadSnapshot() {
   const s = await api("/api/v1/snapshot");

@@ -552,7 +552,8 @@ const DISPATCH_OPEN_S: i64 = 12 * 3_600;
 const DISPATCH_GRACE_S: i64 = 30 * 60;
 
 /// Moves an alert along its lifecycle. Dispatching to a police account grants it the case
-/// until the alert is resolved plus a grace period.
+/// until the alert is resolved plus a grace period. Resolving requires a `cause`. The state
+/// change and its entry in the action log are written in one transaction.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/state", tag = "monitoring", security(("staff_token" = [])),
     params(("id" = i64, Path, description = "Alert id")), request_body = AlertStateChange,
     responses((status = 200, body = AlertDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -570,24 +571,12 @@ pub async fn set_alert_state(
             "state: an alert cannot be set back to raised",
         ));
     }
-    // An unknown alert id is decided as "no case" (refused and logged), so that probing ids
-    // does not tell a caller which alerts exist.
-    let alert = match s.store.alert(AlertId(id)).await {
-        Ok(a) => Some(a),
-        Err(store::StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let devices = s.store.list_devices().await?;
-    let cases = s.store.list_cases().await?;
-    let case = alert.and_then(|a| alert_case(&a, &devices, &cases));
-    authz::check(
+    let cause = crate::lifecycle::resolution_cause(state, req.cause.as_deref())?;
+    let note = crate::lifecycle::note(req.note)?;
+    let (_, case) = crate::lifecycle::alert_for_handling(
         &s,
         &c,
-        Action::HandleAlert,
-        Resource {
-            case,
-            ..Default::default()
-        },
+        id,
         &match req.police_account_id {
             Some(p) => format!("alert {id} -> {} to police account {p}", req.state),
             None => format!("alert {id} -> {}", req.state),
@@ -627,7 +616,8 @@ pub async fn set_alert_state(
         }
         _ => {}
     }
-    let rec = s.store.set_alert_state(AlertId(id), state, t).await?;
+    let note = note.or(req.police_account_id.map(|p| format!("police account {p}")));
+    let rec = crate::lifecycle::change_state(&s, &c, AlertId(id), state, t, cause, note).await?;
     let dto = AlertDto::from(rec);
     s.hub.publish(crate::live::LiveEvent::Alert(dto.clone()));
     Ok(Json(dto))

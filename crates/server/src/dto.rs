@@ -527,6 +527,133 @@ pub struct AlertStateChange {
     /// With `dispatched`: the police account the alert is dispatched to. It may see the
     /// case until the alert is resolved plus a grace period.
     pub police_account_id: Option<i64>,
+    /// Required with `resolved`: `true_violation`, `gps_error`, `device_fault`,
+    /// `victim_phone_problem`, `test` or `other`.
+    pub cause: Option<String>,
+    /// A free-text note kept in the alert's action log.
+    pub note: Option<String>,
+}
+
+/// Why an alert was resolved.
+pub const RESOLUTION_CAUSES: &[&str] = &[
+    "true_violation",
+    "gps_error",
+    "device_fault",
+    "victim_phone_problem",
+    "test",
+    "other",
+];
+
+/// The causes that make a resolved alert a false alarm.
+pub const FALSE_ALARM_CAUSES: &[&str] = &["gps_error", "device_fault", "victim_phone_problem"];
+
+/// Actions that may be recorded on an alert without changing its state.
+pub const ALERT_ACTIONS: &[&str] = &[
+    "victim_called",
+    "offender_called",
+    "officer_dispatched_to_offender",
+    "police_dispatched_to_victim",
+    "note",
+];
+
+/// Actions that count as a dispatch for the time-to-dispatch measure.
+pub const DISPATCH_ACTIONS: &[&str] = &[
+    "dispatch",
+    "officer_dispatched_to_offender",
+    "police_dispatched_to_victim",
+];
+
+/// A step taken on an alert that does not change its state.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertActionRequest {
+    /// `victim_called`, `offender_called`, `officer_dispatched_to_offender`,
+    /// `police_dispatched_to_victim` or `note`.
+    pub action: String,
+    pub note: Option<String>,
+}
+
+/// One entry of an alert's action log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertActionDto {
+    pub id: i64,
+    pub alert_id: i64,
+    pub at: String,
+    pub actor_account_id: i64,
+    pub actor_role: String,
+    /// `acknowledge`, `dispatch`, `resolve`, or one of the recorded actions.
+    pub action: String,
+    /// With `resolve`: why the alert was resolved.
+    pub cause: Option<String>,
+    pub note: Option<String>,
+}
+
+impl From<store::AlertAction> for AlertActionDto {
+    fn from(a: store::AlertAction) -> Self {
+        AlertActionDto {
+            id: a.id,
+            alert_id: a.alert_id.0,
+            at: ts(a.at),
+            actor_account_id: a.actor_account_id,
+            actor_role: a.actor_role,
+            action: a.action,
+            cause: a.cause,
+            note: a.note,
+        }
+    }
+}
+
+/// How alerts were handled in a window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertMeasures {
+    pub from: String,
+    pub to: String,
+    /// Alerts raised in the window.
+    pub alerts: usize,
+    /// Alerts raised in the window, per rule.
+    pub per_rule: std::collections::BTreeMap<String, usize>,
+    /// Days the visible cases were open within the window, summed.
+    pub case_days: f64,
+    /// Alerts per case-day (`alerts / case_days`); `null` with no case-days.
+    pub alerts_per_case_day: Option<f64>,
+    /// From raise to the first acknowledgement, in seconds.
+    pub time_to_ack_s: Percentiles,
+    /// From raise to the first dispatch (state or recorded action), in seconds.
+    pub time_to_dispatch_s: Percentiles,
+    /// Alerts resolved with a cause.
+    pub resolved: usize,
+    /// Resolved alerts per cause.
+    pub per_cause: std::collections::BTreeMap<String, usize>,
+    /// Share of resolved alerts whose cause was `gps_error`, `device_fault` or
+    /// `victim_phone_problem`; `null` with nothing resolved.
+    pub false_alarm_share: Option<f64>,
+}
+
+/// Median and 90th percentile of a set of durations.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Percentiles {
+    pub count: usize,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles.
+    pub fn of(mut v: Vec<f64>) -> Self {
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| -> Option<f64> {
+            if v.is_empty() {
+                return None;
+            }
+            let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+            Some(v[i])
+        };
+        Percentiles {
+            count: v.len(),
+            median: rank(0.5),
+            p90: rank(0.9),
+        }
+    }
 }
 
 /// One fix in a native batch.

@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod evidence;
 pub mod ingest;
+pub mod lifecycle;
 pub mod listeners;
 pub mod live;
 pub mod me;
@@ -28,7 +29,7 @@ pub use config::Config;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use store::Store;
@@ -129,6 +130,9 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::track))
         .routes(routes!(api::list_alerts))
         .routes(routes!(api::set_alert_state))
+        .routes(routes!(lifecycle::add_action))
+        .routes(routes!(lifecycle::history))
+        .routes(routes!(lifecycle::measures))
         .routes(routes!(api::snapshot))
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::logout))
@@ -189,7 +193,16 @@ fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Time to acknowledge is a real histogram (buckets from 5 s to 1 h), so that
+            // dashboards can aggregate it across servers; other timings stay summaries.
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("bulwark_alert_time_to_ack_seconds".into()),
+                    &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1_800.0, 3_600.0],
+                )
+                // Only empty buckets are refused.
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // A second server in the same process (tests) reuses the first recorder.
             let _ = metrics::set_global_recorder(recorder);

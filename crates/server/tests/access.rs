@@ -378,6 +378,26 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 200, 403, 403, 403, 403],
         ),
         (
+            "post /api/v1/alerts/{id}/actions",
+            format!("/api/v1/alerts/{}/actions", w.alert_a),
+            Some(json!({"action": "note", "note": "probe"})),
+            [401, 403, 201, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/alerts/{id}/history",
+            format!("/api/v1/alerts/{}/history", w.alert_a),
+            None,
+            [401, 403, 200, 403, 403, 403, 403],
+        ),
+        (
+            // Scoped like the alert list, over the cases the caller handles alerts for: an
+            // officer without the case gets measures over nothing.
+            "get /api/v1/alerts/measures",
+            "/api/v1/alerts/measures".into(),
+            None,
+            [401, 403, 200, 200, 403, 403, 403],
+        ),
+        (
             "get /api/v1/snapshot",
             "/api/v1/snapshot".into(),
             None,
@@ -1025,7 +1045,13 @@ async fn police_see_a_case_once_an_alert_is_dispatched_to_them() {
     assert_eq!(latest.as_array().map(Vec::len), Some(1), "{latest}");
     // Resolving keeps the grant for its grace period (its end is the pure crate's rule,
     // tested there with explicit times).
-    let (s, _) = w.h.post(&state, own, json!({"state": "resolved"})).await;
+    let (s, _) =
+        w.h.post(
+            &state,
+            own,
+            json!({"state": "resolved", "cause": "true_violation"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (_, alerts) = w.h.get("/api/v1/alerts?active=false", &police).await;
     assert_eq!(alerts[0]["id"], w.alert_a);

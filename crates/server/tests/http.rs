@@ -610,6 +610,9 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/accounts/{id}/assignments",
         "/api/v1/accounts/{id}/disable",
         "/api/v1/alerts",
+        "/api/v1/alerts/measures",
+        "/api/v1/alerts/{id}/actions",
+        "/api/v1/alerts/{id}/history",
         "/api/v1/alerts/{id}/state",
         "/api/v1/audit",
         "/api/v1/auth/login",
@@ -1097,6 +1100,196 @@ async fn read_events_any(resp: &mut reqwest::Response) -> String {
             return l.trim().to_string();
         }
     }
+}
+
+/// Raises a proximity violation for the seeded case and returns its id.
+async fn raise_proximity_alert(c: &Client) -> i64 {
+    victim_at_home(c).await;
+    let (s, body) = c
+        .batch(
+            DEVICE_TOKEN,
+            json!({"fixes": [{"seq": 1, "time": now_iso(0), "lat": HOME.0 + 60.0 / 111_195.0, "lon": HOME.1, "accuracy_m": 5.0}]}).to_string(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    eventually("a proximity violation", || async {
+        active_alerts(c)
+            .await
+            .iter()
+            .any(|a| a["rule"] == "proximity_violation")
+    })
+    .await;
+    active_alerts(c)
+        .await
+        .iter()
+        .find(|a| a["rule"] == "proximity_violation")
+        .and_then(|a| a["id"].as_i64())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn alert_lifecycle_is_logged_in_order_with_its_actor_and_resolving_needs_a_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
+    let id = raise_proximity_alert(&c).await;
+    let (_, me) = c.get("/api/v1/auth/me").await;
+
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/actions"),
+            json!({"action": "victim_called", "note": "she is safe at home"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(a["action"], "victim_called");
+    let (s, e) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/actions"),
+            json!({"action": "made_coffee"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // Resolving without a cause (or with an unknown one) is refused and changes nothing.
+    for body in [
+        json!({"state": "resolved"}),
+        json!({"state": "resolved", "cause": "bad_luck"}),
+    ] {
+        let (s, e) = c.post(&format!("/api/v1/alerts/{id}/state"), body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["error"]["code"], "invalid_field", "{e}");
+    }
+    let (s, e) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "acknowledged", "cause": "gps_error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "resolved", "cause": "gps_error", "note": "multipath near the tower"}),
+        )
+        .await;
+    assert_eq!(
+        (s, a["state"].as_str()),
+        (StatusCode::OK, Some("resolved")),
+        "{a}"
+    );
+
+    let (s, h) = c.get(&format!("/api/v1/alerts/{id}/history")).await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    let h = h.as_array().unwrap();
+    let steps: Vec<_> = h.iter().map(|x| x["action"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["acknowledge", "victim_called", "resolve"], "{h:?}");
+    for x in h {
+        assert_eq!(x["actor_account_id"], me["account_id"], "{x} {me}");
+        assert_eq!(x["actor_role"], "monitoring_officer", "{x}");
+        assert_eq!(x["alert_id"], id);
+    }
+    assert!(
+        h.windows(2)
+            .all(|w| w[0]["at"].as_str() <= w[1]["at"].as_str())
+    );
+    assert_eq!(h[1]["note"], "she is safe at home");
+    assert_eq!(h[2]["cause"], "gps_error");
+    assert_eq!(h[2]["note"], "multipath near the tower");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
+    let id = raise_proximity_alert(&c).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/actions"),
+            json!({"action": "officer_dispatched_to_offender"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "resolved", "cause": "gps_error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let window = format!(
+        "/api/v1/alerts/measures?from={}&to={}",
+        now_iso(-3_600),
+        now_iso(60)
+    );
+    let (s, m) = c.get(&window).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert!(m["alerts"].as_u64().unwrap() >= 1, "{m}");
+    assert!(
+        m["per_rule"]["proximity_violation"].as_u64().unwrap() >= 1,
+        "{m}"
+    );
+    assert!(m["case_days"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["alerts_per_case_day"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(m["resolved"], 1, "{m}");
+    assert_eq!(m["per_cause"]["gps_error"], 1, "{m}");
+    assert_eq!(m["false_alarm_share"].as_f64(), Some(1.0), "{m}");
+    assert_eq!(m["time_to_ack_s"]["count"], 1, "{m}");
+    let ack = m["time_to_ack_s"]["median"].as_f64().unwrap();
+    assert!((0.0..600.0).contains(&ack), "{m}");
+    assert_eq!(m["time_to_ack_s"]["p90"].as_f64(), Some(ack), "{m}");
+    assert_eq!(m["time_to_dispatch_s"]["count"], 1, "{m}");
+    assert!(
+        m["time_to_dispatch_s"]["median"].as_f64().unwrap() >= ack,
+        "{m}"
+    );
+    // The same steps were counted as they happened.
+    let prom = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        prom.contains("bulwark_alerts_resolved_total{cause=\"gps_error\"}"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("bulwark_alert_time_to_ack_seconds_bucket"),
+        "{prom}"
+    );
+
+    let (s, e) = c
+        .get(&format!(
+            "/api/v1/alerts/measures?from={}&to={}",
+            now_iso(0),
+            now_iso(-60)
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    r.shutdown().await;
 }
 
 #[tokio::test]

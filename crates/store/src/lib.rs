@@ -17,11 +17,13 @@
 //! 4. Only after a successful commit are callers answered `Ok` and committed fixes published to
 //!    subscribers (the engine), in commit order.
 
+mod lifecycle;
 mod migrations;
 mod outbox;
 mod sqlite;
 mod status;
 
+pub use lifecycle::*;
 pub use outbox::*;
 pub use sqlite::*;
 pub use status::*;

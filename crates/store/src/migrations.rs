@@ -206,7 +206,22 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE alerts ADD COLUMN escalated_at INTEGER;
     "#,
-    // 6: the latest health report of each device (battery, charging, signal, body contact).
+    // 6: the alert action log: every lifecycle step (acknowledge, calls, dispatches, notes,
+    // resolve with its cause), timestamped and attributed to the account that took it.
+    r#"
+    CREATE TABLE alert_actions (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
+        at INTEGER NOT NULL,
+        actor_account_id INTEGER NOT NULL,
+        actor_role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        cause TEXT,
+        note TEXT
+    );
+    CREATE INDEX alert_actions_alert ON alert_actions(alert_id, at);
+    "#,
+    // 7: the latest health report of each device (battery, charging, signal, body contact).
     r#"
     CREATE TABLE device_status (
         device_id INTEGER PRIMARY KEY REFERENCES devices(id),

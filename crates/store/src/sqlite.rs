@@ -934,7 +934,8 @@ impl Store {
             .await
     }
 
-    /// Moves an alert along its lifecycle (acknowledge, dispatch, resolve).
+    /// Moves an alert along its lifecycle (acknowledge, dispatch, resolve) without an entry in
+    /// the action log; the HTTP API uses [`Store::set_alert_state_logged`].
     pub async fn set_alert_state(
         &self,
         id: AlertId,

@@ -1,0 +1,197 @@
+//! The alert action log: who did what to an alert, and when.
+//!
+//! A state change (acknowledge, dispatch, resolve) and its action row are written in one
+//! transaction, so the log can never miss a step that the alert shows, or show one that was
+//! rolled back. Actions without a state change (a call, a note) are appended on their own.
+
+use crate::sqlite::load_alert;
+use crate::{AlertRecord, Result, Store, StoreError};
+use domain::{AlertId, AlertState, CaseId, UnixMicros};
+use rusqlite::{Connection, Row, params};
+
+/// A lifecycle step to record. The store keeps the words as given; the server validates them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlertAction {
+    pub at: UnixMicros,
+    pub actor_account_id: i64,
+    pub actor_role: String,
+    pub action: String,
+    pub cause: Option<String>,
+    pub note: Option<String>,
+}
+
+/// One row of the action log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertAction {
+    pub id: i64,
+    pub alert_id: AlertId,
+    pub at: UnixMicros,
+    pub actor_account_id: i64,
+    pub actor_role: String,
+    pub action: String,
+    pub cause: Option<String>,
+    pub note: Option<String>,
+}
+
+fn insert_action(conn: &Connection, alert: AlertId, a: &NewAlertAction) -> Result<AlertAction> {
+    conn.execute(
+        "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            alert.0,
+            a.at.0,
+            a.actor_account_id,
+            a.actor_role,
+            a.action,
+            a.cause,
+            a.note
+        ],
+    )?;
+    Ok(AlertAction {
+        id: conn.last_insert_rowid(),
+        alert_id: alert,
+        at: a.at,
+        actor_account_id: a.actor_account_id,
+        actor_role: a.actor_role.clone(),
+        action: a.action.clone(),
+        cause: a.cause.clone(),
+        note: a.note.clone(),
+    })
+}
+
+fn action_from_row(r: &Row) -> rusqlite::Result<AlertAction> {
+    Ok(AlertAction {
+        id: r.get("id")?,
+        alert_id: AlertId(r.get("alert_id")?),
+        at: UnixMicros(r.get("at")?),
+        actor_account_id: r.get("actor_account_id")?,
+        actor_role: r.get("actor_role")?,
+        action: r.get("action")?,
+        cause: r.get("cause")?,
+        note: r.get("note")?,
+    })
+}
+
+impl Store {
+    /// Moves an alert along its lifecycle and records the step in the action log, in one
+    /// transaction. Returns the alert as it was before and as it is after.
+    pub async fn set_alert_state_logged(
+        &self,
+        id: AlertId,
+        state: AlertState,
+        action: NewAlertAction,
+    ) -> Result<(AlertRecord, AlertRecord)> {
+        self.write(
+            move |conn| {
+                let before = load_alert(conn, id)?;
+                conn.execute(
+                    "UPDATE alerts SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id.0, state.as_str(), action.at.0],
+                )?;
+                insert_action(conn, id, &action)?;
+                Ok((before, load_alert(conn, id)?))
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Appends an action that does not change the alert's state (a call, a note).
+    pub async fn add_alert_action(
+        &self,
+        id: AlertId,
+        action: NewAlertAction,
+    ) -> Result<AlertAction> {
+        self.write(
+            move |conn| {
+                load_alert(conn, id)?;
+                insert_action(conn, id, &action)
+            },
+            None,
+        )
+        .await
+    }
+
+    /// The action log of one alert, oldest first.
+    pub async fn alert_actions(&self, id: AlertId) -> Result<Vec<AlertAction>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT * FROM alert_actions WHERE alert_id = ?1 ORDER BY at, id")?;
+            let rows = stmt.query_map([id.0], action_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    /// Alerts raised in `[from, to)`, with their action logs (oldest first), for measures.
+    pub async fn alerts_raised_between(
+        &self,
+        from: UnixMicros,
+        to: UnixMicros,
+    ) -> Result<Vec<(AlertRecord, Vec<AlertAction>)>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id FROM alerts WHERE raised_at >= ?1 AND raised_at < ?2 ORDER BY id",
+            )?;
+            let ids = stmt
+                .query_map([from.0, to.0], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut acts =
+                conn.prepare("SELECT * FROM alert_actions WHERE alert_id = ?1 ORDER BY at, id")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let rec = load_alert(conn, AlertId(id))?;
+                let log = acts
+                    .query_map([id], action_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.push((rec, log));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// When each case was opened (for case-days in a window).
+    pub async fn case_opened_at(&self) -> Result<Vec<(CaseId, UnixMicros)>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare("SELECT id, created_at FROM cases")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((CaseId(r.get(0)?), UnixMicros(r.get::<_, i64>(1)?)))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(StoreError::from)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unknown_alert_is_not_found_and_nothing_is_logged() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let a = NewAlertAction {
+            at: UnixMicros(1),
+            actor_account_id: 7,
+            actor_role: "monitoring_officer".into(),
+            action: "acknowledge".into(),
+            cause: None,
+            note: None,
+        };
+        let r = store
+            .set_alert_state_logged(AlertId(42), AlertState::Acknowledged, a.clone())
+            .await;
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+        let r = store.add_alert_action(AlertId(42), a).await;
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+        let log = store
+            .alert_actions(AlertId(42))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(log.is_empty());
+        store.close();
+    }
+}
