@@ -514,7 +514,7 @@ pub async fn list_alerts(
 ) -> Result<Json<Vec<AlertDto>>, ApiError> {
     let cases = authz::scope(&s, &c, Action::ReadAlerts, "list alerts").await?;
     Ok(Json(
-        scoped_alerts(&s, &cases, q.active.unwrap_or(true)).await?,
+        scoped_alerts(&s, &c, &cases, q.active.unwrap_or(true)).await?,
     ))
 }
 
@@ -531,17 +531,30 @@ pub(crate) fn alert_case(
     })
 }
 
+/// Alerts of the allowed cases, plus, for monitoring officers, device alerts from devices that
+/// belong to no case (see `authz::unlinked_device_alert`).
 async fn scoped_alerts(
     s: &AppState,
+    c: &Caller,
     allowed: &[CaseId],
     active_only: bool,
 ) -> Result<Vec<AlertDto>, ApiError> {
     let alerts = s.store.list_alerts(active_only, 500).await?;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
+    let unlinked = c.principal.role == access::Role::MonitoringOfficer
+        && alerts
+            .iter()
+            .any(|a| a.device.is_some() && alert_case(a, &devices, &cases).is_none());
+    if unlinked {
+        authz::unlinked_device_alert(s, c, Action::ReadAlerts, "list").await?;
+    }
     Ok(alerts
         .into_iter()
-        .filter(|a| alert_case(a, &devices, &cases).is_some_and(|k| allowed.contains(&k)))
+        .filter(|a| match alert_case(a, &devices, &cases) {
+            Some(k) => allowed.contains(&k),
+            None => unlinked && a.device.is_some(),
+        })
         .map(Into::into)
         .collect())
 }
@@ -635,7 +648,7 @@ pub async fn snapshot(State(s): State<AppState>, c: Caller) -> Result<Json<Snaps
     Ok(Json(Snapshot {
         server_time: ts(now()),
         positions: latest_positions(&s, &visible).await?,
-        alerts: scoped_alerts(&s, &alert_cases, true).await?,
+        alerts: scoped_alerts(&s, &c, &alert_cases, true).await?,
         orders: orders_with_schedules(&s, &order_cases).await?,
         cases: s
             .store

@@ -179,6 +179,46 @@ pub async fn scope(
     Ok(cases)
 }
 
+/// Alerts from a device that belongs to no case (a tamper or an SOS from a device whose
+/// owner has no case, or no owner yet) are the second rule outside the matrix: there is no
+/// case to be assigned to, and such an alert must still reach a person. Every monitoring
+/// officer may see and handle them; they carry no victim's location. Logged like any read or
+/// handling.
+pub async fn unlinked_device_alert(
+    s: &AppState,
+    c: &Caller,
+    action: access::Action,
+    details: &str,
+) -> Result<(), ApiError> {
+    let allowed = c.principal.role == Role::MonitoringOfficer;
+    let entry = AuditEntry {
+        actor: actor(c),
+        action: if action == access::Action::HandleAlert {
+            AuditAction::HandleAlert
+        } else {
+            AuditAction::ReadAlerts
+        },
+        subject: Subject {
+            case: None,
+            person: None,
+            device: None,
+        },
+        purpose: None,
+        outcome: if allowed {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        },
+        details: format!("device alert outside any case; {details}"),
+    };
+    append(s, vec![entry]).await?;
+    if allowed {
+        Ok(())
+    } else {
+        Err(forbidden(DenyReason::RoleNotPermitted))
+    }
+}
+
 /// Case intake (registering people, devices and cases) is the one rule outside the matrix:
 /// a case does not exist yet, so there is nothing to be assigned to. It is the
 /// administrator's registry work and involves no location data; it is logged as

@@ -166,12 +166,18 @@ pub async fn live_stream(
         })
         .collect();
     let allowed_cases: HashSet<i64> = cases.iter().map(|k| k.0).collect();
+    // Device alerts from devices in no case go to every monitoring officer
+    // (`authz::unlinked_device_alert`): such an alert must reach a person.
+    let officer = c.principal.role == access::Role::MonitoringOfficer;
     let shows = Arc::new(move |ev: &LiveEvent| match ev {
         LiveEvent::Position(p) => visible_devices.contains(&p.device_id),
-        LiveEvent::Alert(a) => a
+        LiveEvent::Alert(a) => match a
             .case_id
             .or_else(|| a.device_id.and_then(|d| device_case.get(&d).copied()))
-            .is_some_and(|k| allowed_cases.contains(&k)),
+        {
+            Some(k) => allowed_cases.contains(&k),
+            None => officer && a.device_id.is_some(),
+        },
     });
     let last_id = headers
         .get("last-event-id")

@@ -1334,3 +1334,55 @@ async fn a_devices_battery_report_is_shown_with_the_device() {
     );
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_alert_from_a_device_in_no_case_still_reaches_the_monitoring_officers() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
+    // A smartwatch registered before anyone linked it to a person or a case.
+    let (s, _) = c
+        .as_admin()
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "smartwatch", "protocol": "native", "hardware_id": "watch-unlinked", "token": "unlinked-watch-token-01"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = c
+        .batch(
+            "unlinked-watch-token-01",
+            json!({"events": [{"kind": "sos", "time": now_iso(0)}]}).to_string(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    eventually("the officer sees the SOS", || async {
+        active_alerts(&c).await.iter().any(|a| a["rule"] == "sos")
+    })
+    .await;
+    let sos = active_alerts(&c)
+        .await
+        .into_iter()
+        .find(|a| a["rule"] == "sos")
+        .unwrap();
+    assert!(
+        sos["device_id"].is_i64() && sos["case_id"].is_null(),
+        "{sos}"
+    );
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{}/state", sos["id"]),
+            json!({"state": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(
+        (s, a["state"].as_str()),
+        (StatusCode::OK, Some("acknowledged")),
+        "{a}"
+    );
+    // The administrator (no case data) still sees nothing.
+    let (s, _) = c.as_admin().get("/api/v1/alerts").await;
+    assert_ne!(s, StatusCode::OK);
+    r.shutdown().await;
+}
