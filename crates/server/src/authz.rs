@@ -190,33 +190,13 @@ pub async fn unlinked_device_alert(
     action: access::Action,
     details: &str,
 ) -> Result<(), ApiError> {
-    let allowed = c.principal.role == Role::MonitoringOfficer;
-    let entry = AuditEntry {
-        actor: actor(c),
-        action: if action == access::Action::HandleAlert {
-            AuditAction::HandleAlert
-        } else {
-            AuditAction::ReadAlerts
-        },
-        subject: Subject {
-            case: None,
-            person: None,
-            device: None,
-        },
-        purpose: None,
-        outcome: if allowed {
-            Outcome::Allowed
-        } else {
-            Outcome::Denied
-        },
-        details: format!("device alert outside any case; {details}"),
-    };
-    append(s, vec![entry]).await?;
-    if allowed {
-        Ok(())
+    let logged = if action == access::Action::HandleAlert {
+        AuditAction::HandleAlert
     } else {
-        Err(forbidden(DenyReason::RoleNotPermitted))
-    }
+        AuditAction::ReadAlerts
+    };
+    let details = format!("device alert outside any case; {details}");
+    outside_matrix(s, c, Role::MonitoringOfficer, logged, None, details).await
 }
 
 /// Case intake (registering people, devices and cases) is the one rule outside the matrix:
@@ -229,10 +209,32 @@ pub async fn intake(
     case: Option<CaseId>,
     details: &str,
 ) -> Result<(), ApiError> {
-    let allowed = c.principal.role == Role::Administrator;
+    let details = format!("intake; {details}");
+    outside_matrix(
+        s,
+        c,
+        Role::Administrator,
+        AuditAction::ChangeCase,
+        case,
+        details,
+    )
+    .await
+}
+
+/// A rule outside the matrix: only `role` may, and the decision is logged (allowed or denied)
+/// before anything happens.
+async fn outside_matrix(
+    s: &AppState,
+    c: &Caller,
+    role: Role,
+    action: AuditAction,
+    case: Option<CaseId>,
+    details: String,
+) -> Result<(), ApiError> {
+    let allowed = c.principal.role == role;
     let entry = AuditEntry {
         actor: actor(c),
-        action: AuditAction::ChangeCase,
+        action,
         subject: Subject {
             case,
             person: None,
@@ -244,7 +246,7 @@ pub async fn intake(
         } else {
             Outcome::Denied
         },
-        details: format!("intake; {details}"),
+        details,
     };
     append(s, vec![entry]).await?;
     if allowed {
