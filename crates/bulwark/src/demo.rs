@@ -179,6 +179,17 @@ struct Device {
 /// The demo's monitoring officer.
 pub const OFFICER: &str = "officer";
 
+/// The other demo accounts, one per role, all with the officer's password. `victim1` and
+/// `offender1` are the parties of the first case.
+pub const OTHER_ACCOUNTS: &[(&str, &str)] = &[
+    ("victim1", "victim"),
+    ("offender1", "offender"),
+    ("police1", "police"),
+    ("clerk1", "court_clerk"),
+    ("judge1", "judge"),
+    ("auditor1", "auditor"),
+];
+
 /// Seeds the cases through the HTTP API as the real roles would: the administrator
 /// registers people, devices and cases and creates a monitoring officer assigned to them;
 /// the officer registers the orders. Returns the simulated devices; afterwards `api` acts as
@@ -236,6 +247,20 @@ async fn seed(api: &mut Api, sims: &[Sim], officer_password: &str) -> Result<Vec
             json!({"case_id": case}),
         )
         .await?;
+        if i == 0 {
+            for (username, role) in OTHER_ACCOUNTS {
+                let person = match *role {
+                    "victim" => Some(vic),
+                    "offender" => Some(off),
+                    _ => None,
+                };
+                api.post(
+                    "/api/v1/accounts",
+                    json!({"username": username, "password": officer_password, "role": role, "person_id": person}),
+                )
+                .await?;
+            }
+        }
         cases.push((case, i));
         devices.push(Device {
             offender: true,
@@ -377,6 +402,15 @@ pub async fn run(
     println!("    http://{}/", running.http_addr);
     println!();
     println!("Monitoring officer: username {OFFICER} password {officer_password}");
+    println!(
+        "Victim app (case 1): http://{}/app/  username victim1 password {officer_password}",
+        running.http_addr
+    );
+    let others: Vec<&str> = OTHER_ACCOUNTS[1..].iter().map(|(u, _)| *u).collect();
+    println!(
+        "Other roles, same password: {} (one account per role)",
+        others.join(", ")
+    );
     println!(
         "Administrator token (accounts only, no case data): {}   (data in {})",
         running.admin_token,

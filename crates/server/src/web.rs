@@ -1,56 +1,68 @@
 //! The web apps' static files, compiled into the binary so `bulwark` is one file.
+//!
+//! `web/` is a TypeScript + Vite project with two pages: the monitoring console at `/` and the
+//! victim app (a PWA scoped to `/app/`). `npm run build` writes `web/dist`, which is embedded
+//! here (in debug builds too). A binary built before the web apps were built serves a page that
+//! says so instead of a blank screen.
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-macro_rules! asset {
-    ($path:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/", $path))
+#[derive(rust_embed::Embed)]
+#[folder = "../../web/dist/"]
+#[allow_missing = true]
+struct Assets;
+
+const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Bulwark</title>\
+<p>The web apps are not built into this binary. Run <code>npm --prefix web ci &amp;&amp; \
+npm --prefix web run build</code>, then build <code>bulwark</code> again \
+(<code>scripts/demo</code> and <code>scripts/test</code> do both).</p>";
+
+fn asset(path: &str) -> Response {
+    let Some(file) = Assets::get(path) else {
+        if path.ends_with("index.html") {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                NOT_BUILT,
+            )
+                .into_response();
+        }
+        return StatusCode::NOT_FOUND.into_response();
     };
-}
-
-const ASSETS: &[(&str, &str, &[u8])] = &[
+    // Vite names bundles by content hash: those can be cached for good. Pages, the manifest
+    // and the service worker must be revalidated so an update reaches every phone.
+    let cache = if path.starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     (
-        "index.html",
-        "text/html; charset=utf-8",
-        asset!("index.html"),
-    ),
-    ("app.js", "text/javascript; charset=utf-8", asset!("app.js")),
-    ("style.css", "text/css; charset=utf-8", asset!("style.css")),
-    (
-        "vendor/leaflet/leaflet.js",
-        "text/javascript; charset=utf-8",
-        asset!("vendor/leaflet/leaflet.js"),
-    ),
-    (
-        "vendor/leaflet/leaflet.css",
-        "text/css; charset=utf-8",
-        asset!("vendor/leaflet/leaflet.css"),
-    ),
-];
-
-fn asset(path: &str) -> axum::response::Response {
-    match ASSETS.iter().find(|(p, _, _)| *p == path) {
-        Some((_, mime, bytes)) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, *mime),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *bytes,
-        )
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, file.metadata.mimetype().to_owned()),
+            (header::CACHE_CONTROL, cache.to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        file.data,
+    )
+        .into_response()
 }
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { asset("index.html") }))
+        .route("/app", get(|| async { Redirect::permanent("/app/") }))
+        .route("/app/", get(|| async { asset("app/index.html") }))
         .route(
-            "/ui/{*path}",
-            get(|axum::extract::Path(p): axum::extract::Path<String>| async move { asset(&p) }),
+            "/app/{*path}",
+            get(|Path(p): Path<String>| async move { asset(&format!("app/{p}")) }),
+        )
+        .route(
+            "/assets/{*path}",
+            get(|Path(p): Path<String>| async move { asset(&format!("assets/{p}")) }),
         )
 }
