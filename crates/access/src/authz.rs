@@ -466,10 +466,9 @@ fn responder_rules(role: Role, action: Action, r: &Resource, rel: Relation) -> D
 
 fn court_rules(role: Role, action: Action, rel: Relation) -> Decision {
     let permitted = match action {
-        Action::ViewCase
-        | Action::ReadOrders
-        | Action::ReadPetitions
-        | Action::ReviewPetition => true,
+        Action::ViewCase | Action::ReadOrders | Action::ReadPetitions | Action::ReviewPetition => {
+            true
+        }
         Action::DecidePetition | Action::ChangeOrder => role == Role::Judge,
         _ => false,
     };

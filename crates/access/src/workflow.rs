@@ -332,9 +332,13 @@ impl Workflow {
             (State::InForce, Event::Extend { valid_to, reasons }) => {
                 self.extend(valid_to, reasons, now)
             }
-            (State::InForce, Event::Amend { conditions, reasons }) => {
-                self.amend(conditions, reasons, now)
-            }
+            (
+                State::InForce,
+                Event::Amend {
+                    conditions,
+                    reasons,
+                },
+            ) => self.amend(conditions, reasons, now),
             (State::Lapsed, Event::Extend { .. } | Event::Amend { .. }) => {
                 Err(WorkflowError::AlreadyLapsed)
             }

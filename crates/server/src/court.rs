@@ -456,15 +456,16 @@ async fn case_of(s: &AppState, id: CaseId) -> Result<Case, ApiError> {
         .await?
         .into_iter()
         .find(|c| c.id == id)
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidReference, format!("case {id} does not exist")))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidReference,
+                format!("case {id} does not exist"),
+            )
+        })
 }
 
 /// A petition's workflow as stored: the petition, and the versions of its order.
-async fn petition_workflow(
-    s: &AppState,
-    p: &Petition,
-    case: &Case,
-) -> Result<Workflow, ApiError> {
+async fn petition_workflow(s: &AppState, p: &Petition, case: &Case) -> Result<Workflow, ApiError> {
     let versions = match p.order_id {
         Some(o) => s.store.order_versions(o).await?,
         None => Vec::new(),
@@ -860,7 +861,12 @@ pub async fn decide_petition(
     let now = s.clock.now();
     let reasons = req.reasons.trim().to_owned();
     let (event, name) = match req.decision.as_str() {
-        "deny" => (Event::Deny { reasons: reasons.clone() }, "denied"),
+        "deny" => (
+            Event::Deny {
+                reasons: reasons.clone(),
+            },
+            "denied",
+        ),
         "grant" | "modify" => {
             let conditions = match (&req.conditions, req.decision.as_str()) {
                 (Some(cd), _) => conditions_in(p.kind, cd)?,
@@ -1028,7 +1034,10 @@ pub async fn create_version(
         match (req.extend_days, amends) {
             (Some(days), false) => {
                 if !(1..=3_650).contains(&days) {
-                    return Err(ApiError::new(ErrorCode::InvalidField, "extend_days: 1 to 3650"));
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidField,
+                        "extend_days: 1 to 3650",
+                    ));
                 }
                 let Some(end) = last.valid_to else {
                     return Err(ApiError::new(

@@ -245,8 +245,12 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
     let petition_body = json!({"case_id": w.case_a, "kind": "provisional_measure",
         "requested": {"no_approach_m": 100.0, "duration_days": 30}, "statement": "he waits outside my work"});
     let (s, petition) =
-        w.h.post("/api/v1/petitions", &w.tokens["victim"], petition_body.clone())
-            .await;
+        w.h.post(
+            "/api/v1/petitions",
+            &w.tokens["victim"],
+            petition_body.clone(),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{petition}");
     let petition = petition["id"].as_i64().unwrap();
     let (s, order) = w

@@ -49,9 +49,19 @@ impl Http {
         }
     }
 
-    async fn call(&self, post: bool, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        post: bool,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let url = format!("{}{path}", self.base);
-        let mut req = if post { self.http.post(url) } else { self.http.get(url) };
+        let mut req = if post {
+            self.http.post(url)
+        } else {
+            self.http.get(url)
+        };
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -61,7 +71,10 @@ impl Http {
         let r = req.send().await.unwrap();
         let s = r.status();
         let text = r.text().await.unwrap();
-        (s, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
@@ -146,12 +159,20 @@ struct Parties {
 /// case, an assigned monitoring officer, a clerk and a judge.
 async fn parties(h: &Http) -> Parties {
     let offender = h
-        .created("/api/v1/people", ADMIN, json!({"role": "offender", "display_name": "Kim"}))
+        .created(
+            "/api/v1/people",
+            ADMIN,
+            json!({"role": "offender", "display_name": "Kim"}),
+        )
         .await["id"]
         .as_i64()
         .unwrap();
     let victim = h
-        .created("/api/v1/people", ADMIN, json!({"role": "protected", "display_name": "Lee"}))
+        .created(
+            "/api/v1/people",
+            ADMIN,
+            json!({"role": "protected", "display_name": "Lee"}),
+        )
         .await["id"]
         .as_i64()
         .unwrap();
@@ -251,16 +272,28 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
 
     // No decision before review; the clerk reviews, but does not decide.
     let (s, v) = h
-        .post(&format!("/api/v1/petitions/{id}/decision"), &p.judge, json!({"decision": "grant"}))
+        .post(
+            &format!("/api/v1/petitions/{id}/decision"),
+            &p.judge,
+            json!({"decision": "grant"}),
+        )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let (s, v) = h
-        .post(&format!("/api/v1/petitions/{id}/review"), &p.clerk, json!({}))
+        .post(
+            &format!("/api/v1/petitions/{id}/review"),
+            &p.clerk,
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "under_review");
     let (s, _) = h
-        .post(&format!("/api/v1/petitions/{id}/decision"), &p.clerk, json!({"decision": "grant"}))
+        .post(
+            &format!("/api/v1/petitions/{id}/decision"),
+            &p.clerk,
+            json!({"decision": "grant"}),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // A modification needs the court's reasons.
@@ -275,7 +308,11 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
 
     // The judge grants: version 1 of an order in force now, for 30 days.
     let (s, granted) = h
-        .post(&format!("/api/v1/petitions/{id}/decision"), &p.judge, json!({"decision": "grant"}))
+        .post(
+            &format!("/api/v1/petitions/{id}/decision"),
+            &p.judge,
+            json!({"decision": "grant"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{granted}");
     assert_eq!(granted["state"], "in_force");
@@ -296,7 +333,9 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         .unwrap_or_else(|| panic!("{orders}"));
     assert_eq!(o["kind"], "provisional_measure");
     assert_eq!(o["no_approach_m"], 100.0);
-    let (_, versions) = h.get(&format!("/api/v1/orders/{order}/versions"), &p.officer).await;
+    let (_, versions) = h
+        .get(&format!("/api/v1/orders/{order}/versions"), &p.officer)
+        .await;
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
     assert_eq!(versions[0]["in_force"], true);
     let v1_end = versions[0]["valid_to"].as_str().unwrap().to_owned();
@@ -306,10 +345,7 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     h.fix(PHONE, 1, 37.5, 127.0).await;
     h.fix(ANKLE, 1, 37.50018, 127.0).await;
     wait_for(&h, "/api/v1/alerts", &p.officer, |a| {
-        a.as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["order_id"] == order)
+        a.as_array().unwrap().iter().any(|a| a["order_id"] == order)
     })
     .await;
 
@@ -327,25 +363,51 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     assert_eq!(v2["in_force"], false, "version 1 is still the one in force");
     // Reasons are required; only judges issue versions.
     let (s, _) = h
-        .post(&format!("/api/v1/orders/{order}/versions"), &p.judge, json!({"extend_days": 1, "reasons": ""}))
+        .post(
+            &format!("/api/v1/orders/{order}/versions"),
+            &p.judge,
+            json!({"extend_days": 1, "reasons": ""}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (s, _) = h
-        .post(&format!("/api/v1/orders/{order}/versions"), &p.clerk, json!({"extend_days": 1, "reasons": "more time"}))
+        .post(
+            &format!("/api/v1/orders/{order}/versions"),
+            &p.clerk,
+            json!({"extend_days": 1, "reasons": "more time"}),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (_, orders) = h.get("/api/v1/orders", &p.officer).await;
-    let o = orders.as_array().unwrap().iter().find(|o| o["id"] == order).unwrap();
-    assert_eq!(o["valid_to"], v2["valid_to"], "the engine's order runs to the new end");
+    let o = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == order)
+        .unwrap();
+    assert_eq!(
+        o["valid_to"], v2["valid_to"],
+        "the engine's order runs to the new end"
+    );
     let v2_end = v2["valid_to"].clone();
 
     let (_, mine) = h.get("/api/v1/me/notices", &p.victim_token).await;
-    assert_eq!(kinds(&mine), ["petition_filed", "under_review", "granted", "extended"]);
+    assert_eq!(
+        kinds(&mine),
+        ["petition_filed", "under_review", "granted", "extended"]
+    );
     // The offender learns his obligations, never her petition or the court's reasons.
     let (_, his) = h.get("/api/v1/me/notices", &p.offender_token).await;
     assert_eq!(kinds(&his), ["granted", "extended"]);
-    assert!(his.as_array().unwrap().iter().all(|n| n["reasons"].is_null()));
-    let (s, _) = h.get(&format!("/api/v1/petitions/{id}"), &p.offender_token).await;
+    assert!(
+        his.as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["reasons"].is_null())
+    );
+    let (s, _) = h
+        .get(&format!("/api/v1/petitions/{id}"), &p.offender_token)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // 47 days on, version 2 ends in 13 days: the 14-day reminder reaches all three, once.
@@ -377,11 +439,21 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     .await;
     let k = kinds(&mine);
     assert_eq!(k.iter().filter(|k| *k == "lapsed").count(), 1, "{mine}");
-    assert_eq!(k.iter().filter(|k| *k == "expires_soon").count(), 1, "{mine}");
-    let (_, pet) = h.get(&format!("/api/v1/petitions/{id}"), &p.victim_token).await;
+    assert_eq!(
+        k.iter().filter(|k| *k == "expires_soon").count(),
+        1,
+        "{mine}"
+    );
+    let (_, pet) = h
+        .get(&format!("/api/v1/petitions/{id}"), &p.victim_token)
+        .await;
     assert_eq!(pet["state"], "lapsed");
     let (s, v) = h
-        .post(&format!("/api/v1/orders/{order}/versions"), &p.judge, json!({"extend_days": 10, "reasons": "too late"}))
+        .post(
+            &format!("/api/v1/orders/{order}/versions"),
+            &p.judge,
+            json!({"extend_days": 10, "reasons": "too late"}),
+        )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let (_, his) = h.get("/api/v1/me/notices", &p.offender_token).await;
@@ -429,11 +501,19 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
     assert_eq!(first["petitioner"], "police");
     let id = first["id"].as_i64().unwrap();
     let (s, _) = h
-        .post(&format!("/api/v1/petitions/{id}/decision"), &p.judge, json!({"decision": "deny"}))
+        .post(
+            &format!("/api/v1/petitions/{id}/decision"),
+            &p.judge,
+            json!({"decision": "deny"}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (s, v) = h
-        .post(&format!("/api/v1/petitions/{id}/decision"), &p.judge, json!({"decision": "deny", "reasons": "No evidence of a visit."}))
+        .post(
+            &format!("/api/v1/petitions/{id}/decision"),
+            &p.judge,
+            json!({"decision": "deny", "reasons": "No evidence of a visit."}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "denied");
@@ -442,7 +522,12 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
 
     // A second petition is modified: 200 m, with a home zone.
     let id = file().await["id"].as_i64().unwrap();
-    h.post(&format!("/api/v1/petitions/{id}/review"), &p.clerk, json!({})).await;
+    h.post(
+        &format!("/api/v1/petitions/{id}/review"),
+        &p.clerk,
+        json!({}),
+    )
+    .await;
     let zone = json!({"kind": "home", "label": "her home", "shape": {"type": "circle", "lat": 37.51, "lon": 127.01, "radius_m": 300.0}});
     let (s, v) = h
         .post(
@@ -470,16 +555,42 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
     assert_eq!(v2["in_force"], true);
     assert_eq!(v2["zones"].as_array().unwrap().len(), 2);
     assert_eq!(v2["no_approach_m"], 200.0);
-    let (_, versions) = h.get(&format!("/api/v1/orders/{order}/versions"), &p.officer).await;
+    let (_, versions) = h
+        .get(&format!("/api/v1/orders/{order}/versions"), &p.officer)
+        .await;
     assert_eq!(versions[0]["valid_to"], versions[1]["valid_to"]);
-    assert_eq!(versions[0]["zones"].as_array().unwrap().len(), 1, "version 1 is unchanged");
+    assert_eq!(
+        versions[0]["zones"].as_array().unwrap().len(),
+        1,
+        "version 1 is unchanged"
+    );
     let (_, orders) = h.get("/api/v1/orders", &p.officer).await;
-    let o = orders.as_array().unwrap().iter().find(|o| o["id"] == order).unwrap();
-    assert_eq!(o["zones"].as_array().unwrap().len(), 2, "the engine uses version 2");
+    let o = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == order)
+        .unwrap();
+    assert_eq!(
+        o["zones"].as_array().unwrap().len(),
+        2,
+        "the engine uses version 2"
+    );
     // The offender's view of the versions leaves out zones and reasons.
-    let (s, his) = h.get(&format!("/api/v1/orders/{order}/versions"), &p.offender_token).await;
+    let (s, his) = h
+        .get(
+            &format!("/api/v1/orders/{order}/versions"),
+            &p.offender_token,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(his.as_array().unwrap().iter().all(|v| v["zones"] == json!([]) && v["reasons"].is_null()), "{his}");
+    assert!(
+        his.as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["zones"] == json!([]) && v["reasons"].is_null()),
+        "{his}"
+    );
     // A bad zone is refused whole.
     let (s, _) = h
         .post(
@@ -500,8 +611,12 @@ async fn a_tampered_access_log_is_reported_at_start_and_monitoring_goes_on() {
     let (_, health) = h.get("/healthz", ADMIN).await;
     assert_eq!(health["audit_chain"], "ok");
     for name in ["a", "b", "c", "d"] {
-        h.created("/api/v1/people", ADMIN, json!({"role": "offender", "display_name": name}))
-            .await;
+        h.created(
+            "/api/v1/people",
+            ADMIN,
+            json!({"role": "offender", "display_name": name}),
+        )
+        .await;
     }
     r.shutdown().await;
 
@@ -514,12 +629,17 @@ async fn a_tampered_access_log_is_reported_at_start_and_monitoring_goes_on() {
     // Someone rewrites record 2 with raw SQL between two runs.
     let db = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
     let blob: Vec<u8> = db
-        .query_row("SELECT record FROM audit_log WHERE seq = 2", [], |r| r.get(0))
+        .query_row("SELECT record FROM audit_log WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let mut rec = audit::AuditRecord::from_bytes(&blob).unwrap();
     rec.entry.details = "nothing happened".into();
-    db.execute("UPDATE audit_log SET record = ?1 WHERE seq = 2", [rec.to_bytes()])
-        .unwrap();
+    db.execute(
+        "UPDATE audit_log SET record = ?1 WHERE seq = 2",
+        [rec.to_bytes()],
+    )
+    .unwrap();
     drop(db);
 
     let r = start(dir.path(), |_| {}).await;
@@ -562,13 +682,22 @@ async fn the_retention_job_purges_inside_the_running_server_and_logs_it() {
     assert_eq!(left, 1, "the victim's fix is purged, the offender's kept");
     let log = wait_for(&h, "/api/v1/audit?limit=5000", &auditor, |v| {
         v.as_array().unwrap().iter().any(|r| {
-            r["action"] == "purge" && r["details"].as_str().unwrap_or("").contains("fixes deleted: 1")
+            r["action"] == "purge"
+                && r["details"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("fixes deleted: 1")
         })
     })
     .await;
     assert!(!log.as_array().unwrap().is_empty());
     let (_, metrics) = h.get("/metrics", ADMIN).await;
-    assert!(metrics.as_str().unwrap().contains("bulwark_retention_deleted_total"));
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("bulwark_retention_deleted_total")
+    );
     let _ = p.case;
     r.shutdown().await;
 }

@@ -611,8 +611,8 @@ impl Store {
     /// An order's versions, oldest first.
     pub async fn order_versions(&self, order: OrderId) -> Result<Vec<OrderVersionRecord>> {
         self.read(move |conn| {
-            let mut stmt = conn
-                .prepare("SELECT * FROM order_versions WHERE order_id = ?1 ORDER BY version")?;
+            let mut stmt =
+                conn.prepare("SELECT * FROM order_versions WHERE order_id = ?1 ORDER BY version")?;
             let rows = stmt.query_map([order.0], version_from_row)?;
             rows.map(|r| r?).collect()
         })
