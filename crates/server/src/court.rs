@@ -184,7 +184,7 @@ pub struct OrderVersionDto {
     pub issued_by: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NoticeDto {
     pub id: i64,
     pub case_id: i64,
@@ -641,10 +641,16 @@ fn event_row(c: &Caller, at: UnixMicros, event: &str, reasons: Option<String>) -
     }
 }
 
-fn counted(notices: &[store::NoticeRecord]) {
+/// Counts the notices just written and pushes them on the live stream (to their recipients).
+fn announce(s: &AppState, notices: &[store::NoticeRecord]) {
     for n in notices {
         metrics::counter!("bulwark_notices_total", "kind" => n.kind.clone(), "recipient" => n.recipient.clone())
             .increment(1);
+        s.hub
+            .publish(crate::live::LiveEvent::Notice(crate::live::NoticeEvent {
+                notice: notice_dto(n.clone()),
+                person_id: n.person_id.map(|p| p.0),
+            }));
     }
 }
 
@@ -747,7 +753,7 @@ pub async fn file_petition(
         .store
         .file_petition(petition, event_row(&c, now, "filed", None), step.notices)
         .await?;
-    counted(&notices);
+    announce(&s, &notices);
     Ok((StatusCode::CREATED, Json(with_events(&s, p.id).await?)))
 }
 
@@ -831,7 +837,7 @@ pub async fn review_petition(
     step.petition = Some((id, state_name(wf.state).into()));
     step.event = Some(event_row(&c, now, "review_started", None));
     let out = s.store.apply_court_step(step).await?;
-    counted(&out.notices);
+    announce(&s, &out.notices);
     Ok(Json(with_events(&s, id).await?))
 }
 
@@ -942,7 +948,7 @@ pub async fn decide_petition(
     step.petition = Some((id, state_name(wf.state).into()));
     step.event = Some(event_row(&c, now, name, Some(reasons)));
     let out = s.store.apply_court_step(step).await?;
-    counted(&out.notices);
+    announce(&s, &out.notices);
     for (zone, schedule) in out.zones.iter().zip(schedules) {
         if let Some(w) = schedule {
             let text = serde_json::to_string(&w).map_err(ApiError::internal)?;
@@ -1137,7 +1143,7 @@ pub async fn create_version(
         });
     }
     let out = s.store.apply_court_step(step).await?;
-    counted(&out.notices);
+    announce(&s, &out.notices);
     if req.zones.is_some() {
         for (zone, schedule) in out.zones.iter().zip(schedules) {
             if let Some(w) = schedule {
@@ -1352,7 +1358,7 @@ pub async fn run_due(s: &AppState, now: UnixMicros) -> Result<usize, ApiError> {
         if step_lapsed(&out) {
             tracing::warn!(order = %t.order_id, case = %case.id, "protection lapsed; the victim is told");
         }
-        counted(&out.notices);
+        announce(s, &out.notices);
         sent += out.notices.len();
         if roster {
             s.pipeline.sync_roster().await;

@@ -431,8 +431,34 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         .await;
     }
 
-    // Past the end: the victim is told at once that protection has ended, and only that.
+    // Past the end: the victim is told at once that protection has ended, and only that;
+    // her app's live stream carries it.
+    let mut live = h
+        .http
+        .get(format!(
+            "{}/api/v1/live?access_token={}",
+            h.base, p.victim_token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
     r.clock.advance(14 * DAY);
+    let mut text = String::new();
+    while !text.contains("\"kind\":\"lapsed\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), live.chunk())
+            .await
+            .expect("the live stream delivers the lapse")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: notice"), "{text}");
+    assert!(
+        !text.contains("\"recipient\":\"officer\""),
+        "only her own notices: {text}"
+    );
+    drop(live);
     let mine = wait_for(&h, "/api/v1/me/notices", &p.victim_token, |v| {
         kinds(v).contains(&"lapsed".to_owned())
     })
