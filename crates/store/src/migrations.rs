@@ -292,7 +292,7 @@ pub const MIGRATIONS: &[&str] = &[
         reasons, issued_at, issued_by)
         SELECT id, 1, valid_from, valid_to, kind, no_approach_m, warning_m, disclosure_radius_m,
             0, kind = 'electronic_monitoring',
-            (SELECT json_group_array(json_object('kind', z.kind, 'label', z.label, 'shape', z.shape))
+            (SELECT json_group_array(json_object('id', z.id, 'kind', z.kind, 'label', z.label, 'shape', z.shape))
              FROM zones z WHERE z.order_id = orders.id),
             'registered before versioning', created_at, NULL
         FROM orders;

@@ -465,3 +465,57 @@ async fn a_court_step_is_one_transaction_and_a_notice_is_written_once() {
     assert_eq!(store.order_lapsed_at(o.id).await.unwrap(), Some(now));
     assert_eq!(store.court_cases().await.unwrap(), vec![case.id]);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn orders_stored_before_versioning_get_their_version_1_with_zones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = UnixMicros::from_secs(1_000);
+    let (offender, _) = setup(&store).await;
+    let victim = store
+        .create_person(PersonRole::Protected, "V".into(), now)
+        .await
+        .unwrap();
+    let case = store
+        .create_case("C".into(), offender.id, vec![victim.id], now)
+        .await
+        .unwrap();
+    let home = LatLon::new(37.5, 127.0).unwrap();
+    let order = Order {
+        id: OrderId(0),
+        case_id: case.id,
+        kind: OrderKind::ElectronicMonitoring,
+        valid_from: now,
+        valid_to: None,
+        no_approach_m: 100.0,
+        warning_m: 500.0,
+        disclosure_radius_m: 600.0,
+        zones: vec![Zone {
+            id: ZoneId(0),
+            kind: ZoneKind::Home,
+            label: "home".into(),
+            shape: ZoneShape::Circle {
+                center: home,
+                radius_m: 150.0,
+            },
+        }],
+    };
+    let stored = store.create_order(order, now).await.unwrap();
+    store.close();
+    // Back to the schema before migration 8, as a database from before versioning.
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE court_timers; DROP TABLE notices; DROP TABLE petition_events;
+         DROP TABLE petitions; DROP TABLE order_versions; ALTER TABLE orders DROP COLUMN lapsed_at;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(dir.path()).unwrap();
+    let v = store.order_versions(stored.id).await.unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].version, 1);
+    assert_eq!(v[0].valid_to, None);
+    assert!(v[0].electronic_monitoring);
+    assert_eq!(v[0].zones, stored.zones);
+}
