@@ -424,9 +424,17 @@ fn version_dto(v: OrderVersionRecord, in_force: bool, offender_view: bool) -> Or
     }
 }
 
+/// The end the workflow sees for an open-ended order (registered directly): far enough to
+/// never come, near enough to keep its arithmetic. Never stored.
+const OPEN_END: UnixMicros = UnixMicros(i64::MAX / 2);
+
+/// Whether a time belongs to an open end (nothing is scheduled there).
+fn open_ended(t: UnixMicros) -> bool {
+    t >= OPEN_END.plus_secs(-1_000 * 365 * DAY_S)
+}
+
 fn wf_version(v: &OrderVersionRecord) -> OrderVersion {
-    // An open-ended order (registered directly) never ends; far future keeps the arithmetic.
-    let valid_to = v.valid_to.unwrap_or(UnixMicros(i64::MAX / 2));
+    let valid_to = v.valid_to.unwrap_or(OPEN_END);
     OrderVersion {
         version: v.version,
         valid_from: v.valid_from,
@@ -571,7 +579,7 @@ fn step_from(effects: Vec<Effect>, at: UnixMicros, cx: StepContext<'_>) -> (Cour
                     order_id: cx.order.unwrap_or(OrderId(0)),
                     version: version.version,
                     valid_from: version.valid_from,
-                    valid_to: Some(version.valid_to),
+                    valid_to: (!open_ended(version.valid_to)).then_some(version.valid_to),
                     kind: version.conditions.kind,
                     no_approach_m: version.conditions.no_approach_m,
                     warning_m: cx.warning_m,
@@ -592,6 +600,8 @@ fn step_from(effects: Vec<Effect>, at: UnixMicros, cx: StepContext<'_>) -> (Cour
                 step.lapsed = true;
                 roster = true;
             }
+            Effect::ScheduleReminder { at, .. } | Effect::ScheduleLapseCheck { at }
+                if open_ended(at) => {}
             Effect::ScheduleReminder { at, to, version } => step.timers.push(NewTimer {
                 order_id: None,
                 at,

@@ -617,6 +617,37 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
             .all(|v| v["zones"] == json!([]) && v["reasons"].is_null()),
         "{his}"
     );
+    // An open-ended order registered directly is amended the same way and stays open.
+    let (s, direct) = h
+        .post(
+            "/api/v1/orders",
+            &p.officer,
+            json!({"case_id": p.case, "kind": "electronic_monitoring", "valid_from": "2026-01-01T00:00:00Z", "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{direct}");
+    let direct = direct["id"].as_i64().unwrap();
+    let (s, v) = h
+        .post(
+            &format!("/api/v1/orders/{direct}/versions"),
+            &p.judge,
+            json!({"no_approach_m": 150.0, "reasons": "The court widens the distance."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["version"].as_i64(), v["valid_to"].is_null()),
+        (Some(2), true),
+        "{v}"
+    );
+    let (s, _) = h
+        .post(
+            &format!("/api/v1/orders/{direct}/versions"),
+            &p.judge,
+            json!({"extend_days": 5, "reasons": "more"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "nothing to extend");
     // A bad zone is refused whole.
     let (s, _) = h
         .post(
