@@ -108,6 +108,8 @@ name_enum!(
         ReadAuditLog = "read_audit_log",
         /// Create accounts, change roles, assignments and credentials.
         ChangeAccess = "change_access",
+        /// Petitions of a case and their history (the petitioner's statement included).
+        ReadPetitions = "read_petitions",
     }
 );
 
@@ -132,6 +134,7 @@ impl Action {
             Action::DecidePetition => AuditAction::DecidePetition,
             Action::ReadAuditLog => AuditAction::ReadAudit,
             Action::ChangeAccess => AuditAction::ChangeAccess,
+            Action::ReadPetitions => AuditAction::ReadCase,
         }
     }
 
@@ -417,7 +420,8 @@ fn responder_rules(role: Role, action: Action, r: &Resource, rel: Relation) -> D
         | Action::ReadAlerts
         | Action::HandleAlert
         | Action::ExportEvidence
-        | Action::ReadOrders => true,
+        | Action::ReadOrders
+        | Action::ReadPetitions => true,
         Action::ChangeCase => !police,
         // Police may petition for any victim (Stalking Punishment Act); the case need not be
         // theirs, or exist yet.
@@ -462,7 +466,9 @@ fn responder_rules(role: Role, action: Action, r: &Resource, rel: Relation) -> D
 
 fn court_rules(role: Role, action: Action, rel: Relation) -> Decision {
     let permitted = match action {
-        Action::ViewCase | Action::ReadOrders | Action::ReviewPetition => true,
+        Action::ViewCase | Action::ReadOrders | Action::ReadPetitions | Action::ReviewPetition => {
+            true
+        }
         Action::DecidePetition | Action::ChangeOrder => role == Role::Judge,
         _ => false,
     };
@@ -487,6 +493,7 @@ fn victim_rules(p: &Principal, action: Action, r: &Resource, rel: Relation) -> D
             | Action::ReadAlerts
             | Action::ReadOrders
             | Action::FilePetition
+            | Action::ReadPetitions
     );
     if !permitted {
         return deny(DenyReason::RoleNotPermitted);

@@ -7,6 +7,7 @@
 //!   │                        │   (conditions as requested: granted;         ▲
 //!   │                        │    otherwise modified, reasons required)     │
 //!   └────────Deny────────────┴──Deny (reasons required)──▶ denied    Extend ┘ (new version)
+//!                                                              Amend ┘ (new version)
 //! ```
 //!
 //! Order versions are never edited: a grant issues version 1, each extension a new version
@@ -14,6 +15,9 @@
 //! gap or an overlap (validity is half-open). A provisional measure (잠정조치) runs at most
 //! 3 months per period and may be extended at most twice: 9 months in all (Stalking
 //! Punishment Act; domain brief). A lapsed measure is not extended; a new petition is.
+//! An amendment (new conditions or zones while in force) is a new version from `now` to the
+//! current end; it supersedes the earlier versions from then on and is not an extension.
+//! The version in force at `t` is the highest-numbered one with `valid_from <= t < valid_to`.
 //!
 //! [`Workflow::handle`] takes an event and `now` and returns [`Effect`]s for the server to
 //! carry out: issue the version, link the offender's devices (every device he already
@@ -98,6 +102,11 @@ pub enum Notice {
     Extended {
         valid_to: UnixMicros,
     },
+    /// The conditions changed while in force (a new version from now).
+    Amended {
+        valid_to: UnixMicros,
+        reasons: String,
+    },
     ExpiresSoon {
         valid_to: UnixMicros,
     },
@@ -169,6 +178,12 @@ pub enum Event {
         valid_to: UnixMicros,
         reasons: String,
     },
+    /// The court changes the conditions while the order is in force: a new version from
+    /// `now` to the current end. Reasons are required.
+    Amend {
+        conditions: Conditions,
+        reasons: String,
+    },
     /// A scheduled reminder fired.
     ReminderDue {
         to: Recipient,
@@ -231,6 +246,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::Grant { .. } => "grant",
         Event::Deny { .. } => "deny",
         Event::Extend { .. } => "extend",
+        Event::Amend { .. } => "amend",
         Event::ReminderDue { .. } => "reminder_due",
         Event::Tick => "tick",
     }
@@ -316,7 +332,16 @@ impl Workflow {
             (State::InForce, Event::Extend { valid_to, reasons }) => {
                 self.extend(valid_to, reasons, now)
             }
-            (State::Lapsed, Event::Extend { .. }) => Err(WorkflowError::AlreadyLapsed),
+            (
+                State::InForce,
+                Event::Amend {
+                    conditions,
+                    reasons,
+                },
+            ) => self.amend(conditions, reasons, now),
+            (State::Lapsed, Event::Extend { .. } | Event::Amend { .. }) => {
+                Err(WorkflowError::AlreadyLapsed)
+            }
             (State::InForce, Event::ReminderDue { to, version }) => {
                 // A reminder for a superseded version is stale: the extension rescheduled.
                 match self.current() {
@@ -405,7 +430,7 @@ impl Workflow {
         if valid_to <= cur.valid_to {
             return Err(WorkflowError::EmptyPeriod);
         }
-        let extensions = u32::try_from(self.versions.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        let extensions = self.extensions();
         if cur.conditions.kind == OrderKind::ProvisionalMeasure
             && extensions >= PROVISIONAL_MAX_EXTENSIONS
         {
@@ -444,7 +469,78 @@ impl Workflow {
         Ok(fx)
     }
 
-    fn schedule(&self, version: u32, valid_to: UnixMicros, now: UnixMicros) -> Vec<Effect> {
+    /// How many versions extended the end (amendments keep it, so they do not count).
+    pub fn extensions(&self) -> u32 {
+        let n = self
+            .versions
+            .windows(2)
+            .filter(|w| w[1].valid_to > w[0].valid_to)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn amend(
+        &mut self,
+        conditions: Conditions,
+        reasons: String,
+        now: UnixMicros,
+    ) -> Result<Vec<Effect>, WorkflowError> {
+        let Some(cur) = self.current().cloned() else {
+            return Err(WorkflowError::InvalidTransition {
+                state: self.state,
+                event: "amend",
+            });
+        };
+        if now >= cur.valid_to {
+            return Err(WorkflowError::AlreadyLapsed);
+        }
+        if !reasons_ok(&reasons) {
+            return Err(WorkflowError::ReasonsRequired);
+        }
+        let period_s = cur.valid_to.0.saturating_sub(now.0) / UnixMicros::SECOND;
+        if period_s <= 0 {
+            return Err(WorkflowError::EmptyPeriod);
+        }
+        let version = OrderVersion {
+            version: cur.version.saturating_add(1),
+            valid_from: now,
+            valid_to: cur.valid_to,
+            conditions: Conditions {
+                // The kind of measure is the court's original decision; an amendment changes
+                // the conditions within it.
+                kind: cur.conditions.kind,
+                duration_s: period_s,
+                ..conditions
+            },
+            reasons: reasons.clone(),
+            issued_at: now,
+        };
+        self.versions.push(version.clone());
+        let notice = Notice::Amended {
+            valid_to: cur.valid_to,
+            reasons,
+        };
+        let mut fx = vec![
+            Effect::IssueOrderVersion {
+                case: self.case,
+                version: version.clone(),
+            },
+            Effect::CancelReminders {
+                version: cur.version,
+            },
+            Effect::NotifyVictim {
+                notice: notice.clone(),
+            },
+            Effect::NotifyOfficer { notice },
+        ];
+        fx.extend(self.schedule(version.version, cur.valid_to, now));
+        Ok(fx)
+    }
+
+    /// The reminders (earliest first) and the lapse check for a version ending at `valid_to`;
+    /// reminders already in the past are left out. Public for orders registered outside a
+    /// petition, which get the same reminders.
+    pub fn schedule(&self, version: u32, valid_to: UnixMicros, now: UnixMicros) -> Vec<Effect> {
         let mut fx = Vec::new();
         let mut offsets = self.reminders.offsets_s.clone();
         // Earliest reminder first, so effects read in time order.

@@ -15,24 +15,24 @@ use domain::{CaseId, PersonId, UnixMicros};
 /// Columns, in `Action::ALL` order:
 /// view_case read_position read_track read_victim_position read_victim_track live_stream
 /// read_alerts handle_alert export_evidence change_case read_orders change_order
-/// file_petition review_petition decide_petition read_audit_log change_access
+/// file_petition review_petition decide_petition read_audit_log change_access read_petitions
 const EXPECTED: &str = "
-administrator      own  - - - - - - - - - - - - - - - - A
-administrator      other- - - - - - - - - - - - - - - - A
-monitoring_officer own  A A P A P A A A P A A - - - - - -
-monitoring_officer other- - - - - - - - - - - - - - - - -
-police             own  A A P A P A A A P - A - A - - - -
-police             other- - - - - - - - - - - - A - - - -
-court_clerk        own  A - - - - - - - - - A - - A - - -
-court_clerk        other- - - - - - - - - - - - - - - - -
-judge              own  A - - - - - - - - - A A - A A - -
-judge              other- - - - - - - - - - - - - - - - -
-victim             own  a W - a a W a - - - a - A - - - -
-victim             other- - - - - - - - - - - - - - - - -
-offender           own  O a a - - - - - - - O - - - - - -
-offender           other- - - - - - - - - - - - - - - - -
-auditor            own  - - - - - - - - - - - - - - - A -
-auditor            other- - - - - - - - - - - - - - - A -
+administrator      own  - - - - - - - - - - - - - - - - A -
+administrator      other- - - - - - - - - - - - - - - - A -
+monitoring_officer own  A A P A P A A A P A A - - - - - - A
+monitoring_officer other- - - - - - - - - - - - - - - - - -
+police             own  A A P A P A A A P - A - A - - - - A
+police             other- - - - - - - - - - - - A - - - - -
+court_clerk        own  A - - - - - - - - - A - - A - - - A
+court_clerk        other- - - - - - - - - - - - - - - - - -
+judge              own  A - - - - - - - - - A A - A A - - A
+judge              other- - - - - - - - - - - - - - - - - -
+victim             own  a W - a a W a - - - a - A - - - - a
+victim             other- - - - - - - - - - - - - - - - - -
+offender           own  O a a - - - - - - - O - - - - - - -
+offender           other- - - - - - - - - - - - - - - - - -
+auditor            own  - - - - - - - - - - - - - - - A - -
+auditor            other- - - - - - - - - - - - - - - A - -
 ";
 
 const NOW: UnixMicros = UnixMicros(1_800_000_000_000_000);

@@ -414,3 +414,85 @@ fn decisions_need_reasons() {
         }
     );
 }
+
+#[test]
+fn an_amendment_is_a_new_version_from_now_to_the_same_end_and_not_an_extension() {
+    let mut wf = granted(OrderKind::ProvisionalMeasure, 60);
+    let end = day(61);
+    let mut wider = requested(OrderKind::ProvisionalMeasure, 60);
+    wider.no_approach_m = 300.0;
+    // Reasons are required; nothing changes without them.
+    let before = wf.clone();
+    assert_eq!(
+        wf.handle(
+            Event::Amend {
+                conditions: wider.clone(),
+                reasons: " ".into()
+            },
+            day(10)
+        ),
+        Err(WorkflowError::ReasonsRequired)
+    );
+    assert_eq!(wf, before);
+    let fx = wf
+        .handle(
+            Event::Amend {
+                conditions: wider,
+                reasons: "she moved; the court widens the distance".into(),
+            },
+            day(10),
+        )
+        .unwrap();
+    let v2 = wf.current().unwrap().clone();
+    assert_eq!((v2.version, v2.valid_from, v2.valid_to), (2, day(10), end));
+    assert_eq!(v2.conditions.no_approach_m, 300.0);
+    assert_eq!(v2.conditions.duration_s, 51 * DAY);
+    assert!(fx.contains(&Effect::CancelReminders { version: 1 }));
+    assert!(fx.contains(&Effect::ScheduleLapseCheck { at: end }));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::NotifyVictim {
+            notice: Notice::Amended { .. }
+        }
+    )));
+    assert_eq!(wf.extensions(), 0);
+    // Two extensions are still allowed after an amendment.
+    for (to, n) in [(day(100), 1), (day(140), 2)] {
+        wf.handle(
+            Event::Extend {
+                valid_to: to,
+                reasons: "continued risk".into(),
+            },
+            day(20),
+        )
+        .unwrap();
+        assert_eq!(wf.extensions(), n);
+    }
+    assert_eq!(
+        wf.handle(
+            Event::Extend {
+                valid_to: day(170),
+                reasons: "continued risk".into(),
+            },
+            day(20),
+        ),
+        Err(WorkflowError::TooManyExtensions)
+    );
+}
+
+#[test]
+fn a_lapsed_order_cannot_be_amended() {
+    let mut wf = granted(OrderKind::RestrainingOrder, 30);
+    wf.handle(Event::Tick, day(40)).unwrap();
+    assert_eq!(wf.state, State::Lapsed);
+    assert_eq!(
+        wf.handle(
+            Event::Amend {
+                conditions: requested(OrderKind::RestrainingOrder, 30),
+                reasons: "too late".into()
+            },
+            day(41)
+        ),
+        Err(WorkflowError::AlreadyLapsed)
+    );
+}

@@ -126,6 +126,19 @@ pub async fn login(State(s): State<AppState>, body: Body) -> Result<Json<LoginRe
         let pw = req.password;
         let _ =
             tokio::task::spawn_blocking(move || access::verify_password(&pw, dummy_phc())).await;
+        // Recorded like any failure (guessing usernames is an attack too), under account 0;
+        // no account is created and the answer is the same as for a wrong password.
+        let name: String = req.username.chars().take(64).collect();
+        authz::append(
+            &s,
+            vec![login_entry(
+                AccountId(0),
+                "unknown",
+                AuditAction::LoginFailed,
+                format!("unknown username {name:?}"),
+            )],
+        )
+        .await?;
         return Err(login_failed());
     };
     let policy = LockoutPolicy::default();

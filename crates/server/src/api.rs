@@ -242,6 +242,7 @@ pub async fn create_order(
             s.store.set_zone_schedule(zone.id, Some(text)).await?;
         }
     }
+    crate::court::schedule_direct_order(&s, &o).await?;
     s.pipeline.sync_roster().await;
     let mut dto = OrderDto::from(o);
     for (z, schedule) in dto.zones.iter_mut().zip(schedules) {

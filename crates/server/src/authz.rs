@@ -41,7 +41,14 @@ pub async fn grants(s: &AppState, c: &Caller) -> Result<Grants, ApiError> {
         Role::Police => g.dispatches = s.store.dispatches(p.account).await?,
         // One assignments table serves officers and the court; only the field of the role is
         // consulted by the decision.
-        Role::CourtClerk | Role::Judge => g.court_cases = s.store.assigned_cases(p.account).await?,
+        // The court's queue: every case with a petition or an order, and any assigned.
+        Role::CourtClerk | Role::Judge => {
+            let mut cases = s.store.assigned_cases(p.account).await?;
+            cases.extend(s.store.court_cases().await?);
+            cases.sort();
+            cases.dedup();
+            g.court_cases = cases;
+        }
         Role::Administrator | Role::Auditor => {}
     }
     Ok(g)

@@ -31,6 +31,51 @@ pub struct Config {
     pub webhook_delivery: WebhookDelivery,
     /// TCP/UDP tracker listeners (GT06, H02, Watch, Teltonika).
     pub devices: DeviceListeners,
+    /// The court workflow's scheduler (reminders before expiry, lapse checks).
+    pub court: CourtSettings,
+    /// The retention purge run inside the server.
+    pub retention: RetentionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CourtSettings {
+    /// How often the scheduler looks for due reminders and lapses, in milliseconds.
+    pub tick_ms: u64,
+    /// Reminders to the court, the officer and the victim this many seconds before an
+    /// order version ends.
+    pub reminder_offsets_s: Vec<i64>,
+}
+
+impl Default for CourtSettings {
+    fn default() -> Self {
+        CourtSettings {
+            tick_ms: 30_000,
+            reminder_offsets_s: access::ReminderPolicy::default().offsets_s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Seconds between purge runs; 0 disables the job (`bulwark retention purge` still works).
+    pub interval_s: u64,
+    /// Offender fixes are kept this many days after his last order ends.
+    pub offender_days_after_order_end: i64,
+    /// Protected persons' fixes are kept this many hours (outside incident windows).
+    pub victim_hours: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let p = access::RetentionPolicy::default();
+        RetentionSettings {
+            interval_s: 3_600,
+            offender_days_after_order_end: p.offender_days_after_order_end,
+            victim_hours: p.victim_hours,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -163,6 +208,8 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_delivery: WebhookDelivery::default(),
             devices: DeviceListeners::default(),
+            court: CourtSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }

@@ -319,6 +319,22 @@ pub type ZoneScheduleDtos = Vec<Option<Vec<ScheduleWindowDto>>>;
 impl NewOrder {
     /// The order, and each zone's validated schedule (same order as the zones).
     pub fn into_domain(self) -> Result<(Order, ZoneScheduleDtos), ApiError> {
+        let valid_from = parse_ts("valid_from", &self.valid_from)?;
+        let valid_to = self
+            .valid_to
+            .as_deref()
+            .map(|s| parse_ts("valid_to", s))
+            .transpose()?;
+        self.into_domain_at(valid_from, valid_to)
+    }
+
+    /// As [`NewOrder::into_domain`], with the validity given (the court workflow sets it);
+    /// `valid_from` and `valid_to` of `self` are ignored.
+    pub fn into_domain_at(
+        self,
+        valid_from: UnixMicros,
+        valid_to: Option<UnixMicros>,
+    ) -> Result<(Order, ZoneScheduleDtos), ApiError> {
         let schedules = self
             .zones
             .iter()
@@ -359,12 +375,8 @@ impl NewOrder {
             id: OrderId(0),
             case_id: CaseId(self.case_id),
             kind: parse_enum("kind", &self.kind)?,
-            valid_from: parse_ts("valid_from", &self.valid_from)?,
-            valid_to: self
-                .valid_to
-                .as_deref()
-                .map(|s| parse_ts("valid_to", s))
-                .transpose()?,
+            valid_from,
+            valid_to,
             no_approach_m: self.no_approach_m,
             warning_m: self.warning_m,
             disclosure_radius_m: self.disclosure_radius_m,
@@ -720,6 +732,9 @@ pub struct Health {
     /// Seconds the engine is behind the newest committed fix.
     pub engine_lag_s: f64,
     pub version: &'static str,
+    /// The access log as verified at start-up: `ok` or `broken` (then `status` is
+    /// `degraded`; monitoring goes on).
+    pub audit_chain: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,6 +11,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod court;
 pub mod dto;
 pub mod error;
 pub mod evidence;
@@ -53,6 +54,10 @@ pub struct AppState {
     /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
     /// graceful shutdown does not wait forever for them.
     pub shutdown: watch::Receiver<bool>,
+    /// The clock of the court scheduler and the retention job (tests advance it).
+    pub clock: court::Clock,
+    /// Whether the access log verified at start-up (`false`: broken; the server serves on).
+    pub audit_chain_ok: bool,
 }
 
 #[derive(OpenApi)]
@@ -65,6 +70,7 @@ pub struct AppState {
         (name = "monitoring", description = "Positions, alerts and the live stream"),
         (name = "ops", description = "Health, metrics, this document"),
         (name = "access", description = "Log-in, accounts, case assignments, the access log"),
+        (name = "court", description = "Petitions, court decisions, order versions, notices"),
     )
 )]
 struct ApiDoc;
@@ -92,7 +98,7 @@ async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
     let queue = s.store.write_queue_len();
     let lag = s.pipeline.lag_s();
     axum::Json(dto::Health {
-        status: if queue > 1000 || lag > 5.0 {
+        status: if queue > 1000 || lag > 5.0 || !s.audit_chain_ok {
             "degraded"
         } else {
             "ok"
@@ -101,6 +107,7 @@ async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
         store_queue: queue,
         engine_lag_s: lag,
         version: env!("CARGO_PKG_VERSION"),
+        audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
     })
 }
 
@@ -108,6 +115,7 @@ async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics_endpoint(State(s): State<AppState>) -> String {
     metrics::gauge!("bulwark_store_queue").set(s.store.write_queue_len() as f64);
+    metrics::gauge!("bulwark_audit_chain_ok").set(if s.audit_chain_ok { 1.0 } else { 0.0 });
     s.metrics.render()
 }
 
@@ -142,6 +150,13 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::disable_account))
         .routes(routes!(accounts::audit_log))
         .routes(routes!(me::my_case))
+        .routes(routes!(court::file_petition, court::list_petitions))
+        .routes(routes!(court::get_petition))
+        .routes(routes!(court::review_petition))
+        .routes(routes!(court::decide_petition))
+        .routes(routes!(court::list_versions, court::create_version))
+        .routes(routes!(court::my_notices))
+        .routes(routes!(court::staff_notices))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
@@ -234,6 +249,8 @@ pub struct Running {
     pub device_udp_addrs: std::collections::HashMap<domain::Protocol, SocketAddr>,
     pub admin_token: String,
     pub store: Store,
+    /// The court scheduler's and retention job's clock (tests advance it).
+    pub clock: court::Clock,
     audit_signer: store::AuditSigner,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -318,7 +335,28 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ),
         every: audit_log::CHECKPOINT_EVERY,
     };
+    // Verify the stored access log before serving. A broken chain is reported (log, /healthz,
+    // `bulwark_audit_chain_ok`), never a reason to stop monitoring.
+    let audit_chain_ok = match audit_log::verify_store(&store, &audit_signer.key).await {
+        Ok(report) if report.ok() => {
+            tracing::info!(records = report.report.records, "access log verified");
+            true
+        }
+        Ok(report) => {
+            for line in report.lines() {
+                tracing::error!(finding = %line, "ACCESS LOG VERIFICATION FAILED");
+            }
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ACCESS LOG could not be read for verification");
+            false
+        }
+    };
+    let clock = court::Clock::default();
     let state = AppState {
+        clock: clock.clone(),
+        audit_chain_ok,
         store: store.clone(),
         hub,
         pipeline,
@@ -331,6 +369,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let mut tasks = Vec::new();
     let webhook_task = webhooks::spawn(state.clone(), shutdown_rx.clone());
+    tasks.push(court::spawn_scheduler(state.clone(), shutdown_rx.clone()));
+    tasks.push(retention::spawn_job(state.clone(), shutdown_rx.clone()));
     let http = bind(&config, config.http_port).await?;
     let http_addr = http.local_addr().map_err(|source| StartError::Bind {
         addr: SocketAddr::new(config.bind, config.http_port),
@@ -353,6 +393,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         device_udp_addrs: devices.udp,
         admin_token,
         store,
+        clock,
         audit_signer,
         shutdown: shutdown_tx,
         tasks,

@@ -27,6 +27,18 @@ use tokio::sync::broadcast;
 pub enum LiveEvent {
     Position(PositionDto),
     Alert(AlertDto),
+    /// A court notice (order granted, extended, expiring, lapsed…), to its recipients only.
+    Notice(NoticeEvent),
+}
+
+/// A notice as streamed: the victim it is addressed to sees hers, the case's officers see
+/// those to the officer.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeEvent {
+    #[serde(flatten)]
+    pub notice: crate::court::NoticeDto,
+    #[serde(skip)]
+    pub person_id: Option<i64>,
 }
 
 /// Events with a sequence number, so a client can tell whether it missed any.
@@ -130,7 +142,7 @@ impl Hub {
     }
 }
 
-/// Server-Sent Events: `position` and `alert` events as they happen; `resync` if this client
+/// Server-Sent Events: `position`, `alert` and `notice` events as they happen; `resync` if this client
 /// fell behind and must reload `/api/v1/snapshot`.
 #[utoipa::path(get, path = "/api/v1/live", tag = "monitoring", security(("staff_token" = [])),
     params(("access_token" = Option<String>, Query, description = "Staff token (EventSource cannot set headers)")),
@@ -169,7 +181,15 @@ pub async fn live_stream(
     // Device alerts from devices in no case go to every monitoring officer
     // (`authz::unlinked_device_alert`): such an alert must reach a person.
     let officer = c.principal.role == access::Role::MonitoringOfficer;
+    let (role, person) = (c.principal.role, c.principal.person.map(|p| p.0));
     let shows = Arc::new(move |ev: &LiveEvent| match ev {
+        LiveEvent::Notice(n) => match role {
+            access::Role::Victim => n.notice.recipient == "victim" && n.person_id == person,
+            access::Role::MonitoringOfficer | access::Role::Police => {
+                n.notice.recipient == "officer" && allowed_cases.contains(&n.notice.case_id)
+            }
+            _ => false,
+        },
         LiveEvent::Position(p) => visible_devices.contains(&p.device_id),
         LiveEvent::Alert(a) => match a
             .case_id
@@ -189,6 +209,7 @@ pub async fn live_stream(
         let name = match &*item.event {
             LiveEvent::Position(_) => "position",
             LiveEvent::Alert(_) => "alert",
+            LiveEvent::Notice(_) => "notice",
         };
         let data = serde_json::to_string(&*item.event).unwrap_or_default();
         Event::default()

@@ -154,3 +154,55 @@ pub async fn purge_data_dir(
     let _ = tokio::task::spawn_blocking(move || s2.close()).await;
     Ok(result?)
 }
+
+/// The purge inside the server: every `retention.interval_s` (0: off) with the server clock,
+/// reporting what it removed in the log, in metrics (`bulwark_retention_runs_total`,
+/// `bulwark_retention_deleted_total`, `bulwark_retention_last_deleted`) and in its `purge`
+/// audit record. The first run is one interval after start.
+pub fn spawn_job(
+    state: crate::AppState,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = &state.config.retention;
+        if r.interval_s == 0 {
+            let _ = shutdown.wait_for(|v| *v).await;
+            return;
+        }
+        let policy = RetentionPolicy {
+            offender_days_after_order_end: r.offender_days_after_order_end,
+            victim_hours: r.victim_hours,
+        };
+        let every = std::time::Duration::from_secs(r.interval_s);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|v| *v) => break,
+            }
+            let now = state.clock.now();
+            match purge(
+                &state.store,
+                policy,
+                now,
+                Some(state.audit_signer.clone()),
+                false,
+            )
+            .await
+            {
+                Ok(summary) => {
+                    metrics::counter!("bulwark_retention_runs_total").increment(1);
+                    metrics::counter!("bulwark_retention_deleted_total").increment(summary.deleted);
+                    metrics::gauge!("bulwark_retention_last_deleted").set(summary.deleted as f64);
+                    tracing::info!(
+                        deleted = summary.deleted,
+                        people = summary.people,
+                        devices = summary.windows.len(),
+                        "retention purge"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "retention purge failed; retried next run"),
+            }
+        }
+    })
+}

@@ -240,6 +240,29 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
         "/api/v1/devices/{}/track?from={from}&to={to}&{PURPOSE}",
         w.device_a
     );
+    // A petition filed by the victim and an order registered by the officer, for the court
+    // routes that name one.
+    let petition_body = json!({"case_id": w.case_a, "kind": "provisional_measure",
+        "requested": {"no_approach_m": 100.0, "duration_days": 30}, "statement": "he waits outside my work"});
+    let (s, petition) =
+        w.h.post(
+            "/api/v1/petitions",
+            &w.tokens["victim"],
+            petition_body.clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{petition}");
+    let petition = petition["id"].as_i64().unwrap();
+    let (s, order) = w
+        .h
+        .post(
+            "/api/v1/orders",
+            &w.tokens["officer_own"],
+            json!({"case_id": w.case_a, "kind": "restraining_order", "valid_from": from, "valid_to": to, "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    let order = order["id"].as_i64().unwrap();
     // Expected status per role (columns as in ROLES) and the request to send. A route in the
     // OpenAPI document without a row here fails the test: a new endpoint needs a rule.
     type Row = (&'static str, String, Option<Value>, [u16; 7]);
@@ -460,6 +483,65 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             "/api/v1/audit".into(),
             None,
             [401, 403, 403, 403, 200, 403, 403],
+        ),
+        (
+            // Victims for their own case, police for any; monitoring officers do not petition.
+            "post /api/v1/petitions",
+            "/api/v1/petitions".into(),
+            Some(petition_body),
+            [401, 403, 403, 403, 403, 201, 403],
+        ),
+        (
+            // The offender never reads her statement.
+            "get /api/v1/petitions",
+            "/api/v1/petitions".into(),
+            None,
+            [401, 403, 200, 200, 403, 200, 403],
+        ),
+        (
+            "get /api/v1/petitions/{id}",
+            format!("/api/v1/petitions/{petition}"),
+            None,
+            [401, 403, 200, 403, 403, 200, 403],
+        ),
+        (
+            // Court clerks review, judges decide (tests/court.rs); nobody else.
+            "post /api/v1/petitions/{id}/review",
+            format!("/api/v1/petitions/{petition}/review"),
+            None,
+            [401, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "post /api/v1/petitions/{id}/decision",
+            format!("/api/v1/petitions/{petition}/decision"),
+            Some(json!({"decision": "deny", "reasons": "probe"})),
+            [401, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            // The offender's view leaves out zones, distances beyond his own and reasons.
+            "get /api/v1/orders/{id}/versions",
+            format!("/api/v1/orders/{order}/versions"),
+            None,
+            [401, 403, 200, 403, 403, 200, 200],
+        ),
+        (
+            // Only judges issue versions (tests/court.rs).
+            "post /api/v1/orders/{id}/versions",
+            format!("/api/v1/orders/{order}/versions"),
+            Some(json!({"extend_days": 1, "reasons": "probe"})),
+            [401, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "get /api/v1/me/notices",
+            "/api/v1/me/notices".into(),
+            None,
+            [401, 403, 403, 403, 403, 200, 200],
+        ),
+        (
+            "get /api/v1/notices",
+            "/api/v1/notices".into(),
+            None,
+            [401, 403, 200, 200, 403, 403, 403],
         ),
     ];
     let table: BTreeMap<&str, (String, Option<Value>, [u16; 7])> = rows

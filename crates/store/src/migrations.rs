@@ -236,4 +236,91 @@ pub const MIGRATIONS: &[&str] = &[
         body_temp_c REAL
     );
     "#,
+    // 8: court workflow: petitions and their event history, immutable order versions (the
+    // `orders` row and its zones are the engine's projection of the version in force),
+    // durable notices (unique per dedup key: each is sent once) and the workflow's timers
+    // (reminders before expiry, lapse checks).
+    r#"
+    CREATE TABLE petitions (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        kind TEXT NOT NULL,
+        petitioner TEXT NOT NULL,
+        petitioner_account_id INTEGER NOT NULL,
+        no_approach_m REAL NOT NULL,
+        duration_s INTEGER NOT NULL,
+        no_contact_by_phone INTEGER NOT NULL,
+        electronic_monitoring INTEGER NOT NULL,
+        statement TEXT NOT NULL,
+        state TEXT NOT NULL,
+        filed_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        order_id INTEGER REFERENCES orders(id)
+    );
+    CREATE INDEX petitions_case ON petitions(case_id);
+    CREATE UNIQUE INDEX petitions_order ON petitions(order_id) WHERE order_id IS NOT NULL;
+    CREATE TABLE petition_events (
+        id INTEGER PRIMARY KEY,
+        petition_id INTEGER NOT NULL REFERENCES petitions(id),
+        at INTEGER NOT NULL,
+        actor_account_id INTEGER,
+        actor_role TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reasons TEXT,
+        details TEXT
+    );
+    CREATE INDEX petition_events_petition ON petition_events(petition_id, id);
+    CREATE TABLE order_versions (
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        version INTEGER NOT NULL,
+        valid_from INTEGER NOT NULL,
+        valid_to INTEGER,
+        kind TEXT NOT NULL,
+        no_approach_m REAL NOT NULL,
+        warning_m REAL NOT NULL,
+        disclosure_radius_m REAL NOT NULL,
+        no_contact_by_phone INTEGER NOT NULL,
+        electronic_monitoring INTEGER NOT NULL,
+        zones TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        issued_by INTEGER,
+        PRIMARY KEY (order_id, version)
+    );
+    INSERT INTO order_versions (order_id, version, valid_from, valid_to, kind, no_approach_m,
+        warning_m, disclosure_radius_m, no_contact_by_phone, electronic_monitoring, zones,
+        reasons, issued_at, issued_by)
+        SELECT id, 1, valid_from, valid_to, kind, no_approach_m, warning_m, disclosure_radius_m,
+            0, kind = 'electronic_monitoring',
+            (SELECT json_group_array(json_object('id', z.id, 'kind', z.kind, 'label', z.label, 'shape', z.shape))
+             FROM zones z WHERE z.order_id = orders.id),
+            'registered before versioning', created_at, NULL
+        FROM orders;
+    ALTER TABLE orders ADD COLUMN lapsed_at INTEGER;
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        order_id INTEGER REFERENCES orders(id),
+        petition_id INTEGER REFERENCES petitions(id),
+        recipient TEXT NOT NULL,
+        person_id INTEGER REFERENCES people(id),
+        kind TEXT NOT NULL,
+        valid_to INTEGER,
+        reasons TEXT,
+        dedup_key TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX notices_case ON notices(case_id, id);
+    CREATE TABLE court_timers (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        recipient TEXT,
+        version INTEGER NOT NULL,
+        done_at INTEGER,
+        cancelled_at INTEGER
+    );
+    CREATE INDEX court_timers_due ON court_timers(at) WHERE done_at IS NULL AND cancelled_at IS NULL;
+    "#,
 ];

@@ -827,6 +827,26 @@ impl Store {
                         ..z
                     });
                 }
+                // Registered directly (setup, demo): its first version says so.
+                crate::court::insert_version(
+                    conn,
+                    &crate::court::OrderVersionRecord {
+                        order_id: id,
+                        version: 1,
+                        valid_from: order.valid_from,
+                        valid_to: order.valid_to,
+                        kind: order.kind,
+                        no_approach_m: order.no_approach_m,
+                        warning_m: order.warning_m,
+                        disclosure_radius_m: order.disclosure_radius_m,
+                        no_contact_by_phone: false,
+                        electronic_monitoring: order.kind == OrderKind::ElectronicMonitoring,
+                        zones: zones.clone(),
+                        reasons: "registered directly".into(),
+                        issued_at: now,
+                        issued_by: None,
+                    },
+                )?;
                 Ok(Order { id, zones, ..order })
             },
             None,
@@ -1272,12 +1292,12 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
     })())
 }
 
-fn parse_col<T: std::str::FromStr<Err = UnknownValue>>(s: &str) -> Result<T> {
+pub(crate) fn parse_col<T: std::str::FromStr<Err = UnknownValue>>(s: &str) -> Result<T> {
     s.parse()
         .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))
 }
 
-fn ensure_exists(conn: &Connection, table: &str, id: i64, what: &str) -> Result<()> {
+pub(crate) fn ensure_exists(conn: &Connection, table: &str, id: i64, what: &str) -> Result<()> {
     let found: Option<i64> = conn
         .query_row(
             &format!("SELECT id FROM {table} WHERE id = ?1"),
@@ -1354,7 +1374,7 @@ fn fix_from_row(r: &Row) -> rusqlite::Result<Result<Fix>> {
 
 /// Zone geometry as a small JSON document: `{"circle":[lat,lon,radius_m]}` or
 /// `{"polygon":[[lat,lon],...]}`.
-fn shape_to_text(s: &ZoneShape) -> String {
+pub(crate) fn shape_to_text(s: &ZoneShape) -> String {
     match s {
         ZoneShape::Circle { center, radius_m } => {
             serde_json::json!({"circle": [center.lat(), center.lon(), radius_m]}).to_string()
@@ -1366,7 +1386,7 @@ fn shape_to_text(s: &ZoneShape) -> String {
     }
 }
 
-fn shape_from_text(s: &str) -> Result<ZoneShape> {
+pub(crate) fn shape_from_text(s: &str) -> Result<ZoneShape> {
     let bad = |m: &str| StoreError::Corrupt(format!("zone shape {s:?}: {m}"));
     let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(&e.to_string()))?;
     let num = |v: &serde_json::Value| v.as_f64().ok_or_else(|| bad("not a number"));

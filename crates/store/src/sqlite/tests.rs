@@ -328,3 +328,194 @@ async fn events_are_stored_once_and_published_with_fixes() {
         1
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_court_step_is_one_transaction_and_a_notice_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = UnixMicros::from_secs(1_000);
+    let (offender, _) = setup(&store).await;
+    let victim = store
+        .create_person(PersonRole::Protected, "V".into(), now)
+        .await
+        .unwrap();
+    let case = store
+        .create_case("C".into(), offender.id, vec![victim.id], now)
+        .await
+        .unwrap();
+    // A directly registered order has version 1.
+    let direct = Order {
+        id: OrderId(0),
+        case_id: case.id,
+        kind: OrderKind::RestrainingOrder,
+        valid_from: now,
+        valid_to: Some(UnixMicros::from_secs(5_000)),
+        no_approach_m: 100.0,
+        warning_m: 500.0,
+        disclosure_radius_m: 600.0,
+        zones: vec![],
+    };
+    let o = store.create_order(direct.clone(), now).await.unwrap();
+    let v = store.order_versions(o.id).await.unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!((v[0].version, v[0].valid_to), (1, direct.valid_to));
+
+    let notice = |key: &str| crate::NewNotice {
+        case_id: case.id,
+        order_id: None,
+        petition_id: None,
+        recipient: "victim".into(),
+        person_id: Some(victim.id),
+        kind: "extended".into(),
+        valid_to: None,
+        reasons: None,
+        dedup_key: key.into(),
+    };
+    let version = |n: u32, to: i64| crate::OrderVersionRecord {
+        order_id: o.id,
+        version: n,
+        valid_from: UnixMicros::from_secs(5_000),
+        valid_to: Some(UnixMicros::from_secs(to)),
+        kind: OrderKind::RestrainingOrder,
+        no_approach_m: 100.0,
+        warning_m: 500.0,
+        disclosure_radius_m: 600.0,
+        no_contact_by_phone: false,
+        electronic_monitoring: false,
+        zones: vec![],
+        reasons: "more time".into(),
+        issued_at: now,
+        issued_by: Some(1),
+    };
+    let step = crate::CourtStep {
+        at: now,
+        order_id: Some(o.id),
+        version: Some(version(2, 9_000)),
+        notices: vec![notice("k1")],
+        timers: vec![crate::NewTimer {
+            order_id: None,
+            at: UnixMicros::from_secs(9_000),
+            kind: "lapse_check".into(),
+            recipient: None,
+            version: 2,
+        }],
+        ..Default::default()
+    };
+    let out = store.apply_court_step(step.clone()).await.unwrap();
+    assert_eq!(out.notices.len(), 1);
+    // The projection follows the newest version; version 1 is unchanged.
+    let listed = store.list_orders().await.unwrap();
+    assert_eq!(listed[0].valid_to, Some(UnixMicros::from_secs(9_000)));
+    let v = store.order_versions(o.id).await.unwrap();
+    assert_eq!(v[0].valid_to, direct.valid_to);
+    // A second version 2 is refused, and the whole step with it (no notice, no timer).
+    let again = crate::CourtStep {
+        notices: vec![notice("k2")],
+        ..step
+    };
+    assert!(matches!(
+        store.apply_court_step(again).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_notices(100).await.unwrap().len(), 1);
+    // A notice with a key already used is not written again.
+    let dup = crate::CourtStep {
+        at: now,
+        notices: vec![notice("k1")],
+        ..Default::default()
+    };
+    assert!(
+        store
+            .apply_court_step(dup)
+            .await
+            .unwrap()
+            .notices
+            .is_empty()
+    );
+    // Timers come due with time and are done once.
+    assert!(
+        store
+            .due_court_timers(UnixMicros::from_secs(8_999))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .due_court_timers(UnixMicros::from_secs(9_000))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    store
+        .apply_court_step(crate::CourtStep {
+            at: now,
+            timers_done: vec![due[0].id],
+            order_id: Some(o.id),
+            lapsed: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_court_timers(UnixMicros::from_secs(9_999))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.order_lapsed_at(o.id).await.unwrap(), Some(now));
+    assert_eq!(store.court_cases().await.unwrap(), vec![case.id]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn orders_stored_before_versioning_get_their_version_1_with_zones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = UnixMicros::from_secs(1_000);
+    let (offender, _) = setup(&store).await;
+    let victim = store
+        .create_person(PersonRole::Protected, "V".into(), now)
+        .await
+        .unwrap();
+    let case = store
+        .create_case("C".into(), offender.id, vec![victim.id], now)
+        .await
+        .unwrap();
+    let home = LatLon::new(37.5, 127.0).unwrap();
+    let order = Order {
+        id: OrderId(0),
+        case_id: case.id,
+        kind: OrderKind::ElectronicMonitoring,
+        valid_from: now,
+        valid_to: None,
+        no_approach_m: 100.0,
+        warning_m: 500.0,
+        disclosure_radius_m: 600.0,
+        zones: vec![Zone {
+            id: ZoneId(0),
+            kind: ZoneKind::Home,
+            label: "home".into(),
+            shape: ZoneShape::Circle {
+                center: home,
+                radius_m: 150.0,
+            },
+        }],
+    };
+    let stored = store.create_order(order, now).await.unwrap();
+    store.close();
+    // Back to the schema before migration 8, as a database from before versioning.
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE court_timers; DROP TABLE notices; DROP TABLE petition_events;
+         DROP TABLE petitions; DROP TABLE order_versions; ALTER TABLE orders DROP COLUMN lapsed_at;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(dir.path()).unwrap();
+    let v = store.order_versions(stored.id).await.unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].version, 1);
+    assert_eq!(v[0].valid_to, None);
+    assert!(v[0].electronic_monitoring);
+    assert_eq!(v[0].zones, stored.zones);
+}

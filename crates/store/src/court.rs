@@ -1,0 +1,674 @@
+//! The court workflow's storage: petitions and their history, immutable order versions,
+//! notices and the workflow's timers.
+//!
+//! The server runs the pure `access::Workflow` and hands its effects here as one
+//! [`CourtStep`], written in one transaction: a state change, its history row, the order
+//! version it issues, the notices it sends and the timers it sets either all happen or none
+//! does. Order versions are never updated; the `orders` row and its zones are the engine's
+//! projection of the version in force and are rewritten when a version is issued. Notices are
+//! unique per dedup key, and a timer is marked done in the same transaction as the notices it
+//! caused, so a notice is sent once even across restarts.
+
+use crate::sqlite::{ensure_exists, parse_col, shape_from_text, shape_to_text};
+use crate::{Result, Store, StoreError};
+use domain::{CaseId, OrderId, OrderKind, PersonId, UnixMicros, Zone, ZoneId};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// A petition as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Petition {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub kind: OrderKind,
+    /// `victim`, `police` or `prosecutor`.
+    pub petitioner: String,
+    pub petitioner_account_id: i64,
+    pub no_approach_m: f64,
+    pub duration_s: i64,
+    pub no_contact_by_phone: bool,
+    pub electronic_monitoring: bool,
+    pub statement: String,
+    /// `filed`, `under_review`, `denied`, `in_force`, `lapsed`.
+    pub state: String,
+    pub filed_at: UnixMicros,
+    pub updated_at: UnixMicros,
+    pub order_id: Option<OrderId>,
+}
+
+/// One step in a petition's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PetitionEvent {
+    pub id: i64,
+    pub petition_id: i64,
+    pub at: UnixMicros,
+    /// `None` for the server's own steps (a lapse).
+    pub actor_account_id: Option<i64>,
+    pub actor_role: String,
+    pub event: String,
+    pub reasons: Option<String>,
+    pub details: Option<String>,
+}
+
+/// A history row to write (the store assigns id and petition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPetitionEvent {
+    pub at: UnixMicros,
+    pub actor_account_id: Option<i64>,
+    pub actor_role: String,
+    pub event: String,
+    pub reasons: Option<String>,
+    pub details: Option<String>,
+}
+
+/// One immutable version of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderVersionRecord {
+    /// Ignored when the step creates the order (the new id is used).
+    pub order_id: OrderId,
+    pub version: u32,
+    pub valid_from: UnixMicros,
+    pub valid_to: Option<UnixMicros>,
+    pub kind: OrderKind,
+    pub no_approach_m: f64,
+    pub warning_m: f64,
+    pub disclosure_radius_m: f64,
+    pub no_contact_by_phone: bool,
+    pub electronic_monitoring: bool,
+    /// The zones this version orders (ids are those of the projection when it was issued).
+    pub zones: Vec<Zone>,
+    pub reasons: String,
+    pub issued_at: UnixMicros,
+    pub issued_by: Option<i64>,
+}
+
+/// A notice to write. `order_id: None` in a step that creates an order means that order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotice {
+    pub case_id: CaseId,
+    pub order_id: Option<OrderId>,
+    pub petition_id: Option<i64>,
+    /// `court`, `officer`, `victim` or `offender`.
+    pub recipient: String,
+    /// The person told, for `victim` and `offender` notices.
+    pub person_id: Option<PersonId>,
+    pub kind: String,
+    pub valid_to: Option<UnixMicros>,
+    pub reasons: Option<String>,
+    /// A notice whose key exists already is not written again (sent once).
+    pub dedup_key: String,
+}
+
+/// A stored notice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeRecord {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub order_id: Option<OrderId>,
+    pub petition_id: Option<i64>,
+    pub recipient: String,
+    pub person_id: Option<PersonId>,
+    pub kind: String,
+    pub valid_to: Option<UnixMicros>,
+    pub reasons: Option<String>,
+    pub created_at: UnixMicros,
+}
+
+/// A workflow timer: a reminder (`recipient` set) or a lapse check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CourtTimer {
+    pub id: i64,
+    pub order_id: OrderId,
+    pub at: UnixMicros,
+    /// `reminder` or `lapse_check`.
+    pub kind: String,
+    pub recipient: Option<String>,
+    pub version: u32,
+}
+
+/// A timer to set. `order_id: None` in a step that creates an order means that order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTimer {
+    pub order_id: Option<OrderId>,
+    pub at: UnixMicros,
+    pub kind: String,
+    pub recipient: Option<String>,
+    pub version: u32,
+}
+
+/// Everything one workflow step writes, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CourtStep {
+    pub at: UnixMicros,
+    /// The petition the step belongs to, and its new state.
+    pub petition: Option<(i64, String)>,
+    pub event: Option<NewPetitionEvent>,
+    /// A grant: create this order (with its zones) and link it to the petition.
+    pub new_order: Option<domain::Order>,
+    /// The order an existing-order step concerns.
+    pub order_id: Option<OrderId>,
+    /// The version to issue; the projection follows it.
+    pub version: Option<OrderVersionRecord>,
+    /// Whether the version changes the distances (an amendment), not only the end.
+    pub replace_conditions: bool,
+    /// Whether the version's zones replace the projection's (an amendment with zones).
+    pub replace_zones: bool,
+    pub notices: Vec<NewNotice>,
+    pub timers: Vec<NewTimer>,
+    /// Cancel the pending reminders of this version of the step's order.
+    pub cancel_reminders_of: Option<u32>,
+    /// Timers handled by this step.
+    pub timers_done: Vec<i64>,
+    /// The order's protection ended (lapse).
+    pub lapsed: bool,
+}
+
+/// What a step wrote.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepOutcome {
+    /// The order created or concerned.
+    pub order_id: Option<OrderId>,
+    /// The zones of the projection after the step, when it replaced them.
+    pub zones: Vec<Zone>,
+    /// Notices newly written (those already sent are left out).
+    pub notices: Vec<NoticeRecord>,
+}
+
+fn petition_from_row(r: &Row) -> rusqlite::Result<Result<Petition>> {
+    let kind: String = r.get("kind")?;
+    let p = Petition {
+        id: r.get("id")?,
+        case_id: CaseId(r.get("case_id")?),
+        kind: OrderKind::ProvisionalMeasure,
+        petitioner: r.get("petitioner")?,
+        petitioner_account_id: r.get("petitioner_account_id")?,
+        no_approach_m: r.get("no_approach_m")?,
+        duration_s: r.get("duration_s")?,
+        no_contact_by_phone: r.get("no_contact_by_phone")?,
+        electronic_monitoring: r.get("electronic_monitoring")?,
+        statement: r.get("statement")?,
+        state: r.get("state")?,
+        filed_at: UnixMicros(r.get("filed_at")?),
+        updated_at: UnixMicros(r.get("updated_at")?),
+        order_id: r.get::<_, Option<i64>>("order_id")?.map(OrderId),
+    };
+    Ok(parse_col(&kind).map(|kind| Petition { kind, ..p }))
+}
+
+fn event_from_row(r: &Row) -> rusqlite::Result<PetitionEvent> {
+    Ok(PetitionEvent {
+        id: r.get("id")?,
+        petition_id: r.get("petition_id")?,
+        at: UnixMicros(r.get("at")?),
+        actor_account_id: r.get("actor_account_id")?,
+        actor_role: r.get("actor_role")?,
+        event: r.get("event")?,
+        reasons: r.get("reasons")?,
+        details: r.get("details")?,
+    })
+}
+
+fn notice_from_row(r: &Row) -> rusqlite::Result<NoticeRecord> {
+    Ok(NoticeRecord {
+        id: r.get("id")?,
+        case_id: CaseId(r.get("case_id")?),
+        order_id: r.get::<_, Option<i64>>("order_id")?.map(OrderId),
+        petition_id: r.get("petition_id")?,
+        recipient: r.get("recipient")?,
+        person_id: r.get::<_, Option<i64>>("person_id")?.map(PersonId),
+        kind: r.get("kind")?,
+        valid_to: r.get::<_, Option<i64>>("valid_to")?.map(UnixMicros),
+        reasons: r.get("reasons")?,
+        created_at: UnixMicros(r.get("created_at")?),
+    })
+}
+
+fn zones_to_text(zones: &[Zone]) -> String {
+    serde_json::Value::Array(
+        zones
+            .iter()
+            .map(|z| {
+                serde_json::json!({"id": z.id.0, "kind": z.kind.as_str(), "label": z.label, "shape": shape_to_text(&z.shape)})
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+fn zones_from_text(s: &str) -> Result<Vec<Zone>> {
+    let bad = |m: String| StoreError::Corrupt(format!("version zones: {m}"));
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(e.to_string()))?;
+    let arr = v.as_array().ok_or_else(|| bad("not an array".into()))?;
+    arr.iter()
+        .map(|z| {
+            let text = |k: &str| {
+                z.get(k)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| bad(format!("{k} missing")))
+            };
+            Ok(Zone {
+                id: ZoneId(z.get("id").and_then(|v| v.as_i64()).unwrap_or(0)),
+                kind: parse_col(text("kind")?)?,
+                label: text("label")?.to_owned(),
+                shape: shape_from_text(text("shape")?)?,
+            })
+        })
+        .collect()
+}
+
+fn version_from_row(r: &Row) -> rusqlite::Result<Result<OrderVersionRecord>> {
+    let kind: String = r.get("kind")?;
+    let zones: String = r.get("zones")?;
+    let v = OrderVersionRecord {
+        order_id: OrderId(r.get("order_id")?),
+        version: r.get("version")?,
+        valid_from: UnixMicros(r.get("valid_from")?),
+        valid_to: r.get::<_, Option<i64>>("valid_to")?.map(UnixMicros),
+        kind: OrderKind::ProvisionalMeasure,
+        no_approach_m: r.get("no_approach_m")?,
+        warning_m: r.get("warning_m")?,
+        disclosure_radius_m: r.get("disclosure_radius_m")?,
+        no_contact_by_phone: r.get("no_contact_by_phone")?,
+        electronic_monitoring: r.get("electronic_monitoring")?,
+        zones: Vec::new(),
+        reasons: r.get("reasons")?,
+        issued_at: UnixMicros(r.get("issued_at")?),
+        issued_by: r.get("issued_by")?,
+    };
+    Ok((|| {
+        Ok(OrderVersionRecord {
+            kind: parse_col(&kind)?,
+            zones: zones_from_text(&zones)?,
+            ..v
+        })
+    })())
+}
+
+pub(crate) fn insert_version(conn: &Connection, v: &OrderVersionRecord) -> Result<()> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO order_versions (order_id, version, valid_from, valid_to, kind,
+            no_approach_m, warning_m, disclosure_radius_m, no_contact_by_phone,
+            electronic_monitoring, zones, reasons, issued_at, issued_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            v.order_id.0,
+            v.version,
+            v.valid_from.0,
+            v.valid_to.map(|t| t.0),
+            v.kind.as_str(),
+            v.no_approach_m,
+            v.warning_m,
+            v.disclosure_radius_m,
+            v.no_contact_by_phone,
+            v.electronic_monitoring,
+            zones_to_text(&v.zones),
+            v.reasons,
+            v.issued_at.0,
+            v.issued_by,
+        ],
+    )?;
+    if n == 0 {
+        // Versions are never rewritten: a second version with the same number is a race.
+        return Err(StoreError::Conflict(format!(
+            "order {} already has a version {}",
+            v.order_id, v.version
+        )));
+    }
+    Ok(())
+}
+
+fn insert_zones(conn: &Connection, order: OrderId, zones: Vec<Zone>) -> Result<Vec<Zone>> {
+    let mut out = Vec::with_capacity(zones.len());
+    for z in zones {
+        conn.execute(
+            "INSERT INTO zones (order_id, kind, label, shape) VALUES (?1, ?2, ?3, ?4)",
+            params![order.0, z.kind.as_str(), z.label, shape_to_text(&z.shape)],
+        )?;
+        out.push(Zone {
+            id: ZoneId(conn.last_insert_rowid()),
+            ..z
+        });
+    }
+    Ok(out)
+}
+
+fn insert_notice(conn: &Connection, n: &NewNotice, at: UnixMicros) -> Result<Option<NoticeRecord>> {
+    let written = conn.execute(
+        "INSERT OR IGNORE INTO notices (case_id, order_id, petition_id, recipient, person_id,
+            kind, valid_to, reasons, dedup_key, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            n.case_id.0,
+            n.order_id.map(|o| o.0),
+            n.petition_id,
+            n.recipient,
+            n.person_id.map(|p| p.0),
+            n.kind,
+            n.valid_to.map(|t| t.0),
+            n.reasons,
+            n.dedup_key,
+            at.0
+        ],
+    )?;
+    Ok((written == 1).then(|| NoticeRecord {
+        id: conn.last_insert_rowid(),
+        case_id: n.case_id,
+        order_id: n.order_id,
+        petition_id: n.petition_id,
+        recipient: n.recipient.clone(),
+        person_id: n.person_id,
+        kind: n.kind.clone(),
+        valid_to: n.valid_to,
+        reasons: n.reasons.clone(),
+        created_at: at,
+    }))
+}
+
+fn apply_step(conn: &Connection, step: CourtStep) -> Result<StepOutcome> {
+    let at = step.at;
+    let mut order_id = step.order_id;
+    let mut zones = Vec::new();
+    if let Some(mut order) = step.new_order {
+        ensure_exists(conn, "cases", order.case_id.0, "case")?;
+        conn.execute(
+            "INSERT INTO orders (case_id, kind, valid_from, valid_to, no_approach_m, warning_m, disclosure_radius_m, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                order.case_id.0,
+                order.kind.as_str(),
+                order.valid_from.0,
+                order.valid_to.map(|t| t.0),
+                order.no_approach_m,
+                order.warning_m,
+                order.disclosure_radius_m,
+                at.0
+            ],
+        )?;
+        let id = OrderId(conn.last_insert_rowid());
+        zones = insert_zones(conn, id, std::mem::take(&mut order.zones))?;
+        order_id = Some(id);
+    }
+    if let Some((pid, state)) = &step.petition {
+        let n = conn.execute(
+            "UPDATE petitions SET state = ?2, updated_at = ?3, order_id = COALESCE(order_id, ?4)
+             WHERE id = ?1",
+            params![pid, state, at.0, order_id.map(|o| o.0)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("petition {pid}")));
+        }
+        if let Some(e) = &step.event {
+            insert_event(conn, *pid, e)?;
+        }
+    }
+    if let Some(mut v) = step.version {
+        let oid = order_id.ok_or_else(|| StoreError::InvalidReference("no order".into()))?;
+        v.order_id = oid;
+        if v.zones.is_empty() && !zones.is_empty() {
+            v.zones = zones.clone();
+        }
+        // The projection the engine reads follows the newest version: its end, and for an
+        // amendment its conditions and zones.
+        conn.execute(
+            "UPDATE orders SET valid_to = ?2 WHERE id = ?1",
+            params![oid.0, v.valid_to.map(|t| t.0)],
+        )?;
+        if step.replace_conditions {
+            conn.execute(
+                "UPDATE orders SET no_approach_m = ?2, warning_m = ?3, disclosure_radius_m = ?4
+                 WHERE id = ?1",
+                params![oid.0, v.no_approach_m, v.warning_m, v.disclosure_radius_m],
+            )?;
+        }
+        if step.replace_zones {
+            conn.execute("DELETE FROM zones WHERE order_id = ?1", [oid.0])?;
+            zones = insert_zones(conn, oid, std::mem::take(&mut v.zones))?;
+            v.zones = zones.clone();
+        }
+        insert_version(conn, &v)?;
+    }
+    if let (Some(version), Some(oid)) = (step.cancel_reminders_of, order_id) {
+        conn.execute(
+            "UPDATE court_timers SET cancelled_at = ?3
+             WHERE order_id = ?1 AND version = ?2 AND kind = 'reminder'
+               AND done_at IS NULL AND cancelled_at IS NULL",
+            params![oid.0, version, at.0],
+        )?;
+    }
+    for t in &step.timers {
+        let oid = t
+            .order_id
+            .or(order_id)
+            .ok_or_else(|| StoreError::InvalidReference("timer without an order".into()))?;
+        conn.execute(
+            "INSERT INTO court_timers (order_id, at, kind, recipient, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![oid.0, t.at.0, t.kind, t.recipient, t.version],
+        )?;
+    }
+    for id in &step.timers_done {
+        conn.execute(
+            "UPDATE court_timers SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
+            params![id, at.0],
+        )?;
+    }
+    if step.lapsed
+        && let Some(oid) = order_id
+    {
+        conn.execute(
+            "UPDATE orders SET lapsed_at = COALESCE(lapsed_at, ?2) WHERE id = ?1",
+            params![oid.0, at.0],
+        )?;
+    }
+    let mut notices = Vec::new();
+    for mut n in step.notices {
+        if n.order_id.is_none() {
+            n.order_id = order_id;
+        }
+        if let Some(rec) = insert_notice(conn, &n, at)? {
+            notices.push(rec);
+        }
+    }
+    Ok(StepOutcome {
+        order_id,
+        zones,
+        notices,
+    })
+}
+
+fn insert_event(conn: &Connection, petition: i64, e: &NewPetitionEvent) -> Result<()> {
+    conn.execute(
+        "INSERT INTO petition_events (petition_id, at, actor_account_id, actor_role, event, reasons, details)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            petition,
+            e.at.0,
+            e.actor_account_id,
+            e.actor_role,
+            e.event,
+            e.reasons,
+            e.details
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Files a petition with its first history row and notices (their dedup keys are
+    /// prefixed with the new petition's id).
+    pub async fn file_petition(
+        &self,
+        p: Petition,
+        event: NewPetitionEvent,
+        notices: Vec<NewNotice>,
+    ) -> Result<(Petition, Vec<NoticeRecord>)> {
+        self.write(
+            move |conn| {
+                ensure_exists(conn, "cases", p.case_id.0, "case")?;
+                conn.execute(
+                    "INSERT INTO petitions (case_id, kind, petitioner, petitioner_account_id,
+                        no_approach_m, duration_s, no_contact_by_phone, electronic_monitoring,
+                        statement, state, filed_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                    params![
+                        p.case_id.0,
+                        p.kind.as_str(),
+                        p.petitioner,
+                        p.petitioner_account_id,
+                        p.no_approach_m,
+                        p.duration_s,
+                        p.no_contact_by_phone,
+                        p.electronic_monitoring,
+                        p.statement,
+                        p.state,
+                        p.filed_at.0
+                    ],
+                )?;
+                let id = conn.last_insert_rowid();
+                insert_event(conn, id, &event)?;
+                let mut written = Vec::new();
+                for mut n in notices {
+                    n.petition_id = Some(id);
+                    n.dedup_key = format!("petition-{id}:{}", n.dedup_key);
+                    written.extend(insert_notice(conn, &n, p.filed_at)?);
+                }
+                Ok((
+                    Petition {
+                        id,
+                        updated_at: p.filed_at,
+                        order_id: None,
+                        ..p
+                    },
+                    written,
+                ))
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Writes one workflow step (see [`CourtStep`]) in one transaction.
+    pub async fn apply_court_step(&self, step: CourtStep) -> Result<StepOutcome> {
+        self.write(move |conn| apply_step(conn, step), None).await
+    }
+
+    pub async fn petition(&self, id: i64) -> Result<Option<Petition>> {
+        self.read(move |conn| {
+            conn.query_row("SELECT * FROM petitions WHERE id = ?1", [id], |r| {
+                petition_from_row(r)
+            })
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    /// Every petition, oldest first.
+    pub async fn list_petitions(&self) -> Result<Vec<Petition>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT * FROM petitions ORDER BY id")?;
+            let rows = stmt.query_map([], petition_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// The petition that issued `order`, if it came from one.
+    pub async fn petition_for_order(&self, order: OrderId) -> Result<Option<Petition>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT * FROM petitions WHERE order_id = ?1",
+                [order.0],
+                petition_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    /// A petition's history, oldest first.
+    pub async fn petition_events(&self, petition: i64) -> Result<Vec<PetitionEvent>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT * FROM petition_events WHERE petition_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([petition], event_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The cases the court handles: every case with a petition or an order.
+    pub async fn court_cases(&self) -> Result<Vec<CaseId>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT case_id FROM petitions UNION SELECT case_id FROM orders ORDER BY 1",
+            )?;
+            let rows = stmt.query_map([], |r| Ok(CaseId(r.get(0)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// An order's versions, oldest first.
+    pub async fn order_versions(&self, order: OrderId) -> Result<Vec<OrderVersionRecord>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT * FROM order_versions WHERE order_id = ?1 ORDER BY version")?;
+            let rows = stmt.query_map([order.0], version_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// When the order's protection ended, if it has.
+    pub async fn order_lapsed_at(&self, order: OrderId) -> Result<Option<UnixMicros>> {
+        self.read(move |conn| {
+            let v: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT lapsed_at FROM orders WHERE id = ?1",
+                    [order.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match v {
+                None => Err(StoreError::NotFound(format!("order {order}"))),
+                Some(t) => Ok(t.map(UnixMicros)),
+            }
+        })
+        .await
+    }
+
+    /// Timers due at `now` (not done, not cancelled), earliest first.
+    pub async fn due_court_timers(&self, now: UnixMicros) -> Result<Vec<CourtTimer>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, order_id, at, kind, recipient, version FROM court_timers
+                 WHERE done_at IS NULL AND cancelled_at IS NULL AND at <= ?1
+                 ORDER BY at, id LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([now.0], |r| {
+                Ok(CourtTimer {
+                    id: r.get(0)?,
+                    order_id: OrderId(r.get(1)?),
+                    at: UnixMicros(r.get(2)?),
+                    kind: r.get(3)?,
+                    recipient: r.get(4)?,
+                    version: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Notices, oldest first (at most `limit`, the newest ones).
+    pub async fn list_notices(&self, limit: usize) -> Result<Vec<NoticeRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT * FROM (SELECT * FROM notices ORDER BY id DESC LIMIT ?1) ORDER BY id",
+            )?;
+            let rows = stmt.query_map([limit as i64], notice_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
