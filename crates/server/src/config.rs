@@ -31,6 +31,41 @@ pub struct Config {
     pub webhook_delivery: WebhookDelivery,
     /// TCP/UDP tracker listeners (GT06, H02, Watch, Teltonika).
     pub devices: DeviceListeners,
+    /// Reopening, dispatch grants, the ingest-backlog alert and Web Push.
+    pub alerts: AlertSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// A resolved or cleared alert whose condition returns (same order, rule, person, zone,
+    /// device) within this many seconds of clearing is reopened instead of duplicated
+    /// (`None`: always a new alert).
+    pub reopen_window_s: Option<i64>,
+    /// How long a police dispatch grant lasts while its alert stays open.
+    pub dispatch_open_s: i64,
+    /// How long police keep the case after the alert is resolved (for the report).
+    pub dispatch_grace_s: i64,
+    /// The ingest-backlog system alert is raised when more fixes wait for the engine than
+    /// this, or more writes wait for the store…
+    pub backlog_max_queue: usize,
+    /// …or a committed batch of fixes waited this many seconds for the engine.
+    pub backlog_max_lag_s: f64,
+    /// The contact (`mailto:` or `https:`) in the VAPID token sent to push services.
+    pub push_contact: String,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            reopen_window_s: Some(900),
+            dispatch_open_s: 12 * 3_600,
+            dispatch_grace_s: 30 * 60,
+            backlog_max_queue: 1_000,
+            backlog_max_lag_s: 5.0,
+            push_contact: "mailto:operations@bulwark.invalid".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -163,6 +198,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_delivery: WebhookDelivery::default(),
             devices: DeviceListeners::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }

@@ -17,12 +17,14 @@
 //! 4. Only after a successful commit are callers answered `Ok` and committed fixes published to
 //!    subscribers (the engine), in commit order.
 
+mod alerting;
 mod lifecycle;
 mod migrations;
 mod outbox;
 mod sqlite;
 mod status;
 
+pub use alerting::*;
 pub use lifecycle::*;
 pub use outbox::*;
 pub use sqlite::*;

@@ -328,3 +328,99 @@ async fn events_are_stored_once_and_published_with_fixes() {
         1
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_condition_that_returns_within_the_window_reopens_its_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let change = |kind, at_s: i64| AlertChange {
+        order_id: None,
+        case_id: None,
+        rule: AlertRule::ZoneViolation,
+        protected: Some(PersonId(2)),
+        zone: None,
+        kind,
+        severity: Severity::Critical,
+        at: UnixMicros::from_secs(at_s),
+        distance_m: None,
+        evidence: Vec::new(),
+        summary: format!("at {at_s}"),
+        device: None,
+        details: AlertDetails::default(),
+    };
+    let notify = |window: Option<i64>| crate::AlertNotify {
+        reopen_within_s: window,
+        push: true,
+        ..Default::default()
+    };
+    let apply = |kind, at_s, window| {
+        let store = store.clone();
+        async move {
+            store
+                .apply_alert_change_notifying(change(kind, at_s), notify(window))
+                .await
+                .unwrap()
+        }
+    };
+    let (a, opened) = apply(AlertChangeKind::Raised, 1_000, Some(600)).await;
+    assert_eq!(opened, Opened::New);
+    store
+        .set_alert_state(
+            a.alert.id,
+            AlertState::Acknowledged,
+            UnixMicros::from_secs(1_010),
+        )
+        .await
+        .unwrap();
+    apply(AlertChangeKind::Cleared, 1_100, Some(600)).await;
+    store
+        .set_alert_state(
+            a.alert.id,
+            AlertState::Resolved,
+            UnixMicros::from_secs(1_200),
+        )
+        .await
+        .unwrap();
+    // Back 500 s after it cleared (window 600 s): the same alert, raised again, logged.
+    let (b, opened) = apply(AlertChangeKind::Raised, 1_600, Some(600)).await;
+    assert_eq!((b.alert.id, opened), (a.alert.id, Opened::Reopened));
+    assert_eq!(b.alert.state, AlertState::Raised);
+    assert!(b.condition_active);
+    assert_eq!(b.cleared_at, None);
+    let log = store.alert_actions(a.alert.id).await.unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor_role.as_str(), last.at),
+        ("reopened", "system", UnixMicros::from_secs(1_600))
+    );
+    // Its escalation deadline restarts from the reopening, not from the first raise.
+    let policy = crate::EscalationPolicy {
+        critical_s: Some(60),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .escalate_due_alerts(policy, Vec::new(), UnixMicros::from_secs(1_650))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .escalate_due_alerts(policy, Vec::new(), UnixMicros::from_secs(1_661))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Cleared again and back 601 s later: outside the window, a new alert.
+    apply(AlertChangeKind::Cleared, 2_000, Some(600)).await;
+    let (c, opened) = apply(AlertChangeKind::Raised, 2_601, Some(600)).await;
+    assert_eq!(opened, Opened::New);
+    assert_ne!(c.alert.id, a.alert.id);
+    // Without a window nothing reopens.
+    apply(AlertChangeKind::Cleared, 2_700, None).await;
+    let (d, opened) = apply(AlertChangeKind::Raised, 2_701, None).await;
+    assert_eq!(opened, Opened::New);
+    assert_ne!(d.alert.id, c.alert.id);
+}
