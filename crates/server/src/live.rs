@@ -212,7 +212,7 @@ impl LiveScope {
     pub fn shows(&self, ev: &LiveEvent, now: UnixMicros) -> bool {
         let case = self.case_of(ev);
         if let (Some((_, until)), Some(k)) = (&self.police, case)
-            && !until.get(&k).is_some_and(|end| now < *end)
+            && until.get(&k).is_none_or(|end| now >= *end)
         {
             return false;
         }
