@@ -415,6 +415,37 @@ async fn until_sentinel(ws: &mut Ws, sentinel_device: i64) -> Vec<Value> {
     }
 }
 
+/// The same for the SSE stream: (event, data) pairs before the sentinel's position.
+async fn sse_until_sentinel(resp: &mut reqwest::Response, sentinel_device: i64) -> Vec<Value> {
+    let mut buf = String::new();
+    let mut before = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("the stream delivers")
+            .unwrap()
+            .expect("the stream is open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block.lines().find_map(|l| {
+                    l.strip_prefix(&format!("{name}:"))
+                        .map(|v| v.trim().to_string())
+                })
+            };
+            let (Some(event), Some(data)) = (field("event"), field("data")) else {
+                continue;
+            };
+            let m = json!({"event": event, "data": serde_json::from_str::<Value>(&data).unwrap()});
+            if m["event"] == "position" && m["data"]["device_id"] == sentinel_device {
+                return before;
+            }
+            before.push(m);
+        }
+    }
+}
+
 /// Whether a live message is about case `c` (its devices, its alerts).
 fn about(m: &Value, c: &Case) -> bool {
     let d = &m["data"]["device_id"];
@@ -589,6 +620,31 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         (Some("position"), &json!(a.phone)),
         "{m}"
     );
+    // And over SSE, with the same scope.
+    let mut sse =
+        w.h.http
+            .get(format!(
+                "{}/api/v1/live?access_token={}",
+                w.h.base, w.police
+            ))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(sse.status(), StatusCode::OK);
+    w.h.report(&a.phone_token, 30, a.victim_at.0, a.victim_at.1, false)
+        .await;
+    w.h.report(&b.phone_token, 30, b.victim_at.0, b.victim_at.1, false)
+        .await;
+    let seen_sse = sse_until_sentinel(&mut sse, b.phone).await;
+    assert!(
+        seen_sse.iter().any(|m| m["data"]["device_id"] == a.phone),
+        "{seen_sse:?}"
+    );
+    let before = until_sentinel(&mut ws, b.phone).await;
+    assert!(
+        before.iter().any(|m| m["data"]["device_id"] == a.phone),
+        "{before:?}"
+    );
 
     // The police webhook got each dispatch exactly once, signed, with the victim's position
     // inside it.
@@ -635,6 +691,11 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
     assert!(
         !before.iter().any(|m| about(m, a)),
         "after expiry: {before:?}"
+    );
+    let before = sse_until_sentinel(&mut sse, b.phone).await;
+    assert!(
+        !before.iter().any(|m| about(m, a)),
+        "after expiry, SSE: {before:?}"
     );
     let (_, tasks) = w.h.get("/api/v1/tasks", &w.police).await;
     let task_a = tasks
