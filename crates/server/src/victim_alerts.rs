@@ -81,7 +81,7 @@ pub async fn my_alerts(
     State(s): State<AppState>,
     c: Caller,
 ) -> Result<Json<Vec<VictimAlertDto>>, ApiError> {
-    let (case, _) = own_case(&s, &c, Action::ReadAlerts, "me/alerts").await?;
+    let (case, me) = own_case(&s, &c, Action::ReadAlerts, "me/alerts").await?;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
     let alerts = s.store.list_alerts(false, 500).await?;
@@ -89,7 +89,10 @@ pub async fn my_alerts(
         alerts
             .into_iter()
             .filter(|a| {
-                alert_case(a, &devices, &cases) == Some(case)
+                // Her case's alerts, but not those about another person the same order
+                // protects: their situation is theirs.
+                (alert_case(a, &devices, &cases) == Some(case)
+                    && a.protected.is_none_or(|p| p == me))
                     || (a.alert.rule == AlertRule::IngestBacklog && a.condition_active)
             })
             .map(|a| VictimAlertDto {
