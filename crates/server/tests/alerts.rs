@@ -454,14 +454,30 @@ fn about(m: &Value, c: &Case) -> bool {
 
 /// A webhook receiver that records what it accepted.
 async fn receiver() -> (Arc<Mutex<Vec<Value>>>, String) {
+    let (seen, url, _) = gated_receiver(true).await;
+    (seen, url)
+}
+
+/// A webhook receiver that answers 503 while its gate is closed.
+async fn gated_receiver(
+    open: bool,
+) -> (
+    Arc<Mutex<Vec<Value>>>,
+    String,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
     use axum::http::HeaderMap;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
+    let gate = Arc::new(std::sync::atomic::AtomicBool::new(open));
+    let (s2, g2) = (seen.clone(), gate.clone());
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let seen = s2.clone();
+            let (seen, gate) = (s2.clone(), g2.clone());
             async move {
+                if !gate.load(std::sync::atomic::Ordering::SeqCst) {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
                 let h = |k: &str| {
                     headers
                         .get(k)
@@ -485,7 +501,7 @@ async fn receiver() -> (Arc<Mutex<Vec<Value>>>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (seen, url)
+    (seen, url, gate)
 }
 
 #[tokio::test]
@@ -761,6 +777,55 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         ]),
         "{actions:?}"
     );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dispatch_webhook_delivered_after_the_grant_ended_carries_no_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, url, gate) = gated_receiver(false).await;
+    let r = start_with(dir.path(), |c| {
+        c.webhooks = vec![server::config::Webhook {
+            name: "police".into(),
+            url,
+            secret: "police-secret".into(),
+            events: vec!["dispatch.police".into()],
+        }];
+        c.alerts.dispatch_grace_s = 0;
+    })
+    .await;
+    let w = world(&r).await;
+    let a = &w.a;
+    w.h.report(&a.phone_token, 1, a.victim_at.0, a.victim_at.1, true)
+        .await;
+    let alert = alert_of(&w, a).await;
+    let (s, _) =
+        w.h.post(
+            &format!("/api/v1/alerts/{alert}/dispatch"),
+            &w.officer,
+            json!({"police_account_id": w.police_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // The receiver is down until the alert is resolved and the grant is over.
+    let (s, _) =
+        w.h.post(
+            &format!("/api/v1/alerts/{alert}/state"),
+            &w.officer,
+            json!({"state": "resolved", "cause": "gps_error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("the late delivery", || async {
+        !hook.lock().unwrap().is_empty()
+    })
+    .await;
+    let got = hook.lock().unwrap()[0].clone();
+    assert_eq!(got["event"], "dispatch.police");
+    assert_eq!(got["dispatch"]["case_id"], a.id);
+    assert_eq!(got["dispatch"]["victim"]["position"], Value::Null, "{got}");
+    assert_eq!(got["alert"]["state"], "resolved");
     r.shutdown().await;
 }
 
