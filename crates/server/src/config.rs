@@ -286,5 +286,10 @@ mod tests {
         let c = Config::from_toml("[devices]\ngt06_port = 0\n").unwrap();
         assert_eq!(c.devices.gt06_port, Some(0));
         assert_eq!(c.devices.h02_port, Some(5013));
+        let c =
+            Config::from_toml("[alerts]\nreopen_window_s = 60\ndispatch_grace_s = 0\n").unwrap();
+        assert_eq!(c.alerts.reopen_window_s, Some(60));
+        assert_eq!(c.alerts.dispatch_grace_s, 0);
+        assert_eq!(c.alerts.dispatch_open_s, 12 * 3_600);
     }
 }
