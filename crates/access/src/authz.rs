@@ -620,3 +620,29 @@ pub fn audit_entry(
         }
     }
 }
+
+/// Who may dispatch an alert (send people out), on top of `handle_alert` on its case: only
+/// monitoring officers. Police are dispatched, they do not dispatch; dual dispatch gives the
+/// dispatching officer the task to the offender and a police account the task to the victim.
+pub fn may_dispatch(role: Role) -> bool {
+    role == Role::MonitoringOfficer
+}
+
+/// Who may hold a police → victim task (and with it the victim's position while the
+/// dispatch lasts): police accounts only.
+pub fn may_be_dispatched(role: Role) -> bool {
+    role == Role::Police
+}
+
+#[cfg(test)]
+mod dispatch_tests {
+    use super::*;
+
+    #[test]
+    fn only_officers_dispatch_and_only_police_are_dispatched() {
+        for &r in Role::ALL {
+            assert_eq!(may_dispatch(r), r == Role::MonitoringOfficer, "{r}");
+            assert_eq!(may_be_dispatched(r), r == Role::Police, "{r}");
+        }
+    }
+}

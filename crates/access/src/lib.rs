@@ -25,7 +25,8 @@ pub mod workflow;
 
 pub use authz::{
     AccountId, Action, AuditNeed, Decision, DenyReason, Dispatch, Grants, OffenderProximity,
-    PURPOSE_CODES, Precision, Principal, Resource, Role, audit_entry, authorize, purpose_ok,
+    PURPOSE_CODES, Precision, Principal, Resource, Role, audit_entry, authorize, may_be_dispatched,
+    may_dispatch, purpose_ok,
 };
 pub use lockout::{Attempt, LockoutPolicy, LoginThrottle};
 pub use password::{PasswordError, hash_password, hash_password_with_salt, verify_password};

@@ -163,6 +163,11 @@ str_enum!(
         BoundaryGrazing = "boundary_grazing",
         /// A monitored device reports, but without a GNSS fix, for too long.
         DeviceNoFix = "device_no_fix",
+        /// The server itself is behind on ingest (store queue or engine lag over the
+        /// threshold): every alert may come late. A system alert, in no case.
+        IngestBacklog = "ingest_backlog",
+        /// A test a protected person started to check that alerts reach her phone.
+        Test = "test",
     }
 );
 

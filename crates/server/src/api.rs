@@ -532,8 +532,15 @@ pub(crate) fn alert_case(
     })
 }
 
-/// Alerts of the allowed cases, plus, for monitoring officers, device alerts from devices that
-/// belong to no case (see `authz::unlinked_device_alert`).
+/// Alerts that belong to no case and still must reach a person: device alerts from a device
+/// in no case, and system alerts (the server behind on ingest). Every monitoring officer sees
+/// and handles them (`authz::unlinked_device_alert`); they carry no one's position.
+pub(crate) fn outside_any_case(a: &store::AlertRecord) -> bool {
+    a.device.is_some() || a.alert.rule == AlertRule::IngestBacklog
+}
+
+/// Alerts of the allowed cases, plus, for monitoring officers, alerts outside any case
+/// (see [`outside_any_case`]).
 async fn scoped_alerts(
     s: &AppState,
     c: &Caller,
@@ -546,7 +553,7 @@ async fn scoped_alerts(
     let unlinked = c.principal.role == access::Role::MonitoringOfficer
         && alerts
             .iter()
-            .any(|a| a.device.is_some() && alert_case(a, &devices, &cases).is_none());
+            .any(|a| outside_any_case(a) && alert_case(a, &devices, &cases).is_none());
     if unlinked {
         authz::unlinked_device_alert(s, c, Action::ReadAlerts, "list").await?;
     }
@@ -554,16 +561,11 @@ async fn scoped_alerts(
         .into_iter()
         .filter(|a| match alert_case(a, &devices, &cases) {
             Some(k) => allowed.contains(&k),
-            None => unlinked && a.device.is_some(),
+            None => unlinked && outside_any_case(a),
         })
         .map(Into::into)
         .collect())
 }
-
-/// How long a dispatch lasts while its alert stays open (12 h, one shift; a placeholder).
-const DISPATCH_OPEN_S: i64 = 12 * 3_600;
-/// How long the police keep the case after the alert is resolved (30 min, for the report).
-const DISPATCH_GRACE_S: i64 = 30 * 60;
 
 /// Moves an alert along its lifecycle. Dispatching to a police account grants it the case
 /// until the alert is resolved plus a grace period. Resolving requires a `cause`. The state
@@ -613,7 +615,7 @@ pub async fn set_alert_state(
                     case,
                     AlertId(id),
                     t,
-                    t.plus_secs(DISPATCH_OPEN_S),
+                    t.plus_secs(s.config.alerts.dispatch_open_s),
                 )
                 .await?;
         }
@@ -625,7 +627,7 @@ pub async fn set_alert_state(
         }
         (AlertState::Resolved, None, _) => {
             s.store
-                .end_dispatches(AlertId(id), t.plus_secs(DISPATCH_GRACE_S))
+                .end_dispatches(AlertId(id), t.plus_secs(s.config.alerts.dispatch_grace_s))
                 .await?;
         }
         _ => {}

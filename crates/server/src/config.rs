@@ -35,6 +35,8 @@ pub struct Config {
     pub court: CourtSettings,
     /// The retention purge run inside the server.
     pub retention: RetentionSettings,
+    /// Reopening, dispatch grants, the ingest-backlog alert and Web Push.
+    pub alerts: AlertSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -74,6 +76,39 @@ impl Default for RetentionSettings {
             interval_s: 3_600,
             offender_days_after_order_end: p.offender_days_after_order_end,
             victim_hours: p.victim_hours,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// A resolved or cleared alert whose condition returns (same order, rule, person, zone,
+    /// device) within this many seconds of clearing is reopened instead of duplicated
+    /// (`None`: always a new alert).
+    pub reopen_window_s: Option<i64>,
+    /// How long a police dispatch grant lasts while its alert stays open.
+    pub dispatch_open_s: i64,
+    /// How long police keep the case after the alert is resolved (for the report).
+    pub dispatch_grace_s: i64,
+    /// The ingest-backlog system alert is raised when more fixes wait for the engine than
+    /// this, or more writes wait for the store…
+    pub backlog_max_queue: usize,
+    /// …or a committed batch of fixes waited this many seconds for the engine.
+    pub backlog_max_lag_s: f64,
+    /// The contact (`mailto:` or `https:`) in the VAPID token sent to push services.
+    pub push_contact: String,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            reopen_window_s: Some(900),
+            dispatch_open_s: 12 * 3_600,
+            dispatch_grace_s: 30 * 60,
+            backlog_max_queue: 1_000,
+            backlog_max_lag_s: 5.0,
+            push_contact: "mailto:operations@bulwark.invalid".into(),
         }
     }
 }
@@ -210,6 +245,7 @@ impl Default for Config {
             devices: DeviceListeners::default(),
             court: CourtSettings::default(),
             retention: RetentionSettings::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -297,5 +333,10 @@ mod tests {
         let c = Config::from_toml("[devices]\ngt06_port = 0\n").unwrap();
         assert_eq!(c.devices.gt06_port, Some(0));
         assert_eq!(c.devices.h02_port, Some(5013));
+        let c =
+            Config::from_toml("[alerts]\nreopen_window_s = 60\ndispatch_grace_s = 0\n").unwrap();
+        assert_eq!(c.alerts.reopen_window_s, Some(60));
+        assert_eq!(c.alerts.dispatch_grace_s, 0);
+        assert_eq!(c.alerts.dispatch_open_s, 12 * 3_600);
     }
 }

@@ -24,6 +24,7 @@ pub enum ErrorCode {
     Conflict,
     InvalidReference,
     Unavailable,
+    UpgradeRequired,
     Internal,
 }
 
@@ -46,6 +47,7 @@ impl ErrorCode {
             Conflict => ("conflict", StatusCode::CONFLICT),
             InvalidReference => ("invalid_reference", StatusCode::UNPROCESSABLE_ENTITY),
             Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            UpgradeRequired => ("upgrade_required", StatusCode::UPGRADE_REQUIRED),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -65,6 +67,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::InvalidReference,
         ErrorCode::Unavailable,
+        ErrorCode::UpgradeRequired,
         ErrorCode::Internal,
     ];
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod court;
+pub mod dispatch;
 pub mod dto;
 pub mod error;
 pub mod evidence;
@@ -21,9 +22,12 @@ pub mod listeners;
 pub mod live;
 pub mod me;
 pub mod pipeline;
+pub mod push;
 pub mod retention;
+pub mod victim_alerts;
 pub mod web;
 pub mod webhooks;
+pub mod ws;
 
 pub use config::Config;
 
@@ -51,6 +55,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Signs access-log checkpoints; the key lives in a file in the data directory.
     pub audit_signer: store::AuditSigner,
+    /// Signs Web Push requests (VAPID); the key lives in a file in the data directory.
+    pub vapid: push::VapidKey,
     /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
     /// graceful shutdown does not wait forever for them.
     pub shutdown: watch::Receiver<bool>,
@@ -124,6 +130,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(metrics_endpoint))
         .routes(routes!(live::live_stream))
+        .routes(routes!(ws::live_ws))
         .routes(routes!(ingest::native_batch))
         .routes(routes!(ingest::osmand))
         .routes(routes!(ingest::owntracks))
@@ -141,6 +148,9 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::add_action))
         .routes(routes!(lifecycle::history))
         .routes(routes!(lifecycle::measures))
+        .routes(routes!(dispatch::dispatch))
+        .routes(routes!(dispatch::my_tasks))
+        .routes(routes!(dispatch::set_task_state))
         .routes(routes!(api::snapshot))
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::logout))
@@ -157,6 +167,14 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(court::list_versions, court::create_version))
         .routes(routes!(court::my_notices))
         .routes(routes!(court::staff_notices))
+        .routes(routes!(victim_alerts::my_alerts))
+        .routes(routes!(victim_alerts::test_alert))
+        .routes(routes!(
+            victim_alerts::get_settings,
+            victim_alerts::put_settings
+        ))
+        .routes(routes!(push::vapid_public_key))
+        .routes(routes!(push::subscribe, push::unsubscribe))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
@@ -233,6 +251,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("access-log signing key: {0}")]
     AuditKey(String),
+    #[error("Web Push (VAPID) key: {0}")]
+    VapidKey(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -318,6 +338,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         pipeline::Notify {
             raised: config.webhooks_for("alert.raised"),
             escalated: config.webhooks_for("alert.escalated"),
+            reopened: config.webhooks_for("alert.reopened"),
+            reopen_within_s: config.alerts.reopen_window_s,
+            push: true,
+            backlog: pipeline::BacklogLimits {
+                max_queue: config.alerts.backlog_max_queue,
+                max_lag_s: config.alerts.backlog_max_lag_s,
+            },
             escalation: store::EscalationPolicy {
                 critical_s: config.escalation.critical_s,
                 warning_s: config.escalation.warning_s,
@@ -354,6 +381,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     };
     let clock = court::Clock::default();
+    let vapid = push::load_or_create_key(&config.data_dir).map_err(StartError::VapidKey)?;
     let state = AppState {
         clock: clock.clone(),
         audit_chain_ok,
@@ -364,6 +392,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_token: admin_token.clone().into(),
         metrics: prometheus(),
         audit_signer: audit_signer.clone(),
+        vapid,
         shutdown: shutdown_rx.clone(),
     };
 

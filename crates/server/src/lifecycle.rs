@@ -86,7 +86,7 @@ pub(crate) async fn alert_for_handling(
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
     let case = alert.as_ref().and_then(|a| alert_case(a, &devices, &cases));
-    if alert.as_ref().is_some_and(|a| a.device.is_some()) && case.is_none() {
+    if alert.as_ref().is_some_and(crate::api::outside_any_case) && case.is_none() {
         authz::unlinked_device_alert(s, c, Action::HandleAlert, details).await?;
         return Ok((alert, None));
     }

@@ -12,9 +12,11 @@ use crate::auth::Caller;
 use crate::authz;
 use crate::dto::{AlertDto, PositionDto};
 use crate::error::ApiError;
+use crate::pipeline::now;
 use access::Action;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use domain::UnixMicros;
 use futures_util::Stream;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -142,6 +144,148 @@ impl Hub {
     }
 }
 
+/// What one live client may see, decided (and audited) once at connect through
+/// [`authz::scope`]: the stream carries only the cases allowed then. Devices registered
+/// later are not shown until the client reconnects (the safe side).
+///
+/// A police account's cases are bounded in time as well: their grant ends at the dispatch's
+/// expiry (moved earlier when the alert is resolved), so every event is checked against the
+/// clock, and the grants are reloaded whenever an alert event of their case passes. A
+/// stream that stays open past the end of a dispatch shows nothing more of that case: police
+/// never receive the victim's position outside a dispatch, live streams included.
+pub struct LiveScope {
+    visible_devices: HashSet<i64>,
+    device_case: HashMap<i64, i64>,
+    allowed_cases: HashSet<i64>,
+    /// Device alerts from devices in no case, and system alerts (the server behind on
+    /// ingest), go to every monitoring officer.
+    officer: bool,
+    /// Police only: the end of the grant of each case.
+    police: Option<(access::AccountId, HashMap<i64, UnixMicros>)>,
+    /// For court notices: a victim sees those addressed to her, officers and police those
+    /// to the officer of an allowed case.
+    role: access::Role,
+    person: Option<i64>,
+}
+
+impl LiveScope {
+    pub async fn for_caller(s: &AppState, c: &Caller) -> Result<LiveScope, ApiError> {
+        let cases = authz::scope(s, c, Action::LiveStream, "live stream").await?;
+        let devices = s.store.list_devices().await?;
+        let all_cases = s.store.list_cases().await?;
+        let visible_devices: HashSet<i64> = devices
+            .iter()
+            .filter(|d| {
+                d.owner.is_some_and(|o| {
+                    all_cases
+                        .iter()
+                        .any(|k| cases.contains(&k.id) && authz::party(k, o))
+                })
+            })
+            .map(|d| d.id.0)
+            .collect();
+        let device_case: HashMap<i64, i64> = devices
+            .iter()
+            .filter_map(|d| {
+                let o = d.owner?;
+                let k = all_cases.iter().find(|k| authz::party(k, o))?;
+                Some((d.id.0, k.id.0))
+            })
+            .collect();
+        let mut scope = LiveScope {
+            visible_devices,
+            device_case,
+            allowed_cases: cases.iter().map(|k| k.0).collect(),
+            officer: c.principal.role == access::Role::MonitoringOfficer,
+            police: (c.principal.role == access::Role::Police)
+                .then(|| (c.principal.account, HashMap::new())),
+            role: c.principal.role,
+            person: c.principal.person.map(|p| p.0),
+        };
+        scope.reload_grants(s).await?;
+        Ok(scope)
+    }
+
+    async fn reload_grants(&mut self, s: &AppState) -> Result<(), ApiError> {
+        if let Some((account, until)) = &mut self.police {
+            until.clear();
+            for d in s.store.dispatches(*account).await? {
+                let e = until.entry(d.case.0).or_insert(d.expires_at);
+                *e = (*e).max(d.expires_at);
+            }
+        }
+        Ok(())
+    }
+
+    fn case_of(&self, ev: &LiveEvent) -> Option<i64> {
+        match ev {
+            LiveEvent::Position(p) => self.device_case.get(&p.device_id).copied(),
+            LiveEvent::Alert(a) => a
+                .case_id
+                .or_else(|| a.device_id.and_then(|d| self.device_case.get(&d).copied())),
+            LiveEvent::Notice(n) => Some(n.notice.case_id),
+        }
+    }
+
+    /// Whether this client sees `ev` at `now`.
+    pub fn shows(&self, ev: &LiveEvent, now: UnixMicros) -> bool {
+        let case = self.case_of(ev);
+        if let (Some((_, until)), Some(k)) = (&self.police, case)
+            && until.get(&k).is_none_or(|end| now >= *end)
+        {
+            return false;
+        }
+        match ev {
+            LiveEvent::Notice(n) => match self.role {
+                access::Role::Victim => {
+                    n.notice.recipient == "victim" && n.person_id == self.person
+                }
+                access::Role::MonitoringOfficer | access::Role::Police => {
+                    n.notice.recipient == "officer"
+                        && self.allowed_cases.contains(&n.notice.case_id)
+                }
+                _ => false,
+            },
+            LiveEvent::Position(p) => self.visible_devices.contains(&p.device_id),
+            LiveEvent::Alert(a) => match case {
+                Some(k) => self.allowed_cases.contains(&k),
+                // A device alert outside any case, or a system alert: officers only.
+                None => {
+                    self.officer
+                        && (a.device_id.is_some()
+                            || a.rule == domain::AlertRule::IngestBacklog.as_str())
+                }
+            },
+        }
+    }
+
+    /// Called with every event before [`LiveScope::shows`]: an alert change of a police
+    /// account's case may have moved the end of its grant (a resolve shortens it).
+    pub async fn observe(&mut self, s: &AppState, ev: &LiveEvent) {
+        if self.police.is_some()
+            && let LiveEvent::Alert(_) = ev
+            && let Some(k) = self.case_of(ev)
+            && self.allowed_cases.contains(&k)
+            && let Err(e) = self.reload_grants(s).await
+        {
+            // Could not reload: end the grants here rather than show too much.
+            tracing::error!(error = %e.message, "cannot reload police grants; closing them for this stream");
+            if let Some((_, until)) = &mut self.police {
+                until.clear();
+            }
+        }
+    }
+}
+
+/// The name of an event (`event:` in SSE, `event` in WebSocket messages).
+pub fn event_name(ev: &LiveEvent) -> &'static str {
+    match ev {
+        LiveEvent::Position(_) => "position",
+        LiveEvent::Alert(_) => "alert",
+        LiveEvent::Notice(_) => "notice",
+    }
+}
+
 /// Server-Sent Events: `position`, `alert` and `notice` events as they happen; `resync` if this client
 /// fell behind and must reload `/api/v1/snapshot`.
 #[utoipa::path(get, path = "/api/v1/live", tag = "monitoring", security(("staff_token" = [])),
@@ -153,52 +297,7 @@ pub async fn live_stream(
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     use tokio::sync::broadcast::error::RecvError;
-    // Decided (and audited) once at connect: the stream carries only the cases allowed now.
-    // Devices registered later are not shown until the client reconnects (the safe side).
-    let cases = authz::scope(&s, &c, Action::LiveStream, "live stream").await?;
-    let devices = s.store.list_devices().await?;
-    let all_cases = s.store.list_cases().await?;
-    let visible_devices: HashSet<i64> = devices
-        .iter()
-        .filter(|d| {
-            d.owner.is_some_and(|o| {
-                all_cases
-                    .iter()
-                    .any(|k| cases.contains(&k.id) && authz::party(k, o))
-            })
-        })
-        .map(|d| d.id.0)
-        .collect();
-    let device_case: HashMap<i64, i64> = devices
-        .iter()
-        .filter_map(|d| {
-            let o = d.owner?;
-            let k = all_cases.iter().find(|k| authz::party(k, o))?;
-            Some((d.id.0, k.id.0))
-        })
-        .collect();
-    let allowed_cases: HashSet<i64> = cases.iter().map(|k| k.0).collect();
-    // Device alerts from devices in no case go to every monitoring officer
-    // (`authz::unlinked_device_alert`): such an alert must reach a person.
-    let officer = c.principal.role == access::Role::MonitoringOfficer;
-    let (role, person) = (c.principal.role, c.principal.person.map(|p| p.0));
-    let shows = Arc::new(move |ev: &LiveEvent| match ev {
-        LiveEvent::Notice(n) => match role {
-            access::Role::Victim => n.notice.recipient == "victim" && n.person_id == person,
-            access::Role::MonitoringOfficer | access::Role::Police => {
-                n.notice.recipient == "officer" && allowed_cases.contains(&n.notice.case_id)
-            }
-            _ => false,
-        },
-        LiveEvent::Position(p) => visible_devices.contains(&p.device_id),
-        LiveEvent::Alert(a) => match a
-            .case_id
-            .or_else(|| a.device_id.and_then(|d| device_case.get(&d).copied()))
-        {
-            Some(k) => allowed_cases.contains(&k),
-            None => officer && a.device_id.is_some(),
-        },
-    });
+    let mut scope = LiveScope::for_caller(&s, &c).await?;
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -206,71 +305,66 @@ pub async fn live_stream(
     let (rx, resume, mut seen) = s.hub.resume(last_id.as_deref());
     let hub = s.hub.clone();
     let to_event = |hub: &Hub, item: &Sequenced| {
-        let name = match &*item.event {
-            LiveEvent::Position(_) => "position",
-            LiveEvent::Alert(_) => "alert",
-            LiveEvent::Notice(_) => "notice",
-        };
         let data = serde_json::to_string(&*item.event).unwrap_or_default();
         Event::default()
-            .event(name)
+            .event(event_name(&item.event))
             .id(hub.event_id(item.seq))
             .data(data)
     };
-    let first: Vec<Event> = match resume {
+    let mut first: Vec<Event> = Vec::new();
+    match resume {
         Resume::From(missed) => {
             if let Some(last) = missed.last() {
                 seen = last.seq;
             }
-            missed
-                .iter()
-                .filter(|m| shows(&m.event))
-                .map(|m| to_event(&hub, m))
-                .collect()
+            for m in &missed {
+                scope.observe(&s, &m.event).await;
+                if scope.shows(&m.event, now()) {
+                    first.push(to_event(&hub, m));
+                }
+            }
         }
         Resume::Resync => {
             metrics::counter!("bulwark_live_resync_total").increment(1);
-            vec![
+            first.push(
                 Event::default()
                     .event("resync")
                     .data("{\"reason\":\"gap\"}"),
-            ]
+            );
         }
-    };
+    }
     let replay = futures_util::stream::iter(first.into_iter().map(Ok));
     let stop = s.shutdown.clone();
     let live = futures_util::stream::unfold(
-        (rx, stop, hub, seen),
-        move |(mut rx, mut stop, hub, mut seen)| {
-            let shows = shows.clone();
-            async move {
-                // Events of other cases are skipped here, not sent as blanks: a client must
-                // not learn that something happened elsewhere.
-                loop {
-                    let received = tokio::select! {
-                        r = rx.recv() => r,
-                        _ = stop.wait_for(|v| *v) => return None,
-                    };
-                    let ev = match received {
-                        // Already sent in the replay.
-                        Ok(item) if item.seq <= seen => continue,
-                        Ok(item) => {
-                            seen = item.seq;
-                            if !shows(&item.event) {
-                                continue;
-                            }
-                            to_event(&hub, &item)
+        (rx, stop, hub, seen, scope, s),
+        move |(mut rx, mut stop, hub, mut seen, mut scope, s)| async move {
+            // Events of other cases are skipped here, not sent as blanks: a client must not
+            // learn that something happened elsewhere.
+            loop {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait_for(|v| *v) => return None,
+                };
+                let ev = match received {
+                    // Already sent in the replay.
+                    Ok(item) if item.seq <= seen => continue,
+                    Ok(item) => {
+                        seen = item.seq;
+                        scope.observe(&s, &item.event).await;
+                        if !scope.shows(&item.event, now()) {
+                            continue;
                         }
-                        Err(RecvError::Lagged(n)) => {
-                            metrics::counter!("bulwark_live_lagged_total").increment(1);
-                            Event::default()
-                                .event("resync")
-                                .data(format!("{{\"missed\":{n}}}"))
-                        }
-                        Err(RecvError::Closed) => return None,
-                    };
-                    return Some((Ok(ev), (rx, stop, hub, seen)));
-                }
+                        to_event(&hub, &item)
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        metrics::counter!("bulwark_live_lagged_total").increment(1);
+                        Event::default()
+                            .event("resync")
+                            .data(format!("{{\"missed\":{n}}}"))
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(ev), (rx, stop, hub, seen, scope, s)));
             }
         },
     );

@@ -69,7 +69,77 @@ pub struct Notify {
     pub raised: Vec<String>,
     /// Webhooks for `alert.escalated`.
     pub escalated: Vec<String>,
+    /// Webhooks for `alert.reopened`.
+    pub reopened: Vec<String>,
     pub escalation: store::EscalationPolicy,
+    /// See `config::AlertSettings::reopen_window_s`.
+    pub reopen_within_s: Option<i64>,
+    /// Queue Web Push messages for new and reopened alerts.
+    pub push: bool,
+    pub backlog: BacklogLimits,
+}
+
+/// When the server counts as behind on ingest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BacklogLimits {
+    /// Commit batches waiting for the engine plus writes waiting for the store.
+    pub max_queue: usize,
+    /// Seconds a committed batch waited before the engine took it.
+    pub max_lag_s: f64,
+}
+
+impl Default for BacklogLimits {
+    fn default() -> Self {
+        BacklogLimits {
+            max_queue: 1_000,
+            max_lag_s: 5.0,
+        }
+    }
+}
+
+/// One look at how far behind ingest is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BacklogSample {
+    /// Commit batches stored but not yet evaluated by the engine.
+    pub engine_queue: usize,
+    /// Writes waiting for the store's writer.
+    pub store_queue: usize,
+    pub lag_s: f64,
+}
+
+/// The ingest-backlog alert's state, with hysteresis: raised when a sample exceeds either
+/// limit, cleared only once both are back under half of it (so that a queue hovering at the
+/// limit does not flap). Starts "raised" so that the first calm sample after a start clears
+/// an alert left open by the previous run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    pub raised: bool,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog { raised: true }
+    }
+}
+
+impl Backlog {
+    /// `Some(true)`: raise; `Some(false)`: clear; `None`: no change.
+    pub fn observe(&mut self, s: BacklogSample, l: BacklogLimits) -> Option<bool> {
+        let queue = s.engine_queue + s.store_queue;
+        let over = queue > l.max_queue || s.lag_s > l.max_lag_s;
+        let calm = queue <= l.max_queue / 2 && s.lag_s <= l.max_lag_s / 2.0;
+        match (self.raised, over, calm) {
+            (false, true, _) => {
+                self.raised = true;
+                Some(true)
+            }
+            (true, _, true) => {
+                self.raised = false;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
 }
 
 struct Pipeline {
@@ -81,6 +151,7 @@ struct Pipeline {
     commands: Arc<Mutex<HashMap<DeviceId, DeviceCommand>>>,
     people: HashMap<PersonId, PersonRole>,
     order_case: HashMap<OrderId, CaseId>,
+    backlog: Backlog,
 }
 
 /// Starts the pipeline task. It ends when `shutdown` flips and the store's committed stream
@@ -110,6 +181,7 @@ pub async fn spawn(
         commands: handle.pending_commands.clone(),
         people: HashMap::new(),
         order_case: HashMap::new(),
+        backlog: Backlog::default(),
     };
     // Rebuild state: the roster, then recent fixes replayed in commit order. Alerts are keyed
     // by episode in the store, so replaying does not open duplicates.
@@ -171,12 +243,23 @@ pub async fn spawn(
                     let out = p.engine.handle(Input::Tick, at);
                     p.apply(out).await;
                     p.escalate(at).await;
+                    // Between batches everything committed has been evaluated.
+                    p.check_backlog(committed.len(), 0.0, at).await;
                 }
                 batch = committed.recv() => {
                     let Some(Committed { fixes: batch, events }) = batch else { break };
                     if let Some(last) = batch.last() {
                         h.committed_received_us.fetch_max(last.received_time.0, Ordering::Relaxed);
                     }
+                    // Looked at as each batch arrives: a flood keeps this arm busy, and the
+                    // backlog must be seen while it lasts, not after. The lag is how long the
+                    // batch's first fix waited since it was received.
+                    let at = now();
+                    let waited = batch
+                        .first()
+                        .map(|f| (at.0 - f.received_time.0).max(0) as f64 / 1e6)
+                        .unwrap_or(0.0);
+                    p.check_backlog(committed.len(), waited, at).await;
                     // Events first: an SOS must not wait behind the fixes of its batch.
                     for e in events {
                         let out = p.engine.handle(event_input(&e), now());
@@ -374,6 +457,50 @@ impl Pipeline {
         }
     }
 
+    /// Raises or clears the ingest-backlog system alert (see [`Backlog`]).
+    async fn check_backlog(&mut self, engine_queue: usize, lag_s: f64, at: UnixMicros) {
+        let sample = BacklogSample {
+            engine_queue,
+            store_queue: self.store.write_queue_len(),
+            lag_s,
+        };
+        metrics::gauge!("bulwark_engine_queue").set(engine_queue as f64);
+        let Some(raise) = self.backlog.observe(sample, self.notify.backlog) else {
+            return;
+        };
+        metrics::gauge!("bulwark_ingest_backlog").set(if raise { 1.0 } else { 0.0 });
+        if raise {
+            tracing::warn!(
+                ?sample,
+                "server behind on ingest: raising the ingest-backlog alert"
+            );
+        }
+        let summary = format!(
+            "server behind on ingest: {} batches waiting for the engine, {} writes waiting for the store, engine {:.1} s behind",
+            sample.engine_queue, sample.store_queue, sample.lag_s
+        );
+        self.store_alert(AlertChange {
+            order_id: None,
+            case_id: None,
+            rule: AlertRule::IngestBacklog,
+            protected: None,
+            zone: None,
+            kind: if raise {
+                AlertChangeKind::Raised
+            } else {
+                AlertChangeKind::Cleared
+            },
+            severity: Severity::Critical,
+            at,
+            distance_m: None,
+            evidence: Vec::new(),
+            summary,
+            device: None,
+            details: AlertDetails::default(),
+        })
+        .await;
+    }
+
     /// Stores an alert change, retrying on transient failures: an alert must not be lost
     /// because the disk was briefly busy or full.
     async fn store_alert(&self, change: AlertChange) {
@@ -381,10 +508,22 @@ impl Pipeline {
         for attempt in 1..=8 {
             match self
                 .store
-                .apply_alert_change_notifying(change.clone(), self.notify.raised.clone())
+                .apply_alert_change_notifying(
+                    change.clone(),
+                    store::AlertNotify {
+                        raised: self.notify.raised.clone(),
+                        reopened: self.notify.reopened.clone(),
+                        reopen_within_s: self.notify.reopen_within_s,
+                        push: self.notify.push,
+                    },
+                )
                 .await
             {
-                Ok(record) => {
+                Ok((record, opened)) => {
+                    if opened == store::Opened::Reopened {
+                        metrics::counter!("bulwark_alerts_reopened_total", "rule" => change.rule.as_str())
+                            .increment(1);
+                    }
                     self.hub.publish(LiveEvent::Alert(AlertDto::from(record)));
                     return;
                 }
@@ -405,5 +544,48 @@ impl Pipeline {
         }
         metrics::counter!("bulwark_alert_store_failures_total").increment(1);
         tracing::error!(rule = %change.rule, summary = %change.summary, "alert change could not be stored after retries");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(engine_queue: usize, store_queue: usize, lag_s: f64) -> BacklogSample {
+        BacklogSample {
+            engine_queue,
+            store_queue,
+            lag_s,
+        }
+    }
+
+    #[test]
+    fn the_backlog_alert_rises_past_a_limit_and_clears_only_well_under_it() {
+        let l = BacklogLimits {
+            max_queue: 100,
+            max_lag_s: 10.0,
+        };
+        let mut b = Backlog::default();
+        // Starts "raised": the first calm look clears what a previous run left open.
+        assert_eq!(b.observe(sample(0, 0, 0.0), l), Some(false));
+        assert_eq!(
+            b.observe(sample(60, 40, 10.0), l),
+            None,
+            "at the limit is not over"
+        );
+        assert_eq!(
+            b.observe(sample(60, 41, 0.0), l),
+            Some(true),
+            "queues add up"
+        );
+        assert_eq!(b.observe(sample(200, 0, 0.0), l), None, "raised once");
+        assert_eq!(
+            b.observe(sample(51, 0, 0.0), l),
+            None,
+            "under the limit, not yet half"
+        );
+        assert_eq!(b.observe(sample(50, 0, 5.1), l), None, "lag not yet half");
+        assert_eq!(b.observe(sample(50, 0, 5.0), l), Some(false));
+        assert_eq!(b.observe(sample(0, 0, 10.5), l), Some(true), "lag alone");
     }
 }

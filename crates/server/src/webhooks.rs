@@ -7,7 +7,11 @@
 //!
 //! A 2xx marks it delivered; anything else (or no answer) is retried with exponential backoff.
 //! The alert is rendered at send time, so a retry carries the alert's current state. Payloads
-//! carry no coordinates: a receiver that needs positions asks the API with its own grant.
+//! carry no coordinates, with one exception: a `dispatch.police` delivery (dual dispatch)
+//! carries `dispatch.victim.position`, rendered at send time and only while the police
+//! account's dispatch grant is valid (decided and logged by `authz::check` as that account).
+//!
+//! The same worker sends Web Push messages queued as `push:<subscription>` (see `push.rs`).
 
 use crate::AppState;
 use crate::dto::AlertDto;
@@ -38,10 +42,8 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 /// Runs the delivery loop until shutdown.
 pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if state.config.webhooks.is_empty() {
-            let _ = shutdown.wait_for(|v| *v).await;
-            return;
-        }
+        // Web Push messages go through the same outbox, so the worker runs even without
+        // webhooks.
         let delivery = state.config.webhook_delivery.clone();
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(delivery.timeout_s))
@@ -80,6 +82,43 @@ async fn deliver(
     item: store::OutboxItem,
 ) {
     let at = now();
+    if let Some(sub) = item.endpoint.strip_prefix("push:") {
+        let sub = match sub.parse::<i64>() {
+            Ok(id) => state.store.push_subscription(id).await,
+            Err(_) => Ok(None),
+        };
+        let error = match sub {
+            Ok(Some(sub)) => match crate::push::send(state, client, &item, &sub).await {
+                crate::push::Sent::Delivered => {
+                    metrics::counter!("bulwark_push_delivered_total").increment(1);
+                    if let Err(e) = state.store.outbox_delivered(item.id, now()).await {
+                        tracing::error!(error = %e, "delivered push message not recorded");
+                    }
+                    return;
+                }
+                crate::push::Sent::Gone => {
+                    tracing::info!(subscription = sub.id, "push subscription gone; removed");
+                    let _ = state
+                        .store
+                        .remove_push_subscription(None, sub.endpoint, at)
+                        .await;
+                    return;
+                }
+                crate::push::Sent::Failed(e) => e,
+            },
+            Ok(None) => {
+                let _ = state
+                    .store
+                    .outbox_failed(item.id, "subscription removed".into(), None, at)
+                    .await;
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        metrics::counter!("bulwark_push_failures_total").increment(1);
+        retry_later(state, delivery, &item, "push", error, at).await;
+        return;
+    }
     let Some(hook) = state
         .config
         .webhooks
@@ -100,13 +139,22 @@ async fn deliver(
             return;
         }
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "event": item.event,
         "idempotency_key": item.idempotency_key,
         "sent_at": crate::dto::ts(at),
         "alert": alert,
-    })
-    .to_string();
+    });
+    if let Some(task) = item.task_id {
+        match dispatch_body(state, task).await {
+            Ok(d) => body["dispatch"] = d,
+            Err(e) => {
+                tracing::error!(error = %e.message, task, "cannot render the dispatch for its webhook");
+                return;
+            }
+        }
+    }
+    let body = body.to_string();
     let timestamp = at.0 / UnixMicros::SECOND;
     let result = client
         .post(&hook.url)
@@ -135,11 +183,24 @@ async fn deliver(
         Ok(r) => format!("HTTP {}", r.status()),
         Err(e) => format!("{e}"),
     };
-    let attempts = item.attempts + 1;
     metrics::counter!("bulwark_webhook_failures_total", "endpoint" => hook.name.clone())
         .increment(1);
+    retry_later(state, delivery, &item, &hook.name, error, at).await;
+}
+
+/// Records a failed attempt: retried with exponential backoff, or given up after
+/// `max_attempts`.
+async fn retry_later(
+    state: &AppState,
+    delivery: &crate::config::WebhookDelivery,
+    item: &store::OutboxItem,
+    name: &str,
+    error: String,
+    at: UnixMicros,
+) {
+    let attempts = item.attempts + 1;
     let next = if attempts >= delivery.max_attempts {
-        tracing::error!(endpoint = %hook.name, key = %item.idempotency_key, attempts, %error, "webhook delivery given up");
+        tracing::error!(endpoint = %name, key = %item.idempotency_key, attempts, %error, "delivery given up");
         metrics::counter!("bulwark_webhook_dead_total").increment(1);
         None
     } else {
@@ -147,10 +208,68 @@ async fn deliver(
             .retry_base_ms
             .saturating_mul(1u64 << attempts.clamp(0, 20))
             .min(delivery.max_backoff_s.saturating_mul(1000));
-        tracing::warn!(endpoint = %hook.name, key = %item.idempotency_key, attempts, %error, backoff_ms, "webhook delivery failed; will retry");
+        tracing::warn!(endpoint = %name, key = %item.idempotency_key, attempts, %error, backoff_ms, "delivery failed; will retry");
         Some(UnixMicros(at.0 + backoff_ms as i64 * 1000))
     };
     if let Err(e) = state.store.outbox_failed(item.id, error, next, at).await {
-        tracing::error!(error = %e, "could not record webhook failure");
+        tracing::error!(error = %e, "could not record delivery failure");
     }
+}
+
+/// The `dispatch` part of a `dispatch.police` delivery, rendered at send time: the task, the
+/// police account, and the protected person's latest position (time, accuracy, source) only
+/// while that account's dispatch grant for the case is valid. The disclosure is decided by
+/// `authz::check` as that police account, so it is in the access log like any read.
+async fn dispatch_body(
+    state: &AppState,
+    task_id: i64,
+) -> Result<serde_json::Value, crate::error::ApiError> {
+    use access::{Action, Precision, Principal, Resource, Role};
+    let task = state.store.task(task_id).await?;
+    let police = crate::auth::Caller {
+        principal: Principal {
+            account: task.assignee,
+            role: Role::Police,
+            person: None,
+        },
+        session: None,
+    };
+    let resource = Resource {
+        case: Some(task.case_id),
+        person: Some(task.target),
+        ..Default::default()
+    };
+    let details = format!("dispatch webhook, task {task_id}");
+    let position = match crate::authz::check(
+        state,
+        &police,
+        Action::ReadVictimPosition,
+        resource,
+        &details,
+    )
+    .await
+    {
+        Ok(Precision::Full) => crate::dispatch::latest_of(state, task.target)
+            .await?
+            .map(|f| crate::dispatch::task_position(&f, now())),
+        Ok(_) => None,
+        Err(e) if e.code == crate::error::ErrorCode::Forbidden => None,
+        Err(e) => return Err(e),
+    };
+    let expires_at = state
+        .store
+        .dispatches(task.assignee)
+        .await?
+        .into_iter()
+        .filter(|d| d.case == task.case_id)
+        .map(|d| d.expires_at)
+        .max();
+    Ok(serde_json::json!({
+        "task_id": task.id,
+        "kind": task.kind,
+        "case_id": task.case_id.0,
+        "police_account_id": task.assignee.0,
+        "grant_expires_at": expires_at.map(crate::dto::ts),
+        "victim": {"person_id": task.target.0, "position": position},
+    }))
 }

@@ -43,6 +43,8 @@ impl Http {
         let url = format!("{}{path}", self.base);
         let mut req = match method {
             "post" => self.http.post(url),
+            "put" => self.http.put(url),
+            "delete" => self.http.delete(url),
             _ => self.http.get(url),
         };
         if let Some(t) = token {
@@ -263,6 +265,20 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{order}");
     let order = order["id"].as_i64().unwrap();
+    // The case's officer dispatches the SOS: a task of theirs for the task route's row.
+    let (s, d) =
+        w.h.post(
+            &format!("/api/v1/alerts/{}/dispatch", w.alert_a),
+            &w.tokens["officer_own"],
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    let task = d["tasks"][0]["id"].as_i64().unwrap();
+    // A browser's push subscription (the RFC 8291 example keys); nothing listens there.
+    let subscription = json!({"endpoint": "http://127.0.0.1:9/push/probe", "keys": {
+        "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+        "auth": "BTBZMqHH6r4Tts7J_aSIgg"}});
     // Expected status per role (columns as in ROLES) and the request to send. A route in the
     // OpenAPI document without a row here fails the test: a new endpoint needs a rule.
     type Row = (&'static str, String, Option<Value>, [u16; 7]);
@@ -317,6 +333,78 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             "/api/v1/live".into(),
             None,
             [401, 403, 200, 200, 403, 200, 403],
+        ),
+        (
+            // Decided exactly like the SSE stream; a plain GET then lacks the upgrade.
+            "get /api/v1/live/ws",
+            "/api/v1/live/ws".into(),
+            None,
+            [401, 403, 426, 426, 403, 426, 403],
+        ),
+        (
+            // Only the case's monitoring officer dispatches.
+            "post /api/v1/alerts/{id}/dispatch",
+            format!("/api/v1/alerts/{}/dispatch", w.alert_a),
+            Some(json!({})),
+            [401, 403, 201, 403, 403, 403, 403],
+        ),
+        (
+            // Everyone's own tasks (none for most).
+            "get /api/v1/tasks",
+            "/api/v1/tasks".into(),
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            // Someone else's task does not exist for the caller.
+            "post /api/v1/tasks/{id}/state",
+            format!("/api/v1/tasks/{task}/state"),
+            Some(json!({"state": "en_route"})),
+            [401, 404, 200, 404, 404, 404, 404],
+        ),
+        (
+            "get /api/v1/me/alerts",
+            "/api/v1/me/alerts".into(),
+            None,
+            [401, 403, 403, 403, 403, 200, 403],
+        ),
+        (
+            "post /api/v1/me/alerts/test",
+            "/api/v1/me/alerts/test".into(),
+            None,
+            [401, 403, 403, 403, 403, 201, 403],
+        ),
+        (
+            // Every account's own settings; the bootstrap token has no account.
+            "get /api/v1/me/settings",
+            "/api/v1/me/settings".into(),
+            None,
+            [401, 403, 200, 200, 200, 200, 200],
+        ),
+        (
+            "put /api/v1/me/settings",
+            "/api/v1/me/settings".into(),
+            Some(json!({"silent": true})),
+            [401, 403, 200, 200, 200, 200, 200],
+        ),
+        (
+            "get /api/v1/push/vapid-public-key",
+            "/api/v1/push/vapid-public-key".into(),
+            None,
+            [200; 7],
+        ),
+        (
+            "post /api/v1/me/push-subscriptions",
+            "/api/v1/me/push-subscriptions".into(),
+            Some(subscription.clone()),
+            [401, 403, 201, 201, 201, 201, 201],
+        ),
+        (
+            // Sent before the subscriptions above (methods in order): nobody's yet.
+            "delete /api/v1/me/push-subscriptions",
+            "/api/v1/me/push-subscriptions".into(),
+            Some(json!({"endpoint": "http://127.0.0.1:9/push/probe"})),
+            [401, 403, 404, 404, 404, 404, 404],
         ),
         (
             "post /api/v1/people",

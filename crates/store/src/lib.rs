@@ -17,6 +17,7 @@
 //! 4. Only after a successful commit are callers answered `Ok` and committed fixes published to
 //!    subscribers (the engine), in commit order.
 
+mod alerting;
 mod court;
 mod lifecycle;
 mod migrations;
@@ -24,6 +25,7 @@ mod outbox;
 mod sqlite;
 mod status;
 
+pub use alerting::*;
 pub use court::*;
 pub use lifecycle::*;
 pub use outbox::*;

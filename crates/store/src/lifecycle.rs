@@ -33,7 +33,11 @@ pub struct AlertAction {
     pub note: Option<String>,
 }
 
-fn insert_action(conn: &Connection, alert: AlertId, a: &NewAlertAction) -> Result<AlertAction> {
+pub(crate) fn insert_action(
+    conn: &Connection,
+    alert: AlertId,
+    a: &NewAlertAction,
+) -> Result<AlertAction> {
     conn.execute(
         "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

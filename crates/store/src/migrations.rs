@@ -323,4 +323,37 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX court_timers_due ON court_timers(at) WHERE done_at IS NULL AND cancelled_at IS NULL;
     "#,
+    // 9: alerts that reach people: dual-dispatch tasks (officer to the offender, police to
+    // the victim), per-account notification settings (silent mode), Web Push subscriptions,
+    // deliveries that belong to a task, and reopened alerts.
+    r#"
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        kind TEXT NOT NULL,
+        assignee_account_id INTEGER NOT NULL REFERENCES accounts(id),
+        target_person_id INTEGER NOT NULL REFERENCES people(id),
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (alert_id, kind, assignee_account_id, target_person_id)
+    );
+    CREATE INDEX tasks_assignee ON tasks(assignee_account_id, id);
+    CREATE TABLE account_settings (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id),
+        silent INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE push_subscriptions (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        endpoint TEXT NOT NULL UNIQUE,
+        p256dh TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN task_id INTEGER REFERENCES tasks(id);
+    ALTER TABLE alerts ADD COLUMN reopened_at INTEGER;
+    "#,
 ];

@@ -7,8 +7,8 @@
 //! (`alert-<id>-<event>`), sent with each attempt, so a receiver that saw an attempt whose
 //! answer was lost can recognise the retry.
 
-use crate::sqlite::{apply_alert_change_tx, load_alert};
-use crate::{AlertChange, AlertChangeKind, AlertRecord, Result, Store};
+use crate::sqlite::{Opened, apply_alert_change_tx, load_alert};
+use crate::{AlertChange, AlertRecord, Result, Store};
 use domain::{AlertId, AlertState, Severity, UnixMicros};
 use rusqlite::{Connection, params};
 
@@ -20,8 +20,24 @@ pub struct OutboxItem {
     /// `alert.raised` or `alert.escalated`.
     pub event: String,
     pub alert_id: AlertId,
+    /// The dispatch task a `dispatch.police` delivery belongs to.
+    pub task_id: Option<i64>,
     pub idempotency_key: String,
     pub attempts: i64,
+}
+
+/// Who hears of an alert change beyond the live stream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertNotify {
+    /// Webhooks for `alert.raised`.
+    pub raised: Vec<String>,
+    /// Webhooks for `alert.reopened`.
+    pub reopened: Vec<String>,
+    /// A closed alert whose condition returns within this many seconds is reopened instead
+    /// of opening a new one (`None`: never).
+    pub reopen_within_s: Option<i64>,
+    /// Queue Web Push messages for the people of the alert's case.
+    pub push: bool,
 }
 
 /// Seconds after which an unacknowledged alert escalates, per severity (`None`: never).
@@ -49,40 +65,86 @@ fn enqueue(
     alert: AlertId,
     now: UnixMicros,
 ) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (endpoint, event, alert_id, idempotency_key, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-    )?;
     for e in endpoints {
-        stmt.execute(params![
+        enqueue_keyed(
+            conn,
             e,
             event,
-            alert.0,
-            format!("alert-{alert}-{event}"),
-            now.0
-        ])?;
+            alert,
+            None,
+            &format!("alert-{alert}-{event}"),
+            now,
+        )?;
     }
     Ok(())
 }
 
+/// Queues one delivery; a second row with the same endpoint and key is ignored.
+pub(crate) fn enqueue_keyed(
+    conn: &Connection,
+    endpoint: &str,
+    event: &str,
+    alert: AlertId,
+    task: Option<i64>,
+    key: &str,
+    now: UnixMicros,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (endpoint, event, alert_id, task_id, idempotency_key, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    stmt.execute(params![endpoint, event, alert.0, task, key, now.0])?;
+    Ok(())
+}
+
 impl Store {
-    /// Applies an engine signal like [`Store::apply_alert_change`] and, when it opens a new
-    /// alert, queues `alert.raised` for `endpoints` in the same transaction.
+    /// Applies an engine signal like [`Store::apply_alert_change`], reopening a recently
+    /// closed alert of the same episode key when `notify.reopen_within_s` allows, and queues
+    /// in the same transaction `alert.raised` (a new alert) or `alert.reopened` for the
+    /// webhooks, and Web Push messages for the people of the case.
     pub async fn apply_alert_change_notifying(
         &self,
         change: AlertChange,
-        endpoints: Vec<String>,
-    ) -> Result<AlertRecord> {
+        notify: AlertNotify,
+    ) -> Result<(AlertRecord, Opened)> {
         self.write(
             move |conn| {
-                let before: i64 =
-                    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM alerts", [], |r| r.get(0))?;
-                let record = apply_alert_change_tx(conn, &change)?;
-                let is_new = record.alert.id.0 > before && change.kind != AlertChangeKind::Cleared;
-                if is_new {
-                    enqueue(conn, &endpoints, "alert.raised", record.alert.id, change.at)?;
+                let (record, opened) =
+                    apply_alert_change_tx(conn, &change, notify.reopen_within_s)?;
+                let id = record.alert.id;
+                match opened {
+                    Opened::New => {
+                        enqueue(conn, &notify.raised, "alert.raised", id, change.at)?;
+                        if notify.push {
+                            let key = format!("alert-{id}-alert.raised");
+                            crate::alerting::enqueue_push(
+                                conn,
+                                id,
+                                "alert.raised",
+                                &key,
+                                change.at,
+                            )?;
+                        }
+                    }
+                    Opened::Reopened => {
+                        // Each reopening is its own delivery.
+                        let key = format!("alert-{id}-alert.reopened-{}", change.at.0);
+                        for e in &notify.reopened {
+                            enqueue_keyed(conn, e, "alert.reopened", id, None, &key, change.at)?;
+                        }
+                        if notify.push {
+                            crate::alerting::enqueue_push(
+                                conn,
+                                id,
+                                "alert.reopened",
+                                &key,
+                                change.at,
+                            )?;
+                        }
+                    }
+                    Opened::No => {}
                 }
-                Ok(record)
+                Ok((record, opened))
             },
             None,
         )
@@ -102,7 +164,7 @@ impl Store {
         self.write(
             move |conn| {
                 let mut stmt = conn.prepare(
-                    "SELECT id, severity, raised_at FROM alerts WHERE state = ?1 AND escalation_level = 0",
+                    "SELECT id, severity, COALESCE(reopened_at, raised_at) FROM alerts WHERE state = ?1 AND escalation_level = 0",
                 )?;
                 let candidates: Vec<(i64, String, i64)> = stmt
                     .query_map([AlertState::Raised.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -132,7 +194,7 @@ impl Store {
     pub async fn due_outbox(&self, now: UnixMicros, limit: usize) -> Result<Vec<OutboxItem>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, endpoint, event, alert_id, idempotency_key, attempts FROM outbox
+                "SELECT id, endpoint, event, alert_id, idempotency_key, attempts, task_id FROM outbox
                  WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1
                  ORDER BY next_attempt_at, id LIMIT ?2",
             )?;
@@ -144,6 +206,7 @@ impl Store {
                     alert_id: AlertId(r.get(3)?),
                     idempotency_key: r.get(4)?,
                     attempts: r.get(5)?,
+                    task_id: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -950,8 +950,11 @@ impl Store {
     /// alert instead of opening a second one, so a restart that replays recent fixes does not
     /// double-count an episode.
     pub async fn apply_alert_change(&self, change: AlertChange) -> Result<AlertRecord> {
-        self.write(move |conn| apply_alert_change_tx(conn, &change), None)
-            .await
+        self.write(
+            move |conn| apply_alert_change_tx(conn, &change, None).map(|(r, _)| r),
+            None,
+        )
+        .await
     }
 
     /// Moves an alert along its lifecycle (acknowledge, dispatch, resolve) without an entry in
@@ -1133,8 +1136,28 @@ fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> 
     Ok(out)
 }
 
-pub(crate) fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Result<AlertRecord> {
-    let active: Option<i64> = conn
+/// What an alert change did to the alert's episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A new alert row.
+    New,
+    /// A closed alert (resolved, or its condition cleared) whose condition returned within
+    /// the reopen window: back to `raised`, with a `reopened` row in its action log.
+    Reopened,
+    /// An update of an open alert, or a clear.
+    No,
+}
+
+/// The account id and role of steps the server takes by itself (a reopen).
+pub const SYSTEM_ACTOR: (i64, &str) = (0, "system");
+
+pub(crate) fn apply_alert_change_tx(
+    conn: &Connection,
+    c: &AlertChange,
+    reopen_within_s: Option<i64>,
+) -> Result<(AlertRecord, Opened)> {
+    let mut opened = Opened::No;
+    let mut active: Option<i64> = conn
         .query_row(
             "SELECT id FROM alerts WHERE condition_active = 1 AND order_id IS ?1 AND rule = ?2
              AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
@@ -1148,6 +1171,55 @@ pub(crate) fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Resul
             |r| r.get(0),
         )
         .optional()?;
+    // Reopen: the condition of the latest closed alert of this episode key came back within
+    // the window (time is the signal's, not the clock's). The same alert goes back to
+    // `raised`, its escalation deadline restarts, and the step is logged.
+    if active.is_none()
+        && c.kind != AlertChangeKind::Cleared
+        && let Some(within) = reopen_within_s
+    {
+        let previous: Option<(i64, Option<i64>)> = conn
+            .query_row(
+                "SELECT id, cleared_at FROM alerts WHERE condition_active = 0 AND order_id IS ?1 AND rule = ?2
+                 AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
+                params![
+                    c.order_id.map(|o| o.0),
+                    c.rule.as_str(),
+                    c.protected.map(|p| p.0),
+                    c.zone.map(|z| z.0),
+                    c.device.map(|d| d.0)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, Some(cleared))) = previous
+            && c.at.0 >= cleared
+            && c.at.0 - cleared <= within.saturating_mul(UnixMicros::SECOND)
+        {
+            conn.execute(
+                "UPDATE alerts SET condition_active = 1, cleared_at = NULL, state = 'raised',
+                 reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
+                params![id, c.at.0],
+            )?;
+            crate::lifecycle::insert_action(
+                conn,
+                AlertId(id),
+                &crate::NewAlertAction {
+                    at: c.at,
+                    actor_account_id: SYSTEM_ACTOR.0,
+                    actor_role: SYSTEM_ACTOR.1.into(),
+                    action: "reopened".into(),
+                    cause: None,
+                    note: Some(format!(
+                        "condition returned {} s after it cleared",
+                        (c.at.0 - cleared) / UnixMicros::SECOND
+                    )),
+                },
+            )?;
+            active = Some(id);
+            opened = Opened::Reopened;
+        }
+    }
     let evidence = serde_json::to_string(&c.evidence.iter().map(|f| f.0).collect::<Vec<_>>())
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id = match (active, c.kind) {
@@ -1176,16 +1248,37 @@ pub(crate) fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Resul
                     c.details.heading_toward
                 ],
             )?;
+            opened = Opened::New;
             conn.last_insert_rowid()
         }
         (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
             // Merge evidence, keep the closest distance; a resolved alert whose condition is
             // still active is reopened (its condition returned).
-            let (old_evidence, old_min): (String, Option<f64>) = conn.query_row(
-                "SELECT evidence, min_distance_m FROM alerts WHERE id = ?1",
+            let (old_evidence, old_min, state): (String, Option<f64>, String) = conn.query_row(
+                "SELECT evidence, min_distance_m, state FROM alerts WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
+            if state == AlertState::Resolved.as_str() && opened == Opened::No {
+                // Resolved by a person while the condition still held: it is back.
+                crate::lifecycle::insert_action(
+                    conn,
+                    AlertId(id),
+                    &crate::NewAlertAction {
+                        at: c.at,
+                        actor_account_id: SYSTEM_ACTOR.0,
+                        actor_role: SYSTEM_ACTOR.1.into(),
+                        action: "reopened".into(),
+                        cause: None,
+                        note: Some("condition still holds after it was resolved".into()),
+                    },
+                )?;
+                conn.execute(
+                    "UPDATE alerts SET reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
+                    params![id, c.at.0],
+                )?;
+                opened = Opened::Reopened;
+            }
             let mut ev: Vec<i64> = serde_json::from_str(&old_evidence).unwrap_or_default();
             for f in &c.evidence {
                 if !ev.contains(&f.0) {
@@ -1230,7 +1323,7 @@ pub(crate) fn apply_alert_change_tx(conn: &Connection, c: &AlertChange) -> Resul
             )));
         }
     };
-    load_alert(conn, AlertId(id))
+    Ok((load_alert(conn, AlertId(id))?, opened))
 }
 
 pub(crate) fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {

@@ -502,20 +502,131 @@ async fn orders_stored_before_versioning_get_their_version_1_with_zones() {
     };
     let stored = store.create_order(order, now).await.unwrap();
     store.close();
-    // Back to the schema before migration 8, as a database from before versioning.
-    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    // A database from before versioning: the schema of migrations 1-7 only, holding the
+    // same people, case, order and zone rows.
+    let old = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(old.path().join("bulwark.db")).unwrap();
+    for m in &crate::migrations::MIGRATIONS[..7] {
+        conn.execute_batch(m).unwrap();
+    }
+    conn.execute(
+        "ATTACH DATABASE ?1 AS new",
+        [dir.path().join("bulwark.db").to_str().unwrap()],
+    )
+    .unwrap();
     conn.execute_batch(
-        "DROP TABLE court_timers; DROP TABLE notices; DROP TABLE petition_events;
-         DROP TABLE petitions; DROP TABLE order_versions; ALTER TABLE orders DROP COLUMN lapsed_at;
+        "INSERT INTO people SELECT id, role, display_name, created_at FROM new.people;
+         INSERT INTO cases SELECT id, reference, offender_id, created_at FROM new.cases;
+         INSERT INTO case_protected SELECT case_id, person_id FROM new.case_protected;
+         INSERT INTO orders SELECT id, case_id, kind, valid_from, valid_to, no_approach_m,
+             warning_m, disclosure_radius_m, created_at FROM new.orders;
+         INSERT INTO zones SELECT id, order_id, kind, label, shape, schedule FROM new.zones;
+         DETACH DATABASE new;
          PRAGMA user_version = 7;",
     )
     .unwrap();
     drop(conn);
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(old.path()).unwrap();
     let v = store.order_versions(stored.id).await.unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].version, 1);
     assert_eq!(v[0].valid_to, None);
     assert!(v[0].electronic_monitoring);
     assert_eq!(v[0].zones, stored.zones);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_condition_that_returns_within_the_window_reopens_its_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let change = |kind, at_s: i64| AlertChange {
+        order_id: None,
+        case_id: None,
+        rule: AlertRule::ZoneViolation,
+        protected: Some(PersonId(2)),
+        zone: None,
+        kind,
+        severity: Severity::Critical,
+        at: UnixMicros::from_secs(at_s),
+        distance_m: None,
+        evidence: Vec::new(),
+        summary: format!("at {at_s}"),
+        device: None,
+        details: AlertDetails::default(),
+    };
+    let notify = |window: Option<i64>| crate::AlertNotify {
+        reopen_within_s: window,
+        push: true,
+        ..Default::default()
+    };
+    let apply = |kind, at_s, window| {
+        let store = store.clone();
+        async move {
+            store
+                .apply_alert_change_notifying(change(kind, at_s), notify(window))
+                .await
+                .unwrap()
+        }
+    };
+    let (a, opened) = apply(AlertChangeKind::Raised, 1_000, Some(600)).await;
+    assert_eq!(opened, Opened::New);
+    store
+        .set_alert_state(
+            a.alert.id,
+            AlertState::Acknowledged,
+            UnixMicros::from_secs(1_010),
+        )
+        .await
+        .unwrap();
+    apply(AlertChangeKind::Cleared, 1_100, Some(600)).await;
+    store
+        .set_alert_state(
+            a.alert.id,
+            AlertState::Resolved,
+            UnixMicros::from_secs(1_200),
+        )
+        .await
+        .unwrap();
+    // Back 500 s after it cleared (window 600 s): the same alert, raised again, logged.
+    let (b, opened) = apply(AlertChangeKind::Raised, 1_600, Some(600)).await;
+    assert_eq!((b.alert.id, opened), (a.alert.id, Opened::Reopened));
+    assert_eq!(b.alert.state, AlertState::Raised);
+    assert!(b.condition_active);
+    assert_eq!(b.cleared_at, None);
+    let log = store.alert_actions(a.alert.id).await.unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor_role.as_str(), last.at),
+        ("reopened", "system", UnixMicros::from_secs(1_600))
+    );
+    // Its escalation deadline restarts from the reopening, not from the first raise.
+    let policy = crate::EscalationPolicy {
+        critical_s: Some(60),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .escalate_due_alerts(policy, Vec::new(), UnixMicros::from_secs(1_650))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .escalate_due_alerts(policy, Vec::new(), UnixMicros::from_secs(1_661))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Cleared again and back 601 s later: outside the window, a new alert.
+    apply(AlertChangeKind::Cleared, 2_000, Some(600)).await;
+    let (c, opened) = apply(AlertChangeKind::Raised, 2_601, Some(600)).await;
+    assert_eq!(opened, Opened::New);
+    assert_ne!(c.alert.id, a.alert.id);
+    // Without a window nothing reopens.
+    apply(AlertChangeKind::Cleared, 2_700, None).await;
+    let (d, opened) = apply(AlertChangeKind::Raised, 2_701, None).await;
+    assert_eq!(opened, Opened::New);
+    assert_ne!(d.alert.id, c.alert.id);
 }
