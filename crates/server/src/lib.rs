@@ -142,6 +142,9 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::disable_account))
         .routes(routes!(accounts::audit_log))
         .routes(routes!(me::my_case))
+        .routes(routes!(me::my_location))
+        .routes(routes!(me::my_sos))
+        .routes(routes!(me::my_access_log))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
