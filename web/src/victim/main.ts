@@ -705,6 +705,7 @@ function applyLang(): void {
     el.textContent = tr(el.dataset.i18n ?? "");
   });
   $("lang").textContent = lang === "ko" ? "EN" : "한국어";
+  $("lang").setAttribute("aria-label", lang === "ko" ? "EN — English" : "한국어 — Korean");
   $("map").setAttribute("aria-label", t("mapLabel"));
   $("tabs").setAttribute("aria-label", lang === "ko" ? "메뉴" : "Menu");
   applyDiscreet();
