@@ -217,6 +217,15 @@ test("victim app: approach, silent SOS to the console, her case only, quick exit
     const strays = [...new Set(apiCalls)].filter((c) => !allowed.test(c));
     assert.deepEqual(strays, [], "the app called only her own routes");
 
+    // The server unreachable: the app says so and shows protection degraded, never a frozen
+    // "safe"; it recovers by itself.
+    await phone.setOffline(true);
+    await page.waitForSelector("#conn:not([hidden])", { timeout: 20_000 });
+    assert.equal(await page.getAttribute("#banner", "data-status"), "degraded");
+    await page.screenshot({ path: join(artifacts, "victim-offline.png") });
+    await phone.setOffline(false);
+    await page.waitForSelector("#conn", { state: "hidden", timeout: 20_000 });
+
     // Quick exit: Escape twice leaves for the neutral page and forgets the session.
     await page.keyboard.press("Escape");
     await page.keyboard.press("Escape");

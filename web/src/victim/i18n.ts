@@ -97,8 +97,10 @@ export const ROLES: Record<Lang, Record<string, string>> = {
 export const ACTIONS: Record<Lang, Record<string, string>> = {
   ko: { read_case: "사건 열람", read_position: "가해자 위치 열람", read_track: "가해자 이동 경로 열람", read_victim_position: "내 위치 열람",
     read_victim_track: "내 이동 경로 열람", live_stream: "실시간 화면", read_alerts: "경보 열람", handle_alert: "경보 처리", export: "증거 내보내기",
-    break_glass: "긴급 열람", change_case: "사건 변경", change_order: "명령 변경", review_petition: "신청 검토", decide_petition: "신청 결정", purge: "보존기간 만료 삭제" },
+    break_glass: "긴급 열람", change_case: "사건 변경", change_order: "명령 변경", review_petition: "신청 검토", decide_petition: "신청 결정", purge: "보존기간 만료 삭제",
+    change_access: "담당자 배정·권한 변경", file_petition: "신청 접수", read_audit: "열람 기록 감사" },
   en: { read_case: "opened the case", read_position: "offender's position", read_track: "offender's movements", read_victim_position: "your position",
     read_victim_track: "your movements", live_stream: "live view", read_alerts: "alerts", handle_alert: "handled an alert", export: "evidence export",
-    break_glass: "emergency access", change_case: "changed the case", change_order: "changed the order", review_petition: "reviewed a petition", decide_petition: "decided a petition", purge: "retention purge" },
+    break_glass: "emergency access", change_case: "changed the case", change_order: "changed the order", review_petition: "reviewed a petition", decide_petition: "decided a petition", purge: "retention purge",
+    change_access: "assigned staff / changed access", file_petition: "filed a petition", read_audit: "audited the log" },
 };
