@@ -222,6 +222,10 @@ test("victim app: approach, silent SOS to the console, her case only, quick exit
     await phone.setOffline(true);
     await page.waitForSelector("#conn:not([hidden])", { timeout: 20_000 });
     assert.equal(await page.getAttribute("#banner", "data-status"), "degraded");
+    if (await page.isVisible("#off-age")) {
+      // A position disclosed before the connection dropped is shown as old, not current.
+      assert.ok(await page.isVisible(".old-warn"), "the last known position is flagged as old");
+    }
     await page.screenshot({ path: join(artifacts, "victim-offline.png") });
     await phone.setOffline(false);
     await page.waitForSelector("#conn", { state: "hidden", timeout: 20_000 });

@@ -198,7 +198,7 @@ function drawMap(d: MyCase): void {
   const o = typeof d.offender === "object" ? d.offender : null;
   if (o) {
     const ll: L.LatLngTuple = [o.lat, o.lon];
-    const old = ageS(o.device_time) > OLD_FIX_S;
+    const old = ageS(o.device_time) > OLD_FIX_S || app.offline;
     if (!layers.off) {
       layers.off = L.marker(ll, { icon: offenderIcon(o, old), title: t("offender"), keyboard: false }).addTo(m);
       layers.offAcc = L.circle(ll, { radius: o.accuracy_m ?? 0, color: "#c62828", weight: 1, fillOpacity: 0.12 }).addTo(m);
@@ -255,7 +255,7 @@ function renderBanner(): void {
   banner.className = `banner ${status}`;
   banner.dataset.status = status;
   setText($("banner-icon"), ICONS[status]);
-  setText($("banner-text"), tr(`status_${status}`));
+  setText($("banner-text"), app.offline ? t("status_offline") : tr(`status_${status}`));
   setText($("banner-detail"), detail);
 }
 
@@ -274,7 +274,8 @@ function renderOffender(): void {
     return;
   }
   const age = ageS(o.device_time);
-  const old = age > OLD_FIX_S;
+  // Offline, the last answer is only a last known position: shown as old, with its age.
+  const old = age > OLD_FIX_S || app.offline;
   const speed = o.speed_mps == null ? "—" : o.speed_mps < 0.5 ? t("stopped") : `${Math.round(o.speed_mps * 3.6)} ${t("kmh")}`;
   el.className = `facts disclosed${old ? " old" : ""}`;
   el.dataset.offender = "disclosed";
