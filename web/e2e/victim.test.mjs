@@ -219,7 +219,18 @@ test("victim app: approach, silent SOS to the console, her case only, quick exit
 
     // The server unreachable: the app says so and shows protection degraded, never a frozen
     // "safe"; it recovers by itself.
+    // The service worker controls the app (installable) but never answers an API request.
+    await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 15_000 });
     await phone.setOffline(true);
+    const cached = await page.evaluate(async () => {
+      try {
+        await fetch("/api/v1/me/case", { headers: { Authorization: `Bearer ${sessionStorage.getItem("bw-token")}` } });
+        return "answered";
+      } catch {
+        return "network error";
+      }
+    });
+    assert.equal(cached, "network error", "an API answer came from a cache");
     await page.waitForSelector("#conn:not([hidden])", { timeout: 20_000 });
     assert.equal(await page.getAttribute("#banner", "data-status"), "degraded");
     if (await page.isVisible("#off-age")) {
