@@ -110,6 +110,9 @@ name_enum!(
         ChangeAccess = "change_access",
         /// Petitions of a case and their history (the petitioner's statement included).
         ReadPetitions = "read_petitions",
+        /// Send a report from one's own phone through the app: a position (location
+        /// sharing) or a silent SOS. Only for the protected person, for her own person.
+        SendOwnReport = "send_own_report",
     }
 );
 
@@ -135,6 +138,7 @@ impl Action {
             Action::ReadAuditLog => AuditAction::ReadAudit,
             Action::ChangeAccess => AuditAction::ChangeAccess,
             Action::ReadPetitions => AuditAction::ReadCase,
+            Action::SendOwnReport => AuditAction::OwnReport,
         }
     }
 
@@ -431,7 +435,8 @@ fn responder_rules(role: Role, action: Action, r: &Resource, rel: Relation) -> D
         | Action::ReviewPetition
         | Action::DecidePetition
         | Action::ReadAuditLog
-        | Action::ChangeAccess => false,
+        | Action::ChangeAccess
+        | Action::SendOwnReport => false,
     };
     if !permitted {
         return deny(DenyReason::RoleNotPermitted);
@@ -494,6 +499,8 @@ fn victim_rules(p: &Principal, action: Action, r: &Resource, rel: Relation) -> D
             | Action::ReadOrders
             | Action::FilePetition
             | Action::ReadPetitions
+            | Action::ReadAuditLog
+            | Action::SendOwnReport
     );
     if !permitted {
         return deny(DenyReason::RoleNotPermitted);
@@ -503,6 +510,11 @@ fn victim_rules(p: &Principal, action: Action, r: &Resource, rel: Relation) -> D
         // A victim may petition before any case exists (from April 2027).
         Relation::NoCase if action == Action::FilePetition => {
             return allow_audited(action, None);
+        }
+        // Her phone reports and her SOS do not need a case: an SOS from a phone in no case
+        // still reaches the monitoring officers.
+        Relation::NoCase if action == Action::SendOwnReport => {
+            return own_report(p, r);
         }
         Relation::NoCase => return deny(DenyReason::NoCase),
         Relation::Other => return deny(DenyReason::NotYourCase),
@@ -537,7 +549,22 @@ fn victim_rules(p: &Principal, action: Action, r: &Resource, rel: Relation) -> D
             }
         }
         Action::FilePetition => allow_audited(action, None),
+        Action::SendOwnReport => own_report(p, r),
+        // `ReadAuditLog` on her own case: who viewed her data (the server shows only the
+        // records of her case, and not her own reads).
         _ => own_view,
+    }
+}
+
+/// A report from her own phone: only for her own person.
+fn own_report(p: &Principal, r: &Resource) -> Decision {
+    if r.person.is_some() && r.person == p.person {
+        Decision::Allow {
+            audit: None,
+            precision: Precision::Full,
+        }
+    } else {
+        deny(DenyReason::NotYourPerson)
     }
 }
 
@@ -546,6 +573,9 @@ fn victim_rules(p: &Principal, action: Action, r: &Resource, rel: Relation) -> D
 pub fn offender_rules(action: Action, own_case: bool) -> Decision {
     let precision = match action {
         Action::ViewCase | Action::ReadOrders => Precision::OffenderView,
+        // Who viewed his data: in offender view, the server shows only staff reads of his
+        // own position and track, nothing that concerns her (see `me.rs`).
+        Action::ReadAuditLog => Precision::OffenderView,
         // His own position and history reveal nothing about her.
         Action::ReadPosition | Action::ReadTrack => Precision::Full,
         // Alerts and the live stream would tell him when he is near her: never.

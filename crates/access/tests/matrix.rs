@@ -16,23 +16,24 @@ use domain::{CaseId, PersonId, UnixMicros};
 /// view_case read_position read_track read_victim_position read_victim_track live_stream
 /// read_alerts handle_alert export_evidence change_case read_orders change_order
 /// file_petition review_petition decide_petition read_audit_log change_access read_petitions
+/// send_own_report
 const EXPECTED: &str = "
-administrator      own  - - - - - - - - - - - - - - - - A -
-administrator      other- - - - - - - - - - - - - - - - A -
-monitoring_officer own  A A P A P A A A P A A - - - - - - A
-monitoring_officer other- - - - - - - - - - - - - - - - - -
-police             own  A A P A P A A A P - A - A - - - - A
-police             other- - - - - - - - - - - - A - - - - -
-court_clerk        own  A - - - - - - - - - A - - A - - - A
-court_clerk        other- - - - - - - - - - - - - - - - - -
-judge              own  A - - - - - - - - - A A - A A - - A
-judge              other- - - - - - - - - - - - - - - - - -
-victim             own  a W - a a W a - - - a - A - - - - a
-victim             other- - - - - - - - - - - - - - - - - -
-offender           own  O a a - - - - - - - O - - - - - - -
-offender           other- - - - - - - - - - - - - - - - - -
-auditor            own  - - - - - - - - - - - - - - - A - -
-auditor            other- - - - - - - - - - - - - - - A - -
+administrator      own  - - - - - - - - - - - - - - - - A - -
+administrator      other- - - - - - - - - - - - - - - - A - -
+monitoring_officer own  A A P A P A A A P A A - - - - - - A -
+monitoring_officer other- - - - - - - - - - - - - - - - - - -
+police             own  A A P A P A A A P - A - A - - - - A -
+police             other- - - - - - - - - - - - A - - - - - -
+court_clerk        own  A - - - - - - - - - A - - A - - - A -
+court_clerk        other- - - - - - - - - - - - - - - - - - -
+judge              own  A - - - - - - - - - A A - A A - - A -
+judge              other- - - - - - - - - - - - - - - - - - -
+victim             own  a W - a a W a - - - a - A - - a - a a
+victim             other- - - - - - - - - - - - - - - - - - -
+offender           own  O a a - - - - - - - O - - - - O - - -
+offender           other- - - - - - - - - - - - - - - - - - -
+auditor            own  - - - - - - - - - - - - - - - A - - -
+auditor            other- - - - - - - - - - - - - - - A - - -
 ";
 
 const NOW: UnixMicros = UnixMicros(1_800_000_000_000_000);
@@ -354,6 +355,16 @@ fn victims_read_only_their_own_position() {
         ..resource(OWN)
     };
     assert!(authorize(&p, Action::FilePetition, &new_case, &g, NOW).is_allowed());
+    // Her phone reports (location sharing, SOS) need no case, but only for her own person.
+    assert!(authorize(&p, Action::SendOwnReport, &new_case, &g, NOW).is_allowed());
+    assert_eq!(
+        authorize(&p, Action::SendOwnReport, &other_person, &g, NOW),
+        Decision::Deny {
+            reason: DenyReason::NotYourPerson
+        }
+    );
+    // Who viewed her data: her own case only, never the whole log.
+    assert!(!authorize(&p, Action::ReadAuditLog, &new_case, &g, NOW).is_allowed());
     // A grant on the wrong kind of account grants nothing.
     g.assigned_cases = vec![OTHER];
     assert!(!authorize(&p, Action::ViewCase, &resource(OTHER), &g, NOW).is_allowed());

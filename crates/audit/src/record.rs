@@ -112,6 +112,9 @@ name_enum!(
         ReviewPetition = "review_petition",
         DecidePetition = "decide_petition",
         Purge = "purge",
+        /// A protected person's own phone report through the app (position or SOS); logged
+        /// only when refused.
+        OwnReport = "own_report",
     }
 );
 

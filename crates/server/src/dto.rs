@@ -745,3 +745,66 @@ pub struct Snapshot {
     pub orders: Vec<OrderDto>,
     pub cases: Vec<CaseDto>,
 }
+
+/// A position from the protected person's browser (Geolocation API), sent by the victim app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnFix {
+    pub lat: f64,
+    pub lon: f64,
+    /// The browser's `coords.accuracy`, metres (95 % radius).
+    pub accuracy_m: f64,
+    /// When the browser took the fix (RFC 3339).
+    pub time: String,
+    pub speed_mps: Option<f64>,
+    pub course_deg: Option<f64>,
+    /// `gnss`, `wifi`, `cell` or `unknown` (default: a browser does not say).
+    pub source: Option<String>,
+}
+
+/// The stored fix: its id and when the server received it ("last sent" in the app).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnFixStored {
+    pub fix_id: i64,
+    pub device_id: i64,
+    /// The same fix was sent before (same device time): stored once, this is its id.
+    pub duplicate: bool,
+    pub device_time: String,
+    pub received_time: String,
+}
+
+/// A silent SOS from the victim app, optionally with her current position.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnSos {
+    /// When she pressed (RFC 3339); the receipt time when absent or implausible.
+    pub time: Option<String>,
+    /// Her position at that moment, when the browser has one.
+    pub position: Option<OwnFix>,
+}
+
+/// The SOS is durable (and on its way to the engine) when this is answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnSosStored {
+    pub device_id: i64,
+    pub received_time: String,
+    /// The id of the position stored with it, if she sent one.
+    pub fix_id: Option<i64>,
+    /// Why the position sent with it was left out (the SOS itself is stored).
+    pub position_ignored: Option<String>,
+}
+
+/// One access-log record about the caller's case, as the person it concerns sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLogEntry {
+    pub time: String,
+    /// The role the reader acted in (`monitoring_officer`, `police`, …).
+    pub actor_role: String,
+    /// The staff account's username; `None` for the system and for the other party.
+    pub actor_name: Option<String>,
+    /// `read_position`, `read_track`, `read_victim_position`, `read_case`, …
+    pub action: String,
+    pub outcome: String,
+    pub purpose_code: Option<String>,
+    pub purpose_text: Option<String>,
+}

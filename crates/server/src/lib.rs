@@ -175,6 +175,9 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(push::vapid_public_key))
         .routes(routes!(push::subscribe, push::unsubscribe))
+        .routes(routes!(me::my_location))
+        .routes(routes!(me::my_sos))
+        .routes(routes!(me::my_access_log))
 }
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).

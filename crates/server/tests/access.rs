@@ -567,6 +567,25 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 403, 403, 403, 200, 200],
         ),
         (
+            // Her own reports need a phone of hers: case A's victim has none in this world.
+            "post /api/v1/me/location",
+            "/api/v1/me/location".into(),
+            Some(json!({"lat": 37.5, "lon": 127.0, "accuracy_m": 10.0, "time": to})),
+            [401, 403, 403, 403, 403, 409, 403],
+        ),
+        (
+            "post /api/v1/me/sos",
+            "/api/v1/me/sos".into(),
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 409, 403],
+        ),
+        (
+            "get /api/v1/me/access-log",
+            "/api/v1/me/access-log".into(),
+            None,
+            [401, 403, 403, 403, 403, 200, 200],
+        ),
+        (
             "get /api/v1/audit",
             "/api/v1/audit".into(),
             None,

@@ -588,6 +588,34 @@ impl Store {
         .await
     }
 
+    /// The newest `limit` records about `case` (its `case_id` column), newest first, leaving
+    /// out those by account `except_actor` (a person's own reads of her case). Rows that no
+    /// longer decode are skipped: this serves a person's "who viewed my data", not
+    /// verification.
+    pub async fn audit_records_of_case(
+        &self,
+        case: domain::CaseId,
+        except_actor: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT record FROM audit_log WHERE case_id = ?1 AND actor_id != ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![case.0, except_actor, limit as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?;
+            let mut out = Vec::new();
+            for blob in rows {
+                if let Ok(rec) = AuditRecord::from_bytes(&blob?) {
+                    out.push(rec);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Every checkpoint, in order. Rows that do not decode are skipped and counted.
     pub async fn audit_checkpoints(&self) -> Result<(Vec<Checkpoint>, usize)> {
         self.read(|conn| {
