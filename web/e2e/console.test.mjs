@@ -45,6 +45,8 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     await alert.locator("button.act").click();
     await officer.waitForSelector(".dialog[role=dialog]");
     assert.equal(await officer.evaluate(() => document.activeElement?.closest(".dialog") != null), true, "focus moves into the dialog");
+    for (let i = 0; i < 7; i++) await officer.keyboard.press("Tab");
+    assert.equal(await officer.evaluate(() => document.activeElement?.closest(".dialog") != null), true, "Tab stays inside the dialog");
     await officer.keyboard.press("Escape");
     await officer.waitForSelector(".dialog", { state: "detached" });
     assert.equal(await officer.evaluate((id) => document.activeElement?.closest(`[data-alert-id="${id}"]`) != null, id), true, "focus returns to the alert");
@@ -101,7 +103,7 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     await officer.fill(".zone-editor textarea[name=reasons]", "Victim moved to a new workplace");
     await officer.click("button.save-zones");
     await officer.waitForFunction(() => (document.querySelector(".zone-editor .msg")?.textContent ?? "").length > 0);
-    await officer.waitForTimeout(500);
+    await officer.evaluate(() => document.getElementById("view").scrollTo(0, 0));
     await shot(officer, "console-case.png");
     const caseViolations = await seriousA11yViolations(officer);
     assert.deepEqual(caseViolations, [], `axe on the case page: ${JSON.stringify(caseViolations, null, 1)}`);

@@ -151,7 +151,12 @@ $<HTMLFormElement>("login-form").onsubmit = async (e) => {
   $("login").hidden = true;
   await start();
 };
-window.addEventListener("hashchange", () => void route());
+window.addEventListener("hashchange", () => {
+  void route().then(() => {
+    // After moving to another screen, keyboard and screen-reader users start at its content.
+    if (!document.querySelector(".overlay")) $("view").focus({ preventScroll: true });
+  });
+});
 
 applyLang();
 if (token()) void start();

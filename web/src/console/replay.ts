@@ -103,7 +103,7 @@ export async function replayScreen(root: HTMLElement): Promise<() => void> {
     marker = null;
     accuracy = null;
     if (!fixes.length) { info.textContent = t("noFixes"); slider.disabled = play.disabled = true; return; }
-    const line = L.polyline(fixes.map((f) => [f.lat, f.lon] as L.LatLngTuple), { color: "#ad1457", weight: 3, className: "replay-track" }).addTo(group);
+    const line = L.polyline(fixes.map((f) => [f.lat, f.lon] as L.LatLngTuple), { color: "#ad1457", weight: 2, opacity: 0.7, className: "replay-track" }).addTo(group);
     // Flagged fixes (late, integrity suspect) are marked along the track.
     for (const f of fixes.filter((x) => x.flags?.length)) {
       L.circleMarker([f.lat, f.lon], { radius: 4, color: "#e65100", interactive: false }).addTo(group);
