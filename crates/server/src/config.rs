@@ -31,6 +31,10 @@ pub struct Config {
     pub webhook_delivery: WebhookDelivery,
     /// TCP/UDP tracker listeners (GT06, H02, Watch, Teltonika).
     pub devices: DeviceListeners,
+    /// Tile URL template of the console's map (`{z}`, `{x}`, `{y}`, optionally `{s}`), e.g. a
+    /// tile server inside the control room's network. `None`: OpenStreetMap. When tiles cannot
+    /// load, the console shows a plain grid and says so.
+    pub map_tiles: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -163,6 +167,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_delivery: WebhookDelivery::default(),
             devices: DeviceListeners::default(),
+            map_tiles: None,
         }
     }
 }

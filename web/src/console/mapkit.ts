@@ -5,11 +5,14 @@ import { t } from "./i18n";
 import { ageSeconds, fmtAge, STALE_AFTER_S, type Position, type Zone } from "./util";
 
 /**
- * The tile URL template: `window.BULWARK_TILES` (set in a script before the console loads, e.g.
- * a self-hosted tile server for an air-gapped control room), else OpenStreetMap.
+ * The tile URL template: the server's `map_tiles` setting (put into the page as
+ * `<meta name="bulwark-tiles">`, e.g. a tile server inside an air-gapped control room), else
+ * `window.BULWARK_TILES`, else OpenStreetMap.
  */
 export function tileUrl(): string {
-  return (window as unknown as { BULWARK_TILES?: string }).BULWARK_TILES || "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+  return document.querySelector<HTMLMetaElement>('meta[name="bulwark-tiles"]')?.content
+    || (window as unknown as { BULWARK_TILES?: string }).BULWARK_TILES
+    || "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 }
 
 export function createMap(el: HTMLElement, label: string): L.Map {
