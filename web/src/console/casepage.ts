@@ -90,7 +90,7 @@ export async function casePage(root: HTMLElement, caseId: number): Promise<() =>
     drawPositions();
     const pts = [...live.positions.values()].filter((p) => ids.has(p.device_id)).map((p) => [p.lat, p.lon] as L.LatLngTuple);
     const all = b ?? (pts.length ? L.latLngBounds(pts) : null);
-    if (all) { pts.forEach((p) => all.extend(p)); map.fitBounds(all.pad(0.2)); }
+    if (all) { pts.forEach((p) => all.extend(p)); map.fitBounds(all.pad(0.2), { animate: false }); }
     live.listeners.add(drawPositions);
     cleanup = () => { live.listeners.delete(drawPositions); map.remove(); };
 

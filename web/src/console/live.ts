@@ -115,7 +115,7 @@ export function liveScreen(root: HTMLElement, setStatus: (s: string) => void): (
     }
     for (const p of live.positions.values()) layer.draw(p);
     if (!fitted && live.positions.size) {
-      map.fitBounds(L.latLngBounds([...live.positions.values()].map((p) => [p.lat, p.lon] as L.LatLngTuple)).pad(0.2));
+      map.fitBounds(L.latLngBounds([...live.positions.values()].map((p) => [p.lat, p.lon] as L.LatLngTuple)).pad(0.2), { animate: false });
       fitted = true;
     }
     // Re-rendering the queue replaces its buttons: not while someone is using them.

@@ -18,7 +18,9 @@ export function tileUrl(): string {
 export function createMap(el: HTMLElement, label: string): L.Map {
   el.setAttribute("role", "region");
   el.setAttribute("aria-label", label);
-  const map = L.map(el, { zoomControl: true }).setView([37.54, 126.98], 12);
+  // No zoom animation: a screen change removes its map, and Leaflet throws from an animation
+  // that ends after its map is gone.
+  const map = L.map(el, { zoomControl: true, zoomAnimation: false }).setView([37.54, 126.98], 12);
   const tiles = L.tileLayer(tileUrl(), { maxZoom: 19, attribution: "© OpenStreetMap contributors" }).addTo(map);
   let tileErrors = 0;
   tiles.on("tileerror", () => {

@@ -108,7 +108,7 @@ export async function replayScreen(root: HTMLElement): Promise<() => void> {
     for (const f of fixes.filter((x) => x.flags?.length)) {
       L.circleMarker([f.lat, f.lon], { radius: 4, color: "#e65100", interactive: false }).addTo(group);
     }
-    map.fitBounds(line.getBounds().pad(0.2));
+    map.fitBounds(line.getBounds().pad(0.2), { animate: false });
     slider.max = String(fixes.length - 1);
     slider.value = "0";
     slider.disabled = play.disabled = false;
