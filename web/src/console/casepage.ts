@@ -62,7 +62,7 @@ export async function casePage(root: HTMLElement, caseId: number): Promise<() =>
     root.append(h("h2", { text: `${t("case")} ${c.reference}` }),
       h("div", { class: "case-grid" },
         h("div", {},
-          h("section", { "aria-labelledby": "ppl-h" }, h("h3", { id: "ppl-h", text: t("people") }),
+          h("section", { "aria-labelledby": "ppl-h" }, h("h3", { id: "ppl-h", text: t("parties") }),
             h("ul", {}, ...parties.map((p) => h("li", { text: `${p.display_name} · ${p.role === "offender" ? t("offender") : t("protected")} #${p.id}` })))),
           h("section", { "aria-labelledby": "dev-h" }, h("h3", { id: "dev-h", text: t("devices") }),
             h("table", { class: "devices" },

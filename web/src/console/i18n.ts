@@ -2,7 +2,7 @@
 export type Lang = "ko" | "en";
 
 const KO = {
-  title: "관제", alerts: "경보", noAlerts: "진행 중인 경보 없음", people: "위치",
+  title: "관제", alerts: "경보", noAlerts: "진행 중인 경보 없음", people: "위치", parties: "당사자",
   usernameLabel: "아이디", passwordLabel: "비밀번호", totpLabel: "인증 코드 (등록한 경우)",
   loginFailed: "아이디, 비밀번호 또는 코드가 틀렸습니다", signIn: "로그인", signOut: "로그아웃",
   offender: "가해자", protected: "피해자",
@@ -46,7 +46,7 @@ const KO = {
 export type Key = keyof typeof KO;
 
 const EN: Record<Key, string> = {
-  title: "Monitoring", alerts: "Alerts", noAlerts: "No active alerts", people: "Positions",
+  title: "Monitoring", alerts: "Alerts", noAlerts: "No active alerts", people: "Positions", parties: "People",
   usernameLabel: "Username", passwordLabel: "Password", totpLabel: "Code (if enrolled)",
   loginFailed: "Wrong username, password or code", signIn: "Sign in", signOut: "Sign out",
   offender: "Offender", protected: "Protected person",

@@ -23,8 +23,15 @@ const setStatus = (text: string, degraded = false): void => {
   el.textContent = text;
   el.classList.toggle("degraded", degraded);
 };
+/** A message about something just done (e.g. a fallback taken); it goes away after a while. */
+let flashTimer: ReturnType<typeof setTimeout> | undefined;
+const flash = (text: string): void => {
+  $("flash").textContent = text;
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => { $("flash").textContent = ""; }, 15_000);
+};
 const ROUTES: Record<string, Route> = {
-  live: { path: "#/live", key: "navLive", screen: (r) => liveScreen(r, (s) => setStatus(s)) },
+  live: { path: "#/live", key: "navLive", screen: (r) => liveScreen(r, flash) },
   cases: { path: "#/cases", key: "navCases", screen: (r, arg) => (arg ? casePage(r, Number(arg)) : casesScreen(r)) },
   replay: { path: "#/replay", key: "navReplay", screen: replayScreen },
   measures: { path: "#/measures", key: "navMeasures", screen: measuresScreen },
