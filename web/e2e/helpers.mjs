@@ -20,8 +20,8 @@ export function chromiumPath() {
   return process.env.CHROMIUM || "/usr/bin/chromium";
 }
 
-/// Starts `bulwark demo --http-port 0` and resolves with { base, username, password, proc } once
-/// it prints its URL and the monitoring officer's credentials.
+/// Starts `bulwark demo --http-port 0` and resolves with { base, username, password, adminToken,
+/// proc } once it prints its URL, the monitoring officer's credentials and the admin token.
 export function startDemo() {
   return new Promise((resolve, reject) => {
     const proc = spawn(bulwarkBinary(), ["demo", "--http-port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
@@ -31,7 +31,8 @@ export function startDemo() {
       out += d.toString();
       const url = out.match(/(http:\/\/127\.0\.0\.1:\d+)\//);
       const login = out.match(/username (\S+) password (\S+)/);
-      if (url && login) { clearTimeout(timer); resolve({ base: url[1], username: login[1], password: login[2], proc }); }
+      const admin = out.match(/Administrator token[^:]*: (\S+)/);
+      if (url && login && admin) { clearTimeout(timer); resolve({ base: url[1], username: login[1], password: login[2], adminToken: admin[1], proc }); }
     };
     proc.stdout.on("data", onData);
     proc.stderr.on("data", (d) => { out += d.toString(); });
@@ -44,4 +45,24 @@ export async function launch() {
     executablePath: chromiumPath(),
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+}
+
+/// Logs in through the console's form.
+export async function logIn(page, base, username, password, hash = "") {
+  await page.goto(`${base}/${hash}`);
+  await page.fill("#username-input", username);
+  await page.fill("#password-input", password);
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#login", { state: "hidden" });
+}
+
+/// Runs axe-core in the page and returns the serious and critical violations.
+export async function seriousA11yViolations(page, exclude = []) {
+  await page.addScriptTag({ path: join(here, "..", "node_modules", "axe-core", "axe.min.js") });
+  const res = await page.evaluate(async (exclude) => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run({ exclude: exclude.map((s) => [s]) }, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+  }, exclude);
+  return res.filter((v) => v.impact === "serious" || v.impact === "critical");
 }

@@ -353,6 +353,8 @@ async fn simulate(api: Api, osmand: SocketAddr, sims: Vec<Sim>, mut devices: Vec
                         ("accuracy", "12".to_string()),
                         ("speed", (speed / 0.514_444).to_string()),
                         ("bearing", course.to_string()),
+                        // The phone's battery drains slowly, so the console has health to show.
+                        ("batt", format!("{:.0}", (90.0 - t / 60.0).max(15.0))),
                     ])
                     .send()
                     .await

@@ -37,6 +37,10 @@ pub struct Config {
     pub retention: RetentionSettings,
     /// Reopening, dispatch grants, the ingest-backlog alert and Web Push.
     pub alerts: AlertSettings,
+    /// Tile URL template of the console's map (`{z}`, `{x}`, `{y}`, optionally `{s}`), e.g. a
+    /// tile server inside the control room's network. `None`: OpenStreetMap. When tiles cannot
+    /// load, the console shows a plain grid and says so.
+    pub map_tiles: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -246,6 +250,7 @@ impl Default for Config {
             court: CourtSettings::default(),
             retention: RetentionSettings::default(),
             alerts: AlertSettings::default(),
+            map_tiles: None,
         }
     }
 }

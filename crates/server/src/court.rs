@@ -1025,10 +1025,25 @@ pub async fn create_version(
 ) -> Result<(StatusCode, Json<OrderVersionDto>), ApiError> {
     let req: NewVersionDto = parse_json(&body.map_err(body_error)?)?;
     let order = order_case(&s, OrderId(id)).await?;
+    // Redrawing the zones the order names (her new home, her workplace) is the case officer's
+    // work, as registering the order is: a zones-only amendment by a monitoring officer is a
+    // change of the case. Distances, conditions and duration stay the court's.
+    let zones_only = req.zones.is_some()
+        && req.extend_days.is_none()
+        && req.no_approach_m.is_none()
+        && req.warning_m.is_none()
+        && req.disclosure_radius_m.is_none()
+        && req.no_contact_by_phone.is_none()
+        && req.electronic_monitoring.is_none();
+    let action = if zones_only && c.principal.role == access::Role::MonitoringOfficer {
+        Action::ChangeCase
+    } else {
+        Action::ChangeOrder
+    };
     authz::check(
         &s,
         &c,
-        Action::ChangeOrder,
+        action,
         case_resource(order.case_id),
         &format!("order {id} new version"),
     )

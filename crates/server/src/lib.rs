@@ -212,7 +212,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json((*doc).clone()) }
             }),
         )
-        .merge(web::routes())
+        .merge(web::routes(state.config.map_tiles.clone()))
         .fallback(|| async {
             error::ApiError::new(error::ErrorCode::NotFound, "no such endpoint")
         });

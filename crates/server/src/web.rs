@@ -52,9 +52,50 @@ fn asset(path: &str) -> Response {
         .into_response()
 }
 
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// The console page with the configured tile source in a `<meta name="bulwark-tiles">`.
+fn console_page(tiles: Option<&str>) -> Response {
+    let Some(tiles) = tiles else {
+        return asset("index.html");
+    };
+    match Assets::get("index.html") {
+        Some(file) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            with_tiles(&String::from_utf8_lossy(&file.data), tiles),
+        )
+            .into_response(),
+        None => asset("index.html"),
+    }
+}
+
+/// Adds the tile URL template to a page's head, escaped for an attribute value.
+fn with_tiles(html: &str, tiles: &str) -> String {
+    let escaped = tiles
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    html.replacen(
+        "</head>",
+        &format!("<meta name=\"bulwark-tiles\" content=\"{escaped}\">\n</head>"),
+        1,
+    )
+}
+
+/// The web apps. `tiles`: the console map's tile URL template ([`crate::Config::map_tiles`]).
+pub fn routes<S: Clone + Send + Sync + 'static>(tiles: Option<String>) -> Router<S> {
     Router::new()
-        .route("/", get(|| async { asset("index.html") }))
+        .route(
+            "/",
+            get(move || {
+                let tiles = tiles.clone();
+                async move { console_page(tiles.as_deref()) }
+            }),
+        )
         .route("/app", get(|| async { Redirect::permanent("/app/") }))
         .route("/app/", get(|| async { asset("app/index.html") }))
         .route(
@@ -65,4 +106,21 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/assets/{*path}",
             get(|Path(p): Path<String>| async move { asset(&format!("assets/{p}")) }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_tiles;
+
+    #[test]
+    fn the_tile_source_goes_into_the_head_escaped() {
+        let page = with_tiles(
+            "<html><head><title>x</title></head><body></body></html>",
+            "https://tiles.example/{z}/{x}/{y}.png?a=1&b=\"><script>",
+        );
+        assert!(page.contains(
+            "<meta name=\"bulwark-tiles\" content=\"https://tiles.example/{z}/{x}/{y}.png?a=1&amp;b=&quot;&gt;&lt;script&gt;\">\n</head>"
+        ), "{page}");
+        assert!(!page.contains("<script>"), "{page}");
+    }
 }

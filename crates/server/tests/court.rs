@@ -602,6 +602,26 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
         2,
         "the engine uses version 2"
     );
+    // The case's officer may redraw the zones (version 3, attributed to the officer), but
+    // not the distances: those are the court's.
+    let (s, v3) = h
+        .post(
+            &format!("/api/v1/orders/{order}/versions"),
+            &p.officer,
+            json!({"zones": [work], "reasons": "Her home zone moves with her (court letter 12)."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v3}");
+    assert_eq!(v3["version"], 3);
+    assert_eq!(v3["no_approach_m"], 200.0);
+    let (s, refused) = h
+        .post(
+            &format!("/api/v1/orders/{order}/versions"),
+            &p.officer,
+            json!({"zones": [work], "no_approach_m": 50.0, "reasons": "closer"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{refused}");
     // The offender's view of the versions leaves out zones and reasons.
     let (s, his) = h
         .get(

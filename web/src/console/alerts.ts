@@ -1,0 +1,161 @@
+// The alert queue: acknowledge, record actions, dispatch, resolve with a cause through an
+// accessible dialog, and each alert's history. Alerts of the same case and order are grouped
+// so that one incident (e.g. a no-approach violation and the warning before it) reads as one.
+import { api, ApiError } from "../shared/api";
+import { ACTIONS, CAUSES, RECORDABLE, RULES, STATES, label, lang, t } from "./i18n";
+import { openDialog } from "./dialog";
+import { ageSeconds, errorBox, field, fmtAge, fmtTime, h, isMissing, select, type Alert, type AlertAction, type Case } from "./util";
+
+export interface QueueState {
+  alerts: Map<number, Alert>;
+  cases: Case[];
+}
+
+type Changed = (a?: Alert) => void;
+
+const caseRef = (s: QueueState, id?: number | null): string =>
+  id == null ? t("noCase") : s.cases.find((c) => c.id === id)?.reference ?? `#${id}`;
+
+export async function setState(id: number, body: Record<string, unknown>): Promise<Alert> {
+  return api<Alert>(`/api/v1/alerts/${id}/state`, { method: "POST", body: JSON.stringify(body) });
+}
+
+function resolveDialog(a: Alert, done: Changed): void {
+  const causes = select(Object.keys(CAUSES.en).map((c) => [c, label(CAUSES, c)]), undefined, { name: "cause", required: true });
+  causes.prepend(h("option", { value: "", text: "—", selected: true }));
+  const note = h("textarea", { name: "note", rows: 3, maxlength: 2000 });
+  openDialog(`${t("resolveTitle")} #${a.id}`, [field(t("cause"), causes), field(t("note"), note)], t("resolve"), async (d) => {
+    if (!causes.value) { d.error(t("cause")); causes.focus(); return false; }
+    const body: Record<string, string> = { state: "resolved", cause: causes.value };
+    if (note.value.trim()) body.note = note.value.trim();
+    done(await setState(a.id, body));
+    return true;
+  });
+}
+
+function actionDialog(a: Alert, done: Changed): void {
+  const kind = select(RECORDABLE.map((k) => [k, label(ACTIONS, k)]), "victim_called", { name: "action" });
+  const note = h("textarea", { name: "note", rows: 3, maxlength: 2000 });
+  openDialog(`${t("actionTitle")} #${a.id}`, [field(t("action"), kind), field(t("note"), note)], t("record"), async (d) => {
+    if (kind.value === "note" && !note.value.trim()) { d.error(t("note")); return false; }
+    const body: Record<string, string> = { action: kind.value };
+    if (note.value.trim()) body.note = note.value.trim();
+    await api(`/api/v1/alerts/${a.id}/actions`, { method: "POST", body: JSON.stringify(body) });
+    done();
+    return true;
+  });
+}
+
+function dispatchDialog(a: Alert, done: Changed, status: (s: string) => void): void {
+  const police = h("input", { name: "police_account_id", type: "number", min: 1, inputmode: "numeric" });
+  openDialog(`${t("dispatchTitle")} #${a.id}`, [field(t("policeAccount"), police)], t("dispatch"), async () => {
+    const body: Record<string, number> = {};
+    if (police.value) body.police_account_id = Number(police.value);
+    try {
+      const upd = await api<Alert>(`/api/v1/alerts/${a.id}/dispatch`, { method: "POST", body: JSON.stringify(body) });
+      done(upd && typeof upd === "object" && "id" in upd ? upd : undefined);
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+      // The dispatch route is not on this server yet: keep the step in the action log.
+      await api(`/api/v1/alerts/${a.id}/actions`, { method: "POST", body: JSON.stringify({ action: "police_dispatched_to_victim", note: body.police_account_id ? `police account ${body.police_account_id}` : undefined }) });
+      status(t("dispatchFallback"));
+      done();
+    }
+    return true;
+  });
+}
+
+export function historyList(log: AlertAction[]): HTMLElement {
+  const ol = h("ol", { class: "history" });
+  for (const x of log) {
+    ol.append(h("li", {}, h("time", { datetime: x.at, text: fmtTime(x.at) }), " · ", h("strong", { text: label(ACTIONS, x.action) }),
+      x.cause ? ` · ${label(CAUSES, x.cause)}` : "", x.note ? ` · “${x.note}”` : "", ` · ${x.actor_role} #${x.actor_account_id}`));
+  }
+  if (!log.length) ol.append(h("li", { text: "—" }));
+  return ol;
+}
+
+async function toggleHistory(li: HTMLElement, a: Alert, btn: HTMLButtonElement): Promise<void> {
+  const old = li.querySelector(".history-box");
+  if (old) { old.remove(); btn.setAttribute("aria-expanded", "false"); return; }
+  const box = h("div", { class: "history-box" });
+  li.append(box);
+  btn.setAttribute("aria-expanded", "true");
+  try {
+    box.append(historyList(await api<AlertAction[]>(`/api/v1/alerts/${a.id}/history`)));
+  } catch (e) {
+    box.append(errorBox(e));
+  }
+}
+
+function alertItem(a: Alert, done: Changed, status: (s: string) => void): HTMLElement {
+  const li = h("li", { class: `alert-item ${a.severity}${a.condition_active ? "" : " cleared"}`, "data-alert-id": a.id, "data-state": a.state });
+  li.append(
+    h("div", { class: "rule", text: label(RULES, a.rule) }),
+    h("div", { text: a.summary }),
+    h("div", { class: "meta", text: `#${a.id} · ${STATES[lang][a.state] ?? a.state} · ${fmtAge(ageSeconds(a.raised_at))}`
+      + (a.condition_active ? "" : ` · ${t("conditionCleared")}`) + (a.late ? " · late" : "") + (a.certainty === "possible" ? " · possible" : "") }),
+  );
+  const bar = h("div", { class: "buttons", role: "group", "aria-label": `${label(RULES, a.rule)} #${a.id}` });
+  const btn = (text: string, cls: string, onclick: () => void) => bar.append(h("button", { type: "button", class: cls, text, onclick }));
+  if (a.state === "raised") {
+    btn(t("ack"), "ack", async () => {
+      try { done(await setState(a.id, { state: "acknowledged" })); } catch (e) { status(errorBox(e).textContent ?? ""); }
+    });
+  }
+  btn(t("actions"), "act", () => actionDialog(a, done));
+  if (a.state !== "dispatched") btn(t("dispatch"), "dispatch", () => dispatchDialog(a, done, status));
+  btn(t("resolve"), "resolve", () => resolveDialog(a, done));
+  const hist = h("button", { type: "button", class: "hist", "aria-expanded": "false", text: t("history") });
+  hist.onclick = () => toggleHistory(li, a, hist);
+  bar.append(hist);
+  li.append(bar);
+  return li;
+}
+
+/** Renders the open alerts of `s` into `ol`, grouped by case and order; notices are counted only. */
+export function renderQueue(ol: HTMLElement, empty: HTMLElement, s: QueueState, done: Changed, status: (s: string) => void): void {
+  // Keep an open history box open across re-renders.
+  const openHistory = new Set([...ol.querySelectorAll<HTMLElement>(".alert-item")].filter((li) => li.querySelector(".history-box")).map((li) => li.dataset.alertId));
+  // ... and keep keyboard focus on the same control of the same alert.
+  const focused = document.activeElement as HTMLElement | null;
+  const focusId = ol.contains(focused) ? focused?.closest<HTMLElement>(".alert-item")?.dataset.alertId : undefined;
+  const focusCls = focused?.className;
+  ol.replaceChildren();
+  // Informational notices (the offender is in the wider area) are for the victim's app; in the
+  // queue they would teach officers to skim, so they are only counted here.
+  const open = [...s.alerts.values()].filter((a) => a.state !== "resolved");
+  const notices = open.filter((a) => a.severity === "info").length;
+  const active = open.filter((a) => a.severity !== "info");
+  empty.hidden = active.length > 0;
+  if (notices > 0) ol.append(h("li", { class: "notice-count", text: `+ ${notices} ${t("notices")}` }));
+  const rank = (a: Alert) => (a.severity === "critical" ? 2 : a.severity === "warning" ? 1 : 0);
+  const groups = new Map<string, Alert[]>();
+  for (const a of active) {
+    const key = a.case_id != null ? `c${a.case_id}/o${a.order_id ?? "-"}` : `d${a.device_id ?? a.id}`;
+    groups.set(key, [...(groups.get(key) ?? []), a]);
+  }
+  const sorted = [...groups.values()].map((g) => g.sort((a, b) => rank(b) - rank(a) || Date.parse(b.updated_at) - Date.parse(a.updated_at)))
+    .sort((a, b) => rank(b[0]) - rank(a[0]) || Date.parse(b[0].updated_at) - Date.parse(a[0].updated_at));
+  for (const g of sorted) {
+    const head = g[0];
+    const inner = h("ol", { class: "group-items" });
+    for (const a of g) {
+      const li = alertItem(a, done, status);
+      inner.append(li);
+      if (openHistory.has(String(a.id))) li.querySelector<HTMLButtonElement>(".hist")?.click();
+    }
+    const title = head.case_id != null
+      ? h("a", { href: `#/cases/${head.case_id}`, text: `${t("case")} ${caseRef(s, head.case_id)}` })
+      : h("span", { text: `${t("device")} #${head.device_id ?? "?"}` });
+    ol.append(h("li", { class: `alert-group ${head.severity}`, "aria-label": `${t("group")}: ${g.length}` },
+      h("div", { class: "group-head" }, title, g.length > 1 ? ` · ${g.length} ${t("alerts")}` : ""), inner));
+  }
+  if (focusId && focusCls) {
+    const again = ol.querySelector<HTMLElement>(`[data-alert-id="${focusId}"] button.${focusCls.split(" ")[0]}`)
+      ?? ol.querySelector<HTMLElement>(`[data-alert-id="${focusId}"] button`);
+    again?.focus();
+  }
+}
+
+export const isForbidden = (e: unknown): boolean => e instanceof ApiError && e.status === 403;

@@ -1,0 +1,70 @@
+// The access log for auditors: every decision (allowed or refused) with who, what, which case
+// and the stated purpose; filters; and a check that each record links to the one before it.
+import { api } from "../shared/api";
+import { t } from "./i18n";
+import { errorBox, field, h } from "./util";
+
+interface Rec {
+  seq: number; time_us: number; actor_kind: string; actor_id: number; actor_role: string; action: string;
+  case_id?: number | null; person_id?: number | null; device_id?: number | null;
+  purpose_code?: string | null; purpose_text?: string | null; outcome: string; details: string; prev_hash: string; hash: string;
+}
+
+const PAGE = 5000;
+const MAX_PAGES = 20;
+
+export async function auditScreen(root: HTMLElement): Promise<() => void> {
+  root.append(h("h2", { text: t("navAudit") }));
+  const recs: Rec[] = [];
+  try {
+    for (let page = 0, after = 0; page < MAX_PAGES; page++) {
+      const rows = await api<Rec[]>(`/api/v1/audit?after=${after}&limit=${PAGE}`);
+      recs.push(...rows.filter((r) => r && typeof r.seq === "number"));
+      if (rows.length < PAGE) break;
+      after = recs[recs.length - 1].seq;
+    }
+  } catch (e) {
+    root.append(errorBox(e));
+    return () => {};
+  }
+  // Each record's prev_hash must be the hash of the record before it. (The hashes themselves
+  // are verified by `bulwark audit verify` on the server; this is the visible part of it.)
+  let broken: number | null = null;
+  for (let i = 1; i < recs.length; i++) {
+    if (recs[i].seq === recs[i - 1].seq + 1 && recs[i].prev_hash !== recs[i - 1].hash) { broken = recs[i].seq; break; }
+  }
+  root.append(h("p", { id: "chain-status", class: broken == null ? "ok" : "error", role: "status",
+    text: broken == null ? `${t("chainOk")} · ${recs.length} ${t("records")}` : `${t("chainBroken")} ${broken}` }));
+
+  const action = h("input", { name: "action", list: "audit-actions", placeholder: "read_track" });
+  const actor = h("input", { name: "actor", type: "number", min: 0 });
+  const caseIn = h("input", { name: "case", type: "number", min: 0 });
+  const outcome = h("input", { name: "outcome", placeholder: "allowed / denied" });
+  const text = h("input", { name: "text", type: "search" });
+  const datalist = h("datalist", { id: "audit-actions" }, ...[...new Set(recs.map((r) => r.action))].sort().map((a) => h("option", { value: a })));
+  const tbody = h("tbody", {});
+  const count = h("p", { role: "status" });
+  const render = () => {
+    const f = recs.filter((r) => (!action.value || r.action === action.value.trim())
+      && (!actor.value || r.actor_id === Number(actor.value))
+      && (!caseIn.value || r.case_id === Number(caseIn.value))
+      && (!outcome.value || r.outcome.startsWith(outcome.value.trim()))
+      && (!text.value || `${r.details} ${r.purpose_text ?? ""} ${r.purpose_code ?? ""}`.toLowerCase().includes(text.value.toLowerCase())));
+    const shown = f.slice(-500).reverse();
+    count.textContent = `${f.length} ${t("records")}${f.length > shown.length ? ` (${shown.length})` : ""}`;
+    tbody.replaceChildren(...shown.map((r) => h("tr", { "data-action": r.action },
+      h("td", { text: String(r.seq) }), h("td", { text: new Date(r.time_us / 1000).toLocaleString() }),
+      h("td", { text: `${r.actor_role} #${r.actor_id}` }), h("td", { text: r.action }), h("td", { text: r.case_id != null ? String(r.case_id) : "—" }),
+      h("td", { class: "purpose", text: r.purpose_code ? `${r.purpose_code}: ${r.purpose_text ?? ""}` : "—" }),
+      h("td", { text: r.outcome }), h("td", { class: "details", text: r.details }))));
+  };
+  const form = h("form", { class: "filters", role: "search", "aria-label": t("auditFilter") },
+    field("action", action), field(`${t("actor")} #`, actor), field(`${t("case")} #`, caseIn), field(t("outcome"), outcome), field(t("details"), text), datalist);
+  form.oninput = render;
+  form.onsubmit = (e) => e.preventDefault();
+  root.append(form, count, h("table", { class: "audit" },
+    h("thead", {}, h("tr", {}, ...["seq", t("time"), t("actor"), "action", t("case"), t("purpose"), t("outcome"), t("details")].map((x) => h("th", { scope: "col", text: x })))),
+    tbody));
+  render();
+  return () => {};
+}

@@ -1,0 +1,136 @@
+// Korean (default) and English strings of the console. Every visible text goes through `t`.
+export type Lang = "ko" | "en";
+
+const KO = {
+  title: "관제", alerts: "경보", noAlerts: "진행 중인 경보 없음", people: "위치", parties: "당사자",
+  usernameLabel: "아이디", passwordLabel: "비밀번호", totpLabel: "인증 코드 (등록한 경우)",
+  loginFailed: "아이디, 비밀번호 또는 코드가 틀렸습니다", signIn: "로그인", signOut: "로그아웃",
+  offender: "가해자", protected: "피해자",
+  ago: "전", sec: "초", min: "분", hour: "시간", accuracy: "정확도", live: "실시간 연결됨",
+  reconnecting: "연결 끊김 — 재연결 중…", stale: "오래된 위치",
+  tilesOffline: "지도 타일을 불러올 수 없습니다 — 격자 배경으로 표시합니다",
+  ack: "확인", resolve: "종결", dispatch: "출동 요청", actions: "조치 기록", history: "이력",
+  conditionCleared: "조건 해소됨", notices: "참고 알림", battery: "배터리", charging: "충전 중",
+  signal: "신호", lastSeen: "마지막 수신", never: "수신 없음",
+  navLive: "실시간 지도", navCases: "사건", navReplay: "궤적 재생", navMeasures: "경보 지표",
+  navUnknown: "미등록 장치", navAccounts: "계정", navCourt: "법원", navAudit: "접근 기록",
+  mainNav: "주 메뉴", language: "언어 / Language",
+  forbidden: "이 화면을 볼 권한이 없습니다 (역할에 허용되지 않음).",
+  notAvailable: "아직 서버에서 제공되지 않는 기능입니다 (준비 중).",
+  loadFailed: "불러오지 못했습니다", loading: "불러오는 중…",
+  case: "사건", cases: "사건 목록", devices: "장치", orders: "명령", zones: "구역", timeline: "경과",
+  validFrom: "효력 시작", validTo: "효력 종료", validNow: "효력 중", notValid: "효력 없음",
+  noApproach: "접근금지 거리", warning: "경고 거리", disclosure: "공개 반경",
+  kind: "종류", label: "이름", delete: "삭제", editZones: "구역 편집", addCircle: "원 추가",
+  addPolygon: "다각형 추가", finishPolygon: "다각형 완료", radius: "반경 (m)", reasons: "사유",
+  saveVersion: "새 명령 버전 저장", cancel: "취소", save: "저장", close: "닫기",
+  clickCentre: "지도에서 원의 중심을 클릭하세요", clickVertices: "지도에서 꼭짓점을 차례로 클릭한 뒤 ‘다각형 완료’를 누르세요",
+  versionSaved: "새 명령 버전이 저장되었습니다", reasonsRequired: "사유를 10자 이상 입력하세요",
+  device: "장치", from: "시작", to: "끝", purpose: "열람 목적", purposeText: "목적 설명 (10자 이상)",
+  showTrack: "궤적 보기", play: "재생", pause: "일시정지", time: "시각", source: "출처", flags: "플래그",
+  noFixes: "이 구간에 위치 기록이 없습니다", fixes: "위치",
+  cause: "종결 사유", note: "메모", resolveTitle: "경보 종결", actionTitle: "조치 기록",
+  action: "조치", record: "기록", dispatchTitle: "경찰 출동 요청", policeAccount: "경찰 계정 번호 (선택)",
+  dispatchFallback: "출동 API가 아직 없어 ‘경찰 출동’ 조치로 기록했습니다",
+  register: "등록", hardwareId: "장치 식별번호", protocol: "프로토콜", owner: "착용자 번호", token: "장치 토큰 (native)",
+  firstSeen: "처음", attempts: "시도", registered: "등록되었습니다", noUnknown: "미등록 장치 없음",
+  petitions: "신청", review: "검토", decide: "결정", decision: "결정", conditions: "조건 (JSON, 선택)",
+  versions: "명령 버전", extend: "연장", extendDays: "연장 일수", orderId: "명령 번호",
+  auditFilter: "필터", actor: "행위자", outcome: "결과", details: "내용", chainOk: "해시 연결 일관됨 (prev_hash = 이전 hash)",
+  chainBroken: "해시 연결이 끊김: 기록", records: "건", onlyTrackReads: "궤적 열람만",
+  measuresWindow: "기간", alertsCount: "경보 수", perCaseDay: "사건·일당 경보", timeToAck: "확인까지 시간",
+  timeToDispatch: "출동까지 시간", median: "중앙값", p90: "90백분위", falseAlarm: "오경보 비율", perRule: "규칙별",
+  perCause: "사유별", count: "건수", resolved: "종결", noCase: "사건 없음", group: "같은 사건의 경보",
+  username: "아이디", role: "역할", skip: "본문으로 건너뛰기", partyApp: "피해자·대상자는 /app/ 앱을 사용하세요.", none: "없음", of: "/", refresh: "새로고침",
+} as const;
+export type Key = keyof typeof KO;
+
+const EN: Record<Key, string> = {
+  title: "Monitoring", alerts: "Alerts", noAlerts: "No active alerts", people: "Positions", parties: "People",
+  usernameLabel: "Username", passwordLabel: "Password", totpLabel: "Code (if enrolled)",
+  loginFailed: "Wrong username, password or code", signIn: "Sign in", signOut: "Sign out",
+  offender: "Offender", protected: "Protected person",
+  ago: "ago", sec: "s", min: "min", hour: "h", accuracy: "accuracy", live: "Live",
+  reconnecting: "Disconnected — reconnecting…", stale: "stale position",
+  tilesOffline: "Map tiles unavailable — showing a plain grid",
+  ack: "Acknowledge", resolve: "Resolve", dispatch: "Dispatch police", actions: "Record action", history: "History",
+  conditionCleared: "condition cleared", notices: "notices", battery: "battery", charging: "charging",
+  signal: "signal", lastSeen: "last seen", never: "never reported",
+  navLive: "Live map", navCases: "Cases", navReplay: "Track replay", navMeasures: "Alert measures",
+  navUnknown: "Unknown devices", navAccounts: "Accounts", navCourt: "Court", navAudit: "Access log",
+  mainNav: "Main menu", language: "Language / 언어",
+  forbidden: "You are not permitted to see this screen (not allowed for your role).",
+  notAvailable: "Not available yet on this server.",
+  loadFailed: "Could not load", loading: "Loading…",
+  case: "Case", cases: "Cases", devices: "Devices", orders: "Orders", zones: "Zones", timeline: "Timeline",
+  validFrom: "Valid from", validTo: "Valid to", validNow: "in force", notValid: "not in force",
+  noApproach: "No-approach distance", warning: "Warning distance", disclosure: "Disclosure radius",
+  kind: "Kind", label: "Label", delete: "Delete", editZones: "Edit zones", addCircle: "Add circle",
+  addPolygon: "Add polygon", finishPolygon: "Finish polygon", radius: "Radius (m)", reasons: "Reasons",
+  saveVersion: "Save as new order version", cancel: "Cancel", save: "Save", close: "Close",
+  clickCentre: "Click the circle's centre on the map", clickVertices: "Click the vertices on the map, then press ‘Finish polygon’",
+  versionSaved: "New order version saved", reasonsRequired: "Give reasons of at least 10 characters",
+  device: "Device", from: "From", to: "To", purpose: "Purpose", purposeText: "Purpose in a sentence (10+ characters)",
+  showTrack: "Show track", play: "Play", pause: "Pause", time: "Time", source: "Source", flags: "Flags",
+  noFixes: "No positions in this window", fixes: "positions",
+  cause: "Cause", note: "Note", resolveTitle: "Resolve alert", actionTitle: "Record an action",
+  action: "Action", record: "Record", dispatchTitle: "Dispatch police", policeAccount: "Police account id (optional)",
+  dispatchFallback: "Dispatch API not available yet: recorded as ‘police dispatched’ action",
+  register: "Register", hardwareId: "Hardware id", protocol: "Protocol", owner: "Wearer (person id)", token: "Device token (native)",
+  firstSeen: "First seen", attempts: "Attempts", registered: "Registered", noUnknown: "No unknown devices",
+  petitions: "Petitions", review: "Review", decide: "Decide", decision: "Decision", conditions: "Conditions (JSON, optional)",
+  versions: "Order versions", extend: "Extend", extendDays: "Days to extend", orderId: "Order id",
+  auditFilter: "Filter", actor: "Actor", outcome: "Outcome", details: "Details", chainOk: "Hash chain links consistent (prev_hash = previous hash)",
+  chainBroken: "Hash chain broken at record", records: "records", onlyTrackReads: "Track reads only",
+  measuresWindow: "Window", alertsCount: "Alerts", perCaseDay: "Alerts per case-day", timeToAck: "Time to acknowledge",
+  timeToDispatch: "Time to dispatch", median: "median", p90: "90th percentile", falseAlarm: "False-alarm share", perRule: "Per rule",
+  perCause: "Per cause", count: "count", resolved: "Resolved", noCase: "no case", group: "Alerts of the same case",
+  username: "Username", role: "Role", skip: "Skip to content", partyApp: "Victims and offenders use the app at /app/.", none: "none", of: "of", refresh: "Refresh",
+};
+
+export const RULES: Record<Lang, Record<string, string>> = {
+  ko: { proximity_violation: "접근금지 위반", proximity_warning: "접근 경고", zone_violation: "보호구역 침입",
+    sos: "긴급 SOS", tamper: "훼손", device_battery: "배터리", device_offline: "장치 무응답", protection_degraded: "보호 저하",
+    proximity_notice: "주변 접근 알림", boundary_grazing: "경계 배회", device_no_fix: "위치 신호 없음",
+    ingest_backlog: "서버 처리 지연", test: "시험 알림" },
+  en: { proximity_violation: "No-approach violation", proximity_warning: "Approach warning", zone_violation: "Exclusion zone entered",
+    sos: "SOS", tamper: "Tamper", device_battery: "Battery", device_offline: "Device silent", protection_degraded: "Protection degraded",
+    proximity_notice: "In the area", boundary_grazing: "Boundary grazing", device_no_fix: "No position fix",
+    ingest_backlog: "Server behind on ingest", test: "Test alert" },
+};
+export const STATES: Record<Lang, Record<string, string>> = {
+  ko: { raised: "발생", acknowledged: "확인됨", dispatched: "출동", resolved: "종결" },
+  en: { raised: "raised", acknowledged: "acknowledged", dispatched: "dispatched", resolved: "resolved" },
+};
+/** Resolution causes (server: `RESOLUTION_CAUSES`). */
+export const CAUSES: Record<Lang, Record<string, string>> = {
+  ko: { true_violation: "실제 위반", gps_error: "GPS 오류", device_fault: "장치 고장", victim_phone_problem: "피해자 휴대폰 문제", test: "시험", other: "기타" },
+  en: { true_violation: "True violation", gps_error: "GPS error", device_fault: "Device fault", victim_phone_problem: "Victim's phone problem", test: "Test", other: "Other" },
+};
+/** Steps recorded without a state change (server: `ALERT_ACTIONS`), plus the logged state changes. */
+export const ACTIONS: Record<Lang, Record<string, string>> = {
+  ko: { victim_called: "피해자 통화", offender_called: "가해자 통화", officer_dispatched_to_offender: "보호관찰관 가해자 출동",
+    police_dispatched_to_victim: "경찰 피해자 출동", note: "메모", raise: "발생", acknowledge: "확인", dispatch: "출동", resolve: "종결" },
+  en: { victim_called: "Victim called", offender_called: "Offender called", officer_dispatched_to_offender: "Officer dispatched to offender",
+    police_dispatched_to_victim: "Police dispatched to victim", note: "Note", raise: "Raised", acknowledge: "Acknowledged", dispatch: "Dispatched", resolve: "Resolved" },
+};
+export const RECORDABLE = ["victim_called", "offender_called", "officer_dispatched_to_offender", "police_dispatched_to_victim", "note"];
+export const PURPOSES: Record<Lang, Record<string, string>> = {
+  ko: { alert_response: "경보 대응", investigation: "수사", court_request: "법원 요청", supervision: "감독", evidence_export: "증거 반출", data_subject_request: "정보주체 요청" },
+  en: { alert_response: "Alert response", investigation: "Investigation", court_request: "Court request", supervision: "Supervision", evidence_export: "Evidence export", data_subject_request: "Data subject request" },
+};
+export const ZONE_KINDS = ["home", "work", "school", "other"];
+export const ZONE_KIND_LABELS: Record<Lang, Record<string, string>> = {
+  ko: { home: "집", work: "직장", school: "학교", other: "기타" },
+  en: { home: "Home", work: "Work", school: "School", other: "Other" },
+};
+
+export let lang: Lang = localStorage.getItem("bw-lang") === "en" ? "en" : "ko";
+export function setLang(l: Lang): void {
+  lang = l;
+  localStorage.setItem("bw-lang", l);
+  document.documentElement.lang = l;
+}
+export const t = (k: Key): string => (lang === "ko" ? KO[k] : EN[k]);
+/** A label from one of the tables above, falling back to the code itself. */
+export const label = (table: Record<Lang, Record<string, string>>, code: string): string => table[lang][code] ?? code;

@@ -1,0 +1,109 @@
+// Small DOM helpers, the shared wire types, and how every screen reports a refusal.
+import { ApiError } from "../shared/api";
+import { t } from "./i18n";
+
+type Attrs = Record<string, string | number | boolean | null | undefined | ((e: Event) => void)>;
+type Child = Node | string | null | undefined | false;
+
+/** Creates an element; `on*` attributes become listeners, `false`/`null` attributes are skipped. */
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (typeof v === "function") e.addEventListener(k.slice(2).toLowerCase(), v);
+    else if (k === "text") e.textContent = String(v);
+    else if (v === true) e.setAttribute(k, "");
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of children) if (c != null && c !== false) e.append(c);
+  return e;
+}
+
+let uid = 0;
+/** A labelled form field: `<label for>` + control. */
+export function field(text: string, control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement): HTMLElement {
+  if (!control.id) control.id = `f${++uid}`;
+  return h("div", { class: "field" }, h("label", { for: control.id, text }), control);
+}
+
+export function select(options: [string, string][], value?: string, attrs: Attrs = {}): HTMLSelectElement {
+  const s = h("select", attrs);
+  for (const [v, l] of options) s.append(h("option", { value: v, selected: v === value, text: l }));
+  return s;
+}
+
+/** A screen-level message for an error: 403 says "not permitted", 404 "not available yet". */
+export function errorBox(e: unknown): HTMLElement {
+  let text: string;
+  if (e instanceof ApiError && e.status === 403) text = `${t("forbidden")} (${e.code})`;
+  else if (e instanceof ApiError && (e.status === 404 || e.status === 405)) text = t("notAvailable");
+  else text = `${t("loadFailed")}: ${(e as Error).message ?? String(e)}`;
+  return h("p", { class: "error", role: "alert", text });
+}
+export const isMissing = (e: unknown): boolean => e instanceof ApiError && (e.status === 404 || e.status === 405);
+
+export let skewMs = 0;
+export function setSkew(serverTime: string): void {
+  skewMs = Date.parse(serverTime) - Date.now();
+}
+export const ageSeconds = (iso: string): number => Math.max(0, (Date.now() + skewMs - Date.parse(iso)) / 1000);
+export function fmtAge(s: number): string {
+  if (s < 90) return `${Math.round(s)}${t("sec")} ${t("ago")}`;
+  if (s < 5400) return `${Math.round(s / 60)}${t("min")} ${t("ago")}`;
+  return `${Math.round(s / 3600)}${t("hour")} ${t("ago")}`;
+}
+export const fmtTime = (iso: string): string => new Date(iso).toLocaleString();
+export const fmtDur = (s: number | null | undefined): string =>
+  s == null ? "—" : s < 120 ? `${s.toFixed(0)}${t("sec")}` : `${(s / 60).toFixed(1)}${t("min")}`;
+
+// A position older than this is shown as stale (grey marker, warning in the list).
+export const STALE_AFTER_S = 120;
+
+export interface Position {
+  fix_id?: number;
+  device_id: number;
+  person_id?: number | null;
+  role?: string | null;
+  lat: number;
+  lon: number;
+  accuracy_m?: number | null;
+  course_deg?: number | null;
+  speed_mps?: number | null;
+  device_time: string;
+  received_time?: string;
+  source: string;
+  flags?: string[];
+}
+export interface Alert {
+  id: number;
+  case_id?: number | null;
+  order_id?: number | null;
+  device_id?: number | null;
+  rule: string;
+  severity: string;
+  state: string;
+  summary: string;
+  raised_at: string;
+  updated_at: string;
+  condition_active: boolean;
+  late?: boolean;
+  certainty?: string;
+  escalation_level?: number;
+}
+export type Shape =
+  | { type: "circle"; lat: number; lon: number; radius_m: number }
+  | { type: "polygon"; ring: [number, number][] };
+export interface Zone { id?: number; label: string; kind: string; shape: Shape; schedule?: unknown }
+export interface Order {
+  id: number; case_id: number; kind: string; valid_from: string; valid_to?: string | null;
+  no_approach_m: number; warning_m: number; disclosure_radius_m: number; zones: Zone[];
+}
+export interface Case { id: number; reference: string; offender_id: number; protected_ids: number[] }
+export interface Person { id: number; role: string; display_name: string }
+export interface Health {
+  reported_at: string; battery_percent?: number | null; charging?: boolean | null; signal?: number | null; satellites?: number | null;
+}
+export interface Device { id: number; kind: string; protocol: string; hardware_id: string; owner_id?: number | null; health?: Health | null }
+export interface Snapshot { server_time: string; orders: Order[]; alerts: Alert[]; positions: Position[]; cases: Case[] }
+export interface AlertAction { id: number; alert_id: number; at: string; actor_account_id: number; actor_role: string; action: string; cause?: string | null; note?: string | null }
+export interface Me { account_id: number; role: string; person_id?: number | null; case_ids: number[] }
