@@ -50,18 +50,13 @@ const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
     (
         "watch",
         &[28, 64, 67, 70, 162, 165, 168, 171],
-        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design (status \
-         and alarms of these frames are still decoded)",
+        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design (status, \
+         alarms and the cell and Wi-Fi lists of these frames are still decoded)",
     ),
     (
         "watch",
         &[85, 185],
         "blood pressure (BLOOD) and voice messages (TK audio) are not decoded",
-    ),
-    (
-        "h02",
-        &[46],
-        "VP1 report with cell data only in a vendor layout (no position)",
     ),
     (
         "h02",
@@ -515,4 +510,81 @@ fn golden_frame_cases() {
     }
     println!("{n} frame cases, {} failed", failures.len());
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Total cells and access points decoded from one vector file, and the scans by line.
+fn scans(file: &str) -> BTreeMap<u32, protocols::NetworkScan> {
+    let doc = load(file);
+    let cases = doc["cases"].as_array().cloned().unwrap_or_default();
+    let mut groups: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for c in &cases {
+        groups
+            .entry(c["test"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(c);
+    }
+    let mut out = BTreeMap::new();
+    for group in groups.values() {
+        let mut dec = Decoder::new(file);
+        for case in group {
+            let line = case["line"].as_u64().unwrap_or(0) as u32;
+            for m in dec.decode(case).unwrap_or_default() {
+                if let Some(n) = m.network {
+                    out.insert(line, n);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_vectors_with_cells_and_wifi_decode_them() {
+    let cell = |s: &protocols::NetworkScan, i: usize| {
+        let c = &s.cells[i];
+        (c.mcc, c.mnc, c.lac, c.cell_id)
+    };
+    // GT06: a serving cell after the GPS block (even when the position is (0, 0)), multi-cell
+    // frames, and AZ735's cell and Wi-Fi lists.
+    let gt06 = scans("gt06");
+    assert_eq!(cell(&gt06[&330], 0), (310, 260, 52106, 48883));
+    assert_eq!(
+        gt06[&188].cells.len(),
+        2,
+        "WANWAY S20 0x24 with its own count"
+    );
+    let az = &gt06[&402];
+    assert_eq!((az.cells.len(), az.wifi.len()), (5, 8));
+    assert_eq!(cell(az, 0), (510, 10, 1551, 27164));
+    assert_eq!(az.wifi[0].mac, "44:d9:e7:f7:e1:77");
+    assert_eq!(az.wifi[0].rssi, Some(-61));
+    // Watch: cells and Wi-Fi after the status word, also from (0, 0) reports.
+    let watch = scans("watch");
+    let w = &watch[&61];
+    assert_eq!(cell(w, 0), (425, 1, 10223, 8012811));
+    assert_eq!(w.wifi.len(), 3);
+    assert_eq!(w.wifi[1].mac, "a8:3f:a1:e0:66:ba");
+    assert_eq!(
+        watch[&165].cells.len(),
+        5,
+        "a (0, 0) report still carries its cells"
+    );
+    assert_eq!(watch[&171].wifi.len(), 5, "Wi-Fi only, no cells");
+    // H02: NBR neighbour lists and the cell-only VP1.
+    let h02 = scans("h02");
+    assert_eq!(h02[&118].cells.len(), 6);
+    assert_eq!(cell(&h02[&118], 0), (722, 310, 8106, 32010));
+    assert_eq!(cell(&h02[&46], 2), (470, 2, 92, 1340));
+    let total: usize = [&gt06, &watch, &h02]
+        .iter()
+        .flat_map(|m| m.values())
+        .map(|s| s.cells.len() + s.wifi.len())
+        .sum();
+    println!(
+        "network scans: gt06 {}, watch {}, h02 {}, teltonika {}; {total} cells and access points",
+        gt06.len(),
+        watch.len(),
+        h02.len(),
+        scans("teltonika").len()
+    );
 }
