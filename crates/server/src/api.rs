@@ -410,6 +410,7 @@ async fn latest_positions(
                 device_time: ts(f.device_time),
                 received_time: ts(f.received_time),
                 flags: flag_names(f.flags),
+                network: None,
             }
         })
         .collect())
@@ -476,6 +477,14 @@ pub async fn track(
     )
     .await?;
     let fixes = s.store.track(DeviceId(id), from, to, 10_000).await?;
+    // The cell towers and access points reported in the same frames.
+    let mut scans: std::collections::HashMap<FixId, store::NetworkScan> = s
+        .store
+        .network_scans_of_fixes(fixes.iter().filter_map(|f| f.id).collect())
+        .await?
+        .into_iter()
+        .filter_map(|n| Some((n.fix_id?, n)))
+        .collect();
     Ok(Json(
         fixes
             .into_iter()
@@ -494,9 +503,74 @@ pub async fn track(
                 device_time: ts(f.device_time),
                 received_time: ts(f.received_time),
                 flags: flag_names(f.flags),
+                network: f.id.and_then(|i| scans.remove(&i)).map(Into::into),
             })
             .collect(),
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HealthQuery {
+    /// RFC 3339 start (inclusive), compared with the time each report was received.
+    pub from: String,
+    /// RFC 3339 end (exclusive).
+    pub to: String,
+}
+
+/// A device's health reports in a time window (at most 10,000, oldest first), each as the
+/// device sent it: battery, charging, signal, satellites, body contact. Decided like the
+/// device status of the case summary (`view_case` on the case of the device's wearer); in
+/// the offender's own view, only his own devices. A device in no case: administrators only.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/health", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), HealthQuery),
+    responses((status = 200, body = [DeviceHealthDto]), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn device_health_history(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<HealthQuery>,
+) -> Result<Json<Vec<DeviceHealthDto>>, ApiError> {
+    let from = parse_ts("from", &q.from)?;
+    let to = parse_ts("to", &q.to)?;
+    let owner = s
+        .store
+        .list_devices()
+        .await?
+        .into_iter()
+        .find(|d| d.id == DeviceId(id))
+        .and_then(|d| d.owner);
+    let cases = s.store.list_cases().await?;
+    let case = owner.and_then(|o| cases.iter().find(|k| authz::party(k, o)));
+    let details = format!("device {id} health from {} to {}", q.from, q.to);
+    match case {
+        Some(k) => {
+            let precision = authz::check(
+                &s,
+                &c,
+                Action::ViewCase,
+                Resource {
+                    case: Some(k.id),
+                    ..Default::default()
+                },
+                &details,
+            )
+            .await?;
+            // The offender's view holds his own data only, never a protected person's device.
+            if precision == Precision::OffenderView && owner != c.principal.person {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "you may read only your own devices",
+                ));
+            }
+        }
+        None => authz::intake(&s, &c, None, &details).await?,
+    }
+    let reports = s
+        .store
+        .device_health_history(DeviceId(id), from, to, 10_000)
+        .await?;
+    Ok(Json(reports.into_iter().map(Into::into).collect()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

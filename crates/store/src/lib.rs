@@ -20,11 +20,13 @@
 mod lifecycle;
 mod migrations;
 mod outbox;
+mod scans;
 mod sqlite;
 mod status;
 
 pub use lifecycle::*;
 pub use outbox::*;
+pub use scans::*;
 pub use sqlite::*;
 pub use status::*;
 

@@ -165,10 +165,17 @@ impl Conn {
 
         let suspect_frame = m.integrity.is_suspect();
         let mut fixes = Vec::with_capacity(m.fixes.len());
+        // Index in `fixes` of each decoded fix that passed validation.
+        let mut stored_index = vec![None; m.fixes.len()];
         for (i, f) in m.fixes.iter().enumerate() {
             let raw = ingest::raw_from_decoded(f, suspect_frame);
             match ingest::validate(&self.state, device.id, raw, received, i) {
-                Ok(fix) => fixes.push(fix),
+                Ok(fix) => {
+                    if let Some(slot) = stored_index.get_mut(i) {
+                        *slot = Some(fixes.len());
+                    }
+                    fixes.push(fix)
+                }
                 Err(e) => {
                     let code = e.code.spec().0;
                     metrics::counter!("bulwark_ingest_rejected_total", "door" => self.door(), "code" => code)
@@ -203,9 +210,23 @@ impl Conn {
             });
         }
 
-        if !fixes.is_empty() || !events.is_empty() {
+        let scans: Vec<store::NewScan> = m
+            .network
+            .as_ref()
+            .and_then(|n| ingest::scan_from_decoded(&self.state, device.id, n, &m.fixes, received))
+            .map(|(scan, fix)| store::NewScan {
+                scan,
+                fix: fix.and_then(|i| stored_index.get(i).copied().flatten()),
+            })
+            .into_iter()
+            .collect();
+
+        if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
             let n = fixes.len();
-            if let Err(e) = ingest::store_reports(&self.state, self.door(), fixes, events).await {
+            if let Err(e) =
+                ingest::store_reports_with_scans(&self.state, self.door(), fixes, events, scans)
+                    .await
+            {
                 // Not acknowledged: the device keeps the record and resends it.
                 tracing::error!(protocol = self.door(), device = %device.id, code = e.code.spec().0, error = %e.message, fixes = n, "store failed; closing without ack");
                 return Err(Close::new("store error; not acknowledged"));
