@@ -196,6 +196,10 @@ impl Codec for Gt06Codec {
     fn identity(&self) -> Option<&str> {
         self.imei.as_deref()
     }
+
+    fn set_model(&mut self, model: Option<&str>) {
+        Gt06Codec::set_model(self, model);
+    }
 }
 
 /// A parsed frame envelope.

@@ -101,6 +101,19 @@ pub async fn create_device(
             "token: required for native devices",
         ));
     }
+    let model = req.model.map(|m| m.trim().to_string());
+    if let Some(m) = &model
+        && (m.is_empty()
+            || m.len() > 40
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "model: 1 to 40 letters, digits, `-` or `_`",
+        ));
+    }
     let d = s
         .store
         .create_device(
@@ -112,8 +125,11 @@ pub async fn create_device(
             now(),
         )
         .await?;
+    if model.is_some() {
+        s.store.set_device_model(d.id, model.clone()).await?;
+    }
     s.pipeline.sync_roster().await;
-    Ok((StatusCode::CREATED, Json(d.into())))
+    Ok((StatusCode::CREATED, Json(DeviceDto { model, ..d.into() })))
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "setup", security(("staff_token" = [])),
@@ -125,6 +141,8 @@ pub async fn list_devices(
     let visible = registry_scope(&s, &c).await?;
     let health: std::collections::HashMap<DeviceId, store::DeviceHealth> =
         s.store.device_health().await?.into_iter().collect();
+    let mut models: std::collections::HashMap<DeviceId, String> =
+        s.store.device_models().await?.into_iter().collect();
     Ok(Json(
         s.store
             .list_devices()
@@ -135,6 +153,7 @@ pub async fn list_devices(
                 let h = health.get(&d.id).copied();
                 DeviceDto {
                     health: h.map(Into::into),
+                    model: models.remove(&d.id),
                     ..DeviceDto::from(d)
                 }
             })

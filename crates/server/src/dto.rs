@@ -75,6 +75,12 @@ pub struct NewDevice {
     pub owner_id: Option<i64>,
     /// Secret the device presents (native batch API: `Authorization: Bearer`). Stored hashed.
     pub token: Option<String>,
+    /// The device model, when its firmware has its own frame layouts (GT06: `LW4G-4B`,
+    /// `SEEWORLD`, `R11`, `NT20`, `XT40`, `G18`, `VL103`, `QH302R`…; see docs/protocols.md).
+    /// Up to 40 letters, digits, `-` or `_`.
+    #[serde(default)]
+    #[schema(example = "LW4G-4B")]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,6 +90,9 @@ pub struct DeviceDto {
     pub protocol: String,
     pub hardware_id: String,
     pub owner_id: Option<i64>,
+    /// The device model, when registered with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The latest health report, if the device sent one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<DeviceHealthDto>,
@@ -128,6 +137,7 @@ impl From<Device> for DeviceDto {
             protocol: d.protocol.to_string(),
             hardware_id: d.hardware_id,
             owner_id: d.owner.map(|o| o.0),
+            model: None,
             health: None,
         }
     }

@@ -635,6 +635,84 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
 }
 
 #[tokio::test]
+async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    // Two GT06 devices send the same LW4G frames (golden vectors, GT06 lines 575 and 579):
+    // a 0x13 status with external power, and a location whose alarm byte 0x19 means hard
+    // acceleration on LW firmware but low battery in the standard layout.
+    let owner = api
+        .post(
+            "/api/v1/people",
+            json!({"role": "offender", "display_name": "O"}),
+        )
+        .await;
+    let lw = api
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "359710040000004", "model": "LW4G-4B", "owner_id": owner["id"]}),
+        )
+        .await;
+    assert_eq!(lw["model"], "LW4G-4B");
+    let plain = api.device("gt06", "359710040000005", None).await;
+    let bad = api
+        .http
+        .post(format!("{}/api/v1/devices", api.base))
+        .bearer_auth(&api.token)
+        .json(&json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "x1", "model": "LW4G; DROP"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let status = unhex("78780a13560604f0830ccf986f0d0a");
+    let location = unhex(
+        "78782516180516150812c804b50ee80880e40805dcf909012e000000986633460604190106c393490d0a",
+    );
+    for imei in ["359710040000004", "359710040000005"] {
+        let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+            .await
+            .unwrap();
+        for frame in [gt06_login(imei, 1), status.clone(), location.clone()] {
+            s.write_all(&frame).await.unwrap();
+            read_n(&mut s, 10).await;
+        }
+    }
+    let lw_id = DeviceId(lw["id"].as_i64().unwrap());
+    let health = r
+        .store
+        .device_health_history(lw_id, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert!(
+        health
+            .iter()
+            .any(|h| h.power_volts.is_some_and(|v| (v - 13.1).abs() < 1e-9)),
+        "LW 0x13 carries external power: {health:?}"
+    );
+    let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
+    let low = |d: DeviceId| {
+        events
+            .iter()
+            .any(|e| e.device_id == d && e.kind == DeviceEventKind::LowBattery)
+    };
+    assert!(!low(lw_id), "hard acceleration is not a low battery");
+    assert!(
+        low(DeviceId(plain)),
+        "without a model the standard layout applies"
+    );
+    let list = api.get("/api/v1/devices").await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == lw["id"]);
+    // The administrator's registry list shows the model.
+    assert_eq!(listed.unwrap()["model"], "LW4G-4B");
+    r.shutdown().await;
+}
+
+#[tokio::test]
 async fn unknown_devices_are_refused_and_listed() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;

@@ -238,7 +238,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 8: device health history (every report, not only the latest) and network scans (cell
     // towers and Wi-Fi access points reported beside or instead of a fix); both purged with
-    // the fixes of the same device and time window.
+    // the fixes of the same device and time window. The device model (GT06 firmware
+    // families with their own layouts).
     r#"
     CREATE TABLE device_health_history (
         id INTEGER PRIMARY KEY,
@@ -265,5 +266,6 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX network_scans_unique ON network_scans(device_id, scan_time, IFNULL(fix_id, 0));
     CREATE INDEX network_scans_fix ON network_scans(fix_id) WHERE fix_id IS NOT NULL;
+    ALTER TABLE devices ADD COLUMN model TEXT;
     "#,
 ];

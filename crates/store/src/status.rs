@@ -115,6 +115,46 @@ impl Store {
         .await
     }
 
+    /// Sets a device's model (e.g. `LW4G-4B`, `NT20`): the tracker listeners pass it to the
+    /// decoder, since some firmware families reuse protocol numbers with their own layouts.
+    pub async fn set_device_model(&self, device: DeviceId, model: Option<String>) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE devices SET model = ?2 WHERE id = ?1",
+                    params![device.0, model],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// The model of every device that has one.
+    pub async fn device_models(&self) -> Result<Vec<(DeviceId, String)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id, model FROM devices WHERE model IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| Ok((DeviceId(r.get(0)?), r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// One device's model, if it has one.
+    pub async fn device_model(&self, device: DeviceId) -> Result<Option<String>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT model FROM devices WHERE id = ?1",
+                    params![device.0],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .unwrap_or(None))
+        })
+        .await
+    }
+
     /// Every device's latest health report.
     pub async fn device_health(&self) -> Result<Vec<(DeviceId, DeviceHealth)>> {
         self.read(|conn| {

@@ -55,6 +55,8 @@ pub(super) struct Conn {
     watch_maker: Option<String>,
     /// Bytes dropped since the last decodable frame.
     garbage: usize,
+    /// The registered model of a device just identified, not yet given to the session.
+    pending_model: Option<Option<String>>,
 }
 
 impl Conn {
@@ -66,7 +68,13 @@ impl Conn {
             device: None,
             watch_maker: None,
             garbage: 0,
+            pending_model: None,
         }
+    }
+
+    /// The model of a device identified since the last call, for the session's decoder.
+    pub(super) fn take_model(&mut self) -> Option<Option<String>> {
+        self.pending_model.take()
     }
 
     fn door(&self) -> &'static str {
@@ -91,7 +99,16 @@ impl Conn {
             .await
         {
             Ok(Some((d, _))) => {
-                tracing::info!(protocol = self.door(), remote = %self.remote, hardware_id = identity, device = %d.id, "device identified");
+                // The model selects firmware-specific layouts for the frames that follow.
+                let model = match store.device_model(d.id).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(protocol = self.door(), device = %d.id, error = %e, "device model not read; standard layouts");
+                        None
+                    }
+                };
+                tracing::info!(protocol = self.door(), remote = %self.remote, hardware_id = identity, device = %d.id, model = ?model, "device identified");
+                self.pending_model = Some(model);
                 self.device = Some((identity.to_string(), d.clone()));
                 Ok(d)
             }
@@ -396,6 +413,9 @@ async fn drain(
             StreamItem::Message(m) => {
                 let identity = session.identity().map(str::to_string);
                 let out = conn.handle(*m, identity.as_deref(), received).await?;
+                if let Some(model) = conn.take_model() {
+                    session.set_model(model.as_deref());
+                }
                 if !out.is_empty() {
                     // A peer that stops reading must not hold the task (and shutdown) forever.
                     match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
