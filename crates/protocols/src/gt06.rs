@@ -18,6 +18,12 @@
 //! minute (÷ 1,800,000 for degrees), speed (1 byte, km/h) and a 16-bit word with course
 //! (bits 0–9), north (bit 10), west (bit 11) and "positioned" (bit 12).
 //!
+//! Most location frames follow the GPS block with the serving cell (MCC, MNC, LAC, cell id),
+//! which is reported as a [`NetworkScan`] for network-based location. Firmware families
+//! reuse protocol numbers with their own layouts: those recognisable from the protocol number
+//! and declared length are chosen automatically (`Variant`), the others need the device model
+//! ([`Gt06Codec::set_model`]; the server passes the registered model after the login).
+//!
 //! # Integrity
 //!
 //! Real devices send frames with wrong lengths or CRCs. The framer accepts a frame whose
