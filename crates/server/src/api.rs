@@ -448,16 +448,16 @@ pub struct TrackQuery {
     pub purpose_text: Option<String>,
 }
 
-/// A device's fixes in a time window (at most 10,000).
-#[utoipa::path(get, path = "/api/v1/devices/{id}/track", tag = "monitoring", security(("staff_token" = [])),
-    params(("id" = i64, Path, description = "Device id"), TrackQuery),
-    responses((status = 200, body = [PositionDto]), (status = 422, body = ErrorBody)))]
-pub async fn track(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<i64>,
-    Query(q): Query<TrackQuery>,
-) -> Result<Json<Vec<PositionDto>>, ApiError> {
+/// Decides (and audits) a read of a device's location history: `read_track` for the
+/// offender's devices, `read_victim_track` for a protected person's, on the case of the
+/// device's wearer, with the stated purpose. Returns the parsed window.
+async fn authorize_history(
+    s: &AppState,
+    c: &Caller,
+    id: i64,
+    q: &TrackQuery,
+    what: &str,
+) -> Result<(UnixMicros, UnixMicros), ApiError> {
     let from = parse_ts("from", &q.from)?;
     let to = parse_ts("to", &q.to)?;
     let device = s
@@ -469,13 +469,13 @@ pub async fn track(
     let owner = device.and_then(|d| d.owner);
     let cases = s.store.list_cases().await?;
     // The case the device's wearer is a party of; a device outside every case has none, and
-    // no one may read its history through this endpoint.
+    // no one may read its history through these endpoints.
     let case = owner.and_then(|o| cases.iter().find(|k| authz::party(k, o)));
     let (action, person) = match (case, owner) {
         (Some(k), Some(o)) if k.offender != o => (Action::ReadVictimTrack, Some(o)),
         _ => (Action::ReadTrack, None),
     };
-    let purpose = match (q.purpose_code, q.purpose_text) {
+    let purpose = match (q.purpose_code.clone(), q.purpose_text.clone()) {
         (None, None) => None,
         (code, text) => Some(audit::Purpose {
             code: code.unwrap_or_default(),
@@ -483,8 +483,8 @@ pub async fn track(
         }),
     };
     authz::check(
-        &s,
-        &c,
+        s,
+        c,
         action,
         Resource {
             case: case.map(|k| k.id),
@@ -492,9 +492,45 @@ pub async fn track(
             purpose,
             ..Default::default()
         },
-        &format!("device {id} from {} to {}", q.from, q.to),
+        &format!("device {id}{what} from {} to {}", q.from, q.to),
     )
     .await?;
+    Ok((from, to))
+}
+
+/// A device's network scans in a time window (at most 10,000, oldest first): the raw cell
+/// towers and Wi-Fi access points it reported, with or without a fix (cell-only and Wi-Fi-only
+/// reports, an SOS from indoors). They locate the wearer, so they are decided and audited
+/// exactly like the track (location history, with a purpose).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/network-scans", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), TrackQuery),
+    responses((status = 200, body = [NetworkScanDto]), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn network_scans(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TrackQuery>,
+) -> Result<Json<Vec<NetworkScanDto>>, ApiError> {
+    let (from, to) = authorize_history(&s, &c, id, &q, " network scans").await?;
+    let scans = s
+        .store
+        .network_scans(DeviceId(id), from, to, 10_000)
+        .await?;
+    Ok(Json(scans.into_iter().map(Into::into).collect()))
+}
+
+/// A device's fixes in a time window (at most 10,000).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/track", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), TrackQuery),
+    responses((status = 200, body = [PositionDto]), (status = 422, body = ErrorBody)))]
+pub async fn track(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TrackQuery>,
+) -> Result<Json<Vec<PositionDto>>, ApiError> {
+    let (from, to) = authorize_history(&s, &c, id, &q, "").await?;
     let fixes = s.store.track(DeviceId(id), from, to, 10_000).await?;
     // The cell towers and access points reported in the same frames.
     let mut scans: std::collections::HashMap<FixId, store::NetworkScan> = s

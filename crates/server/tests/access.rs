@@ -366,6 +366,16 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 200, 403, 403, 403, 200],
         ),
         (
+            // Network scans locate the wearer: the same rule as the track.
+            "get /api/v1/devices/{id}/network-scans",
+            format!(
+                "/api/v1/devices/{}/network-scans?from={from}&to={to}&{PURPOSE}",
+                w.device_a
+            ),
+            None,
+            [401, 403, 200, 403, 403, 403, 200],
+        ),
+        (
             // Like the device status of the case summary (`view_case`): the case's officer,
             // its victim and its offender (his own device); no administrator or auditor.
             "get /api/v1/devices/{id}/health",

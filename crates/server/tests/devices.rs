@@ -631,6 +631,23 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
         "{track}"
     );
     assert_eq!(points[0]["network"]["wifi"], json!([]));
+    // The scans themselves, with or without a fix, under the track's rule (purpose required).
+    let scans_url = format!("/api/v1/devices/{dev}/network-scans?from={from}&to={to}");
+    let no_purpose = api
+        .http
+        .get(format!("{}{scans_url}", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_purpose.status(), reqwest::StatusCode::FORBIDDEN);
+    let scans = api
+        .get(&format!(
+            "{scans_url}&purpose_code=supervision&purpose_text=checking%20the%20device%20health"
+        ))
+        .await;
+    assert_eq!(scans.as_array().map(Vec::len), Some(1), "{scans}");
+    assert_eq!(&scans[0]["cells"], cells);
     r.shutdown().await;
 }
 
