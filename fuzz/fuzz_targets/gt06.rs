@@ -25,4 +25,24 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut codec = protocols::gt06::Gt06Codec::new();
     let _ = codec.decode_frame(bytes, now);
+    // The same bytes as a frame of an identified connection, under each model whose firmware
+    // has its own layouts.
+    let login = [
+        0x78, 0x78, 0x0d, 0x01, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x23, 0x45, 0x00, 0x01, 0x8c,
+        0xdd, 0x0d, 0x0a,
+    ];
+    for model in [
+        None,
+        Some("LW4G-4B"),
+        Some("SEEWORLD"),
+        Some("R11"),
+        Some("NT20"),
+        Some("G18"),
+        Some("QH302R"),
+    ] {
+        let mut codec = protocols::gt06::Gt06Codec::new();
+        codec.set_model(model);
+        let _ = codec.decode_frame(&login, now);
+        let _ = codec.decode_frame(bytes, now);
+    }
 });

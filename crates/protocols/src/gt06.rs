@@ -18,6 +18,12 @@
 //! minute (÷ 1,800,000 for degrees), speed (1 byte, km/h) and a 16-bit word with course
 //! (bits 0–9), north (bit 10), west (bit 11) and "positioned" (bit 12).
 //!
+//! Most location frames follow the GPS block with the serving cell (MCC, MNC, LAC, cell id),
+//! which is reported as a [`NetworkScan`] for network-based location. Firmware families
+//! reuse protocol numbers with their own layouts: those recognisable from the protocol number
+//! and declared length are chosen automatically (`Variant`), the others need the device model
+//! ([`Gt06Codec::set_model`]; the server passes the registered model after the login).
+//!
 //! # Integrity
 //!
 //! Real devices send frames with wrong lengths or CRCs. The framer accepts a frame whose
@@ -115,6 +121,62 @@ fn frame_at_start(buf: &[u8]) -> Framing {
 #[derive(Debug, Clone, Default)]
 pub struct Gt06Codec {
     imei: Option<String>,
+    /// The device model, upper case, when the registry knows it. Some firmware families reuse
+    /// a protocol number with their own layout or alarm codes, and nothing in the frame says
+    /// which; see [`Gt06Codec::set_model`].
+    model: Option<String>,
+}
+
+/// Models whose 0x22 / 0x25 frames start with a source byte, the IMEI and a device time, and
+/// carry power, battery volts and engine hours after the cell (Traccar's "NT" family).
+const NT_MODELS: &[&str] = &["NT11", "NT20", "NT26", "NT40", "NT46", "VL100", "XT40"];
+/// Models whose alarm byte 0x09 / 0x28 / 0x30 mean tow / power off / braking.
+const VL_MODELS: &[&str] = &["VL103", "LL303", "VL512", "G18"];
+
+/// What a configured model changes in the decoding.
+#[derive(Debug, Clone, Copy, Default)]
+struct ModelFlags {
+    /// `LW…` (LW4G and relatives): 0x13 carries external power; alarms 0x18/0x19 differ.
+    lw: bool,
+    /// `SEEWORLD`: 0x13's last byte is external power in volts; alarms 0x28/0x29 differ.
+    seeworld: bool,
+    nt: bool,
+    vl: bool,
+    /// `R11`: 0x13 carries external power (0.01 V) instead of the voltage level.
+    r11: bool,
+    /// `QH302R`: 0x12 starts with the IMEI.
+    qh302r: bool,
+}
+
+/// Layout variants recognised from the frame itself (protocol number and declared length),
+/// as the firmware families that use them send no other marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Standard,
+    /// 0x24 of length 0x31: timing advance first, then an explicit cell count.
+    WanwayS20,
+    /// 0x13 of length 0x13: a long status with packed signal, battery %, power.
+    Obd6,
+    /// 0x31 of length 0x2A, 0x32 of length 0x27/0x29: 2-byte MNC, 8-byte cell id, altitude.
+    Sl4x,
+    /// 0xA3 of length 0x0C: a status frame, not a geofence frame.
+    Seeworld,
+    /// 0x17 of length 0x28: GPS, cell and an RFID card, not a Wi-Fi list.
+    Rfid,
+}
+
+fn variant(extended: bool, protocol: u8, declared: usize) -> Variant {
+    if extended {
+        return Variant::Standard;
+    }
+    match (protocol, declared) {
+        (0x24, 0x31) => Variant::WanwayS20,
+        (0x13, 0x13) => Variant::Obd6,
+        (0x31, 0x2A) | (0x32, 0x27 | 0x29) => Variant::Sl4x,
+        (0xA3, 0x0C) => Variant::Seeworld,
+        (0x17, 0x28) => Variant::Rfid,
+        _ => Variant::Standard,
+    }
 }
 
 /// A GT06 TCP connection: push bytes, poll messages.
@@ -140,11 +202,17 @@ impl Codec for Gt06Codec {
     fn identity(&self) -> Option<&str> {
         self.imei.as_deref()
     }
+
+    fn set_model(&mut self, model: Option<&str>) {
+        Gt06Codec::set_model(self, model);
+    }
 }
 
 /// A parsed frame envelope.
 struct Envelope<'a> {
     extended: bool,
+    /// The length field as sent (protocol number through CRC).
+    declared: usize,
     protocol: u8,
     content: &'a [u8],
     serial: u16,
@@ -188,6 +256,7 @@ fn envelope(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     }
     Ok(Envelope {
         extended,
+        declared,
         protocol,
         content,
         serial,
@@ -269,25 +338,139 @@ fn has_status(p: u8) -> bool {
     matches!(p, 0x16 | 0x19 | 0x26 | 0x27 | 0x32)
 }
 
-/// The alarm byte of status blocks (Concox manual §5.3.2, extended by Traccar's list).
-fn alarm_byte(v: u8) -> Option<EventKind> {
+/// Protocol numbers whose GPS block is followed by the serving cell.
+fn has_lbs(p: u8) -> bool {
+    matches!(
+        p,
+        0x11 | 0x12 | 0x16 | 0x22 | 0x26 | 0x27 | 0x2D | 0x31 | 0x32 | 0x37 | 0xA0 | 0xA3 | 0xA4
+    )
+}
+
+/// How a single serving cell is laid out in a frame.
+#[derive(Debug, Clone, Copy)]
+struct CellLayout {
+    /// A length byte comes first (0 = no cell).
+    length_prefixed: bool,
+    /// The MNC is 2 bytes even without MCC bit 15.
+    wide_mnc: bool,
+    /// The LAC is 4 bytes.
+    long_lac: bool,
+    /// Width of the cell id: 3, 4 or 8 bytes.
+    cid_bytes: usize,
+}
+
+impl Default for CellLayout {
+    fn default() -> Self {
+        CellLayout {
+            length_prefixed: false,
+            wide_mnc: false,
+            long_lac: false,
+            cid_bytes: 3,
+        }
+    }
+}
+
+/// Reads one serving cell: [length], MCC (bit 15 set = 2-byte MNC), MNC, LAC, cell id. `None`
+/// when the frame says "no cell", the bytes run out, or the MCC is not a country code (a sign
+/// that this firmware lays the block out differently; a wrong cell is worse than none).
+fn read_cell(r: &mut Reader<'_>, l: CellLayout) -> Option<CellTower> {
+    let mut length = 0;
+    if l.length_prefixed {
+        length = usize::from(r.u8().ok()?);
+        if length == 0 {
+            return None;
+        }
+    }
+    let mcc = r.u16().ok()?;
+    let mnc = if mcc & 0x8000 != 0 || l.wide_mnc {
+        r.u16().ok()?
+    } else {
+        u16::from(r.u8().ok()?)
+    };
+    let lac = if l.long_lac {
+        r.u32().ok()?
+    } else {
+        u32::from(r.u16().ok()?)
+    };
+    let cid = r.uint(l.cid_bytes).ok()?;
+    if length > 9 {
+        r.skip(length - 9).ok()?;
+    }
+    let mcc = mcc & 0x7FFF;
+    // LAC 0 is reserved (3GPP TS 23.003): devices send it when registered to no network. Cell
+    // ids are at most 36 bits (5G NCI); a wider one is a misread layout.
+    if !(200..=799).contains(&mcc) || lac == 0 || cid > 0xF_FFFF_FFFF {
+        return None;
+    }
+    Some(CellTower {
+        mcc,
+        mnc,
+        lac,
+        cell_id: cid,
+        rssi: None,
+    })
+}
+
+/// Extended 0xF1 device status (Jimi IoT 4G): Unix time, then (id u16, length u8, value)
+/// entries. Mapped: 0x0005 external power (0.01 V), 0x0007 charging.
+fn device_status_tlv(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    r.skip(4)?; // report time
+    let mut st = DeviceStatus::default();
+    while r.remaining() >= 3 {
+        let id = r.u16()?;
+        let len = usize::from(r.u8()?);
+        let Ok(value) = r.bytes(len.min(r.remaining())) else {
+            break;
+        };
+        let mut v = Reader::new(value);
+        match id {
+            0x0005 => st.power_volts = v.u16().ok().map(|x| f64::from(x) * 0.01),
+            0x0007 => st.charging = v.u8().ok().map(|x| x > 0),
+            _ => {}
+        }
+    }
+    if st.is_empty() {
+        msg.unsupported = Some("GT06 0xF1 status without power or charging entries".into());
+    } else {
+        msg.status = Some(st);
+    }
+    Ok(())
+}
+
+/// The alarm byte of status blocks (Concox manual §5.3.2, extended by Traccar's list; some
+/// codes mean something else on the LW, SEEWORLD and VL firmware families).
+fn alarm_byte(v: u8, m: ModelFlags) -> Option<EventKind> {
+    let other = |s: &str| EventKind::Other(s.into());
     Some(match v {
         0x00 => return None,
         0x01 => EventKind::Sos,
         0x02 => EventKind::PowerCut,
-        0x03 | 0x09 => EventKind::Vibration,
+        0x03 => EventKind::Vibration,
+        0x09 if m.vl => other("tow"),
+        0x09 => EventKind::Vibration,
         0x04 => EventKind::GeofenceEnter,
         0x05 => EventKind::GeofenceExit,
         0x06 => EventKind::Overspeed,
         0x0C | 0x13 | 0x25 | 0x32 => EventKind::Tamper,
-        0x0E | 0x0F | 0x19 => EventKind::LowBattery,
+        0x0E | 0x0F => EventKind::LowBattery,
         0x11 => EventKind::PowerOff,
-        0x14 => EventKind::Other("door".into()),
+        0x14 => other("door"),
+        0x18 if m.lw => other("accident"),
         0x18 => EventKind::Removal,
+        0x19 if m.lw => other("hardAcceleration"),
+        0x19 => EventKind::LowBattery,
+        0x1A | 0x27 => other("hardBraking"),
+        0x1B | 0x2A | 0x2B | 0x2E => other("hardCornering"),
         0x23 => EventKind::FallDown,
-        0x29 => EventKind::Other("hardAcceleration".into()),
-        0x2A | 0x2B => EventKind::Other("hardCornering".into()),
-        0x2C => EventKind::Other("accident".into()),
+        0x26 => other("hardAcceleration"),
+        0x28 if m.seeworld => other("hardCornering"),
+        0x28 if m.vl => EventKind::PowerOff,
+        0x28 => other("hardBraking"),
+        0x29 if m.seeworld => other("accident"),
+        0x29 => other("hardAcceleration"),
+        0x2C => other("accident"),
+        0x30 if m.vl => other("hardBraking"),
         0x30 => EventKind::Jamming,
         _ => return None,
     })
@@ -350,8 +533,71 @@ impl Gt06Codec {
         Self::default()
     }
 
+    /// A codec for a device of a known model (e.g. `LW4G-4B`, `SEEWORLD`, `R11`, `NT20`,
+    /// `XT40`, `G18`, `VL103`, `QH302R`).
+    pub fn with_model(model: &str) -> Self {
+        let mut c = Self::default();
+        c.set_model(Some(model));
+        c
+    }
+
+    /// Sets the device model (case-insensitive). Model-specific layouts are used only when
+    /// it is set: the frames of those firmware families are indistinguishable otherwise.
+    pub fn set_model(&mut self, model: Option<&str>) {
+        self.model = model
+            .map(|m| m.trim().to_ascii_uppercase())
+            .filter(|m| !m.is_empty());
+    }
+
+    fn flags(&self) -> ModelFlags {
+        let Some(m) = self.model.as_deref() else {
+            return ModelFlags::default();
+        };
+        ModelFlags {
+            lw: m.starts_with("LW"),
+            seeworld: m == "SEEWORLD",
+            nt: NT_MODELS.contains(&m),
+            vl: VL_MODELS.contains(&m),
+            r11: m == "R11",
+            qh302r: m == "QH302R",
+        }
+    }
+
     /// Decodes one complete frame (as produced by [`frame`]).
-    pub fn decode_frame(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
+    ///
+    /// A frame of an identified connection whose CRC and length are right but whose content
+    /// does not fit the layout Bulwark knows for its protocol number is still acknowledged
+    /// (the device would otherwise resend it forever and stop emptying its buffer), as a
+    /// message with only the ack and an `unsupported` note saying why. Frames that fail their
+    /// checks as well are rejected.
+    pub fn decode_frame(&mut self, frame: &[u8], now: UnixMicros) -> Result<Message, DecodeError> {
+        match self.decode_checked(frame, now) {
+            Err(e @ (DecodeError::Truncated(_) | DecodeError::Malformed(_))) => {
+                let env = envelope(frame)?;
+                let p = env.protocol;
+                let acked = !env.extended
+                    && !matches!(
+                        p,
+                        0x01 | 0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A | 0x17 | 0x69
+                    );
+                match &self.imei {
+                    Some(imei) if acked && env.integrity == Integrity::Ok => Ok(Message {
+                        identity: Some(imei.clone()),
+                        ack: Some(encode_ack(false, p, env.serial)),
+                        unsupported: Some(format!(
+                            "GT06 0x{p:02x} with valid CRC does not fit the known layout ({e}); \
+                             acknowledged, nothing decoded"
+                        )),
+                        ..Message::default()
+                    }),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn decode_checked(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
         let env = envelope(frame)?;
         let suspect = env.integrity.is_suspect();
         let mut msg = Message {
@@ -380,27 +626,108 @@ impl Gt06Codec {
         };
         msg.identity = Some(imei);
 
-        // Acknowledge like the manual (and Traccar): every standard frame except command replies.
-        if !env.extended
-            && !matches!(
-                p,
-                0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A | 0x17 | 0x69
-            )
+        let m = self.flags();
+        let var = variant(env.extended, p, env.declared);
+        let nt = m.nt && !env.extended && matches!(p, 0x22 | 0x25);
+
+        // Acknowledge like the manual (and Traccar): every standard frame except command replies
+        // and the frames that have their own answer; the extended frames that expect one get it.
+        let wifi_list = matches!(p, 0x17 | 0x69) && var != Variant::Rfid;
+        if (!env.extended
+            && !matches!(p, 0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A)
+            && !wifi_list)
+            || (env.extended && matches!(p, 0xF1 | 0xF2))
         {
             msg.ack = Some(encode_ack(false, p, env.serial));
         }
 
+        // Frames whose layout differs by variant or model, and the extended frame types.
+        if env.extended {
+            match p {
+                0x32 | 0x33 => {
+                    msg.ack = Some(encode_ack(true, p, env.serial));
+                    self.az735(p, env.content, &mut msg, env.serial, suspect)?;
+                    return Ok(msg);
+                }
+                0x38 => {
+                    self.gps_lbs_8(env.content, &mut msg, env.serial, suspect)?;
+                    return Ok(msg);
+                }
+                0xF1 => {
+                    device_status_tlv(env.content, &mut msg)?;
+                    return Ok(msg);
+                }
+                0xF2 => {
+                    msg.unsupported = Some(
+                        "GT06 0xF2 peripheral report (Bluetooth tags, external battery packs): \
+                         no field Bulwark uses"
+                            .into(),
+                    );
+                    return Ok(msg);
+                }
+                _ => {}
+            }
+        } else {
+            match (p, var) {
+                (0x13, _) if m.lw || m.seeworld || m.r11 || var == Variant::Obd6 => {
+                    self.status_variant(env.content, &mut msg, var, suspect)?;
+                    return Ok(msg);
+                }
+                (0xA3, Variant::Seeworld) => {
+                    self.status_variant(env.content, &mut msg, var, suspect)?;
+                    return Ok(msg);
+                }
+                (0x36, _) if env.content.len() < 30 => {
+                    self.status_2(env.content, &mut msg, suspect)?;
+                    return Ok(msg);
+                }
+                (0x24, Variant::WanwayS20) => {
+                    msg.network = Some(multi_lbs(p, env.content, var)?);
+                    return Ok(msg);
+                }
+                (0x94, _) => {
+                    // Standard-frame information: external power, 0.01 V (signed).
+                    let v = r.u16()? as i16;
+                    msg.status = Some(DeviceStatus {
+                        power_volts: Some(f64::from(v) * 0.01),
+                        ..DeviceStatus::default()
+                    });
+                    return Ok(msg);
+                }
+                (0xA7, _) => {
+                    // Address request: the serving cell, then the phone number to answer to.
+                    if let Some(cell) = read_cell(&mut r, CellLayout::default()) {
+                        msg.network = Some(NetworkScan {
+                            time: None,
+                            cells: vec![cell],
+                            wifi: Vec::new(),
+                        });
+                    }
+                    return Ok(msg);
+                }
+                _ => {}
+            }
+        }
+
+        let rfid = var == Variant::Rfid;
         if has_gps(p)
+            || nt
+            || rfid
+            || (p == 0x61 && !env.extended)
             || matches!(p, 0x24 | 0x36 | 0xA2)
             || (p == 0x34 && !env.extended)
-            || (env.extended && matches!(p, 0x32 | 0x33))
         {
             let opportunistic = matches!(p, 0x24 | 0x36 | 0xA2);
             if p == 0x34 {
                 r.skip(4)?; // X1: data and alarm word before the GPS block
             }
-            let with_length = env.extended && matches!(p, 0x32 | 0x33);
-            let gps = match read_gps(&mut r, with_length) {
+            if (p == 0x12 && m.qh302r) || p == 0x61 {
+                r.skip(8)?; // the IMEI again
+            }
+            if nt {
+                r.skip(1 + 8 + 6)?; // location source, IMEI, device time
+            }
+            let gps = match read_gps(&mut r, false) {
                 Ok(g) => g,
                 // Some GT02-style frames (0x10) carry no serial and CRC: the GPS block then runs
                 // up to the stop bytes. Retry on that span before giving up.
@@ -415,6 +742,44 @@ impl Gt06Codec {
             };
             // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
             let gps = gps.filter(|g| !opportunistic || g.valid);
+            let time = gps.as_ref().map(|g| g.time);
+            let position = gps.as_ref().and_then(|g| g.position);
+
+            // The serving cell after the GPS block, for network-based location.
+            let status = nt || (has_status(p) && !(p == 0x16 && env.declared == 0x24));
+            let mut altitude = None;
+            if gps.is_some() && (has_lbs(p) || nt || rfid || p == 0x61) {
+                let layout = CellLayout {
+                    length_prefixed: status,
+                    wide_mnc: p == 0x11 || var == Variant::Sl4x,
+                    long_lac: p == 0xA0,
+                    cid_bytes: match p {
+                        0xA0 => 8,
+                        _ if var == Variant::Sl4x => 8,
+                        0x11 | 0x61 | 0x25 => 4,
+                        _ => 3,
+                    },
+                };
+                if let Some(cell) = read_cell(&mut r, layout) {
+                    msg.network = Some(NetworkScan {
+                        time,
+                        cells: vec![cell],
+                        wifi: Vec::new(),
+                    });
+                }
+                if p == 0x31 && var == Variant::Sl4x && r.remaining() >= 3 {
+                    // Ignition, event, archive flag, [odometer], altitude (m).
+                    r.skip(3)?;
+                    if r.remaining() > 2 {
+                        r.skip(4)?;
+                    }
+                    altitude = r
+                        .u16()
+                        .ok()
+                        .map(|a| f64::from(a as i16))
+                        .filter(|a| (-500.0..=9_000.0).contains(a));
+                }
+            }
             if let Some(gps) = &gps
                 && let Some(position) = gps.position
             {
@@ -424,7 +789,7 @@ impl Gt06Codec {
                     accuracy_m: None,
                     speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
                     course_deg: Some(gps.course).filter(|c| *c <= 360.0),
-                    altitude_m: None,
+                    altitude_m: altitude,
                     source: FixSource::Gnss,
                     gnss_valid: gps.valid,
                     satellites: Some(gps.satellites),
@@ -432,19 +797,32 @@ impl Gt06Codec {
                     seq: Some(i64::from(env.serial)),
                 });
             }
-            if has_status(p) && !env.extended {
-                let time = gps.as_ref().map(|g| g.time);
-                let position = gps.as_ref().and_then(|g| g.position);
+            if nt {
+                // Status after the cell: info, external power (0.01 V), battery (0.1 V), GSM,
+                // alarm, then language, odometer and engine hours (not used).
+                let info = r.u8()?;
+                let power = r.u16()?;
+                let battery = r.u8()?;
+                let gsm = r.u8()?;
+                let alarm = r.u8()?;
+                self.push_alarms(&mut msg, info, alarm, time, position, suspect);
+                msg.status = Some(DeviceStatus {
+                    power_volts: Some(f64::from(power) * 0.01),
+                    battery_volts: Some(f64::from(battery) * 0.1),
+                    charging: Some(info & 0x04 != 0),
+                    signal: Some(f64::from(gsm)),
+                    status_word: Some(u64::from(info)),
+                    ..DeviceStatus::default()
+                });
+            } else if has_status(p) && !env.extended {
                 self.status_tail(p, env.content, &mut msg, time, position, suspect)?;
             } else if p == 0xA4 {
                 // Multi-fence alarm: ... info, voltage level, GSM, alarm, language (2).
                 let n = env.content.len();
                 let tail = env.content.get(n.saturating_sub(6)..).unwrap_or_default();
-                let time = gps.as_ref().map(|g| g.time);
-                let position = gps.as_ref().and_then(|g| g.position);
                 self.status_block(&mut Reader::new(tail), &mut msg, time, position, suspect)?;
             } else if opportunistic && gps.is_none() {
-                match multi_lbs(p, env.content) {
+                match multi_lbs(p, env.content, var) {
                     Ok(scan) => msg.network = Some(scan),
                     Err(_) => {
                         msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised"))
@@ -571,11 +949,17 @@ impl Gt06Codec {
             }
             0x94 => {
                 let sub = r.u8()?;
-                if sub == 0x00 {
+                if sub == 0x00 || (sub == 0x0B && r.remaining() == 2) {
+                    // 0x00, and 0x0B with two bytes: external power, 0.01 V.
                     msg.status = Some(DeviceStatus {
                         power_volts: Some(f64::from(r.u16()?) * 0.01),
                         ..DeviceStatus::default()
                     });
+                } else if sub == 0x0B {
+                    msg.unsupported = Some(
+                        "GT06 0x94/0x0B network technology (2G/4G): not a field Bulwark stores"
+                            .into(),
+                    );
                 } else {
                     msg.unsupported = Some(format!(
                         "GT06 0x94 information subtype 0x{sub:02x} (vehicle/SIM details) not decoded"
@@ -693,13 +1077,255 @@ impl Gt06Codec {
             }
             0x18 | 0x24 | 0x28 | 0x2C | 0x2E | 0x33 | 0xA1 | 0xA2 | 0xA7 => {
                 msg.unsupported = None;
-                msg.network = Some(multi_lbs(p, env.content)?);
+                msg.network = Some(multi_lbs(p, env.content, var)?);
             }
             _ => {
                 msg.unsupported = Some(format!("GT06 protocol number 0x{p:02x} not decoded"));
             }
         }
         Ok(msg)
+    }
+
+    /// AZ735 extended 0x32 (location) / 0x33 (alarm): date-time, GPS with a length byte,
+    /// serving cell with a length byte and its signal, extra cells (6 bytes each) and Wi-Fi
+    /// access points (7 bytes each) as length-prefixed lists, a status byte (0x33: 0xA2/0xA3
+    /// low battery, 0xA4 alarm), a reserved extension.
+    fn az735(
+        &self,
+        p: u8,
+        content: &[u8],
+        msg: &mut Message,
+        serial: u16,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let gps = read_gps(&mut r, true)?;
+        let time = read_time(&mut Reader::new(content)).ok().flatten();
+        if let Some(g) = &gps
+            && let Some(position) = g.position
+        {
+            msg.fixes.push(DecodedFix {
+                device_time: g.time,
+                position,
+                accuracy_m: None,
+                speed_mps: Some(g.speed_kmh * KMH_TO_MPS),
+                course_deg: Some(g.course).filter(|c| *c <= 360.0),
+                altitude_m: None,
+                source: FixSource::Gnss,
+                gnss_valid: g.valid,
+                satellites: Some(g.satellites),
+                integrity_suspect: suspect,
+                seq: Some(i64::from(serial)),
+            });
+        }
+        let mut scan = NetworkScan {
+            time,
+            ..NetworkScan::default()
+        };
+        let mut st = DeviceStatus::default();
+        let length = r.u8()?;
+        let mut serving: Option<(u16, u16)> = None;
+        if length == 0 {
+            // An all-zero placeholder block is skipped whole (up to 45 bytes).
+            let window = r.clone().bytes(r.remaining().min(45)).unwrap_or_default();
+            if window.len() > 9 && window.get(9..).unwrap_or_default().iter().all(|b| *b == 0) {
+                r.skip(window.len())?;
+            }
+        } else {
+            let mut block = Reader::new(r.bytes(usize::from(length).saturating_sub(1).max(8))?);
+            let cell = read_cell(&mut block, CellLayout::default());
+            let rssi = r.u8()?;
+            st.signal = Some(f64::from(rssi));
+            if let Some(mut c) = cell {
+                serving = Some((c.mcc, c.mnc));
+                c.rssi = Some(-i32::from(rssi));
+                scan.cells.push(c);
+            }
+        }
+        let extra = usize::from(r.u8()?);
+        for chunk in r.bytes(extra)?.chunks_exact(6) {
+            let mut c = Reader::new(chunk);
+            let (lac, cid, rssi) = (c.u16()?, c.uint(3)?, c.u8()?);
+            if let Some((mcc, mnc)) = serving
+                && lac > 0
+            {
+                scan.cells.push(CellTower {
+                    mcc,
+                    mnc,
+                    lac: u32::from(lac),
+                    cell_id: cid,
+                    rssi: Some(-i32::from(rssi)),
+                });
+            }
+        }
+        let wifi = usize::from(r.u8()?);
+        for chunk in r.bytes(wifi)?.chunks_exact(7) {
+            scan.wifi.push(WifiAccessPoint {
+                mac: mac_string(chunk.get(..6).unwrap_or_default()),
+                rssi: chunk.get(6).map(|v| -i32::from(*v)),
+            });
+        }
+        let status = r.u8()?;
+        st.status_word = Some(u64::from(status));
+        let kind = match (p, status) {
+            (0x33, 0xA2 | 0xA3) => Some(EventKind::LowBattery),
+            (0x33, 0xA4) => Some(EventKind::Other("general".into())),
+            (0x33, 0xA5) => Some(EventKind::Other("door".into())),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: time,
+                position: msg.fixes.first().map(|f| f.position),
+                integrity_suspect: suspect,
+            });
+        }
+        msg.status = Some(st);
+        if !scan.cells.is_empty() || !scan.wifi.is_empty() {
+            msg.network = Some(scan);
+        }
+        Ok(())
+    }
+
+    /// Extended 0x38: GPS block, upload mode and re-upload flag, then the serving cell with a
+    /// cell-type byte (3 and above: 4-byte LAC, 8-byte cell id, 2-byte signal).
+    fn gps_lbs_8(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        serial: u16,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let Some(g) = read_gps(&mut r, false)? else {
+            return Ok(());
+        };
+        if let Some(position) = g.position {
+            msg.fixes.push(DecodedFix {
+                device_time: g.time,
+                position,
+                accuracy_m: None,
+                speed_mps: Some(g.speed_kmh * KMH_TO_MPS),
+                course_deg: Some(g.course).filter(|c| *c <= 360.0),
+                altitude_m: None,
+                source: FixSource::Gnss,
+                gnss_valid: g.valid,
+                satellites: Some(g.satellites),
+                integrity_suspect: suspect,
+                seq: Some(i64::from(serial)),
+            });
+        }
+        let cell = (|| {
+            r.skip(2).ok()?;
+            let four_g = r.u8().ok()? >= 3;
+            let mut c = read_cell(
+                &mut r,
+                CellLayout {
+                    long_lac: four_g,
+                    cid_bytes: if four_g { 8 } else { 3 },
+                    ..CellLayout::default()
+                },
+            )?;
+            let rssi = if four_g {
+                r.u16().ok()? as i16
+            } else {
+                i16::from(r.u8().ok()?)
+            };
+            c.rssi = Some(-i32::from(rssi.unsigned_abs()));
+            Some(c)
+        })();
+        if let Some(c) = cell {
+            msg.network = Some(NetworkScan {
+                time: Some(g.time),
+                cells: vec![c],
+                wifi: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// 0x13 layouts of particular firmware (OBD6 by length; LW, SEEWORLD, R11 by model) and
+    /// SEEWORLD's 0xA3 status frame.
+    fn status_variant(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        var: Variant,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let m = self.flags();
+        let mut r = Reader::new(content);
+        let info = r.u8()?;
+        let mut st = DeviceStatus {
+            charging: Some(info & 0x04 != 0),
+            status_word: Some(u64::from(info)),
+            ..DeviceStatus::default()
+        };
+        let mut alarm = 0;
+        if var == Variant::Obd6 {
+            // Signal word: satellites in two 5-bit fields, GSM in the low 5 bits.
+            let signal = r.u16()?;
+            st.satellites = Some(u32::from(((signal >> 10) & 0x1F) + ((signal >> 5) & 0x1F)));
+            st.signal = Some(f64::from(signal & 0x1F));
+            alarm = r.u8()?;
+            r.skip(1)?; // language
+            st.battery_percent = Some(f64::from(r.u8()?));
+            r.skip(1)?; // working mode
+            st.power_volts = Some(f64::from(r.u16()?) * 0.01);
+        } else if m.r11 && var != Variant::Seeworld {
+            st.power_volts = Some(f64::from(r.u16()?) * 0.01);
+            st.signal = Some(f64::from(r.u8()?));
+            alarm = r.u8()?;
+        } else {
+            st.battery_percent = battery_level(r.u8()?);
+            st.signal = Some(f64::from(r.u8()?));
+            if m.lw && var != Variant::Seeworld {
+                st.power_volts = Some(f64::from(r.u16()? & 0x0FFF) * 0.1);
+            } else if m.seeworld && var != Variant::Seeworld {
+                st.power_volts = Some(f64::from(r.u8()?));
+            } else {
+                alarm = r.u8()?;
+            }
+        }
+        self.push_alarms(msg, info, alarm, None, None, suspect);
+        msg.status = Some(st);
+        Ok(())
+    }
+
+    /// Non-extended 0x36 (Jimi IoT 4G status): info, battery level, GSM, alarm, language, then
+    /// (type u16, length u8, value) modules: 0x0018 battery (0.01 V), 0x006A battery %.
+    fn status_2(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let info = r.u8()?;
+        let mut st = DeviceStatus {
+            battery_percent: battery_level(r.u8()?),
+            signal: Some(f64::from(r.u8()?)),
+            charging: Some(info & 0x04 != 0),
+            status_word: Some(u64::from(info)),
+            ..DeviceStatus::default()
+        };
+        let alarm = r.u8()?;
+        r.skip(1)?; // language
+        while r.remaining() >= 3 {
+            let kind = r.u16()?;
+            let len = usize::from(r.u8()?);
+            let Ok(value) = r.bytes(len) else { break };
+            let mut v = Reader::new(value);
+            match kind {
+                0x0018 => st.battery_volts = v.u16().ok().map(|x| f64::from(x) * 0.01),
+                0x006A => st.battery_percent = v.u8().ok().map(f64::from),
+                _ => {}
+            }
+        }
+        self.push_alarms(msg, info, alarm, None, None, suspect);
+        msg.status = Some(st);
+        Ok(())
     }
 
     /// The status block at the end of a location+LBS+status frame. The LBS block before it
@@ -759,7 +1385,7 @@ impl Gt06Codec {
     ) {
         for kind in terminal_info_alarm(info)
             .into_iter()
-            .chain(alarm_byte(alarm))
+            .chain(alarm_byte(alarm, self.flags()))
         {
             if !msg.events.iter().any(|e| e.kind == kind) {
                 msg.events.push(DeviceEvent {
@@ -876,6 +1502,16 @@ impl Gt06Codec {
     }
 }
 
+/// A battery byte: 0..6 is a voltage level (as a percentage, like the manual's table), up to
+/// 100 a percentage; anything else is not a battery reading.
+fn battery_level(b: u8) -> Option<f64> {
+    match b {
+        0..=6 => Some(f64::from(u32::from(b) * 100 / 6)),
+        7..=100 => Some(f64::from(b)),
+        _ => None,
+    }
+}
+
 fn mac_string(b: &[u8]) -> String {
     b.iter()
         .map(|x| format!("{x:02x}"))
@@ -887,9 +1523,13 @@ fn mac_string(b: &[u8]) -> String {
 /// date-time, MCC (bit 15 set = 2-byte MNC), MNC, 7 cells (6 for 0x33) of LAC, cell id and
 /// signal, timing advance, then for Wi-Fi types a count and (MAC, signal) pairs. The GK310
 /// types 0xA1/0xA2/0x33 use 4-byte LACs and 8-byte cell ids.
-fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
+fn multi_lbs(p: u8, content: &[u8], var: Variant) -> Result<NetworkScan, DecodeError> {
     let mut r = Reader::new(content);
     let time = read_time(&mut r)?;
+    let s20 = var == Variant::WanwayS20;
+    if s20 {
+        r.skip(1)?; // timing advance
+    }
     let long = matches!(p, 0xA1 | 0xA2 | 0x33);
     let mcc = r.u16()?;
     let mnc = if mcc & 0x8000 != 0 {
@@ -901,7 +1541,13 @@ fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
         time,
         ..NetworkScan::default()
     };
-    let cells = if p == 0x33 { 6 } else { 7 };
+    let cells = if s20 {
+        usize::from(r.u8()?)
+    } else if p == 0x33 {
+        6
+    } else {
+        7
+    };
     for _ in 0..cells {
         let lac = if long { r.u32()? } else { u32::from(r.u16()?) };
         let cid = if long { r.u64()? } else { r.uint(3)? };
@@ -915,6 +1561,9 @@ fn multi_lbs(p: u8, content: &[u8]) -> Result<NetworkScan, DecodeError> {
                 rssi: Some(-i32::from(rssi)),
             });
         }
+    }
+    if s20 {
+        return Ok(scan);
     }
     r.skip(1)?; // timing advance
     if !matches!(p, 0x24 | 0x28 | 0x2E | 0xA1)

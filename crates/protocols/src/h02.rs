@@ -27,8 +27,8 @@
 
 use crate::util::{hex, utc, year2};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing,
-    Integrity, KNOTS_TO_MPS, Message, SkipReason,
+    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed,
+    Framing, Integrity, KNOTS_TO_MPS, Message, NetworkScan, SkipReason,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -375,6 +375,9 @@ impl H02Codec {
                 });
             }
         }
+        if let Some(scan) = cells(&kind, &fields).filter(|s| !s.cells.is_empty()) {
+            msg.network = Some(scan);
+        }
         match kind.as_str() {
             "V1" => {
                 msg.ack = Some(format!("*{marker},{id},V4,V1,{}#", server_time(now)).into_bytes())
@@ -480,5 +483,56 @@ impl H02Codec {
             });
         }
         Ok(msg)
+    }
+}
+
+/// Cell lists: `NBR,hhmmss,MCC,MNC,TA,count,(LAC,cell id,signal)*count,ddmmyy,status` and
+/// the cell-only `VP1,V,MCC,MNC,LAC,cell id,signal[Y LAC,cell id,signal]...`. Decimal fields;
+/// a cell whose MCC is not a country code or whose LAC is 0 is dropped.
+fn cells(kind: &str, f: &[&str]) -> Option<NetworkScan> {
+    let s = |i: usize| f.get(i).map(|s| s.trim()).unwrap_or("");
+    let tower = |mcc: u16, mnc: u16, lac: &str, cid: &str, rssi: &str| {
+        let lac = lac.trim().parse::<u32>().ok().filter(|l| *l != 0)?;
+        let cid = cid.trim().parse::<u64>().ok()?;
+        Some(CellTower {
+            mcc,
+            mnc,
+            lac,
+            cell_id: cid,
+            rssi: rssi.trim().parse::<i32>().ok().map(|r| -r.abs()),
+        })
+    };
+    let country = |m: &str| m.parse::<u16>().ok().filter(|m| (200..=799).contains(m));
+    match kind {
+        "NBR" => {
+            let mcc = country(s(4))?;
+            let mnc = s(5).parse::<u16>().ok()?;
+            let count = s(7).parse::<usize>().ok()?.min(32);
+            let mut scan = NetworkScan::default();
+            for c in 0..count {
+                let i = 8 + 3 * c;
+                scan.cells.extend(tower(mcc, mnc, s(i), s(i + 1), s(i + 2)));
+            }
+            let date = ddmmyy(s(8 + 3 * count));
+            let clock = hhmmss(s(3));
+            if let (Some((y, mo, d)), Some((h, mi, se))) = (date, clock) {
+                scan.time = utc(y, mo, d, h, mi, se);
+            }
+            Some(scan)
+        }
+        "VP1" if s(3) == "V" => {
+            let mcc = country(s(4))?;
+            let mnc = s(5).parse::<u16>().ok()?;
+            let rest = f.get(6..).unwrap_or_default().join(",");
+            let mut scan = NetworkScan::default();
+            for cell in rest.split(['Y', 'y']).take(32) {
+                let v: Vec<&str> = cell.split(',').collect();
+                if let [lac, cid, rssi] = v[..] {
+                    scan.cells.extend(tower(mcc, mnc, lac, cid, rssi));
+                }
+            }
+            Some(scan)
+        }
+        _ => None,
     }
 }

@@ -293,6 +293,10 @@ pub trait StreamSession {
     fn identity(&self) -> Option<&str>;
     /// Bytes buffered and not yet consumed.
     fn buffered(&self) -> usize;
+    /// Tells the decoder the device's model once the registry knows it (after the login):
+    /// some GT06 firmware families reuse protocol numbers with their own layouts. Protocols
+    /// without model-specific layouts ignore it.
+    fn set_model(&mut self, _model: Option<&str>) {}
 }
 
 /// How a framer sees the front of the buffer.
@@ -317,6 +321,8 @@ pub trait Codec {
     fn frame(&mut self, buf: &[u8]) -> Framing;
     fn decode(&mut self, frame: &[u8], now: UnixMicros) -> Result<Message, DecodeError>;
     fn identity(&self) -> Option<&str>;
+    /// See [`StreamSession::set_model`].
+    fn set_model(&mut self, _model: Option<&str>) {}
 }
 
 /// A buffered stream session around a [`Codec`].
@@ -390,5 +396,9 @@ impl<C: Codec> StreamSession for Framed<C> {
 
     fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    fn set_model(&mut self, model: Option<&str>) {
+        self.codec.set_model(model);
     }
 }

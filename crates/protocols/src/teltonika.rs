@@ -31,8 +31,8 @@
 
 use crate::util::{Reader, crc16_ibm};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing,
-    Integrity, IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
+    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed,
+    Framing, Integrity, IntegrityFailure, KMH_TO_MPS, Message, NetworkScan, SkipReason,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -221,6 +221,7 @@ fn read_records(
         };
         let position = LatLon::new(lat, lon).ok();
         let mut events = Vec::new();
+        let mut cell = CellIo::default();
         if priority == 2 {
             events.push(EventKind::Sos);
         }
@@ -230,6 +231,7 @@ fn read_records(
                 let io = id(r)?;
                 let v = r.uint(size)?;
                 apply_io(io, v, &mut status, &mut events);
+                cell.apply(io, v);
             }
         }
         if codec == CODEC_8E {
@@ -263,6 +265,18 @@ fn read_records(
                 integrity_suspect: ctx.suspect,
             });
         }
+        if let Some(tower) = cell.tower()
+            && msg
+                .network
+                .as_ref()
+                .is_none_or(|n| n.time.is_none_or(|t| t <= time))
+        {
+            msg.network = Some(NetworkScan {
+                time: Some(time),
+                cells: vec![tower],
+                wifi: Vec::new(),
+            });
+        }
         // The newest record's status is the one that describes the device now.
         let newer = msg.fixes.last().is_none_or(|f| f.device_time <= time);
         if newer || msg.status.is_none() {
@@ -270,6 +284,45 @@ fn read_records(
         }
     }
     Ok(count)
+}
+
+/// The serving cell from a record's IO elements: 205 GSM cell id, 206 GSM area code (LAC),
+/// 241 active GSM operator (MCC followed by a 2- or 3-digit MNC, e.g. 45005, 310260).
+#[derive(Debug, Default)]
+struct CellIo {
+    cid: Option<u64>,
+    lac: Option<u32>,
+    operator: Option<u64>,
+}
+
+impl CellIo {
+    fn apply(&mut self, id: u32, v: u64) {
+        match id {
+            205 => self.cid = Some(v),
+            206 => self.lac = u32::try_from(v).ok(),
+            241 => self.operator = Some(v),
+            _ => {}
+        }
+    }
+
+    fn tower(&self) -> Option<CellTower> {
+        let (op, lac, cid) = (self.operator?, self.lac?, self.cid?);
+        let (mcc, mnc) = if op >= 100_000 {
+            (op / 1000, op % 1000)
+        } else {
+            (op / 100, op % 100)
+        };
+        let mcc = u16::try_from(mcc)
+            .ok()
+            .filter(|m| (200..=799).contains(m))?;
+        (lac != 0 && cid != 0).then_some(CellTower {
+            mcc,
+            mnc: u16::try_from(mnc).ok()?,
+            lac,
+            cell_id: cid,
+            rssi: None,
+        })
+    }
 }
 
 fn apply_io(id: u32, v: u64, st: &mut DeviceStatus, events: &mut Vec<EventKind>) {

@@ -24,8 +24,9 @@
 
 use crate::util::{utc, year2};
 use crate::{
-    Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed, Framing,
-    Integrity, IntegrityFailure, KMH_TO_MPS, Message, SkipReason,
+    CellTower, Codec, DecodeError, DecodedFix, DeviceEvent, DeviceStatus, EventKind, Framed,
+    Framing, Integrity, IntegrityFailure, KMH_TO_MPS, Message, NetworkScan, SkipReason,
+    WifiAccessPoint,
 };
 use domain::{FixSource, LatLon, UnixMicros};
 
@@ -365,6 +366,10 @@ impl WatchCodec {
             status_word: status.map(u64::from),
             ..DeviceStatus::default()
         });
+        let scan = network(f, time);
+        if !scan.cells.is_empty() || !scan.wifi.is_empty() {
+            msg.network = Some(scan);
+        }
         let mut kinds = status.map(status_alarms).unwrap_or_default();
         if alarm_frame && kinds.is_empty() {
             kinds.push(EventKind::Other("general".into()));
@@ -379,4 +384,66 @@ impl WatchCodec {
         }
         Ok(())
     }
+}
+
+/// The cell and Wi-Fi lists after the status word of a position report: cell count, timing
+/// advance, MCC, MNC, then (LAC, cell id, signal) per cell; Wi-Fi count, then (name, MAC,
+/// signal) per access point. Some firmware writes LAC and cell id in hex (with letters);
+/// a cell whose MCC is not a country code is dropped, as are access points without a MAC.
+fn network(f: &[&str], time: Option<UnixMicros>) -> NetworkScan {
+    let s = |i: usize| f.get(i).map(|s| s.trim()).unwrap_or("");
+    let mut scan = NetworkScan {
+        time,
+        ..NetworkScan::default()
+    };
+    let mut i = 17;
+    let Ok(cells) = s(i).parse::<usize>() else {
+        return scan;
+    };
+    i += 1;
+    if cells > 0 {
+        i += 1; // timing advance / serving-cell flag
+        let mcc = s(i).parse::<u16>().ok();
+        let mnc = s(i + 1).parse::<u16>().ok();
+        i += 2;
+        for _ in 0..cells.min(32) {
+            let (lac, cid, rssi) = (s(i), s(i + 1), s(i + 2));
+            i += 3;
+            let hex = |v: &str| v.bytes().any(|b| b.is_ascii_alphabetic());
+            let radix = if hex(lac) || hex(cid) { 16 } else { 10 };
+            if let (Some(mcc), Some(mnc), Ok(lac), Ok(cid)) = (
+                mcc.filter(|m| (200..=799).contains(m)),
+                mnc,
+                u32::from_str_radix(lac, radix),
+                u64::from_str_radix(cid, radix),
+            ) && lac != 0
+            {
+                scan.cells.push(CellTower {
+                    mcc,
+                    mnc,
+                    lac,
+                    cell_id: cid,
+                    rssi: rssi.parse::<i32>().ok().map(|r| -r.abs()),
+                });
+            }
+        }
+    }
+    if let Ok(aps) = s(i).parse::<usize>() {
+        i += 1;
+        for _ in 0..aps.min(64) {
+            let (mac, rssi) = (s(i + 1), s(i + 2));
+            i += 3;
+            let ok = mac.len() == 17
+                && mac
+                    .split(':')
+                    .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+            if ok && mac != "00:00:00:00:00:00" {
+                scan.wifi.push(WifiAccessPoint {
+                    mac: mac.to_ascii_lowercase(),
+                    rssi: rssi.parse::<i32>().ok().map(|r| -r.abs()),
+                });
+            }
+        }
+    }
+    scan
 }

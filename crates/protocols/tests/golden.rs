@@ -19,44 +19,44 @@ const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
     (
         "gt06",
         &[
-            28, 32, 50, 81, 93, 135, 169, 180, 197, 228, 241, 252, 294, 297, 303, 312, 441, 447,
-            450, 459, 611,
+            32, 50, 64, 67, 81, 135, 169, 180, 197, 228, 241, 252, 294, 297, 312, 441, 447, 450,
+            459,
         ],
-        "vehicle/accessory/SIM details Bulwark does not use (driver RFID, ICCID, OBD 0x8C, fuel, \
-         temperature, humidity, door, network type, 0x94 info subtypes other than power, 0x70 \
-         frames with only such modules); decoded to an ack and an `unsupported` note",
+        "vehicle/accessory/SIM details Bulwark does not use: tag temperature (0x70 module 0x7F), \
+         humidity, 2G/4G technology, vehicle alarm text, door, RFID serial and driver ids \
+         (0x94 subtypes 0x1E, 0x0B, 0x04, 0x05, 0x1B), ICCID/IMSI (0x94/0x0A), fuel sensor \
+         (0x94/0x0D), OBD (0x8C), 0x70 frames with only identifier modules, Bluetooth \
+         peripherals (0xF2); acknowledged, with an `unsupported` note",
     ),
     (
         "gt06",
-        &[
-            20, 36, 40, 43, 46, 64, 67, 74, 85, 89, 161, 188, 336, 396, 399, 402, 411, 575, 579,
-            585, 591, 597, 603, 607, 617, 623, 644,
-        ],
-        "model-specific layouts chosen by a configured device model or by undocumented firmware \
-         (VL103/LW4G/SEEWORLD/R11/NT20/XT40/G18 overrides, AZ735 extended 0x32/0x33 without GPS, \
-         0x13/0x36 voltage variants, 0x31/0x32 altitude, 0xA3, 0xA7, WANWAY 0x24, 0x38, 0xF1, 0xF2); \
-         no public specification to implement them from",
+        &[46, 644],
+        "layouts with no public specification: 0xA3 of length 0x18 starting with a zero date \
+         (GL21L status with steps), VL103's long 0x36 (its position decodes; where the battery \
+         voltage sits is not documented)",
     ),
     (
         "gt06",
-        &[330, 342],
-        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design",
+        &[85],
+        "the expected altitude (-31,703 m) is read from the frame's CRC bytes: this SL4X 0x32 \
+         frame is shorter than its layout; Bulwark stores the position without an altitude",
+    ),
+    (
+        "gt06",
+        &[336, 342],
+        "no usable position or cell: (0, 0) or no GPS, and a cell block with LAC 0 or a \
+         non-country MCC (a device registered to no network)",
     ),
     (
         "watch",
         &[28, 64, 67, 70, 162, 165, 168, 171],
-        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design (status \
-         and alarms of these frames are still decoded)",
+        "position (0, 0): domain::LatLon rejects it as the no-fix placeholder by design (status, \
+         alarms and the cell and Wi-Fi lists of these frames are still decoded)",
     ),
     (
         "watch",
         &[85, 185],
         "blood pressure (BLOOD) and voice messages (TK audio) are not decoded",
-    ),
-    (
-        "h02",
-        &[46],
-        "VP1 report with cell data only in a vendor layout (no position)",
     ),
     (
         "h02",
@@ -150,7 +150,12 @@ impl Decoder {
         let bytes = payload(case);
         let one = |r: Result<Message, DecodeError>| r.map(|m| vec![m]).map_err(|e| e.to_string());
         match self {
-            Decoder::Gt06(c) => one(c.decode_frame(&bytes, NOW)),
+            Decoder::Gt06(c) => {
+                if let Some(model) = case["decoder_config"]["model_override"].as_str() {
+                    c.set_model(Some(model));
+                }
+                one(c.decode_frame(&bytes, NOW))
+            }
             Decoder::H02(c) => one(c.decode_frame(&bytes, NOW)),
             Decoder::Watch(c) => one(c.decode_frame(&bytes, NOW)),
             Decoder::Teltonika(c) => {
@@ -420,7 +425,12 @@ fn golden_decoder_cases() {
                     (Ok(_), Some(_)) => {
                         stale.push(format!("{file}:{line} passes but is listed as unsupported"))
                     }
-                    (Err(_), Some(_)) => *tally.entry("expected unsupported").or_default() += 1,
+                    (Err(why), Some(_)) => {
+                        if std::env::var_os("GOLDEN_VERBOSE").is_some() {
+                            println!("listed {file}:{line}: {why}");
+                        }
+                        *tally.entry("expected unsupported").or_default() += 1
+                    }
                     (Err(why), None) => {
                         *tally.entry("FAILED").or_default() += 1;
                         failures.push(format!(
@@ -500,4 +510,81 @@ fn golden_frame_cases() {
     }
     println!("{n} frame cases, {} failed", failures.len());
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Total cells and access points decoded from one vector file, and the scans by line.
+fn scans(file: &str) -> BTreeMap<u32, protocols::NetworkScan> {
+    let doc = load(file);
+    let cases = doc["cases"].as_array().cloned().unwrap_or_default();
+    let mut groups: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for c in &cases {
+        groups
+            .entry(c["test"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(c);
+    }
+    let mut out = BTreeMap::new();
+    for group in groups.values() {
+        let mut dec = Decoder::new(file);
+        for case in group {
+            let line = case["line"].as_u64().unwrap_or(0) as u32;
+            for m in dec.decode(case).unwrap_or_default() {
+                if let Some(n) = m.network {
+                    out.insert(line, n);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_vectors_with_cells_and_wifi_decode_them() {
+    let cell = |s: &protocols::NetworkScan, i: usize| {
+        let c = &s.cells[i];
+        (c.mcc, c.mnc, c.lac, c.cell_id)
+    };
+    // GT06: a serving cell after the GPS block (even when the position is (0, 0)), multi-cell
+    // frames, and AZ735's cell and Wi-Fi lists.
+    let gt06 = scans("gt06");
+    assert_eq!(cell(&gt06[&330], 0), (310, 260, 52106, 48883));
+    assert_eq!(
+        gt06[&188].cells.len(),
+        2,
+        "WANWAY S20 0x24 with its own count"
+    );
+    let az = &gt06[&402];
+    assert_eq!((az.cells.len(), az.wifi.len()), (5, 8));
+    assert_eq!(cell(az, 0), (510, 10, 1551, 27164));
+    assert_eq!(az.wifi[0].mac, "44:d9:e7:f7:e1:77");
+    assert_eq!(az.wifi[0].rssi, Some(-61));
+    // Watch: cells and Wi-Fi after the status word, also from (0, 0) reports.
+    let watch = scans("watch");
+    let w = &watch[&61];
+    assert_eq!(cell(w, 0), (425, 1, 10223, 8012811));
+    assert_eq!(w.wifi.len(), 3);
+    assert_eq!(w.wifi[1].mac, "a8:3f:a1:e0:66:ba");
+    assert_eq!(
+        watch[&165].cells.len(),
+        5,
+        "a (0, 0) report still carries its cells"
+    );
+    assert_eq!(watch[&171].wifi.len(), 5, "Wi-Fi only, no cells");
+    // H02: NBR neighbour lists and the cell-only VP1.
+    let h02 = scans("h02");
+    assert_eq!(h02[&118].cells.len(), 6);
+    assert_eq!(cell(&h02[&118], 0), (722, 310, 8106, 32010));
+    assert_eq!(cell(&h02[&46], 2), (470, 2, 92, 1340));
+    let total: usize = [&gt06, &watch, &h02]
+        .iter()
+        .flat_map(|m| m.values())
+        .map(|s| s.cells.len() + s.wifi.len())
+        .sum();
+    println!(
+        "network scans: gt06 {}, watch {}, h02 {}, teltonika {}; {total} cells and access points",
+        gt06.len(),
+        watch.len(),
+        h02.len(),
+        scans("teltonika").len()
+    );
 }

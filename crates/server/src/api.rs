@@ -101,6 +101,19 @@ pub async fn create_device(
             "token: required for native devices",
         ));
     }
+    let model = req.model.map(|m| m.trim().to_string());
+    if let Some(m) = &model
+        && (m.is_empty()
+            || m.len() > 40
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "model: 1 to 40 letters, digits, `-` or `_`",
+        ));
+    }
     let d = s
         .store
         .create_device(
@@ -112,8 +125,11 @@ pub async fn create_device(
             now(),
         )
         .await?;
+    if model.is_some() {
+        s.store.set_device_model(d.id, model.clone()).await?;
+    }
     s.pipeline.sync_roster().await;
-    Ok((StatusCode::CREATED, Json(d.into())))
+    Ok((StatusCode::CREATED, Json(DeviceDto { model, ..d.into() })))
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "setup", security(("staff_token" = [])),
@@ -125,6 +141,8 @@ pub async fn list_devices(
     let visible = registry_scope(&s, &c).await?;
     let health: std::collections::HashMap<DeviceId, store::DeviceHealth> =
         s.store.device_health().await?.into_iter().collect();
+    let mut models: std::collections::HashMap<DeviceId, String> =
+        s.store.device_models().await?.into_iter().collect();
     Ok(Json(
         s.store
             .list_devices()
@@ -135,6 +153,7 @@ pub async fn list_devices(
                 let h = health.get(&d.id).copied();
                 DeviceDto {
                     health: h.map(Into::into),
+                    model: models.remove(&d.id),
                     ..DeviceDto::from(d)
                 }
             })
@@ -411,6 +430,7 @@ async fn latest_positions(
                 device_time: ts(f.device_time),
                 received_time: ts(f.received_time),
                 flags: flag_names(f.flags),
+                network: None,
             }
         })
         .collect())
@@ -429,16 +449,16 @@ pub struct TrackQuery {
     pub purpose_text: Option<String>,
 }
 
-/// A device's fixes in a time window (at most 10,000).
-#[utoipa::path(get, path = "/api/v1/devices/{id}/track", tag = "monitoring", security(("staff_token" = [])),
-    params(("id" = i64, Path, description = "Device id"), TrackQuery),
-    responses((status = 200, body = [PositionDto]), (status = 422, body = ErrorBody)))]
-pub async fn track(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<i64>,
-    Query(q): Query<TrackQuery>,
-) -> Result<Json<Vec<PositionDto>>, ApiError> {
+/// Decides (and audits) a read of a device's location history: `read_track` for the
+/// offender's devices, `read_victim_track` for a protected person's, on the case of the
+/// device's wearer, with the stated purpose. Returns the parsed window.
+async fn authorize_history(
+    s: &AppState,
+    c: &Caller,
+    id: i64,
+    q: &TrackQuery,
+    what: &str,
+) -> Result<(UnixMicros, UnixMicros), ApiError> {
     let from = parse_ts("from", &q.from)?;
     let to = parse_ts("to", &q.to)?;
     let device = s
@@ -450,13 +470,13 @@ pub async fn track(
     let owner = device.and_then(|d| d.owner);
     let cases = s.store.list_cases().await?;
     // The case the device's wearer is a party of; a device outside every case has none, and
-    // no one may read its history through this endpoint.
+    // no one may read its history through these endpoints.
     let case = owner.and_then(|o| cases.iter().find(|k| authz::party(k, o)));
     let (action, person) = match (case, owner) {
         (Some(k), Some(o)) if k.offender != o => (Action::ReadVictimTrack, Some(o)),
         _ => (Action::ReadTrack, None),
     };
-    let purpose = match (q.purpose_code, q.purpose_text) {
+    let purpose = match (q.purpose_code.clone(), q.purpose_text.clone()) {
         (None, None) => None,
         (code, text) => Some(audit::Purpose {
             code: code.unwrap_or_default(),
@@ -464,8 +484,8 @@ pub async fn track(
         }),
     };
     authz::check(
-        &s,
-        &c,
+        s,
+        c,
         action,
         Resource {
             case: case.map(|k| k.id),
@@ -473,10 +493,54 @@ pub async fn track(
             purpose,
             ..Default::default()
         },
-        &format!("device {id} from {} to {}", q.from, q.to),
+        &format!("device {id}{what} from {} to {}", q.from, q.to),
     )
     .await?;
+    Ok((from, to))
+}
+
+/// A device's network scans in a time window (at most 10,000, oldest first): the raw cell
+/// towers and Wi-Fi access points it reported, with or without a fix (cell-only and Wi-Fi-only
+/// reports, an SOS from indoors). They locate the wearer, so they are decided and audited
+/// exactly like the track (location history, with a purpose).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/network-scans", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), TrackQuery),
+    responses((status = 200, body = [NetworkScanDto]), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn network_scans(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TrackQuery>,
+) -> Result<Json<Vec<NetworkScanDto>>, ApiError> {
+    let (from, to) = authorize_history(&s, &c, id, &q, " network scans").await?;
+    let scans = s
+        .store
+        .network_scans(DeviceId(id), from, to, 10_000)
+        .await?;
+    Ok(Json(scans.into_iter().map(Into::into).collect()))
+}
+
+/// A device's fixes in a time window (at most 10,000).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/track", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), TrackQuery),
+    responses((status = 200, body = [PositionDto]), (status = 422, body = ErrorBody)))]
+pub async fn track(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TrackQuery>,
+) -> Result<Json<Vec<PositionDto>>, ApiError> {
+    let (from, to) = authorize_history(&s, &c, id, &q, "").await?;
     let fixes = s.store.track(DeviceId(id), from, to, 10_000).await?;
+    // The cell towers and access points reported in the same frames.
+    let mut scans: std::collections::HashMap<FixId, store::NetworkScan> = s
+        .store
+        .network_scans_of_fixes(fixes.iter().filter_map(|f| f.id).collect())
+        .await?
+        .into_iter()
+        .filter_map(|n| Some((n.fix_id?, n)))
+        .collect();
     Ok(Json(
         fixes
             .into_iter()
@@ -495,9 +559,74 @@ pub async fn track(
                 device_time: ts(f.device_time),
                 received_time: ts(f.received_time),
                 flags: flag_names(f.flags),
+                network: f.id.and_then(|i| scans.remove(&i)).map(Into::into),
             })
             .collect(),
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HealthQuery {
+    /// RFC 3339 start (inclusive), compared with the time each report was received.
+    pub from: String,
+    /// RFC 3339 end (exclusive).
+    pub to: String,
+}
+
+/// A device's health reports in a time window (at most 10,000, oldest first), each as the
+/// device sent it: battery, charging, signal, satellites, body contact. Decided like the
+/// device status of the case summary (`view_case` on the case of the device's wearer); in
+/// the offender's own view, only his own devices. A device in no case: administrators only.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/health", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), HealthQuery),
+    responses((status = 200, body = [DeviceHealthDto]), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn device_health_history(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<HealthQuery>,
+) -> Result<Json<Vec<DeviceHealthDto>>, ApiError> {
+    let from = parse_ts("from", &q.from)?;
+    let to = parse_ts("to", &q.to)?;
+    let owner = s
+        .store
+        .list_devices()
+        .await?
+        .into_iter()
+        .find(|d| d.id == DeviceId(id))
+        .and_then(|d| d.owner);
+    let cases = s.store.list_cases().await?;
+    let case = owner.and_then(|o| cases.iter().find(|k| authz::party(k, o)));
+    let details = format!("device {id} health from {} to {}", q.from, q.to);
+    match case {
+        Some(k) => {
+            let precision = authz::check(
+                &s,
+                &c,
+                Action::ViewCase,
+                Resource {
+                    case: Some(k.id),
+                    ..Default::default()
+                },
+                &details,
+            )
+            .await?;
+            // The offender's view holds his own data only, never a protected person's device.
+            if precision == Precision::OffenderView && owner != c.principal.person {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "you may read only your own devices",
+                ));
+            }
+        }
+        None => authz::intake(&s, &c, None, &details).await?,
+    }
+    let reports = s
+        .store
+        .device_health_history(DeviceId(id), from, to, 10_000)
+        .await?;
+    Ok(Json(reports.into_iter().map(Into::into).collect()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -75,6 +75,12 @@ pub struct NewDevice {
     pub owner_id: Option<i64>,
     /// Secret the device presents (native batch API: `Authorization: Bearer`). Stored hashed.
     pub token: Option<String>,
+    /// The device model, when its firmware has its own frame layouts (GT06: `LW4G-4B`,
+    /// `SEEWORLD`, `R11`, `NT20`, `XT40`, `G18`, `VL103`, `QH302R`…; see docs/protocols.md).
+    /// Up to 40 letters, digits, `-` or `_`.
+    #[serde(default)]
+    #[schema(example = "LW4G-4B")]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,6 +90,9 @@ pub struct DeviceDto {
     pub protocol: String,
     pub hardware_id: String,
     pub owner_id: Option<i64>,
+    /// The device model, when registered with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The latest health report, if the device sent one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<DeviceHealthDto>,
@@ -128,6 +137,7 @@ impl From<Device> for DeviceDto {
             protocol: d.protocol.to_string(),
             hardware_id: d.hardware_id,
             owner_id: d.owner.map(|o| o.0),
+            model: None,
             health: None,
         }
     }
@@ -445,6 +455,67 @@ pub struct PositionDto {
     pub received_time: String,
     /// Quality flags: `late`, `integrity_suspect`, `no_gnss_fix`.
     pub flags: Vec<&'static str>,
+    /// Track only: the cell towers and Wi-Fi access points the device reported in the same
+    /// frame, when it reported any (raw, for network-based location; not a position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkScanDto>,
+}
+
+/// Radio surroundings a device reported: raw cell towers and Wi-Fi access points. Turning
+/// them into a position needs a geolocation service (cells: hundreds of metres to
+/// kilometres; Wi-Fi: tens of metres), which Bulwark does not call.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NetworkScanDto {
+    /// The device's time of the report (the receipt time when the device sent none).
+    pub scan_time: String,
+    pub received_time: String,
+    pub cells: Vec<CellTowerDto>,
+    pub wifi: Vec<WifiAccessPointDto>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CellTowerDto {
+    pub mcc: u16,
+    pub mnc: u16,
+    pub lac: u32,
+    pub cell_id: u64,
+    /// As the device reported it (dBm when negative).
+    pub rssi: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WifiAccessPointDto {
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    pub rssi: Option<i32>,
+}
+
+impl From<store::NetworkScan> for NetworkScanDto {
+    fn from(s: store::NetworkScan) -> Self {
+        NetworkScanDto {
+            scan_time: ts(s.scan_time),
+            received_time: ts(s.received_time),
+            cells: s
+                .cells
+                .into_iter()
+                .map(|c| CellTowerDto {
+                    mcc: c.mcc,
+                    mnc: c.mnc,
+                    lac: c.lac,
+                    cell_id: c.cell_id,
+                    rssi: c.rssi,
+                })
+                .collect(),
+            wifi: s
+                .wifi
+                .into_iter()
+                .map(|w| WifiAccessPointDto {
+                    mac: w.mac,
+                    rssi: w.rssi,
+                })
+                .collect(),
+        }
+    }
 }
 
 pub fn flag_names(f: FixFlags) -> Vec<&'static str> {

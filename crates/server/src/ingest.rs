@@ -146,9 +146,27 @@ pub async fn store_reports(
     fixes: Vec<Fix>,
     events: Vec<DeviceEvent>,
 ) -> Result<(Vec<FixOutcome>, Vec<bool>), ApiError> {
+    store_reports_with_scans(state, door, fixes, events, Vec::new()).await
+}
+
+/// [`store_reports`] with the network scans of the same frames, in the same transaction.
+pub async fn store_reports_with_scans(
+    state: &AppState,
+    door: &'static str,
+    fixes: Vec<Fix>,
+    events: Vec<DeviceEvent>,
+    scans: Vec<store::NewScan>,
+) -> Result<(Vec<FixOutcome>, Vec<bool>), ApiError> {
     let started = std::time::Instant::now();
     let n = fixes.len();
-    let (outcomes, events_new) = state.store.insert_reports(fixes, events).await?;
+    if !scans.is_empty() {
+        metrics::counter!("bulwark_network_scans_stored_total", "door" => door)
+            .increment(scans.len() as u64);
+    }
+    let (outcomes, events_new) = state
+        .store
+        .insert_reports_with_scans(fixes, events, scans)
+        .await?;
     metrics::counter!("bulwark_events_stored_total", "door" => door)
         .increment(events_new.iter().filter(|x| **x).count() as u64);
 
@@ -354,6 +372,58 @@ pub fn event_from_decoded(
     })
 }
 
+/// A decoded network scan as stored: its time is the device's when plausible (else the
+/// receipt time), and it points at the fix of the same frame (same device time, or the only
+/// fix) by index into `fixes`. `None` when it lists no cell and no access point.
+pub fn scan_from_decoded(
+    state: &AppState,
+    device: DeviceId,
+    n: &protocols::NetworkScan,
+    fixes: &[protocols::DecodedFix],
+    received: UnixMicros,
+) -> Option<(store::NetworkScan, Option<usize>)> {
+    if n.cells.is_empty() && n.wifi.is_empty() {
+        return None;
+    }
+    let scan_time = match n.time {
+        Some(t) if check_time(state, t, received, "network scan").is_ok() => t,
+        _ => received,
+    };
+    let fix = fixes
+        .iter()
+        .position(|f| Some(f.device_time) == n.time)
+        .or((fixes.len() == 1).then_some(0));
+    Some((
+        store::NetworkScan {
+            id: None,
+            device_id: device,
+            scan_time,
+            received_time: received,
+            fix_id: None,
+            cells: n
+                .cells
+                .iter()
+                .map(|c| store::ScanCell {
+                    mcc: c.mcc,
+                    mnc: c.mnc,
+                    lac: c.lac,
+                    cell_id: c.cell_id,
+                    rssi: c.rssi,
+                })
+                .collect(),
+            wifi: n
+                .wifi
+                .iter()
+                .map(|w| store::ScanWifi {
+                    mac: w.mac.clone(),
+                    rssi: w.rssi,
+                })
+                .collect(),
+        },
+        fix,
+    ))
+}
+
 /// Records a device's health report (battery, charging, signal, body contact). Health is not
 /// evidence of a position, so a failure here is logged and does not fail the report.
 pub async fn record_health(
@@ -453,6 +523,7 @@ async fn phone_app(
     let mut statuses = Vec::new();
     let mut fixes = Vec::new();
     let mut events = Vec::new();
+    let mut scans = Vec::new();
     for msg in &decoded.messages {
         let id = msg.identity.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidField, "no device identity in the request")
@@ -498,10 +569,21 @@ async fn phone_app(
             statuses.push((device.id, status.clone()));
         }
         let suspect = msg.integrity.is_suspect();
+        let base = fixes.len();
         for f in &msg.fixes {
             let i = fixes.len();
             let raw = raw_from_decoded(f, suspect);
             fixes.push(validate(&state, device.id, raw, received, i)?);
+        }
+        if let Some((scan, fix)) = msg
+            .network
+            .as_ref()
+            .and_then(|n| scan_from_decoded(&state, device.id, n, &msg.fixes, received))
+        {
+            scans.push(store::NewScan {
+                scan,
+                fix: fix.map(|i| base + i),
+            });
         }
         events.extend(
             msg.events
@@ -509,8 +591,8 @@ async fn phone_app(
                 .filter_map(|e| event_from_decoded(&state, device.id, e, received)),
         );
     }
-    if !fixes.is_empty() || !events.is_empty() {
-        store_reports(&state, door, fixes, events).await?;
+    if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
+        store_reports_with_scans(&state, door, fixes, events, scans).await?;
     }
     for (device, status) in &statuses {
         record_health(&state, *device, status, received).await;

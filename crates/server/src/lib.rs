@@ -143,6 +143,8 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::create_order, api::list_orders))
         .routes(routes!(api::positions_latest))
         .routes(routes!(api::track))
+        .routes(routes!(api::device_health_history))
+        .routes(routes!(api::network_scans))
         .routes(routes!(api::list_alerts))
         .routes(routes!(api::set_alert_state))
         .routes(routes!(lifecycle::add_action))

@@ -363,6 +363,7 @@ impl Pipeline {
             device_time: ts(fix.device_time),
             received_time: ts(fix.received_time),
             flags: flag_names(fix.flags),
+            network: None,
         }
     }
 

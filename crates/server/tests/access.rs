@@ -477,6 +477,24 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 200, 403, 403, 403, 200],
         ),
         (
+            // Network scans locate the wearer: the same rule as the track.
+            "get /api/v1/devices/{id}/network-scans",
+            format!(
+                "/api/v1/devices/{}/network-scans?from={from}&to={to}&{PURPOSE}",
+                w.device_a
+            ),
+            None,
+            [401, 403, 200, 403, 403, 403, 200],
+        ),
+        (
+            // Like the device status of the case summary (`view_case`): the case's officer,
+            // its victim and its offender (his own device); no administrator or auditor.
+            "get /api/v1/devices/{id}/health",
+            format!("/api/v1/devices/{}/health?from={from}&to={to}", w.device_a),
+            None,
+            [401, 403, 200, 403, 403, 200, 200],
+        ),
+        (
             "get /api/v1/alerts",
             "/api/v1/alerts".into(),
             None,
@@ -760,6 +778,44 @@ async fn reads_are_scoped_to_assigned_cases_and_audited_with_their_purpose() {
     );
     // The administrator manages accounts but sees no case data.
     let (s, _) = w.h.get("/api/v1/positions/latest", ADMIN).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_offender_reads_the_health_of_his_own_devices_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let (s, phone) = w
+        .h
+        .post(
+            "/api/v1/devices",
+            ADMIN,
+            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "victim-a-phone", "owner_id": w.victim_a}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{phone}");
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let url = |dev: &Value| format!("/api/v1/devices/{dev}/health?from={from}&to={to}");
+    let (s, _) = w.h.get(&url(&phone["id"]), &w.tokens["offender"]).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "nothing about her device reaches him"
+    );
+    let (s, _) =
+        w.h.get(&url(&json!(w.device_a)), &w.tokens["offender"])
+            .await;
+    assert_eq!(s, StatusCode::OK, "his own monitor");
+    let (s, _) = w.h.get(&url(&phone["id"]), &w.tokens["victim"]).await;
+    assert_eq!(s, StatusCode::OK, "her own phone");
+    let (s, _) = w.h.get(&url(&phone["id"]), &w.tokens["officer_own"]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) =
+        w.h.get(&url(&phone["id"]), &w.tokens["officer_other"])
+            .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     r.shutdown().await;
 }

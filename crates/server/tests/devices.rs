@@ -302,6 +302,7 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
         let addr = r.device_addrs[&protocol];
         let mut devices: HashMap<String, i64> = HashMap::new();
         let (mut acks, mut exact_positions, mut fixes_checked, mut sos) = (0, 0, 0, 0);
+        let mut scans_checked = 0;
         for t in order {
             let expected = expect_group(protocol, &groups[&t]);
             for e in &expected {
@@ -375,6 +376,42 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
                         );
                         fixes_checked += 1;
                     }
+                    // Cell towers and access points are stored beside the fix or report.
+                    if let Some(n) = m
+                        .network
+                        .as_ref()
+                        .filter(|n| !n.cells.is_empty() || !n.wifi.is_empty())
+                    {
+                        let same = |st: &store::NetworkScan| {
+                            st.cells.len() == n.cells.len()
+                                && st.wifi.len() == n.wifi.len()
+                                && st.cells.iter().zip(&n.cells).all(|(a, b)| {
+                                    (a.mcc, a.mnc, a.lac, a.cell_id)
+                                        == (b.mcc, b.mnc, b.lac, b.cell_id)
+                                })
+                                && st.wifi.iter().zip(&n.wifi).all(|(a, b)| a.mac == b.mac)
+                        };
+                        let mut found = false;
+                        for _ in 0..100 {
+                            let stored = r
+                                .store
+                                .network_scans(
+                                    DeviceId(dev),
+                                    UnixMicros(0),
+                                    UnixMicros(i64::MAX),
+                                    100_000,
+                                )
+                                .await
+                                .unwrap();
+                            if stored.iter().any(same) {
+                                found = true;
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        assert!(found, "{name} line {line}: network scan not stored");
+                        scans_checked += 1;
+                    }
                     let exp = &e.case["expect"];
                     if let (Some(time), Some(lat), Some(lon)) = (
                         exp["time"].as_str(),
@@ -406,7 +443,7 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
             }
         }
         summary.push(format!(
-            "{name}: {} cases, {acks} acks, {fixes_checked} stored fixes checked, {exact_positions} exact positions, {sos} SOS",
+            "{name}: {} cases, {acks} acks, {fixes_checked} stored fixes checked, {exact_positions} exact positions, {sos} SOS, {scans_checked} network scans",
             file["cases"].as_array().unwrap().len()
         ));
         assert!(acks > 0 && fixes_checked > 0, "{}", summary.join("\n"));
@@ -478,6 +515,218 @@ fn gt06_location(lat: f64, lon: f64, serial: u16) -> Vec<u8> {
     c.extend_from_slice(&flags.to_be_bytes());
     c.extend_from_slice(&[0x01, 0xC2, 0x05, 0x12, 0x34, 0x00, 0x56, 0x78]); // MCC 450, MNC 5, LAC, cell
     protocols::gt06::encode_frame(false, 0x12, &c, serial)
+}
+
+/// A GT06 heartbeat (0x13): terminal info, voltage level 0..6, GSM 0..4, alarm, language.
+fn gt06_heartbeat(level: u8, charging: bool, serial: u16) -> Vec<u8> {
+    let info = if charging { 0x04 } else { 0x00 };
+    protocols::gt06::encode_frame(false, 0x13, &[info, level, 0x04, 0x00, 0x01], serial)
+}
+
+#[tokio::test]
+async fn health_history_and_network_scans_over_tcp_and_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut api = Api::new(&r);
+    let off = api
+        .post(
+            "/api/v1/people",
+            json!({"role": "offender", "display_name": "O"}),
+        )
+        .await;
+    let vic = api
+        .post(
+            "/api/v1/people",
+            json!({"role": "protected", "display_name": "V"}),
+        )
+        .await;
+    let imei = "359710040000003";
+    let dev = api
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "ankle_monitor", "protocol": "gt06", "hardware_id": imei, "owner_id": off["id"]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let case = api
+        .post(
+            "/api/v1/cases",
+            json!({"reference": "H-1", "offender_id": off["id"], "protected_ids": [vic["id"]]}),
+        )
+        .await;
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+
+    // Over a real socket: two heartbeats (charging at full, then 50 % off the charger) and a
+    // location with its serving cell, each acknowledged only once durable.
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    for frame in [
+        gt06_login(imei, 1),
+        gt06_heartbeat(6, true, 2),
+        gt06_heartbeat(3, false, 3),
+        gt06_location(37.55, 126.90, 4),
+    ] {
+        s.write_all(&frame).await.unwrap();
+        read_n(&mut s, 10).await;
+    }
+    drop(s);
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+
+    // Nobody without the case reads it: the administrator has no case data.
+    let health_url = format!("/api/v1/devices/{dev}/health?from={from}&to={to}");
+    let denied = api
+        .http
+        .get(format!("{}{health_url}", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), reqwest::StatusCode::FORBIDDEN);
+
+    api.login_officer(&case).await;
+    let health = api.get(&health_url).await;
+    let reports = health.as_array().expect("a list of reports");
+    assert_eq!(reports.len(), 2, "{health}");
+    assert_eq!(reports[0]["battery_percent"], 100.0);
+    assert_eq!(reports[0]["charging"], true);
+    assert_eq!(reports[1]["battery_percent"], 50.0);
+    assert_eq!(reports[1]["charging"], false);
+    assert!(
+        reports[0]["reported_at"].as_str().unwrap() <= reports[1]["reported_at"].as_str().unwrap()
+    );
+    // A window that ends before the reports holds none.
+    let empty = api
+        .get(&format!(
+            "/api/v1/devices/{dev}/health?from={from}&to={from}"
+        ))
+        .await;
+    assert_eq!(empty, json!([]));
+    // Bad input is a clear 4xx.
+    let bad = api
+        .http
+        .get(format!(
+            "{}/api/v1/devices/{dev}/health?from=yesterday&to={to}",
+            api.base
+        ))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+
+    // The track shows the cell the location frame carried, beside its fix.
+    let track = api
+        .get(&format!(
+            "/api/v1/devices/{dev}/track?from={from}&to={to}&purpose_code=supervision&purpose_text=checking%20the%20device%20health"
+        ))
+        .await;
+    let points = track.as_array().expect("a list of positions");
+    assert_eq!(points.len(), 1, "{track}");
+    let cells = &points[0]["network"]["cells"];
+    assert_eq!(
+        cells,
+        &json!([{"mcc": 450, "mnc": 5, "lac": 0x1234, "cell_id": 0x5678, "rssi": null}]),
+        "{track}"
+    );
+    assert_eq!(points[0]["network"]["wifi"], json!([]));
+    // The scans themselves, with or without a fix, under the track's rule (purpose required).
+    let scans_url = format!("/api/v1/devices/{dev}/network-scans?from={from}&to={to}");
+    let no_purpose = api
+        .http
+        .get(format!("{}{scans_url}", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_purpose.status(), reqwest::StatusCode::FORBIDDEN);
+    let scans = api
+        .get(&format!(
+            "{scans_url}&purpose_code=supervision&purpose_text=checking%20the%20device%20health"
+        ))
+        .await;
+    assert_eq!(scans.as_array().map(Vec::len), Some(1), "{scans}");
+    assert_eq!(&scans[0]["cells"], cells);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    // Two GT06 devices send the same LW4G frames (golden vectors, GT06 lines 575 and 579):
+    // a 0x13 status with external power, and a location whose alarm byte 0x19 means hard
+    // acceleration on LW firmware but low battery in the standard layout.
+    let owner = api
+        .post(
+            "/api/v1/people",
+            json!({"role": "offender", "display_name": "O"}),
+        )
+        .await;
+    let lw = api
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "359710040000004", "model": "LW4G-4B", "owner_id": owner["id"]}),
+        )
+        .await;
+    assert_eq!(lw["model"], "LW4G-4B");
+    let plain = api.device("gt06", "359710040000005", None).await;
+    let bad = api
+        .http
+        .post(format!("{}/api/v1/devices", api.base))
+        .bearer_auth(&api.token)
+        .json(&json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "x1", "model": "LW4G; DROP"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let status = unhex("78780a13560604f0830ccf986f0d0a");
+    let location = unhex(
+        "78782516180516150812c804b50ee80880e40805dcf909012e000000986633460604190106c393490d0a",
+    );
+    for imei in ["359710040000004", "359710040000005"] {
+        let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+            .await
+            .unwrap();
+        for frame in [gt06_login(imei, 1), status.clone(), location.clone()] {
+            s.write_all(&frame).await.unwrap();
+            read_n(&mut s, 10).await;
+        }
+    }
+    let lw_id = DeviceId(lw["id"].as_i64().unwrap());
+    let health = r
+        .store
+        .device_health_history(lw_id, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert!(
+        health
+            .iter()
+            .any(|h| h.power_volts.is_some_and(|v| (v - 13.1).abs() < 1e-9)),
+        "LW 0x13 carries external power: {health:?}"
+    );
+    let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
+    let low = |d: DeviceId| {
+        events
+            .iter()
+            .any(|e| e.device_id == d && e.kind == DeviceEventKind::LowBattery)
+    };
+    assert!(!low(lw_id), "hard acceleration is not a low battery");
+    assert!(
+        low(DeviceId(plain)),
+        "without a model the standard layout applies"
+    );
+    let list = api.get("/api/v1/devices").await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == lw["id"]);
+    // The administrator's registry list shows the model.
+    assert_eq!(listed.unwrap()["model"], "LW4G-4B");
+    r.shutdown().await;
 }
 
 #[tokio::test]

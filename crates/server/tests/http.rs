@@ -622,6 +622,8 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/cases",
         "/api/v1/devices",
         "/api/v1/devices/unknown",
+        "/api/v1/devices/{id}/health",
+        "/api/v1/devices/{id}/network-scans",
         "/api/v1/devices/{id}/track",
         "/api/v1/ingest/batch",
         "/api/v1/live",

@@ -22,6 +22,7 @@ mod court;
 mod lifecycle;
 mod migrations;
 mod outbox;
+mod scans;
 mod sqlite;
 mod status;
 
@@ -29,6 +30,7 @@ pub use alerting::*;
 pub use court::*;
 pub use lifecycle::*;
 pub use outbox::*;
+pub use scans::*;
 pub use sqlite::*;
 pub use status::*;
 

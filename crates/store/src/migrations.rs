@@ -356,4 +356,36 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN task_id INTEGER REFERENCES tasks(id);
     ALTER TABLE alerts ADD COLUMN reopened_at INTEGER;
     "#,
+    // 10: device health history (every report, not only the latest) and network scans (cell
+    // towers and Wi-Fi access points reported beside or instead of a fix); both purged with
+    // the fixes of the same device and time window. The device model (GT06 firmware
+    // families with their own layouts).
+    r#"
+    CREATE TABLE device_health_history (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        reported_at INTEGER NOT NULL,
+        battery_percent REAL,
+        battery_volts REAL,
+        power_volts REAL,
+        charging INTEGER,
+        signal REAL,
+        satellites INTEGER,
+        heart_rate_bpm REAL,
+        body_temp_c REAL
+    );
+    CREATE INDEX device_health_history_device ON device_health_history(device_id, reported_at);
+    CREATE TABLE network_scans (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        scan_time INTEGER NOT NULL,
+        received_time INTEGER NOT NULL,
+        fix_id INTEGER REFERENCES fixes(id),
+        cells TEXT NOT NULL,
+        wifi TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX network_scans_unique ON network_scans(device_id, scan_time, IFNULL(fix_id, 0));
+    CREATE INDEX network_scans_fix ON network_scans(fix_id) WHERE fix_id IS NOT NULL;
+    ALTER TABLE devices ADD COLUMN model TEXT;
+    "#,
 ];

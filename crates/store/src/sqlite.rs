@@ -386,6 +386,18 @@ impl Store {
         fixes: Vec<Fix>,
         events: Vec<DeviceEvent>,
     ) -> Result<(Vec<FixOutcome>, Vec<bool>)> {
+        self.insert_reports_with_scans(fixes, events, Vec::new())
+            .await
+    }
+
+    /// [`Store::insert_reports`] with the network scans of the same frames, in the same
+    /// transaction (a scan points at the fix of its frame).
+    pub async fn insert_reports_with_scans(
+        &self,
+        fixes: Vec<Fix>,
+        events: Vec<DeviceEvent>,
+        scans: Vec<crate::NewScan>,
+    ) -> Result<(Vec<FixOutcome>, Vec<bool>)> {
         let subscribers: Vec<_> = self
             .inner
             .committed
@@ -427,6 +439,10 @@ impl Store {
                 move |conn| {
                     let f = insert_fixes_tx(conn, &fixes)?;
                     let e = insert_events_tx(conn, &events)?;
+                    if !scans.is_empty() {
+                        let ids: Vec<FixId> = f.iter().map(|o| o.id()).collect();
+                        crate::scans::insert_scans_tx(conn, &scans, &ids)?;
+                    }
                     Ok((f, e))
                 },
                 Some(hook),

@@ -1,5 +1,7 @@
-//! The latest health report of each device: what staff need to see that protection depends on
-//! a battery or a strap (a device at 5 % is about to go silent).
+//! Device health reports: the latest of each device (what staff need to see that protection
+//! depends on a battery or a strap: a device at 5 % is about to go silent), and the history of
+//! every report (a battery that drains in hours, a strap that keeps losing body contact, a
+//! device switched off every night), kept and purged like the device's fixes.
 
 use crate::{Result, Store};
 use domain::{DeviceId, UnixMicros};
@@ -23,10 +25,28 @@ pub struct DeviceHealth {
 }
 
 impl Store {
-    /// Merges a health report into the device's latest one.
+    /// Merges a health report into the device's latest one and appends it, as reported, to the
+    /// device's health history, in one transaction.
     pub async fn record_device_health(&self, device: DeviceId, h: DeviceHealth) -> Result<()> {
         self.write(
             move |conn| {
+                conn.execute(
+                    "INSERT INTO device_health_history (device_id, reported_at, battery_percent,
+                     battery_volts, power_volts, charging, signal, satellites, heart_rate_bpm, body_temp_c)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        device.0,
+                        h.reported_at.0,
+                        h.battery_percent,
+                        h.battery_volts,
+                        h.power_volts,
+                        h.charging,
+                        h.signal,
+                        h.satellites,
+                        h.heart_rate_bpm,
+                        h.body_temp_c
+                    ],
+                )?;
                 conn.execute(
                     "INSERT INTO device_status (device_id, reported_at, battery_percent, battery_volts, power_volts,
                      charging, signal, satellites, heart_rate_bpm, body_temp_c)
@@ -58,6 +78,80 @@ impl Store {
             },
             None,
         )
+        .await
+    }
+
+    /// A device's health reports received in `[from, to)`, oldest first, at most `limit`; each
+    /// as the device sent it (fields it did not report are `None`).
+    pub async fn device_health_history(
+        &self,
+        device: DeviceId,
+        from: UnixMicros,
+        to: UnixMicros,
+        limit: usize,
+    ) -> Result<Vec<DeviceHealth>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT reported_at, battery_percent, battery_volts, power_volts, charging, signal,
+                 satellites, heart_rate_bpm, body_temp_c FROM device_health_history
+                 WHERE device_id = ?1 AND reported_at >= ?2 AND reported_at < ?3
+                 ORDER BY reported_at, id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                Ok(DeviceHealth {
+                    reported_at: UnixMicros(r.get(0)?),
+                    battery_percent: r.get(1)?,
+                    battery_volts: r.get(2)?,
+                    power_volts: r.get(3)?,
+                    charging: r.get(4)?,
+                    signal: r.get(5)?,
+                    satellites: r.get(6)?,
+                    heart_rate_bpm: r.get(7)?,
+                    body_temp_c: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Sets a device's model (e.g. `LW4G-4B`, `NT20`): the tracker listeners pass it to the
+    /// decoder, since some firmware families reuse protocol numbers with their own layouts.
+    pub async fn set_device_model(&self, device: DeviceId, model: Option<String>) -> Result<()> {
+        self.write(
+            move |conn| {
+                conn.execute(
+                    "UPDATE devices SET model = ?2 WHERE id = ?1",
+                    params![device.0, model],
+                )?;
+                Ok(())
+            },
+            None,
+        )
+        .await
+    }
+
+    /// The model of every device that has one.
+    pub async fn device_models(&self) -> Result<Vec<(DeviceId, String)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id, model FROM devices WHERE model IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| Ok((DeviceId(r.get(0)?), r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// One device's model, if it has one.
+    pub async fn device_model(&self, device: DeviceId) -> Result<Option<String>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT model FROM devices WHERE id = ?1",
+                    params![device.0],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .unwrap_or(None))
+        })
         .await
     }
 
@@ -136,5 +230,21 @@ mod tests {
         );
         assert_eq!(h.charging, Some(false));
         assert_eq!(h.reported_at, UnixMicros::from_secs(20));
+        // The history keeps both reports as sent: the second one has no signal.
+        let hist = store
+            .device_health_history(d.id, UnixMicros(0), UnixMicros::from_secs(30), 100)
+            .await
+            .unwrap();
+        assert_eq!(hist, vec![first, later]);
+        let window = store
+            .device_health_history(
+                d.id,
+                UnixMicros::from_secs(15),
+                UnixMicros::from_secs(30),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(window, vec![later], "[from, to) selects by receipt time");
     }
 }

@@ -55,6 +55,8 @@ pub(super) struct Conn {
     watch_maker: Option<String>,
     /// Bytes dropped since the last decodable frame.
     garbage: usize,
+    /// The registered model of a device just identified, not yet given to the session.
+    pending_model: Option<Option<String>>,
 }
 
 impl Conn {
@@ -66,7 +68,13 @@ impl Conn {
             device: None,
             watch_maker: None,
             garbage: 0,
+            pending_model: None,
         }
+    }
+
+    /// The model of a device identified since the last call, for the session's decoder.
+    pub(super) fn take_model(&mut self) -> Option<Option<String>> {
+        self.pending_model.take()
     }
 
     fn door(&self) -> &'static str {
@@ -91,7 +99,16 @@ impl Conn {
             .await
         {
             Ok(Some((d, _))) => {
-                tracing::info!(protocol = self.door(), remote = %self.remote, hardware_id = identity, device = %d.id, "device identified");
+                // The model selects firmware-specific layouts for the frames that follow.
+                let model = match store.device_model(d.id).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(protocol = self.door(), device = %d.id, error = %e, "device model not read; standard layouts");
+                        None
+                    }
+                };
+                tracing::info!(protocol = self.door(), remote = %self.remote, hardware_id = identity, device = %d.id, model = ?model, "device identified");
+                self.pending_model = Some(model);
                 self.device = Some((identity.to_string(), d.clone()));
                 Ok(d)
             }
@@ -165,10 +182,17 @@ impl Conn {
 
         let suspect_frame = m.integrity.is_suspect();
         let mut fixes = Vec::with_capacity(m.fixes.len());
+        // Index in `fixes` of each decoded fix that passed validation.
+        let mut stored_index = vec![None; m.fixes.len()];
         for (i, f) in m.fixes.iter().enumerate() {
             let raw = ingest::raw_from_decoded(f, suspect_frame);
             match ingest::validate(&self.state, device.id, raw, received, i) {
-                Ok(fix) => fixes.push(fix),
+                Ok(fix) => {
+                    if let Some(slot) = stored_index.get_mut(i) {
+                        *slot = Some(fixes.len());
+                    }
+                    fixes.push(fix)
+                }
                 Err(e) => {
                     let code = e.code.spec().0;
                     metrics::counter!("bulwark_ingest_rejected_total", "door" => self.door(), "code" => code)
@@ -203,9 +227,23 @@ impl Conn {
             });
         }
 
-        if !fixes.is_empty() || !events.is_empty() {
+        let scans: Vec<store::NewScan> = m
+            .network
+            .as_ref()
+            .and_then(|n| ingest::scan_from_decoded(&self.state, device.id, n, &m.fixes, received))
+            .map(|(scan, fix)| store::NewScan {
+                scan,
+                fix: fix.and_then(|i| stored_index.get(i).copied().flatten()),
+            })
+            .into_iter()
+            .collect();
+
+        if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
             let n = fixes.len();
-            if let Err(e) = ingest::store_reports(&self.state, self.door(), fixes, events).await {
+            if let Err(e) =
+                ingest::store_reports_with_scans(&self.state, self.door(), fixes, events, scans)
+                    .await
+            {
                 // Not acknowledged: the device keeps the record and resends it.
                 tracing::error!(protocol = self.door(), device = %device.id, code = e.code.spec().0, error = %e.message, fixes = n, "store failed; closing without ack");
                 return Err(Close::new("store error; not acknowledged"));
@@ -375,6 +413,9 @@ async fn drain(
             StreamItem::Message(m) => {
                 let identity = session.identity().map(str::to_string);
                 let out = conn.handle(*m, identity.as_deref(), received).await?;
+                if let Some(model) = conn.take_model() {
+                    session.set_model(model.as_deref());
+                }
                 if !out.is_empty() {
                     // A peer that stops reading must not hold the task (and shutdown) forever.
                     match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {

@@ -534,7 +534,8 @@ impl Store {
     }
 
     /// Deletes each device's fixes whose device time falls in one of its `[from, to)`
-    /// windows and, in the same transaction, appends `entry` to the access log with the
+    /// windows, with the device's network scans and health reports of the same windows, and,
+    /// in the same transaction, appends `entry` to the access log with the
     /// number deleted added to its details: a purge is never unrecorded, and a record never
     /// claims a purge that did not commit. Returns the number of fixes deleted.
     pub async fn purge_fixes(
@@ -546,16 +547,30 @@ impl Store {
     ) -> Result<u64> {
         self.write(
             move |conn| {
-                let mut deleted = 0u64;
+                let (mut deleted, mut health, mut scans) = (0u64, 0u64, 0u64);
                 for (device, ws) in &windows {
                     for (from, to) in ws {
+                        // What came with the fixes goes with them: the scans of the window
+                        // (and any pointing at a fix being deleted), the health reports.
+                        scans += conn.execute(
+                            "DELETE FROM network_scans WHERE device_id = ?1 AND ((scan_time >= ?2 AND scan_time < ?3)
+                             OR fix_id IN (SELECT id FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3))",
+                            params![device.0, from.0, to.0],
+                        )? as u64;
+                        health += conn.execute(
+                            "DELETE FROM device_health_history WHERE device_id = ?1 AND reported_at >= ?2 AND reported_at < ?3",
+                            params![device.0, from.0, to.0],
+                        )? as u64;
                         deleted += conn.execute(
                             "DELETE FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3",
                             params![device.0, from.0, to.0],
                         )? as u64;
                     }
                 }
-                entry.details = format!("{}; fixes deleted: {deleted}", entry.details);
+                entry.details = format!(
+                    "{}; health reports deleted: {health}; network scans deleted: {scans}; fixes deleted: {deleted}",
+                    entry.details
+                );
                 append_tx(conn, vec![entry], now, signer.as_ref())?;
                 Ok(deleted)
             },
