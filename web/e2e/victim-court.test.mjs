@@ -5,12 +5,25 @@
 // and sounds; silent mode is kept on the server (a fresh browser sees it) and then nothing
 // sounds. Headless Chromium has no push service: the app says so instead of failing, and the
 // service worker's push handler is checked with a push delivered through DevTools.
-// Screenshots go to web/e2e/artifacts/ (victim-petition.png, victim-notices.png,
-// victim-alerts.png, victim-push.png).
+// Screenshots go to web/e2e/artifacts/ (victim-petition.png, victim-petition-granted.png,
+// victim-notices.png, victim-alerts.png, victim-push.png).
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { artifacts, launch, startDemo } from "./helpers.mjs";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+async function axeSerious(page) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+}
 
 /** Polls `f` until it returns a truthy value or the deadline passes (no timing assertions). */
 async function until(what, f, ms) {
@@ -81,7 +94,8 @@ test("victim app: petition → review → grant → notice and order; test alert
     assert.match(await page.textContent(row), /접근금지명령/);
     assert.match(await page.textContent(row), /150 m/);
     assert.equal(await page.locator(`${row} .events li[data-event=filed]`).count(), 1);
-    await page.screenshot({ path: join(artifacts, "victim-petition.png"), fullPage: true });
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await page.screenshot({ path: join(artifacts, "victim-petition.png") });
     const mine = await apiAs(demo.base, victim, "GET", "/api/v1/petitions");
     assert.deepEqual(mine.body.map((p) => [p.id, p.state, p.petitioner]).filter(([i]) => String(i) === id), [[Number(id), "filed", "victim"]]);
 
@@ -105,6 +119,7 @@ test("victim app: petition → review → grant → notice and order; test alert
     assert.match(await page.textContent("#notice"), /\d{4}\. ?\d{1,2}\. ?\d{1,2}\./, "the order's end date");
     console.log(`notice: ${await page.textContent("#notice")}`);
     await page.screenshot({ path: join(artifacts, "victim-notices.png") });
+    assert.deepEqual(await axeSerious(page), [], "axe: home with a notice");
     await page.click("#tabs button[data-screen=order-screen]");
     await page.waitForSelector(`.order[data-order-id="${orderId}"]`, { timeout: 15_000 });
     assert.match(await page.textContent(`.order[data-order-id="${orderId}"]`), /효력 있음/);
@@ -114,6 +129,9 @@ test("victim app: petition → review → grant → notice and order; test alert
     for (const ev of ["filed", "review_started", "granted"]) {
       assert.equal(await page.locator(`${row} .events li[data-event=${ev}]`).count(), 1, `history: ${ev}`);
     }
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await page.screenshot({ path: join(artifacts, "victim-petition-granted.png") });
+    assert.deepEqual(await axeSerious(page), [], "axe: petitions");
 
     // Push: headless Chromium has no push service. The switch asks, tries, and says so.
     await page.click("#tabs button[data-screen=alerts-screen]");
@@ -135,7 +153,8 @@ test("victim app: petition → review → grant → notice and order; test alert
     assert.equal(await page.getAttribute("body", "data-last-signal"), "test");
     const listed = await apiAs(demo.base, victim, "GET", "/api/v1/me/alerts");
     assert.ok(listed.body.some((a) => a.class === "test" && a.kind === "test"), JSON.stringify(listed.body));
-    await page.screenshot({ path: join(artifacts, "victim-alerts.png"), fullPage: true });
+    await page.screenshot({ path: join(artifacts, "victim-alerts.png") });
+    assert.deepEqual(await axeSerious(page), [], "axe: alerts");
 
     // Silent mode is kept on the server: saved, survives a reload and reaches a fresh browser.
     assert.equal(await page.isChecked("#silent"), false);
@@ -190,7 +209,7 @@ test("victim app: petition → review → grant → notice and order; test alert
     assert.equal(n2.silent, true);
     for (const n of [n1, n2]) assert.doesNotMatch(`${n.title} ${n.body}`, /가해자|스토킹|offender|stalk/i);
     await page.click("#discreet");
-    await page.screenshot({ path: join(artifacts, "victim-push.png"), fullPage: true });
+    await page.screenshot({ path: join(artifacts, "victim-push.png") });
 
     assert.deepEqual(errors, [], `page errors: ${errors.join("\n")}`);
   } finally {
