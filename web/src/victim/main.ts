@@ -89,6 +89,8 @@ const app = {
   noticesError: "",
   pollCount: 0,
   pollTimer: 0,
+  /** Quick exit emptied the page: answers still in flight must not touch it. */
+  exited: false,
   screen: "home",
 };
 
@@ -119,6 +121,8 @@ function quickExit(): void {
   const url = exitUrl();
   const tok = token();
   stopSharing();
+  app.exited = true;
+  window.clearInterval(app.pollTimer);
   if (tok) {
     void fetch("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${tok}` }, keepalive: true }).catch(() => {});
   }
@@ -324,6 +328,7 @@ function renderOffender(): void {
 }
 
 function renderSosNote(): void {
+  if (app.exited) return;
   const el = $("sos-note");
   const s = sos.state;
   const remote = app.data?.sos;
@@ -340,6 +345,7 @@ function renderSosNote(): void {
 }
 
 function render(): void {
+  if (app.exited) return;
   renderBanner();
   renderNotice();
   renderOffender();
@@ -354,6 +360,7 @@ function render(): void {
 // ---- polling -----------------------------------------------------------------------------
 
 async function poll(): Promise<void> {
+  if (app.exited) return;
   try {
     const d = await api<MyCase>("/api/v1/me/case");
     app.skew = Date.parse(d.server_time) - Date.now();
@@ -393,9 +400,11 @@ async function pollAlerts(): Promise<AlertClass | null> {
   try {
     list = await api<MyAlert[]>("/api/v1/me/alerts");
   } catch (e) {
+    if (app.exited) return null;
     if (!(e instanceof ApiError && e.status === 401)) setText($("alerts-note"), `${t("alertsFailed")}: ${(e as Error).message}`);
     return null;
   }
+  if (app.exited) return null;
   setText($("alerts-note"), "");
   let cls: AlertClass | null = null;
   if (app.seenAlerts) {
@@ -411,6 +420,7 @@ async function pollAlerts(): Promise<AlertClass | null> {
 }
 
 function renderAlerts(list: MyAlert[]): void {
+  if (app.exited) return;
   const ol = $("alerts");
   ol.replaceChildren();
   if (list.length === 0) {
@@ -519,6 +529,7 @@ function stopSharing(): void {
 }
 
 function renderShare(): void {
+  if (app.exited) return;
   const b = $("share-toggle");
   b.setAttribute("aria-pressed", String(share.on));
   b.textContent = share.on ? t("shareOn") : t("shareOff");
@@ -675,6 +686,7 @@ async function loadAccessLog(): Promise<void> {
   const ol = $("access-log");
   try {
     const rows = await api<AccessEntry[]>("/api/v1/me/access-log");
+    if (app.exited) return;
     ol.innerHTML = rows.length === 0 ? `<li class="empty">${t("noLog")}</li>` : rows.map((r) => {
       const who = `${ROLES[lang][r.actor_role] ?? r.actor_role}${r.actor_name ? ` (${esc(r.actor_name)})` : ""}`;
       const why = r.purpose_code ? ` · ${esc(r.purpose_code)}${r.purpose_text ? `: ${esc(r.purpose_text)}` : ""}` : "";
@@ -702,6 +714,7 @@ async function loadPetitions(): Promise<void> {
     // The list has no history; each petition's own answer has it (her case only).
     const full = await Promise.all(rows.map((p) => api<Petition>(`/api/v1/petitions/${p.id}`).catch(() => p)));
     full.sort((a, b) => b.id - a.id);
+    if (app.exited) return;
     ol.innerHTML = full.length === 0 ? `<li class="empty">${t("noPetitions")}</li>` : full.map((p) => {
       const events = (p.events ?? []).map((e) =>
         `<li data-event="${esc(e.event)}"><time datetime="${e.at}">${fmtTime(e.at)}</time> — ${esc(tr(`pev_${e.event}`))}${e.reasons ? ` · ${t("reasons")}: ${esc(e.reasons)}` : ""}</li>`).join("");
@@ -761,6 +774,7 @@ async function loadNotices(): Promise<void> {
     if (e instanceof ApiError && e.status === 401) return;
     app.noticesError = `${t("noticesFailed")}: ${(e as Error).message}`;
   }
+  if (app.exited) return;
   renderNotice();
   if (app.screen === "order-screen") renderNotices();
 }
@@ -778,6 +792,7 @@ function noticeText(n: Notice): { title: string; meta: string } {
 
 /** The newest notice, on the home screen (a lapse there reads "protection has ended"). */
 function renderNotice(): void {
+  if (app.exited) return;
   const el = $("notice");
   if (app.noticesError && app.notices.length === 0) {
     el.hidden = false;
@@ -799,6 +814,7 @@ function renderNotice(): void {
 
 /** Every notice, newest first, under her orders. */
 function renderNotices(): void {
+  if (app.exited) return;
   const ol = $("notices");
   if (app.noticesError) {
     ol.innerHTML = `<li class="error" role="alert">${esc(app.noticesError)}</li>`;
@@ -830,10 +846,12 @@ $("test-alert").onclick = async () => {
 async function loadSettings(): Promise<void> {
   try {
     const s = await api<{ silent: boolean }>("/api/v1/me/settings");
+    if (app.exited) return;
     app.silent = s.silent;
     localStorage.setItem("bw-silent", app.silent ? "1" : "0");
     setText($("settings-note"), "");
   } catch (e) {
+    if (app.exited) return;
     if (!(e instanceof ApiError && e.status === 401)) setText($("settings-note"), `${t("settingsLoadFailed")}: ${(e as Error).message}`);
   }
   $<HTMLInputElement>("silent").checked = app.silent;
@@ -865,6 +883,7 @@ function pushSupported(): boolean {
 }
 
 function renderPush(): void {
+  if (app.exited) return;
   const b = $("push-toggle");
   const el = $("push-state");
   b.setAttribute("aria-pressed", String(push.state === "on"));
@@ -900,9 +919,13 @@ async function loadPush(): Promise<void> {
   } else {
     try {
       const reg = await pushRegistration();
-      push.state = (await reg.pushManager.getSubscription()) ? "on" : "off";
+      const sub = await reg.pushManager.getSubscription();
+      // Posted again at each sign-in (the browser may have renewed it since); the server
+      // keeps one row per endpoint.
+      if (sub) await api("/api/v1/me/push-subscriptions", { method: "POST", body: JSON.stringify(sub.toJSON()) });
+      push.state = sub ? "on" : "off";
     } catch (e) {
-      push.state = "unavailable";
+      push.state = e instanceof ApiError ? "error" : "unavailable";
       push.error = (e as Error).message;
     }
   }
