@@ -1,9 +1,10 @@
 // Bulwark victim app: a phone-first PWA for the protected person. It shows her status (safe,
 // in the area, approaching, violation, protection degraded), the offender only when her
 // disclosure rule allows it (always with the fix's age and accuracy), a one-hand silent SOS,
-// her own location sharing, her order, who viewed her data, a petition form, a quick exit and
-// a discreet mode. It talks only to the `/api/v1/me/*` routes (and petitions), so it can never
-// open another case.
+// her own location sharing, her order and the court's notices, her alerts (class sounds, a test
+// alert, silent mode kept on the server, Web Push on this phone), who viewed her data, her
+// petitions with their history, a quick exit and a discreet mode. It talks only to the
+// `/api/v1/me/*` routes, petitions and the VAPID key, so it can never open another case.
 import "leaflet/dist/leaflet.css";
 import "./style.css";
 import L from "leaflet";
@@ -33,7 +34,18 @@ interface MyCase {
 }
 interface MyAlert { id: number; class: AlertClass; kind: string; state: string; raised_at: string; updated_at: string; severity: string }
 interface AccessEntry { time: string; actor_role: string; actor_name?: string | null; action: string; outcome: string; purpose_code?: string | null; purpose_text?: string | null }
-interface Petition { id: number; kind: string; state?: string; status?: string; filed_at?: string; created_at?: string; statement?: string }
+interface Conditions { no_approach_m: number; duration_days: number; no_contact_by_phone: boolean; electronic_monitoring: boolean }
+interface PetitionEvent { at: string; actor_role: string; event: string; reasons?: string | null }
+interface Petition {
+  id: number; case_id: number; kind: string; state: "filed" | "under_review" | "denied" | "in_force" | "lapsed";
+  petitioner: string; requested: Conditions; statement: string; filed_at: string; updated_at: string;
+  order_id: number | null; events?: PetitionEvent[];
+}
+type NoticeKind = "petition_filed" | "under_review" | "granted" | "modified" | "denied" | "extended" | "amended" | "expires_soon" | "lapsed";
+interface Notice {
+  id: number; case_id: number; order_id: number | null; petition_id: number | null; recipient: string;
+  kind: NoticeKind; valid_to: string | null; reasons: string | null; created_at: string;
+}
 interface Stored { fix_id: number; received_time: string; device_time: string; duplicate: boolean }
 type Status = "safe" | "in_area" | "approaching" | "violation" | "degraded";
 
@@ -69,11 +81,16 @@ const app = {
   offline: false,
   data: null as MyCase | null,
   prevStatus: null as Status | null,
+  // Silent mode lives on the server (`/api/v1/me/settings`); the copy here only covers the
+  // moment between opening the app and the server's answer.
   silent: localStorage.getItem("bw-silent") === "1",
-  settingsRemote: true,
   seenAlerts: null as Set<number> | null,
-  alertsAvailable: true,
+  notices: [] as Notice[],
+  noticesError: "",
+  pollCount: 0,
   pollTimer: 0,
+  /** Quick exit emptied the page: answers still in flight must not touch it. */
+  exited: false,
   screen: "home",
 };
 
@@ -104,6 +121,8 @@ function quickExit(): void {
   const url = exitUrl();
   const tok = token();
   stopSharing();
+  app.exited = true;
+  window.clearInterval(app.pollTimer);
   if (tok) {
     void fetch("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${tok}` }, keepalive: true }).catch(() => {});
   }
@@ -132,6 +151,7 @@ function applyDiscreet(): void {
   $("discreet").textContent = on ? t("discreetOn") : t("discreet");
   document.title = on ? t("discreetTitle") : t("appTitle");
   $("app-title").textContent = on ? t("discreetTitle") : t("appTitle");
+  tellServiceWorker();
 }
 $("discreet").onclick = () => {
   localStorage.setItem("bw-discreet", localStorage.getItem("bw-discreet") === "1" ? "0" : "1");
@@ -239,6 +259,12 @@ function drawMap(d: MyCase): void {
 
 // ---- home: banner and the offender's facts ------------------------------------------------
 
+/** The newest notice about an order (not about a petition still pending). */
+function latestOrderNotice(): Notice | null {
+  const kinds: NoticeKind[] = ["granted", "modified", "extended", "amended", "expires_soon", "lapsed"];
+  return [...app.notices].reverse().find((n) => kinds.includes(n.kind)) ?? null;
+}
+
 const ICONS: Record<Status | "unknown", string> = { safe: "✓", in_area: "!", approaching: "▲", violation: "✖", degraded: "⚠", unknown: "?" };
 const RANK: Record<Status, number> = { safe: 0, in_area: 1, degraded: 2, approaching: 3, violation: 4 };
 
@@ -251,6 +277,18 @@ function renderBanner(): void {
     // The server is unreachable: whatever it said last may no longer be true.
     status = "degraded";
     detail = `${t("offline")}${app.lastOk ? ` · ${t("staleConn")} ${fmtAge((Date.now() - app.lastOk) / 1000)}` : ""}`;
+  }
+  // The newest court notice says the protection lapsed and no order is in force: say so
+  // plainly instead of a generic "degraded" (a danger status still wins).
+  const ended = !app.offline && d && status === "degraded" && d.status_reasons.includes("no_order_in_force")
+    && latestOrderNotice()?.kind === "lapsed";
+  if (ended) {
+    banner.className = "banner ended";
+    banner.dataset.status = "ended";
+    setText($("banner-icon"), "■");
+    setText($("banner-text"), t("status_ended"));
+    setText($("banner-detail"), t("endedDetail"));
+    return;
   }
   banner.className = `banner ${status}`;
   banner.dataset.status = status;
@@ -290,6 +328,7 @@ function renderOffender(): void {
 }
 
 function renderSosNote(): void {
+  if (app.exited) return;
   const el = $("sos-note");
   const s = sos.state;
   const remote = app.data?.sos;
@@ -306,7 +345,9 @@ function renderSosNote(): void {
 }
 
 function render(): void {
+  if (app.exited) return;
   renderBanner();
+  renderNotice();
   renderOffender();
   renderSosNote();
   renderShare();
@@ -319,6 +360,7 @@ function render(): void {
 // ---- polling -----------------------------------------------------------------------------
 
 async function poll(): Promise<void> {
+  if (app.exited) return;
   try {
     const d = await api<MyCase>("/api/v1/me/case");
     app.skew = Date.parse(d.server_time) - Date.now();
@@ -330,7 +372,9 @@ async function poll(): Promise<void> {
     if (worse) cls = d.status === "approaching" || d.status === "violation" ? "danger" : d.status === "degraded" ? "technical" : null;
     app.prevStatus = d.status;
     cls = mostSevere(cls, await pollAlerts());
-    if (cls) signal(cls, app.silent);
+    if (cls) signalNow(cls);
+    // Court notices change rarely: every fifth answer (and at once after she files).
+    if (app.pollCount++ % 5 === 0) await loadNotices();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     if (Date.now() - app.lastOk > OFFLINE_AFTER_MS || !(e instanceof ApiError)) app.offline = true;
@@ -345,22 +389,30 @@ function mostSevere(a: AlertClass | null, b: AlertClass | null): AlertClass | nu
   return rank[a] >= rank[b] ? a : b;
 }
 
+/** Plays the class's sound and vibration (nothing in silent mode); the page keeps what it did. */
+function signalNow(cls: AlertClass): void {
+  document.body.dataset.lastSignal = signal(cls, app.silent);
+}
+
 /** New alerts since the last poll (the class to signal), and the alerts list. */
 async function pollAlerts(): Promise<AlertClass | null> {
-  if (!app.alertsAvailable) return null;
   let list: MyAlert[];
   try {
     list = await api<MyAlert[]>("/api/v1/me/alerts");
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) {
-      app.alertsAvailable = false;
-      $("alerts-note").textContent = `${t("alertsTitle")}: ${t("notAvailable")}`;
-    }
+    if (app.exited) return null;
+    if (!(e instanceof ApiError && e.status === 401)) setText($("alerts-note"), `${t("alertsFailed")}: ${(e as Error).message}`);
     return null;
   }
+  if (app.exited) return null;
+  setText($("alerts-note"), "");
   let cls: AlertClass | null = null;
   if (app.seenAlerts) {
-    for (const a of list) if (!app.seenAlerts.has(a.id) && a.state !== "resolved") cls = mostSevere(cls, a.class);
+    // A new alert sounds once. One already closed when it arrives does not, except her own
+    // test alert, which the server stores closed and whose point is to be heard.
+    for (const a of list) {
+      if (!app.seenAlerts.has(a.id) && (a.state !== "resolved" || a.class === "test")) cls = mostSevere(cls, a.class);
+    }
   }
   app.seenAlerts = new Set(list.map((a) => a.id));
   renderAlerts(list);
@@ -368,6 +420,7 @@ async function pollAlerts(): Promise<AlertClass | null> {
 }
 
 function renderAlerts(list: MyAlert[]): void {
+  if (app.exited) return;
   const ol = $("alerts");
   ol.replaceChildren();
   if (list.length === 0) {
@@ -377,8 +430,10 @@ function renderAlerts(list: MyAlert[]): void {
   for (const a of list) {
     const li = document.createElement("li");
     li.className = `alert ${a.class}`;
-    li.innerHTML = `<strong>${esc(tr(`class_${a.class}`))} · ${esc(tr(`reason_${a.kind}`))}</strong>
-      <div class="meta">${esc(a.state)} · ${fmtAge(ageS(a.raised_at))}</div>`;
+    li.dataset.alertId = String(a.id);
+    li.dataset.class = a.class;
+    li.innerHTML = `<strong><span class="pill ${a.class}">${esc(tr(`class_${a.class}`))}</span> ${esc(tr(`reason_${a.kind}`))}</strong>
+      <div class="meta">${esc(tr(`state_${a.state}`))} · <time datetime="${a.raised_at}">${fmtTime(a.raised_at)}</time> (${fmtAge(ageS(a.raised_at))})</div>`;
     ol.appendChild(li);
   }
 }
@@ -474,6 +529,7 @@ function stopSharing(): void {
 }
 
 function renderShare(): void {
+  if (app.exited) return;
   const b = $("share-toggle");
   b.setAttribute("aria-pressed", String(share.on));
   b.textContent = share.on ? t("shareOn") : t("shareOff");
@@ -590,7 +646,11 @@ function show(screen: string): void {
     else b.removeAttribute("aria-current");
   }
   if (screen === "home") setTimeout(() => map?.invalidateSize(), 0);
-  if (screen === "order-screen") renderOrders();
+  if (screen === "order-screen") {
+    renderOrders();
+    void loadNotices();
+  }
+  if (screen === "alerts-screen") void pollAlerts();
   if (screen === "log-screen") void loadAccessLog();
   if (screen === "petition-screen") void loadPetitions();
 }
@@ -626,6 +686,7 @@ async function loadAccessLog(): Promise<void> {
   const ol = $("access-log");
   try {
     const rows = await api<AccessEntry[]>("/api/v1/me/access-log");
+    if (app.exited) return;
     ol.innerHTML = rows.length === 0 ? `<li class="empty">${t("noLog")}</li>` : rows.map((r) => {
       const who = `${ROLES[lang][r.actor_role] ?? r.actor_role}${r.actor_name ? ` (${esc(r.actor_name)})` : ""}`;
       const why = r.purpose_code ? ` · ${esc(r.purpose_code)}${r.purpose_text ? `: ${esc(r.purpose_text)}` : ""}` : "";
@@ -637,24 +698,46 @@ async function loadAccessLog(): Promise<void> {
   }
 }
 
+// ---- petitions: the form, and hers with their history -------------------------------------
+
+function conditionsText(c: Conditions): string {
+  const parts = [`${t("noApproach")} ${c.no_approach_m} m`, `${c.duration_days} ${t("days")}`];
+  if (c.no_contact_by_phone) parts.push(t("pPhone"));
+  if (c.electronic_monitoring) parts.push(t("pEm"));
+  return parts.join(" · ");
+}
+
 async function loadPetitions(): Promise<void> {
   const ol = $("petitions");
   try {
     const rows = await api<Petition[]>("/api/v1/petitions");
-    ol.innerHTML = rows.length === 0 ? `<li class="empty">${t("noPetitions")}</li>` : rows.map((p) => {
-      const when = p.filed_at ?? p.created_at;
-      return `<li><strong>${esc(tr(`kind_${p.kind}`))}</strong> · ${esc(p.state ?? p.status ?? "")}${when ? ` · ${fmtDate(when)}` : ""}</li>`;
+    // The list has no history; each petition's own answer has it (her case only).
+    const full = await Promise.all(rows.map((p) => api<Petition>(`/api/v1/petitions/${p.id}`).catch(() => p)));
+    full.sort((a, b) => b.id - a.id);
+    if (app.exited) return;
+    ol.innerHTML = full.length === 0 ? `<li class="empty">${t("noPetitions")}</li>` : full.map((p) => {
+      const events = (p.events ?? []).map((e) =>
+        `<li data-event="${esc(e.event)}"><time datetime="${e.at}">${fmtTime(e.at)}</time> — ${esc(tr(`pev_${e.event}`))}${e.reasons ? ` · ${t("reasons")}: ${esc(e.reasons)}` : ""}</li>`).join("");
+      return `<li class="petition" data-petition-id="${p.id}" data-state="${esc(p.state)}">
+        <strong>${esc(tr(`kind_${p.kind}`))}</strong> <span class="pill ${esc(p.state)}">${esc(tr(`pstate_${p.state}`))}</span>
+        <div class="meta">${fmtDate(p.filed_at)} · ${t("requested")}: ${esc(conditionsText(p.requested))}${p.order_id != null ? ` · ${t("order")} #${p.order_id}` : ""}</div>
+        ${events ? `<ol class="events">${events}</ol>` : ""}</li>`;
     }).join("");
   } catch (e) {
-    ol.innerHTML = `<li class="note">${e instanceof ApiError && e.status === 404 ? t("notAvailable") : esc((e as Error).message)}</li>`;
+    ol.innerHTML = `<li class="error" role="alert">${t("petitionsFailed")}: ${esc((e as Error).message)}</li>`;
   }
 }
 
 $<HTMLFormElement>("petition-form").onsubmit = async (e) => {
   e.preventDefault();
   const out = $("petition-result");
+  const caseId = app.data?.case_id;
+  if (caseId == null) {
+    out.textContent = `${t("pFailed")}: ${t("offline")}`;
+    return;
+  }
   const body = {
-    case_id: app.data?.case_id,
+    case_id: caseId,
     kind: $<HTMLSelectElement>("p-kind").value,
     requested: {
       no_approach_m: Number($<HTMLInputElement>("p-distance").value),
@@ -665,38 +748,254 @@ $<HTMLFormElement>("petition-form").onsubmit = async (e) => {
     statement: $<HTMLTextAreaElement>("p-statement").value.trim(),
   };
   try {
-    await api("/api/v1/petitions", { method: "POST", body: JSON.stringify(body) });
-    out.textContent = t("pSent");
+    const p = await api<Petition>("/api/v1/petitions", { method: "POST", body: JSON.stringify(body) });
+    out.textContent = `${t("pSent")} (#${p.id}, ${tr(`pstate_${p.state}`)})`;
+    out.dataset.petitionId = String(p.id);
     $<HTMLTextAreaElement>("p-statement").value = "";
     void loadPetitions();
+    void loadNotices();
   } catch (x) {
-    out.textContent = x instanceof ApiError && x.status === 404 ? t("notAvailable") : (x as Error).message;
+    out.textContent = `${t("pFailed")}: ${(x as Error).message}`;
   }
 };
 
-// Silent mode: kept on the server when it offers settings, on this phone otherwise.
+// ---- court notices -------------------------------------------------------------------------
+
+async function loadNotices(): Promise<void> {
+  try {
+    const list = await api<Notice[]>("/api/v1/me/notices");
+    const newest = list.length ? list[list.length - 1].id : 0;
+    const before = app.notices.length ? app.notices[app.notices.length - 1].id : 0;
+    app.notices = list;
+    app.noticesError = "";
+    // A decision changes her petitions and orders: show them fresh.
+    if (newest !== before && app.screen === "petition-screen") void loadPetitions();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    app.noticesError = `${t("noticesFailed")}: ${(e as Error).message}`;
+  }
+  if (app.exited) return;
+  renderNotice();
+  if (app.screen === "order-screen") renderNotices();
+}
+
+function noticeText(n: Notice): { title: string; meta: string } {
+  const parts: string[] = [];
+  if (n.valid_to) {
+    const d = fmtDate(n.valid_to);
+    if (n.kind === "lapsed" || n.kind === "expires_soon") parts.push(`${t("endsOn")}: ${d}`);
+    else parts.push(lang === "ko" ? `${d}${t("until")}` : `${t("until")} ${d}`);
+  }
+  if (n.reasons) parts.push(`${t("reasons")}: ${n.reasons}`);
+  return { title: tr(`notice_${n.kind}`), meta: parts.join(" · ") };
+}
+
+/** The newest notice, on the home screen (a lapse there reads "protection has ended"). */
+function renderNotice(): void {
+  if (app.exited) return;
+  const el = $("notice");
+  if (app.noticesError && app.notices.length === 0) {
+    el.hidden = false;
+    el.className = "notice";
+    el.dataset.kind = "error";
+    setHtml(el, `<strong>${esc(app.noticesError)}</strong>`);
+    return;
+  }
+  const n = app.notices[app.notices.length - 1];
+  el.hidden = !n;
+  if (!n) return;
+  const { title, meta } = noticeText(n);
+  el.className = `notice ${n.kind}`;
+  el.dataset.kind = n.kind;
+  el.dataset.noticeId = String(n.id);
+  el.setAttribute("role", n.kind === "lapsed" || n.kind === "expires_soon" ? "alert" : "status");
+  setHtml(el, `<strong>${esc(title)}</strong><div class="meta">${esc(meta)}${meta ? " · " : ""}<time datetime="${n.created_at}">${fmtTime(n.created_at)}</time></div>`);
+}
+
+/** Every notice, newest first, under her orders. */
+function renderNotices(): void {
+  if (app.exited) return;
+  const ol = $("notices");
+  if (app.noticesError) {
+    ol.innerHTML = `<li class="error" role="alert">${esc(app.noticesError)}</li>`;
+    return;
+  }
+  ol.innerHTML = app.notices.length === 0 ? `<li class="empty">${t("noNotices")}</li>` : [...app.notices].reverse().map((n) => {
+    const { title, meta } = noticeText(n);
+    return `<li class="notice-row ${n.kind}" data-kind="${n.kind}"><strong>${esc(title)}</strong>
+      <div class="meta">${esc(meta)}${meta ? " · " : ""}<time datetime="${n.created_at}">${fmtTime(n.created_at)}</time></div></li>`;
+  }).join("");
+}
+
+// ---- alerts: test alert, silent mode (on the server) ----------------------------------------
+
+$("test-alert").onclick = async () => {
+  unlockAudio();
+  const note = $("test-note");
+  try {
+    await api("/api/v1/me/alerts/test", { method: "POST" });
+    note.textContent = t("testSent");
+    // Fetch at once: the new test alert is listed and sounds (unless silent).
+    const cls = await pollAlerts();
+    if (cls) signalNow(cls);
+  } catch (e) {
+    note.textContent = `${t("testFailed")}: ${(e as Error).message}`;
+  }
+};
+
 async function loadSettings(): Promise<void> {
   try {
     const s = await api<{ silent: boolean }>("/api/v1/me/settings");
+    if (app.exited) return;
     app.silent = s.silent;
-    app.settingsRemote = true;
-    $("settings-note").textContent = "";
+    localStorage.setItem("bw-silent", app.silent ? "1" : "0");
+    setText($("settings-note"), "");
   } catch (e) {
-    app.settingsRemote = false;
-    $("settings-note").textContent = e instanceof ApiError && e.status === 404 ? `${t("notAvailable")} — ${t("savedLocally")}` : "";
+    if (app.exited) return;
+    if (!(e instanceof ApiError && e.status === 401)) setText($("settings-note"), `${t("settingsLoadFailed")}: ${(e as Error).message}`);
   }
   $<HTMLInputElement>("silent").checked = app.silent;
 }
 $<HTMLInputElement>("silent").onchange = async () => {
-  app.silent = $<HTMLInputElement>("silent").checked;
-  localStorage.setItem("bw-silent", app.silent ? "1" : "0");
-  if (!app.settingsRemote) return;
+  const box = $<HTMLInputElement>("silent");
+  const want = box.checked;
+  // Quiet at once (he may be near); louder only once the server has it.
+  if (want) app.silent = true;
   try {
-    await api("/api/v1/me/settings", { method: "PUT", body: JSON.stringify({ silent: app.silent }) });
+    const s = await api<{ silent: boolean }>("/api/v1/me/settings", { method: "PUT", body: JSON.stringify({ silent: want }) });
+    app.silent = s.silent;
+    localStorage.setItem("bw-silent", app.silent ? "1" : "0");
+    setText($("settings-note"), "");
+    box.dataset.saved = String(s.silent);
   } catch (e) {
-    $("settings-note").textContent = e instanceof ApiError && e.status === 404 ? `${t("notAvailable")} — ${t("savedLocally")}` : (e as Error).message;
+    setText($("settings-note"), `${t("settingsFailed")}: ${(e as Error).message}`);
   }
+  box.checked = app.silent;
 };
+
+// ---- Web Push on this phone ----------------------------------------------------------------
+
+type PushState = "unsupported" | "off" | "on" | "working" | "denied" | "unavailable" | "error";
+const push = { state: "off" as PushState, error: "" };
+
+function pushSupported(): boolean {
+  return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+}
+
+function renderPush(): void {
+  if (app.exited) return;
+  const b = $("push-toggle");
+  const el = $("push-state");
+  b.setAttribute("aria-pressed", String(push.state === "on"));
+  b.textContent = push.state === "on" ? t("pushOn") : t("pushOff");
+  (b as HTMLButtonElement).disabled = push.state === "unsupported" || push.state === "working";
+  el.dataset.state = push.state;
+  setText(el, `${tr(`push_${push.state}`)}${push.error ? ` (${push.error})` : ""}`);
+}
+
+/** The base64url VAPID key as the bytes `applicationServerKey` takes. */
+function b64urlBytes(s: string): Uint8Array<ArrayBuffer> {
+  const b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (s.length % 4)) % 4));
+  const out = new Uint8Array(new ArrayBuffer(b.length));
+  for (let i = 0; i < b.length; i++) out[i] = b.charCodeAt(i);
+  return out;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer`)), ms))]);
+}
+
+async function pushRegistration(): Promise<ServiceWorkerRegistration> {
+  return withTimeout(navigator.serviceWorker.ready, 10_000, "service worker");
+}
+
+/** What this browser can do and whether it is subscribed now. */
+async function loadPush(): Promise<void> {
+  push.error = "";
+  if (!pushSupported()) {
+    push.state = "unsupported";
+  } else if (Notification.permission === "denied") {
+    push.state = "denied";
+  } else {
+    try {
+      const reg = await pushRegistration();
+      const sub = await reg.pushManager.getSubscription();
+      // Posted again at each sign-in (the browser may have renewed it since); the server
+      // keeps one row per endpoint.
+      if (sub) await api("/api/v1/me/push-subscriptions", { method: "POST", body: JSON.stringify(sub.toJSON()) });
+      push.state = sub ? "on" : "off";
+    } catch (e) {
+      push.state = e instanceof ApiError ? "error" : "unavailable";
+      push.error = (e as Error).message;
+    }
+  }
+  renderPush();
+}
+
+async function pushOn(): Promise<void> {
+  push.state = "working";
+  push.error = "";
+  renderPush();
+  try {
+    const permission = await Notification.requestPermission();
+    if (permission !== "granted") {
+      push.state = "denied";
+      return;
+    }
+    const { public_key } = await api<{ public_key: string }>("/api/v1/push/vapid-public-key");
+    const reg = await pushRegistration();
+    let sub: PushSubscription;
+    try {
+      sub = await withTimeout(
+        reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlBytes(public_key) }),
+        20_000, "push service");
+    } catch (e) {
+      // No push service behind this browser (headless, some privacy browsers): say so.
+      push.state = "unavailable";
+      push.error = (e as Error).message;
+      return;
+    }
+    await api("/api/v1/me/push-subscriptions", { method: "POST", body: JSON.stringify(sub.toJSON()) });
+    push.state = "on";
+  } catch (e) {
+    push.state = "error";
+    push.error = (e as Error).message;
+  } finally {
+    renderPush();
+  }
+}
+
+async function pushOff(): Promise<void> {
+  push.state = "working";
+  push.error = "";
+  renderPush();
+  try {
+    const reg = await pushRegistration();
+    const sub = await reg.pushManager.getSubscription();
+    if (sub) {
+      // The server first, so that it stops sending; a subscription it never had is fine.
+      await api("/api/v1/me/push-subscriptions", { method: "DELETE", body: JSON.stringify({ endpoint: sub.endpoint }) })
+        .catch((e) => {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+        });
+      await sub.unsubscribe();
+    }
+    push.state = "off";
+  } catch (e) {
+    push.state = "error";
+    push.error = (e as Error).message;
+  } finally {
+    renderPush();
+  }
+}
+
+$("push-toggle").onclick = () => void (push.state === "on" ? pushOff() : pushOn());
+
+/** The service worker words notifications; it needs her language and discreet mode. */
+function tellServiceWorker(): void {
+  const msg = { type: "prefs", lang, discreet: localStorage.getItem("bw-discreet") === "1" };
+  navigator.serviceWorker?.ready.then((r) => r.active?.postMessage(msg)).catch(() => {});
+}
 
 // ---- language, sign-in, start ------------------------------------------------------------
 
@@ -711,7 +1010,11 @@ function applyLang(): void {
   $("tabs").setAttribute("aria-label", lang === "ko" ? "메뉴" : "Menu");
   applyDiscreet();
   render();
-  if (app.screen === "order-screen") renderOrders();
+  if (app.screen === "order-screen") {
+    renderOrders();
+    renderNotices();
+  }
+  renderPush();
 }
 $("lang").onclick = () => {
   lang = lang === "ko" ? "en" : "ko";
@@ -746,6 +1049,8 @@ async function enter(): Promise<void> {
   ensureMap();
   startPolling();
   void loadSettings();
+  void loadNotices();
+  void loadPush();
   if (localStorage.getItem("bw-share") === "1") startSharing();
   void permissionState().then(renderShare);
 }
