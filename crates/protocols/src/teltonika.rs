@@ -1,5 +1,5 @@
 //! Teltonika (FMB/FMC/FMM/TAT series): codec 8, 8 Extended and 16 AVL data over TCP and UDP,
-//! codec 12/13 command replies.
+//! codec 7 (GH3000 personal trackers, see [`read_gh3000_records`]), codec 12/13 command replies.
 //!
 //! # Wire format (TCP)
 //!
@@ -286,6 +286,140 @@ fn read_records(
     Ok(count)
 }
 
+/// Seconds from the Unix epoch to 2007-01-01 00:00:00 UTC, the GH3000 time origin.
+const GH3000_EPOCH_S: i64 = 1_167_609_600;
+
+/// Codec 7 (GH3000 personal trackers). Each record: a 4-byte time (the low 30 bits count
+/// seconds since 2007-01-01 UTC; the top 2 bits are the priority), a global mask (bit 0
+/// location block present; bits 1, 2, 3: 1-, 2- and 4-byte IO groups present), then the
+/// location block: a location mask and, by its bits, latitude and longitude (bit 0, two IEEE
+/// 754 floats, latitude first), altitude (bit 1, u16 m), course (bit 2, u8 in 1/256 turns),
+/// speed (bit 3, u8 km/h), satellites (bit 4), LAC and cell id (bit 5, u16 each), signal
+/// (bit 6, u8) and operator code (bit 7, u32 MCC+MNC). IO groups are a 1-byte count of 1-byte
+/// id + value pairs. A record without a location block carries only IO values (no fix).
+///
+/// IO mapped: 1 battery %, 2 USB (charging), 67 battery mV, 222 SOS button (1 = pressed).
+fn read_gh3000_records(
+    r: &mut Reader<'_>,
+    ctx: &RecordCtx,
+    msg: &mut Message,
+) -> Result<usize, DecodeError> {
+    let count = usize::from(r.u8()?);
+    for _ in 0..count {
+        let raw = r.u32()?;
+        let time = UnixMicros((i64::from(raw & 0x3fff_ffff) + GH3000_EPOCH_S) * 1_000_000);
+        let global = r.u8()?;
+        let mut status = DeviceStatus::default();
+        let mut position = None;
+        let mut fix = None;
+        let mut tower = None;
+        if global & 0x01 != 0 {
+            let loc = r.u8()?;
+            let mut coords = None;
+            if loc & 0x01 != 0 {
+                let lat = f64::from(f32::from_bits(r.u32()?));
+                let lon = f64::from(f32::from_bits(r.u32()?));
+                coords = Some((lat, lon));
+            }
+            let alt = if loc & 0x02 != 0 {
+                Some(f64::from(r.u16()?))
+            } else {
+                None
+            };
+            let course = if loc & 0x04 != 0 {
+                Some(f64::from(r.u8()?) * 360.0 / 256.0)
+            } else {
+                None
+            };
+            let speed = if loc & 0x08 != 0 {
+                Some(f64::from(r.u8()?) * KMH_TO_MPS)
+            } else {
+                None
+            };
+            let sats = if loc & 0x10 != 0 {
+                Some(u32::from(r.u8()?))
+            } else {
+                None
+            };
+            status.satellites = sats;
+            let mut cell = None;
+            if loc & 0x20 != 0 {
+                cell = Some((u32::from(r.u16()?), u64::from(r.u16()?)));
+            }
+            if loc & 0x40 != 0 {
+                status.signal = Some(f64::from(r.u8()?));
+            }
+            if loc & 0x80 != 0 {
+                let op = u64::from(r.u32()?);
+                if let Some((lac, cid)) = cell {
+                    tower = CellIo {
+                        cid: Some(cid),
+                        lac: Some(lac),
+                        operator: Some(op),
+                    }
+                    .tower();
+                }
+            }
+            position = coords.and_then(|(lat, lon)| LatLon::new(lat, lon).ok());
+            fix = position.map(|position| DecodedFix {
+                device_time: time,
+                position,
+                accuracy_m: None,
+                speed_mps: speed,
+                course_deg: course,
+                altitude_m: alt,
+                source: FixSource::Gnss,
+                // The tracker sends a location block only with a fix; a satellite count of 0
+                // says otherwise.
+                gnss_valid: sats.is_none_or(|s| s > 0),
+                satellites: sats,
+                integrity_suspect: ctx.suspect,
+                seq: None,
+            });
+        }
+        let mut events = Vec::new();
+        for (bit, size) in [(0x02u8, 1usize), (0x04, 2), (0x08, 4)] {
+            if global & bit == 0 {
+                continue;
+            }
+            let n = r.u8()?;
+            for _ in 0..n {
+                let id = r.u8()?;
+                let v = r.uint(size)?;
+                match id {
+                    1 => status.battery_percent = Some(v as f64),
+                    2 => status.charging = Some(v == 1),
+                    67 => status.battery_volts = Some(v as f64 / 1000.0),
+                    222 if v == 1 => events.push(EventKind::Sos),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(f) = fix {
+            msg.fixes.push(f);
+        }
+        for kind in events {
+            msg.events.push(DeviceEvent {
+                kind,
+                device_time: Some(time),
+                position,
+                integrity_suspect: ctx.suspect,
+            });
+        }
+        if let Some(tower) = tower {
+            msg.network = Some(NetworkScan {
+                time: Some(time),
+                cells: vec![tower],
+                wifi: Vec::new(),
+            });
+        }
+        if !status.is_empty() {
+            msg.status = Some(status);
+        }
+    }
+    Ok(count)
+}
+
 /// The serving cell from a record's IO elements: 205 GSM cell id, 206 GSM area code (LAC),
 /// 241 active GSM operator (MCC followed by a 2- or 3-digit MNC, e.g. 45005, 310260).
 #[derive(Debug, Default)]
@@ -351,8 +485,12 @@ fn decode_data(
     let codec = r.u8()?;
     let ctx = RecordCtx { suspect };
     match codec {
-        CODEC_8 | CODEC_8E | CODEC_16 => {
-            let count = read_records(&mut r, codec, extended, &ctx, msg)?;
+        CODEC_8 | CODEC_8E | CODEC_16 | CODEC_GH3000 => {
+            let count = if codec == CODEC_GH3000 {
+                read_gh3000_records(&mut r, &ctx, msg)?
+            } else {
+                read_records(&mut r, codec, extended, &ctx, msg)?
+            };
             let trailer = r.u8().ok().map(usize::from);
             if trailer != Some(count) {
                 return Err(DecodeError::Malformed(format!(
@@ -382,7 +520,7 @@ fn decode_data(
             Ok(count)
         }
         other => Err(DecodeError::Unsupported(format!(
-            "Teltonika codec 0x{other:02x} (GH3000 and others are not decoded)"
+            "Teltonika codec 0x{other:02x} is not decoded"
         ))),
     }
 }

@@ -65,11 +65,6 @@ const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
     ),
     (
         "teltonika",
-        &[111, 126, 129],
-        "codec 0x07 (legacy GH3000 trackers) is not decoded",
-    ),
-    (
-        "teltonika",
         &[161],
         "FMB130 `extended` codec 8 variant whose IO layout does not match 2-byte ids",
     ),

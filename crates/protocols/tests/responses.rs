@@ -210,6 +210,58 @@ fn teltonika_responses_and_commands() {
 }
 
 #[test]
+fn teltonika_codec7_gh3000_positions_and_ack() {
+    let mut c = teltonika::TeltonikaCodec::new();
+    c.decode_frame(&unhex("000f313233343536373839303132333435"), NOW)
+        .unwrap();
+    // Vector teltonika.json line 129: two GH3000 records, location blocks with float latitude
+    // and longitude, time counted from 2007-01-01.
+    let avl = unhex(
+        "000000000000003107024c61410b013f4231c2c141d0beb9003d000005006483ff4c6140eb013f4231c2c141d0beb9003d000005006483ff02000041df",
+    );
+    let m = c.decode_frame(&avl, NOW).unwrap();
+    assert_eq!(m.ack, Some(vec![0, 0, 0, 2]));
+    assert_eq!(m.integrity, protocols::Integrity::Ok);
+    assert_eq!(m.fixes.len(), 2);
+    let f = &m.fixes[0];
+    // 2013-07-31 22:30:35 UTC.
+    assert_eq!(f.device_time, UnixMicros(1_375_309_835_000_000));
+    assert!((f.position.lat() - 44.440_19).abs() < 1e-4);
+    assert!((f.position.lon() - 26.093_13).abs() < 1e-4);
+    assert_eq!(f.altitude_m, Some(61.0));
+    assert_eq!(f.satellites, Some(5));
+    assert!(f.gnss_valid);
+    // An SOS record (IO 222 = 1) with no location block raises an SOS event without a fix.
+    let sos = unhex("000000000000000b0701000000010201de0101");
+    let data = &sos[8..];
+    let mut framed = sos.clone();
+    framed.extend_from_slice(&[0, 0]);
+    let crc = crc16_ibm(data);
+    framed.extend_from_slice(&crc.to_be_bytes());
+    let m = c.decode_frame(&framed, NOW).unwrap();
+    assert_eq!(m.integrity, protocols::Integrity::Ok);
+    assert!(m.fixes.is_empty());
+    assert_eq!(m.events.len(), 1);
+    assert_eq!(m.events[0].kind, protocols::EventKind::Sos);
+    assert_eq!(m.ack, Some(vec![0, 0, 0, 1]));
+}
+
+fn crc16_ibm(data: &[u8]) -> u16 {
+    let mut crc = 0u16;
+    for b in data {
+        crc ^= u16::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+#[test]
 fn teltonika_ping_and_imei_framing() {
     let mut c = teltonika::TeltonikaCodec::new();
     assert_eq!(
