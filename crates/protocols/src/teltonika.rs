@@ -117,7 +117,8 @@ pub fn frame(buf: &[u8]) -> Framing {
 #[derive(Debug, Clone, Default)]
 pub struct TeltonikaCodec {
     imei: Option<String>,
-    /// Codec 8 with 2-byte IO ids (some firmware; Traccar's `teltonika.extended`).
+    /// Records carry a fifth IO group of 16-byte values after the 8-byte group (FMB firmware
+    /// with Bluetooth sensors; Traccar's `teltonika.extended`).
     pub extended: bool,
 }
 
@@ -194,7 +195,7 @@ fn read_records(
         let angle = r.u16()?;
         let sats = r.u8()?;
         let speed = r.u16()?;
-        let wide = codec == CODEC_8E || codec == CODEC_16 || extended;
+        let wide = codec == CODEC_8E || codec == CODEC_16;
         let count_wide = codec == CODEC_8E;
         let id = |r: &mut Reader<'_>| {
             if wide {
@@ -232,6 +233,14 @@ fn read_records(
                 let v = r.uint(size)?;
                 apply_io(io, v, &mut status, &mut events);
                 cell.apply(io, v);
+            }
+        }
+        if extended {
+            // A group of 16-byte values (Bluetooth sensor data), none of which Bulwark maps.
+            let n = cnt(r)?;
+            for _ in 0..n {
+                id(r)?;
+                r.skip(16)?;
             }
         }
         if codec == CODEC_8E {

@@ -63,11 +63,6 @@ const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
         &[49],
         "binary report variant whose BCD time is not decimal; layout undocumented",
     ),
-    (
-        "teltonika",
-        &[161],
-        "FMB130 `extended` codec 8 variant whose IO layout does not match 2-byte ids",
-    ),
 ];
 
 fn unhex(s: &str) -> Vec<u8> {
