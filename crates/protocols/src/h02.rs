@@ -397,7 +397,7 @@ impl H02Codec {
     fn decode_binary(&mut self, frame: &[u8]) -> Result<Message, DecodeError> {
         if frame.len() < 32 {
             return Err(DecodeError::Truncated(
-                "H02 binary report is 32 or 45 bytes",
+                "H02 binary report is 32, 42 or 45 bytes",
             ));
         }
         let h = hex(frame);
@@ -418,22 +418,30 @@ impl H02Codec {
                 .parse()
                 .map_err(|_| DecodeError::Malformed("H02 BCD".into()))
         };
-        let id = digits(2, 12)?.to_string();
+        // A 42-byte report carries an 8-byte id (a 15-digit IMEI and one pad nibble) instead of
+        // the 5-byte one; every later field moves 3 bytes (6 hex digits) along.
+        let long_id = frame.len() == 42;
+        let o = if long_id { 6 } else { 0 };
+        let id = if long_id {
+            digits(2, 17)?.to_string()
+        } else {
+            digits(2, 12)?.to_string()
+        };
         let id = self.identify(&id)?;
         let t = utc(
-            year2(num(22, 24)?),
-            num(20, 22)?,
-            num(18, 20)?,
-            num(12, 14)?,
-            num(14, 16)?,
-            num(16, 18)? as f64,
+            year2(num(o + 22, o + 24)?),
+            num(o + 20, o + 22)?,
+            num(o + 18, o + 20)?,
+            num(o + 12, o + 14)?,
+            num(o + 14, o + 16)?,
+            num(o + 16, o + 18)? as f64,
         );
-        let lat_raw = num(24, 32)? as f64 / 10_000.0; // ddmm.mmmm
-        let lon_raw = num(34, 43)? as f64 / 10_000.0; // dddmm.mmmm
-        let flags = u8::from_str_radix(h.get(43..44).unwrap_or("0"), 16).unwrap_or(0);
-        let speed = num(44, 47)? as f64;
-        let course = num(47, 50)? as f64;
-        let status = u32::from_str_radix(h.get(50..58).unwrap_or(""), 16)
+        let lat_raw = num(o + 24, o + 32)? as f64 / 10_000.0; // ddmm.mmmm
+        let lon_raw = num(o + 34, o + 43)? as f64 / 10_000.0; // dddmm.mmmm
+        let flags = u8::from_str_radix(h.get(o + 43..o + 44).unwrap_or("0"), 16).unwrap_or(0);
+        let speed = num(o + 44, o + 47)? as f64;
+        let course = num(o + 47, o + 50)? as f64;
+        let status = u32::from_str_radix(h.get(o + 50..o + 58).unwrap_or(""), 16)
             .map_err(|_| DecodeError::Malformed("H02 status word".into()))?;
         let dm = |v: f64| {
             let d = (v / 100.0).trunc();

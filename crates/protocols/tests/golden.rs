@@ -58,11 +58,6 @@ const EXPECTED_UNSUPPORTED: &[(&str, &[u32], &str)] = &[
         &[85, 185],
         "blood pressure (BLOOD) and voice messages (TK audio) are not decoded",
     ),
-    (
-        "h02",
-        &[49],
-        "binary report variant whose BCD time is not decimal; layout undocumented",
-    ),
 ];
 
 fn unhex(s: &str) -> Vec<u8> {

@@ -108,6 +108,24 @@ fn gt06_commands_are_well_formed() {
 }
 
 #[test]
+fn h02_binary_report_with_long_id() {
+    // Vector h02.json line 49: a 42-byte binary report whose id is 8 bytes (15-digit IMEI).
+    let mut c = h02::H02Codec::new();
+    let frame = unhex(
+        "2435248308419329301047591808172627335900074412294e024138feffffffff01120064ba73005ecc",
+    );
+    let m = c.decode_frame(&frame, NOW).unwrap();
+    assert_eq!(m.identity.as_deref(), Some("352483084193293"));
+    let f = &m.fixes[0];
+    // 2017-08-18 10:47:59 UTC, 26°27.3359' N, 74°41.2294' E, 24 knots, course 138.
+    assert_eq!(f.device_time, UnixMicros(1_503_053_279_000_000));
+    assert!((f.position.lat() - (26.0 + 27.3359 / 60.0)).abs() < 1e-6);
+    assert!((f.position.lon() - (74.0 + 41.2294 / 60.0)).abs() < 1e-6);
+    assert_eq!(f.course_deg, Some(138.0));
+    assert!(f.gnss_valid);
+}
+
+#[test]
 fn h02_responses() {
     let mut c = h02::H02Codec::new();
     let m = c
