@@ -1413,6 +1413,7 @@ impl Gt06Codec {
         let mut st = DeviceStatus::default();
         let mut kinds = Vec::new();
         let mut fix: Option<DecodedFix> = None;
+        let mut skipped = Vec::new();
         while r.remaining() >= 4 {
             let kind = r.u16()?;
             let len = usize::from(r.u16()?);
@@ -1455,8 +1456,15 @@ impl Gt06Codec {
                         });
                     }
                 }
-                _ => {}
+                other => skipped.push(format!("0x{other:02x}")),
             }
+        }
+        if fix.is_none() && kinds.is_empty() && st.is_empty() {
+            msg.unsupported = Some(format!(
+                "GT06 0x70 with only modules Bulwark does not use ({}): identifiers, \
+                 Bluetooth tag data",
+                skipped.join(", ")
+            ));
         }
         let time = fix.as_ref().map(|f| f.device_time);
         let position = fix.as_ref().map(|f| f.position);
