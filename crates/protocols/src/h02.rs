@@ -57,6 +57,21 @@ fn is_marker(b: u8) -> bool {
     matches!(b, b'*' | b'$' | b'X')
 }
 
+/// Whether three BCD bytes read as a time of day (hh mm ss).
+fn bcd_time(b: Option<&[u8]>) -> bool {
+    let Some(&[h, m, s]) = b else {
+        return false;
+    };
+    let dec = |x: u8| (x >> 4 < 10 && x & 0x0F < 10).then_some((x >> 4) * 10 + (x & 0x0F));
+    matches!((dec(h), dec(m), dec(s)), (Some(h), Some(m), Some(s)) if h < 24 && m < 60 && s < 60)
+}
+
+/// A binary report with an 8-byte id (42 bytes in all) instead of the 5-byte one: the time
+/// does not read as a time after a 5-byte id but does after an 8-byte one.
+fn long_id_report(buf: &[u8]) -> bool {
+    !bcd_time(buf.get(6..9)) && bcd_time(buf.get(9..12))
+}
+
 impl Codec for H02Codec {
     const MAX_FRAME: usize = MAX_FRAME;
 
@@ -112,6 +127,7 @@ impl Codec for H02Codec {
                     return Framing::NeedMore;
                 }
                 let n = match buf.get(32) {
+                    _ if long_id_report(buf) => 42,
                     None => 32,
                     Some(&b) if is_marker(b) => 32,
                     Some(_) if buf.len() >= 45 => 45,
@@ -420,7 +436,7 @@ impl H02Codec {
         };
         // A 42-byte report carries an 8-byte id (a 15-digit IMEI and one pad nibble) instead of
         // the 5-byte one; every later field moves 3 bytes (6 hex digits) along.
-        let long_id = frame.len() == 42;
+        let long_id = frame.len() == 42 && long_id_report(frame);
         let o = if long_id { 6 } else { 0 };
         let id = if long_id {
             digits(2, 17)?.to_string()

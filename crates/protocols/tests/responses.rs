@@ -114,6 +114,14 @@ fn h02_binary_report_with_long_id() {
     let frame = unhex(
         "2435248308419329301047591808172627335900074412294e024138feffffffff01120064ba73005ecc",
     );
+    // The stream framer tells it from the 32- and 45-byte reports by where a time fits.
+    assert_eq!(
+        c.frame(&frame),
+        Framing::Frame {
+            len: 42,
+            consume: 42
+        }
+    );
     let m = c.decode_frame(&frame, NOW).unwrap();
     assert_eq!(m.identity.as_deref(), Some("352483084193293"));
     let f = &m.fixes[0];
