@@ -120,14 +120,15 @@ impl Codec for H02Codec {
                 None => Framing::NeedMore,
             };
         }
+        // A long-id report is told by its content, whatever length the connection has learnt.
         let len = match self.binary_len {
+            _ if long_id_report(buf) => 42,
             Some(n) => n,
             None => {
                 if buf.len() < 32 {
                     return Framing::NeedMore;
                 }
                 let n = match buf.get(32) {
-                    _ if long_id_report(buf) => 42,
                     None => 32,
                     Some(&b) if is_marker(b) => 32,
                     Some(_) if buf.len() >= 45 => 45,
