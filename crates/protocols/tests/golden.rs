@@ -117,7 +117,8 @@ const IGNORED_FRAMES: &[(&str, &str, &str)] = &[
     (
         "gt06",
         "0xf2",
-        "Bluetooth peripheral report (tags, buttons of a vehicle kit); no position",
+        "Bluetooth peripheral report (readings of paired tags and buttons, e.g. `BTBUTTON`); no \
+         position. Its layout is not public, so a paired button is not mapped to SOS",
     ),
     (
         "gt06",
