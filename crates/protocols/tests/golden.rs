@@ -103,8 +103,9 @@ const IGNORED_FRAMES: &[(&str, &str, &str)] = &[
     (
         "gt06",
         "0x94/0x04",
-        "device configuration text: which alarms are enabled, SOS and centre numbers, fence \
-         definition (settings, not events)",
+        "vehicle-kit status text: ALM1-3, STA1 and DYD bytes (Traccar keeps them as raw \
+         `alarmNStatus`, `otherStatus`, `engineStatus` numbers; their bits are not public, so no \
+         alarm can be told from them), the SOS and centre numbers and the fence settings",
     ),
     ("gt06", "0x94/0x05", "door and input flags"),
     ("gt06", "0x94/0x0a", "IMEI, IMSI and ICCID"),
