@@ -196,7 +196,7 @@ function zoneEditor(box: HTMLElement, map: L.Map, order: Order, drawZones: (z: Z
       save.disabled = false;
     }
   };
-  box.append(h("section", { "aria-labelledby": "ze-h" }, h("h3", { id: "ze-h", text: `${t("editZones")} — #${order.id}` }),
+  box.append(h("section", { "aria-labelledby": "ze-h", "data-order-id": order.id }, h("h3", { id: "ze-h", text: `${t("editZones")} — #${order.id}` }),
     h("div", { class: "buttons" },
       h("button", { type: "button", class: "add-circle", text: t("addCircle"), onclick: () => start("circle") }),
       field(t("radius"), radius),
