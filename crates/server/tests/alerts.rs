@@ -1298,9 +1298,8 @@ async fn officers_list_the_active_police_units_they_may_dispatch() {
         assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     }
     // A disabled account is no unit any more.
-    let (s, v) = w
-        .h
-        .post(
+    let (s, v) =
+        w.h.post(
             &format!("/api/v1/accounts/{second_id}/disable"),
             ADMIN,
             json!({}),
@@ -1325,7 +1324,14 @@ async fn officers_list_the_active_police_units_they_may_dispatch() {
     let outcomes: Vec<String> = roster
         .iter()
         .map(|e| e.to_string())
-        .map(|e| if e.contains("denied") { "denied" } else { "allowed" }.to_string())
+        .map(|e| {
+            if e.contains("denied") {
+                "denied"
+            } else {
+                "allowed"
+            }
+            .to_string()
+        })
         .collect();
     assert_eq!(
         outcomes,

@@ -151,13 +151,13 @@ export async function courtScreen(root: HTMLElement): Promise<() => void> {
     } catch (x) {
       extMsg.append(errorBox(x));
     }
-  } }, field(t("orderId"), orderId), field(t("extendDays"), days), field(t("reasons"), extReasons), h("button", { type: "submit", class: "extend", text: t("extend") }));
+  } }, field(t("extendDays"), days), field(t("reasons"), extReasons), h("button", { type: "submit", class: "extend", text: t("extend") }));
 
   root.append(
     h("section", { "aria-labelledby": "pet-h" }, h("h3", { id: "pet-h", text: t("petitions") }), msg, petitionsBox),
     h("section", { "aria-labelledby": "ver-h" }, h("h3", { id: "ver-h", text: t("versions") }),
       h("form", { class: "inline", onsubmit: (e: Event) => { e.preventDefault(); if (orderId.value) void loadVersions(Number(orderId.value)); } },
-        h("button", { type: "submit", class: "load-versions", text: t("versions") })),
+        field(t("orderId"), orderId), h("button", { type: "submit", class: "load-versions", text: t("versions") })),
       versionsBox, role === "court_clerk" ? null : extendForm, extMsg),
     h("section", { "aria-labelledby": "not-h" }, h("h3", { id: "not-h", text: t("courtNotices") }), noticesBox));
   await load();
