@@ -57,6 +57,7 @@ test("console: dual dispatch with a police unit, the police screen, the court wo
     const pid = filed.body.id;
 
     const clerk = await page("clerk1");
+    await clerk.waitForSelector("#nav a[data-route=court]");
     assert.deepEqual(await clerk.locator("#nav a").evaluateAll((as) => as.map((a) => a.dataset.route)), ["court"]);
     const clerkItem = clerk.locator(`li.petition[data-petition-id="${pid}"]`);
     await clerkItem.waitFor();
@@ -141,6 +142,7 @@ test("console: dual dispatch with a police unit, the police screen, the court wo
 
     // Police: "My tasks" with the victim's position (time, age, accuracy, source).
     const police = await page("police1");
+    await police.waitForSelector("#nav a[data-route=tasks]");
     assert.equal(await police.locator("#nav a").first().getAttribute("data-route"), "tasks");
     const task = police.locator("li.task[data-state=open]").first();
     await task.waitFor();
