@@ -56,7 +56,7 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     await officer.click(".dialog button[type=submit]");
     await officer.waitForSelector(".dialog", { state: "detached" });
 
-    // Dispatch (the dispatch route, or the recorded action where the server lacks it).
+    // Dispatch without a police unit: only the officer's task to the offender.
     await alert.locator("button.dispatch").click();
     await officer.click(".dialog button[type=submit]");
     await officer.waitForSelector(".dialog", { state: "detached" });
@@ -82,6 +82,7 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     assert.ok(actions.includes("acknowledge") && actions.includes("victim_called"), JSON.stringify(actions));
     // The dispatch route records the officer's own task to the offender.
     assert.ok(actions.includes("officer_dispatched_to_offender"), JSON.stringify(actions));
+    assert.ok(!actions.includes("police_dispatched_to_victim"), `no police unit was chosen: ${JSON.stringify(actions)}`);
     assert.equal(history.at(-1).action, "resolve");
     assert.equal(history.at(-1).cause, "gps_error");
 
@@ -152,15 +153,15 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     await auditor.waitForSelector(".screen-live .error[role=alert]");
     assert.equal(await auditor.locator(".leaflet-marker-icon").count(), 0);
 
-    // Court staff: the court screen (petitions, or "not available yet" on a server without them).
+    // Court staff: the court screen (its workflow: court-dispatch.test.mjs).
     const clerkCtx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const clerk = await clerkCtx.newPage();
     clerk.on("pageerror", (e) => errors.push(String(e)));
     await logIn(clerk, demo.base, "clerk1", demo.password);
     await clerk.waitForSelector(".screen-court h3");
     assert.deepEqual(await clerk.locator("#nav a").evaluateAll((as) => as.map((a) => a.dataset.route)), ["court"]);
-    await clerk.waitForFunction(() => !document.querySelector(".screen-court")?.textContent.includes("불러오는 중"));
-    await shot(clerk, "console-court.png");
+    await clerk.waitForSelector(".screen-court .court-notices, .screen-court #pet-h ~ div p");
+    assert.equal(await clerk.locator(".screen-court .error").count(), 0);
 
     // The administrator: unknown devices and accounts, no map.
     const adminCtx = await browser.newContext({ viewport: { width: 1400, height: 900 } });

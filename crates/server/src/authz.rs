@@ -203,7 +203,17 @@ pub async fn unlinked_device_alert(
         AuditAction::ReadAlerts
     };
     let details = format!("device alert outside any case; {details}");
-    outside_matrix(s, c, Role::MonitoringOfficer, logged, None, details).await
+    let allowed = c.principal.role == Role::MonitoringOfficer;
+    outside_matrix(s, c, allowed, logged, None, details).await
+}
+
+/// The list of police units a monitoring officer may send (for the dispatch dialog) is the
+/// third rule outside the matrix: it names accounts, not a case, and carries no location.
+/// Whoever may dispatch (`access::may_dispatch`) may read it; logged as `handle_alert`.
+pub async fn dispatch_roster(s: &AppState, c: &Caller, details: &str) -> Result<(), ApiError> {
+    let allowed = access::may_dispatch(c.principal.role);
+    let details = format!("dispatch roster; {details}");
+    outside_matrix(s, c, allowed, AuditAction::HandleAlert, None, details).await
 }
 
 /// Case intake (registering people, devices and cases) is the one rule outside the matrix:
@@ -220,7 +230,7 @@ pub async fn intake(
     outside_matrix(
         s,
         c,
-        Role::Administrator,
+        c.principal.role == Role::Administrator,
         AuditAction::ChangeCase,
         case,
         details,
@@ -228,17 +238,17 @@ pub async fn intake(
     .await
 }
 
-/// A rule outside the matrix: only `role` may, and the decision is logged (allowed or denied)
-/// before anything happens.
+/// A rule outside the matrix: `allowed` says whether the caller's role may (decided by the
+/// caller from the role alone), and the decision is logged (allowed or denied) before
+/// anything happens.
 async fn outside_matrix(
     s: &AppState,
     c: &Caller,
-    role: Role,
+    allowed: bool,
     action: AuditAction,
     case: Option<CaseId>,
     details: String,
 ) -> Result<(), ApiError> {
-    let allowed = c.principal.role == role;
     let entry = AuditEntry {
         actor: actor(c),
         action,

@@ -96,6 +96,37 @@ pub struct TaskStateChange {
     pub state: String,
 }
 
+/// A police account an officer may name in a dispatch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PoliceUnitDto {
+    pub account_id: i64,
+    pub username: String,
+}
+
+/// The active police accounts, for the dispatch dialog (monitoring officers only: whoever may
+/// dispatch). Names and ids only; no case, no position.
+#[utoipa::path(get, path = "/api/v1/police-units", tag = "monitoring", security(("staff_token" = [])),
+    responses((status = 200, body = [PoliceUnitDto]), (status = 403, body = ErrorBody)))]
+pub async fn police_units(
+    State(s): State<AppState>,
+    c: Caller,
+) -> Result<Json<Vec<PoliceUnitDto>>, ApiError> {
+    authz::dispatch_roster(&s, &c, "list police units").await?;
+    let mut units: Vec<PoliceUnitDto> = s
+        .store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .filter(|a| access::may_be_dispatched(a.role) && !a.disabled)
+        .map(|a| PoliceUnitDto {
+            account_id: a.id.0,
+            username: a.username,
+        })
+        .collect();
+    units.sort_by(|a, b| a.username.cmp(&b.username));
+    Ok(Json(units))
+}
+
 /// The latest fix of any device `person` wears.
 pub(crate) async fn latest_of(s: &AppState, person: PersonId) -> Result<Option<Fix>, ApiError> {
     let devices = s.store.list_devices().await?;

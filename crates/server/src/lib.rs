@@ -153,6 +153,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(dispatch::dispatch))
         .routes(routes!(dispatch::my_tasks))
         .routes(routes!(dispatch::set_task_state))
+        .routes(routes!(dispatch::police_units))
         .routes(routes!(api::snapshot))
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::logout))

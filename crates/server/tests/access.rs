@@ -356,6 +356,14 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 200, 200, 200, 200, 200, 200],
         ),
         (
+            // The police accounts a dispatch may name: whoever may dispatch (any monitoring
+            // officer: it names accounts, not a case).
+            "get /api/v1/police-units",
+            "/api/v1/police-units".into(),
+            None,
+            [401, 403, 200, 200, 403, 403, 403],
+        ),
+        (
             // Someone else's task does not exist for the caller.
             "post /api/v1/tasks/{id}/state",
             format!("/api/v1/tasks/{task}/state"),

@@ -1277,3 +1277,66 @@ async fn a_server_behind_on_ingest_raises_a_system_alert_every_officer_sees() {
     assert!(!mine.to_string().contains("ingest_backlog"), "{mine}");
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn officers_list_the_active_police_units_they_may_dispatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start_with(dir.path(), |_| {}).await;
+    let w = world(&r).await;
+    let (second_id, _) = w.h.account("police-2", "police", None).await;
+    let (s, units) = w.h.get("/api/v1/police-units", &w.officer).await;
+    assert_eq!(s, StatusCode::OK, "{units}");
+    // Police accounts only (not the officer, the victim or the offender), names and ids only.
+    assert_eq!(
+        units,
+        json!([{"account_id": w.police_id, "username": "police"},
+               {"account_id": second_id, "username": "police-2"}])
+    );
+    // Police are dispatched, they do not dispatch; parties never see the roster.
+    for token in [&w.police, &w.victim_a, &w.offender_a] {
+        let (s, v) = w.h.get("/api/v1/police-units", token).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    }
+    // A disabled account is no unit any more.
+    let (s, v) =
+        w.h.post(
+            &format!("/api/v1/accounts/{second_id}/disable"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert!(s.is_success(), "{s} {v}");
+    let (_, units) = w.h.get("/api/v1/police-units", &w.officer).await;
+    assert_eq!(
+        units,
+        json!([{"account_id": w.police_id, "username": "police"}])
+    );
+    // Each read, and each refusal, is in the access log.
+    let (_, auditor) = w.h.account("auditor", "auditor", None).await;
+    let (s, log) = w.h.get("/api/v1/audit?limit=5000", &auditor).await;
+    assert_eq!(s, StatusCode::OK);
+    let roster: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_string().contains("dispatch roster"))
+        .collect();
+    let outcomes: Vec<String> = roster
+        .iter()
+        .map(|e| e.to_string())
+        .map(|e| {
+            if e.contains("denied") {
+                "denied"
+            } else {
+                "allowed"
+            }
+            .to_string()
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["allowed", "denied", "denied", "denied", "allowed"],
+        "{roster:?}"
+    );
+    r.shutdown().await;
+}

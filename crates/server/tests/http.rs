@@ -645,6 +645,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/petitions/{id}",
         "/api/v1/petitions/{id}/decision",
         "/api/v1/petitions/{id}/review",
+        "/api/v1/police-units",
         "/api/v1/positions/latest",
         "/api/v1/push/vapid-public-key",
         "/api/v1/snapshot",

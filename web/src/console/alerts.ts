@@ -4,7 +4,7 @@
 import { api, ApiError } from "../shared/api";
 import { ACTIONS, CAUSES, RECORDABLE, RULES, STATES, label, lang, t } from "./i18n";
 import { openDialog } from "./dialog";
-import { ageSeconds, errorBox, field, fmtAge, fmtTime, h, isMissing, select, type Alert, type AlertAction, type Case } from "./util";
+import { ageSeconds, errorBox, field, fmtAge, fmtTime, h, select, type Alert, type AlertAction, type Case } from "./util";
 
 export interface QueueState {
   alerts: Map<number, Alert>;
@@ -46,23 +46,21 @@ function actionDialog(a: Alert, done: Changed): void {
   });
 }
 
+export interface PoliceUnit { account_id: number; username: string }
+
+/** Dual dispatch: the officer goes to the offender; a police unit, if chosen, to the victim. */
 function dispatchDialog(a: Alert, done: Changed, status: (s: string) => void): void {
-  const police = h("input", { name: "police_account_id", type: "number", min: 1, inputmode: "numeric" });
-  openDialog(`${t("dispatchTitle")} #${a.id}`, [field(t("policeAccount"), police)], t("dispatch"), async () => {
+  const police = select([["", t("officerOnly")]], "", { name: "police_account_id" });
+  const d = openDialog(`${t("dispatchTitle")} #${a.id}`, [field(t("policeUnit"), police)], t("dispatch"), async () => {
     const body: Record<string, number> = {};
     if (police.value) body.police_account_id = Number(police.value);
-    try {
-      const upd = await api<Alert>(`/api/v1/alerts/${a.id}/dispatch`, { method: "POST", body: JSON.stringify(body) });
-      done(upd && typeof upd === "object" && "id" in upd ? upd : undefined);
-    } catch (e) {
-      if (!isMissing(e)) throw e;
-      // The dispatch route is not on this server yet: keep the step in the action log.
-      await api(`/api/v1/alerts/${a.id}/actions`, { method: "POST", body: JSON.stringify({ action: "police_dispatched_to_victim", note: body.police_account_id ? `police account ${body.police_account_id}` : undefined }) });
-      status(t("dispatchFallback"));
-      done();
-    }
+    const r = await api<{ alert: Alert }>(`/api/v1/alerts/${a.id}/dispatch`, { method: "POST", body: JSON.stringify(body) });
+    done(r.alert);
     return true;
   });
+  api<PoliceUnit[]>("/api/v1/police-units").then((units) => {
+    for (const u of units) police.append(h("option", { value: u.account_id, text: `${u.username} (#${u.account_id})` }));
+  }).catch((e) => { d.error(errorBox(e).textContent ?? ""); status(errorBox(e).textContent ?? ""); });
 }
 
 export function historyList(log: AlertAction[]): HTMLElement {

@@ -7,7 +7,7 @@ import { ACTIONS, CAUSES, RULES, STATES, ZONE_KINDS, ZONE_KIND_LABELS, label, la
 import { createMap, PositionLayer, zoneBounds, zoneLayer } from "./mapkit";
 import { live } from "./live";
 import {
-  ageSeconds, errorBox, field, fmtAge, fmtTime, h, isMissing, select,
+  ageSeconds, errorBox, field, fmtAge, fmtTime, h, select,
   type Alert, type AlertAction, type Case, type Device, type Order, type Person, type Shape, type Zone,
 } from "./util";
 
@@ -179,14 +179,24 @@ function zoneEditor(box: HTMLElement, map: L.Map, order: Order, drawZones: (z: Z
   save.onclick = async () => {
     msg.replaceChildren();
     if (reasons.value.trim().length < 10) { msg.textContent = t("reasonsRequired"); reasons.focus(); return; }
+    save.disabled = true;
     try {
-      await api(`/api/v1/orders/${order.id}/versions`, { method: "POST", body: JSON.stringify({ zones: draft.map((z) => ({ kind: z.kind, label: z.label, shape: z.shape })), reasons: reasons.value.trim() }) });
-      msg.textContent = t("versionSaved");
+      // A zones-only amendment: the server answers with the new version; the editor and the
+      // map are redrawn from that answer (what is stored), not from the draft.
+      const v = await api<{ version: number; zones: Zone[] }>(`/api/v1/orders/${order.id}/versions`, { method: "POST", body: JSON.stringify({ zones: draft.map((z) => ({ kind: z.kind, label: z.label, shape: z.shape })), reasons: reasons.value.trim() }) });
+      draft = v.zones.map((z) => ({ kind: z.kind, label: z.label, shape: structuredClone(z.shape) }));
+      reasons.value = "";
+      redraw();
+      msg.replaceChildren(h("span", { class: "saved-version", "data-version": v.version, text: `${t("savedVersion")} v${v.version}` }));
+      const zonesList = document.querySelector(`.order[data-order-id="${order.id}"] .zones`);
+      zonesList?.replaceChildren(...v.zones.map((z) => h("li", { text: `${z.label} (${label(ZONE_KIND_LABELS, z.kind)}, ${z.shape.type})` })));
     } catch (e) {
-      msg.append(isMissing(e) ? h("span", { class: "error", text: t("notAvailable") }) : errorBox(e));
+      msg.append(errorBox(e));
+    } finally {
+      save.disabled = false;
     }
   };
-  box.append(h("section", { "aria-labelledby": "ze-h" }, h("h3", { id: "ze-h", text: `${t("editZones")} — #${order.id}` }),
+  box.append(h("section", { "aria-labelledby": "ze-h", "data-order-id": order.id }, h("h3", { id: "ze-h", text: `${t("editZones")} — #${order.id}` }),
     h("div", { class: "buttons" },
       h("button", { type: "button", class: "add-circle", text: t("addCircle"), onclick: () => start("circle") }),
       field(t("radius"), radius),

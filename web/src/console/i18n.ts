@@ -30,17 +30,24 @@ const KO = {
   showTrack: "궤적 보기", play: "재생", pause: "일시정지", time: "시각", source: "출처", flags: "플래그",
   noFixes: "이 구간에 위치 기록이 없습니다", fixes: "위치",
   cause: "종결 사유", note: "메모", resolveTitle: "경보 종결", actionTitle: "조치 기록",
-  action: "조치", record: "기록", dispatchTitle: "경찰 출동 요청", policeAccount: "경찰 계정 번호 (선택)",
-  dispatchFallback: "출동 API가 아직 없어 ‘경찰 출동’ 조치로 기록했습니다",
+  action: "조치", record: "기록", dispatchTitle: "경찰 출동 요청", 
   register: "등록", hardwareId: "장치 식별번호", protocol: "프로토콜", owner: "착용자 번호", token: "장치 토큰 (native)",
   firstSeen: "처음", attempts: "시도", registered: "등록되었습니다", noUnknown: "미등록 장치 없음",
-  petitions: "신청", review: "검토", decide: "결정", decision: "결정", conditions: "조건 (JSON, 선택)",
+  petitions: "신청", review: "검토", decide: "결정", decision: "결정", conditions: "조건",
   versions: "명령 버전", extend: "연장", extendDays: "연장 일수", orderId: "명령 번호",
   auditFilter: "필터", actor: "행위자", outcome: "결과", details: "내용", chainOk: "해시 연결 일관됨 (prev_hash = 이전 hash)",
   chainBroken: "해시 연결이 끊김: 기록", records: "건", onlyTrackReads: "궤적 열람만",
   measuresWindow: "기간", alertsCount: "경보 수", perCaseDay: "사건·일당 경보", timeToAck: "확인까지 시간",
   timeToDispatch: "출동까지 시간", median: "중앙값", p90: "90백분위", falseAlarm: "오경보 비율", perRule: "규칙별",
   perCause: "사유별", count: "건수", resolved: "종결", noCase: "사건 없음", group: "같은 사건의 경보",
+  navTasks: "내 출동", myTasks: "내 출동 과제", noTasks: "배정된 출동 과제 없음", taskState: "상태",
+  enRoute: "이동 중", onScene: "현장 도착", taskDone: "완료", dispatchEnded: "출동 종료 (또는 위치 미수신) — 피해자 위치를 표시하지 않습니다",
+  victimPosition: "피해자 위치", noPositionYet: "아직 수신된 위치 없음", policeUnit: "경찰 (피해자 측 출동, 선택)",
+  officerOnly: "— 보호관찰관만 (경찰 없이) —", taskKinds: "과제", alertNo: "경보",
+  petitionState: "상태", petitioner: "신청인", requested: "요청 조건", statement: "신청 내용", filedAt: "신청 시각",
+  petitionHistory: "경과", courtNotices: "법원 통지", order: "명령", version: "버전", inForce: "효력 중",
+  durationDays: "기간 (일)", noContactPhone: "전화 연락 금지", grant: "인용", modify: "변경 인용", deny: "기각",
+  reasonsNeeded: "변경·기각에는 사유가 필요합니다", savedVersion: "저장됨: 명령 버전", openOrder: "버전 보기",
   username: "아이디", role: "역할", skip: "본문으로 건너뛰기", partyApp: "피해자·대상자는 /app/ 앱을 사용하세요.", none: "없음", of: "/", refresh: "새로고침",
 } as const;
 export type Key = keyof typeof KO;
@@ -74,17 +81,24 @@ const EN: Record<Key, string> = {
   showTrack: "Show track", play: "Play", pause: "Pause", time: "Time", source: "Source", flags: "Flags",
   noFixes: "No positions in this window", fixes: "positions",
   cause: "Cause", note: "Note", resolveTitle: "Resolve alert", actionTitle: "Record an action",
-  action: "Action", record: "Record", dispatchTitle: "Dispatch police", policeAccount: "Police account id (optional)",
-  dispatchFallback: "Dispatch API not available yet: recorded as ‘police dispatched’ action",
+  action: "Action", record: "Record", dispatchTitle: "Dispatch police", 
   register: "Register", hardwareId: "Hardware id", protocol: "Protocol", owner: "Wearer (person id)", token: "Device token (native)",
   firstSeen: "First seen", attempts: "Attempts", registered: "Registered", noUnknown: "No unknown devices",
-  petitions: "Petitions", review: "Review", decide: "Decide", decision: "Decision", conditions: "Conditions (JSON, optional)",
+  petitions: "Petitions", review: "Review", decide: "Decide", decision: "Decision", conditions: "Conditions",
   versions: "Order versions", extend: "Extend", extendDays: "Days to extend", orderId: "Order id",
   auditFilter: "Filter", actor: "Actor", outcome: "Outcome", details: "Details", chainOk: "Hash chain links consistent (prev_hash = previous hash)",
   chainBroken: "Hash chain broken at record", records: "records", onlyTrackReads: "Track reads only",
   measuresWindow: "Window", alertsCount: "Alerts", perCaseDay: "Alerts per case-day", timeToAck: "Time to acknowledge",
   timeToDispatch: "Time to dispatch", median: "median", p90: "90th percentile", falseAlarm: "False-alarm share", perRule: "Per rule",
   perCause: "Per cause", count: "count", resolved: "Resolved", noCase: "no case", group: "Alerts of the same case",
+  navTasks: "My tasks", myTasks: "My tasks", noTasks: "No dispatch tasks assigned", taskState: "State",
+  enRoute: "En route", onScene: "On scene", taskDone: "Done", dispatchEnded: "Dispatch ended (or no position received) — the victim's position is not shown",
+  victimPosition: "Victim's position", noPositionYet: "No position received yet", policeUnit: "Police unit (to the victim, optional)",
+  officerOnly: "— officer only (no police) —", taskKinds: "Task", alertNo: "Alert",
+  petitionState: "State", petitioner: "Petitioner", requested: "Requested", statement: "Statement", filedAt: "Filed",
+  petitionHistory: "History", courtNotices: "Court notices", order: "Order", version: "version", inForce: "in force",
+  durationDays: "Duration (days)", noContactPhone: "No contact by phone", grant: "Grant", modify: "Grant with changes", deny: "Deny",
+  reasonsNeeded: "Modifying or denying needs reasons", savedVersion: "Saved: order version", openOrder: "Show versions",
   username: "Username", role: "Role", skip: "Skip to content", partyApp: "Victims and offenders use the app at /app/.", none: "none", of: "of", refresh: "Refresh",
 };
 
@@ -115,6 +129,14 @@ export const ACTIONS: Record<Lang, Record<string, string>> = {
     police_dispatched_to_victim: "Police dispatched to victim", note: "Note", raise: "Raised", acknowledge: "Acknowledged", dispatch: "Dispatched", resolve: "Resolved" },
 };
 export const RECORDABLE = ["victim_called", "offender_called", "officer_dispatched_to_offender", "police_dispatched_to_victim", "note"];
+export const TASK_STATES: Record<Lang, Record<string, string>> = {
+  ko: { open: "배정됨", en_route: "이동 중", on_scene: "현장 도착", done: "완료", cancelled: "취소" },
+  en: { open: "assigned", en_route: "en route", on_scene: "on scene", done: "done", cancelled: "cancelled" },
+};
+export const PETITION_STATES: Record<Lang, Record<string, string>> = {
+  ko: { filed: "접수", under_review: "심사 중", denied: "기각", in_force: "효력 중", lapsed: "실효" },
+  en: { filed: "filed", under_review: "under review", denied: "denied", in_force: "in force", lapsed: "lapsed" },
+};
 export const PURPOSES: Record<Lang, Record<string, string>> = {
   ko: { alert_response: "경보 대응", investigation: "수사", court_request: "법원 요청", supervision: "감독", evidence_export: "증거 반출", data_subject_request: "정보주체 요청" },
   en: { alert_response: "Alert response", investigation: "Investigation", court_request: "Court request", supervision: "Supervision", evidence_export: "Evidence export", data_subject_request: "Data subject request" },

@@ -1,5 +1,6 @@
 // Bulwark monitoring console: log-in, role-based navigation (hash routes) and the screens.
-// Screens: live map + alert queue, cases and the case page (with the zone editor), track
+// Screens: police "my tasks" (dispatches with the victim's position while the grant lasts),
+// live map + alert queue, cases and the case page (with the zone editor), track
 // replay, alert measures, unknown devices and accounts (administrators), court (clerks and
 // judges), access log (auditors). Every screen shows a clear message when the server refuses.
 import "leaflet/dist/leaflet.css";
@@ -13,6 +14,7 @@ import { accountsScreen, unknownDevicesScreen } from "./admin";
 import { courtScreen } from "./court";
 import { auditScreen } from "./audit";
 import { measuresScreen } from "./measures";
+import { tasksScreen } from "./tasks";
 import { h, type Me } from "./util";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -31,6 +33,7 @@ const flash = (text: string): void => {
   flashTimer = setTimeout(() => { $("flash").textContent = ""; }, 15_000);
 };
 const ROUTES: Record<string, Route> = {
+  tasks: { path: "#/tasks", key: "navTasks", screen: tasksScreen },
   live: { path: "#/live", key: "navLive", screen: (r) => liveScreen(r, flash) },
   cases: { path: "#/cases", key: "navCases", screen: (r, arg) => (arg ? casePage(r, Number(arg)) : casesScreen(r)) },
   replay: { path: "#/replay", key: "navReplay", screen: replayScreen },
@@ -43,7 +46,7 @@ const ROUTES: Record<string, Route> = {
 /** What each role is shown in the navigation. The server decides access; this only avoids dead ends. */
 const NAV: Record<string, string[]> = {
   monitoring_officer: ["live", "cases", "replay", "measures"],
-  police: ["live", "cases", "replay"],
+  police: ["tasks", "live", "cases", "replay"],
   administrator: ["unknown", "accounts"],
   court_clerk: ["court"],
   judge: ["court"],

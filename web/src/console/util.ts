@@ -32,15 +32,14 @@ export function select(options: [string, string][], value?: string, attrs: Attrs
   return s;
 }
 
-/** A screen-level message for an error: 403 says "not permitted", 404 "not available yet". */
+/** A screen-level message for an error: 403 says "not permitted", otherwise the server's message. */
 export function errorBox(e: unknown): HTMLElement {
   let text: string;
   if (e instanceof ApiError && e.status === 403) text = `${t("forbidden")} (${e.code})`;
-  else if (e instanceof ApiError && (e.status === 404 || e.status === 405)) text = t("notAvailable");
+  else if (e instanceof ApiError) text = `${e.message} (${e.code})`;
   else text = `${t("loadFailed")}: ${(e as Error).message ?? String(e)}`;
   return h("p", { class: "error", role: "alert", text });
 }
-export const isMissing = (e: unknown): boolean => e instanceof ApiError && (e.status === 404 || e.status === 405);
 
 export let skewMs = 0;
 export function setSkew(serverTime: string): void {
