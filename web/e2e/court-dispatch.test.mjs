@@ -2,10 +2,9 @@
 // `bulwark demo`:
 // (a) the officer dispatches an alert naming police1; the history holds both directions;
 //     police1 sees the task with the victim's position (time, age, accuracy, source) and
-//     moves it to on_scene; after the officer resolves the alert, the grant lasts for the
-//     grace period (`[alerts] dispatch_grace_s`, 30 min by default; `bulwark demo` takes no
-//     config), so the position is still shown, with its time, until then. The grant's end is
-//     covered by the server tests (crates/server/tests/alerts.rs, grace 0).
+//     moves it to on_scene; the demo runs with `--dispatch-grace-s 0`, so when the officer
+//     resolves the alert the grant ends: the police screen says the dispatch ended and shows
+//     no old pin (the server enforces it; crates/server/tests/alerts.rs tests the same).
 // (b) victim1 files a petition over the API; clerk1 starts the review in the console; judge1
 //     grants it (version 1) and extends the order (version 2).
 // (c) the officer saves a zone in the zone editor: the next version number is shown.
@@ -32,7 +31,7 @@ async function tokenOf(base, username, password) {
 }
 
 test("console: dual dispatch with a police unit, the police screen, the court workflow, zone versions", { timeout: 480_000 }, async () => {
-  const demo = await startDemo();
+  const demo = await startDemo(["--dispatch-grace-s", "0"]);
   const browser = await launch();
   const errors = [];
   const shot = (page, name) => page.screenshot({ path: join(artifacts, name) });
@@ -161,20 +160,20 @@ test("console: dual dispatch with a police unit, the police screen, the court wo
     const after = (await apiAs(demo.base, officerToken, `/api/v1/alerts/${id}/history`)).body;
     assert.ok(after.some((x) => x.action === "task_state" && /on_scene/.test(x.note ?? "")), JSON.stringify(after));
 
-    // The officer resolves; within the grace period the police still see the position, with
-    // its time; the grant's end removes it (server-enforced, tested with grace 0 there).
+    // The officer resolves; with no grace period the grant ends with it: the police screen
+    // keeps the task but says the dispatch ended, with no position and no old pin.
     const resolved = await apiAs(demo.base, officerToken, `/api/v1/alerts/${id}/state`, { state: "resolved", cause: "true_violation" });
     assert.equal(resolved.status, 200, JSON.stringify(resolved.body));
     await police.reload();
     await police.waitForSelector(`li.task[data-task-id="${taskId}"]`);
-    const hasPosition = await police.locator(`li.task[data-task-id="${taskId}"]`).getAttribute("data-has-position");
-    if (hasPosition === "yes") {
-      assert.match(await police.locator(`li.task[data-task-id="${taskId}"] .task-position`).innerText(), /±\d+ m/);
-      assert.equal(await police.locator(`li.task[data-task-id="${taskId}"] .task-ended`).count(), 0);
-    } else {
-      assert.match(await police.locator(`li.task[data-task-id="${taskId}"] .task-ended`).innerText(), /출동 종료|Dispatch ended/);
-      assert.equal(await police.locator("#task-map .leaflet-marker-icon").count(), 0, "no old pin after the dispatch ended");
-    }
+    assert.equal(await police.locator(`li.task[data-task-id="${taskId}"]`).getAttribute("data-has-position"), "no");
+    assert.match(await police.locator(`li.task[data-task-id="${taskId}"] .task-ended`).innerText(), /출동 종료|Dispatch ended/);
+    assert.equal(await police.locator("#task-map .leaflet-marker-icon").count(), 0, "no old pin after the dispatch ended");
+    const policeTasks = await apiAs(demo.base, await tokenOf(demo.base, "police1", demo.password), "/api/v1/tasks");
+    const ended = policeTasks.body.find((t) => String(t.id) === String(taskId));
+    assert.ok(ended, JSON.stringify(policeTasks.body));
+    assert.equal(ended.target.position, null, "the server sends no position after the grant ended");
+    await shot(police, "console-police-ended.png");
 
     assert.deepEqual(errors, [], `page errors: ${errors.join("\n")}`);
   } finally {

@@ -22,9 +22,9 @@ export function chromiumPath() {
 
 /// Starts `bulwark demo --http-port 0` and resolves with { base, username, password, adminToken,
 /// proc } once it prints its URL, the monitoring officer's credentials and the admin token.
-export function startDemo() {
+export function startDemo(extraArgs = []) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(bulwarkBinary(), ["demo", "--http-port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
+    const proc = spawn(bulwarkBinary(), ["demo", "--http-port", "0", ...extraArgs], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
     let out = "";
     const timer = setTimeout(() => reject(new Error(`demo did not print its URL in 60 s:\n${out}`)), 60_000);
     const onData = (d) => {

@@ -371,11 +371,12 @@ async fn simulate(api: Api, osmand: SocketAddr, sims: Vec<Sim>, mut devices: Vec
 pub async fn run(
     http_port: u16,
     data_dir: Option<PathBuf>,
+    dispatch_grace_s: Option<i64>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let temp = tempfile::Builder::new().prefix("bulwark-demo-").tempdir()?;
     let dir = data_dir.unwrap_or_else(|| temp.path().to_path_buf());
-    let config = server::Config {
+    let mut config = server::Config {
         data_dir: dir.clone(),
         bind: [127, 0, 0, 1].into(),
         http_port,
@@ -383,6 +384,9 @@ pub async fn run(
         devices: server::config::DeviceListeners::ephemeral(),
         ..Default::default()
     };
+    if let Some(g) = dispatch_grace_s {
+        config.alerts.dispatch_grace_s = g.max(0);
+    }
     let running = server::start(config).await?;
     let mut api = Api {
         http: reqwest::Client::builder()

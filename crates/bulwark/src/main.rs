@@ -203,6 +203,11 @@ struct DemoArgs {
     /// Keep the demo's data here instead of in a temporary folder removed at exit.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// How long police keep a case after its dispatched alert is resolved, in seconds
+    /// (`[alerts] dispatch_grace_s`; default 1800). The browser tests use 0 to see a
+    /// dispatch end.
+    #[arg(long)]
+    dispatch_grace_s: Option<i64>,
 }
 
 fn load_config(args: &ServeArgs) -> Result<server::Config> {
@@ -291,7 +296,15 @@ async fn main() -> Result<()> {
             println!("Shutting down: finishing requests and flushing the store…");
             running.shutdown().await;
         }
-        Command::Demo(args) => demo::run(args.http_port, args.data_dir, wait_for_signal()).await?,
+        Command::Demo(args) => {
+            demo::run(
+                args.http_port,
+                args.data_dir,
+                args.dispatch_grace_s,
+                wait_for_signal(),
+            )
+            .await?
+        }
         Command::Audit(AuditCommand::Verify { data_dir }) => {
             let report = server::audit_log::verify_data_dir(&data_dir)
                 .await
