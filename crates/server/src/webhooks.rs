@@ -85,7 +85,10 @@ async fn deliver(
     if let Some(sub) = item.endpoint.strip_prefix("push:") {
         let sub = match sub.parse::<i64>() {
             Ok(id) => state.store.push_subscription(id).await,
-            Err(_) => Ok(None),
+            Err(e) => {
+                tracing::error!(endpoint = %item.endpoint, error = %e, "push outbox row names no subscription id");
+                Ok(None)
+            }
         };
         let error = match sub {
             Ok(Some(sub)) => match crate::push::send(state, client, &item, &sub).await {
@@ -98,19 +101,25 @@ async fn deliver(
                 }
                 crate::push::Sent::Gone => {
                     tracing::info!(subscription = sub.id, "push subscription gone; removed");
-                    let _ = state
+                    if let Err(e) = state
                         .store
                         .remove_push_subscription(None, sub.endpoint, at)
-                        .await;
+                        .await
+                    {
+                        tracing::error!(subscription = sub.id, error = %e, "gone push subscription not removed");
+                    }
                     return;
                 }
                 crate::push::Sent::Failed(e) => e,
             },
             Ok(None) => {
-                let _ = state
+                if let Err(e) = state
                     .store
                     .outbox_failed(item.id, "subscription removed".into(), None, at)
-                    .await;
+                    .await
+                {
+                    tracing::error!(outbox = item.id, error = %e, "undeliverable push message not recorded");
+                }
                 return;
             }
             Err(e) => e.to_string(),
