@@ -29,7 +29,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use domain::{AlertId, AlertState, Fix, PersonId, UnixMicros};
+use domain::{AlertId, AlertState, Fix, UnixMicros};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -127,22 +127,6 @@ pub async fn police_units(
     Ok(Json(units))
 }
 
-/// The latest fix of any device `person` wears.
-pub(crate) async fn latest_of(s: &AppState, person: PersonId) -> Result<Option<Fix>, ApiError> {
-    let devices = s.store.list_devices().await?;
-    let mine: Vec<_> = devices
-        .iter()
-        .filter(|d| d.owner == Some(person))
-        .map(|d| d.id)
-        .collect();
-    Ok(s.store
-        .latest_fixes()
-        .await?
-        .into_iter()
-        .filter(|f| mine.contains(&f.device_id))
-        .max_by_key(|f| f.device_time))
-}
-
 pub(crate) fn task_position(f: &Fix, at: UnixMicros) -> TaskPosition {
     TaskPosition {
         lat: f.position.lat(),
@@ -175,7 +159,9 @@ async fn render(s: &AppState, c: &Caller, t: store::Task) -> Result<TaskDto, Api
         let details = format!("task {} ({})", t.id, t.kind);
         match authz::check(s, c, action, resource, &details).await {
             Ok(Precision::Full) => {
-                position = latest_of(s, t.target)
+                position = s
+                    .store
+                    .latest_fix_of_person(t.target)
                     .await?
                     .map(|f| task_position(&f, now()));
             }

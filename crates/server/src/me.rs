@@ -67,22 +67,6 @@ pub async fn my_case(State(s): State<AppState>, c: Caller) -> Result<Json<Value>
     victim_view(&s, &c, &case, person).await.map(Json)
 }
 
-/// The latest fix of any device `person` wears.
-async fn latest_of(s: &AppState, person: PersonId) -> Result<Option<Fix>, ApiError> {
-    let devices = s.store.list_devices().await?;
-    let mine: Vec<_> = devices
-        .iter()
-        .filter(|d| d.owner == Some(person))
-        .map(|d| d.id)
-        .collect();
-    Ok(s.store
-        .latest_fixes()
-        .await?
-        .into_iter()
-        .filter(|f| mine.contains(&f.device_id))
-        .max_by_key(|f| f.device_time))
-}
-
 fn fresh(f: Option<Fix>, now: UnixMicros, stale_after_s: f64) -> Option<Fix> {
     f.filter(|f| ((now.0 - f.device_time.0) as f64) / 1e6 <= stale_after_s)
 }
@@ -113,7 +97,7 @@ async fn offender_view(
         })
         .collect();
     let position = match authz::check(s, c, Action::ReadPosition, resource, "me/case").await {
-        Ok(Precision::Full) => latest_of(s, me).await?.map(|f| {
+        Ok(Precision::Full) => s.store.latest_fix_of_person(me).await?.map(|f| {
             json!({
                 "lat": f.position.lat(), "lon": f.position.lon(), "accuracy_m": f.accuracy_m,
                 "device_time": ts(f.device_time), "received_time": ts(f.received_time),
@@ -148,8 +132,8 @@ async fn victim_view(
         .filter(|o| o.in_force(t))
         .map(|o| o.disclosure_radius_m)
         .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))));
-    let hers = fresh(latest_of(s, me).await?, t, stale);
-    let his = fresh(latest_of(s, case.offender).await?, t, stale);
+    let hers = fresh(s.store.latest_fix_of_person(me).await?, t, stale);
+    let his = fresh(s.store.latest_fix_of_person(case.offender).await?, t, stale);
     let proximity = match (&hers, &his, radius) {
         (Some(h), Some(o), Some(r)) => Some(if h.position.distance_m(&o.position) <= r {
             OffenderProximity::WithinDisclosureRadius
@@ -195,7 +179,7 @@ async fn victim_view(
         ..Default::default()
     };
     authz::check(s, c, Action::ReadVictimPosition, own, "me/case").await?;
-    let own_position = latest_of(s, me).await?.map(|f| {
+    let own_position = s.store.latest_fix_of_person(me).await?.map(|f| {
         let age_s = ((t.0 - f.device_time.0) as f64 / 1e6).max(0.0);
         json!({
             "lat": f.position.lat(), "lon": f.position.lon(), "accuracy_m": f.accuracy_m,

@@ -258,7 +258,9 @@ async fn dispatch_body(
     )
     .await
     {
-        Ok(Precision::Full) => crate::dispatch::latest_of(state, task.target)
+        Ok(Precision::Full) => state
+            .store
+            .latest_fix_of_person(task.target)
             .await?
             .map(|f| crate::dispatch::task_position(&f, now())),
         Ok(_) => None,

@@ -486,6 +486,26 @@ impl Store {
         .await
     }
 
+    /// The latest fix (by device time, then store order) of any device `person` owns. One
+    /// indexed lookup per device: the victim app asks for this every few seconds.
+    pub async fn latest_fix_of_person(&self, person: PersonId) -> Result<Option<Fix>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT f.* FROM devices d
+                 JOIN fixes f ON f.id = (SELECT x.id FROM fixes x WHERE x.device_id = d.id
+                                         ORDER BY x.device_time DESC, x.id DESC LIMIT 1)
+                 WHERE d.owner_id = ?1
+                 ORDER BY f.device_time DESC, f.id DESC LIMIT 1",
+            )?;
+            let mut rows = stmt.query_map([person.0], fix_from_row)?;
+            match rows.next() {
+                Some(r) => Ok(Some(r??)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     /// Fixes received at or after `since`, in store order (for rebuilding engine state).
     pub async fn fixes_received_since(&self, since: UnixMicros) -> Result<Vec<Fix>> {
         self.read(move |conn| {

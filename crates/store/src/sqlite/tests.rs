@@ -630,3 +630,72 @@ async fn a_condition_that_returns_within_the_window_reopens_its_alert() {
     assert_eq!(opened, Opened::New);
     assert_ne!(d.alert.id, c.alert.id);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (p, ankle) = setup(&store).await;
+    assert!(store.latest_fix_of_person(p.id).await.unwrap().is_none());
+    let watch = store
+        .create_device(
+            DeviceKind::Smartwatch,
+            Protocol::Watch,
+            "watch-1".into(),
+            Some(p.id),
+            None,
+            UnixMicros::from_secs(1),
+        )
+        .await
+        .unwrap();
+    let other = store
+        .create_person(PersonRole::Protected, "V".into(), UnixMicros::from_secs(1))
+        .await
+        .unwrap();
+    let hers = store
+        .create_device(
+            DeviceKind::VictimPhone,
+            Protocol::Osmand,
+            "phone-1".into(),
+            Some(other.id),
+            None,
+            UnixMicros::from_secs(1),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_fixes(vec![fix(ankle.id, 10, Some(1)), fix(ankle.id, 30, Some(2))])
+        .await
+        .unwrap();
+    store
+        .insert_fixes(vec![fix(watch.id, 20, None)])
+        .await
+        .unwrap();
+    // Someone else's newer fix is not his.
+    store
+        .insert_fixes(vec![fix(hers.id, 50, None)])
+        .await
+        .unwrap();
+    let latest = store.latest_fix_of_person(p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (latest.device_id, latest.device_time),
+        (ankle.id, UnixMicros::from_secs(30))
+    );
+    // The same device time again (another seq): the one stored later wins.
+    let again = store
+        .insert_fixes(vec![fix(ankle.id, 30, Some(3))])
+        .await
+        .unwrap();
+    let latest = store.latest_fix_of_person(p.id).await.unwrap().unwrap();
+    assert!(matches!(again[0], crate::FixOutcome::Stored(_)));
+    assert_eq!(latest.id, Some(again[0].id()));
+    assert_eq!(
+        store
+            .latest_fix_of_person(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .device_id,
+        hers.id
+    );
+}
