@@ -9,6 +9,7 @@
 //! - `bulwark evidence export` / `bulwark evidence verify` write and check a signed evidence
 //!   bundle of one case.
 
+mod bench;
 mod demo;
 mod simulate;
 
@@ -38,6 +39,9 @@ enum Command {
     Eval(EvalArgs),
     /// Load test: many simulated devices over a real protocol against a running server.
     Simulate(SimulateArgs),
+    /// Benchmarks beside the alternatives (see docs/performance.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// The access log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -47,6 +51,33 @@ enum Command {
     /// Location-data retention.
     #[command(subcommand)]
     Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Redis (appendfsync always, GEOADD + GEODIST) and PostgreSQL + PostGIS (a transaction
+    /// per fix) under the same closed-loop load: durable fixes/s and ack latency.
+    Alternatives(BenchAlternativesArgs),
+}
+
+#[derive(Args)]
+struct BenchAlternativesArgs {
+    /// Simulated devices, in offender/victim pairs.
+    #[arg(long, default_value_t = 2000)]
+    devices: usize,
+    /// Connections driving them, closed-loop.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds per leg.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// PostgreSQL server for the PostGIS leg (a scratch database is created and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
+    #[arg(long)]
+    no_redis: bool,
+    #[arg(long)]
+    no_postgis: bool,
 }
 
 /// Drives simulated devices; each fix counts as acknowledged only when its ack arrives.
@@ -395,6 +426,23 @@ async fn main() -> Result<()> {
             };
             let report = tokio::task::spawn_blocking(move || sim::run(cfg)).await?;
             print!("{report}");
+        }
+        Command::Bench(BenchCommand::Alternatives(a)) => {
+            if !(a.duration.is_finite() && a.duration > 0.0) {
+                anyhow::bail!("--duration must be positive seconds");
+            }
+            bench::run(
+                bench::Options {
+                    devices: a.devices,
+                    clients: a.clients,
+                    duration: std::time::Duration::from_secs_f64(a.duration),
+                    postgres: a.postgres,
+                    no_redis: a.no_redis,
+                    no_postgis: a.no_postgis,
+                },
+                None,
+            )
+            .await?;
         }
         Command::Simulate(a) => {
             if !(a.interval.is_finite()
