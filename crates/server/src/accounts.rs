@@ -462,7 +462,7 @@ pub async fn audit_log(
                 Ok(rec) => {
                     serde_json::from_str(&rec.to_json_line()).unwrap_or(serde_json::Value::Null)
                 }
-                Err(e) => serde_json::json!({"seq": seq, "undecodable": e}),
+                Err(e) => serde_json::json!({"seq": seq, "untrusted": e.to_string()}),
             })
             .collect(),
     ))

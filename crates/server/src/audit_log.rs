@@ -112,8 +112,9 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, Default)]
 pub struct StoreVerifyReport {
     pub report: VerifyReport,
-    /// Rows whose blob does not decode (seq, why).
-    pub undecodable: Vec<(u64, String)>,
+    /// Rows whose blob does not decode, or whose indexed columns (which the views filter
+    /// on) disagree with the hashed record (seq, why).
+    pub undecodable: Vec<(u64, store::AuditRowError)>,
     /// Checkpoint rows that do not decode.
     pub bad_checkpoints: usize,
 }
@@ -128,7 +129,7 @@ impl StoreVerifyReport {
         let mut out: Vec<String> = self
             .undecodable
             .iter()
-            .map(|(seq, e)| format!("seq {seq}: the stored record does not decode: {e}"))
+            .map(|(seq, e)| format!("seq {seq}: {e}"))
             .collect();
         if self.bad_checkpoints > 0 {
             out.push(format!(
@@ -166,6 +167,14 @@ pub async fn verify_store(
         for (seq, r) in page {
             match r {
                 Ok(rec) => records.push(rec),
+                // The record itself is sound: keep walking the chain through it.
+                Err(store::AuditRowError::ColumnsDisagree { column, record }) => {
+                    records.push((*record).clone());
+                    undecodable.push((
+                        seq,
+                        store::AuditRowError::ColumnsDisagree { column, record },
+                    ));
+                }
                 Err(e) => undecodable.push((seq, e)),
             }
         }

@@ -88,6 +88,60 @@ fn session_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<SessionRecord>
     }))
 }
 
+/// Why a stored access-log row cannot be trusted as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditRowError {
+    /// The record blob does not decode.
+    Undecodable(String),
+    /// An indexed column says something the hashed record does not: names the column, and
+    /// carries the record so that verification can go on along the chain.
+    ColumnsDisagree {
+        column: &'static str,
+        record: Box<AuditRecord>,
+    },
+}
+
+impl std::fmt::Display for AuditRowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditRowError::Undecodable(e) => write!(f, "the stored record does not decode: {e}"),
+            AuditRowError::ColumnsDisagree { column, .. } => write!(
+                f,
+                "the indexed column {column} disagrees with the hashed record (edited outside Bulwark)"
+            ),
+        }
+    }
+}
+
+/// The copies of record fields kept in their own columns for indexed queries.
+struct IndexedColumns {
+    seq: i64,
+    time: i64,
+    actor_id: i64,
+    action: String,
+    case_id: Option<i64>,
+}
+
+impl IndexedColumns {
+    fn check(&self, rec: AuditRecord) -> std::result::Result<AuditRecord, AuditRowError> {
+        let e = &rec.entry;
+        let wrong = [
+            ("seq", self.seq != rec.seq as i64),
+            ("time", self.time != rec.time.0),
+            ("actor_id", self.actor_id != e.actor.id),
+            ("action", self.action != e.action.as_str()),
+            ("case_id", self.case_id != e.subject.case.map(|c| c.0)),
+        ];
+        match wrong.iter().find(|(_, bad)| *bad) {
+            Some(&(column, _)) => Err(AuditRowError::ColumnsDisagree {
+                column,
+                record: Box::new(rec),
+            }),
+            None => Ok(rec),
+        }
+    }
+}
+
 /// The last committed record, from which the chain continues.
 fn chain_head(conn: &Connection) -> Result<AuditChain> {
     let last: Option<Vec<u8>> = conn
@@ -579,24 +633,34 @@ impl Store {
         .await
     }
 
-    /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes is
-    /// returned as an error string with its seq, so verification can report it.
+    /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes,
+    /// or whose indexed columns (`seq`, `time`, `actor_id`, `action`, `case_id`) disagree
+    /// with its hashed record, is returned as an [`AuditRowError`] with its seq, so
+    /// verification can report it: the views filter on those columns, so an edit of a column
+    /// alone would hide a record from them while the chain still verified.
     pub async fn audit_records(
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, std::result::Result<AuditRecord, String>)>> {
+    ) -> Result<Vec<(u64, std::result::Result<AuditRecord, AuditRowError>)>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT seq, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, time, actor_id, action, case_id, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
                 let seq: i64 = r.get(0)?;
-                let blob: Vec<u8> = r.get(1)?;
-                Ok((
-                    seq as u64,
-                    AuditRecord::from_bytes(&blob).map_err(|e| e.to_string()),
-                ))
+                let columns = IndexedColumns {
+                    seq,
+                    time: r.get(1)?,
+                    actor_id: r.get(2)?,
+                    action: r.get(3)?,
+                    case_id: r.get(4)?,
+                };
+                let blob: Vec<u8> = r.get(5)?;
+                let rec = AuditRecord::from_bytes(&blob)
+                    .map_err(|e| AuditRowError::Undecodable(e.to_string()))
+                    .and_then(|rec| columns.check(rec));
+                Ok((seq as u64, rec))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
