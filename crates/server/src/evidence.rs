@@ -51,7 +51,8 @@ pub async fn export(
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
         .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
-    let result = export_from(&store, key, case, window, reason, out, now).await;
+    let signer = crate::audit_log::signer(data_dir, key);
+    let result = export_from(&store, signer, case, window, reason, out, now).await;
     let s2 = store.clone();
     let _ = tokio::task::spawn_blocking(move || s2.close()).await;
     result
@@ -59,7 +60,7 @@ pub async fn export(
 
 async fn export_from(
     store: &Store,
-    key: Arc<audit::SigningKey>,
+    signer: AuditSigner,
     case: CaseId,
     (from, to): (UnixMicros, UnixMicros),
     reason: &str,
@@ -71,10 +72,7 @@ async fn export_from(
         .into_iter()
         .find(|k| k.id == case)
         .ok_or(EvidenceError::NoCase(case.0))?;
-    let signer = AuditSigner {
-        key: key.clone(),
-        every: crate::audit_log::CHECKPOINT_EVERY,
-    };
+    let key = signer.key.clone();
     // Logged first: no evidence leaves without its record.
     store
         .append_audit(
@@ -98,11 +96,11 @@ async fn export_from(
                 details: format!("window {} .. {} to {}", from.0, to.0, out.display()),
             }],
             now,
-            Some(signer),
+            Some(signer.clone()),
         )
         .await?;
     // The head now includes the export record: sign it so the excerpt ends on a checkpoint.
-    store.checkpoint_audit(key.clone(), now).await?;
+    store.checkpoint_audit(signer.clone(), now).await?;
 
     let people = store.list_people().await?;
     let devices = store.list_devices().await?;

@@ -298,7 +298,7 @@ impl Running {
         // for too (the log's own chain cannot protect its unsigned tail).
         if let Err(e) = self
             .store
-            .checkpoint_audit(self.audit_signer.key.clone(), pipeline::now())
+            .checkpoint_audit(self.audit_signer.clone(), pipeline::now())
             .await
         {
             tracing::error!(error = %e, "could not sign the access-log checkpoint at shutdown");
@@ -361,31 +361,42 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await?;
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
-    let audit_signer = store::AuditSigner {
-        key: Arc::new(
+    let audit_signer = audit_log::signer(
+        &config.data_dir,
+        Arc::new(
             audit_log::load_or_create_key(&config.data_dir)
                 .map_err(|e| StartError::AuditKey(e.to_string()))?,
         ),
-        every: audit_log::CHECKPOINT_EVERY,
-    };
+    );
     // Verify the stored access log before serving. A broken chain is reported (log, /healthz,
     // `bulwark_audit_chain_ok`), never a reason to stop monitoring.
-    let audit_chain_ok = match audit_log::verify_store(&store, &audit_signer.key).await {
-        Ok(report) if report.ok() => {
-            tracing::info!(records = report.report.records, "access log verified");
-            true
-        }
-        Ok(report) => {
-            for line in report.lines() {
-                tracing::error!(finding = %line, "ACCESS LOG VERIFICATION FAILED");
+    let audit_chain_ok =
+        match audit_log::verify_store(&store, &audit_signer.key, &config.data_dir).await {
+            Ok(report) if report.ok() => {
+                tracing::info!(records = report.report.records, "access log verified");
+                if report.head_file == audit_log::HeadFile::Missing {
+                    // A data directory from before the head file: anchor the verified head now.
+                    tracing::warn!("no access-log head file yet: writing one at the verified head");
+                    if let Err(e) = store
+                        .checkpoint_audit(audit_signer.clone(), pipeline::now())
+                        .await
+                    {
+                        tracing::error!(error = %e, "could not anchor the access-log head");
+                    }
+                }
+                true
             }
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "ACCESS LOG could not be read for verification");
-            false
-        }
-    };
+            Ok(report) => {
+                for line in report.lines() {
+                    tracing::error!(finding = %line, "ACCESS LOG VERIFICATION FAILED");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ACCESS LOG could not be read for verification");
+                false
+            }
+        };
     let clock = court::Clock::default();
     let vapid = push::load_or_create_key(&config.data_dir).map_err(StartError::VapidKey)?;
     let state = AppState {

@@ -1003,6 +1003,114 @@ async fn audit_verify_finds_a_row_edited_with_raw_sql() {
     );
 }
 
+#[tokio::test]
+async fn removing_the_newest_records_with_their_checkpoints_is_caught_by_the_head_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    // Past a periodic checkpoint (every 100 records), and some beyond it.
+    for _ in 0..150 {
+        let (s, _) = w.h.get("/api/v1/cases", &w.tokens["officer_own"]).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    r.shutdown().await;
+    let head = dir.path().join(server::audit_log::HEAD_FILE);
+    let server::audit_log::HeadFile::Checkpoint(anchored) =
+        server::audit_log::read_head_file(dir.path())
+    else {
+        panic!("shutdown wrote the head file beside the key");
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&head).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let db = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let (last, checkpoints): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT max(seq) FROM audit_log), (SELECT count(*) FROM audit_checkpoints)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(anchored.seq, last as u64, "the file holds the head");
+    assert!(
+        last > 120 && checkpoints >= 2,
+        "{last} records, {checkpoints} checkpoints"
+    );
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.lines());
+
+    // Someone with database access removes the newest 20 records and the database's
+    // shutdown checkpoint: what the database holds is consistent in itself.
+    let cut = last - 20;
+    db.execute("DELETE FROM audit_log WHERE seq > ?1", [cut])
+        .unwrap();
+    db.execute("DELETE FROM audit_checkpoints WHERE seq > ?1", [cut])
+        .unwrap();
+    drop(db);
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(!report.ok(), "{:?}", report.lines());
+    assert_eq!(
+        report.report.first_bad(),
+        Some(&audit::Problem::Truncated {
+            last_seq: Some(cut as u64),
+            checkpoint_seq: last as u64
+        }),
+        "{:?}",
+        report.lines()
+    );
+    // Without the file the same database verifies: the file is what catches it.
+    let saved = std::fs::read(&head).unwrap();
+    std::fs::remove_file(&head).unwrap();
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.lines());
+    std::fs::write(&head, saved).unwrap();
+
+    // At start-up too.
+    let r = start(dir.path()).await;
+    let (_, health) = w.h.clone().rebase(&r).get("/healthz", ADMIN).await;
+    assert_eq!(health["audit_chain"], "broken", "{health}");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_data_directory_without_a_head_file_gets_one_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    r.shutdown().await;
+    let head = dir.path().join(server::audit_log::HEAD_FILE);
+    std::fs::remove_file(&head).unwrap();
+    let report = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(
+        report.ok(),
+        "an older data directory verifies: {:?}",
+        report.lines()
+    );
+    assert_eq!(report.head_file, server::audit_log::HeadFile::Missing);
+    let r = start(dir.path()).await;
+    let (_, health) = w.h.clone().rebase(&r).get("/healthz", ADMIN).await;
+    assert_eq!(health["audit_chain"], "ok", "{health}");
+    assert!(
+        matches!(
+            server::audit_log::read_head_file(dir.path()),
+            server::audit_log::HeadFile::Checkpoint(_)
+        ),
+        "anchored at start-up, before any shutdown"
+    );
+    r.shutdown().await;
+}
+
 /// How many of the victim's "who viewed my data" entries are by `username`.
 async fn viewed_by(w: &World, username: &str) -> usize {
     let (s, log) = w.h.get("/api/v1/me/access-log", &w.tokens["victim"]).await;

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 mod accounts;
-pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount};
+pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount, write_head_file};
 
 /// How many queued jobs one group transaction takes at most.
 const MAX_GROUP: usize = 512;
@@ -27,7 +27,7 @@ trait WriteJob: Send {
 }
 
 /// Runs after a successful commit, before the caller is answered.
-type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
+pub(crate) type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
 
 struct TypedJob<T, F> {
     f: Option<F>,

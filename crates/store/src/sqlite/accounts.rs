@@ -6,12 +6,13 @@
 //! transaction, so the sequence order is the commit order, and a job or group that rolls
 //! back leaves no gap in the chain (the next job simply resumes from what is committed).
 
-use super::Store;
+use super::{AfterCommit, Store};
 use crate::{Result, StoreError};
 use access::{AccountId, LoginThrottle, Role, SessionRecord};
 use audit::{AuditChain, AuditEntry, AuditRecord, Checkpoint, SigningKey};
 use domain::{CaseId, PersonId, UnixMicros};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A stored account. The password is kept only as an Argon2id PHC string.
@@ -46,6 +47,57 @@ pub struct NewAccount {
 pub struct AuditSigner {
     pub key: Arc<SigningKey>,
     pub every: u64,
+    /// Where each newly signed checkpoint (and the one at the head at shutdown) is also
+    /// written, after its transaction committed: the chain head anchored outside the
+    /// database, so that deleting the newest records together with their checkpoints in the
+    /// database is still caught (issue 17). `None`: the database only (tests).
+    pub head_file: Option<PathBuf>,
+}
+
+/// Writes `cp` to `path` (JSON, mode 0600) through a temporary file and a rename, so a
+/// crash leaves the old or the new checkpoint, never half of one. A checkpoint older than
+/// the one already there is not written (two processes appending to one database).
+pub fn write_head_file(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Ok(old) = std::fs::read(path)
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&old)
+        && Checkpoint::from_json(&v).is_some_and(|old| old.seq > cp.seq)
+    {
+        return Ok(());
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(cp.to_json().to_string().as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        // The rename is durable once the directory is.
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The after-commit step that anchors a newly signed checkpoint outside the database.
+fn anchor_after_commit<T: 'static>(
+    signer: Option<&AuditSigner>,
+    checkpoint: fn(&T) -> Option<&Checkpoint>,
+) -> Option<AfterCommit<T>> {
+    let path = signer?.head_file.clone()?;
+    Some(Box::new(move |out: &T| {
+        if let Some(cp) = checkpoint(out)
+            && let Err(e) = write_head_file(&path, cp)
+        {
+            tracing::error!(error = %e, path = %path.display(), seq = cp.seq,
+                "could not write the access-log head file");
+        }
+    }))
 }
 
 const ACCOUNT_COLS: &str =
@@ -169,14 +221,16 @@ fn insert_checkpoint(conn: &Connection, cp: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
+/// Appends `entries`; returns them as stored and the newest checkpoint signed on the way.
 fn append_tx(
     conn: &Connection,
     entries: Vec<AuditEntry>,
     now: UnixMicros,
     signer: Option<&AuditSigner>,
-) -> Result<Vec<AuditRecord>> {
+) -> Result<(Vec<AuditRecord>, Option<Checkpoint>)> {
     let mut chain = chain_head(conn)?;
     let mut out = Vec::with_capacity(entries.len());
+    let mut signed = None;
     for entry in entries {
         let rec = chain.append(entry, now);
         conn.execute(
@@ -191,11 +245,13 @@ fn append_tx(
             ],
         )?;
         if let Some(s) = signer.filter(|s| Checkpoint::due(rec.seq, s.every)) {
-            insert_checkpoint(conn, &Checkpoint::sign(&s.key, rec.seq, rec.hash, now))?;
+            let cp = Checkpoint::sign(&s.key, rec.seq, rec.hash, now);
+            insert_checkpoint(conn, &cp)?;
+            signed = Some(cp);
         }
         out.push(rec);
     }
-    Ok(out)
+    Ok((out, signed))
 }
 
 impl Store {
@@ -548,43 +604,56 @@ impl Store {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(
-            move |conn| append_tx(conn, entries, now, signer.as_ref()),
-            None,
-        )
-        .await
+        let anchor = anchor_after_commit(
+            signer.as_ref(),
+            |(_, cp): &(Vec<AuditRecord>, Option<Checkpoint>)| cp.as_ref(),
+        );
+        let (records, _) = self
+            .write(
+                move |conn| append_tx(conn, entries, now, signer.as_ref()),
+                anchor,
+            )
+            .await?;
+        Ok(records)
     }
 
-    /// Signs a checkpoint at the current head unless one exists there (e.g. at shutdown).
+    /// Signs a checkpoint at the current head unless one exists there (e.g. at shutdown), and
+    /// writes the checkpoint at the head (new or not) to the signer's head file. Returns the
+    /// new checkpoint, if one was signed.
     pub async fn checkpoint_audit(
         &self,
-        key: Arc<SigningKey>,
+        signer: AuditSigner,
         now: UnixMicros,
     ) -> Result<Option<Checkpoint>> {
-        self.write(
-            move |conn| {
-                let (seq, hash) = chain_head(conn)?.head();
-                if seq == 0 {
-                    return Ok(None);
-                }
-                let exists: bool = conn
-                    .query_row(
-                        "SELECT 1 FROM audit_checkpoints WHERE seq = ?1",
-                        [seq as i64],
-                        |_| Ok(()),
-                    )
-                    .optional()?
-                    .is_some();
-                if exists {
-                    return Ok(None);
-                }
-                let cp = Checkpoint::sign(&key, seq, hash, now);
-                insert_checkpoint(conn, &cp)?;
-                Ok(Some(cp))
-            },
-            None,
-        )
-        .await
+        let anchor = anchor_after_commit(
+            Some(&signer),
+            |(_, head): &(Option<Checkpoint>, Option<Checkpoint>)| head.as_ref(),
+        );
+        let (new, _) = self
+            .write(
+                move |conn| {
+                    let (seq, hash) = chain_head(conn)?.head();
+                    if seq == 0 {
+                        return Ok((None, None));
+                    }
+                    let existing: Option<Vec<u8>> = conn
+                        .query_row(
+                            "SELECT checkpoint FROM audit_checkpoints WHERE seq = ?1",
+                            [seq as i64],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(cp) = existing.as_deref().and_then(Checkpoint::from_bytes) {
+                        return Ok((None, Some(cp)));
+                    }
+                    let cp = Checkpoint::sign(&signer.key, seq, hash, now);
+                    insert_checkpoint(conn, &cp)?;
+                    Ok((Some(cp.clone()), Some(cp)))
+                },
+                anchor,
+            )
+            .await?;
+        Ok(new)
     }
 
     /// Deletes each device's fixes whose device time falls in one of its `[from, to)`
@@ -599,7 +668,10 @@ impl Store {
         now: UnixMicros,
         signer: Option<AuditSigner>,
     ) -> Result<u64> {
-        self.write(
+        let anchor = anchor_after_commit(signer.as_ref(), |(_, cp): &(u64, Option<Checkpoint>)| {
+            cp.as_ref()
+        });
+        let (deleted, _) = self.write(
             move |conn| {
                 let (mut deleted, mut health, mut scans) = (0u64, 0u64, 0u64);
                 for (device, ws) in &windows {
@@ -625,12 +697,13 @@ impl Store {
                     "{}; health reports deleted: {health}; network scans deleted: {scans}; fixes deleted: {deleted}",
                     entry.details
                 );
-                append_tx(conn, vec![entry], now, signer.as_ref())?;
-                Ok(deleted)
+                let (_, signed) = append_tx(conn, vec![entry], now, signer.as_ref())?;
+                Ok((deleted, signed))
             },
-            None,
+            anchor,
         )
-        .await
+        .await?;
+        Ok(deleted)
     }
 
     /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes,
@@ -756,9 +829,11 @@ mod tests {
     #[tokio::test]
     async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due() {
         let dir = tempfile::tempdir().unwrap();
+        let head = dir.path().join("head.json");
         let signer = AuditSigner {
             key: key(),
             every: 3,
+            head_file: Some(head.clone()),
         };
         let store = Store::open(dir.path()).unwrap();
         let t = UnixMicros::from_secs(10);
@@ -782,9 +857,34 @@ mod tests {
             (cps.iter().map(|c| c.seq).collect::<Vec<_>>(), bad),
             (vec![3], 0)
         );
-        // On demand at the head, once.
-        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_some());
-        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_none());
+        let in_file = |head: &Path| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(head).unwrap()).unwrap();
+            Checkpoint::from_json(&v).unwrap()
+        };
+        assert_eq!(in_file(&head), cps[0], "anchored outside the database");
+        // On demand at the head, once; the file follows.
+        assert!(
+            store
+                .checkpoint_audit(signer.clone(), t)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .checkpoint_audit(signer.clone(), t)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(in_file(&head).seq, 4);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&head).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
 
         let records = all(&store).await;
         let (cps, _) = store.audit_checkpoints().await.unwrap();
