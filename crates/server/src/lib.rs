@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod dto;
 pub mod error;
 pub mod evidence;
+pub mod hardening;
 pub mod ingest;
 pub mod lifecycle;
 pub mod listeners;
@@ -33,6 +34,7 @@ pub use config::Config;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
@@ -190,6 +192,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     use tower_http::catch_panic::CatchPanicLayer;
+    let csp = HeaderValue::from_str(&hardening::content_security_policy(
+        state.config.map_tiles.as_deref(),
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     router
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.ingest.max_body_bytes,
@@ -200,6 +206,11 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
                 error::ApiError::internal("handler panicked").into_response()
             },
         ))
+        // Outermost, so that every answer gets them, a caught panic's 500 included.
+        .layer(axum::middleware::map_response(move |res: Response| {
+            let csp = csp.clone();
+            async move { hardening::apply(&csp, res) }
+        }))
         .with_state(state.clone())
 }
 

@@ -1111,6 +1111,105 @@ async fn a_data_directory_without_a_head_file_gets_one_at_start_up() {
     r.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_token_in_the_query_works_on_the_live_streams_only_and_answers_carry_hardening_headers()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let officer = w.tokens["officer_own"].clone();
+    let raw = |path: String| {
+        let h = w.h.clone();
+        async move {
+            h.http
+                .get(format!("{}{path}", h.base))
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Where a browser cannot send a header: the token in the query is accepted.
+    let live = raw(format!("/api/v1/live?access_token={officer}")).await;
+    assert_eq!(live.status(), StatusCode::OK);
+    drop(live);
+    let ws = raw(format!("/api/v1/live/ws?access_token={officer}")).await;
+    assert_eq!(
+        ws.status(),
+        StatusCode::UPGRADE_REQUIRED,
+        "decided as the officer"
+    );
+    // Everywhere else it is ignored (as if no token had been sent).
+    for path in [
+        "/api/v1/cases",
+        "/api/v1/alerts",
+        "/api/v1/auth/me",
+        "/api/v1/live/x",
+    ] {
+        let res = raw(format!("{path}?access_token={officer}")).await;
+        assert!(
+            matches!(
+                res.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND
+            ),
+            "{path}: {}",
+            res.status()
+        );
+        let res = raw(format!("{path}?access_token={ADMIN}")).await;
+        assert_ne!(
+            res.status(),
+            StatusCode::OK,
+            "{path} with the admin token in the query"
+        );
+    }
+
+    // Every answer: API, error, page.
+    for (path, token) in [
+        ("/api/v1/cases", Some(officer.as_str())),
+        ("/api/v1/cases", None),
+        ("/api/v1/no-such-route", None),
+        ("/healthz", None),
+        ("/", None),
+        ("/app/", None),
+    ] {
+        let mut req = w.h.http.get(format!("{}{path}", w.h.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let h = res.headers();
+        let get = |name: &str| {
+            h.get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let csp = get("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self';",
+            "connect-src 'self'",
+            "worker-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            "https://tile.openstreetmap.org",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-eval"), "{csp}");
+        assert_eq!(
+            get("referrer-policy"),
+            "strict-origin-when-cross-origin",
+            "{path}"
+        );
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        if path != "/" && path != "/app/" {
+            assert_eq!(get("cache-control"), "no-store", "{path}");
+        }
+    }
+    r.shutdown().await;
+}
+
 /// How many of the victim's "who viewed my data" entries are by `username`.
 async fn viewed_by(w: &World, username: &str) -> usize {
     let (s, log) = w.h.get("/api/v1/me/access-log", &w.tokens["victim"]).await;
