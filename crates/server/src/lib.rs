@@ -66,6 +66,17 @@ pub struct AppState {
     pub clock: court::Clock,
     /// Whether the access log verified at start-up (`false`: broken; the server serves on).
     pub audit_chain_ok: bool,
+    /// The log-in throttle by source and username (in memory: a restart forgets it).
+    pub login_guard: Arc<std::sync::Mutex<access::LoginGuard>>,
+}
+
+impl AppState {
+    /// The log-in throttle, locked (a poisoned lock is taken over: its state is counters).
+    pub fn login_guard(&self) -> std::sync::MutexGuard<'_, access::LoginGuard> {
+        self.login_guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(OpenApi)]
@@ -413,6 +424,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state = AppState {
         clock: clock.clone(),
         audit_chain_ok,
+        login_guard: Arc::default(),
         store: store.clone(),
         hub,
         pipeline,

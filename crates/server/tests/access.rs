@@ -552,7 +552,9 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             "post /api/v1/auth/login",
             "/api/v1/auth/login".into(),
             Some(json!({"username": "nobody", "password": "wrong password"})),
-            [401; 7],
+            // Seven failures for one (unknown) username from one address: the sixth on is
+            // backed off, as for a username that exists.
+            [401, 401, 401, 401, 401, 429, 429],
         ),
         (
             "post /api/v1/auth/logout",
@@ -904,6 +906,78 @@ async fn log_in_locks_out_after_five_failures_and_log_out_revokes() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("login_locked"))
     );
+    r.shutdown().await;
+}
+
+/// A client whose connections come from `source` (any 127/8 address reaches the server).
+fn from(r: &server::Running, source: [u8; 4]) -> Http {
+    Http {
+        http: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(source))
+            .build()
+            .unwrap(),
+        base: format!("http://{}", r.http_addr),
+    }
+}
+
+/// (status, error code) of a log-in attempt.
+async fn try_login(h: &Http, username: &str, password: &str) -> (u16, String) {
+    let (s, v) = h
+        .call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await;
+    (
+        s.as_u16(),
+        v["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn failures_elsewhere_never_lock_an_officer_out_and_unknown_users_answer_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let desk = from(&r, [127, 0, 0, 1]);
+    desk.account("kim", "monitoring_officer", None).await;
+
+    // Someone elsewhere types her username with wrong passwords until backed off.
+    let attacker = from(&r, [127, 0, 0, 2]);
+    let mut answers = Vec::new();
+    for _ in 0..7 {
+        answers.push(try_login(&attacker, "kim", "not her password").await);
+    }
+    let unauthorized = (401, "unauthorized".to_owned());
+    let throttled = (429, "login_locked".to_owned());
+    assert_eq!(answers[..5], vec![unauthorized.clone(); 5]);
+    assert_eq!(answers[5..], vec![throttled.clone(); 2]);
+    // From there even her password is refused for now; at her desk she logs in.
+    assert_eq!(try_login(&attacker, "kim", PASSWORD).await, throttled);
+    assert_eq!(try_login(&desk, "kim", PASSWORD).await.0, 200);
+
+    // A username that exists and one that does not get the same answers, in the same order.
+    let (a, b) = (from(&r, [127, 0, 0, 3]), from(&r, [127, 0, 0, 4]));
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..7 {
+        known.push(try_login(&a, "kim", "wrong password").await);
+        unknown.push(try_login(&b, "no-such-user", "wrong password").await);
+    }
+    assert_eq!(known, unknown);
+    assert_eq!(known[5], throttled, "unknown usernames are throttled too");
+
+    // One place guessing many usernames is backed off whatever it names; not the desk.
+    let sprayer = from(&r, [127, 0, 0, 5]);
+    for i in 0..20 {
+        assert_eq!(
+            try_login(&sprayer, &format!("guess{i}"), "password1").await,
+            unauthorized
+        );
+    }
+    assert_eq!(try_login(&sprayer, "kim", PASSWORD).await, throttled);
+    assert_eq!(try_login(&desk, "kim", PASSWORD).await.0, 200);
     r.shutdown().await;
 }
 
