@@ -1592,6 +1592,102 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
 }
 
 #[tokio::test]
+async fn an_evidence_bundle_carries_only_the_cases_records_and_her_positions_where_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    order_and_phone(&w).await;
+    // Case B is read by its officer: records about another case in the log.
+    for _ in 0..5 {
+        let (s, _) = w.h.get("/api/v1/cases", &w.tokens["officer_other"]).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    // Her phone half an hour ago, far from him (no alert), then 40 m from him now.
+    let earlier = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30)).to_string();
+    let (s, v) = w
+        .h
+        .post(
+            "/api/v1/ingest/batch",
+            PHONE_A,
+            json!({"fixes": [{"seq": 100, "time": earlier, "lat": 37.6123456, "lon": 127.0, "accuracy_m": 10.0}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    victim_at(&w, 1, 40.0).await;
+    let mut raised = false;
+    for _ in 0..100 {
+        let (_, alerts) = w.h.get("/api/v1/alerts", &w.tokens["officer_own"]).await;
+        raised = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["rule"] == "proximity_violation");
+        if raised {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(raised, "her approach raised a proximity alert");
+    r.shutdown().await;
+
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("bundle");
+    let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
+    let window = (now.plus_secs(-3_600), now.plus_secs(3_600));
+    server::evidence::export(
+        dir.path(),
+        domain::CaseId(w.case_a),
+        window,
+        "court request 2026-17 for the breach",
+        &bundle,
+        now,
+    )
+    .await
+    .unwrap();
+    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+
+    // Her positions: only the one the breach needs, rounded to 1e-4 degrees.
+    let fixes = std::fs::read_to_string(bundle.join("fixes.csv")).unwrap();
+    let hers: Vec<&str> = fixes
+        .lines()
+        .filter(|l| l.contains(",protected,"))
+        .collect();
+    assert_eq!(hers.len(), 1, "{fixes}");
+    assert!(hers[0].contains("37.5004,"), "{fixes}");
+    assert!(
+        !fixes.contains("37.612"),
+        "her position half an hour earlier: {fixes}"
+    );
+    assert!(fixes.lines().any(|l| l.contains(",offender,")), "{fixes}");
+
+    // The log: every full record is about case A; the rest are links, and there are some.
+    let audit = std::fs::read_to_string(bundle.join("audit.jsonl")).unwrap();
+    assert!(audit.lines().count() > 3);
+    for line in audit.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["case_id"], w.case_a, "{line}");
+    }
+    let links = std::fs::read_to_string(bundle.join("audit-links.jsonl")).unwrap();
+    assert!(
+        links.lines().count() >= 5,
+        "case B's reads are links: {links}"
+    );
+    assert!(
+        !links.contains("case_id") && !links.contains("details"),
+        "{links}"
+    );
+    r_check_total(dir.path(), audit.lines().count() + links.lines().count()).await;
+}
+
+/// The full and linked records of a bundle cover the log from its first to its last.
+async fn r_check_total(data_dir: &Path, in_bundle: usize) {
+    let log = server::audit_log::verify_data_dir(data_dir).await.unwrap();
+    assert!(log.ok(), "{:?}", log.lines());
+    assert!(in_bundle as u64 <= log.report.records);
+}
+
+#[tokio::test]
 async fn an_evidence_export_is_logged_signed_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
