@@ -819,6 +819,11 @@ pub(crate) mod tests {
             None,
             "a v1 link cannot be checked"
         );
+        assert_eq!(
+            to_hex(&v2.hash),
+            "3d9420889022c59faabe29400b2dafdc9e5c7305133015b8131a70b323ab39b6",
+            "golden hash of a v2 record after the v1 one"
+        );
     }
 
     #[test]
