@@ -1557,20 +1557,10 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
     }
     // Her approach raised an alert (so the push check below is not vacuous) and nothing was
     // queued for him: no push, and no webhook names him as a recipient.
-    let mut raised = false;
-    for _ in 0..100 {
-        let (_, alerts) = w.h.get("/api/v1/alerts", &w.tokens["officer_own"]).await;
-        raised = alerts
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["rule"] != "sos");
-        if raised {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(raised, "the approach raised a proximity alert");
+    assert!(
+        proximity_alert_raised(&w).await,
+        "the approach raised a proximity alert"
+    );
     let db = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
     let his: i64 = db
         .query_row(
@@ -1614,38 +1604,24 @@ async fn an_evidence_bundle_carries_only_the_cases_records_and_her_positions_whe
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     victim_at(&w, 1, 40.0).await;
-    let mut raised = false;
-    for _ in 0..100 {
-        let (_, alerts) = w.h.get("/api/v1/alerts", &w.tokens["officer_own"]).await;
-        raised = alerts
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["rule"] == "proximity_violation");
-        if raised {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(raised, "her approach raised a proximity alert");
+    assert!(
+        proximity_alert_raised(&w).await,
+        "her approach raised a proximity alert"
+    );
     r.shutdown().await;
 
     let out = tempfile::tempdir().unwrap();
     let bundle = out.path().join("bundle");
     let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
-    let window = (now.plus_secs(-3_600), now.plus_secs(3_600));
-    server::evidence::export(
+    export_case(
         dir.path(),
-        domain::CaseId(w.case_a),
-        window,
+        &w,
         "court request 2026-17 for the breach",
         &bundle,
         now,
     )
     .await
     .unwrap();
-    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
-    assert!(report.ok(), "{:?}", report.problems);
 
     // Her positions: only the one the breach needs, rounded to 1e-4 degrees.
     let fixes = std::fs::read_to_string(bundle.join("fixes.csv")).unwrap();
@@ -1677,14 +1653,51 @@ async fn an_evidence_bundle_carries_only_the_cases_records_and_her_positions_whe
         !links.contains("case_id") && !links.contains("details"),
         "{links}"
     );
-    r_check_total(dir.path(), audit.lines().count() + links.lines().count()).await;
+    let log = server::audit_log::verify_data_dir(dir.path())
+        .await
+        .unwrap();
+    assert!(log.ok(), "{:?}", log.lines());
 }
 
-/// The full and linked records of a bundle cover the log from its first to its last.
-async fn r_check_total(data_dir: &Path, in_bundle: usize) {
-    let log = server::audit_log::verify_data_dir(data_dir).await.unwrap();
-    assert!(log.ok(), "{:?}", log.lines());
-    assert!(in_bundle as u64 <= log.report.records);
+/// Waits (polling, no timed assertion) for a proximity alert (violation, warning or notice)
+/// in case A.
+async fn proximity_alert_raised(w: &World) -> bool {
+    for _ in 0..100 {
+        let (_, alerts) = w.h.get("/api/v1/alerts", &w.tokens["officer_own"]).await;
+        if alerts.as_array().unwrap().iter().any(|a| {
+            a["rule"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("proximity"))
+        }) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Exports case A over the hour either side of `now` into `bundle`; on success the bundle
+/// verifies with the data directory's key.
+async fn export_case(
+    data_dir: &Path,
+    w: &World,
+    reason: &str,
+    bundle: &Path,
+    now: domain::UnixMicros,
+) -> Result<(), server::evidence::EvidenceError> {
+    let window = (now.plus_secs(-3_600), now.plus_secs(3_600));
+    server::evidence::export(
+        data_dir,
+        domain::CaseId(w.case_a),
+        window,
+        reason,
+        bundle,
+        now,
+    )
+    .await?;
+    let report = server::evidence::verify(bundle, data_dir).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    Ok(())
 }
 
 #[tokio::test]
@@ -1700,28 +1713,17 @@ async fn an_evidence_export_is_logged_signed_and_verifiable() {
     let bundle = out.path().join("bundle");
     let now = domain::UnixMicros(jiff::Timestamp::now().as_microsecond());
     let window = (now.plus_secs(-3_600), now.plus_secs(3_600));
-    let too_short = server::evidence::export(
-        dir.path(),
-        domain::CaseId(w.case_a),
-        window,
-        "court",
-        &bundle,
-        now,
-    )
-    .await;
+    let too_short = export_case(dir.path(), &w, "court", &bundle, now).await;
     assert!(too_short.is_err(), "a reason is required");
-    server::evidence::export(
+    export_case(
         dir.path(),
-        domain::CaseId(w.case_a),
-        window,
+        &w,
         "court request 2026-17 for the SOS",
         &bundle,
         now,
     )
     .await
     .unwrap();
-    let report = server::evidence::verify(&bundle, dir.path()).unwrap();
-    assert!(report.ok(), "{:?}", report.problems);
     let fixes = std::fs::read_to_string(bundle.join("fixes.csv")).unwrap();
     assert!(
         fixes.lines().count() >= 3,
