@@ -28,7 +28,7 @@ pub use authz::{
     PURPOSE_CODES, Precision, Principal, Resource, Role, audit_entry, authorize, may_be_dispatched,
     may_dispatch, purpose_ok,
 };
-pub use lockout::{Attempt, LockoutPolicy, LoginThrottle};
+pub use lockout::{Attempt, LockoutPolicy, LoginGuard, LoginThrottle, source_key};
 pub use password::{PasswordError, hash_password, hash_password_with_salt, verify_password};
 pub use retention::{
     KeepReason, RetentionPolicy, RetentionReport, RetentionSubject, Verdict, Window, decide_fix,

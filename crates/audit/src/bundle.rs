@@ -8,7 +8,8 @@
 //! | `fixes.csv` | one row per fix, both parties, raw as received (times in µs and UTC) |
 //! | `alerts.json` | alerts with their handling history |
 //! | `orders.json` | every order version (versions are never edited in place) |
-//! | `audit.jsonl` | the access-log excerpt, one JSON record per line, with chain hashes |
+//! | `audit.jsonl` | the access-log records about the case, one JSON record per line, with chain hashes |
+//! | `audit-links.jsonl` | the chain links (seq, `prev_hash`, content digest, hash) of the records between them that concern other cases: their content stays out, the chain stays provable |
 //! | `checkpoints.json` | the signed checkpoints that cover the excerpt |
 //! | `README.txt` | how to read and check the bundle without Bulwark |
 //! | `manifest.json` | format, generator, case, window, creation time, and per file: name, size, SHA-256 |
@@ -34,11 +35,15 @@ use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, SigningKey, VerifyingKey};
 use crate::hex::{from_hex_array, to_hex};
-use crate::record::AuditRecord;
-use crate::verify::{Problem, verify_excerpt};
+use crate::record::{AuditRecord, ChainLink};
+use crate::verify::{Problem, verify_sparse_excerpt};
 
-/// The manifest's `format` value.
-pub const FORMAT: &str = "bulwark-evidence-bundle/1";
+/// The manifest's `format` value (2: the audit excerpt is sparse, with `audit-links.jsonl`).
+pub const FORMAT: &str = "bulwark-evidence-bundle/2";
+/// Bundles written before the sparse excerpt; still verified.
+pub const FORMAT_V1: &str = "bulwark-evidence-bundle/1";
+/// The links of the left-out records.
+pub const AUDIT_LINKS: &str = "audit-links.jsonl";
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.sig";
 
@@ -87,7 +92,11 @@ pub struct BundleInput {
     pub fixes: Vec<BundleFix>,
     pub alerts: Vec<BundleAlert>,
     pub orders: Vec<BundleOrder>,
+    /// The records about the case, in full.
     pub audit: Vec<AuditRecord>,
+    /// The links of the records between them that are not about the case (see
+    /// [`crate::ChainLink`]); together with `audit` a consecutive run of the chain.
+    pub audit_links: Vec<ChainLink>,
     pub checkpoints: Vec<Checkpoint>,
     pub created_at: UnixMicros,
 }
@@ -298,11 +307,15 @@ const README: &str = "Bulwark evidence bundle\n\
 manifest.json lists every other file with its size in bytes and SHA-256.\n\
 manifest.sig is the hex Ed25519 signature over the exact bytes of manifest.json.\n\n\
 To check without Bulwark (OpenSSL 3):\n\
-  sha256sum fixes.csv alerts.json orders.json audit.jsonl checkpoints.json README.txt\n\
+  sha256sum fixes.csv alerts.json orders.json audit.jsonl audit-links.jsonl checkpoints.json README.txt\n\
   xxd -r -p manifest.sig > manifest.sig.bin\n\
   openssl pkeyutl -verify -pubin -inkey public.pem -rawin -in manifest.json -sigfile manifest.sig.bin\n\n\
-audit.jsonl: record N's hash = SHA-256(prev_hash || canonical encoding), where the canonical\n\
-encoding is specified in Bulwark's audit crate (crates/audit/src/record.rs).\n\
+audit.jsonl: the access-log records about this case. A record's hash is, for format 1,\n\
+SHA-256(prev_hash || canonical encoding) and, for format 2,\n\
+SHA-256(\"BWLINK2\\0\" || prev_hash || SHA-256(canonical encoding)); the encoding is specified\n\
+in Bulwark's audit crate (crates/audit/src/record.rs). audit-links.jsonl: the records in\n\
+between that concern other cases, as links only (seq, prev_hash, content_sha256, hash), so\n\
+the chain from the first record to the signed checkpoints can be recomputed without them.\n\
 Times are microseconds since 1970-01-01T00:00:00Z; *_utc columns repeat them in UTC.\n\
 Zone geometry is deliberately absent: it would disclose the protected person's places.\n";
 
@@ -339,6 +352,12 @@ pub fn build_bundle(
         audit.push('\n');
     }
     files.insert("audit.jsonl".into(), audit.into_bytes());
+    let mut links = String::new();
+    for l in &input.audit_links {
+        links.push_str(&l.to_json_line());
+        links.push('\n');
+    }
+    files.insert(AUDIT_LINKS.into(), links.into_bytes());
     files.insert(
         "checkpoints.json".into(),
         to_pretty(&Value::Array(
@@ -457,7 +476,10 @@ pub fn verify_bundle_files(files: &BTreeMap<String, Vec<u8>>, key: &VerifyingKey
 
 fn parse_manifest(bytes: &[u8]) -> Result<Vec<(String, u64, [u8; 32])>, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if v.get("format").and_then(Value::as_str) != Some(FORMAT) {
+    if !matches!(
+        v.get("format").and_then(Value::as_str),
+        Some(FORMAT | FORMAT_V1)
+    ) {
         return Err(format!("format is not {FORMAT:?}"));
     }
     let files = v
@@ -504,14 +526,29 @@ fn check_audit(files: &BTreeMap<String, Vec<u8>>, key: &VerifyingKey, report: &m
                 .map(|c| Checkpoint::from_json(c).ok_or_else(|| "invalid checkpoint".to_owned()))
                 .collect()
         });
-    match (records, checkpoints) {
-        (Ok(records), Ok(checkpoints)) => {
-            let r = verify_excerpt(&records, &checkpoints, key);
+    // Absent in format-1 bundles, whose excerpt is consecutive.
+    let links: Result<Vec<ChainLink>, String> =
+        files.get(AUDIT_LINKS).map_or(Ok(Vec::new()), |b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| {
+                    ChainLink::from_json_line(l)
+                        .map_err(|e| format!("{AUDIT_LINKS} line {}: {e}", i + 1))
+                })
+                .collect()
+        });
+    match (records, checkpoints, links) {
+        (Ok(records), Ok(checkpoints), Ok(links)) => {
+            let r = verify_sparse_excerpt(&records, &links, &checkpoints, key);
             report
                 .problems
                 .extend(r.problems.into_iter().map(BundleProblem::AuditChain));
         }
-        (Err(e), _) | (_, Err(e)) => report.problems.push(BundleProblem::AuditUnreadable(e)),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            report.problems.push(BundleProblem::AuditUnreadable(e))
+        }
     }
 }
 

@@ -137,7 +137,7 @@ impl Checkpoint {
     }
 
     /// The JSON form used in evidence bundles.
-    pub(crate) fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "seq": self.seq,
             "hash": to_hex(&self.hash),
@@ -146,7 +146,7 @@ impl Checkpoint {
         })
     }
 
-    pub(crate) fn from_json(v: &serde_json::Value) -> Option<Self> {
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
         Some(Checkpoint {
             seq: v.get("seq")?.as_u64()?,
             hash: from_hex_array(v.get("hash")?.as_str()?).ok()?,

@@ -41,7 +41,7 @@ pub use checkpoint::{
 };
 pub use hex::{HexError, from_hex, to_hex};
 pub use record::{
-    Actor, ActorKind, AuditAction, AuditChain, AuditEntry, AuditRecord, DecodeError, GENESIS_HASH,
-    Hash32, Outcome, Purpose, Subject,
+    Actor, ActorKind, AuditAction, AuditChain, AuditEntry, AuditRecord, ChainLink, DecodeError,
+    GENESIS_HASH, Hash32, Outcome, Purpose, RecordFormat, Subject, chain_hash_v2,
 };
-pub use verify::{Problem, VerifyReport, verify, verify_excerpt};
+pub use verify::{Problem, VerifyReport, verify, verify_excerpt, verify_sparse_excerpt};

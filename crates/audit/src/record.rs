@@ -23,8 +23,19 @@
 //! escaping, no key ordering and no number formatting are involved, which is why it was
 //! chosen over canonical JSON.
 //!
-//! The chain hash is `SHA-256(prev_hash || encoding)`, with `prev_hash` of the first record
-//! (seq 1) being 32 zero bytes ([`GENESIS_HASH`]).
+//! The chain hash of a version-1 record is `SHA-256(prev_hash || encoding)`, with
+//! `prev_hash` of the first record (seq 1) being 32 zero bytes ([`GENESIS_HASH`]).
+//!
+//! # Version 2 (records written from issue 17 on)
+//!
+//! The same fields, with the magic `BWAUDIT2`, and the chain hash
+//! `SHA-256("BWLINK2\0" || prev_hash || SHA-256(encoding))`. Hashing the content's digest
+//! rather than the content lets an excerpt (an evidence bundle about one case) prove the
+//! chain across records it leaves out: for those it carries only a [`ChainLink`] (seq,
+//! `prev_hash`, content digest, hash), never their content. The version is chained: it is
+//! the magic inside the digested encoding, and the two forms hash under different
+//! constructions, so a record cannot be re-labelled as the other version without changing
+//! its hash. Version-1 records keep their form, so deployed logs still verify.
 //!
 //! # Storage form
 //!
@@ -46,6 +57,110 @@ pub type Hash32 = [u8; 32];
 pub const GENESIS_HASH: Hash32 = [0; 32];
 
 const MAGIC: &[u8; 8] = b"BWAUDIT1";
+const MAGIC_V2: &[u8; 8] = b"BWAUDIT2";
+const LINK_V2: &[u8; 8] = b"BWLINK2\0";
+
+/// A record's hash format (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordFormat {
+    /// `SHA-256(prev_hash || encoding)`; records written before issue 17.
+    V1,
+    /// `SHA-256("BWLINK2\0" || prev_hash || SHA-256(encoding))`; every new record.
+    V2,
+}
+
+impl RecordFormat {
+    pub fn number(self) -> u8 {
+        match self {
+            RecordFormat::V1 => 1,
+            RecordFormat::V2 => 2,
+        }
+    }
+
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            1 => Some(RecordFormat::V1),
+            2 => Some(RecordFormat::V2),
+            _ => None,
+        }
+    }
+
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            RecordFormat::V1 => MAGIC,
+            RecordFormat::V2 => MAGIC_V2,
+        }
+    }
+}
+
+/// The v2 chain hash from the previous hash and the content digest.
+pub fn chain_hash_v2(prev_hash: &Hash32, content_sha256: &Hash32) -> Hash32 {
+    let mut h = Sha256::new();
+    h.update(LINK_V2);
+    h.update(prev_hash);
+    h.update(content_sha256);
+    h.finalize().into()
+}
+
+/// A record's place in the chain without its content: what an excerpt carries for a record
+/// it leaves out. For a v2 record the link is checkable (`hash` follows from `prev_hash`
+/// and `content_sha256`); a v1 record has no digest form, so its link can only be taken as
+/// stated (`content_sha256: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub seq: u64,
+    pub prev_hash: Hash32,
+    pub content_sha256: Option<Hash32>,
+    pub hash: Hash32,
+}
+
+impl ChainLink {
+    /// The hash the link's parts give; `None` for a v1 link (not checkable).
+    pub fn computed_hash(&self) -> Option<Hash32> {
+        self.content_sha256
+            .map(|d| chain_hash_v2(&self.prev_hash, &d))
+    }
+
+    pub fn to_json_line(&self) -> String {
+        serde_json::json!({
+            "seq": self.seq,
+            "prev_hash": to_hex(&self.prev_hash),
+            "content_sha256": self.content_sha256.as_ref().map(|d| to_hex(d)),
+            "hash": to_hex(&self.hash),
+        })
+        .to_string()
+    }
+
+    pub fn from_json_line(line: &str) -> Result<Self, DecodeError> {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| DecodeError::Json(e.to_string()))?;
+        let hex = |field: &'static str| -> Result<Option<Hash32>, DecodeError> {
+            match v.get(field) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(x) => {
+                    let s = x
+                        .as_str()
+                        .ok_or_else(|| DecodeError::Json(format!("{field} is not a string")))?;
+                    from_hex_array(s)
+                        .map(Some)
+                        .map_err(|source| DecodeError::Hex { field, source })
+                }
+            }
+        };
+        let need = |field: &'static str| {
+            hex(field)?.ok_or_else(|| DecodeError::Json(format!("{field} missing")))
+        };
+        Ok(ChainLink {
+            seq: v
+                .get("seq")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| DecodeError::Json("seq missing".into()))?,
+            prev_hash: need("prev_hash")?,
+            content_sha256: hex("content_sha256")?,
+            hash: need("hash")?,
+        })
+    }
+}
 
 /// Declares a closed set of values with stable lowercase names. The names are hashed into
 /// the log, so an existing variant's name must never change.
@@ -170,13 +285,15 @@ pub struct AuditEntry {
 /// One record of the access log as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
+    /// How its hash is formed (new records: [`RecordFormat::V2`]).
+    pub format: RecordFormat,
     /// 1 for the first record, then consecutive.
     pub seq: u64,
     pub time: UnixMicros,
     pub entry: AuditEntry,
     /// The hash of record `seq - 1` ([`GENESIS_HASH`] for seq 1).
     pub prev_hash: Hash32,
-    /// `SHA-256(prev_hash || canonical_encoding)`.
+    /// The chain hash over `prev_hash` and the canonical encoding, as `format` says.
     pub hash: Hash32,
 }
 
@@ -225,10 +342,20 @@ fn put_opt_i64(out: &mut Vec<u8>, v: Option<i64>) {
     }
 }
 
-/// The canonical encoding of a record's content (everything except the hashes).
+/// The canonical version-1 encoding of a record's content (everything except the hashes).
 pub fn canonical_encoding(seq: u64, time: UnixMicros, e: &AuditEntry) -> Vec<u8> {
+    canonical_encoding_as(RecordFormat::V1, seq, time, e)
+}
+
+/// The canonical encoding of a record's content in `format` (only the magic differs).
+pub fn canonical_encoding_as(
+    format: RecordFormat,
+    seq: u64,
+    time: UnixMicros,
+    e: &AuditEntry,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + e.details.len());
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(format.magic());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&time.0.to_be_bytes());
     put_str(&mut out, e.actor.kind.as_str());
@@ -321,12 +448,30 @@ fn parse_name<T>(
 impl AuditRecord {
     /// The canonical encoding of this record's content.
     pub fn encoding(&self) -> Vec<u8> {
-        canonical_encoding(self.seq, self.time, &self.entry)
+        canonical_encoding_as(self.format, self.seq, self.time, &self.entry)
+    }
+
+    /// SHA-256 of the encoding: what a v2 link stands on.
+    pub fn content_sha256(&self) -> Hash32 {
+        Sha256::digest(self.encoding()).into()
     }
 
     /// The hash this record's content and `prev_hash` give, whatever `hash` says.
     pub fn computed_hash(&self) -> Hash32 {
-        chain_hash(&self.prev_hash, &self.encoding())
+        match self.format {
+            RecordFormat::V1 => chain_hash(&self.prev_hash, &self.encoding()),
+            RecordFormat::V2 => chain_hash_v2(&self.prev_hash, &self.content_sha256()),
+        }
+    }
+
+    /// This record as a link without content (see [`ChainLink`]).
+    pub fn link(&self) -> ChainLink {
+        ChainLink {
+            seq: self.seq,
+            prev_hash: self.prev_hash,
+            content_sha256: (self.format == RecordFormat::V2).then(|| self.content_sha256()),
+            hash: self.hash,
+        }
     }
 
     /// Storage form: `encoding || prev_hash || hash`.
@@ -341,9 +486,11 @@ impl AuditRecord {
     /// so that a damaged record can still be shown and reported.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader { buf: bytes };
-        if r.take(MAGIC.len())? != MAGIC {
-            return Err(DecodeError::BadMagic);
-        }
+        let format = match r.take(MAGIC.len())? {
+            m if m == MAGIC => RecordFormat::V1,
+            m if m == MAGIC_V2 => RecordFormat::V2,
+            _ => return Err(DecodeError::BadMagic),
+        };
         let seq = u64::from_be_bytes(r.array()?);
         let time = UnixMicros(r.i64()?);
         let kind = parse_name("actor kind", r.str()?, ActorKind::parse)?;
@@ -369,6 +516,7 @@ impl AuditRecord {
             return Err(DecodeError::Trailing(r.buf.len()));
         }
         Ok(AuditRecord {
+            format,
             seq,
             time,
             entry: AuditEntry {
@@ -393,6 +541,7 @@ impl AuditRecord {
     /// the canonical encoding, never over the JSON.
     pub fn to_json_line(&self) -> String {
         let j = RecordJson {
+            format: self.format.number(),
             seq: self.seq,
             time_us: self.time.0,
             actor_kind: self.entry.actor.kind.as_str().to_owned(),
@@ -427,6 +576,8 @@ impl AuditRecord {
             }
         };
         Ok(AuditRecord {
+            format: RecordFormat::from_number(j.format)
+                .ok_or_else(|| DecodeError::Json(format!("unknown record format {}", j.format)))?,
             seq: j.seq,
             time: UnixMicros(j.time_us),
             entry: AuditEntry {
@@ -460,6 +611,9 @@ impl AuditRecord {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecordJson {
+    /// Absent in bundles written before version 2: those records are version 1.
+    #[serde(default = "format_v1")]
+    format: u8,
     seq: u64,
     time_us: i64,
     actor_kind: String,
@@ -475,6 +629,10 @@ struct RecordJson {
     details: String,
     prev_hash: String,
     hash: String,
+}
+
+fn format_v1() -> u8 {
+    1
 }
 
 /// The writer's side of the chain: the next sequence number and the last hash.
@@ -526,10 +684,29 @@ impl AuditChain {
     pub fn append(&mut self, entry: AuditEntry, now: UnixMicros) -> AuditRecord {
         let seq = self.next_seq;
         let prev_hash = self.last_hash;
+        let mut rec = AuditRecord {
+            format: RecordFormat::V2,
+            seq,
+            time: now,
+            entry,
+            prev_hash,
+            hash: [0; 32],
+        };
+        rec.hash = rec.computed_hash();
+        self.next_seq = seq.saturating_add(1);
+        self.last_hash = rec.hash;
+        rec
+    }
+
+    /// Seals an entry in the version-1 form (tests of logs written before version 2).
+    pub fn append_v1(&mut self, entry: AuditEntry, now: UnixMicros) -> AuditRecord {
+        let seq = self.next_seq;
+        let prev_hash = self.last_hash;
         let hash = chain_hash(&prev_hash, &canonical_encoding(seq, now, &entry));
         self.next_seq = seq.saturating_add(1);
         self.last_hash = hash;
         AuditRecord {
+            format: RecordFormat::V1,
             seq,
             time: now,
             entry,
@@ -597,7 +774,7 @@ pub(crate) mod tests {
     fn encoding_is_pinned() {
         // A golden hash: if this changes, every stored log stops verifying.
         let mut chain = AuditChain::new();
-        let r = chain.append(entry(0), UnixMicros(1_700_000_000_000_000));
+        let r = chain.append_v1(entry(0), UnixMicros(1_700_000_000_000_000));
         let enc = r.encoding();
         assert_eq!(&enc[..8], b"BWAUDIT1");
         assert_eq!(
@@ -609,6 +786,43 @@ pub(crate) mod tests {
             to_hex(&r.hash),
             "ed725055ab4bdeca96e0e59d3eafeacdcd25e1f14bb7cb076f2fe97156db1894",
             "golden hash of the first record"
+        );
+        // Version 2: the same content under the link construction; a v1 head continues
+        // into v2 records (a deployed log after the upgrade).
+        let v2 = chain.append(entry(1), UnixMicros(1_700_000_000_000_001));
+        assert_eq!(v2.format, RecordFormat::V2);
+        assert_eq!(&v2.encoding()[..8], b"BWAUDIT2");
+        assert_eq!(v2.prev_hash, r.hash);
+        assert_eq!(
+            v2.hash,
+            chain_hash_v2(&r.hash, &Sha256::digest(v2.encoding()).into())
+        );
+        assert_eq!(
+            to_hex(&v2.hash),
+            to_hex(&v2.computed_hash()),
+            "v2 hash is over the link prefix, prev_hash and the content digest"
+        );
+        let mut relabelled = v2.clone();
+        relabelled.format = RecordFormat::V1;
+        assert_ne!(
+            relabelled.computed_hash(),
+            v2.hash,
+            "the version is chained"
+        );
+        assert_eq!(v2.link().computed_hash(), Some(v2.hash));
+        assert_eq!(
+            ChainLink::from_json_line(&v2.link().to_json_line()),
+            Ok(v2.link())
+        );
+        assert_eq!(
+            r.link().computed_hash(),
+            None,
+            "a v1 link cannot be checked"
+        );
+        assert_eq!(
+            to_hex(&v2.hash),
+            "3d9420889022c59faabe29400b2dafdc9e5c7305133015b8131a70b323ab39b6",
+            "golden hash of a v2 record after the v1 one"
         );
     }
 

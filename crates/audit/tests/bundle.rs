@@ -119,9 +119,85 @@ fn input() -> BundleInput {
             reasons: "repeated following".into(),
         }],
         audit,
+        audit_links: Vec::new(),
         checkpoints,
         created_at: t0.plus_secs(7_200),
     }
+}
+
+/// A log where every other record is about another case: the bundle of case 3 carries
+/// those as links only, and the chain still verifies up to the checkpoints.
+#[test]
+fn a_sparse_excerpt_proves_the_chain_without_other_cases_records() {
+    let mut base = input();
+    let t0 = base.window.0;
+    let k = key(1);
+    let mut chain = AuditChain::new();
+    let (mut mine, mut links, mut checkpoints) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..9 {
+        let case = if i % 2 == 0 { 3 } else { 4 };
+        let r = chain.append(
+            AuditEntry {
+                actor: Actor {
+                    kind: ActorKind::Account,
+                    id: 12,
+                    role: "monitoring_officer".into(),
+                },
+                action: AuditAction::ReadPosition,
+                subject: Subject {
+                    case: Some(CaseId(case)),
+                    ..Subject::default()
+                },
+                purpose: None,
+                outcome: Outcome::Allowed,
+                details: format!("secret of case {case}, read {i}"),
+            },
+            t0.plus_secs(i),
+        );
+        if r.seq.is_multiple_of(4) || r.seq == 9 {
+            checkpoints.push(Checkpoint::sign(&k, r.seq, r.hash, r.time));
+        }
+        if case == 3 {
+            mine.push(r);
+        } else {
+            links.push(r.link());
+        }
+    }
+    base.audit = mine;
+    base.audit_links = links.clone();
+    base.checkpoints = checkpoints;
+    let files = audit::bundle::build_bundle(&base, &k).unwrap();
+    for (name, bytes) in &files {
+        assert!(
+            !String::from_utf8_lossy(bytes).contains("secret of case 4"),
+            "{name} discloses another case"
+        );
+    }
+    let report = audit::bundle::verify_bundle_files(&files, &k.verifying_key());
+    assert!(report.ok(), "{:?}", report.problems);
+
+    // A link whose digest does not give its hash, and a missing link, are caught.
+    let mut bad = base.clone();
+    bad.audit_links[1].content_sha256 = Some([7; 32]);
+    let files = audit::bundle::build_bundle(&bad, &k).unwrap();
+    let report = audit::bundle::verify_bundle_files(&files, &k.verifying_key());
+    assert!(
+        report
+            .problems
+            .contains(&P::AuditChain(audit::Problem::ContentChanged {
+                seq: links[1].seq
+            })),
+        "{:?}",
+        report.problems
+    );
+    let mut gap = base.clone();
+    gap.audit_links.remove(2);
+    let files = audit::bundle::build_bundle(&gap, &k).unwrap();
+    let report = audit::bundle::verify_bundle_files(&files, &k.verifying_key());
+    assert!(
+        !report.ok(),
+        "a left-out record without its link breaks the chain"
+    );
 }
 
 fn fresh() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -147,6 +223,7 @@ fn round_trip() {
         [
             "README.txt",
             "alerts.json",
+            "audit-links.jsonl",
             "audit.jsonl",
             "checkpoints.json",
             "fixes.csv",
@@ -227,6 +304,7 @@ fn damage_is_detected_and_named() {
                 P::MissingManifest,
                 P::ExtraFile("README.txt".into()),
                 P::ExtraFile("alerts.json".into()),
+                P::ExtraFile("audit-links.jsonl".into()),
                 P::ExtraFile("audit.jsonl".into()),
                 P::ExtraFile("checkpoints.json".into()),
                 P::ExtraFile("fixes.csv".into()),
@@ -245,8 +323,8 @@ fn damage_is_detected_and_named() {
             vec![
                 P::SizeMismatch {
                     name: "audit.jsonl".into(),
-                    manifest: 2538,
-                    actual: 2115,
+                    manifest: 2604,
+                    actual: 2170,
                 },
                 P::AuditChain(audit::Problem::SeqOutOfOrder { after: 1, found: 3 }),
                 P::AuditChain(audit::Problem::BrokenLink { seq: 3 }),

@@ -1,7 +1,8 @@
 //! Log-in, log-out, accounts, case assignments and the access log over HTTP.
 //!
 //! Passwords are checked with Argon2id on a blocking thread (it takes tens of milliseconds
-//! and 19 MiB by design). Failed log-ins count towards a lock-out ([`access::LoginThrottle`]);
+//! and 19 MiB by design). Failed log-ins back off their source and the username at that
+//! source ([`access::LoginGuard`]), never the account everywhere;
 //! staff who enrolled TOTP must send a current code. Every log-in, failure and log-out is
 //! written to the access log.
 
@@ -11,17 +12,17 @@ use crate::authz;
 use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
 use access::{
-    AccountId, Action, Attempt, LockoutPolicy, Resource, Role, SessionPolicy, SessionRecord,
-    SessionToken,
+    AccountId, Action, Attempt, Resource, Role, SessionPolicy, SessionRecord, SessionToken,
 };
 use audit::{AuditAction, AuditEntry, Outcome, Subject};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use domain::{CaseId, PersonId};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use utoipa::{IntoParams, ToSchema};
 
 type Body = Result<Bytes, BytesRejection>;
@@ -117,79 +118,85 @@ fn login_entry(account: AccountId, role: &str, action: AuditAction, details: Str
 }
 
 /// Logs in with a username and password (and a TOTP code for staff who enrolled one).
+///
+/// Throttled by source address and by username at that source ([`access::LoginGuard`]),
+/// never by account alone: someone else's failures cannot lock an officer out of duty from
+/// her own workstation, and an unknown username takes exactly the path of a known one (the
+/// same checks, one Argon2id verification, one access-log record, the same answers).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "access", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(State(s): State<AppState>, body: Body) -> Result<Json<LoginResponse>, ApiError> {
+pub async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Result<Json<LoginResponse>, ApiError> {
     let req: LoginRequest = parse_json(&body.map_err(body_error)?)?;
-    let Some(account) = s.store.account_by_username(req.username.clone()).await? else {
-        // Spend the same time as a real check so that timing does not reveal usernames.
-        let pw = req.password;
-        let _ =
-            tokio::task::spawn_blocking(move || access::verify_password(&pw, dummy_phc())).await;
-        // Recorded like any failure (guessing usernames is an attack too), under account 0;
-        // no account is created and the answer is the same as for a wrong password.
-        let name: String = req.username.chars().take(64).collect();
-        authz::append(
-            &s,
-            vec![login_entry(
-                AccountId(0),
-                "unknown",
-                AuditAction::LoginFailed,
-                format!("unknown username {name:?}"),
-            )],
-        )
-        .await?;
-        return Err(login_failed());
-    };
-    let policy = LockoutPolicy::default();
-    let mut throttle = s.store.login_throttle(account.id).await?;
-    if let Attempt::Locked { until } = throttle.check(now()) {
+    let source = access::source_key(remote.ip());
+    if let Attempt::Locked { until } = s.login_guard().check(&source, &req.username, now()) {
+        metrics::counter!("bulwark_login_throttled_total").increment(1);
         return Err(ApiError::new(
             ErrorCode::LoginLocked,
             format!(
-                "too many failed log-ins; try again after {}",
+                "too many failed log-ins from this address; try again after {}",
                 crate::dto::ts(until)
             ),
         ));
     }
-    let phc = account.password_phc.clone();
+    let account = s.store.account_by_username(req.username.clone()).await?;
+    // An unknown username is verified against a dummy hash: the same work and time class.
+    let phc = account
+        .as_ref()
+        .map_or_else(|| dummy_phc().to_owned(), |a| a.password_phc.clone());
     let pw = req.password;
-    let password_ok = tokio::task::spawn_blocking(move || access::verify_password(&pw, &phc))
+    let verified = tokio::task::spawn_blocking(move || access::verify_password(&pw, &phc))
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let t = now();
-    let second_factor_ok = match &account.totp_secret {
-        None => true,
-        Some(secret) => match req
-            .totp
-            .as_deref()
-            .and_then(|code| access::totp::verify(secret, code, t, account.totp_last_step))
-        {
-            // The store refuses a step not newer than the last one (two racing log-ins).
-            Some(step) if password_ok => s.store.use_totp_step(account.id, step).await?,
-            _ => false,
-        },
+    let ok = match &account {
+        None => None,
+        Some(account) => {
+            let password_ok = verified.map_err(ApiError::internal)?;
+            let second_factor_ok = match &account.totp_secret {
+                None => true,
+                Some(secret) => match req
+                    .totp
+                    .as_deref()
+                    .and_then(|code| access::totp::verify(secret, code, t, account.totp_last_step))
+                {
+                    // The store refuses a step not newer than the last one (two racing
+                    // log-ins).
+                    Some(step) if password_ok => s.store.use_totp_step(account.id, step).await?,
+                    _ => false,
+                },
+            };
+            (password_ok && second_factor_ok && !account.disabled).then_some(account)
+        }
     };
-    if !(password_ok && second_factor_ok && !account.disabled) {
-        let attempt = throttle.record_failure(&policy, t);
-        s.store.save_login_throttle(account.id, throttle).await?;
-        authz::append(
-            &s,
-            vec![login_entry(
-                account.id,
-                account.role.as_str(),
+    let Some(account) = ok else {
+        let attempt = s.login_guard().record_failure(&source, &req.username, t);
+        // Recorded like any failure (guessing usernames is an attack too); an unknown
+        // username under account 0, and no account is created.
+        let entry = match &account {
+            Some(a) => login_entry(
+                a.id,
+                a.role.as_str(),
                 AuditAction::LoginFailed,
                 format!("{attempt:?}"),
-            )],
-        )
-        .await?;
+            ),
+            None => {
+                let name: String = req.username.chars().take(64).collect();
+                login_entry(
+                    AccountId(0),
+                    "unknown",
+                    AuditAction::LoginFailed,
+                    format!("unknown username {name:?}; {attempt:?}"),
+                )
+            }
+        };
+        authz::append(&s, vec![entry]).await?;
         return Err(login_failed());
-    }
-    if throttle.failures > 0 || throttle.locked_until.is_some() {
-        throttle.record_success();
-        s.store.save_login_throttle(account.id, throttle).await?;
-    }
+    };
+    s.login_guard().record_success(&source, &req.username);
     let token = SessionToken::generate().map_err(ApiError::internal)?;
     let record = SessionRecord::new(
         &token,
@@ -213,7 +220,7 @@ pub async fn login(State(s): State<AppState>, body: Body) -> Result<Json<LoginRe
     Ok(Json(LoginResponse {
         token: token.expose(),
         expires_at: crate::dto::ts(expires_at),
-        account: (&account).into(),
+        account: account.into(),
     }))
 }
 
@@ -462,7 +469,7 @@ pub async fn audit_log(
                 Ok(rec) => {
                     serde_json::from_str(&rec.to_json_line()).unwrap_or(serde_json::Value::Null)
                 }
-                Err(e) => serde_json::json!({"seq": seq, "undecodable": e}),
+                Err(e) => serde_json::json!({"seq": seq, "untrusted": e.to_string()}),
             })
             .collect(),
     ))

@@ -276,14 +276,16 @@ pub async fn list_orders(
     State(s): State<AppState>,
     c: Caller,
 ) -> Result<Json<Vec<OrderDto>>, ApiError> {
-    let cases = authz::scope(&s, &c, Action::ReadOrders, "list orders").await?;
+    let cases = authz::scope_with_precision(&s, &c, Action::ReadOrders, "list orders").await?;
     Ok(Json(orders_with_schedules(&s, &cases).await?))
 }
 
-/// Orders of the given cases, with their zones' schedules filled in.
+/// Orders of the given cases, with their zones' schedules filled in. A case allowed only at
+/// the offender's precision gets its orders without zones: their geometry and labels are
+/// her home, work and school (issue 17), as in his view of the order's versions.
 pub async fn orders_with_schedules(
     s: &AppState,
-    cases: &[CaseId],
+    cases: &[(CaseId, Precision)],
 ) -> Result<Vec<OrderDto>, ApiError> {
     let schedules: std::collections::HashMap<i64, Vec<ScheduleWindowDto>> = s
         .store
@@ -297,8 +299,13 @@ pub async fn orders_with_schedules(
         .list_orders()
         .await?
         .into_iter()
-        .filter(|o| cases.contains(&o.case_id))
-        .map(Into::into)
+        .filter_map(|mut o| {
+            let (_, precision) = cases.iter().find(|(c, _)| *c == o.case_id)?;
+            if *precision != Precision::Full {
+                o.zones.clear();
+            }
+            Some(OrderDto::from(o))
+        })
         .collect();
     for z in orders.iter_mut().flat_map(|o| o.zones.iter_mut()) {
         z.schedule = schedules.get(&z.id).cloned();
@@ -775,7 +782,7 @@ pub async fn set_alert_state(
 pub async fn snapshot(State(s): State<AppState>, c: Caller) -> Result<Json<Snapshot>, ApiError> {
     let visible = position_scope(&s, &c, "snapshot").await?;
     let alert_cases = authz::scope(&s, &c, Action::ReadAlerts, "snapshot").await?;
-    let order_cases = authz::scope(&s, &c, Action::ReadOrders, "snapshot").await?;
+    let order_cases = authz::scope_with_precision(&s, &c, Action::ReadOrders, "snapshot").await?;
     let view_cases = authz::scope(&s, &c, Action::ViewCase, "snapshot").await?;
     Ok(Json(Snapshot {
         server_time: ts(now()),

@@ -15,6 +15,51 @@ pub const CHECKPOINT_EVERY: u64 = 100;
 /// The key file's name in the data directory.
 pub const KEY_FILE: &str = "audit-signing.key";
 
+/// The newest signed checkpoint, beside the key and outside the database (JSON: `seq`,
+/// which is the number of records, `hash`, `time_us`, `signature`). Written after each
+/// periodic checkpoint and at shutdown; verification compares the database with it, so
+/// deleting the newest records together with their checkpoints in the database is caught.
+pub const HEAD_FILE: &str = "audit-head.json";
+
+/// The signer of a data directory: its key, a checkpoint every [`CHECKPOINT_EVERY`]
+/// records, and the head file beside the key.
+pub fn signer(data_dir: &Path, key: std::sync::Arc<SigningKey>) -> store::AuditSigner {
+    store::AuditSigner {
+        key,
+        every: CHECKPOINT_EVERY,
+        head_file: Some(data_dir.join(HEAD_FILE)),
+    }
+}
+
+/// What the head file outside the database held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadFile {
+    /// No file (a data directory from before the file existed; the server writes one at
+    /// start-up and shutdown).
+    Missing,
+    /// A checkpoint, handed to verification with the database's own.
+    Checkpoint(audit::Checkpoint),
+    /// A file that is not a checkpoint (why).
+    Unreadable(String),
+}
+
+/// Reads the head file of a data directory.
+pub fn read_head_file(data_dir: &Path) -> HeadFile {
+    let path = data_dir.join(HEAD_FILE);
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HeadFile::Missing,
+        Err(e) => HeadFile::Unreadable(e.to_string()),
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(audit::Checkpoint::from_json)
+        {
+            Some(cp) => HeadFile::Checkpoint(cp),
+            None => HeadFile::Unreadable("not a checkpoint".into()),
+        },
+    }
+}
+
 /// Why the key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -58,7 +103,7 @@ pub async fn verify_data_dir(data_dir: &Path) -> Result<StoreVerifyReport, Verif
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
         .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
-    let report = verify_store(&store, &key).await;
+    let report = verify_store(&store, &key, data_dir).await;
     let s2 = store.clone();
     let _ = tokio::task::spawn_blocking(move || s2.close()).await;
     Ok(report?)
@@ -109,18 +154,24 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// What `audit verify` found: the library's report plus rows that no longer decode.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StoreVerifyReport {
     pub report: VerifyReport,
-    /// Rows whose blob does not decode (seq, why).
-    pub undecodable: Vec<(u64, String)>,
+    /// Rows whose blob does not decode, or whose indexed columns (which the views filter
+    /// on) disagree with the hashed record (seq, why).
+    pub undecodable: Vec<(u64, store::AuditRowError)>,
     /// Checkpoint rows that do not decode.
     pub bad_checkpoints: usize,
+    /// The head file outside the database, as found.
+    pub head_file: HeadFile,
 }
 
 impl StoreVerifyReport {
     pub fn ok(&self) -> bool {
-        self.report.ok() && self.undecodable.is_empty() && self.bad_checkpoints == 0
+        self.report.ok()
+            && self.undecodable.is_empty()
+            && self.bad_checkpoints == 0
+            && !matches!(self.head_file, HeadFile::Unreadable(_))
     }
 
     /// Human-readable lines, one per finding, ending with a summary.
@@ -128,13 +179,23 @@ impl StoreVerifyReport {
         let mut out: Vec<String> = self
             .undecodable
             .iter()
-            .map(|(seq, e)| format!("seq {seq}: the stored record does not decode: {e}"))
+            .map(|(seq, e)| format!("seq {seq}: {e}"))
             .collect();
         if self.bad_checkpoints > 0 {
             out.push(format!(
                 "{} checkpoint row(s) do not decode",
                 self.bad_checkpoints
             ));
+        }
+        match &self.head_file {
+            HeadFile::Missing => out.push(format!(
+                "no {HEAD_FILE} outside the database: records after the last checkpoint could be removed unseen (the server writes it at start-up)"
+            )),
+            HeadFile::Unreadable(e) => out.push(format!("{HEAD_FILE} is unreadable: {e}")),
+            HeadFile::Checkpoint(cp) => out.push(format!(
+                "{HEAD_FILE} vouches for {} records (checked with the database's checkpoints)",
+                cp.seq
+            )),
         }
         out.extend(self.report.problems.iter().map(|p: &Problem| p.to_string()));
         let r = &self.report;
@@ -151,10 +212,12 @@ impl StoreVerifyReport {
     }
 }
 
-/// Verifies the whole stored access log against its checkpoints and the data directory's key.
+/// Verifies the whole stored access log against its checkpoints, the head file of
+/// `data_dir` (outside the database) and the data directory's key.
 pub async fn verify_store(
     store: &Store,
     key: &SigningKey,
+    data_dir: &Path,
 ) -> Result<StoreVerifyReport, store::StoreError> {
     let mut records = Vec::new();
     let mut undecodable = Vec::new();
@@ -166,15 +229,30 @@ pub async fn verify_store(
         for (seq, r) in page {
             match r {
                 Ok(rec) => records.push(rec),
+                // The record itself is sound: keep walking the chain through it.
+                Err(store::AuditRowError::ColumnsDisagree { column, record }) => {
+                    records.push((*record).clone());
+                    undecodable.push((
+                        seq,
+                        store::AuditRowError::ColumnsDisagree { column, record },
+                    ));
+                }
                 Err(e) => undecodable.push((seq, e)),
             }
         }
     }
-    let (checkpoints, bad_checkpoints) = store.audit_checkpoints().await?;
+    let (mut checkpoints, bad_checkpoints) = store.audit_checkpoints().await?;
+    let head_file = read_head_file(data_dir);
+    // The file's checkpoint is one more signed statement: a log that ends before it was
+    // truncated, one that disagrees with it was rewritten, a bad signature is a forgery.
+    if let HeadFile::Checkpoint(cp) = &head_file {
+        checkpoints.push(cp.clone());
+    }
     let report = audit::verify(&records, &checkpoints, &key.verifying_key());
     Ok(StoreVerifyReport {
         report,
         undecodable,
         bad_checkpoints,
+        head_file,
     })
 }

@@ -2,7 +2,9 @@
 //!
 //! A request carries either a session token (from `POST /api/v1/auth/login`) or the
 //! bootstrap administrator token from the configuration, as `Authorization: Bearer`, or as
-//! `access_token` in the query for EventSource, which cannot set headers. The administrator
+//! `access_token` in the query on the two live streams only ([`QUERY_TOKEN_PATHS`]), where
+//! a browser's EventSource and WebSocket cannot set headers. Elsewhere a token in the query
+//! is ignored: URLs end up in logs, proxies and browser history. The administrator
 //! token acts as the administrator role only (accounts, no case data), so that a fresh
 //! server can create its first accounts. Whether the caller may do anything is decided
 //! later, in [`crate::authz`].
@@ -38,7 +40,12 @@ fn unauthorized(msg: &str) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, msg)
 }
 
-/// The bearer token of a request, from the header or the `access_token` query parameter.
+/// The routes where a browser cannot send an `Authorization` header, and only these, take the
+/// token as `?access_token=` (issue 17).
+pub const QUERY_TOKEN_PATHS: [&str; 2] = ["/api/v1/live", "/api/v1/live/ws"];
+
+/// The bearer token of a request, from the header, or on [`QUERY_TOKEN_PATHS`] from the
+/// `access_token` query parameter.
 pub fn request_token(parts: &Parts) -> Option<String> {
     let header = parts
         .headers
@@ -46,7 +53,8 @@ pub fn request_token(parts: &Parts) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|s| s.trim().to_string());
-    let query = parts.uri.query().and_then(|q| {
+    let query_allowed = QUERY_TOKEN_PATHS.contains(&parts.uri.path());
+    let query = parts.uri.query().filter(|_| query_allowed).and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| v.into_owned())

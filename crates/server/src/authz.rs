@@ -137,8 +137,23 @@ pub async fn scope(
     action: Action,
     details: &str,
 ) -> Result<Vec<CaseId>, ApiError> {
+    Ok(scope_with_precision(s, c, action, details)
+        .await?
+        .into_iter()
+        .map(|(case, _)| case)
+        .collect())
+}
+
+/// As [`scope`], with the precision each case was allowed at, so that a listing can shape
+/// each case's part (the offender's view of an order carries no zones).
+pub async fn scope_with_precision(
+    s: &AppState,
+    c: &Caller,
+    action: Action,
+    details: &str,
+) -> Result<Vec<(CaseId, Precision)>, ApiError> {
     let g = grants(s, c).await?;
-    let mut cases = granted_cases(&g);
+    let cases = granted_cases(&g);
     if cases.is_empty() {
         // Decide on "no case" so that the refusal is the role's, and is logged.
         let d = check_many(s, c, &[(action, Resource::default())], details).await?;
@@ -173,17 +188,17 @@ pub async fn scope(
     if role_refused {
         return Err(forbidden(DenyReason::RoleNotPermitted));
     }
-    let mut allowed = d.iter().map(|d| {
-        matches!(
-            d,
+    Ok(cases
+        .into_iter()
+        .zip(d)
+        .filter_map(|(case, d)| match d {
             Decision::Allow {
-                precision: Precision::Full | Precision::OffenderView,
+                precision: p @ (Precision::Full | Precision::OffenderView),
                 ..
-            }
-        )
-    });
-    cases.retain(|_| allowed.next().unwrap_or(false));
-    Ok(cases)
+            } => Some((case, p)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Alerts from a device that belongs to no case (a tamper or an SOS from a device whose

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod dto;
 pub mod error;
 pub mod evidence;
+pub mod hardening;
 pub mod ingest;
 pub mod lifecycle;
 pub mod listeners;
@@ -33,6 +34,7 @@ pub use config::Config;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
@@ -64,6 +66,17 @@ pub struct AppState {
     pub clock: court::Clock,
     /// Whether the access log verified at start-up (`false`: broken; the server serves on).
     pub audit_chain_ok: bool,
+    /// The log-in throttle by source and username (in memory: a restart forgets it).
+    pub login_guard: Arc<std::sync::Mutex<access::LoginGuard>>,
+}
+
+impl AppState {
+    /// The log-in throttle, locked (a poisoned lock is taken over: its state is counters).
+    pub fn login_guard(&self) -> std::sync::MutexGuard<'_, access::LoginGuard> {
+        self.login_guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(OpenApi)]
@@ -190,6 +203,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     use tower_http::catch_panic::CatchPanicLayer;
+    let csp = HeaderValue::from_str(&hardening::content_security_policy(
+        state.config.map_tiles.as_deref(),
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     router
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.ingest.max_body_bytes,
@@ -200,6 +217,11 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
                 error::ApiError::internal("handler panicked").into_response()
             },
         ))
+        // Outermost, so that every answer gets them, a caught panic's 500 included.
+        .layer(axum::middleware::map_response(move |res: Response| {
+            let csp = csp.clone();
+            async move { hardening::apply(&csp, res) }
+        }))
         .with_state(state.clone())
 }
 
@@ -298,7 +320,7 @@ impl Running {
         // for too (the log's own chain cannot protect its unsigned tail).
         if let Err(e) = self
             .store
-            .checkpoint_audit(self.audit_signer.key.clone(), pipeline::now())
+            .checkpoint_audit(self.audit_signer.clone(), pipeline::now())
             .await
         {
             tracing::error!(error = %e, "could not sign the access-log checkpoint at shutdown");
@@ -361,36 +383,48 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await?;
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
-    let audit_signer = store::AuditSigner {
-        key: Arc::new(
+    let audit_signer = audit_log::signer(
+        &config.data_dir,
+        Arc::new(
             audit_log::load_or_create_key(&config.data_dir)
                 .map_err(|e| StartError::AuditKey(e.to_string()))?,
         ),
-        every: audit_log::CHECKPOINT_EVERY,
-    };
+    );
     // Verify the stored access log before serving. A broken chain is reported (log, /healthz,
     // `bulwark_audit_chain_ok`), never a reason to stop monitoring.
-    let audit_chain_ok = match audit_log::verify_store(&store, &audit_signer.key).await {
-        Ok(report) if report.ok() => {
-            tracing::info!(records = report.report.records, "access log verified");
-            true
-        }
-        Ok(report) => {
-            for line in report.lines() {
-                tracing::error!(finding = %line, "ACCESS LOG VERIFICATION FAILED");
+    let audit_chain_ok =
+        match audit_log::verify_store(&store, &audit_signer.key, &config.data_dir).await {
+            Ok(report) if report.ok() => {
+                tracing::info!(records = report.report.records, "access log verified");
+                if report.head_file == audit_log::HeadFile::Missing {
+                    // A data directory from before the head file: anchor the verified head now.
+                    tracing::warn!("no access-log head file yet: writing one at the verified head");
+                    if let Err(e) = store
+                        .checkpoint_audit(audit_signer.clone(), pipeline::now())
+                        .await
+                    {
+                        tracing::error!(error = %e, "could not anchor the access-log head");
+                    }
+                }
+                true
             }
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "ACCESS LOG could not be read for verification");
-            false
-        }
-    };
+            Ok(report) => {
+                for line in report.lines() {
+                    tracing::error!(finding = %line, "ACCESS LOG VERIFICATION FAILED");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ACCESS LOG could not be read for verification");
+                false
+            }
+        };
     let clock = court::Clock::default();
     let vapid = push::load_or_create_key(&config.data_dir).map_err(StartError::VapidKey)?;
     let state = AppState {
         clock: clock.clone(),
         audit_chain_ok,
+        login_guard: Arc::default(),
         store: store.clone(),
         hub,
         pipeline,

@@ -145,10 +145,7 @@ pub async fn purge_data_dir(
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
         .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
-    let signer = AuditSigner {
-        key,
-        every: crate::audit_log::CHECKPOINT_EVERY,
-    };
+    let signer = crate::audit_log::signer(data_dir, key);
     let result = purge(&store, policy, now, Some(signer), dry_run).await;
     let s2 = store.clone();
     let _ = tokio::task::spawn_blocking(move || s2.close()).await;

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 mod accounts;
-pub use accounts::{Account, AuditSigner, NewAccount};
+pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount, write_head_file};
 
 /// How many queued jobs one group transaction takes at most.
 const MAX_GROUP: usize = 512;
@@ -27,7 +27,7 @@ trait WriteJob: Send {
 }
 
 /// Runs after a successful commit, before the caller is answered.
-type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
+pub(crate) type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
 
 struct TypedJob<T, F> {
     f: Option<F>,
@@ -181,6 +181,42 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Creates the data directory (0700) and the database file (0600) before SQLite opens it, and
+/// narrows the modes of ones that exist. SQLite creates `-wal` and `-shm` with the database
+/// file's mode, so they are 0600 too; existing ones are narrowed here as well.
+#[cfg(unix)]
+fn secure_files(dir: &Path, db: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    // Create the file empty with 0600 if absent (SQLite treats an empty file as a new
+    // database); never truncate an existing one.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn secure_files(dir: &Path, _db: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
@@ -260,9 +296,12 @@ fn metrics_commit(_jobs: usize) {
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, applies migrations and starts the writer.
+    ///
+    /// The directory is made 0700 and the database with its `-wal` and `-shm` files 0600
+    /// (also when they already exist with wider modes): they hold victims' positions.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir)?;
         let path = dir.join("bulwark.db");
+        secure_files(dir, &path)?;
         let mut conn = open_connection(&path)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>(QUEUE);

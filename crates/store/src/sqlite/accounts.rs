@@ -6,12 +6,13 @@
 //! transaction, so the sequence order is the commit order, and a job or group that rolls
 //! back leaves no gap in the chain (the next job simply resumes from what is committed).
 
-use super::Store;
+use super::{AfterCommit, Store};
 use crate::{Result, StoreError};
 use access::{AccountId, LoginThrottle, Role, SessionRecord};
 use audit::{AuditChain, AuditEntry, AuditRecord, Checkpoint, SigningKey};
 use domain::{CaseId, PersonId, UnixMicros};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A stored account. The password is kept only as an Argon2id PHC string.
@@ -46,6 +47,57 @@ pub struct NewAccount {
 pub struct AuditSigner {
     pub key: Arc<SigningKey>,
     pub every: u64,
+    /// Where each newly signed checkpoint (and the one at the head at shutdown) is also
+    /// written, after its transaction committed: the chain head anchored outside the
+    /// database, so that deleting the newest records together with their checkpoints in the
+    /// database is still caught (issue 17). `None`: the database only (tests).
+    pub head_file: Option<PathBuf>,
+}
+
+/// Writes `cp` to `path` (JSON, mode 0600) through a temporary file and a rename, so a
+/// crash leaves the old or the new checkpoint, never half of one. A checkpoint older than
+/// the one already there is not written (two processes appending to one database).
+pub fn write_head_file(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Ok(old) = std::fs::read(path)
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&old)
+        && Checkpoint::from_json(&v).is_some_and(|old| old.seq > cp.seq)
+    {
+        return Ok(());
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(cp.to_json().to_string().as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        // The rename is durable once the directory is.
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The after-commit step that anchors a newly signed checkpoint outside the database.
+fn anchor_after_commit<T: 'static>(
+    signer: Option<&AuditSigner>,
+    checkpoint: fn(&T) -> Option<&Checkpoint>,
+) -> Option<AfterCommit<T>> {
+    let path = signer?.head_file.clone()?;
+    Some(Box::new(move |out: &T| {
+        if let Some(cp) = checkpoint(out)
+            && let Err(e) = write_head_file(&path, cp)
+        {
+            tracing::error!(error = %e, path = %path.display(), seq = cp.seq,
+                "could not write the access-log head file");
+        }
+    }))
 }
 
 const ACCOUNT_COLS: &str =
@@ -88,6 +140,60 @@ fn session_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<SessionRecord>
     }))
 }
 
+/// Why a stored access-log row cannot be trusted as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditRowError {
+    /// The record blob does not decode.
+    Undecodable(String),
+    /// An indexed column says something the hashed record does not: names the column, and
+    /// carries the record so that verification can go on along the chain.
+    ColumnsDisagree {
+        column: &'static str,
+        record: Box<AuditRecord>,
+    },
+}
+
+impl std::fmt::Display for AuditRowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditRowError::Undecodable(e) => write!(f, "the stored record does not decode: {e}"),
+            AuditRowError::ColumnsDisagree { column, .. } => write!(
+                f,
+                "the indexed column {column} disagrees with the hashed record (edited outside Bulwark)"
+            ),
+        }
+    }
+}
+
+/// The copies of record fields kept in their own columns for indexed queries.
+struct IndexedColumns {
+    seq: i64,
+    time: i64,
+    actor_id: i64,
+    action: String,
+    case_id: Option<i64>,
+}
+
+impl IndexedColumns {
+    fn check(&self, rec: AuditRecord) -> std::result::Result<AuditRecord, AuditRowError> {
+        let e = &rec.entry;
+        let wrong = [
+            ("seq", self.seq != rec.seq as i64),
+            ("time", self.time != rec.time.0),
+            ("actor_id", self.actor_id != e.actor.id),
+            ("action", self.action != e.action.as_str()),
+            ("case_id", self.case_id != e.subject.case.map(|c| c.0)),
+        ];
+        match wrong.iter().find(|(_, bad)| *bad) {
+            Some(&(column, _)) => Err(AuditRowError::ColumnsDisagree {
+                column,
+                record: Box::new(rec),
+            }),
+            None => Ok(rec),
+        }
+    }
+}
+
 /// The last committed record, from which the chain continues.
 fn chain_head(conn: &Connection) -> Result<AuditChain> {
     let last: Option<Vec<u8>> = conn
@@ -115,14 +221,16 @@ fn insert_checkpoint(conn: &Connection, cp: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
+/// Appends `entries`; returns them as stored and the newest checkpoint signed on the way.
 fn append_tx(
     conn: &Connection,
     entries: Vec<AuditEntry>,
     now: UnixMicros,
     signer: Option<&AuditSigner>,
-) -> Result<Vec<AuditRecord>> {
+) -> Result<(Vec<AuditRecord>, Option<Checkpoint>)> {
     let mut chain = chain_head(conn)?;
     let mut out = Vec::with_capacity(entries.len());
+    let mut signed = None;
     for entry in entries {
         let rec = chain.append(entry, now);
         conn.execute(
@@ -137,11 +245,13 @@ fn append_tx(
             ],
         )?;
         if let Some(s) = signer.filter(|s| Checkpoint::due(rec.seq, s.every)) {
-            insert_checkpoint(conn, &Checkpoint::sign(&s.key, rec.seq, rec.hash, now))?;
+            let cp = Checkpoint::sign(&s.key, rec.seq, rec.hash, now);
+            insert_checkpoint(conn, &cp)?;
+            signed = Some(cp);
         }
         out.push(rec);
     }
-    Ok(out)
+    Ok((out, signed))
 }
 
 impl Store {
@@ -494,43 +604,56 @@ impl Store {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(
-            move |conn| append_tx(conn, entries, now, signer.as_ref()),
-            None,
-        )
-        .await
+        let anchor = anchor_after_commit(
+            signer.as_ref(),
+            |(_, cp): &(Vec<AuditRecord>, Option<Checkpoint>)| cp.as_ref(),
+        );
+        let (records, _) = self
+            .write(
+                move |conn| append_tx(conn, entries, now, signer.as_ref()),
+                anchor,
+            )
+            .await?;
+        Ok(records)
     }
 
-    /// Signs a checkpoint at the current head unless one exists there (e.g. at shutdown).
+    /// Signs a checkpoint at the current head unless one exists there (e.g. at shutdown), and
+    /// writes the checkpoint at the head (new or not) to the signer's head file. Returns the
+    /// new checkpoint, if one was signed.
     pub async fn checkpoint_audit(
         &self,
-        key: Arc<SigningKey>,
+        signer: AuditSigner,
         now: UnixMicros,
     ) -> Result<Option<Checkpoint>> {
-        self.write(
-            move |conn| {
-                let (seq, hash) = chain_head(conn)?.head();
-                if seq == 0 {
-                    return Ok(None);
-                }
-                let exists: bool = conn
-                    .query_row(
-                        "SELECT 1 FROM audit_checkpoints WHERE seq = ?1",
-                        [seq as i64],
-                        |_| Ok(()),
-                    )
-                    .optional()?
-                    .is_some();
-                if exists {
-                    return Ok(None);
-                }
-                let cp = Checkpoint::sign(&key, seq, hash, now);
-                insert_checkpoint(conn, &cp)?;
-                Ok(Some(cp))
-            },
-            None,
-        )
-        .await
+        let anchor = anchor_after_commit(
+            Some(&signer),
+            |(_, head): &(Option<Checkpoint>, Option<Checkpoint>)| head.as_ref(),
+        );
+        let (new, _) = self
+            .write(
+                move |conn| {
+                    let (seq, hash) = chain_head(conn)?.head();
+                    if seq == 0 {
+                        return Ok((None, None));
+                    }
+                    let existing: Option<Vec<u8>> = conn
+                        .query_row(
+                            "SELECT checkpoint FROM audit_checkpoints WHERE seq = ?1",
+                            [seq as i64],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(cp) = existing.as_deref().and_then(Checkpoint::from_bytes) {
+                        return Ok((None, Some(cp)));
+                    }
+                    let cp = Checkpoint::sign(&signer.key, seq, hash, now);
+                    insert_checkpoint(conn, &cp)?;
+                    Ok((Some(cp.clone()), Some(cp)))
+                },
+                anchor,
+            )
+            .await?;
+        Ok(new)
     }
 
     /// Deletes each device's fixes whose device time falls in one of its `[from, to)`
@@ -545,7 +668,10 @@ impl Store {
         now: UnixMicros,
         signer: Option<AuditSigner>,
     ) -> Result<u64> {
-        self.write(
+        let anchor = anchor_after_commit(signer.as_ref(), |(_, cp): &(u64, Option<Checkpoint>)| {
+            cp.as_ref()
+        });
+        let (deleted, _) = self.write(
             move |conn| {
                 let (mut deleted, mut health, mut scans) = (0u64, 0u64, 0u64);
                 for (device, ws) in &windows {
@@ -571,32 +697,43 @@ impl Store {
                     "{}; health reports deleted: {health}; network scans deleted: {scans}; fixes deleted: {deleted}",
                     entry.details
                 );
-                append_tx(conn, vec![entry], now, signer.as_ref())?;
-                Ok(deleted)
+                let (_, signed) = append_tx(conn, vec![entry], now, signer.as_ref())?;
+                Ok((deleted, signed))
             },
-            None,
+            anchor,
         )
-        .await
+        .await?;
+        Ok(deleted)
     }
 
-    /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes is
-    /// returned as an error string with its seq, so verification can report it.
+    /// Records with `seq > after`, in order, at most `limit`. A row that no longer decodes,
+    /// or whose indexed columns (`seq`, `time`, `actor_id`, `action`, `case_id`) disagree
+    /// with its hashed record, is returned as an [`AuditRowError`] with its seq, so
+    /// verification can report it: the views filter on those columns, so an edit of a column
+    /// alone would hide a record from them while the chain still verified.
     pub async fn audit_records(
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, std::result::Result<AuditRecord, String>)>> {
+    ) -> Result<Vec<(u64, std::result::Result<AuditRecord, AuditRowError>)>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT seq, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, time, actor_id, action, case_id, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
                 let seq: i64 = r.get(0)?;
-                let blob: Vec<u8> = r.get(1)?;
-                Ok((
-                    seq as u64,
-                    AuditRecord::from_bytes(&blob).map_err(|e| e.to_string()),
-                ))
+                let columns = IndexedColumns {
+                    seq,
+                    time: r.get(1)?,
+                    actor_id: r.get(2)?,
+                    action: r.get(3)?,
+                    case_id: r.get(4)?,
+                };
+                let blob: Vec<u8> = r.get(5)?;
+                let rec = AuditRecord::from_bytes(&blob)
+                    .map_err(|e| AuditRowError::Undecodable(e.to_string()))
+                    .and_then(|rec| columns.check(rec));
+                Ok((seq as u64, rec))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -692,9 +829,11 @@ mod tests {
     #[tokio::test]
     async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due() {
         let dir = tempfile::tempdir().unwrap();
+        let head = dir.path().join("head.json");
         let signer = AuditSigner {
             key: key(),
             every: 3,
+            head_file: Some(head.clone()),
         };
         let store = Store::open(dir.path()).unwrap();
         let t = UnixMicros::from_secs(10);
@@ -718,9 +857,34 @@ mod tests {
             (cps.iter().map(|c| c.seq).collect::<Vec<_>>(), bad),
             (vec![3], 0)
         );
-        // On demand at the head, once.
-        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_some());
-        assert!(store.checkpoint_audit(key(), t).await.unwrap().is_none());
+        let in_file = |head: &Path| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(head).unwrap()).unwrap();
+            Checkpoint::from_json(&v).unwrap()
+        };
+        assert_eq!(in_file(&head), cps[0], "anchored outside the database");
+        // On demand at the head, once; the file follows.
+        assert!(
+            store
+                .checkpoint_audit(signer.clone(), t)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .checkpoint_audit(signer.clone(), t)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(in_file(&head).seq, 4);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&head).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
 
         let records = all(&store).await;
         let (cps, _) = store.audit_checkpoints().await.unwrap();

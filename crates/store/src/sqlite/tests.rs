@@ -699,3 +699,45 @@ async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store
         hers.id
     );
 }
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "current_thread")]
+async fn the_data_directory_is_0700_and_the_database_files_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir).unwrap();
+    setup(&store).await;
+    let db = dir.join("bulwark.db");
+    let wal = dir.join("bulwark.db-wal");
+    let shm = dir.join("bulwark.db-shm");
+    assert!(wal.exists() && shm.exists(), "WAL mode writes both files");
+    assert_eq!(mode(&dir), 0o700);
+    for f in [&db, &wal, &shm] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    store.close();
+
+    // A directory and files left wider by an older version are narrowed at the next open.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in [&db, &wal, &shm] {
+        if f.exists() {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    for f in [&db, &wal, &shm] {
+        if f.exists() {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+    }
+    assert_eq!(store.list_people().await.unwrap().len(), 1, "data kept");
+    store.close();
+}
