@@ -437,6 +437,7 @@ async fn latest_positions(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrackQuery {
     /// RFC 3339 start (inclusive).
     pub from: String,
@@ -566,6 +567,7 @@ pub async fn track(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HealthQuery {
     /// RFC 3339 start (inclusive), compared with the time each report was received.
     pub from: String,
@@ -630,6 +632,7 @@ pub async fn device_health_history(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// Only alerts not yet resolved (default true).
     pub active: Option<bool>,

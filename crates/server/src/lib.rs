@@ -98,13 +98,61 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// Every operation may answer a client error with the error table's body (an unreadable path
+/// or query, a wrong content type, a missing token), not only the codes its handler names, so
+/// each operation documents the `4XX` range with [`error::ErrorBody`].
+struct ClientErrors;
+
+impl utoipa::Modify for ClientErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = ResponseBuilder::new()
+            .description("A client error, with its code from the error table")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("4XX".into())
+                    .or_insert_with(|| error.clone().into());
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .entry("ErrorBody".into())
+            .or_insert_with(<error::ErrorBody as utoipa::PartialSchema>::schema);
+        components
+            .schemas
+            .entry("ErrorDetail".into())
+            .or_insert_with(<error::ErrorDetail as utoipa::PartialSchema>::schema);
+    }
+}
+
 /// Liveness and degradation: `degraded` when the store's queue or the engine is behind.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = dto::Health)))]
 async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
     let queue = s.store.write_queue_len();
     let lag = s.pipeline.lag_s();
+    let writes_failing = s.store.writes_failing();
+    metrics::gauge!("bulwark_store_writes_failing").set(if writes_failing { 1.0 } else { 0.0 });
     axum::Json(dto::Health {
-        status: if queue > 1000 || lag > 5.0 || !s.audit_chain_ok {
+        status: if queue > 1000 || lag > 5.0 || !s.audit_chain_ok || writes_failing {
             "degraded"
         } else {
             "ok"
@@ -114,6 +162,11 @@ async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
         engine_lag_s: lag,
         version: env!("CARGO_PKG_VERSION"),
         audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
+        store: if writes_failing {
+            "write_failing"
+        } else {
+            "ok"
+        },
     })
 }
 
@@ -185,12 +238,22 @@ fn openapi_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi_router().split_for_parts().1
+    api_parts().1
+}
+
+/// The router and its document, with what every operation shares (the `4XX` answers) added
+/// once the routes are in.
+fn api_parts() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    let (api, mut doc) = openapi_router().split_for_parts();
+    ClientErrors.modify(&mut doc);
+    (api, doc)
 }
 
 fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     use tower_http::catch_panic::CatchPanicLayer;
     router
+        .layer(axum::middleware::map_response(error::json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.ingest.max_body_bytes,
         ))
@@ -205,7 +268,7 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
 
 /// The main HTTP router: API, OpenAPI document and web apps.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = openapi_router().split_for_parts();
+    let (api, doc) = api_parts();
     let doc = Arc::new(doc);
     let api = api
         .route(

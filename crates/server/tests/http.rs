@@ -1408,3 +1408,67 @@ async fn an_alert_from_a_device_in_no_case_still_reaches_the_monitoring_officers
     assert_ne!(s, StatusCode::OK);
     r.shutdown().await;
 }
+
+/// Issue 17 item 9: the document declared 18 query parameters (`from`, `to`, `limit`,
+/// `purpose_code`…) as path parameters, so a client generated from it could not call those
+/// routes, and `ZoneDto` forbade the `id` every zone in an answer carries. Each parameter is
+/// now declared where the server reads it, and an order's zones read back are accepted again.
+#[tokio::test]
+async fn the_openapi_document_places_each_parameter_where_the_server_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut c = Client::new(&r);
+    let (s, doc) = c.get("/api/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    let mut misplaced = Vec::new();
+    let mut query = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                let in_template = path.contains(&format!("{{{name}}}"));
+                if (p["in"] == "path") != in_template {
+                    misplaced.push(format!("{method} {path} {name} in {}", p["in"]));
+                }
+                query += usize::from(p["in"] == "query");
+            }
+        }
+    }
+    assert!(misplaced.is_empty(), "{misplaced:#?}");
+    assert!(query >= 18, "{query} query parameters");
+    let zone = &doc["components"]["schemas"]["ZoneDto"];
+    assert!(zone["properties"]["id"].is_object(), "{zone}");
+
+    // The framework's rejections answer with the error table too.
+    let (s, v) = c.get("/api/v1/orders/9223372036854775808/versions").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "invalid_request", "{v}");
+    let get = &doc["paths"]["/api/v1/orders/{id}/versions"]["get"];
+    assert!(get["responses"]["4XX"].is_object(), "{get}");
+
+    // The parameters work where the document now puts them.
+    let (device, case) = seed(&mut c).await;
+    let (s, v) = c
+        .get(&format!(
+            "/api/v1/devices/{device}/track?from=2026-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&purpose_code=supervision&purpose_text=checking%20the%20track"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // An order read back (zones with their ids) is a valid request body.
+    let (_, orders) = c.get("/api/v1/orders").await;
+    let zones = orders[0]["zones"].clone();
+    assert!(zones[0]["id"].as_i64().unwrap() > 0, "{zones}");
+    let (s, v) = c
+        .post(
+            "/api/v1/orders",
+            json!({"case_id": case, "kind": "restraining_order", "valid_from": "2026-01-01T00:00:00Z",
+                   "no_approach_m": 100.0, "warning_m": 500.0, "disclosure_radius_m": 600.0,
+                   "zones": zones}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_ne!(
+        v["zones"][0]["id"], zones[0]["id"],
+        "the server assigns zone ids"
+    );
+}
