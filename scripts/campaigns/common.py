@@ -155,10 +155,11 @@ def must(status_body, *ok):
     return body
 
 
-def seed(server, gt06_imeis, native_tokens, zone_radius_m=150.0):
-    """One case: an offender wearing every campaign device, a protected person, an order with
-    a home zone around `HOME` where the devices report (so zone alerts open), and a monitoring
-    officer assigned to it. Returns the officer's session token."""
+def seed(server, gt06_imeis, native_tokens, zone_radius_m=150.0, victim_phone_token=None):
+    """One case: an offender wearing every campaign device, a protected person (with a native
+    phone if `victim_phone_token`), an order with a home zone around `HOME` where the devices
+    report (so a zone alert opens, and a proximity alert when her phone reports there too),
+    and a monitoring officer assigned to it. Returns the officer's session token."""
     b, t = server.base, ADMIN_TOKEN
     off = must(http("POST", b + "/api/v1/people", {"role": "offender", "display_name": "Campaign offender"}, t), 201)
     vic = must(http("POST", b + "/api/v1/people", {"role": "protected", "display_name": "Campaign victim"}, t), 201)
@@ -166,6 +167,8 @@ def seed(server, gt06_imeis, native_tokens, zone_radius_m=150.0):
         must(http("POST", b + "/api/v1/devices", {"kind": "ankle_monitor", "protocol": "gt06", "hardware_id": imei, "owner_id": off["id"]}, t), 201)
     for i, tok in enumerate(native_tokens):
         must(http("POST", b + "/api/v1/devices", {"kind": "ankle_monitor", "protocol": "native", "hardware_id": f"35990000{i:07d}", "owner_id": off["id"], "token": tok}, t), 201)
+    if victim_phone_token:
+        must(http("POST", b + "/api/v1/devices", {"kind": "victim_phone", "protocol": "native", "hardware_id": "campaign-victim-phone", "owner_id": vic["id"], "token": victim_phone_token}, t), 201)
     case = must(http("POST", b + "/api/v1/cases", {"reference": "CAMPAIGN-1", "offender_id": off["id"], "protected_ids": [vic["id"]]}, t), 201)
     acct = must(http("POST", b + "/api/v1/accounts", {"username": OFFICER, "password": PASSWORD, "role": "monitoring_officer"}, t), 201)
     must(http("POST", b + f"/api/v1/accounts/{acct['account']['id']}/assignments", {"case_id": case["id"]}, t), 204)

@@ -191,7 +191,7 @@ def check_store(server, gt06, native, label):
                 problems.append(f"{d.name}: acked fix at {k} stored {n} times")
         problems += [f"{d.name}: fix at {t} stored {n} times" for t, n in rows.items() if n > 1]
     for i, d in enumerate(native):
-        hw = f"35990000{i:07d}"
+        hw = getattr(d, "hardware_id", f"35990000{i:07d}")
         rows = dict(db.execute("SELECT seq, COUNT(*) FROM fixes WHERE device_id = ? GROUP BY seq", (ids[hw],)))
         for k in d.acked:
             total_acked += 1
@@ -206,21 +206,26 @@ def check_store(server, gt06, native, label):
         "SELECT order_id, rule, protected_id, zone_id, device_id, COUNT(*) FROM alerts "
         "WHERE condition_active = 1 GROUP BY order_id, rule, protected_id, zone_id, device_id HAVING COUNT(*) > 1"
     ).fetchall()
-    alerts = db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
+    alerts = dict(db.execute("SELECT rule, COUNT(*) FROM alerts GROUP BY rule").fetchall())
     stored = db.execute("SELECT COUNT(*) FROM fixes").fetchone()[0]
     db.close()
     problems += [f"alert episode {r[:5]} has {r[5]} rows" for r in doubled]
     problems += [f"alert episode {r[:5]} open {r[5]} times" for r in open_twice]
-    log(f"{label}: {total_acked} fixes acknowledged, {stored} stored, {alerts} alert rows, {len(doubled)} doubled episodes")
+    log(f"{label}: {total_acked} fixes acknowledged, {stored} stored, alert rows by rule {alerts}, {len(doubled)} doubled episodes")
     return problems
 
 
 def start_devices(server, rng, n_gt06, n_native, gt06_interval_s, native_interval_s):
     imeis = [f"8675{i:011d}" for i in range(n_gt06)]
     tokens = [f"campaign-native-token-{i:04d}-abcdef" for i in range(n_native)]
-    officer = seed(server, imeis, tokens)
+    phone = "campaign-victim-phone-token-abcdef"
+    officer = seed(server, imeis, tokens, victim_phone_token=phone)
     gt06 = [Gt06Device(imei, server.ports["gt06"], rng, gt06_interval_s) for imei in imeis]
     native = [NativeDevice(tok, server.base, rng, native_interval_s) for tok in tokens]
+    # Her phone reports where he is: a proximity episode beside the zone episode.
+    victim = NativeDevice(phone, server.base, rng, 1.0)
+    victim.hardware_id = "campaign-victim-phone"
+    native.append(victim)
     for d in gt06 + native:
         d.start()
     reader = Reader(server.base, officer)
