@@ -304,6 +304,9 @@ def main():
             problems.append(f"good device {name}: {acked}/{made} acknowledged, below 99 %")
     if rss_peak / 1024 > args.max_rss_mib:
         problems.append(f"RSS peaked at {rss_peak / 1024:.0f} MiB, above {args.max_rss_mib}")
+    # The server gives a request's headers 10 s (HEADER_READ_TIMEOUT); slowloris must be cut.
+    if args.hold >= 15 and stats.slowloris_open_at_end:
+        problems.append(f"{stats.slowloris_open_at_end} slowloris connections still open after {args.hold:.0f} s")
     fivexx = {k: v for k, v in stats.http.items() if isinstance(k, tuple) and k[0] >= 500}
     if fivexx:
         problems.append(f"server errors on malformed bodies: {fivexx}")

@@ -3,8 +3,8 @@
 account per role, then
 
 1. the route x role probe: every role calls every GET route of the OpenAPI document, with
-   every id 1..N (the ids of both cases' people, devices, orders, alerts, petitions…), plus
-   the SSE live stream; every position in every answer is matched against the four parties'
+   every id 1..N (the ids of both cases' people, devices, orders, alerts, petitions…), and
+   both live streams (SSE and WebSocket) while every party reports; every position in every answer is matched against the four parties'
    distinct places, and any position read by an account not entitled to it fails the run;
 2. schemathesis (if --schemathesis is given) against /api/openapi.json as each role, bounded
    by --max-examples and --max-time per role, with the checks `not_a_server_error`,
@@ -14,12 +14,14 @@ account per role, then
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -105,7 +107,7 @@ def seed_two_cases(server):
     for c in ("a", "b"):
         lat, lon = PLACES[f"offender_{c}"]
         http("POST", b + "/api/v1/ingest/batch", {"fixes": [{"seq": 10, "time": iso(now), "lat": lat, "lon": lon, "accuracy_m": 5.0}], "events": [{"kind": "sos", "time": iso(now)}]}, tokens[f"offender_{c}"])
-    return sessions
+    return sessions, tokens
 
 
 def positions_in(value, found):
@@ -132,31 +134,86 @@ def positions_in(value, found):
             pass
 
 
-def read_sse(base, token, seconds=1.5):
-    """The first events of the live stream, for `seconds`."""
+def read_stream(base, token, ws, seconds, out):
+    """What one live stream (SSE, or the WebSocket) sends in `seconds`: a list of JSON values
+    appended to `out`."""
     u = urllib.parse.urlparse(base)
-    s = socket.create_connection((u.hostname, u.port), timeout=seconds)
-    s.sendall(f"GET /api/v1/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    try:
+        s = socket.create_connection((u.hostname, u.port), timeout=0.5)
+    except OSError:
+        return
+    if ws:
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(
+            f"GET /api/v1/live/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+    else:
+        s.sendall(f"GET /api/v1/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode())
     data = b""
     end = time.time() + seconds
-    try:
-        while time.time() < end:
+    while time.time() < end:
+        try:
             chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        pass
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
     s.close()
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-    events = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line.startswith("data:"):
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not ws:
+        for line in body.decode("utf-8", "replace").splitlines():
+            if line.startswith("data:"):
+                try:
+                    out.append(json.loads(line[5:]))
+                except ValueError:
+                    pass
+        return
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        return
+    # Server frames are unmasked: opcode, length (7 bits, or 16/64-bit extended), payload.
+    i = 0
+    while i + 2 <= len(body):
+        n = body[i + 1] & 0x7F
+        j = i + 2
+        if n == 126:
+            n, j = int.from_bytes(body[j : j + 2], "big"), j + 2
+        elif n == 127:
+            n, j = int.from_bytes(body[j : j + 8], "big"), j + 8
+        if body[i] & 0x0F == 1 and j + n <= len(body):
             try:
-                events.append(json.loads(line[5:]))
+                out.append(json.loads(body[j : j + n]))
             except ValueError:
                 pass
-    return status, events
+        i = j + n
+
+
+def live_probe(server, sessions, device_tokens):
+    """Both live streams of every role open while each party reports once."""
+    seen = {(role, ws): [] for role in sessions for ws in (False, True)}
+    threads = [threading.Thread(target=read_stream, args=(server.base, sessions[role], ws, 4.0, seen[(role, ws)])) for role, ws in seen]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    now = time.time()
+    for party, (lat, lon) in PLACES.items():
+        must(http("POST", server.base + "/api/v1/ingest/batch", {"fixes": [{"seq": 100, "time": iso(now), "lat": lat, "lon": lon, "accuracy_m": 5.0}]}, device_tokens[party]), 200)
+    for t in threads:
+        t.join()
+    leaks = []
+    for (role, ws), events in seen.items():
+        found = set()
+        positions_in(events, found)
+        stream = "WebSocket" if ws else "SSE stream"
+        for party in found - ENTITLED[role]:
+            leaks.append(f"{role} read {party}'s position on the {stream}")
+        if role.startswith("officer") and not ENTITLED[role] <= found:
+            leaks.append(f"probe blind: {role}'s {stream} showed {sorted(found)} of {sorted(ENTITLED[role])}")
+    log(f"live probe: {len(seen)} streams, {sum(len(e) for e in seen.values())} messages")
+    return leaks
 
 
 def probe(server, sessions, max_id):
@@ -186,13 +243,7 @@ def probe(server, sessions, max_id):
                 positions_in(body, found)
                 for party in found - ENTITLED[role]:
                     leaks.append(f"{role} read {party}'s position at GET {p} ({s})")
-        s, events = read_sse(server.base, token)
-        requests += 1
-        found = set()
-        positions_in(events, found)
-        for party in found - ENTITLED[role]:
-            leaks.append(f"{role} read {party}'s position on the live stream")
-    log(f"probe: {len(sessions)} roles x {len(routes)} GET routes (ids 1..{max_id}) + the live stream: {requests} requests, statuses {dict(sorted(statuses.items()))}")
+    log(f"probe: {len(sessions)} roles x {len(routes)} GET routes (ids 1..{max_id}): {requests} requests, statuses {dict(sorted(statuses.items()))}")
     # The probe must be able to see a position at all, or it proves nothing.
     for role in ("officer_a", "officer_b", "offender_a"):
         found = set()
@@ -241,8 +292,9 @@ def main():
     args.workdir = tempfile.mkdtemp(prefix="bulwark-api-")
     server = Server(args.bin, os.path.join(args.workdir, "data"), os.path.join(args.workdir, "server.log"))
     server.start()
-    sessions = seed_two_cases(server)
+    sessions, device_tokens = seed_two_cases(server)
     problems = probe(server, sessions, args.max_id)
+    problems += live_probe(server, sessions, device_tokens)
     if args.schemathesis:
         problems += schemathesis(args, server, sessions)
     alive = server.proc.poll() is None

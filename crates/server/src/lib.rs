@@ -500,20 +500,78 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
+/// A client has this long to send a request's headers. Without it a slowloris client (one
+/// header line every few seconds) held its connection forever: the abuse campaign kept 300
+/// such connections open for 60 s, and enough of them exhaust the file descriptors.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn serve(
     listener: TcpListener,
     router: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
     tokio::spawn(async move {
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let stop = async {
                 let _ = shutdown.wait_for(|v| *v).await;
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "listener failed");
+            };
+            let (stream, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let router = router.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let conn = http1
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut stop = shutdown.clone();
+            connections.spawn(async move {
+                let mut conn = std::pin::pin!(conn);
+                let mut stopping = false;
+                loop {
+                    let shut = async {
+                        let _ = stop.wait_for(|v| *v).await;
+                    };
+                    tokio::select! {
+                        res = conn.as_mut() => {
+                            if let Err(e) = res {
+                                tracing::debug!(error = %e, "HTTP connection ended with an error");
+                            }
+                            break;
+                        }
+                        _ = shut, if !stopping => {
+                            // Finish the request in flight, then close (graceful shutdown).
+                            conn.as_mut().graceful_shutdown();
+                            stopping = true;
+                        }
+                    }
+                }
+            });
         }
+        drop(listener);
+        while connections.join_next().await.is_some() {}
     })
 }

@@ -1541,3 +1541,43 @@ async fn a_full_disk_is_reported_by_healthz_and_nothing_is_acknowledged() {
         .arg(&mnt)
         .status();
 }
+
+/// Found by the abuse campaign: a slowloris client (one header line every second, never the
+/// blank line) kept its connection forever, so enough of them exhaust the server's file
+/// descriptors. Now the server closes it once `HEADER_READ_TIMEOUT` has passed; the test gives
+/// it six times that before failing.
+#[tokio::test]
+async fn a_slowloris_client_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut s = tokio::net::TcpStream::connect(r.http_addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let limit = server::HEADER_READ_TIMEOUT * 6;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        assert!(
+            started.elapsed() < limit,
+            "still connected after {limit:?} of dripped headers"
+        );
+        match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+            // Closed, or answered (408) and then closed.
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => continue,
+            Err(_) => {
+                if s.write_all(b"X-Drip: 1\r\n").await.is_err() {
+                    break true;
+                }
+            }
+        }
+    };
+    assert!(closed);
+    // A normal request still works.
+    let c = Client::new(&r);
+    let (st, _) = c.get("/healthz").await;
+    assert_eq!(st, StatusCode::OK);
+    r.shutdown().await;
+}
