@@ -109,22 +109,35 @@ async def slowloris(server, n, hold_s, stats):
     conns = []
     for i in range(n):
         try:
-            _, w = await open_from("127.0.0.1", server.http_port, i)
+            r, w = await open_from("127.0.0.1", server.http_port, i)
             w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            conns.append(w)
+            conns.append((r, w))
         except (OSError, asyncio.TimeoutError):
             pass
+
+    async def drain_answers(r):
+        # Read what the server sends (a 408, then EOF), so its close is seen.
+        try:
+            while await r.read(4096):
+                pass
+        except OSError:
+            pass
+
+    readers = [asyncio.ensure_future(drain_answers(r)) for r, _ in conns]
     end = time.monotonic() + hold_s
     while time.monotonic() < end:
-        for w in conns:
-            try:
-                w.write(b"X-a: b\r\n")
-            except OSError:
-                pass
+        for r, w in conns:
+            if not r.at_eof() and not w.is_closing():
+                try:
+                    w.write(b"X-a: b\r\n")
+                except OSError:
+                    pass
         await asyncio.sleep(5)
-    stats.slowloris_open_at_end = sum(1 for w in conns if not w.is_closing() and not w.transport.is_closing())
-    for w in conns:
+    stats.slowloris_open_at_end = sum(1 for r, w in conns if not r.at_eof() and not w.is_closing())
+    for _, w in conns:
         w.close()
+    for f in readers:
+        f.cancel()
 
 
 async def idle(server, n, hold_s, stats):
