@@ -19,13 +19,12 @@ import asyncio
 import collections
 import os
 import random
-import shutil
 import socket
 import tempfile
 import threading
 import time
 
-from common import ADMIN_TOKEN, Server, fail, gt06_frame, gt06_location, gt06_login, http, log, must, raise_nofile, seed, seed_rng
+from common import ADMIN_TOKEN, Server, finish, gt06_frame, gt06_location, gt06_login, http, log, must, raise_nofile, seed, seed_rng
 from crash import Gt06Device, NativeDevice
 
 SOURCES = [f"127.0.0.{i}" for i in range(2, 255)]
@@ -328,13 +327,7 @@ def main():
         problems.append(f"errors without a code from the error table: {uncoded}")
     if alive:
         server.terminate()
-    if problems:
-        for pr in problems:
-            log(f"  {pr}")
-        fail(f"{len(problems)} problems (work directory kept: {workdir})")
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    log("PASSED: abuse campaign")
+    finish("abuse campaign", problems, workdir, args.keep)
 
 
 if __name__ == "__main__":

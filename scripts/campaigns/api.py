@@ -17,7 +17,6 @@ import argparse
 import base64
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -25,7 +24,7 @@ import threading
 import time
 import urllib.parse
 
-from common import ADMIN_TOKEN, PASSWORD, Server, fail, http, iso, log, must
+from common import ADMIN_TOKEN, PASSWORD, Server, finish, http, iso, log, must
 
 # Each party reports from its own place, far enough apart that a position is attributable.
 PLACES = {
@@ -302,13 +301,7 @@ def main():
         server.terminate()
     else:
         problems.append("the server died")
-    if problems:
-        for pr in problems[:60]:
-            log(f"  {pr}")
-        fail(f"{len(problems)} problems (work directory kept: {args.workdir})")
-    if not args.keep:
-        shutil.rmtree(args.workdir, ignore_errors=True)
-    log("PASSED: API campaign")
+    finish("API campaign", problems, args.workdir, args.keep)
 
 
 if __name__ == "__main__":

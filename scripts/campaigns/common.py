@@ -267,3 +267,17 @@ def seed_rng(seed):
 def fail(msg):
     log(f"FAILED: {msg}")
     sys.exit(1)
+
+
+def finish(name, problems, workdir, keep):
+    """Prints the problems and exits 1, keeping the work directory; or removes it (unless
+    `keep`) and prints PASSED."""
+    if problems:
+        for pr in problems[:60]:
+            log(f"  {pr}")
+        fail(f"{len(problems)} problems (work directory kept: {workdir})")
+    if not keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    log(f"PASSED: {name}")

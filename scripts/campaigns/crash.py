@@ -12,7 +12,6 @@ alert episode has two rows, and `bulwark audit verify` passes. Exit code 1 on an
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ import time
 from common import (
     HOME,
     Server,
-    fail,
+    finish,
     gt06_location,
     gt06_login,
     http,
@@ -365,13 +364,7 @@ def main():
     if args.disk_full:
         problems += disk_full(args, workdir, rng)
     log(f"crash campaign took {time.time() - started:.1f} s")
-    if problems:
-        for pr in problems[:50]:
-            log(f"  {pr}")
-        fail(f"{len(problems)} problems (work directory kept: {workdir})")
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    log("PASSED: crash campaign")
+    finish("crash campaign", problems, workdir, args.keep)
 
 
 if __name__ == "__main__":
