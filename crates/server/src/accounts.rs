@@ -436,6 +436,7 @@ pub async fn disable_account(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Records with a sequence number greater than this (default 0).
     pub after: Option<u64>,

@@ -444,6 +444,7 @@ async fn latest_positions(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrackQuery {
     /// RFC 3339 start (inclusive).
     pub from: String,
@@ -573,6 +574,7 @@ pub async fn track(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HealthQuery {
     /// RFC 3339 start (inclusive), compared with the time each report was received.
     pub from: String,
@@ -637,6 +639,7 @@ pub async fn device_health_history(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// Only alerts not yet resolved (default true).
     pub active: Option<bool>,

@@ -198,7 +198,9 @@ pub enum ShapeDto {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneDto {
-    #[serde(default, skip_deserializing)]
+    /// Assigned by the server; a request may carry it (an order read back and sent again) and
+    /// it is ignored there.
+    #[serde(default)]
     pub id: i64,
     /// `home`, `work`, `school` or `other`.
     pub kind: String,
@@ -806,6 +808,10 @@ pub struct Health {
     /// The access log as verified at start-up: `ok` or `broken` (then `status` is
     /// `degraded`; monitoring goes on).
     pub audit_chain: &'static str,
+    /// `ok`, or `write_failing` while the store cannot write (disk full, I/O error): then
+    /// nothing is acknowledged to devices, `status` is `degraded`, and devices keep their
+    /// fixes until it clears.
+    pub store: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

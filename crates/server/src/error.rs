@@ -27,6 +27,11 @@ pub enum ErrorCode {
     InvalidReference,
     Unavailable,
     UpgradeRequired,
+    /// A request the router could not read: a path segment that is not a number, a query it
+    /// cannot parse.
+    InvalidRequest,
+    MethodNotAllowed,
+    UnsupportedMediaType,
     Internal,
 }
 
@@ -51,6 +56,9 @@ impl ErrorCode {
             InvalidReference => ("invalid_reference", StatusCode::UNPROCESSABLE_ENTITY),
             Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             UpgradeRequired => ("upgrade_required", StatusCode::UPGRADE_REQUIRED),
+            InvalidRequest => ("invalid_request", StatusCode::BAD_REQUEST),
+            MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+            UnsupportedMediaType => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -72,6 +80,9 @@ impl ErrorCode {
         ErrorCode::InvalidReference,
         ErrorCode::Unavailable,
         ErrorCode::UpgradeRequired,
+        ErrorCode::InvalidRequest,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::Internal,
     ];
 }
@@ -130,6 +141,41 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// The framework's own rejections (a path segment that is not a number, an unparsable query,
+/// a wrong method or content type) are plain text; this answers them with the error table's
+/// body instead, keeping their status, so every error a client sees has a code (found by
+/// schemathesis: `GET /api/v1/orders/9223372036854775808/versions` answered text).
+pub async fn json_rejections(response: Response) -> Response {
+    let code = match response.status() {
+        StatusCode::BAD_REQUEST => ErrorCode::InvalidRequest,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidField,
+        _ => return response,
+    };
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are one short sentence; a longer body is cut, never buffered whole.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let mut out = ApiError::new(code, text).into_response();
+    if let Some(allow) = parts.headers.get(axum::http::header::ALLOW) {
+        out.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    out
 }
 
 impl From<store::StoreError> for ApiError {

@@ -111,13 +111,61 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// Every operation may answer a client error with the error table's body (an unreadable path
+/// or query, a wrong content type, a missing token), not only the codes its handler names, so
+/// each operation documents the `4XX` range with [`error::ErrorBody`].
+struct ClientErrors;
+
+impl utoipa::Modify for ClientErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = ResponseBuilder::new()
+            .description("A client error, with its code from the error table")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("4XX".into())
+                    .or_insert_with(|| error.clone().into());
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .entry("ErrorBody".into())
+            .or_insert_with(<error::ErrorBody as utoipa::PartialSchema>::schema);
+        components
+            .schemas
+            .entry("ErrorDetail".into())
+            .or_insert_with(<error::ErrorDetail as utoipa::PartialSchema>::schema);
+    }
+}
+
 /// Liveness and degradation: `degraded` when the store's queue or the engine is behind.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = dto::Health)))]
 async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
     let queue = s.store.write_queue_len();
     let lag = s.pipeline.lag_s();
+    let writes_failing = s.store.writes_failing();
+    metrics::gauge!("bulwark_store_writes_failing").set(if writes_failing { 1.0 } else { 0.0 });
     axum::Json(dto::Health {
-        status: if queue > 1000 || lag > 5.0 || !s.audit_chain_ok {
+        status: if queue > 1000 || lag > 5.0 || !s.audit_chain_ok || writes_failing {
             "degraded"
         } else {
             "ok"
@@ -127,6 +175,11 @@ async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
         engine_lag_s: lag,
         version: env!("CARGO_PKG_VERSION"),
         audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
+        store: if writes_failing {
+            "write_failing"
+        } else {
+            "ok"
+        },
     })
 }
 
@@ -198,7 +251,16 @@ fn openapi_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every API endpoint (built from the same table as the router).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi_router().split_for_parts().1
+    api_parts().1
+}
+
+/// The router and its document, with what every operation shares (the `4XX` answers) added
+/// once the routes are in.
+fn api_parts() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    let (api, mut doc) = openapi_router().split_for_parts();
+    ClientErrors.modify(&mut doc);
+    (api, doc)
 }
 
 fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
@@ -208,6 +270,7 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     router
+        .layer(axum::middleware::map_response(error::json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.ingest.max_body_bytes,
         ))
@@ -227,7 +290,7 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
 
 /// The main HTTP router: API, OpenAPI document and web apps.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = openapi_router().split_for_parts();
+    let (api, doc) = api_parts();
     let doc = Arc::new(doc);
     let api = api
         .route(
@@ -471,20 +534,78 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
+/// A client has this long to send a request's headers. Without it a slowloris client (one
+/// header line every few seconds) held its connection forever: the abuse campaign kept 300
+/// such connections open for 60 s, and enough of them exhaust the file descriptors.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn serve(
     listener: TcpListener,
     router: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
     tokio::spawn(async move {
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let stop = async {
                 let _ = shutdown.wait_for(|v| *v).await;
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "listener failed");
+            };
+            let (stream, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let router = router.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let conn = http1
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut stop = shutdown.clone();
+            connections.spawn(async move {
+                let mut conn = std::pin::pin!(conn);
+                let mut stopping = false;
+                loop {
+                    let shut = async {
+                        let _ = stop.wait_for(|v| *v).await;
+                    };
+                    tokio::select! {
+                        res = conn.as_mut() => {
+                            if let Err(e) = res {
+                                tracing::debug!(error = %e, "HTTP connection ended with an error");
+                            }
+                            break;
+                        }
+                        _ = shut, if !stopping => {
+                            // Finish the request in flight, then close (graceful shutdown).
+                            conn.as_mut().graceful_shutdown();
+                            stopping = true;
+                        }
+                    }
+                }
+            });
         }
+        drop(listener);
+        while connections.join_next().await.is_some() {}
     })
 }

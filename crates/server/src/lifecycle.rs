@@ -206,6 +206,7 @@ pub async fn history(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeasuresQuery {
     /// RFC 3339 start of the window (default: 30 days before `to`).
     pub from: Option<String>,

@@ -484,6 +484,7 @@ pub async fn my_sos(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccessLogQuery {
     /// At most this many records, newest first (default 200, at most 1,000).
     pub limit: Option<usize>,

@@ -36,6 +36,7 @@ use utoipa::IntoParams;
 pub const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     /// Staff token (browsers' WebSocket cannot set headers).
     pub access_token: Option<String>,

@@ -6,6 +6,7 @@ use domain::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
@@ -168,6 +169,9 @@ struct Inner {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     committed: Mutex<Vec<mpsc::UnboundedSender<Committed>>>,
+    /// Set by the writer when its last group failed for want of storage (disk full, I/O
+    /// error), cleared by the next group that commits cleanly; `/healthz` reports it.
+    writes_failing: Arc<AtomicBool>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -229,7 +233,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteJob>>) {
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Box<dyn WriteJob>>,
+    writes_failing: Arc<AtomicBool>,
+) {
     let mut conn = conn;
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
@@ -239,12 +247,28 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteJob>>) {
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, group);
+        let healthy = run_group(&mut conn, group);
+        writes_failing.store(!healthy, Ordering::Relaxed);
     }
     tracing::info!("store writer stopped: queue closed and drained");
 }
 
-fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) {
+/// A failure of the storage itself (full disk, I/O error), not of one job's data.
+fn storage_failure(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        StoreError::Io(_) => true,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly | C::DatabaseCorrupt
+        ),
+        _ => false,
+    }
+}
+
+/// Runs one group in one transaction; `false` when the storage failed (the group's jobs, or
+/// some of them, were refused for it).
+fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) -> bool {
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -252,7 +276,7 @@ fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) {
             for job in group {
                 job.finish(Err(StoreError::Corrupt(format!("begin failed: {msg}"))));
             }
-            return;
+            return false;
         }
     };
     let mut done: Vec<(Box<dyn WriteJob>, Result<()>)> = Vec::with_capacity(group.len());
@@ -272,12 +296,16 @@ fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) {
         })();
         done.push((job, res));
     }
+    let jobs_failed_for_storage = done
+        .iter()
+        .any(|(_, r)| r.as_ref().err().is_some_and(storage_failure));
     match tx.commit() {
         Ok(()) => {
             metrics_commit(done.len());
             for (job, res) in done {
                 job.finish(res);
             }
+            !jobs_failed_for_storage
         }
         Err(e) => {
             tracing::error!(error = %e, jobs = done.len(), "group commit failed; nothing acknowledged");
@@ -285,6 +313,7 @@ fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) {
             for (job, _) in done {
                 job.finish(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
             }
+            false
         }
     }
 }
@@ -305,9 +334,11 @@ impl Store {
         let mut conn = open_connection(&path)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>(QUEUE);
+        let writes_failing = Arc::new(AtomicBool::new(false));
+        let flag = writes_failing.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, flag))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -315,8 +346,15 @@ impl Store {
                 writer_thread: Mutex::new(Some(handle)),
                 readers: Mutex::new(Vec::new()),
                 committed: Mutex::new(Vec::new()),
+                writes_failing,
             }),
         })
+    }
+
+    /// Whether the writer's last group failed for want of storage (disk full, I/O error):
+    /// nothing is being acknowledged until a group commits again.
+    pub fn writes_failing(&self) -> bool {
+        self.inner.writes_failing.load(Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
