@@ -168,6 +168,11 @@ str_enum!(
         IngestBacklog = "ingest_backlog",
         /// A test a protected person started to check that alerts reach her phone.
         Test = "test",
+        /// A device alarm with no rule of its own (see `DeviceEventKind::DeviceAlarm`).
+        DeviceAlarm = "device_alarm",
+        /// Signs that a device is impersonated: a second live connection claiming the same
+        /// identity, or an impossible jump between fixes.
+        DeviceSpoofing = "device_spoofing",
     }
 );
 
@@ -185,6 +190,14 @@ str_enum!(
         Charging = "charging",
         /// External power cut (vehicle trackers, docked units).
         PowerCut = "power_cut",
+        /// Any other alarm the device raised (accident, tow, door, lock, temperature,
+        /// geofence, jamming, power off, fall...), with the protocol's code in
+        /// [`DeviceEvent::code`]. Every alarm reaches staff; none is dropped for lack of a kind.
+        DeviceAlarm = "device_alarm",
+        /// Signs that the device is impersonated, found by the server (a second live
+        /// connection with the same identity, an impossible jump), with the sign in
+        /// [`DeviceEvent::code`].
+        Spoofing = "spoofing",
     }
 );
 
@@ -199,6 +212,10 @@ pub struct DeviceEvent {
     pub received_time: UnixMicros,
     /// Where the device was, if the report said (an SOS without a fix still counts).
     pub position: Option<LatLon>,
+    /// The protocol's own name or code of the alarm (e.g. `gt06:accident`,
+    /// `teltonika:tow`), kept for `DeviceAlarm`, the kind of every alarm without a kind of
+    /// its own, so staff see what the device said.
+    pub code: Option<String>,
 }
 
 /// A person known to the system.

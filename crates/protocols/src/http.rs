@@ -477,6 +477,26 @@ fn owntracks(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let mut messages = Vec::new();
     for item in items {
         if item["_type"].as_str() != Some("location") {
+            // Not a location (transition, waypoint, lwt, card...): answered `[]` like the
+            // others, so it must be kept raw for the server to store before that answer.
+            // Without an identity it cannot be attributed: refused, never acknowledged.
+            let id = header_id
+                .clone()
+                .or_else(|| item["tid"].as_str().map(str::to_string))
+                .ok_or(HttpDecodeError::MissingDeviceId)?;
+            let kind: String = item["_type"]
+                .as_str()
+                .unwrap_or("(none)")
+                .chars()
+                .take(32)
+                .collect();
+            messages.push(Message {
+                identity: Some(id),
+                integrity: Integrity::NotCarried,
+                unsupported: Some(format!("OwnTracks _type {kind:?} not decoded")),
+                raw: Some(item.to_string().into_bytes()),
+                ..Message::default()
+            });
             continue;
         }
         let id = header_id

@@ -521,6 +521,39 @@ pub async fn network_scans(
     Ok(Json(scans.into_iter().map(Into::into).collect()))
 }
 
+/// A device's raw frames in a time window (at most 1,000, oldest first): frames it sent that
+/// Bulwark acknowledged but could not decode, kept raw before the ack. They may hold a
+/// position the decoder could not read, so they are decided and audited like the track.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/unknown-frames", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), TrackQuery),
+    responses((status = 200, body = [UnknownFrameDto]), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn unknown_frames(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TrackQuery>,
+) -> Result<Json<Vec<UnknownFrameDto>>, ApiError> {
+    let (from, to) = authorize_history(&s, &c, id, &q, " unknown frames").await?;
+    let frames = s
+        .store
+        .unknown_frames(DeviceId(id), from, to, 1_000)
+        .await?;
+    Ok(Json(
+        frames
+            .into_iter()
+            .map(|f| UnknownFrameDto {
+                id: f.id.unwrap_or_default(),
+                device_id: f.device_id.0,
+                protocol: f.protocol.to_string(),
+                received_time: ts(f.received_time),
+                bytes_hex: f.bytes.iter().map(|b| format!("{b:02x}")).collect(),
+                note: f.note,
+            })
+            .collect(),
+    ))
+}
+
 /// A device's fixes in a time window (at most 10,000).
 #[utoipa::path(get, path = "/api/v1/devices/{id}/track", tag = "monitoring", security(("staff_token" = [])),
     params(("id" = i64, Path, description = "Device id"), TrackQuery),

@@ -266,6 +266,7 @@ pub async fn native_batch(
             device_time,
             received_time: received,
             position,
+            code: None,
         });
     }
     let mut fixes = Vec::with_capacity(batch.fixes.len());
@@ -329,39 +330,68 @@ pub fn raw_from_decoded(f: &protocols::DecodedFix, frame_suspect: bool) -> RawFi
     }
 }
 
-/// The device events that feed a rule; other kinds (overspeed, geofence, fall…) are logged
-/// and counted by the caller.
-pub fn event_kind(k: &protocols::EventKind) -> Option<DeviceEventKind> {
+/// The stored kind of a decoded device event, and the protocol's code for the kinds without
+/// one of their own. Every alarm maps: SOS, tamper, removal, battery and power cut feed their
+/// own rules; every other alarm (accident, tow, door, lock, temperature, geofence, jamming,
+/// power off, fall, overspeed, vibration...) becomes a `device_alarm` carrying
+/// `<protocol>:<name>`, so it reaches staff. Only "charger disconnected" is not an alarm
+/// (the battery rule acts on "connected").
+pub fn event_kind(
+    protocol: Protocol,
+    k: &protocols::EventKind,
+) -> Option<(DeviceEventKind, Option<String>)> {
     use protocols::EventKind as K;
-    Some(match k {
+    let alarm = |name: &str| {
+        Some((
+            DeviceEventKind::DeviceAlarm,
+            Some(format!(
+                "{}:{}",
+                protocol.as_str(),
+                name.chars().take(64).collect::<String>()
+            )),
+        ))
+    };
+    let kind = match k {
         K::Sos => DeviceEventKind::Sos,
         K::Tamper => DeviceEventKind::Tamper,
         K::Removal => DeviceEventKind::Removal,
         K::LowBattery => DeviceEventKind::LowBattery,
         K::PowerCut => DeviceEventKind::PowerCut,
         K::Charging(true) => DeviceEventKind::Charging,
-        _ => return None,
-    })
+        K::Charging(false) => return None,
+        K::PowerOff => return alarm("powerOff"),
+        K::FallDown => return alarm("fallDown"),
+        K::Vibration => return alarm("vibration"),
+        K::Overspeed => return alarm("overspeed"),
+        K::GeofenceEnter => return alarm("geofenceEnter"),
+        K::GeofenceExit => return alarm("geofenceExit"),
+        K::Jamming => return alarm("jamming"),
+        K::Other(name) => return alarm(name),
+    };
+    Some((kind, None))
 }
 
-/// A decoded event as stored, or `None` for kinds no rule uses. A device time the server
-/// would refuse (clock unset, in the future) is replaced by the receipt time: an SOS must not
-/// be lost to a wrong device clock.
+/// A decoded event as stored, or `None` for "charger disconnected". A device time the
+/// server would refuse (clock unset, in the future) is replaced by the receipt time: an SOS
+/// must not be lost to a wrong device clock.
 pub fn event_from_decoded(
     state: &AppState,
+    protocol: Protocol,
     device: DeviceId,
     e: &protocols::DeviceEvent,
     received: UnixMicros,
 ) -> Option<DeviceEvent> {
-    let Some(kind) = event_kind(&e.kind) else {
-        metrics::counter!("bulwark_device_events_ignored_total").increment(1);
-        tracing::debug!(%device, kind = ?e.kind, "device event with no rule");
+    let Some((kind, code)) = event_kind(protocol, &e.kind) else {
+        metrics::counter!("bulwark_device_events_ignored_total", "protocol" => protocol.as_str())
+            .increment(1);
+        tracing::debug!(%device, kind = ?e.kind, "device event that is not an alarm");
         return None;
     };
     let device_time = match e.device_time {
         Some(t) if check_time(state, t, received, "event").is_ok() => t,
         _ => received,
     };
+    tracing::info!(protocol = protocol.as_str(), %device, kind = %kind, code = ?code, suspect = e.integrity_suspect, "device event");
     Some(DeviceEvent {
         id: None,
         device_id: device,
@@ -369,7 +399,37 @@ pub fn event_from_decoded(
         device_time,
         received_time: received,
         position: e.position,
+        code,
     })
+}
+
+/// Stores a frame the decoder recognised but could not turn into data, raw, durably: the
+/// device may be acknowledged only after this returns (ARCHITECTURE.md, "nothing acknowledged
+/// is lost"). Counted per protocol; the note is the decoder's and names no coordinate.
+pub async fn store_unknown_frame(
+    state: &AppState,
+    protocol: Protocol,
+    device: DeviceId,
+    bytes: Vec<u8>,
+    note: &str,
+    received: UnixMicros,
+) -> Result<i64, ApiError> {
+    let len = bytes.len();
+    let id = state
+        .store
+        .insert_unknown_frame(store::UnknownFrame {
+            id: None,
+            device_id: device,
+            protocol,
+            received_time: received,
+            bytes,
+            note: note.to_string(),
+        })
+        .await?;
+    metrics::counter!("bulwark_unknown_frames_stored_total", "protocol" => protocol.as_str())
+        .increment(1);
+    tracing::info!(protocol = protocol.as_str(), %device, bytes = len, note, "frame not decoded; stored raw before the ack");
+    Ok(id)
 }
 
 /// A decoded network scan as stored: its time is the device's when plausible (else the
@@ -524,6 +584,7 @@ async fn phone_app(
     let mut fixes = Vec::new();
     let mut events = Vec::new();
     let mut scans = Vec::new();
+    let mut unknown = Vec::new();
     for msg in &decoded.messages {
         let id = msg.identity.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidField, "no device identity in the request")
@@ -568,6 +629,10 @@ async fn phone_app(
         if let Some(status) = &msg.status {
             statuses.push((device.id, status.clone()));
         }
+        if let Some(note) = &msg.unsupported {
+            let raw = msg.raw.clone().unwrap_or_else(|| body.to_vec());
+            unknown.push((device.id, raw, note.clone()));
+        }
         let suspect = msg.integrity.is_suspect();
         let base = fixes.len();
         for f in &msg.fixes {
@@ -588,11 +653,15 @@ async fn phone_app(
         events.extend(
             msg.events
                 .iter()
-                .filter_map(|e| event_from_decoded(&state, device.id, e, received)),
+                .filter_map(|e| event_from_decoded(&state, protocol, device.id, e, received)),
         );
     }
     if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
         store_reports_with_scans(&state, door, fixes, events, scans).await?;
+    }
+    // What the app will delete once answered but Bulwark could not decode: raw, first.
+    for (device, raw, note) in unknown {
+        store_unknown_frame(&state, protocol, device, raw, &note, received).await?;
     }
     for (device, status) in &statuses {
         record_health(&state, *device, status, received).await;

@@ -145,6 +145,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::track))
         .routes(routes!(api::device_health_history))
         .routes(routes!(api::network_scans))
+        .routes(routes!(api::unknown_frames))
         .routes(routes!(api::list_alerts))
         .routes(routes!(api::set_alert_state))
         .routes(routes!(lifecycle::add_action))

@@ -495,6 +495,16 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 200, 403, 403, 403, 200],
         ),
         (
+            // Raw frames may hold a position the decoder could not read: the track's rule.
+            "get /api/v1/devices/{id}/unknown-frames",
+            format!(
+                "/api/v1/devices/{}/unknown-frames?from={from}&to={to}&{PURPOSE}",
+                w.device_a
+            ),
+            None,
+            [401, 403, 200, 403, 403, 403, 200],
+        ),
+        (
             // Like the device status of the case summary (`view_case`): the case's officer,
             // its victim and its offender (his own device); no administrator or auditor.
             "get /api/v1/devices/{id}/health",

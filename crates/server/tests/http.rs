@@ -625,6 +625,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/devices/{id}/health",
         "/api/v1/devices/{id}/network-scans",
         "/api/v1/devices/{id}/track",
+        "/api/v1/devices/{id}/unknown-frames",
         "/api/v1/ingest/batch",
         "/api/v1/live",
         "/api/v1/live/ws",

@@ -455,7 +455,7 @@ impl Store {
     pub async fn events_received_since(&self, since: UnixMicros) -> Result<Vec<DeviceEvent>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, device_id, kind, device_time, received_time, lat, lon FROM device_events
+                "SELECT id, device_id, kind, device_time, received_time, lat, lon, code FROM device_events
                  WHERE received_time >= ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([since.0], event_from_row)?;
@@ -1056,8 +1056,8 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 
 fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bool, i64)>> {
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO device_events (device_id, kind, device_time, received_time, lat, lon)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO device_events (device_id, kind, device_time, received_time, lat, lon, code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut out = Vec::with_capacity(events.len());
     for e in events {
@@ -1068,6 +1068,7 @@ fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bo
             e.received_time.0,
             e.position.map(|p| p.lat()),
             e.position.map(|p| p.lon()),
+            e.code.as_deref().unwrap_or(""),
         ]) {
             Err(rusqlite::Error::SqliteFailure(err, _))
                 if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
@@ -1083,8 +1084,8 @@ fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bo
             out.push((true, conn.last_insert_rowid()));
         } else {
             let id: i64 = conn.query_row(
-                "SELECT id FROM device_events WHERE device_id = ?1 AND kind = ?2 AND device_time = ?3",
-                params![e.device_id.0, e.kind.as_str(), e.device_time.0],
+                "SELECT id FROM device_events WHERE device_id = ?1 AND kind = ?2 AND device_time = ?3 AND code = ?4",
+                params![e.device_id.0, e.kind.as_str(), e.device_time.0, e.code.as_deref().unwrap_or("")],
                 |r| r.get(0),
             )?;
             out.push((false, id));
@@ -1101,6 +1102,9 @@ fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
     let received_time: i64 = r.get(4)?;
     let lat: Option<f64> = r.get(5)?;
     let lon: Option<f64> = r.get(6)?;
+    let code: Option<String> = r
+        .get::<_, String>(7)
+        .map(|c| Some(c).filter(|c| !c.is_empty()))?;
     Ok((|| {
         let position = match (lat, lon) {
             (Some(a), Some(b)) => Some(
@@ -1115,6 +1119,7 @@ fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
             device_time: UnixMicros(device_time),
             received_time: UnixMicros(received_time),
             position,
+            code,
         })
     })())
 }

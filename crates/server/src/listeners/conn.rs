@@ -6,7 +6,7 @@ use crate::ingest;
 use crate::pipeline::now;
 use domain::{Device, DeviceEvent, Protocol, UnixMicros};
 use engine::DeviceCommand;
-use protocols::{DecodeError, EventKind, Message, SkipReason, StreamItem, StreamSession};
+use protocols::{DecodeError, Message, SkipReason, StreamItem, StreamSession};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,9 +176,6 @@ impl Conn {
             tracing::debug!(protocol = self.door(), device = %device.id, "command reply received");
             tracing::trace!(protocol = self.door(), device = %device.id, %reply, "command reply text");
         }
-        if let Some(u) = &m.unsupported {
-            tracing::debug!(protocol = self.door(), device = %device.id, what = %u, "frame not decoded (unsupported)");
-        }
 
         let suspect_frame = m.integrity.is_suspect();
         let mut fixes = Vec::with_capacity(m.fixes.len());
@@ -204,28 +201,13 @@ impl Conn {
             }
         }
 
-        let mut events = Vec::with_capacity(m.events.len());
-        for ev in &m.events {
-            let Some(kind) = ingest::event_kind(&ev.kind) else {
-                metrics::counter!("bulwark_device_events_ignored_total", "protocol" => self.door(), "kind" => kind_label(&ev.kind)).increment(1);
-                tracing::info!(protocol = self.door(), device = %device.id, kind = ?ev.kind, "device event not monitored; logged only");
-                continue;
-            };
-            // An SOS must not be lost to a wrong device clock: fall back to the receipt time.
-            let device_time = match ev.device_time {
-                Some(t) if ingest::check_time(&self.state, t, received, "event").is_ok() => t,
-                _ => received,
-            };
-            tracing::info!(protocol = self.door(), device = %device.id, kind = %kind, suspect = ev.integrity_suspect, "device event");
-            events.push(DeviceEvent {
-                id: None,
-                device_id: device.id,
-                kind,
-                device_time,
-                received_time: received,
-                position: ev.position,
-            });
-        }
+        let events: Vec<DeviceEvent> = m
+            .events
+            .iter()
+            .filter_map(|ev| {
+                ingest::event_from_decoded(&self.state, self.protocol, device.id, ev, received)
+            })
+            .collect();
 
         let scans: Vec<store::NewScan> = m
             .network
@@ -250,6 +232,24 @@ impl Conn {
             }
         }
 
+        if let Some(note) = &m.unsupported {
+            // The invariant: what cannot be turned into stored data is stored raw before
+            // the ack, or not acknowledged at all.
+            let raw = m.raw.clone().unwrap_or_default();
+            if let Err(e) = ingest::store_unknown_frame(
+                &self.state,
+                self.protocol,
+                device.id,
+                raw,
+                note,
+                received,
+            )
+            .await
+            {
+                tracing::error!(protocol = self.door(), device = %device.id, error = %e.message, "raw frame not stored; closing without ack");
+                return Err(Close::new("store error; not acknowledged"));
+            }
+        }
         if let Some(status) = &m.status {
             ingest::record_health(&self.state, device.id, status, received).await;
         }
@@ -327,25 +327,6 @@ impl Conn {
             return Err(Close::new("too many undecodable bytes"));
         }
         Ok(())
-    }
-}
-
-fn kind_label(k: &EventKind) -> &'static str {
-    match k {
-        EventKind::Sos => "sos",
-        EventKind::Tamper => "tamper",
-        EventKind::Removal => "removal",
-        EventKind::LowBattery => "low_battery",
-        EventKind::PowerCut => "power_cut",
-        EventKind::PowerOff => "power_off",
-        EventKind::Charging(_) => "charging",
-        EventKind::FallDown => "fall_down",
-        EventKind::Vibration => "vibration",
-        EventKind::Overspeed => "overspeed",
-        EventKind::GeofenceEnter => "geofence_enter",
-        EventKind::GeofenceExit => "geofence_exit",
-        EventKind::Jamming => "jamming",
-        EventKind::Other(_) => "other",
     }
 }
 
@@ -434,6 +415,7 @@ async fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocols::EventKind;
 
     #[test]
     fn watch_maker_comes_from_the_ack() {
@@ -443,16 +425,19 @@ mod tests {
     }
 
     #[test]
-    fn only_monitored_event_kinds_are_stored() {
+    fn every_alarm_is_stored_and_only_charger_disconnected_is_not() {
+        use domain::DeviceEventKind as D;
+        let k = |e: &EventKind| ingest::event_kind(Protocol::Gt06, e);
+        assert_eq!(k(&EventKind::Sos), Some((D::Sos, None)));
+        assert_eq!(k(&EventKind::Charging(true)), Some((D::Charging, None)));
+        assert_eq!(k(&EventKind::Charging(false)), None);
         assert_eq!(
-            ingest::event_kind(&EventKind::Sos),
-            Some(domain::DeviceEventKind::Sos)
+            k(&EventKind::Other("accident".into())),
+            Some((D::DeviceAlarm, Some("gt06:accident".into())))
         );
         assert_eq!(
-            ingest::event_kind(&EventKind::Charging(true)),
-            Some(domain::DeviceEventKind::Charging)
+            k(&EventKind::Jamming),
+            Some((D::DeviceAlarm, Some("gt06:jamming".into())))
         );
-        assert_eq!(ingest::event_kind(&EventKind::Charging(false)), None);
-        assert_eq!(ingest::event_kind(&EventKind::Other("x".into())), None);
     }
 }
