@@ -379,7 +379,9 @@ pub struct FixFlags(pub u32);
 impl FixFlags {
     /// Uploaded from the device's buffer after a dropout (device time well behind receipt).
     pub const LATE: u32 = 1;
-    /// The frame's length or checksum did not match; the position may be corrupt.
+    /// The frame's length or checksum did not match, or the fix is an impossible jump from
+    /// the device's previous sound fix, or it came while two connections claimed the device:
+    /// the position may be corrupt or forged.
     pub const INTEGRITY_SUSPECT: u32 = 1 << 1;
     /// The device said its GNSS fix was not valid (last known position repeated).
     pub const NO_GNSS_FIX: u32 = 1 << 2;
@@ -391,6 +393,18 @@ impl FixFlags {
     pub fn with(self, flag: u32) -> Self {
         FixFlags(self.0 | flag)
     }
+}
+
+/// Whether going from `a` to `b` needs a speed over `max_speed_mps`, after allowing for both
+/// fixes' accuracy (a fix without one is taken at its word). Time order does not matter.
+///
+/// # Units
+/// Metres, seconds, metres per second.
+pub fn impossible_jump(a: &Fix, b: &Fix, max_speed_mps: f64) -> bool {
+    let d = a.position.distance_m(&b.position);
+    let slack = a.accuracy_m.unwrap_or(0.0) + b.accuracy_m.unwrap_or(0.0);
+    let dt_s = (b.device_time.0 - a.device_time.0).unsigned_abs() as f64 / 1e6;
+    d - slack > max_speed_mps * dt_s
 }
 
 /// One position report from one device, as received. Never modified after it is stored.

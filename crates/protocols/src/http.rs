@@ -431,6 +431,11 @@ fn owntracks_identity(req: &HttpRequest<'_>) -> Option<String> {
         (Some(x), None) | (None, Some(x)) => return Some(x.to_string()),
         _ => {}
     }
+    basic_user(req)
+}
+
+/// The user name of an HTTP Basic `Authorization` header.
+fn basic_user(req: &HttpRequest<'_>) -> Option<String> {
     let auth = header(req, "authorization")?;
     let b64 = auth
         .trim()
@@ -554,9 +559,13 @@ fn owntracks(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
 
 fn gpslogger(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let p = params(req);
+    // GPSLogger's default URL names no device: the id is a parameter the user adds, or the
+    // user name of the HTTP Basic credentials GPSLogger sends (its "basic auth" setting, or
+    // `user:password@` in the URL).
     let id = get(&p, &["id", "device", "aid", "ser", "deviceid"])
-        .ok_or(HttpDecodeError::MissingDeviceId)?
-        .to_string();
+        .map(str::to_string)
+        .or_else(|| basic_user(req))
+        .ok_or(HttpDecodeError::MissingDeviceId)?;
     let time = match get(&p, &["time", "timestamp"]) {
         Some(t) => {
             parse_timestamp(t).ok_or_else(|| HttpDecodeError::Malformed(format!("time {t:?}")))?
@@ -577,7 +586,8 @@ fn gpslogger(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
             lat,
             lon,
             num(&p, &["acc", "accuracy"]),
-            num(&p, &["spd", "speed"]),
+            // `s` is the speed of GPSLogger's default URL (`s=%SPD`, m/s).
+            num(&p, &["spd", "speed", "s"]),
             num(&p, &["dir", "bearing"]),
             num(&p, &["alt", "altitude"]),
             true,

@@ -679,10 +679,10 @@ async fn phone_app(
 }
 
 macro_rules! app_door {
-    ($name:ident, $app:ident, $path:literal, $what:literal) => {
+    ($name:ident, $app:ident, $path:literal, $what:literal, $($method:ident),+) => {
         #[doc = $what]
         #[utoipa::path(
-            post, path = $path, tag = "ingest",
+            method($($method),+), path = $path, tag = "ingest",
             responses(
                 (status = 200, description = "Durable; the body is what the app expects"),
                 (status = 400, description = "Malformed request", body = ErrorBody),
@@ -710,24 +710,34 @@ app_door!(
     OsmAnd,
     "/ingest/osmand",
     "OsmAnd / Traccar Client: query-string form (GET or POST, or a form body) and the JSON form \
-     of the newer Traccar Client. Also served on its own port (default 5055) at any path."
+     of the newer Traccar Client. Also served on its own port (default 5055) at any path. \
+     OsmAnd's own default (its `live_monitoring_url`) is a GET.",
+    get,
+    post
 );
 app_door!(
     owntracks,
     OwnTracks,
     "/ingest/owntracks",
     "OwnTracks (HTTP mode): JSON location messages; identity from `X-Limit-U`/`X-Limit-D` or \
-     HTTP Basic; replies `[]`."
+     HTTP Basic; replies `[]`.",
+    post
 );
 app_door!(
     gpslogger,
     GpsLogger,
     "/ingest/gpslogger",
-    "GPSLogger custom URL: query string or form body (Content-Type may be missing)."
+    "GPSLogger custom URL: query string or form body (Content-Type may be missing). GPSLogger's \
+     default method is GET (`PreferenceHelper.getCustomLoggingHTTPMethod`), its default URL \
+     `…/log?lat=%LAT&longitude=%LON&time=%TIME&s=%SPD`; the device id comes from `id` (or \
+     `device`, `aid`, `ser`) or, failing those, the HTTP Basic user name.",
+    get,
+    post
 );
 app_door!(
     overland,
     Overland,
     "/ingest/overland",
-    "Overland: a GeoJSON batch of locations; replies `{\"result\":\"ok\"}` once durable."
+    "Overland: a GeoJSON batch of locations; replies `{\"result\":\"ok\"}` once durable.",
+    post
 );

@@ -314,6 +314,18 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [404; 7],
         ),
         (
+            "get /ingest/osmand",
+            "/ingest/osmand?id=no-such-phone&lat=37.5&lon=127.0".into(),
+            None,
+            [404; 7],
+        ),
+        (
+            "get /ingest/gpslogger",
+            "/ingest/gpslogger?id=no-such-phone&lat=37.5&longitude=127.0".into(),
+            None,
+            [404; 7],
+        ),
+        (
             "post /ingest/gpslogger",
             "/ingest/gpslogger?id=no-such-phone&lat=37.5&lon=127.0".into(),
             None,

@@ -590,3 +590,86 @@ async fn a_gt06_heartbeat_is_acknowledged_and_is_not_an_unknown_frame() {
     assert!(unknown_frames(&r, dev).await.is_empty());
     r.shutdown().await;
 }
+
+/// Issue 12 item 3: what the apps send with their default settings, taken from their source.
+/// GPSLogger (mendhak/gpslogger `PreferenceHelper`): method GET, URL
+/// `…/log?lat=%LAT&longitude=%LON&time=%TIME&s=%SPD` (`%TIME` is ISO 8601 UTC with
+/// milliseconds, `%SPD` m/s), with the user's HTTP Basic credentials. OsmAnd
+/// (`OsmandSettings.LIVE_MONITORING_URL`): GET `?lat={0}&lon={1}&timestamp={2}&hdop={3}&altitude={4}&speed={5}`
+/// (`{2}` in milliseconds), plus the `id` Traccar's OsmAnd convention needs, on the API port
+/// and on the OsmAnd port.
+#[tokio::test]
+async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let http = reqwest::Client::new();
+    let gl = api
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "victim_phone", "protocol": "gpslogger", "hardware_id": "gl-default", "token": "gpslogger-secret-0001"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(5);
+    let iso = t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let resp = http
+        .get(format!(
+            "http://{}/ingest/gpslogger?lat=37.55&longitude=126.9&time={iso}&s=1.5",
+            r.http_addr
+        ))
+        .basic_auth("gl-default", Some("gpslogger-secret-0001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        reqwest::StatusCode::OK,
+        "{:?}",
+        resp.text().await
+    );
+    let fixes = r
+        .store
+        .track(DeviceId(gl), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert_eq!(fixes.len(), 1);
+    assert_eq!(fixes[0].device_time.0 / 1000, t.as_millisecond());
+    assert_eq!(fixes[0].speed_mps, Some(1.5));
+    assert!((fixes[0].position.lon() - 126.9).abs() < 1e-9);
+
+    let om = api
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "om-default", "token": "osmand-secret-00001"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    for (n, base) in [r.http_addr, r.osmand_addr.unwrap()].iter().enumerate() {
+        let ms = t.as_millisecond() + n as i64 * 1000;
+        let resp = http
+            .get(format!(
+                "http://{base}/ingest/osmand?lat=37.55&lon=126.9&timestamp={ms}&hdop=8.0&altitude=30.0&speed=0.0&id=om-default&token=osmand-secret-00001"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::OK,
+            "{base}: {:?}",
+            resp.text().await
+        );
+    }
+    let fixes = r
+        .store
+        .track(DeviceId(om), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert_eq!(fixes.len(), 2, "one per port");
+    assert_eq!(fixes[0].device_time.0 / 1000, t.as_millisecond());
+    assert_eq!(fixes[0].altitude_m, Some(30.0));
+    r.shutdown().await;
+}

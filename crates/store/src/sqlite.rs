@@ -506,6 +506,30 @@ impl Store {
         .await
     }
 
+    /// The device's latest fix at or before `time` (by device time) that is not flagged
+    /// `integrity_suspect`: the reference an impossible-jump check compares a new fix with.
+    pub async fn last_sound_fix_before(
+        &self,
+        device: DeviceId,
+        time: UnixMicros,
+    ) -> Result<Option<Fix>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM fixes WHERE device_id = ?1 AND device_time <= ?2 AND (flags & ?3) = 0
+                 ORDER BY device_time DESC, id DESC LIMIT 1",
+            )?;
+            let mut rows = stmt.query_map(
+                params![device.0, time.0, i64::from(FixFlags::INTEGRITY_SUSPECT)],
+                fix_from_row,
+            )?;
+            match rows.next() {
+                Some(r) => Ok(Some(r??)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     /// Fixes received at or after `since`, in store order (for rebuilding engine state).
     pub async fn fixes_received_since(&self, since: UnixMicros) -> Result<Vec<Fix>> {
         self.read(move |conn| {
