@@ -130,6 +130,72 @@ pub fn validate(
     })
 }
 
+/// The fastest a monitored person can plausibly move, in m/s: 100 m/s (360 km/h) is above
+/// the fastest Korean train (KTX, 305 km/h ≈ 85 m/s) and below any decoding or spoofing jump
+/// worth catching (12 km in 5 s is 2,400 m/s).
+pub const MAX_PLAUSIBLE_SPEED_MPS: f64 = 100.0;
+
+/// Flags (`integrity_suspect`, beside the fix, which is stored unchanged) every fix of
+/// `device` in `fixes` that is an impossible jump from the device's previous sound fix, and
+/// returns one `spoofing` event (`impossible_jump`) for staff if any was. Fixes are compared in
+/// device-time order; a flagged fix is not the reference for the next one.
+pub async fn flag_impossible_jumps(
+    state: &AppState,
+    protocol: Protocol,
+    device: DeviceId,
+    fixes: &mut [Fix],
+    received: UnixMicros,
+) -> Result<Option<DeviceEvent>, ApiError> {
+    let mut order: Vec<usize> = (0..fixes.len())
+        .filter(|&i| fixes.get(i).is_some_and(|f| f.device_id == device))
+        .collect();
+    order.sort_by_key(|&i| fixes.get(i).map(|f| f.device_time));
+    let Some(first) = order.first().and_then(|&i| fixes.get(i)) else {
+        return Ok(None);
+    };
+    let mut reference = state
+        .store
+        .last_sound_fix_before(device, first.device_time)
+        .await?;
+    let mut jumped = None;
+    for i in order {
+        let Some(f) = fixes.get_mut(i) else { continue };
+        let jump = reference
+            .as_ref()
+            .is_some_and(|r| domain::impossible_jump(r, f, MAX_PLAUSIBLE_SPEED_MPS));
+        if jump {
+            f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT);
+            jumped.get_or_insert(f.device_time);
+        } else if !f.flags.has(FixFlags::INTEGRITY_SUSPECT) {
+            reference = Some(f.clone());
+        }
+    }
+    Ok(jumped.map(|t| {
+        metrics::counter!("bulwark_spoofing_suspected_total", "protocol" => protocol.as_str(), "sign" => "impossible_jump").increment(1);
+        // No coordinates in the log: the device may be her phone.
+        tracing::warn!(protocol = protocol.as_str(), %device, "impossible jump between fixes; flagged integrity_suspect");
+        spoofing_event(device, "impossible_jump", t, received)
+    }))
+}
+
+/// A `spoofing` event of `device` with its sign (`impossible_jump`, `second_connection`).
+pub fn spoofing_event(
+    device: DeviceId,
+    sign: &str,
+    device_time: UnixMicros,
+    received: UnixMicros,
+) -> DeviceEvent {
+    DeviceEvent {
+        id: None,
+        device_id: device,
+        kind: DeviceEventKind::Spoofing,
+        device_time,
+        received_time: received,
+        position: None,
+        code: Some(sign.to_string()),
+    }
+}
+
 /// Stores validated fixes durably and records door metrics.
 pub async fn store_fixes(
     state: &AppState,
@@ -289,6 +355,9 @@ pub async fn native_batch(
         };
         fixes.push(validate(&state, device.id, raw, received, i)?);
     }
+    events.extend(
+        flag_impossible_jumps(&state, Protocol::Native, device.id, &mut fixes, received).await?,
+    );
     let (outcomes, events_new) = store_reports(&state, "native", fixes, events).await?;
     let duplicates = outcomes
         .iter()
@@ -655,6 +724,11 @@ async fn phone_app(
                 .iter()
                 .filter_map(|e| event_from_decoded(&state, protocol, device.id, e, received)),
         );
+    }
+    let mut devices: Vec<DeviceId> = fixes.iter().map(|f| f.device_id).collect();
+    devices.dedup();
+    for d in devices {
+        events.extend(flag_impossible_jumps(&state, protocol, d, &mut fixes, received).await?);
     }
     if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
         store_reports_with_scans(&state, door, fixes, events, scans).await?;

@@ -673,3 +673,181 @@ async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
     assert_eq!(fixes[0].altitude_m, Some(30.0));
     r.shutdown().await;
 }
+
+/// A GT06 0x12 location at `t` (UTC).
+fn gt06_location_at(lat: f64, lon: f64, t: jiff::Timestamp, serial: u16) -> Vec<u8> {
+    let z = t.to_zoned(jiff::tz::TimeZone::UTC);
+    let mut c = vec![
+        (z.year() - 2000) as u8,
+        z.month() as u8,
+        z.day() as u8,
+        z.hour() as u8,
+        z.minute() as u8,
+        z.second() as u8,
+        0xC9,
+    ];
+    c.extend(((lat * 1_800_000.0) as u32).to_be_bytes());
+    c.extend(((lon * 1_800_000.0) as u32).to_be_bytes());
+    c.push(0);
+    c.extend((0x1400u16 | (1 << 12)).to_be_bytes());
+    c.extend([0x01, 0xC2, 0x05, 0x12, 0x34, 0x00, 0x56, 0x78]);
+    gt06::encode_frame(false, 0x12, &c, serial)
+}
+
+/// Polls the case officer's alerts until one of `rule` appears (bounded by `WAIT`).
+async fn alert_of_rule(api: &Api, rule: &str) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let (_, alerts) = api.get("/api/v1/alerts").await;
+        if let Some(a) = alerts
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["rule"] == rule))
+        {
+            return Some(a.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn suspect(f: &domain::Fix) -> bool {
+    f.flags.has(domain::FixFlags::INTEGRITY_SUSPECT)
+}
+
+#[tokio::test]
+async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut api = Api::new(&r);
+    let imei = "359710040000021";
+    let dev = api.case_with_order("gt06", imei).await;
+    let addr = r.device_addrs[&Protocol::Gt06];
+    let mut real = TcpStream::connect(addr).await.unwrap();
+    real.write_all(&gt06_login(imei)).await.unwrap();
+    read_n(&mut real, 10).await;
+    let now = jiff::Timestamp::now();
+    real.write_all(&gt06_location_at(37.55, 126.90, now, 2))
+        .await
+        .unwrap();
+    read_n(&mut real, 10).await;
+    // Someone else logs in with the same IMEI while the real device is connected: kept (see
+    // `Conn::claim_identity`), and the spoofing event is durable before its login ack.
+    let mut fake = TcpStream::connect(addr).await.unwrap();
+    fake.write_all(&gt06_login(imei)).await.unwrap();
+    assert_eq!(
+        read_n(&mut fake, 10).await,
+        gt06::encode_ack(false, 0x01, 1)
+    );
+    let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == domain::DeviceEventKind::Spoofing
+                && e.code.as_deref() == Some("second_connection")),
+        "{events:?}"
+    );
+    // While both are live, positions from either are flagged.
+    let later = now + jiff::SignedDuration::from_secs(10);
+    fake.write_all(&gt06_location_at(37.5501, 126.9001, later, 3))
+        .await
+        .unwrap();
+    read_n(&mut fake, 10).await;
+    let fixes = r
+        .store
+        .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert_eq!(fixes.len(), 2);
+    assert!(!suspect(&fixes[0]), "before the second connection");
+    assert!(suspect(&fixes[1]), "while two connections claim the device");
+    let alert = alert_of_rule(&api, "device_spoofing")
+        .await
+        .expect("a spoofing alert");
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("second_connection"),
+        "{alert}"
+    );
+    // Once the second connection is gone, the device is trusted again.
+    drop(fake);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let at = later + jiff::SignedDuration::from_secs(10 * n);
+        real.write_all(&gt06_location_at(37.5502, 126.9002, at, 3 + n as u16))
+            .await
+            .unwrap();
+        read_n(&mut real, 10).await;
+        let fixes = r
+            .store
+            .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 100)
+            .await
+            .unwrap();
+        if fixes.last().is_some_and(|f| !suspect(f)) || n > 50 {
+            assert!(n <= 50, "the claim of a closed connection is released");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut api = Api::new(&r);
+    let imei = "359710040000022";
+    let dev = api.case_with_order("gt06", imei).await;
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    s.write_all(&gt06_login(imei)).await.unwrap();
+    read_n(&mut s, 10).await;
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    // 37.55 N → 37.658 N is 12 km; 5 s later: 2,400 m/s.
+    for (lat, dt, serial) in [(37.55, 0, 2), (37.658, 5, 3), (37.5501, 60, 4)] {
+        let at = t + jiff::SignedDuration::from_secs(dt);
+        s.write_all(&gt06_location_at(lat, 126.90, at, serial))
+            .await
+            .unwrap();
+        assert_eq!(
+            read_n(&mut s, 10).await,
+            gt06::encode_ack(false, 0x12, serial)
+        );
+    }
+    let fixes = r
+        .store
+        .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    assert_eq!(fixes.len(), 3, "every fix stored, none changed");
+    assert!(
+        (fixes[1].position.lat() - 37.658).abs() < 1e-5,
+        "stored as sent"
+    );
+    assert_eq!(
+        fixes.iter().map(suspect).collect::<Vec<_>>(),
+        [false, true, false],
+        "only the jump is flagged; the next fix is compared with the last sound one"
+    );
+    let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.code.as_deref() == Some("impossible_jump"))
+    );
+    let alert = alert_of_rule(&api, "device_spoofing")
+        .await
+        .expect("a spoofing alert");
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("impossible_jump"),
+        "{alert}"
+    );
+    r.shutdown().await;
+}

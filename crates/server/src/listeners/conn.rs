@@ -1,6 +1,6 @@
 //! One tracker connection: read, decode, store durably, then acknowledge.
 
-use super::{ConnGuard, stopped};
+use super::{ConnGuard, DeviceClaim, Limits, stopped};
 use crate::AppState;
 use crate::ingest;
 use crate::pipeline::now;
@@ -57,6 +57,10 @@ pub(super) struct Conn {
     garbage: usize,
     /// The registered model of a device just identified, not yet given to the session.
     pending_model: Option<Option<String>>,
+    /// The listeners' shared counters (TCP only): who else claims this device.
+    limits: Option<Limits>,
+    /// This connection's claim on its device's identity.
+    claim: Option<DeviceClaim>,
 }
 
 impl Conn {
@@ -69,7 +73,37 @@ impl Conn {
             watch_maker: None,
             garbage: 0,
             pending_model: None,
+            limits: None,
+            claim: None,
         }
+    }
+
+    /// Claims the device for this TCP connection. A second live connection claiming the same
+    /// identity is a sign of spoofing (or of a device reconnecting over a link that died
+    /// without a FIN): both are kept, and a `spoofing` event (`second_connection`) is stored
+    /// for staff. Why not refuse one of them: refusing the newcomer lets whoever connects
+    /// first lock the real device out; refusing the old one lets anyone knowing the IMEI kick
+    /// the real device off. Fixes from either while both are live are flagged
+    /// `integrity_suspect` (see `handle`).
+    async fn claim_identity(&mut self, device: &Device, received: UnixMicros) -> Result<(), Close> {
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
+        let (claim, others) = limits.claim(device.id);
+        self.claim = Some(claim);
+        if others == 0 {
+            return Ok(());
+        }
+        metrics::counter!("bulwark_spoofing_suspected_total", "protocol" => self.door(), "sign" => "second_connection").increment(1);
+        tracing::warn!(protocol = self.door(), device = %device.id, remote = %self.remote.ip(), others, "second live connection claims this device; both kept, flagged");
+        let event = ingest::spoofing_event(device.id, "second_connection", received, received);
+        if let Err(e) =
+            ingest::store_reports(&self.state, self.door(), Vec::new(), vec![event]).await
+        {
+            tracing::error!(protocol = self.door(), device = %device.id, error = %e.message, "spoofing event not stored; closing");
+            return Err(Close::new("store error; not acknowledged"));
+        }
+        Ok(())
     }
 
     /// The model of a device identified since the last call, for the session's decoder.
@@ -110,6 +144,8 @@ impl Conn {
                 tracing::info!(protocol = self.door(), remote = %self.remote, hardware_id = identity, device = %d.id, model = ?model, "device identified");
                 self.pending_model = Some(model);
                 self.device = Some((identity.to_string(), d.clone()));
+                self.claim = None;
+                self.claim_identity(&d, received).await?;
                 Ok(d)
             }
             Ok(None) => {
@@ -177,7 +213,9 @@ impl Conn {
             tracing::trace!(protocol = self.door(), device = %device.id, %reply, "command reply text");
         }
 
-        let suspect_frame = m.integrity.is_suspect();
+        // While two connections claim the device, neither's positions can be trusted.
+        let shared = self.limits.as_ref().is_some_and(|l| l.live(device.id) > 1);
+        let suspect_frame = m.integrity.is_suspect() || shared;
         let mut fixes = Vec::with_capacity(m.fixes.len());
         // Index in `fixes` of each decoded fix that passed validation.
         let mut stored_index = vec![None; m.fixes.len()];
@@ -201,7 +239,7 @@ impl Conn {
             }
         }
 
-        let events: Vec<DeviceEvent> = m
+        let mut events: Vec<DeviceEvent> = m
             .events
             .iter()
             .filter_map(|ev| {
@@ -220,6 +258,21 @@ impl Conn {
             .into_iter()
             .collect();
 
+        match ingest::flag_impossible_jumps(
+            &self.state,
+            self.protocol,
+            device.id,
+            &mut fixes,
+            received,
+        )
+        .await
+        {
+            Ok(jump) => events.extend(jump),
+            Err(e) => {
+                tracing::error!(protocol = self.door(), device = %device.id, error = %e.message, "jump check failed; closing without ack");
+                return Err(Close::new("store error; not acknowledged"));
+            }
+        }
         if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
             let n = fixes.len();
             if let Err(e) =
@@ -346,7 +399,7 @@ pub(super) async fn serve_tcp(
     protocol: Protocol,
     mut stream: TcpStream,
     remote: SocketAddr,
-    _guard: ConnGuard,
+    guard: ConnGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Some(mut session) = new_session(protocol) else {
@@ -354,6 +407,7 @@ pub(super) async fn serve_tcp(
     };
     let idle = Duration::from_secs(state.config.devices.idle_timeout_s.max(1));
     let mut conn = Conn::new(state, protocol, remote);
+    conn.limits = Some(guard.limits.clone());
     let mut buf = vec![0u8; 4096];
     tracing::debug!(protocol = %protocol, %remote, "device connected");
     let reason = loop {
