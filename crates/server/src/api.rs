@@ -95,10 +95,10 @@ pub async fn create_device(
             "token: at least 16 characters",
         ));
     }
-    if protocol == Protocol::Native && req.token.is_none() {
+    if req.token.is_none() && token_required(protocol) {
         return Err(ApiError::new(
             ErrorCode::InvalidField,
-            "token: required for native devices",
+            "token: required for native devices and the phone doors (OsmAnd, OwnTracks, GPSLogger, Overland)",
         ));
     }
     let model = req.model.map(|m| m.trim().to_string());
@@ -130,6 +130,46 @@ pub async fn create_device(
     }
     s.pipeline.sync_roster().await;
     Ok((StatusCode::CREATED, Json(DeviceDto { model, ..d.into() })))
+}
+
+/// Whether devices of `protocol` must have a token: the HTTP doors authenticate nothing else
+/// (tracker sockets identify by IMEI; see `docs/protocols.md` on spoofing).
+fn token_required(protocol: Protocol) -> bool {
+    matches!(
+        protocol,
+        Protocol::Native
+            | Protocol::Osmand
+            | Protocol::OwnTracks
+            | Protocol::GpsLogger
+            | Protocol::Overland
+    )
+}
+
+/// Issues (or replaces) a device's token: the migration path for phones registered before the
+/// phone doors required one (they are refused until then). Administrator only, like intake.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/token", tag = "setup", request_body = NewDeviceToken,
+    security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 204, description = "Token set"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_device_token(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let req: NewDeviceToken = parse_json(&body.map_err(body_error)?)?;
+    authz::intake(&s, &c, None, &format!("issue token for device {id}")).await?;
+    if req.token.len() < 16 || req.token.len() > 200 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "token: 16 to 200 characters",
+        ));
+    }
+    if !s.store.set_device_token(DeviceId(id), req.token).await? {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such device"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "setup", security(("staff_token" = [])),

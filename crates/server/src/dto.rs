@@ -473,6 +473,12 @@ pub struct NetworkScanDto {
     pub wifi: Vec<WifiAccessPointDto>,
 }
 
+/// A device token to issue (at least 16 characters); stored only as its SHA-256.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewDeviceToken {
+    pub token: String,
+}
+
 /// A frame the device sent that Bulwark acknowledged but could not decode, stored raw before
 /// the ack (evidence: an alarm in a layout not yet known is still an alarm).
 #[derive(Debug, Clone, Serialize, ToSchema)]

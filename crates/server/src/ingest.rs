@@ -136,9 +136,14 @@ pub fn validate(
 pub const MAX_PLAUSIBLE_SPEED_MPS: f64 = 100.0;
 
 /// Flags (`integrity_suspect`, beside the fix, which is stored unchanged) every fix of
-/// `device` in `fixes` that is an impossible jump from the device's previous sound fix, and
-/// returns one `spoofing` event (`impossible_jump`) for staff if any was. Fixes are compared in
-/// device-time order; a flagged fix is not the reference for the next one.
+/// `device` in `fixes` that is an impossible jump both from the device's previous sound fix
+/// and from its immediately previous fix, and returns one `spoofing` event
+/// (`impossible_jump`) for staff if any was. Fixes are compared in device-time order.
+///
+/// Two references, so that a discontinuity is flagged once, not forever: after a fake point
+/// the next real one is close to the last sound fix (not flagged); and when the device really
+/// is elsewhere (a bad earlier fix, or a consistent stream of fakes), only the first fix of
+/// the new place is flagged, the alert is raised, and the ones after it agree with it.
 pub async fn flag_impossible_jumps(
     state: &AppState,
     protocol: Protocol,
@@ -153,22 +158,28 @@ pub async fn flag_impossible_jumps(
     let Some(first) = order.first().and_then(|&i| fixes.get(i)) else {
         return Ok(None);
     };
-    let mut reference = state
+    let mut sound = state
         .store
-        .last_sound_fix_before(device, first.device_time)
+        .last_fix_before(device, first.device_time, true)
+        .await?;
+    let mut previous = state
+        .store
+        .last_fix_before(device, first.device_time, false)
         .await?;
     let mut jumped = None;
     for i in order {
         let Some(f) = fixes.get_mut(i) else { continue };
-        let jump = reference
-            .as_ref()
-            .is_some_and(|r| domain::impossible_jump(r, f, MAX_PLAUSIBLE_SPEED_MPS));
-        if jump {
+        let from = |r: &Option<Fix>| {
+            r.as_ref()
+                .is_some_and(|r| domain::impossible_jump(r, f, MAX_PLAUSIBLE_SPEED_MPS))
+        };
+        if from(&sound) && from(&previous) {
             f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT);
             jumped.get_or_insert(f.device_time);
         } else if !f.flags.has(FixFlags::INTEGRITY_SUSPECT) {
-            reference = Some(f.clone());
+            sound = Some(f.clone());
         }
+        previous = Some(f.clone());
     }
     Ok(jumped.map(|t| {
         metrics::counter!("bulwark_spoofing_suspected_total", "protocol" => protocol.as_str(), "sign" => "impossible_jump").increment(1);
@@ -658,25 +669,39 @@ async fn phone_app(
         let id = msg.identity.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidField, "no device identity in the request")
         })?;
+        // One answer for every refusal (unknown id, no token registered, missing or wrong
+        // secret), so ids cannot be enumerated from outside; the logs tell them apart.
+        let refused = || {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "device credentials missing or wrong, or the device is not registered \
+                 (send the device token as the HTTP Basic password or `token`)",
+            )
+        };
         let device = match state
             .store
             .device_by_hardware_id(protocol, id.clone())
             .await?
         {
-            Some((d, has_token)) => {
-                if has_token {
-                    let ok = match &secret {
-                        Some(t) => state.store.device_token_matches(d.id, t.clone()).await?,
-                        None => false,
-                    };
-                    if !ok {
-                        return Err(ApiError::new(
-                            ErrorCode::Unauthorized,
-                            "this device has credentials: send them (HTTP Basic password or `token`)",
-                        ));
-                    }
+            Some((d, true)) => {
+                let ok = match &secret {
+                    Some(t) => state.store.device_token_matches(d.id, t.clone()).await?,
+                    None => false,
+                };
+                if !ok {
+                    metrics::counter!("bulwark_ingest_rejected_total", "door" => door, "code" => "bad_device_token").increment(1);
+                    tracing::warn!(protocol = door, device = %d.id, remote = %remote.ip(), "device credentials missing or wrong; refused");
+                    return Err(refused());
                 }
                 d
+            }
+            Some((d, false)) => {
+                // Registered before the phone doors required a token: refused until an
+                // administrator issues one (`POST /api/v1/devices/{id}/token`); until then
+                // anyone knowing the id could post positions as her phone.
+                metrics::counter!("bulwark_ingest_rejected_total", "door" => door, "code" => "device_token_required").increment(1);
+                tracing::warn!(protocol = door, device = %d.id, remote = %remote.ip(), "phone registered without a device token: refused; an administrator must issue one with POST /api/v1/devices/{{id}}/token");
+                return Err(refused());
             }
             None => {
                 state
@@ -689,10 +714,7 @@ async fn phone_app(
                     )
                     .await?;
                 tracing::warn!(protocol = door, hardware_id = %id, remote = %remote.ip(), "unknown device refused");
-                return Err(ApiError::new(
-                    ErrorCode::UnknownDevice,
-                    "this device is not registered; an administrator must register it",
-                ));
+                return Err(refused());
             }
         };
         if let Some(status) = &msg.status {
@@ -760,8 +782,7 @@ macro_rules! app_door {
             responses(
                 (status = 200, description = "Durable; the body is what the app expects"),
                 (status = 400, description = "Malformed request", body = ErrorBody),
-                (status = 401, description = "Device credentials missing or wrong", body = ErrorBody),
-                (status = 404, description = "Unregistered device (recorded for an administrator)", body = ErrorBody),
+                (status = 401, description = "Device credentials missing or wrong, or an unregistered device (recorded for an administrator): one answer, so ids cannot be enumerated", body = ErrorBody),
                 (status = 413, description = "Body too large", body = ErrorBody),
                 (status = 422, description = "Invalid values", body = ErrorBody),
             )

@@ -139,6 +139,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::create_person, api::list_people))
         .routes(routes!(api::create_device, api::list_devices))
         .routes(routes!(api::list_unknown_devices))
+        .routes(routes!(api::set_device_token))
         .routes(routes!(api::create_case, api::list_cases))
         .routes(routes!(api::create_order, api::list_orders))
         .routes(routes!(api::positions_latest))

@@ -807,8 +807,16 @@ async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() 
     s.write_all(&gt06_login(imei)).await.unwrap();
     read_n(&mut s, 10).await;
     let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
-    // 37.55 N → 37.658 N is 12 km; 5 s later: 2,400 m/s.
-    for (lat, dt, serial) in [(37.55, 0, 2), (37.658, 5, 3), (37.5501, 60, 4)] {
+    // 37.55 N → 37.658 N is 12 km; 5 s later: 2,400 m/s. Then back near the start (close to
+    // the last sound fix: not flagged), then the far place again, then a fix agreeing with
+    // that one (the device really is there now: flagged once, not forever).
+    for (lat, dt, serial) in [
+        (37.55, 0, 2),
+        (37.658, 5, 3),
+        (37.5501, 60, 4),
+        (37.658, 65, 5),
+        (37.6581, 70, 6),
+    ] {
         let at = t + jiff::SignedDuration::from_secs(dt);
         s.write_all(&gt06_location_at(lat, 126.90, at, serial))
             .await
@@ -823,15 +831,15 @@ async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() 
         .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
         .await
         .unwrap();
-    assert_eq!(fixes.len(), 3, "every fix stored, none changed");
+    assert_eq!(fixes.len(), 5, "every fix stored, none changed");
     assert!(
         (fixes[1].position.lat() - 37.658).abs() < 1e-5,
         "stored as sent"
     );
     assert_eq!(
         fixes.iter().map(suspect).collect::<Vec<_>>(),
-        [false, true, false],
-        "only the jump is flagged; the next fix is compared with the last sound one"
+        [false, true, false, true, false],
+        "each discontinuity is flagged, once"
     );
     let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
     assert!(

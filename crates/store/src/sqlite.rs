@@ -506,12 +506,14 @@ impl Store {
         .await
     }
 
-    /// The device's latest fix at or before `time` (by device time) that is not flagged
-    /// `integrity_suspect`: the reference an impossible-jump check compares a new fix with.
-    pub async fn last_sound_fix_before(
+    /// The device's latest fix at or before `time` (by device time), only among those not
+    /// flagged `integrity_suspect` when `sound_only`: the references an impossible-jump check
+    /// compares a new fix with.
+    pub async fn last_fix_before(
         &self,
         device: DeviceId,
         time: UnixMicros,
+        sound_only: bool,
     ) -> Result<Option<Fix>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -519,7 +521,15 @@ impl Store {
                  ORDER BY device_time DESC, id DESC LIMIT 1",
             )?;
             let mut rows = stmt.query_map(
-                params![device.0, time.0, i64::from(FixFlags::INTEGRITY_SUSPECT)],
+                params![
+                    device.0,
+                    time.0,
+                    if sound_only {
+                        i64::from(FixFlags::INTEGRITY_SUSPECT)
+                    } else {
+                        0
+                    }
+                ],
                 fix_from_row,
             )?;
             match rows.next() {
@@ -611,6 +621,29 @@ impl Store {
             })
             .collect()
         })
+        .await
+    }
+
+    /// Sets (or replaces) a device's token, stored only as its SHA-256: the migration path for
+    /// phones registered before the phone doors required one. `false` when no such device.
+    pub async fn set_device_token(&self, device: DeviceId, token: String) -> Result<bool> {
+        self.write(
+            move |conn| {
+                let res = conn.execute(
+                    "UPDATE devices SET token_sha256 = ?2 WHERE id = ?1",
+                    params![device.0, token_hash(&token)],
+                );
+                match res {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Err(StoreError::Conflict("that token is already in use".into()))
+                    }
+                    other => Ok(other? == 1),
+                }
+            },
+            None,
+        )
         .await
     }
 
