@@ -142,3 +142,65 @@ fn an_undecoded_gt06_frame_keeps_its_bytes_for_the_server() {
         "acknowledged, so the server must store it raw first"
     );
 }
+
+fn crc16_ibm(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// A Teltonika codec 8 TCP frame with one record carrying the one-byte IO element `id = v`.
+fn teltonika_io(id: u8, v: u8) -> Vec<u8> {
+    let mut d = vec![0x08, 1];
+    d.extend(1_764_547_200_000u64.to_be_bytes());
+    d.push(0);
+    d.extend(1_269_000_000i32.to_be_bytes());
+    d.extend(375_500_000i32.to_be_bytes());
+    d.extend([0, 30, 0, 90, 8, 0, 0]); // altitude, angle, satellites, speed
+    d.extend([id, 1, 1, id, v, 0, 0, 0]); // event io, total, one 1-byte element, none wider
+    d.push(1);
+    let mut f = vec![0, 0, 0, 0];
+    f.extend((d.len() as u32).to_be_bytes());
+    f.extend(&d);
+    f.extend(u32::from(crc16_ibm(&d)).to_be_bytes());
+    f
+}
+
+#[test]
+fn teltonika_tow_and_geofence_io_elements_are_events() {
+    use protocols::teltonika;
+    for (id, v, want) in [
+        (246, 1, EventKind::Other("tow".into())),
+        (155, 1, EventKind::GeofenceEnter),
+        (155, 0, EventKind::GeofenceExit),
+        (175, 1, EventKind::GeofenceEnter),
+        (253, 2, EventKind::Other("hardBraking".into())),
+    ] {
+        let mut s = teltonika::TeltonikaSession::teltonika();
+        let imei = b"356307042441013";
+        let mut login = (imei.len() as u16).to_be_bytes().to_vec();
+        login.extend(imei);
+        s.push(&login);
+        assert!(matches!(s.poll(NOW), StreamItem::Message(_)));
+        s.push(&teltonika_io(id, v));
+        let StreamItem::Message(m) = s.poll(NOW) else {
+            panic!("IO {id}: no message");
+        };
+        assert_eq!(m.fixes.len(), 1);
+        assert_eq!(
+            m.events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(),
+            vec![want],
+            "IO {id} = {v}"
+        );
+        assert_eq!(m.ack, Some(vec![0, 0, 0, 1]));
+    }
+}
