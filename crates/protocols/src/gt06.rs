@@ -520,6 +520,16 @@ fn read_time(r: &mut Reader<'_>) -> Result<Option<UnixMicros>, DecodeError> {
     Ok(utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64))
 }
 
+/// Latitude and longitude in 1/30000 minute, signed by the course word: north is bit 10,
+/// west bit 11. `None` when out of range or (0, 0).
+fn signed_position(lat: u32, lon: u32, flags: u16) -> Option<LatLon> {
+    let lat = f64::from(lat) / 1_800_000.0;
+    let lon = f64::from(lon) / 1_800_000.0;
+    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
+    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
+    LatLon::new(lat, lon).ok()
+}
+
 /// Reads a GPS block; `Ok(None)` when a length-prefixed block says "no GPS".
 fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, DecodeError> {
     let time = read_time(r)?
@@ -528,15 +538,12 @@ fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, Decode
         return Ok(None);
     }
     let sats = r.u8()?;
-    let lat = f64::from(r.u32()?) / 1_800_000.0;
-    let lon = f64::from(r.u32()?) / 1_800_000.0;
+    let (lat, lon) = (r.u32()?, r.u32()?);
     let speed = r.u8()?;
     let flags = r.u16()?;
-    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
-    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
     Ok(Some(Gps {
         time,
-        position: LatLon::new(lat, lon).ok(),
+        position: signed_position(lat, lon, flags),
         valid: flags & (1 << 12) != 0,
         satellites: u32::from(sats & 0x0F),
         speed_kmh: f64::from(speed),
@@ -1092,14 +1099,11 @@ impl Gt06Codec {
             r.skip(3)?; // marker, version
             let time = read_time(&mut r)?;
             let sats = r.u8()?;
-            let lat = f64::from(r.u32()?) / 1_800_000.0;
-            let lon = f64::from(r.u32()?) / 1_800_000.0;
+            let (lat, lon) = (r.u32()?, r.u32()?);
             let flags = r.u16()?;
             let speed = r.u16()?;
             let power = r.u16()?;
-            let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
-            let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
-            let position = LatLon::new(lat, lon).ok();
+            let position = signed_position(lat, lon, flags);
             if let (Some(t), Some(p)) = (time, position) {
                 msg.fixes.push(DecodedFix {
                     device_time: t,
@@ -1122,12 +1126,9 @@ impl Gt06Codec {
             (time, position)
         } else if extended_alarm {
             let time = read_time(&mut r)?;
-            let lat = f64::from(r.u32()?) / 1_800_000.0;
-            let lon = f64::from(r.u32()?) / 1_800_000.0;
+            let (lat, lon) = (r.u32()?, r.u32()?);
             let flags = r.u16()?;
-            let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
-            let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
-            (time, LatLon::new(lat, lon).ok())
+            (time, signed_position(lat, lon, flags))
         } else {
             (read_time(&mut r)?, None)
         };

@@ -37,6 +37,9 @@ pub mod watch;
 
 mod util;
 
+/// CRC-16/ARC (Teltonika's "CRC-16/IBM"), for tools and tests that build frames.
+pub use util::crc16_ibm;
+
 use domain::{FixSource, LatLon, UnixMicros};
 use thiserror::Error;
 

@@ -143,21 +143,6 @@ fn an_undecoded_gt06_frame_keeps_its_bytes_for_the_server() {
     );
 }
 
-fn crc16_ibm(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xA001
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
 /// A Teltonika codec 8 TCP frame with one record carrying the one-byte IO element `id = v`.
 fn teltonika_io(id: u8, v: u8) -> Vec<u8> {
     let mut d = vec![0x08, 1];
@@ -171,7 +156,7 @@ fn teltonika_io(id: u8, v: u8) -> Vec<u8> {
     let mut f = vec![0, 0, 0, 0];
     f.extend((d.len() as u32).to_be_bytes());
     f.extend(&d);
-    f.extend(u32::from(crc16_ibm(&d)).to_be_bytes());
+    f.extend(u32::from(protocols::crc16_ibm(&d)).to_be_bytes());
     f
 }
 

@@ -463,21 +463,6 @@ async fn h02_watch_and_teltonika_unknown_frames_are_never_acknowledged() {
     r.shutdown().await;
 }
 
-fn crc16_ibm(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xA001
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
 /// Codec data (codec id, one record now at 37.55 N 126.90 E, count) for `codec`.
 fn teltonika_data(codec: u8) -> Vec<u8> {
     let now_ms = (jiff::Timestamp::now().as_millisecond()) as u64;
@@ -500,7 +485,7 @@ fn teltonika_tcp(codec: u8) -> Vec<u8> {
     let mut f = vec![0, 0, 0, 0];
     f.extend((data.len() as u32).to_be_bytes());
     f.extend(&data);
-    f.extend(u32::from(crc16_ibm(&data)).to_be_bytes());
+    f.extend(u32::from(protocols::crc16_ibm(&data)).to_be_bytes());
     f
 }
 
