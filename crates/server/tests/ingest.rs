@@ -536,10 +536,16 @@ async fn http_doors_answer_an_unknown_request_with_an_error_or_store_it_raw_firs
     assert!(resp.status().is_client_error());
     // OwnTracks from a known phone: a non-location message gets its `[]` only once stored raw.
     let phone = api
-        .device("victim_phone", "owntracks", "alice/phone", None)
-        .await;
+        .post(
+            "/api/v1/devices",
+            json!({"kind": "victim_phone", "protocol": "owntracks", "hardware_id": "alice/phone", "token": "owntracks-secret-0001"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     let resp = http
         .post(format!("{base}/ingest/owntracks"))
+        .basic_auth("alice", Some("owntracks-secret-0001"))
         .header("X-Limit-U", "alice")
         .header("X-Limit-D", "phone")
         .json(
@@ -842,5 +848,87 @@ async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() 
             .contains("impossible_jump"),
         "{alert}"
     );
+    r.shutdown().await;
+}
+
+/// Issue 17 item 5: the phone doors require a device token, and every refusal looks the same.
+#[tokio::test]
+async fn phone_doors_require_a_token_and_answer_unknown_and_registered_ids_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let http = reqwest::Client::new();
+    // Registration refuses a phone protocol without a token.
+    let resp = http
+        .post(format!("{}/api/v1/devices", api.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "no-token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    // A phone registered before tokens were required (written as the old server did).
+    let legacy = r
+        .store
+        .create_device(
+            domain::DeviceKind::VictimPhone,
+            Protocol::Osmand,
+            "legacy-phone".into(),
+            None,
+            None,
+            UnixMicros(0),
+        )
+        .await
+        .unwrap();
+    api.post(
+        "/api/v1/devices",
+        json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "tokened-phone", "token": "tokened-phone-secret-1"}),
+    )
+    .await;
+    let ts = jiff::Timestamp::now().as_second();
+    let url = |id: &str, token: Option<&str>| {
+        let mut url = format!(
+            "http://{}/ingest/osmand?id={id}&lat=37.55&lon=126.9&timestamp={ts}",
+            r.http_addr
+        );
+        if let Some(t) = token {
+            url.push_str(&format!("&token={t}"));
+        }
+        url
+    };
+    let mut answers = Vec::new();
+    for (id, token) in [
+        ("no-such-phone", None),
+        ("no-such-phone", Some("some-guess-0000000")),
+        ("legacy-phone", None),
+        ("legacy-phone", Some("some-guess-0000000")),
+        ("tokened-phone", None),
+        ("tokened-phone", Some("some-guess-0000000")),
+    ] {
+        let resp = http.get(url(id, token)).send().await.unwrap();
+        answers.push((resp.status(), resp.text().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, reqwest::StatusCode::UNAUTHORIZED);
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "one answer for every refusal: {answers:?}"
+    );
+    assert_eq!(r.store.count_fixes().await.unwrap(), 0);
+    // The migration path: an administrator issues the legacy phone a token; then it reports.
+    let resp = http
+        .post(format!("{}/api/v1/devices/{}/token", api.base, legacy.id.0))
+        .bearer_auth(TOKEN)
+        .json(&json!({"token": "legacy-phone-secret-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::NO_CONTENT);
+    let resp = http
+        .get(url("legacy-phone", Some("legacy-phone-secret-01")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert_eq!(r.store.count_fixes().await.unwrap(), 1);
     r.shutdown().await;
 }
