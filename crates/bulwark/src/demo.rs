@@ -233,7 +233,7 @@ async fn seed(api: &mut Api, sims: &[Sim], officer_password: &str) -> Result<Vec
         let phone_id = format!("demo-phone-{i}");
         api.post(
             "/api/v1/devices",
-            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": phone_id, "owner_id": vic}),
+            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": phone_id, "owner_id": vic, "token": phone_token(&phone_id)}),
         )
         .await?;
         let case = id(&api
@@ -310,6 +310,11 @@ async fn seed(api: &mut Api, sims: &[Sim], officer_password: &str) -> Result<Vec
 }
 
 /// Sends one report per device, forever.
+/// The demo phone's device token (the phone doors require one).
+fn phone_token(phone_id: &str) -> String {
+    format!("{phone_id}-token-0001")
+}
+
 async fn simulate(api: Api, osmand: SocketAddr, sims: Vec<Sim>, mut devices: Vec<Device>) {
     let started = std::time::Instant::now();
     let noise = Normal::new(0.0, 5.0).unwrap_or_else(|_| unreachable!("valid sigma"));
@@ -347,6 +352,7 @@ async fn simulate(api: Api, osmand: SocketAddr, sims: Vec<Sim>, mut devices: Vec
                     .get(format!("http://{osmand}/"))
                     .query(&[
                         ("id", d.token_or_id.clone()),
+                        ("token", phone_token(&d.token_or_id)),
                         ("lat", noisy.lat().to_string()),
                         ("lon", noisy.lon().to_string()),
                         ("timestamp", now.as_second().to_string()),

@@ -168,6 +168,11 @@ str_enum!(
         IngestBacklog = "ingest_backlog",
         /// A test a protected person started to check that alerts reach her phone.
         Test = "test",
+        /// A device alarm with no rule of its own (see `DeviceEventKind::DeviceAlarm`).
+        DeviceAlarm = "device_alarm",
+        /// Signs that a device is impersonated: a second live connection claiming the same
+        /// identity, or an impossible jump between fixes.
+        DeviceSpoofing = "device_spoofing",
     }
 );
 
@@ -185,6 +190,14 @@ str_enum!(
         Charging = "charging",
         /// External power cut (vehicle trackers, docked units).
         PowerCut = "power_cut",
+        /// Any other alarm the device raised (accident, tow, door, lock, temperature,
+        /// geofence, jamming, power off, fall...), with the protocol's code in
+        /// [`DeviceEvent::code`]. Every alarm reaches staff; none is dropped for lack of a kind.
+        DeviceAlarm = "device_alarm",
+        /// Signs that the device is impersonated, found by the server (a second live
+        /// connection with the same identity, an impossible jump), with the sign in
+        /// [`DeviceEvent::code`].
+        Spoofing = "spoofing",
     }
 );
 
@@ -199,6 +212,10 @@ pub struct DeviceEvent {
     pub received_time: UnixMicros,
     /// Where the device was, if the report said (an SOS without a fix still counts).
     pub position: Option<LatLon>,
+    /// The protocol's own name or code of the alarm (e.g. `gt06:accident`,
+    /// `teltonika:tow`), kept for `DeviceAlarm`, the kind of every alarm without a kind of
+    /// its own, so staff see what the device said.
+    pub code: Option<String>,
 }
 
 /// A person known to the system.
@@ -362,7 +379,9 @@ pub struct FixFlags(pub u32);
 impl FixFlags {
     /// Uploaded from the device's buffer after a dropout (device time well behind receipt).
     pub const LATE: u32 = 1;
-    /// The frame's length or checksum did not match; the position may be corrupt.
+    /// The frame's length or checksum did not match, or the fix is an impossible jump from
+    /// the device's previous sound fix, or it came while two connections claimed the device:
+    /// the position may be corrupt or forged.
     pub const INTEGRITY_SUSPECT: u32 = 1 << 1;
     /// The device said its GNSS fix was not valid (last known position repeated).
     pub const NO_GNSS_FIX: u32 = 1 << 2;
@@ -374,6 +393,18 @@ impl FixFlags {
     pub fn with(self, flag: u32) -> Self {
         FixFlags(self.0 | flag)
     }
+}
+
+/// Whether going from `a` to `b` needs a speed over `max_speed_mps`, after allowing for both
+/// fixes' accuracy (a fix without one is taken at its word). Time order does not matter.
+///
+/// # Units
+/// Metres, seconds, metres per second.
+pub fn impossible_jump(a: &Fix, b: &Fix, max_speed_mps: f64) -> bool {
+    let d = a.position.distance_m(&b.position);
+    let slack = a.accuracy_m.unwrap_or(0.0) + b.accuracy_m.unwrap_or(0.0);
+    let dt_s = (b.device_time.0 - a.device_time.0).unsigned_abs() as f64 / 1e6;
+    d - slack > max_speed_mps * dt_s
 }
 
 /// One position report from one device, as received. Never modified after it is stored.

@@ -152,6 +152,8 @@ pub enum Input {
         event: DeviceEventKind,
         device_time: UnixMicros,
         received_time: UnixMicros,
+        /// The protocol's code of a `DeviceAlarm` (or the sign of a `Spoofing`), shown to staff.
+        code: Option<String>,
     },
     /// Local-time schedules for zones; a zone without one is always active. Replaces the set.
     ZoneSchedules(Vec<(ZoneId, ZoneSchedule)>),
@@ -234,10 +236,11 @@ impl Engine {
                 event,
                 device_time,
                 received_time,
+                code,
             } => self.state.on_event(
                 &self.config,
                 device,
-                event,
+                (event, code.as_deref()),
                 device_time,
                 received_time,
                 now,

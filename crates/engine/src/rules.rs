@@ -359,7 +359,7 @@ impl State {
         &mut self,
         cfg: &EngineConfig,
         device: DeviceId,
-        event: DeviceEventKind,
+        (event, code): (DeviceEventKind, Option<&str>),
         device_time: UnixMicros,
         received_time: UnixMicros,
         now: UnixMicros,
@@ -382,6 +382,21 @@ impl State {
                 (AlertRule::DeviceBattery, Severity::Critical, "power cut")
             }
             DeviceEventKind::Charging => (AlertRule::DeviceBattery, Severity::Info, "charging"),
+            DeviceEventKind::DeviceAlarm => (
+                AlertRule::DeviceAlarm,
+                Severity::Warning,
+                code.unwrap_or("device alarm"),
+            ),
+            DeviceEventKind::Spoofing => (
+                AlertRule::DeviceSpoofing,
+                Severity::Critical,
+                code.unwrap_or("possible spoofing"),
+            ),
+        };
+        let what = match event {
+            DeviceEventKind::DeviceAlarm => format!("device alarm {what}"),
+            DeviceEventKind::Spoofing => format!("possible spoofing ({what})"),
+            _ => what.to_string(),
         };
         let orders: Vec<u32> = person
             .map(|p| {

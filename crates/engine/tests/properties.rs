@@ -153,6 +153,7 @@ fn run(steps: &[Step], victim_shift: f64) -> (Vec<Output>, HashSet<FixId>) {
                 ][usize::from(*k)],
                 device_time: UnixMicros::from_secs(now),
                 received_time: UnixMicros::from_secs(now),
+                code: None,
             },
         };
         out.extend(e.handle(input, UnixMicros::from_secs(now)));

@@ -161,12 +161,18 @@ enum Variant {
     Sl4x,
     /// 0xA3 of length 0x0C: a status frame, not a geofence frame.
     Seeworld,
-    /// 0x17 of length 0x28: GPS, cell and an RFID card, not a Wi-Fi list.
+    /// 0x17 of length 0x27 or 0x28 whose declared length ends the frame: GPS, cell and an
+    /// RFID card (8 bytes; 0x28 has one more byte), not a Wi-Fi list. A Wi-Fi 0x17 frame
+    /// carries no length (its length byte is the access-point count), so with 0x27 or 0x28
+    /// access points it would be far longer than the length byte says.
     Rfid,
 }
 
-fn variant(extended: bool, protocol: u8, declared: usize) -> Variant {
+fn variant(extended: bool, protocol: u8, declared: usize, frame_len: usize) -> Variant {
     if extended {
+        return Variant::Standard;
+    }
+    if protocol == 0x17 && frame_len != declared + 5 {
         return Variant::Standard;
     }
     match (protocol, declared) {
@@ -174,7 +180,7 @@ fn variant(extended: bool, protocol: u8, declared: usize) -> Variant {
         (0x13, 0x13) => Variant::Obd6,
         (0x31, 0x2A) | (0x32, 0x27 | 0x29) => Variant::Sl4x,
         (0xA3, 0x0C) => Variant::Seeworld,
-        (0x17, 0x28) => Variant::Rfid,
+        (0x17, 0x27 | 0x28) => Variant::Rfid,
         _ => Variant::Standard,
     }
 }
@@ -439,8 +445,12 @@ fn device_status_tlv(content: &[u8], msg: &mut Message) -> Result<(), DecodeErro
 }
 
 /// The alarm byte of status blocks (Concox manual §5.3.2, extended by Traccar's list; some
-/// codes mean something else on the LW, SEEWORLD and VL firmware families).
-fn alarm_byte(v: u8, m: ModelFlags) -> Option<EventKind> {
+/// codes mean something else on the LW, SEEWORLD and VL firmware families). `v` is the alarm
+/// byte, with the language byte's high nibble above it where the frame carries one (0xA9:
+/// 0x0107 and 0x010B are jamming). A code not in the list is still an alarm the device raised:
+/// it is reported as `Other("gt06_alarm_0x..")` so that it reaches staff with its code rather
+/// than being dropped.
+fn alarm_byte(v: u16, m: ModelFlags) -> Option<EventKind> {
     let other = |s: &str| EventKind::Other(s.into());
     Some(match v {
         0x00 => return None,
@@ -460,19 +470,25 @@ fn alarm_byte(v: u8, m: ModelFlags) -> Option<EventKind> {
         0x18 => EventKind::Removal,
         0x19 if m.lw => other("hardAcceleration"),
         0x19 => EventKind::LowBattery,
-        0x1A | 0x27 => other("hardBraking"),
+        0x1A | 0x27 | 0xF1 => other("hardBraking"),
         0x1B | 0x2A | 0x2B | 0x2E => other("hardCornering"),
         0x23 => EventKind::FallDown,
-        0x26 => other("hardAcceleration"),
+        0x26 | 0xF0 => other("hardAcceleration"),
         0x28 if m.seeworld => other("hardCornering"),
         0x28 if m.vl => EventKind::PowerOff,
         0x28 => other("hardBraking"),
         0x29 if m.seeworld => other("accident"),
         0x29 => other("hardAcceleration"),
-        0x2C => other("accident"),
+        0x2C | 0xF2 => other("accident"),
         0x30 if m.vl => other("hardBraking"),
-        0x30 => EventKind::Jamming,
-        _ => return None,
+        0x30 | 0x0107 | 0x010B => EventKind::Jamming,
+        0x33 => other("lock"),
+        0x34 => other("unlock"),
+        0x53 => other("fuelLeak"),
+        0x5B | 0x5C => other("temperature"),
+        0xC9 => other("idle"),
+        v if v > 0xFF => return alarm_byte(v & 0xFF, m),
+        v => EventKind::Other(format!("gt06_alarm_0x{v:02x}")),
     })
 }
 
@@ -504,6 +520,16 @@ fn read_time(r: &mut Reader<'_>) -> Result<Option<UnixMicros>, DecodeError> {
     Ok(utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64))
 }
 
+/// Latitude and longitude in 1/30000 minute, signed by the course word: north is bit 10,
+/// west bit 11. `None` when out of range or (0, 0).
+fn signed_position(lat: u32, lon: u32, flags: u16) -> Option<LatLon> {
+    let lat = f64::from(lat) / 1_800_000.0;
+    let lon = f64::from(lon) / 1_800_000.0;
+    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
+    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
+    LatLon::new(lat, lon).ok()
+}
+
 /// Reads a GPS block; `Ok(None)` when a length-prefixed block says "no GPS".
 fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, DecodeError> {
     let time = read_time(r)?
@@ -512,15 +538,12 @@ fn read_gps(r: &mut Reader<'_>, with_length: bool) -> Result<Option<Gps>, Decode
         return Ok(None);
     }
     let sats = r.u8()?;
-    let lat = f64::from(r.u32()?) / 1_800_000.0;
-    let lon = f64::from(r.u32()?) / 1_800_000.0;
+    let (lat, lon) = (r.u32()?, r.u32()?);
     let speed = r.u8()?;
     let flags = r.u16()?;
-    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
-    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
     Ok(Some(Gps {
         time,
-        position: LatLon::new(lat, lon).ok(),
+        position: signed_position(lat, lon, flags),
         valid: flags & (1 << 12) != 0,
         satellites: u32::from(sats & 0x0F),
         speed_kmh: f64::from(speed),
@@ -627,7 +650,7 @@ impl Gt06Codec {
         msg.identity = Some(imei);
 
         let m = self.flags();
-        let var = variant(env.extended, p, env.declared);
+        let var = variant(env.extended, p, env.declared, frame.len());
         let nt = m.nt && !env.extended && matches!(p, 0x22 | 0x25);
 
         // Acknowledge like the manual (and Traccar): every standard frame except command replies
@@ -966,38 +989,8 @@ impl Gt06Codec {
                     ));
                 }
             }
-            0x95 => {
-                // Alarm frame: a short form (date-time + alarm type) or an extended form that
-                // starts with a GPS block without satellites and speed.
-                let extended_alarm = env.content.len() > 7;
-                let (time, position) = if extended_alarm {
-                    let time = read_time(&mut r)?;
-                    let lat = f64::from(r.u32()?) / 1_800_000.0;
-                    let lon = f64::from(r.u32()?) / 1_800_000.0;
-                    let flags = r.u16()?;
-                    let lat = if flags & (1 << 10) == 0 { -lat } else { lat };
-                    let lon = if flags & (1 << 11) != 0 { -lon } else { lon };
-                    (time, LatLon::new(lat, lon).ok())
-                } else {
-                    (read_time(&mut r)?, None)
-                };
-                let kind = match r.u8()? {
-                    0x01 if extended_alarm => EventKind::Sos,
-                    0x80 => EventKind::Vibration,
-                    0x87 => EventKind::Overspeed,
-                    0x90 => EventKind::Other("hardAcceleration".into()),
-                    0x91 => EventKind::Other("hardBraking".into()),
-                    0x92 => EventKind::Other("hardCornering".into()),
-                    0x93 => EventKind::Other("accident".into()),
-                    _ => EventKind::Other("general".into()),
-                };
-                msg.events.push(DeviceEvent {
-                    kind,
-                    device_time: time,
-                    position,
-                    integrity_suspect: suspect,
-                });
-            }
+            0x95 => self.alarm_0x95(env.content, &mut msg, suspect)?,
+            0xA9 => self.wifi_alarm(env.content, &mut msg, suspect)?,
             0x8A => {
                 // Time request: answer with the server's UTC time, serial 0.
                 let (y, mo, d, h, mi, s) = crate::util::civil(_now);
@@ -1084,6 +1077,156 @@ impl Gt06Codec {
             }
         }
         Ok(msg)
+    }
+
+    /// Alarm frame 0x95 (JC100 / JC400 dash cameras). Three layouts: a short form (date-time,
+    /// event), an extended form starting with a GPS block without satellites and speed, and
+    /// the JC400 form, marked by `FF FF` and a version byte, whose GPS block carries
+    /// satellites, the course word before a 2-byte speed, then external power (0.1 V). The
+    /// event byte follows (with 2 bytes of event data), then the names of the video files.
+    /// Layouts as Traccar's `Gt06ProtocolDecoder` reads them (Apache-2.0, commit
+    /// `9e5c458ad0bf44ceaddf72534bf6874787f41b6c`).
+    fn alarm_0x95(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let jc400 = content.get(..2) == Some(&[0xFF, 0xFF][..]);
+        let extended_alarm = content.len() > 7;
+        let (time, position) = if jc400 {
+            r.skip(3)?; // marker, version
+            let time = read_time(&mut r)?;
+            let sats = r.u8()?;
+            let (lat, lon) = (r.u32()?, r.u32()?);
+            let flags = r.u16()?;
+            let speed = r.u16()?;
+            let power = r.u16()?;
+            let position = signed_position(lat, lon, flags);
+            if let (Some(t), Some(p)) = (time, position) {
+                msg.fixes.push(DecodedFix {
+                    device_time: t,
+                    position: p,
+                    accuracy_m: None,
+                    speed_mps: Some(f64::from(speed) * KMH_TO_MPS),
+                    course_deg: Some(f64::from(flags & 0x03FF)).filter(|c| *c <= 360.0),
+                    altitude_m: None,
+                    source: FixSource::Gnss,
+                    gnss_valid: flags & (1 << 12) != 0,
+                    satellites: Some(u32::from(sats & 0x0F)),
+                    integrity_suspect: suspect,
+                    seq: None,
+                });
+            }
+            msg.status = Some(DeviceStatus {
+                power_volts: Some(f64::from(power) * 0.1),
+                ..DeviceStatus::default()
+            });
+            (time, position)
+        } else if extended_alarm {
+            let time = read_time(&mut r)?;
+            let (lat, lon) = (r.u32()?, r.u32()?);
+            let flags = r.u16()?;
+            (time, signed_position(lat, lon, flags))
+        } else {
+            (read_time(&mut r)?, None)
+        };
+        let code = r.u8()?;
+        let kind = match code {
+            0x01 if extended_alarm => EventKind::Sos,
+            0x01 => EventKind::Other("general".into()),
+            // "Low power": the device is running out of power. On an ankle monitor that ends
+            // monitoring, so it is the battery alarm, not a vehicle detail.
+            0x0E => EventKind::LowBattery,
+            0x76 => EventKind::Other("temperature".into()),
+            0x80 => EventKind::Vibration,
+            0x87 => EventKind::Overspeed,
+            0x88 => EventKind::PowerCut,
+            0x90 => EventKind::Other("hardAcceleration".into()),
+            0x91 => EventKind::Other("hardBraking".into()),
+            0x92 => EventKind::Other("hardCornering".into()),
+            0x93 => EventKind::Other("accident".into()),
+            c => EventKind::Other(format!("gt06_event_0x{c:02x}")),
+        };
+        msg.events.push(DeviceEvent {
+            kind,
+            device_time: time,
+            position,
+            integrity_suspect: suspect,
+        });
+        Ok(())
+    }
+
+    /// Wi-Fi alarm 0xA9 (Jimi IoT 4G): date-time, MCC, MNC (2 bytes when MCC bit 15 is set),
+    /// a "4G cells" flag, a cell count and the cells (LAC u16 + cell id u24, or with the flag
+    /// LAC u32 + cell id u64; then the signal), timing advance, a Wi-Fi count and the access
+    /// points (MAC, signal), then the alarm byte and the language byte (whose high nibble
+    /// extends the alarm code). Layout as Traccar reads it (`MSG_WIFI_ALARM`, commit
+    /// `754c65359b5c76326bc6b783c6a0ff05b7bcec00`, Apache-2.0). The frame carries no GPS: the
+    /// alarm is stored as an event without a position, with the scan beside it.
+    fn wifi_alarm(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        let time = read_time(&mut r)?;
+        let mcc = r.u16()?;
+        let mnc = if mcc & 0x8000 != 0 {
+            r.u16()?
+        } else {
+            u16::from(r.u8()?)
+        };
+        let cell4g = r.u8()? > 0;
+        let count = r.u8()?;
+        let mut scan = NetworkScan {
+            time,
+            ..NetworkScan::default()
+        };
+        for _ in 0..count {
+            let (lac, cid) = if cell4g {
+                (r.u32()?, r.u64()?)
+            } else {
+                (u32::from(r.u16()?), r.uint(3)?)
+            };
+            let rssi = r.u8()?;
+            let mcc = mcc & 0x7FFF;
+            if lac > 0 && (200..=799).contains(&mcc) {
+                scan.cells.push(CellTower {
+                    mcc,
+                    mnc,
+                    lac,
+                    cell_id: cid,
+                    rssi: Some(-i32::from(rssi)),
+                });
+            }
+        }
+        r.skip(1)?; // timing advance
+        let wifi = r.u8()?;
+        for _ in 0..wifi {
+            let mac = r.bytes(6)?;
+            let rssi = r.u8()?;
+            scan.wifi.push(WifiAccessPoint {
+                mac: mac_string(mac),
+                rssi: Some(-i32::from(rssi)),
+            });
+        }
+        let alarm = r.u8()?;
+        let language = r.u8()?;
+        let code = u16::from(language >> 4) << 8 | u16::from(alarm);
+        // An alarm frame always reports an alarm: a code 0 is still "the device alarmed".
+        let kind =
+            alarm_byte(code, self.flags()).unwrap_or_else(|| EventKind::Other("general".into()));
+        msg.events.push(DeviceEvent {
+            kind,
+            device_time: time,
+            position: None,
+            integrity_suspect: suspect,
+        });
+        msg.network = Some(scan);
+        Ok(())
     }
 
     /// AZ735 extended 0x32 (location) / 0x33 (alarm): date-time, GPS with a length byte,
@@ -1385,7 +1528,7 @@ impl Gt06Codec {
     ) {
         for kind in terminal_info_alarm(info)
             .into_iter()
-            .chain(alarm_byte(alarm, self.flags()))
+            .chain(alarm_byte(u16::from(alarm), self.flags()))
         {
             if !msg.events.iter().any(|e| e.kind == kind) {
                 msg.events.push(DeviceEvent {

@@ -431,6 +431,11 @@ fn owntracks_identity(req: &HttpRequest<'_>) -> Option<String> {
         (Some(x), None) | (None, Some(x)) => return Some(x.to_string()),
         _ => {}
     }
+    basic_user(req)
+}
+
+/// The user name of an HTTP Basic `Authorization` header.
+fn basic_user(req: &HttpRequest<'_>) -> Option<String> {
     let auth = header(req, "authorization")?;
     let b64 = auth
         .trim()
@@ -477,6 +482,26 @@ fn owntracks(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let mut messages = Vec::new();
     for item in items {
         if item["_type"].as_str() != Some("location") {
+            // Not a location (transition, waypoint, lwt, card...): answered `[]` like the
+            // others, so it must be kept raw for the server to store before that answer.
+            // Without an identity it cannot be attributed: refused, never acknowledged.
+            let id = header_id
+                .clone()
+                .or_else(|| item["tid"].as_str().map(str::to_string))
+                .ok_or(HttpDecodeError::MissingDeviceId)?;
+            let kind: String = item["_type"]
+                .as_str()
+                .unwrap_or("(none)")
+                .chars()
+                .take(32)
+                .collect();
+            messages.push(Message {
+                identity: Some(id),
+                integrity: Integrity::NotCarried,
+                unsupported: Some(format!("OwnTracks _type {kind:?} not decoded")),
+                raw: Some(item.to_string().into_bytes()),
+                ..Message::default()
+            });
             continue;
         }
         let id = header_id
@@ -534,9 +559,13 @@ fn owntracks(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
 
 fn gpslogger(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
     let p = params(req);
+    // GPSLogger's default URL names no device: the id is a parameter the user adds, or the
+    // user name of the HTTP Basic credentials GPSLogger sends (its "basic auth" setting, or
+    // `user:password@` in the URL).
     let id = get(&p, &["id", "device", "aid", "ser", "deviceid"])
-        .ok_or(HttpDecodeError::MissingDeviceId)?
-        .to_string();
+        .map(str::to_string)
+        .or_else(|| basic_user(req))
+        .ok_or(HttpDecodeError::MissingDeviceId)?;
     let time = match get(&p, &["time", "timestamp"]) {
         Some(t) => {
             parse_timestamp(t).ok_or_else(|| HttpDecodeError::Malformed(format!("time {t:?}")))?
@@ -557,7 +586,8 @@ fn gpslogger(req: &HttpRequest<'_>) -> Result<HttpDecoded, HttpDecodeError> {
             lat,
             lon,
             num(&p, &["acc", "accuracy"]),
-            num(&p, &["spd", "speed"]),
+            // `s` is the speed of GPSLogger's default URL (`s=%SPD`, m/s).
+            num(&p, &["spd", "speed", "s"]),
             num(&p, &["dir", "bearing"]),
             num(&p, &["alt", "altitude"]),
             true,

@@ -37,6 +37,9 @@ pub mod watch;
 
 mod util;
 
+/// CRC-16/ARC (Teltonika's "CRC-16/IBM"), for tools and tests that build frames.
+pub use util::crc16_ibm;
+
 use domain::{FixSource, LatLon, UnixMicros};
 use thiserror::Error;
 
@@ -222,6 +225,10 @@ pub struct Message {
     /// The frame was recognised but its content is not decoded (which message type, and why).
     /// Such a message may still carry an `ack` so the device does not resend forever.
     pub unsupported: Option<String>,
+    /// The frame's bytes, kept when `unsupported` is set ([`Framed`] fills it for stream
+    /// sessions; datagram doors set it themselves), so the server can store what it could not
+    /// decode, raw, before it sends the ack (see the server's `unknown_frames`).
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Message {
@@ -380,7 +387,12 @@ impl<C: Codec> StreamSession for Framed<C> {
                 let frame: Vec<u8> = self.buf.get(..len).map(<[u8]>::to_vec).unwrap_or_default();
                 self.drain(consume.max(len).max(1));
                 match self.codec.decode(&frame, now) {
-                    Ok(m) => StreamItem::Message(Box::new(m)),
+                    Ok(mut m) => {
+                        if m.unsupported.is_some() {
+                            m.raw = Some(frame);
+                        }
+                        StreamItem::Message(Box::new(m))
+                    }
                     Err(error) => StreamItem::Rejected {
                         frame_len: len,
                         error,

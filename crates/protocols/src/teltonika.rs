@@ -479,6 +479,23 @@ fn apply_io(id: u32, v: u64, st: &mut DeviceStatus, events: &mut Vec<EventKind>)
         247 if v != 0 => events.push(EventKind::Other("accident".into())),
         249 | 318 if v != 0 => events.push(EventKind::Jamming),
         236 if v != 0 => events.push(EventKind::Other("general".into())),
+        // FMB IO ids as Teltonika's wiki and Traccar's decoder name them: 246 towing, 251
+        // idling, 253 green driving (1 acceleration, 2 braking, 3 cornering), 155 geofence
+        // zone 01 and 175 auto-geofence (1 entered, 0 left). Each reaches staff as a device
+        // alarm with its code; the engine's episode keeps a repeated value to one alert.
+        246 if v != 0 => events.push(EventKind::Other("tow".into())),
+        251 if v != 0 => events.push(EventKind::Other("idle".into())),
+        253 => match v {
+            1 => events.push(EventKind::Other("hardAcceleration".into())),
+            2 => events.push(EventKind::Other("hardBraking".into())),
+            3 => events.push(EventKind::Other("hardCornering".into())),
+            _ => {}
+        },
+        155 | 175 => match v {
+            1 => events.push(EventKind::GeofenceEnter),
+            0 => events.push(EventKind::GeofenceExit),
+            _ => {}
+        },
         _ => {}
     }
 }

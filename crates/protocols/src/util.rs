@@ -92,7 +92,7 @@ pub(crate) fn crc16_x25(data: &[u8]) -> u16 {
 
 /// CRC-16/ARC ("CRC-16/IBM" in Teltonika's documents): reflected poly 0x8005 (0xA001), init 0.
 /// Check value for "123456789" is 0xBB3D.
-pub(crate) fn crc16_ibm(data: &[u8]) -> u16 {
+pub fn crc16_ibm(data: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &b in data {
         crc ^= u16::from(b);

@@ -95,10 +95,10 @@ pub async fn create_device(
             "token: at least 16 characters",
         ));
     }
-    if protocol == Protocol::Native && req.token.is_none() {
+    if req.token.is_none() && token_required(protocol) {
         return Err(ApiError::new(
             ErrorCode::InvalidField,
-            "token: required for native devices",
+            "token: required for native devices and the phone doors (OsmAnd, OwnTracks, GPSLogger, Overland)",
         ));
     }
     let model = req.model.map(|m| m.trim().to_string());
@@ -130,6 +130,46 @@ pub async fn create_device(
     }
     s.pipeline.sync_roster().await;
     Ok((StatusCode::CREATED, Json(DeviceDto { model, ..d.into() })))
+}
+
+/// Whether devices of `protocol` must have a token: the HTTP doors authenticate nothing else
+/// (tracker sockets identify by IMEI; see `docs/protocols.md` on spoofing).
+fn token_required(protocol: Protocol) -> bool {
+    matches!(
+        protocol,
+        Protocol::Native
+            | Protocol::Osmand
+            | Protocol::OwnTracks
+            | Protocol::GpsLogger
+            | Protocol::Overland
+    )
+}
+
+/// Issues (or replaces) a device's token: the migration path for phones registered before the
+/// phone doors required one (they are refused until then). Administrator only, like intake.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/token", tag = "setup", request_body = NewDeviceToken,
+    security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 204, description = "Token set"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_device_token(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let req: NewDeviceToken = parse_json(&body.map_err(body_error)?)?;
+    authz::intake(&s, &c, None, &format!("issue token for device {id}")).await?;
+    if req.token.len() < 16 || req.token.len() > 200 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "token: 16 to 200 characters",
+        ));
+    }
+    if !s.store.set_device_token(DeviceId(id), req.token).await? {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such device"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "setup", security(("staff_token" = [])),
@@ -527,6 +567,39 @@ pub async fn network_scans(
         .network_scans(DeviceId(id), from, to, 10_000)
         .await?;
     Ok(Json(scans.into_iter().map(Into::into).collect()))
+}
+
+/// A device's raw frames in a time window (at most 1,000, oldest first): frames it sent that
+/// Bulwark acknowledged but could not decode, kept raw before the ack. They may hold a
+/// position the decoder could not read, so they are decided and audited like the track.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/unknown-frames", tag = "monitoring", security(("staff_token" = [])),
+    params(("id" = i64, Path, description = "Device id"), TrackQuery),
+    responses((status = 200, body = [UnknownFrameDto]), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn unknown_frames(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TrackQuery>,
+) -> Result<Json<Vec<UnknownFrameDto>>, ApiError> {
+    let (from, to) = authorize_history(&s, &c, id, &q, " unknown frames").await?;
+    let frames = s
+        .store
+        .unknown_frames(DeviceId(id), from, to, 1_000)
+        .await?;
+    Ok(Json(
+        frames
+            .into_iter()
+            .map(|f| UnknownFrameDto {
+                id: f.id.unwrap_or_default(),
+                device_id: f.device_id.0,
+                protocol: f.protocol.to_string(),
+                received_time: ts(f.received_time),
+                bytes_hex: f.bytes.iter().map(|b| format!("{b:02x}")).collect(),
+                note: f.note,
+            })
+            .collect(),
+    ))
 }
 
 /// A device's fixes in a time window (at most 10,000).

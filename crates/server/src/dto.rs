@@ -475,6 +475,26 @@ pub struct NetworkScanDto {
     pub wifi: Vec<WifiAccessPointDto>,
 }
 
+/// A device token to issue (at least 16 characters); stored only as its SHA-256.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewDeviceToken {
+    pub token: String,
+}
+
+/// A frame the device sent that Bulwark acknowledged but could not decode, stored raw before
+/// the ack (evidence: an alarm in a layout not yet known is still an alarm).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnknownFrameDto {
+    pub id: i64,
+    pub device_id: i64,
+    pub protocol: String,
+    pub received_time: String,
+    /// The frame's bytes, lower-case hex.
+    pub bytes_hex: String,
+    /// What the decoder said it could not decode.
+    pub note: String,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellTowerDto {
     pub mcc: u16,

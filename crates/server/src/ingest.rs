@@ -130,6 +130,83 @@ pub fn validate(
     })
 }
 
+/// The fastest a monitored person can plausibly move, in m/s: 100 m/s (360 km/h) is above
+/// the fastest Korean train (KTX, 305 km/h ≈ 85 m/s) and below any decoding or spoofing jump
+/// worth catching (12 km in 5 s is 2,400 m/s).
+pub const MAX_PLAUSIBLE_SPEED_MPS: f64 = 100.0;
+
+/// Flags (`integrity_suspect`, beside the fix, which is stored unchanged) every fix of
+/// `device` in `fixes` that is an impossible jump both from the device's previous sound fix
+/// and from its immediately previous fix, and returns one `spoofing` event
+/// (`impossible_jump`) for staff if any was. Fixes are compared in device-time order.
+///
+/// Two references, so that a discontinuity is flagged once, not forever: after a fake point
+/// the next real one is close to the last sound fix (not flagged); and when the device really
+/// is elsewhere (a bad earlier fix, or a consistent stream of fakes), only the first fix of
+/// the new place is flagged, the alert is raised, and the ones after it agree with it.
+pub async fn flag_impossible_jumps(
+    state: &AppState,
+    protocol: Protocol,
+    device: DeviceId,
+    fixes: &mut [Fix],
+    received: UnixMicros,
+) -> Result<Option<DeviceEvent>, ApiError> {
+    let mut order: Vec<usize> = (0..fixes.len())
+        .filter(|&i| fixes.get(i).is_some_and(|f| f.device_id == device))
+        .collect();
+    order.sort_by_key(|&i| fixes.get(i).map(|f| f.device_time));
+    let Some(first) = order.first().and_then(|&i| fixes.get(i)) else {
+        return Ok(None);
+    };
+    let mut sound = state
+        .store
+        .last_fix_before(device, first.device_time, true)
+        .await?;
+    let mut previous = state
+        .store
+        .last_fix_before(device, first.device_time, false)
+        .await?;
+    let mut jumped = None;
+    for i in order {
+        let Some(f) = fixes.get_mut(i) else { continue };
+        let from = |r: &Option<Fix>| {
+            r.as_ref()
+                .is_some_and(|r| domain::impossible_jump(r, f, MAX_PLAUSIBLE_SPEED_MPS))
+        };
+        if from(&sound) && from(&previous) {
+            f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT);
+            jumped.get_or_insert(f.device_time);
+        } else if !f.flags.has(FixFlags::INTEGRITY_SUSPECT) {
+            sound = Some(f.clone());
+        }
+        previous = Some(f.clone());
+    }
+    Ok(jumped.map(|t| {
+        metrics::counter!("bulwark_spoofing_suspected_total", "protocol" => protocol.as_str(), "sign" => "impossible_jump").increment(1);
+        // No coordinates in the log: the device may be her phone.
+        tracing::warn!(protocol = protocol.as_str(), %device, "impossible jump between fixes; flagged integrity_suspect");
+        spoofing_event(device, "impossible_jump", t, received)
+    }))
+}
+
+/// A `spoofing` event of `device` with its sign (`impossible_jump`, `second_connection`).
+pub fn spoofing_event(
+    device: DeviceId,
+    sign: &str,
+    device_time: UnixMicros,
+    received: UnixMicros,
+) -> DeviceEvent {
+    DeviceEvent {
+        id: None,
+        device_id: device,
+        kind: DeviceEventKind::Spoofing,
+        device_time,
+        received_time: received,
+        position: None,
+        code: Some(sign.to_string()),
+    }
+}
+
 /// Stores validated fixes durably and records door metrics.
 pub async fn store_fixes(
     state: &AppState,
@@ -266,6 +343,7 @@ pub async fn native_batch(
             device_time,
             received_time: received,
             position,
+            code: None,
         });
     }
     let mut fixes = Vec::with_capacity(batch.fixes.len());
@@ -288,6 +366,9 @@ pub async fn native_batch(
         };
         fixes.push(validate(&state, device.id, raw, received, i)?);
     }
+    events.extend(
+        flag_impossible_jumps(&state, Protocol::Native, device.id, &mut fixes, received).await?,
+    );
     let (outcomes, events_new) = store_reports(&state, "native", fixes, events).await?;
     let duplicates = outcomes
         .iter()
@@ -329,39 +410,68 @@ pub fn raw_from_decoded(f: &protocols::DecodedFix, frame_suspect: bool) -> RawFi
     }
 }
 
-/// The device events that feed a rule; other kinds (overspeed, geofence, fall…) are logged
-/// and counted by the caller.
-pub fn event_kind(k: &protocols::EventKind) -> Option<DeviceEventKind> {
+/// The stored kind of a decoded device event, and the protocol's code for the kinds without
+/// one of their own. Every alarm maps: SOS, tamper, removal, battery and power cut feed their
+/// own rules; every other alarm (accident, tow, door, lock, temperature, geofence, jamming,
+/// power off, fall, overspeed, vibration...) becomes a `device_alarm` carrying
+/// `<protocol>:<name>`, so it reaches staff. Only "charger disconnected" is not an alarm
+/// (the battery rule acts on "connected").
+pub fn event_kind(
+    protocol: Protocol,
+    k: &protocols::EventKind,
+) -> Option<(DeviceEventKind, Option<String>)> {
     use protocols::EventKind as K;
-    Some(match k {
+    let alarm = |name: &str| {
+        Some((
+            DeviceEventKind::DeviceAlarm,
+            Some(format!(
+                "{}:{}",
+                protocol.as_str(),
+                name.chars().take(64).collect::<String>()
+            )),
+        ))
+    };
+    let kind = match k {
         K::Sos => DeviceEventKind::Sos,
         K::Tamper => DeviceEventKind::Tamper,
         K::Removal => DeviceEventKind::Removal,
         K::LowBattery => DeviceEventKind::LowBattery,
         K::PowerCut => DeviceEventKind::PowerCut,
         K::Charging(true) => DeviceEventKind::Charging,
-        _ => return None,
-    })
+        K::Charging(false) => return None,
+        K::PowerOff => return alarm("powerOff"),
+        K::FallDown => return alarm("fallDown"),
+        K::Vibration => return alarm("vibration"),
+        K::Overspeed => return alarm("overspeed"),
+        K::GeofenceEnter => return alarm("geofenceEnter"),
+        K::GeofenceExit => return alarm("geofenceExit"),
+        K::Jamming => return alarm("jamming"),
+        K::Other(name) => return alarm(name),
+    };
+    Some((kind, None))
 }
 
-/// A decoded event as stored, or `None` for kinds no rule uses. A device time the server
-/// would refuse (clock unset, in the future) is replaced by the receipt time: an SOS must not
-/// be lost to a wrong device clock.
+/// A decoded event as stored, or `None` for "charger disconnected". A device time the
+/// server would refuse (clock unset, in the future) is replaced by the receipt time: an SOS
+/// must not be lost to a wrong device clock.
 pub fn event_from_decoded(
     state: &AppState,
+    protocol: Protocol,
     device: DeviceId,
     e: &protocols::DeviceEvent,
     received: UnixMicros,
 ) -> Option<DeviceEvent> {
-    let Some(kind) = event_kind(&e.kind) else {
-        metrics::counter!("bulwark_device_events_ignored_total").increment(1);
-        tracing::debug!(%device, kind = ?e.kind, "device event with no rule");
+    let Some((kind, code)) = event_kind(protocol, &e.kind) else {
+        metrics::counter!("bulwark_device_events_ignored_total", "protocol" => protocol.as_str())
+            .increment(1);
+        tracing::debug!(%device, kind = ?e.kind, "device event that is not an alarm");
         return None;
     };
     let device_time = match e.device_time {
         Some(t) if check_time(state, t, received, "event").is_ok() => t,
         _ => received,
     };
+    tracing::info!(protocol = protocol.as_str(), %device, kind = %kind, code = ?code, suspect = e.integrity_suspect, "device event");
     Some(DeviceEvent {
         id: None,
         device_id: device,
@@ -369,7 +479,37 @@ pub fn event_from_decoded(
         device_time,
         received_time: received,
         position: e.position,
+        code,
     })
+}
+
+/// Stores a frame the decoder recognised but could not turn into data, raw, durably: the
+/// device may be acknowledged only after this returns (ARCHITECTURE.md, "nothing acknowledged
+/// is lost"). Counted per protocol; the note is the decoder's and names no coordinate.
+pub async fn store_unknown_frame(
+    state: &AppState,
+    protocol: Protocol,
+    device: DeviceId,
+    bytes: Vec<u8>,
+    note: &str,
+    received: UnixMicros,
+) -> Result<i64, ApiError> {
+    let len = bytes.len();
+    let id = state
+        .store
+        .insert_unknown_frame(store::UnknownFrame {
+            id: None,
+            device_id: device,
+            protocol,
+            received_time: received,
+            bytes,
+            note: note.to_string(),
+        })
+        .await?;
+    metrics::counter!("bulwark_unknown_frames_stored_total", "protocol" => protocol.as_str())
+        .increment(1);
+    tracing::info!(protocol = protocol.as_str(), %device, bytes = len, note, "frame not decoded; stored raw before the ack");
+    Ok(id)
 }
 
 /// A decoded network scan as stored: its time is the device's when plausible (else the
@@ -524,29 +664,44 @@ async fn phone_app(
     let mut fixes = Vec::new();
     let mut events = Vec::new();
     let mut scans = Vec::new();
+    let mut unknown = Vec::new();
     for msg in &decoded.messages {
         let id = msg.identity.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidField, "no device identity in the request")
         })?;
+        // One answer for every refusal (unknown id, no token registered, missing or wrong
+        // secret), so ids cannot be enumerated from outside; the logs tell them apart.
+        let refused = || {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "device credentials missing or wrong, or the device is not registered \
+                 (send the device token as the HTTP Basic password or `token`)",
+            )
+        };
         let device = match state
             .store
             .device_by_hardware_id(protocol, id.clone())
             .await?
         {
-            Some((d, has_token)) => {
-                if has_token {
-                    let ok = match &secret {
-                        Some(t) => state.store.device_token_matches(d.id, t.clone()).await?,
-                        None => false,
-                    };
-                    if !ok {
-                        return Err(ApiError::new(
-                            ErrorCode::Unauthorized,
-                            "this device has credentials: send them (HTTP Basic password or `token`)",
-                        ));
-                    }
+            Some((d, true)) => {
+                let ok = match &secret {
+                    Some(t) => state.store.device_token_matches(d.id, t.clone()).await?,
+                    None => false,
+                };
+                if !ok {
+                    metrics::counter!("bulwark_ingest_rejected_total", "door" => door, "code" => "bad_device_token").increment(1);
+                    tracing::warn!(protocol = door, device = %d.id, remote = %remote.ip(), "device credentials missing or wrong; refused");
+                    return Err(refused());
                 }
                 d
+            }
+            Some((d, false)) => {
+                // Registered before the phone doors required a token: refused until an
+                // administrator issues one (`POST /api/v1/devices/{id}/token`); until then
+                // anyone knowing the id could post positions as her phone.
+                metrics::counter!("bulwark_ingest_rejected_total", "door" => door, "code" => "device_token_required").increment(1);
+                tracing::warn!(protocol = door, device = %d.id, remote = %remote.ip(), "phone registered without a device token: refused; an administrator must issue one with POST /api/v1/devices/{{id}}/token");
+                return Err(refused());
             }
             None => {
                 state
@@ -559,14 +714,15 @@ async fn phone_app(
                     )
                     .await?;
                 tracing::warn!(protocol = door, hardware_id = %id, remote = %remote.ip(), "unknown device refused");
-                return Err(ApiError::new(
-                    ErrorCode::UnknownDevice,
-                    "this device is not registered; an administrator must register it",
-                ));
+                return Err(refused());
             }
         };
         if let Some(status) = &msg.status {
             statuses.push((device.id, status.clone()));
+        }
+        if let Some(note) = &msg.unsupported {
+            let raw = msg.raw.clone().unwrap_or_else(|| body.to_vec());
+            unknown.push((device.id, raw, note.clone()));
         }
         let suspect = msg.integrity.is_suspect();
         let base = fixes.len();
@@ -588,11 +744,20 @@ async fn phone_app(
         events.extend(
             msg.events
                 .iter()
-                .filter_map(|e| event_from_decoded(&state, device.id, e, received)),
+                .filter_map(|e| event_from_decoded(&state, protocol, device.id, e, received)),
         );
+    }
+    let mut devices: Vec<DeviceId> = fixes.iter().map(|f| f.device_id).collect();
+    devices.dedup();
+    for d in devices {
+        events.extend(flag_impossible_jumps(&state, protocol, d, &mut fixes, received).await?);
     }
     if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
         store_reports_with_scans(&state, door, fixes, events, scans).await?;
+    }
+    // What the app will delete once answered but Bulwark could not decode: raw, first.
+    for (device, raw, note) in unknown {
+        store_unknown_frame(&state, protocol, device, raw, &note, received).await?;
     }
     for (device, status) in &statuses {
         record_health(&state, *device, status, received).await;
@@ -610,15 +775,14 @@ async fn phone_app(
 }
 
 macro_rules! app_door {
-    ($name:ident, $app:ident, $path:literal, $what:literal) => {
+    ($name:ident, $app:ident, $path:literal, $what:literal, $($method:ident),+) => {
         #[doc = $what]
         #[utoipa::path(
-            post, path = $path, tag = "ingest",
+            method($($method),+), path = $path, tag = "ingest",
             responses(
                 (status = 200, description = "Durable; the body is what the app expects"),
                 (status = 400, description = "Malformed request", body = ErrorBody),
-                (status = 401, description = "Device credentials missing or wrong", body = ErrorBody),
-                (status = 404, description = "Unregistered device (recorded for an administrator)", body = ErrorBody),
+                (status = 401, description = "Device credentials missing or wrong, or an unregistered device (recorded for an administrator): one answer, so ids cannot be enumerated", body = ErrorBody),
                 (status = 413, description = "Body too large", body = ErrorBody),
                 (status = 422, description = "Invalid values", body = ErrorBody),
             )
@@ -641,24 +805,34 @@ app_door!(
     OsmAnd,
     "/ingest/osmand",
     "OsmAnd / Traccar Client: query-string form (GET or POST, or a form body) and the JSON form \
-     of the newer Traccar Client. Also served on its own port (default 5055) at any path."
+     of the newer Traccar Client. Also served on its own port (default 5055) at any path. \
+     OsmAnd's own default (its `live_monitoring_url`) is a GET.",
+    get,
+    post
 );
 app_door!(
     owntracks,
     OwnTracks,
     "/ingest/owntracks",
     "OwnTracks (HTTP mode): JSON location messages; identity from `X-Limit-U`/`X-Limit-D` or \
-     HTTP Basic; replies `[]`."
+     HTTP Basic; replies `[]`.",
+    post
 );
 app_door!(
     gpslogger,
     GpsLogger,
     "/ingest/gpslogger",
-    "GPSLogger custom URL: query string or form body (Content-Type may be missing)."
+    "GPSLogger custom URL: query string or form body (Content-Type may be missing). GPSLogger's \
+     default method is GET (`PreferenceHelper.getCustomLoggingHTTPMethod`), its default URL \
+     `…/log?lat=%LAT&longitude=%LON&time=%TIME&s=%SPD`; the device id comes from `id` (or \
+     `device`, `aid`, `ser`) or, failing those, the HTTP Basic user name.",
+    get,
+    post
 );
 app_door!(
     overland,
     Overland,
     "/ingest/overland",
-    "Overland: a GeoJSON batch of locations; replies `{\"result\":\"ok\"}` once durable."
+    "Overland: a GeoJSON batch of locations; replies `{\"result\":\"ok\"}` once durable.",
+    post
 );

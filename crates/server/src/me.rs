@@ -472,6 +472,7 @@ pub async fn my_sos(
         device_time,
         received_time: received,
         position: fixes.first().map(|f| f.position),
+        code: None,
     };
     let (outcomes, _) = ingest::store_reports(&s, "app", fixes, vec![event]).await?;
     metrics::counter!("bulwark_app_sos_total").increment(1);

@@ -293,6 +293,7 @@ fn event_input(e: &DeviceEvent) -> Input {
         event: e.kind,
         device_time: e.device_time,
         received_time: e.received_time,
+        code: e.code.clone(),
     }
 }
 

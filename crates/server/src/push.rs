@@ -81,9 +81,11 @@ pub fn class_of(rule: domain::AlertRule) -> &'static str {
     match rule {
         ProximityViolation | ProximityWarning | ProximityNotice | ZoneViolation
         | BoundaryGrazing | Sos | Tamper => "danger",
-        DeviceBattery | DeviceOffline | DeviceNoFix | ProtectionDegraded | IngestBacklog => {
-            "technical"
-        }
+        // A device impersonated (a second connection, an impossible jump) may be hiding
+        // where he really is.
+        DeviceSpoofing => "danger",
+        DeviceBattery | DeviceOffline | DeviceNoFix | ProtectionDegraded | IngestBacklog
+        | DeviceAlarm => "technical",
         Test => "test",
     }
 }

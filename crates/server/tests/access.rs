@@ -311,7 +311,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             Some(
                 json!({"device_id": "no-such-phone", "location": {"timestamp": to, "coords": {"latitude": 37.5, "longitude": 127.0}}}),
             ),
-            [404; 7],
+            [401; 7],
         ),
         (
             "post /ingest/owntracks",
@@ -319,13 +319,25 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             Some(
                 json!({"_type": "location", "tid": "np", "tst": 1_764_547_200, "lat": 37.5, "lon": 127.0}),
             ),
-            [404; 7],
+            [401; 7],
+        ),
+        (
+            "get /ingest/osmand",
+            "/ingest/osmand?id=no-such-phone&lat=37.5&lon=127.0".into(),
+            None,
+            [401; 7],
+        ),
+        (
+            "get /ingest/gpslogger",
+            "/ingest/gpslogger?id=no-such-phone&lat=37.5&longitude=127.0".into(),
+            None,
+            [401; 7],
         ),
         (
             "post /ingest/gpslogger",
             "/ingest/gpslogger?id=no-such-phone&lat=37.5&lon=127.0".into(),
             None,
-            [404; 7],
+            [401; 7],
         ),
         (
             "post /ingest/overland",
@@ -334,7 +346,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                 json!({"locations": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [127.0, 37.5]},
                 "properties": {"timestamp": to, "device_id": "no-such-phone"}}]}),
             ),
-            [404; 7],
+            [401; 7],
         ),
         (
             "get /api/v1/live",
@@ -437,7 +449,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
         (
             "post /api/v1/devices",
             "/api/v1/devices".into(),
-            Some(json!({"kind": "tracker", "protocol": "osmand", "hardware_id": "probe"})),
+            Some(json!({"kind": "tracker", "protocol": "gt06", "hardware_id": "probe"})),
             [401, 201, 403, 403, 403, 403, 403],
         ),
         (
@@ -451,6 +463,13 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             "/api/v1/devices/unknown".into(),
             None,
             [401, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            // Issuing a device token is registry work: administrators only.
+            "post /api/v1/devices/{id}/token",
+            format!("/api/v1/devices/{}/token", w.device_a),
+            Some(json!({"token": "issued-by-the-administrator-0001"})),
+            [401, 204, 403, 403, 403, 403, 403],
         ),
         (
             "post /api/v1/cases",
@@ -497,6 +516,16 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             "get /api/v1/devices/{id}/network-scans",
             format!(
                 "/api/v1/devices/{}/network-scans?from={from}&to={to}&{PURPOSE}",
+                w.device_a
+            ),
+            None,
+            [401, 403, 200, 403, 403, 403, 200],
+        ),
+        (
+            // Raw frames may hold a position the decoder could not read: the track's rule.
+            "get /api/v1/devices/{id}/unknown-frames",
+            format!(
+                "/api/v1/devices/{}/unknown-frames?from={from}&to={to}&{PURPOSE}",
                 w.device_a
             ),
             None,
@@ -810,7 +839,7 @@ async fn an_offender_reads_the_health_of_his_own_devices_only() {
         .post(
             "/api/v1/devices",
             ADMIN,
-            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "victim-a-phone", "owner_id": w.victim_a}),
+            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "victim-a-phone", "owner_id": w.victim_a, "token": "victim-a-phone-token-health-1"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{phone}");

@@ -830,7 +830,7 @@ async fn pursuit_mode_sends_the_interval_command_to_a_gt06_ankle_monitor() {
     .await;
     api.post(
         "/api/v1/devices",
-        json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-1", "owner_id": vic["id"]}),
+        json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-1", "owner_id": vic["id"], "token": "phone-1-token-0000001"}),
     )
     .await;
     let case = api
@@ -852,6 +852,7 @@ async fn pursuit_mode_sends_the_interval_command_to_a_gt06_ankle_monitor() {
         .get(&osmand)
         .query(&[
             ("id", "phone-1"),
+            ("token", "phone-1-token-0000001"),
             ("lat", &home.0.to_string()),
             ("lon", &home.1.to_string()),
             ("timestamp", &jiff::Timestamp::now().as_second().to_string()),

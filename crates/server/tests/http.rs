@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 
+/// The victim phone's device token (the phone doors require one).
+const PHONE_TOKEN: &str = "phone-1-token-0000001";
 const TOKEN: &str = "test-staff-token-0123456789";
 
 async fn start(dir: &Path) -> server::Running {
@@ -144,7 +146,7 @@ async fn seed(c: &mut Client) -> (i64, i64) {
     let (s, _) = c
         .post(
             "/api/v1/devices",
-            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-1", "owner_id": vic["id"]}),
+            json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-1", "owner_id": vic["id"], "token": PHONE_TOKEN}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -193,6 +195,7 @@ async fn victim_at_home(c: &Client) {
         .get(format!("{}/", c.osmand))
         .query(&[
             ("id", "phone-1"),
+            ("token", PHONE_TOKEN),
             ("lat", &HOME.0.to_string()),
             ("lon", &HOME.1.to_string()),
             ("timestamp", &jiff::Timestamp::now().as_second().to_string()),
@@ -493,7 +496,8 @@ async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // The same answer as a wrong token, so ids cannot be enumerated.
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let (_, unknown) = c.as_admin().get("/api/v1/devices/unknown").await;
     assert_eq!(unknown[0]["hardware_id"], "stranger");
     assert_eq!(unknown[0]["protocol"], "osmand");
@@ -510,6 +514,7 @@ async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
     let resp = c
         .http
         .post(format!("{}/", c.osmand))
+        .basic_auth("phone-1", Some(PHONE_TOKEN))
         .body(format!(
             "id=phone-1&lat=37.55&lon=126.9&timestamp={ts}&speed=1.0&bearing=90&accuracy=12"
         ))
@@ -521,6 +526,7 @@ async fn osmand_door_accepts_registered_phones_and_records_unknown_ones() {
     let resp = c
         .http
         .post(format!("{}/ingest/osmand", c.base))
+        .basic_auth("phone-1", Some(PHONE_TOKEN))
         .json(&json!({"device_id": "phone-1", "location": {"timestamp": now_iso(1), "coords": {"latitude": 37.56, "longitude": 126.91, "accuracy": 7, "speed": 1.5, "heading": -1}}}))
         .send()
         .await
@@ -624,7 +630,9 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "/api/v1/devices/unknown",
         "/api/v1/devices/{id}/health",
         "/api/v1/devices/{id}/network-scans",
+        "/api/v1/devices/{id}/token",
         "/api/v1/devices/{id}/track",
+        "/api/v1/devices/{id}/unknown-frames",
         "/api/v1/ingest/batch",
         "/api/v1/live",
         "/api/v1/live/ws",
@@ -742,8 +750,8 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
         .clone();
     for (protocol, hw, token) in [
         ("owntracks", "alice/phone", Some("owntracks-secret-0001")),
-        ("gpslogger", "gl-1", None),
-        ("overland", "ov-1", None),
+        ("gpslogger", "gl-1", Some("gpslogger-secret-0001")),
+        ("overland", "ov-1", Some("overland-secret-00001")),
     ] {
         let (s, v) = c
             .as_admin()
@@ -784,6 +792,7 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
     let resp = c
         .http
         .post(format!("{}/ingest/gpslogger", c.base))
+        .basic_auth("gl-1", Some("gpslogger-secret-0001"))
         .body(format!(
             "lat=37.56&lon=126.92&timestamp={}&acc=6&id=gl-1",
             now_s - 3
@@ -797,6 +806,7 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
     let resp = c
         .http
         .post(format!("{}/ingest/overland", c.base))
+        .basic_auth("ov-1", Some("overland-secret-00001"))
         .json(&json!({"locations": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.93, 37.57]},
             "properties": {"timestamp": ts, "horizontal_accuracy": 5, "device_id": "ov-1"}}]}))
         .send()
@@ -809,6 +819,7 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
     let resp = c
         .http
         .post(format!("{}/ingest/overland", c.base))
+        .basic_auth("ov-1", Some("overland-secret-00001"))
         .json(&json!({"locations": [
             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.93, 37.57]}, "properties": {"timestamp": ts, "device_id": "ov-1", "speed": 3}},
             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.93, 37.58]}, "properties": {"timestamp": "2099-01-01T00:00:00Z", "device_id": "ov-1"}}]}))
@@ -1326,6 +1337,7 @@ async fn a_devices_battery_report_is_shown_with_the_device() {
             .get(format!("{}/", c.osmand))
             .query(&[
                 ("id", "phone-1"),
+                ("token", PHONE_TOKEN),
                 ("lat", "37.55"),
                 ("lon", "126.9"),
                 (

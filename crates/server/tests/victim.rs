@@ -131,7 +131,7 @@ async fn world(r: &server::Running) -> World {
     h.created(
         "/api/v1/devices",
         ADMIN,
-        json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-a", "owner_id": vic_a}),
+        json!({"kind": "victim_phone", "protocol": "osmand", "hardware_id": "phone-a", "owner_id": vic_a, "token": "phone-a-token-00000001"}),
     )
     .await;
     let case_a = h

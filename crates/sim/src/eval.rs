@@ -641,6 +641,7 @@ fn simulate_day(cfg: &EvalConfig, day: u64) -> DayResult {
                             event: kind,
                             device_time: UnixMicros(t),
                             received_time: now,
+                            code: None,
                         },
                         now,
                     )

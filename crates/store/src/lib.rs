@@ -25,6 +25,7 @@ mod outbox;
 mod scans;
 mod sqlite;
 mod status;
+mod unknown_frames;
 
 pub use alerting::*;
 pub use court::*;
@@ -33,6 +34,7 @@ pub use outbox::*;
 pub use scans::*;
 pub use sqlite::*;
 pub use status::*;
+pub use unknown_frames::*;
 
 use thiserror::Error;
 

@@ -388,4 +388,36 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX network_scans_fix ON network_scans(fix_id) WHERE fix_id IS NOT NULL;
     ALTER TABLE devices ADD COLUMN model TEXT;
     "#,
+    // 11: ingest (issue 12, 17): frames a door acknowledged but could not decode, kept raw
+    // before the ack (`unknown_frames`, purged with the device's fixes); the protocol's own
+    // code of a device alarm that has no kind of its own (`device_events.code`).
+    r#"
+    CREATE TABLE unknown_frames (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        protocol TEXT NOT NULL,
+        received_time INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE INDEX unknown_frames_device ON unknown_frames(device_id, received_time);
+    -- Rebuilt rather than altered: two different alarms of one device in the same second
+    -- (an accident and a lock) are two events, so the code joins the duplicate key. '' is
+    -- "no code", so a resent SOS is still one row (NULLs would all be distinct).
+    CREATE TABLE device_events_v11 (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        kind TEXT NOT NULL,
+        device_time INTEGER NOT NULL,
+        received_time INTEGER NOT NULL,
+        lat REAL,
+        lon REAL,
+        code TEXT NOT NULL DEFAULT '',
+        UNIQUE (device_id, kind, device_time, code)
+    );
+    INSERT INTO device_events_v11 (id, device_id, kind, device_time, received_time, lat, lon)
+        SELECT id, device_id, kind, device_time, received_time, lat, lon FROM device_events;
+    DROP TABLE device_events;
+    ALTER TABLE device_events_v11 RENAME TO device_events;
+    "#,
 ];

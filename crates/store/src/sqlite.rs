@@ -532,7 +532,7 @@ impl Store {
     pub async fn events_received_since(&self, since: UnixMicros) -> Result<Vec<DeviceEvent>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, device_id, kind, device_time, received_time, lat, lon FROM device_events
+                "SELECT id, device_id, kind, device_time, received_time, lat, lon, code FROM device_events
                  WHERE received_time >= ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([since.0], event_from_row)?;
@@ -575,6 +575,40 @@ impl Store {
                  ORDER BY f.device_time DESC, f.id DESC LIMIT 1",
             )?;
             let mut rows = stmt.query_map([person.0], fix_from_row)?;
+            match rows.next() {
+                Some(r) => Ok(Some(r??)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// The device's latest fix at or before `time` (by device time), only among those not
+    /// flagged `integrity_suspect` when `sound_only`: the references an impossible-jump check
+    /// compares a new fix with.
+    pub async fn last_fix_before(
+        &self,
+        device: DeviceId,
+        time: UnixMicros,
+        sound_only: bool,
+    ) -> Result<Option<Fix>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM fixes WHERE device_id = ?1 AND device_time <= ?2 AND (flags & ?3) = 0
+                 ORDER BY device_time DESC, id DESC LIMIT 1",
+            )?;
+            let mut rows = stmt.query_map(
+                params![
+                    device.0,
+                    time.0,
+                    if sound_only {
+                        i64::from(FixFlags::INTEGRITY_SUSPECT)
+                    } else {
+                        0
+                    }
+                ],
+                fix_from_row,
+            )?;
             match rows.next() {
                 Some(r) => Ok(Some(r??)),
                 None => Ok(None),
@@ -664,6 +698,29 @@ impl Store {
             })
             .collect()
         })
+        .await
+    }
+
+    /// Sets (or replaces) a device's token, stored only as its SHA-256: the migration path for
+    /// phones registered before the phone doors required one. `false` when no such device.
+    pub async fn set_device_token(&self, device: DeviceId, token: String) -> Result<bool> {
+        self.write(
+            move |conn| {
+                let res = conn.execute(
+                    "UPDATE devices SET token_sha256 = ?2 WHERE id = ?1",
+                    params![device.0, token_hash(&token)],
+                );
+                match res {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Err(StoreError::Conflict("that token is already in use".into()))
+                    }
+                    other => Ok(other? == 1),
+                }
+            },
+            None,
+        )
         .await
     }
 
@@ -1133,8 +1190,8 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 
 fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bool, i64)>> {
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO device_events (device_id, kind, device_time, received_time, lat, lon)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO device_events (device_id, kind, device_time, received_time, lat, lon, code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut out = Vec::with_capacity(events.len());
     for e in events {
@@ -1145,6 +1202,7 @@ fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bo
             e.received_time.0,
             e.position.map(|p| p.lat()),
             e.position.map(|p| p.lon()),
+            e.code.as_deref().unwrap_or(""),
         ]) {
             Err(rusqlite::Error::SqliteFailure(err, _))
                 if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
@@ -1160,8 +1218,8 @@ fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bo
             out.push((true, conn.last_insert_rowid()));
         } else {
             let id: i64 = conn.query_row(
-                "SELECT id FROM device_events WHERE device_id = ?1 AND kind = ?2 AND device_time = ?3",
-                params![e.device_id.0, e.kind.as_str(), e.device_time.0],
+                "SELECT id FROM device_events WHERE device_id = ?1 AND kind = ?2 AND device_time = ?3 AND code = ?4",
+                params![e.device_id.0, e.kind.as_str(), e.device_time.0, e.code.as_deref().unwrap_or("")],
                 |r| r.get(0),
             )?;
             out.push((false, id));
@@ -1178,6 +1236,9 @@ fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
     let received_time: i64 = r.get(4)?;
     let lat: Option<f64> = r.get(5)?;
     let lon: Option<f64> = r.get(6)?;
+    let code: Option<String> = r
+        .get::<_, String>(7)
+        .map(|c| Some(c).filter(|c| !c.is_empty()))?;
     Ok((|| {
         let position = match (lat, lon) {
             (Some(a), Some(b)) => Some(
@@ -1192,6 +1253,7 @@ fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
             device_time: UnixMicros(device_time),
             received_time: UnixMicros(received_time),
             position,
+            code,
         })
     })())
 }

@@ -106,11 +106,11 @@ export const RULES: Record<Lang, Record<string, string>> = {
   ko: { proximity_violation: "접근금지 위반", proximity_warning: "접근 경고", zone_violation: "보호구역 침입",
     sos: "긴급 SOS", tamper: "훼손", device_battery: "배터리", device_offline: "장치 무응답", protection_degraded: "보호 저하",
     proximity_notice: "주변 접근 알림", boundary_grazing: "경계 배회", device_no_fix: "위치 신호 없음",
-    ingest_backlog: "서버 처리 지연", test: "시험 알림" },
+    ingest_backlog: "서버 처리 지연", test: "시험 알림", device_alarm: "장치 경보", device_spoofing: "장치 위장 의심" },
   en: { proximity_violation: "No-approach violation", proximity_warning: "Approach warning", zone_violation: "Exclusion zone entered",
     sos: "SOS", tamper: "Tamper", device_battery: "Battery", device_offline: "Device silent", protection_degraded: "Protection degraded",
     proximity_notice: "In the area", boundary_grazing: "Boundary grazing", device_no_fix: "No position fix",
-    ingest_backlog: "Server behind on ingest", test: "Test alert" },
+    ingest_backlog: "Server behind on ingest", test: "Test alert", device_alarm: "Device alarm", device_spoofing: "Possible spoofing" },
 };
 export const STATES: Record<Lang, Record<string, string>> = {
   ko: { raised: "발생", acknowledged: "확인됨", dispatched: "출동", resolved: "종결" },

@@ -226,7 +226,8 @@ async fn register(
             "kind": "tracker",
             "protocol": opts.protocol.name(),
             "hardware_id": id,
-            "token": (opts.protocol == SimProtocol::Native).then(|| device_token(id)),
+            // The HTTP doors require a device token.
+            "token": matches!(opts.protocol, SimProtocol::Native | SimProtocol::Osmand).then(|| device_token(id)),
         });
         let req = http
             .post(format!("{base}/api/v1/devices"))
@@ -348,6 +349,7 @@ async fn device(ctx: DeviceCtx) -> Result<DeviceResult> {
                     .get(format!("http://{}:{port}/", ctx.opts.server))
                     .query(&[
                         ("id", ctx.id.as_str()),
+                        ("token", &device_token(&ctx.id)),
                         ("lat", &format!("{:.6}", r.lat)),
                         ("lon", &format!("{:.6}", r.lon)),
                         ("timestamp", &r.time.as_millisecond().to_string()),

@@ -233,6 +233,7 @@ fn event(device: DeviceId, event: crate::DeviceEventKind, t: i64) -> Input {
         event,
         device_time: at(t),
         received_time: at(t),
+        code: None,
     }
 }
 
@@ -594,6 +595,7 @@ fn absurd_device_input_does_not_panic() {
                 event: crate::DeviceEventKind::Sos,
                 device_time: UnixMicros(t),
                 received_time: at(1_000),
+                code: None,
             },
             at(1_000),
         );

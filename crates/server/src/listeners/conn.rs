@@ -1,12 +1,12 @@
 //! One tracker connection: read, decode, store durably, then acknowledge.
 
-use super::{ConnGuard, stopped};
+use super::{ConnGuard, DeviceClaim, Limits, stopped};
 use crate::AppState;
 use crate::ingest;
 use crate::pipeline::now;
 use domain::{Device, DeviceEvent, Protocol, UnixMicros};
 use engine::DeviceCommand;
-use protocols::{DecodeError, EventKind, Message, SkipReason, StreamItem, StreamSession};
+use protocols::{DecodeError, Message, SkipReason, StreamItem, StreamSession};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,6 +57,10 @@ pub(super) struct Conn {
     garbage: usize,
     /// The registered model of a device just identified, not yet given to the session.
     pending_model: Option<Option<String>>,
+    /// The listeners' shared counters (TCP only): who else claims this device.
+    limits: Option<Limits>,
+    /// This connection's claim on its device's identity.
+    claim: Option<DeviceClaim>,
 }
 
 impl Conn {
@@ -69,7 +73,37 @@ impl Conn {
             watch_maker: None,
             garbage: 0,
             pending_model: None,
+            limits: None,
+            claim: None,
         }
+    }
+
+    /// Claims the device for this TCP connection. A second live connection claiming the same
+    /// identity is a sign of spoofing (or of a device reconnecting over a link that died
+    /// without a FIN): both are kept, and a `spoofing` event (`second_connection`) is stored
+    /// for staff. Why not refuse one of them: refusing the newcomer lets whoever connects
+    /// first lock the real device out; refusing the old one lets anyone knowing the IMEI kick
+    /// the real device off. Fixes from either while both are live are flagged
+    /// `integrity_suspect` (see `handle`).
+    async fn claim_identity(&mut self, device: &Device, received: UnixMicros) -> Result<(), Close> {
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
+        let (claim, others) = limits.claim(device.id);
+        self.claim = Some(claim);
+        if others == 0 {
+            return Ok(());
+        }
+        metrics::counter!("bulwark_spoofing_suspected_total", "protocol" => self.door(), "sign" => "second_connection").increment(1);
+        tracing::warn!(protocol = self.door(), device = %device.id, remote = %self.remote.ip(), others, "second live connection claims this device; both kept, flagged");
+        let event = ingest::spoofing_event(device.id, "second_connection", received, received);
+        if let Err(e) =
+            ingest::store_reports(&self.state, self.door(), Vec::new(), vec![event]).await
+        {
+            tracing::error!(protocol = self.door(), device = %device.id, error = %e.message, "spoofing event not stored; closing");
+            return Err(Close::new("store error; not acknowledged"));
+        }
+        Ok(())
     }
 
     /// The model of a device identified since the last call, for the session's decoder.
@@ -110,6 +144,8 @@ impl Conn {
                 tracing::info!(protocol = self.door(), remote = %self.remote, hardware_id = identity, device = %d.id, model = ?model, "device identified");
                 self.pending_model = Some(model);
                 self.device = Some((identity.to_string(), d.clone()));
+                self.claim = None;
+                self.claim_identity(&d, received).await?;
                 Ok(d)
             }
             Ok(None) => {
@@ -176,11 +212,10 @@ impl Conn {
             tracing::debug!(protocol = self.door(), device = %device.id, "command reply received");
             tracing::trace!(protocol = self.door(), device = %device.id, %reply, "command reply text");
         }
-        if let Some(u) = &m.unsupported {
-            tracing::debug!(protocol = self.door(), device = %device.id, what = %u, "frame not decoded (unsupported)");
-        }
 
-        let suspect_frame = m.integrity.is_suspect();
+        // While two connections claim the device, neither's positions can be trusted.
+        let shared = self.limits.as_ref().is_some_and(|l| l.live(device.id) > 1);
+        let suspect_frame = m.integrity.is_suspect() || shared;
         let mut fixes = Vec::with_capacity(m.fixes.len());
         // Index in `fixes` of each decoded fix that passed validation.
         let mut stored_index = vec![None; m.fixes.len()];
@@ -204,28 +239,13 @@ impl Conn {
             }
         }
 
-        let mut events = Vec::with_capacity(m.events.len());
-        for ev in &m.events {
-            let Some(kind) = ingest::event_kind(&ev.kind) else {
-                metrics::counter!("bulwark_device_events_ignored_total", "protocol" => self.door(), "kind" => kind_label(&ev.kind)).increment(1);
-                tracing::info!(protocol = self.door(), device = %device.id, kind = ?ev.kind, "device event not monitored; logged only");
-                continue;
-            };
-            // An SOS must not be lost to a wrong device clock: fall back to the receipt time.
-            let device_time = match ev.device_time {
-                Some(t) if ingest::check_time(&self.state, t, received, "event").is_ok() => t,
-                _ => received,
-            };
-            tracing::info!(protocol = self.door(), device = %device.id, kind = %kind, suspect = ev.integrity_suspect, "device event");
-            events.push(DeviceEvent {
-                id: None,
-                device_id: device.id,
-                kind,
-                device_time,
-                received_time: received,
-                position: ev.position,
-            });
-        }
+        let mut events: Vec<DeviceEvent> = m
+            .events
+            .iter()
+            .filter_map(|ev| {
+                ingest::event_from_decoded(&self.state, self.protocol, device.id, ev, received)
+            })
+            .collect();
 
         let scans: Vec<store::NewScan> = m
             .network
@@ -238,6 +258,21 @@ impl Conn {
             .into_iter()
             .collect();
 
+        match ingest::flag_impossible_jumps(
+            &self.state,
+            self.protocol,
+            device.id,
+            &mut fixes,
+            received,
+        )
+        .await
+        {
+            Ok(jump) => events.extend(jump),
+            Err(e) => {
+                tracing::error!(protocol = self.door(), device = %device.id, error = %e.message, "jump check failed; closing without ack");
+                return Err(Close::new("store error; not acknowledged"));
+            }
+        }
         if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
             let n = fixes.len();
             if let Err(e) =
@@ -250,6 +285,24 @@ impl Conn {
             }
         }
 
+        if let Some(note) = &m.unsupported {
+            // The invariant: what cannot be turned into stored data is stored raw before
+            // the ack, or not acknowledged at all.
+            let raw = m.raw.clone().unwrap_or_default();
+            if let Err(e) = ingest::store_unknown_frame(
+                &self.state,
+                self.protocol,
+                device.id,
+                raw,
+                note,
+                received,
+            )
+            .await
+            {
+                tracing::error!(protocol = self.door(), device = %device.id, error = %e.message, "raw frame not stored; closing without ack");
+                return Err(Close::new("store error; not acknowledged"));
+            }
+        }
         if let Some(status) = &m.status {
             ingest::record_health(&self.state, device.id, status, received).await;
         }
@@ -330,25 +383,6 @@ impl Conn {
     }
 }
 
-fn kind_label(k: &EventKind) -> &'static str {
-    match k {
-        EventKind::Sos => "sos",
-        EventKind::Tamper => "tamper",
-        EventKind::Removal => "removal",
-        EventKind::LowBattery => "low_battery",
-        EventKind::PowerCut => "power_cut",
-        EventKind::PowerOff => "power_off",
-        EventKind::Charging(_) => "charging",
-        EventKind::FallDown => "fall_down",
-        EventKind::Vibration => "vibration",
-        EventKind::Overspeed => "overspeed",
-        EventKind::GeofenceEnter => "geofence_enter",
-        EventKind::GeofenceExit => "geofence_exit",
-        EventKind::Jamming => "jamming",
-        EventKind::Other(_) => "other",
-    }
-}
-
 /// The maker field of a Watch frame (`[SG*...`), read from the ack the codec built from it.
 fn watch_maker(ack: &[u8]) -> Option<String> {
     let rest = ack.strip_prefix(b"[")?;
@@ -365,7 +399,7 @@ pub(super) async fn serve_tcp(
     protocol: Protocol,
     mut stream: TcpStream,
     remote: SocketAddr,
-    _guard: ConnGuard,
+    guard: ConnGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Some(mut session) = new_session(protocol) else {
@@ -373,6 +407,7 @@ pub(super) async fn serve_tcp(
     };
     let idle = Duration::from_secs(state.config.devices.idle_timeout_s.max(1));
     let mut conn = Conn::new(state, protocol, remote);
+    conn.limits = Some(guard.limits.clone());
     let mut buf = vec![0u8; 4096];
     tracing::debug!(protocol = %protocol, %remote, "device connected");
     let reason = loop {
@@ -434,6 +469,7 @@ async fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocols::EventKind;
 
     #[test]
     fn watch_maker_comes_from_the_ack() {
@@ -443,16 +479,19 @@ mod tests {
     }
 
     #[test]
-    fn only_monitored_event_kinds_are_stored() {
+    fn every_alarm_is_stored_and_only_charger_disconnected_is_not() {
+        use domain::DeviceEventKind as D;
+        let k = |e: &EventKind| ingest::event_kind(Protocol::Gt06, e);
+        assert_eq!(k(&EventKind::Sos), Some((D::Sos, None)));
+        assert_eq!(k(&EventKind::Charging(true)), Some((D::Charging, None)));
+        assert_eq!(k(&EventKind::Charging(false)), None);
         assert_eq!(
-            ingest::event_kind(&EventKind::Sos),
-            Some(domain::DeviceEventKind::Sos)
+            k(&EventKind::Other("accident".into())),
+            Some((D::DeviceAlarm, Some("gt06:accident".into())))
         );
         assert_eq!(
-            ingest::event_kind(&EventKind::Charging(true)),
-            Some(domain::DeviceEventKind::Charging)
+            k(&EventKind::Jamming),
+            Some((D::DeviceAlarm, Some("gt06:jamming".into())))
         );
-        assert_eq!(ingest::event_kind(&EventKind::Charging(false)), None);
-        assert_eq!(ingest::event_kind(&EventKind::Other("x".into())), None);
     }
 }

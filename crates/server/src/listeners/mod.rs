@@ -172,6 +172,26 @@ pub(crate) struct Limits {
 struct LimitsInner {
     by_ip: HashMap<IpAddr, usize>,
     total: usize,
+    /// Live TCP connections per identified device: more than one is a sign of spoofing.
+    live: HashMap<domain::DeviceId, usize>,
+}
+
+/// One connection's claim on a device identity, released when the connection ends.
+pub(crate) struct DeviceClaim {
+    limits: Limits,
+    device: domain::DeviceId,
+}
+
+impl Drop for DeviceClaim {
+    fn drop(&mut self) {
+        let mut g = self.limits.lock();
+        if let Some(n) = g.live.get_mut(&self.device) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                g.live.remove(&self.device);
+            }
+        }
+    }
 }
 
 impl Limits {
@@ -187,6 +207,27 @@ impl Limits {
         // The counters stay meaningful even if a holder panicked mid-update (it cannot: no code
         // between lock and unlock panics), so a poisoned lock is simply taken over.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that a connection identified as `device`; returns the claim and how many other
+    /// live connections already claim the same device.
+    pub(crate) fn claim(&self, device: domain::DeviceId) -> (DeviceClaim, usize) {
+        let mut g = self.lock();
+        let n = g.live.entry(device).or_insert(0);
+        let others = *n;
+        *n += 1;
+        (
+            DeviceClaim {
+                limits: self.clone(),
+                device,
+            },
+            others,
+        )
+    }
+
+    /// How many live connections claim `device`.
+    pub(crate) fn live(&self, device: domain::DeviceId) -> usize {
+        self.lock().live.get(&device).copied().unwrap_or(0)
     }
 
     /// Counts a new connection, or names the limit it would exceed.

@@ -58,15 +58,20 @@ pub(super) async fn serve(
         };
         let mut conn = Conn::new(state.clone(), protocol, remote);
         let reply = match decoded {
-            Ok(m) => match conn.handle(m, None, received).await {
-                Ok(out) => out,
-                Err(close) => {
-                    // No reply: the TCP refusal byte (Teltonika `00`) means nothing over UDP,
-                    // and an unanswered datagram is what an unknown device should see.
-                    tracing::debug!(protocol = %protocol, %remote, reason = close.reason, "datagram refused");
-                    Vec::new()
+            Ok(mut m) => {
+                if m.unsupported.is_some() {
+                    m.raw = Some(datagram.to_vec());
                 }
-            },
+                match conn.handle(m, None, received).await {
+                    Ok(out) => out,
+                    Err(close) => {
+                        // No reply: the TCP refusal byte (Teltonika `00`) means nothing over UDP,
+                        // and an unanswered datagram is what an unknown device should see.
+                        tracing::debug!(protocol = %protocol, %remote, reason = close.reason, "datagram refused");
+                        Vec::new()
+                    }
+                }
+            }
             Err(e) => {
                 let _ = conn.rejected(n, &e);
                 Vec::new()

@@ -687,6 +687,11 @@ impl Store {
                             "DELETE FROM device_health_history WHERE device_id = ?1 AND reported_at >= ?2 AND reported_at < ?3",
                             params![device.0, from.0, to.0],
                         )? as u64;
+                        // Raw frames may hold a position the decoder could not read.
+                        conn.execute(
+                            "DELETE FROM unknown_frames WHERE device_id = ?1 AND received_time >= ?2 AND received_time < ?3",
+                            params![device.0, from.0, to.0],
+                        )?;
                         deleted += conn.execute(
                             "DELETE FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3",
                             params![device.0, from.0, to.0],

@@ -307,6 +307,7 @@ async fn events_are_stored_once_and_published_with_fixes() {
         device_time: UnixMicros::from_secs(50),
         received_time: UnixMicros::from_secs(51),
         position: None,
+        code: None,
     };
     let (f, e) = store
         .insert_reports(vec![fix(d.id, 50, None)], vec![sos.clone()])
