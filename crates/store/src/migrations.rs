@@ -388,4 +388,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX network_scans_fix ON network_scans(fix_id) WHERE fix_id IS NOT NULL;
     ALTER TABLE devices ADD COLUMN model TEXT;
     "#,
+    // 13: same-time fixes. Without a sequence number a fix is a resend only when device,
+    // device time and position all equal a stored one's; a fix at the same device time
+    // elsewhere (a sub-second burst on a whole-second protocol, or a sign of tampering) is
+    // stored beside it (see `insert_fixes_tx`). The unique index moves from (device, time)
+    // to (device, time, position).
+    r#"
+    DROP INDEX fixes_device_time;
+    CREATE UNIQUE INDEX fixes_device_time_position ON fixes(device_id, device_time, lat, lon)
+        WHERE seq IS NULL;
+    "#,
 ];
