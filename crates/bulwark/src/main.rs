@@ -415,7 +415,8 @@ async fn main() -> Result<()> {
                 token: a.token,
                 progress: !a.quiet,
             })
-            .await?;
+            .await
+            .map(drop)?;
         }
     }
     Ok(())
