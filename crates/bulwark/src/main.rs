@@ -463,7 +463,8 @@ async fn main() -> Result<()> {
                 token: a.token,
                 progress: !a.quiet,
             })
-            .await?;
+            .await
+            .map(drop)?;
         }
     }
     Ok(())

@@ -100,6 +100,9 @@ pub struct AlertSettings {
     pub backlog_max_queue: usize,
     /// …or a committed batch of fixes waited this many seconds for the engine.
     pub backlog_max_lag_s: f64,
+    /// The ingest-backlog alert clears only after queue and lag have stayed at or under half
+    /// their limits for this many seconds (hysteresis: a load around the limit does not flap).
+    pub backlog_clear_hold_s: f64,
     /// The contact (`mailto:` or `https:`) in the VAPID token sent to push services.
     pub push_contact: String,
 }
@@ -112,6 +115,7 @@ impl Default for AlertSettings {
             dispatch_grace_s: 30 * 60,
             backlog_max_queue: 1_000,
             backlog_max_lag_s: 5.0,
+            backlog_clear_hold_s: 30.0,
             push_contact: "mailto:operations@bulwark.invalid".into(),
         }
     }

@@ -270,8 +270,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Native batch ingest.
 ///
 /// The device authenticates with its token. The batch is validated as a whole: one bad fix
-/// rejects the request and nothing is stored. Resent fixes (same `seq`, or same time when no
-/// `seq`) are acknowledged as duplicates and not stored twice. The response comes only after
+/// rejects the request and nothing is stored. Resent fixes (same `seq`, or same time and position
+/// when no `seq`) are acknowledged as duplicates and not stored twice. The response comes only after
 /// the fixes are durable.
 #[utoipa::path(
     post, path = "/api/v1/ingest/batch", tag = "ingest",

@@ -437,6 +437,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             backlog: pipeline::BacklogLimits {
                 max_queue: config.alerts.backlog_max_queue,
                 max_lag_s: config.alerts.backlog_max_lag_s,
+                clear_hold_s: config.alerts.backlog_clear_hold_s,
             },
             escalation: store::EscalationPolicy {
                 critical_s: config.escalation.critical_s,

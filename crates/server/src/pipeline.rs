@@ -79,13 +79,15 @@ pub struct Notify {
     pub backlog: BacklogLimits,
 }
 
-/// When the server counts as behind on ingest.
+/// When the server counts as behind on ingest, and when it has caught up.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BacklogLimits {
     /// Commit batches waiting for the engine plus writes waiting for the store.
     pub max_queue: usize,
     /// Seconds a committed batch waited before the engine took it.
     pub max_lag_s: f64,
+    /// Seconds both must stay at or under half their limit before the alert clears.
+    pub clear_hold_s: f64,
 }
 
 impl Default for BacklogLimits {
@@ -93,6 +95,7 @@ impl Default for BacklogLimits {
         BacklogLimits {
             max_queue: 1_000,
             max_lag_s: 5.0,
+            clear_hold_s: 30.0,
         }
     }
 }
@@ -107,38 +110,55 @@ pub struct BacklogSample {
     pub lag_s: f64,
 }
 
-/// The ingest-backlog alert's state, with hysteresis: raised when a sample exceeds either
-/// limit, cleared only once both are back under half of it (so that a queue hovering at the
-/// limit does not flap). Starts "raised" so that the first calm sample after a start clears
-/// an alert left open by the previous run.
+/// The ingest-backlog alert's state, with hysteresis in level and in time: raised when a
+/// sample exceeds either limit (the high mark); cleared only once every sample has stayed at
+/// or under half of both (the low mark) for `clear_hold_s`, so that a load hovering around
+/// the limit raises one alert that lasts instead of flapping (at 1,000 Teltonika devices the
+/// level-only rule raised and cleared it 5 times in 9 s: the queue drains between batches).
+/// A sample over the low mark restarts the hold. The time of each sample is an input, so the
+/// decision can be tested with a synthetic clock. Starts "raised" so that a calm start clears
+/// an alert left open by the previous run, after the same hold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backlog {
     pub raised: bool,
+    /// Since when every sample has been at or under the low mark, while raised.
+    calm_since: Option<UnixMicros>,
 }
 
 impl Default for Backlog {
     fn default() -> Self {
-        Backlog { raised: true }
+        Backlog {
+            raised: true,
+            calm_since: None,
+        }
     }
 }
 
 impl Backlog {
     /// `Some(true)`: raise; `Some(false)`: clear; `None`: no change.
-    pub fn observe(&mut self, s: BacklogSample, l: BacklogLimits) -> Option<bool> {
+    pub fn observe(&mut self, s: BacklogSample, l: BacklogLimits, at: UnixMicros) -> Option<bool> {
         let queue = s.engine_queue + s.store_queue;
         let over = queue > l.max_queue || s.lag_s > l.max_lag_s;
         let calm = queue <= l.max_queue / 2 && s.lag_s <= l.max_lag_s / 2.0;
-        match (self.raised, over, calm) {
-            (false, true, _) => {
+        if !self.raised {
+            if over {
                 self.raised = true;
-                Some(true)
+                self.calm_since = None;
+                return Some(true);
             }
-            (true, _, true) => {
-                self.raised = false;
-                Some(false)
-            }
-            _ => None,
+            return None;
         }
+        if !calm {
+            self.calm_since = None;
+            return None;
+        }
+        let since = *self.calm_since.get_or_insert(at);
+        if at.0.saturating_sub(since.0) as f64 >= l.clear_hold_s * 1e6 {
+            self.raised = false;
+            self.calm_since = None;
+            return Some(false);
+        }
+        None
     }
 }
 
@@ -467,7 +487,7 @@ impl Pipeline {
             lag_s,
         };
         metrics::gauge!("bulwark_engine_queue").set(engine_queue as f64);
-        let Some(raise) = self.backlog.observe(sample, self.notify.backlog) else {
+        let Some(raise) = self.backlog.observe(sample, self.notify.backlog, at) else {
             return;
         };
         metrics::gauge!("bulwark_ingest_backlog").set(if raise { 1.0 } else { 0.0 });
@@ -561,33 +581,88 @@ mod tests {
         }
     }
 
+    const LIMITS: BacklogLimits = BacklogLimits {
+        max_queue: 100,
+        max_lag_s: 10.0,
+        clear_hold_s: 30.0,
+    };
+
+    fn at_ms(ms: i64) -> UnixMicros {
+        UnixMicros(1_780_000_000_000_000 + ms * 1_000)
+    }
+
     #[test]
-    fn the_backlog_alert_rises_past_a_limit_and_clears_only_well_under_it() {
-        let l = BacklogLimits {
-            max_queue: 100,
-            max_lag_s: 10.0,
-        };
+    fn the_backlog_alert_rises_past_a_limit_and_clears_only_well_under_it_for_the_hold() {
+        let l = LIMITS;
         let mut b = Backlog::default();
-        // Starts "raised": the first calm look clears what a previous run left open.
-        assert_eq!(b.observe(sample(0, 0, 0.0), l), Some(false));
+        // Starts "raised": a calm start clears what a previous run left open, after the hold.
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(0)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(29_999)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(30_000)), Some(false));
         assert_eq!(
-            b.observe(sample(60, 40, 10.0), l),
+            b.observe(sample(60, 40, 10.0), l, at_ms(31_000)),
             None,
             "at the limit is not over"
         );
         assert_eq!(
-            b.observe(sample(60, 41, 0.0), l),
+            b.observe(sample(60, 41, 0.0), l, at_ms(32_000)),
             Some(true),
             "queues add up"
         );
-        assert_eq!(b.observe(sample(200, 0, 0.0), l), None, "raised once");
         assert_eq!(
-            b.observe(sample(51, 0, 0.0), l),
+            b.observe(sample(200, 0, 0.0), l, at_ms(33_000)),
             None,
-            "under the limit, not yet half"
+            "raised once"
         );
-        assert_eq!(b.observe(sample(50, 0, 5.1), l), None, "lag not yet half");
-        assert_eq!(b.observe(sample(50, 0, 5.0), l), Some(false));
-        assert_eq!(b.observe(sample(0, 0, 10.5), l), Some(true), "lag alone");
+        // Under the limit but over the low mark (half): the hold does not start.
+        assert_eq!(b.observe(sample(51, 0, 0.0), l, at_ms(40_000)), None);
+        assert_eq!(b.observe(sample(51, 0, 0.0), l, at_ms(80_000)), None);
+        assert_eq!(
+            b.observe(sample(50, 0, 5.1), l, at_ms(120_000)),
+            None,
+            "lag over half"
+        );
+        // At the low mark from 121 s; one sample over it at 140 s restarts the hold.
+        assert_eq!(b.observe(sample(50, 0, 5.0), l, at_ms(121_000)), None);
+        assert_eq!(b.observe(sample(70, 0, 0.0), l, at_ms(140_000)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(141_000)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(170_999)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(171_000)), Some(false));
+        assert_eq!(
+            b.observe(sample(0, 0, 10.5), l, at_ms(172_000)),
+            Some(true),
+            "lag alone"
+        );
+    }
+
+    #[test]
+    fn a_load_oscillating_around_the_limit_raises_once_and_clears_once() {
+        let l = LIMITS;
+        let mut b = Backlog::default();
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(0)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(30_000)), Some(false));
+        // 60 s of a queue that fills past the limit and drains to nothing between batches,
+        // looked at every 50 ms (as the pipeline does per batch and per tick), with the lag
+        // swinging around its limit too; then a calm minute.
+        let mut changes = Vec::new();
+        for step in 0..2_400i64 {
+            let t = 31_000 + step * 50;
+            let s = if step < 1_200 {
+                match step % 4 {
+                    0 => sample(150, 20, 12.0),
+                    1 => sample(90, 0, 4.0),
+                    2 => sample(0, 0, 0.0),
+                    _ => sample(40, 70, 9.0),
+                }
+            } else {
+                sample(step as usize % 30, 0, 0.5)
+            };
+            if let Some(raise) = b.observe(s, l, at_ms(t)) {
+                changes.push((raise, t));
+            }
+        }
+        // Raised at the first sample; cleared 30 s after the last sample over the low mark
+        // (the oscillation's last, at 31 s + 1,199 × 50 ms = 90.95 s).
+        assert_eq!(changes, vec![(true, 31_000), (false, 121_000)]);
     }
 }

@@ -1177,6 +1177,7 @@ async fn a_server_behind_on_ingest_raises_a_system_alert_every_officer_sees() {
     let r = start_with(dir.path(), |c| {
         c.alerts.backlog_max_queue = 0;
         c.alerts.backlog_max_lag_s = 1e9;
+        c.alerts.backlog_clear_hold_s = 1.0;
     })
     .await;
     let w = world(&r).await;

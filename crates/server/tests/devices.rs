@@ -492,7 +492,12 @@ fn gt06_login(imei: &str, serial: u16) -> Vec<u8> {
 }
 
 fn gt06_location(lat: f64, lon: f64, serial: u16) -> Vec<u8> {
-    let t = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    gt06_location_at(jiff::Timestamp::now(), lat, lon, serial)
+}
+
+/// A GT06 location (0x12) with the given device time (whole seconds on the wire).
+fn gt06_location_at(time: jiff::Timestamp, lat: f64, lon: f64, serial: u16) -> Vec<u8> {
+    let t = time.to_zoned(jiff::tz::TimeZone::UTC);
     let mut c = vec![
         (t.year() - 2000) as u8,
         t.month() as u8,
@@ -515,6 +520,60 @@ fn gt06_location(lat: f64, lon: f64, serial: u16) -> Vec<u8> {
     c.extend_from_slice(&flags.to_be_bytes());
     c.extend_from_slice(&[0x01, 0xC2, 0x05, 0x12, 0x34, 0x00, 0x56, 0x78]); // MCC 450, MNC 5, LAC, cell
     protocols::gt06::encode_frame(false, 0x12, &c, serial)
+}
+
+/// The rule for fixes at a stored device time (ARCHITECTURE.md, "Nothing is stored twice"),
+/// over a real GT06 socket: an identical resend is acknowledged and not stored again; a
+/// different position in the same device second is stored beside it, and flagged
+/// `integrity_suspect` when it is farther than anyone moves in a second.
+#[tokio::test]
+async fn same_second_gt06_fixes_resends_are_dropped_bursts_kept_and_far_ones_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let api = Api::new(&r);
+    let imei = "359710040000031";
+    let device = DeviceId(api.device("gt06", imei, None).await);
+    let second = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - 10).unwrap();
+    let (lat, lon) = (37.5665, 126.978);
+    let first = gt06_location_at(second, lat, lon, 2);
+    let burst = gt06_location_at(second, lat + 0.000_18, lon, 3); // 20 m north
+    let far = gt06_location_at(second, lat, lon + 0.056_6, 4); // 5 km east
+    let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
+        .await
+        .unwrap();
+    // Every frame is acknowledged, resends included (the device must stop resending).
+    for frame in [
+        gt06_login(imei, 1),
+        first.clone(),
+        first,
+        burst,
+        far.clone(),
+        far,
+    ] {
+        s.write_all(&frame).await.unwrap();
+        assert_eq!(read_n(&mut s, 10).await.len(), 10);
+    }
+    let track = r
+        .store
+        .track(device, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .await
+        .unwrap();
+    let rows: Vec<(i64, bool)> = track
+        .iter()
+        .map(|f| {
+            (
+                f.device_time.0,
+                f.flags.has(domain::FixFlags::INTEGRITY_SUSPECT),
+            )
+        })
+        .collect();
+    let t = second.as_microsecond();
+    assert_eq!(rows, vec![(t, false), (t, false), (t, true)], "{track:?}");
+    assert!(
+        track[1].position.lat() > track[0].position.lat(),
+        "receipt order"
+    );
+    r.shutdown().await;
 }
 
 /// A GT06 heartbeat (0x13): terminal info, voltage level 0..6, GSM 0..4, alarm, language.

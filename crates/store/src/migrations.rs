@@ -420,4 +420,14 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE device_events;
     ALTER TABLE device_events_v11 RENAME TO device_events;
     "#,
+    // 12: same-time fixes. Without a sequence number a fix is a resend only when device,
+    // device time and position all equal a stored one's; a fix at the same device time
+    // elsewhere (a sub-second burst on a whole-second protocol, or a sign of tampering) is
+    // stored beside it (see `insert_fixes_tx`). The unique index moves from (device, time)
+    // to (device, time, position).
+    r#"
+    DROP INDEX fixes_device_time;
+    CREATE UNIQUE INDEX fixes_device_time_position ON fixes(device_id, device_time, lat, lon)
+        WHERE seq IS NULL;
+    "#,
 ];

@@ -74,8 +74,9 @@ pub struct Committed {
 pub enum FixOutcome {
     /// Newly stored with this id.
     Stored(FixId),
-    /// Already stored earlier (same device and sequence number, or same device time): the
-    /// resend is acknowledged but nothing is stored or evaluated twice.
+    /// Already stored earlier (same device and sequence number; without one, same device,
+    /// device time and position): the resend is acknowledged but nothing is stored or
+    /// evaluated twice.
     Duplicate(FixId),
 }
 
@@ -481,20 +482,15 @@ impl Store {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default();
-        let fixes_for_publish = fixes.clone();
         let events_for_publish = events.clone();
-        type Out = (Vec<FixOutcome>, Vec<(bool, i64)>);
-        let hook: Box<dyn FnOnce(&Out) + Send> = Box::new(move |(outcomes, event_ids)| {
-            let fixes: Vec<Fix> = fixes_for_publish
-                .into_iter()
+        // The fixes as stored (ids, and the flags the store may add), then the events' ids.
+        type Out = (Vec<FixOutcome>, Vec<Fix>, Vec<(bool, i64)>);
+        let hook: Box<dyn FnOnce(&Out) + Send> = Box::new(move |(outcomes, stored, event_ids)| {
+            let fixes: Vec<Fix> = stored
+                .iter()
                 .zip(outcomes.iter())
-                .filter_map(|(mut f, o)| match o {
-                    FixOutcome::Stored(id) => {
-                        f.id = Some(*id);
-                        Some(f)
-                    }
-                    FixOutcome::Duplicate(_) => None,
-                })
+                .filter(|(_, o)| matches!(o, FixOutcome::Stored(_)))
+                .map(|(f, _)| f.clone())
                 .collect();
             let events: Vec<DeviceEvent> = events_for_publish
                 .into_iter()
@@ -511,16 +507,17 @@ impl Store {
                 }
             }
         });
-        let (fo, eo) = self
+        let (fo, _, eo) = self
             .write(
                 move |conn| {
-                    let f = insert_fixes_tx(conn, &fixes)?;
+                    let mut fixes = fixes;
+                    let f = insert_fixes_tx(conn, &mut fixes)?;
                     let e = insert_events_tx(conn, &events)?;
                     if !scans.is_empty() {
                         let ids: Vec<FixId> = f.iter().map(|o| o.id()).collect();
                         crate::scans::insert_scans_tx(conn, &scans, &ids)?;
                     }
-                    Ok((f, e))
+                    Ok((f, fixes, e))
                 },
                 Some(hook),
             )
@@ -1258,13 +1255,50 @@ fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
     })())
 }
 
-fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> {
+/// Two fixes of one device with the same device time and no sequence number that lie farther
+/// apart than this (plus both reported accuracies) cannot both be true: nobody moves that far
+/// within the one second a whole-second device time spans (200 km/h is 56 m/s). The later one
+/// is stored flagged `integrity_suspect` (a cloned identity or a forged frame).
+pub const SAME_TIME_JUMP_M: f64 = 100.0;
+
+/// Stores each fix, or recognises it as a resend (see `ARCHITECTURE.md`, "Nothing is stored
+/// twice"): same device and `seq`; or, without `seq`, same device, device time and position.
+/// A fix at the device time of a stored one but elsewhere is a new fix: kept, in receipt
+/// order (its id), and flagged `integrity_suspect` if it lies implausibly far from it
+/// ([`SAME_TIME_JUMP_M`]). Sets `id`, and that flag where it applies, on the fixes stored.
+fn insert_fixes_tx(conn: &Connection, fixes: &mut [Fix]) -> Result<Vec<FixOutcome>> {
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
          course_deg, altitude_m, source, flags, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
+    let mut same_time = conn.prepare_cached(
+        "SELECT id, lat, lon, accuracy_m FROM fixes
+         WHERE device_id = ?1 AND device_time = ?2 AND seq IS NULL",
+    )?;
     let mut out = Vec::with_capacity(fixes.len());
-    for f in fixes {
+    for f in fixes.iter_mut() {
+        if f.seq.is_none() {
+            let stored: Vec<(i64, f64, f64, Option<f64>)> = same_time
+                .query_map(params![f.device_id.0, f.device_time.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let (lat, lon) = (f.position.lat(), f.position.lon());
+            if let Some((id, ..)) = stored.iter().find(|s| s.1 == lat && s.2 == lon) {
+                out.push(FixOutcome::Duplicate(FixId(*id)));
+                continue;
+            }
+            let own_acc = f.accuracy_m.unwrap_or(0.0).max(0.0);
+            let implausible = stored.iter().any(|&(_, a, b, acc)| {
+                LatLon::new(a, b).is_ok_and(|p| {
+                    p.distance_m(&f.position)
+                        > SAME_TIME_JUMP_M + own_acc + acc.unwrap_or(0.0).max(0.0)
+                })
+            });
+            if implausible {
+                f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT);
+            }
+        }
         let n = insert.execute(params![
             f.device_id.0,
             f.device_time.0,
@@ -1291,8 +1325,12 @@ fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> 
             other => other?,
         };
         if n == 1 {
-            out.push(FixOutcome::Stored(FixId(conn.last_insert_rowid())));
+            let id = FixId(conn.last_insert_rowid());
+            f.id = Some(id);
+            out.push(FixOutcome::Stored(id));
         } else {
+            // Refused by a unique index: the sequence number's (a seq-less resend was found
+            // above, so the position index cannot refuse it within this one writer).
             let existing: i64 = match f.seq {
                 Some(seq) => conn.query_row(
                     "SELECT id FROM fixes WHERE device_id = ?1 AND seq = ?2",
@@ -1300,8 +1338,14 @@ fn insert_fixes_tx(conn: &Connection, fixes: &[Fix]) -> Result<Vec<FixOutcome>> 
                     |r| r.get(0),
                 )?,
                 None => conn.query_row(
-                    "SELECT id FROM fixes WHERE device_id = ?1 AND device_time = ?2 AND seq IS NULL",
-                    params![f.device_id.0, f.device_time.0],
+                    "SELECT id FROM fixes WHERE device_id = ?1 AND device_time = ?2 AND seq IS NULL
+                     AND lat = ?3 AND lon = ?4",
+                    params![
+                        f.device_id.0,
+                        f.device_time.0,
+                        f.position.lat(),
+                        f.position.lon()
+                    ],
                     |r| r.get(0),
                 )?,
             };

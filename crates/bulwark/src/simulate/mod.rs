@@ -1,9 +1,21 @@
 //! `bulwark simulate`: a load generator that drives many simulated devices over a real
-//! protocol against a running server and measures acknowledged throughput and ack latency.
+//! protocol against a running server and measures stored throughput and ack latency.
 //!
 //! A fix counts as acknowledged only when the server's acknowledgement for it has arrived,
-//! and the server sends that only once the fix is durable, so the rate measured is the rate of
-//! durable ingest, not of bytes written.
+//! and the server sends that only once the fix is durable. An acknowledgement does not say
+//! whether the fix was new or a resend the store recognised (both are acknowledged), so the
+//! headline figure is rows stored, read from the server's own counters
+//! (`bulwark_fixes_stored_total` and `bulwark_fixes_duplicate_total` for the door, before and
+//! after the run), not acks.
+//!
+//! Each simulated device sends what a real one sends: distinct, increasing device times, at
+//! most one fix per device-second on the protocols whose device time is whole seconds (GT06,
+//! H02, Watch). A higher rate takes more devices, not faster ones.
+//!
+//! The generator must weigh less than what it measures: every device is a task on the one
+//! shared runtime (no thread per device), with a connection and a few hundred bytes of state;
+//! ack latencies go into one shared histogram (one per device cost 170 KiB each, 1 GB at
+//! 5,000 devices).
 
 mod frames;
 
@@ -11,8 +23,8 @@ use anyhow::{Context, Result, bail};
 use frames::Report;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,6 +48,16 @@ impl SimProtocol {
             SimProtocol::Teltonika => "teltonika",
             SimProtocol::Osmand => "osmand",
             SimProtocol::Native => "native",
+        }
+    }
+
+    /// The resolution of the device time the protocol carries: GT06, H02 and Watch frames
+    /// carry whole seconds, Teltonika and OsmAnd milliseconds, the native door microseconds
+    /// (1 ms is used).
+    fn time_step_us(self) -> i64 {
+        match self {
+            SimProtocol::Gt06 | SimProtocol::H02 | SimProtocol::Watch => 1_000_000,
+            SimProtocol::Teltonika | SimProtocol::Osmand | SimProtocol::Native => 1_000,
         }
     }
 
@@ -64,16 +86,79 @@ pub struct Options {
     pub progress: bool,
 }
 
-#[derive(Default)]
 struct Counters {
     sent: AtomicU64,
     acked: AtomicU64,
     errors: AtomicU64,
     connected: AtomicU64,
+    /// Ack latencies of every device, in µs. One histogram for all: a lock held for one
+    /// increment costs far less than a histogram per device.
+    latencies: Mutex<Histogram<u64>>,
 }
 
-struct DeviceResult {
-    latencies: Histogram<u64>,
+impl Counters {
+    fn new() -> Result<Self> {
+        Ok(Counters {
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            connected: AtomicU64::new(0),
+            latencies: Mutex::new(histogram()?),
+        })
+    }
+
+    fn record_latency(&self, us: u64) {
+        if let Ok(mut h) = self.latencies.lock() {
+            let _ = h.record(us.max(1));
+        }
+    }
+}
+
+/// The server's count of fixes one door stored and recognised as resends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DoorCounts {
+    stored: u64,
+    duplicate: u64,
+}
+
+/// Reads `bulwark_fixes_stored_total` and `bulwark_fixes_duplicate_total` for one door from
+/// a Prometheus text exposition. A counter not yet exported counts as 0.
+fn door_counts(metrics: &str, door: &str) -> DoorCounts {
+    let label = format!("door=\"{door}\"");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    };
+    DoorCounts {
+        stored: value("bulwark_fixes_stored_total{"),
+        duplicate: value("bulwark_fixes_duplicate_total{"),
+    }
+}
+
+async fn fetch_door_counts(http: &reqwest::Client, base: &str, door: &str) -> Result<DoorCounts> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(door_counts(&text, door))
+}
+
+/// The device time of a device's next fix: now, at the protocol's resolution, but always at
+/// least one step after the previous one, so that no two fixes of a device share a device
+/// time (a real device does not report twice in one of its clock's ticks).
+fn next_device_time_us(now_us: i64, last_us: Option<i64>, step_us: i64) -> i64 {
+    let t = now_us - now_us.rem_euclid(step_us);
+    match last_us {
+        Some(last) => t.max(last + step_us),
+        None => t,
+    }
 }
 
 fn histogram() -> Result<Histogram<u64>> {
@@ -81,10 +166,32 @@ fn histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")
 }
 
-/// Runs the simulation and prints the summary.
-pub async fn run(opts: Options) -> Result<()> {
+/// What a run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub sent: u64,
+    pub acked: u64,
+    pub errors: u64,
+    /// Rows the server stored from this door during the run (`None`: its metrics could not
+    /// be read); the figure that counts.
+    pub stored: Option<u64>,
+    /// Fixes the server acknowledged as resends of stored ones.
+    pub duplicate: Option<u64>,
+    pub elapsed_s: f64,
+}
+
+/// Runs the simulation, prints the summary and returns it.
+pub async fn run(opts: Options) -> Result<Summary> {
     if opts.devices == 0 {
         bail!("--devices must be at least 1");
+    }
+    if opts.protocol.time_step_us() >= 1_000_000 && opts.interval < Duration::from_secs(1) {
+        bail!(
+            "--interval {:.3} s: {} carries whole-second device times, so a real device sends at \
+             most one fix per second; use more --devices for a higher rate",
+            opts.interval.as_secs_f64(),
+            opts.protocol.name()
+        );
     }
     let run_id: u32 = rand::random::<u32>() % 100_000;
     let http = reqwest::Client::builder()
@@ -102,8 +209,10 @@ pub async fn run(opts: Options) -> Result<()> {
         opts.protocol.name()
     );
     register(&http, &base, &opts, &ids).await?;
+    let door = opts.protocol.name();
+    let before = fetch_door_counts(&http, &base, door).await;
 
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new()?);
     let bar = if opts.progress {
         let b = ProgressBar::new(opts.duration.as_secs());
         b.set_style(
@@ -157,12 +266,9 @@ pub async fn run(opts: Options) -> Result<()> {
         })
     };
 
-    let mut all = histogram()?;
     while let Some(res) = tasks.join_next().await {
         match res {
-            Ok(Ok(r)) => {
-                let _ = all.add(&r.latencies);
-            }
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "simulated device stopped");
@@ -173,8 +279,15 @@ pub async fn run(opts: Options) -> Result<()> {
     ticker.abort();
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
+    // Every ack has arrived, and the server counts a fix before it acks it.
+    let after = fetch_door_counts(&http, &base, door).await;
     let sent = counters.sent.load(Ordering::Relaxed);
     let acked = counters.acked.load(Ordering::Relaxed);
+    let all = counters
+        .latencies
+        .lock()
+        .map(|h| h.clone())
+        .map_err(|_| anyhow::anyhow!("latency histogram poisoned"))?;
     let ms = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
     println!("protocol      {}", opts.protocol.name());
     println!("devices       {}", opts.devices);
@@ -186,7 +299,45 @@ pub async fn run(opts: Options) -> Result<()> {
     println!("fixes sent    {sent}");
     println!("acknowledged  {acked}");
     println!("errors        {}", counters.errors.load(Ordering::Relaxed));
-    println!("acked rate    {:.0} fixes/s", acked as f64 / elapsed);
+    let mut summary = Summary {
+        sent,
+        acked,
+        errors: counters.errors.load(Ordering::Relaxed),
+        stored: None,
+        duplicate: None,
+        elapsed_s: elapsed,
+    };
+    match (before, after) {
+        (Ok(b), Ok(a)) => {
+            let stored = a.stored.saturating_sub(b.stored);
+            let duplicate = a.duplicate.saturating_sub(b.duplicate);
+            summary.stored = Some(stored);
+            summary.duplicate = Some(duplicate);
+            println!(
+                "acked new     {stored} (rows stored, the server's bulwark_fixes_stored_total{{door=\"{door}\"}})"
+            );
+            println!(
+                "acked dup     {duplicate} (resends recognised, bulwark_fixes_duplicate_total)"
+            );
+            println!("stored rate   {:.0} fixes/s", stored as f64 / elapsed);
+            if stored + duplicate != acked {
+                println!(
+                    "note          the server counted {} fixes at this door and {acked} acks arrived \
+                     here: another client used the door, or acks were lost with a connection",
+                    stored + duplicate
+                );
+            }
+        }
+        (b, a) => {
+            let e = b
+                .err()
+                .or(a.err())
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            println!("rows stored   unknown: the server's /metrics could not be read ({e})");
+        }
+    }
+    println!("acked rate    {:.0} acks/s", acked as f64 / elapsed);
     println!(
         "ack latency   p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         ms(0.50),
@@ -194,7 +345,7 @@ pub async fn run(opts: Options) -> Result<()> {
         ms(0.99),
         all.max() as f64 / 1000.0
     );
-    Ok(())
+    Ok(summary)
 }
 
 /// A hardware id in the format the protocol uses, unique per run and device.
@@ -286,13 +437,13 @@ impl Walk {
         }
     }
 
-    fn step(&mut self, secs: f64) -> Report {
+    fn step(&mut self, secs: f64, time: jiff::Timestamp) -> Report {
         self.course = (self.course + rand::random::<f64>() * 40.0 - 20.0).rem_euclid(360.0);
         let d = 1.4 * secs / 111_195.0; // walking pace
         self.lat += d * self.course.to_radians().cos();
         self.lon += d * self.course.to_radians().sin() / self.lat.to_radians().cos();
         Report {
-            time: jiff::Timestamp::now(),
+            time,
             lat: self.lat,
             lon: self.lon,
             speed_kmh: 5.0,
@@ -301,8 +452,7 @@ impl Walk {
     }
 }
 
-async fn device(ctx: DeviceCtx) -> Result<DeviceResult> {
-    let mut lat = histogram()?;
+async fn device(ctx: DeviceCtx) -> Result<()> {
     // Spread the devices' first reports over one interval, as real fleets are spread.
     let offset = ctx
         .opts
@@ -320,12 +470,21 @@ async fn device(ctx: DeviceCtx) -> Result<DeviceResult> {
     let mut serial: u16 = 2;
     let mut seq: i64 = 0;
     let mut buf = Vec::new();
+    let step_us = ctx.opts.protocol.time_step_us();
+    let mut last_time_us = None;
     loop {
         tick.tick().await;
         if Instant::now() >= ctx.deadline {
             break;
         }
-        let r = walk.step(ctx.opts.interval.as_secs_f64());
+        let t = next_device_time_us(
+            jiff::Timestamp::now().as_microsecond(),
+            last_time_us,
+            step_us,
+        );
+        last_time_us = Some(t);
+        let time = jiff::Timestamp::from_microsecond(t).context("device time out of range")?;
+        let r = walk.step(ctx.opts.interval.as_secs_f64(), time);
         seq += 1;
         serial = serial.wrapping_add(1);
         ctx.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -375,12 +534,12 @@ async fn device(ctx: DeviceCtx) -> Result<DeviceResult> {
         };
         if ok {
             ctx.counters.acked.fetch_add(1, Ordering::Relaxed);
-            let _ = lat.record((t0.elapsed().as_micros() as u64).max(1));
+            ctx.counters.record_latency(t0.elapsed().as_micros() as u64);
         } else {
             ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
-    Ok(DeviceResult { latencies: lat })
+    Ok(())
 }
 
 async fn connect(ctx: &DeviceCtx) -> Result<TcpStream> {
@@ -430,5 +589,144 @@ async fn read_ack(s: &mut TcpStream, p: SimProtocol, buf: &mut Vec<u8>) -> Resul
             bail!("server closed the connection");
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn device_times_are_distinct_and_increasing_at_the_protocols_resolution() {
+        // Called faster than the clock ticks (three times in one second, and with the clock
+        // stepping back), a whole-second device still moves one second each time.
+        let s = 1_000_000;
+        let now = 1_780_000_000_250_000;
+        let a = next_device_time_us(now, None, s);
+        let b = next_device_time_us(now + 100_000, Some(a), s);
+        let c = next_device_time_us(now - 5_000_000, Some(b), s);
+        let d = next_device_time_us(now + 10_000_000, Some(c), s);
+        assert_eq!(
+            [a, b, c, d],
+            [
+                1_780_000_000_000_000,
+                1_780_000_001_000_000,
+                1_780_000_002_000_000,
+                1_780_000_010_000_000
+            ]
+        );
+        // Millisecond protocols keep milliseconds.
+        let m = next_device_time_us(now + 1_234, Some(now), 1_000);
+        assert_eq!(m, now + 1_000);
+    }
+
+    #[test]
+    fn whole_second_protocols_refuse_more_than_one_fix_per_device_second() {
+        let opts = |protocol, interval_ms| Options {
+            server: "127.0.0.1".into(),
+            http_port: 1,
+            port: Some(1),
+            protocol,
+            devices: 1,
+            interval: Duration::from_millis(interval_ms),
+            duration: Duration::from_secs(1),
+            token: String::new(),
+            progress: false,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for p in [SimProtocol::Gt06, SimProtocol::H02, SimProtocol::Watch] {
+            let err = rt.block_on(run(opts(p, 100))).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("whole-second")),
+                "{p:?}: {err:?}"
+            );
+        }
+    }
+
+    /// Against a real server on real sockets: what the summary calls stored is what the store
+    /// holds, every ack was a new fix (distinct device seconds), and each device's device times
+    /// increase by at least a second.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_counts_the_rows_the_server_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = "simulate-test-staff-token-0123456789";
+        let running = server::start(server::Config {
+            data_dir: dir.path().to_path_buf(),
+            bind: [127, 0, 0, 1].into(),
+            http_port: 0,
+            osmand_port: Some(0),
+            admin_token: Some(token.into()),
+            devices: server::config::DeviceListeners::ephemeral(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut total = 0;
+        for (p, proto) in [
+            (SimProtocol::Gt06, domain::Protocol::Gt06),
+            (SimProtocol::H02, domain::Protocol::H02),
+        ] {
+            let s = run(Options {
+                server: "127.0.0.1".into(),
+                http_port: running.http_addr.port(),
+                port: Some(running.device_addrs[&proto].port()),
+                protocol: p,
+                devices: 4,
+                interval: Duration::from_secs(1),
+                duration: Duration::from_millis(3_500),
+                token: token.into(),
+                progress: false,
+            })
+            .await
+            .unwrap();
+            total += s.acked as i64;
+            assert!(s.acked >= 8, "{p:?}: {s:?}");
+            assert_eq!(
+                (s.stored, s.duplicate, s.errors),
+                (Some(s.acked), Some(0), 0),
+                "{p:?}"
+            );
+        }
+        assert_eq!(running.store.count_fixes().await.unwrap(), total);
+        for f in running.store.latest_fixes().await.unwrap() {
+            let track = running
+                .store
+                .track(
+                    f.device_id,
+                    domain::UnixMicros(0),
+                    domain::UnixMicros(i64::MAX),
+                    100,
+                )
+                .await
+                .unwrap();
+            assert!(
+                track
+                    .windows(2)
+                    .all(|w| w[1].device_time.0 - w[0].device_time.0 >= 1_000_000),
+                "{track:?}"
+            );
+        }
+        running.shutdown().await;
+    }
+
+    #[test]
+    fn door_counts_are_read_from_the_servers_exposition() {
+        let text = "# TYPE bulwark_fixes_stored_total counter\n\
+            bulwark_fixes_stored_total{door=\"gt06\"} 600\n\
+            bulwark_fixes_stored_total{door=\"gt06x\"} 7\n\
+            bulwark_fixes_duplicate_total{door=\"gt06\"} 98561\n\
+            bulwark_fixes_stored_total{door=\"native\"} 5\n";
+        assert_eq!(
+            door_counts(text, "gt06"),
+            DoorCounts {
+                stored: 600,
+                duplicate: 98_561
+            }
+        );
+        assert_eq!(door_counts(text, "h02"), DoorCounts::default());
     }
 }

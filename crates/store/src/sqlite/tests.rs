@@ -106,6 +106,65 @@ async fn committed_fixes_are_published_once_with_ids_in_commit_order() {
     assert!(sub.try_recv().is_err());
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_fix_at_a_stored_device_time_elsewhere_is_kept_and_a_far_one_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut sub = store.subscribe_committed();
+    let (_, d) = setup(&store).await;
+    let first = fix(d.id, 100, None);
+    // 20 m north in the same device second: a sub-second burst, kept as it is.
+    let mut burst = first.clone();
+    burst.position = first.position.destination(0.0, 20.0);
+    // 5 km away in the same device second: not where the wearer can be; kept, flagged.
+    let mut far = first.clone();
+    far.position = first.position.destination(90.0, 5_000.0);
+    let out = store
+        .insert_fixes(vec![first.clone(), burst.clone(), far.clone()])
+        .await
+        .unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, FixOutcome::Stored(_))),
+        "{out:?}"
+    );
+    assert!(
+        out[0].id() < out[1].id() && out[1].id() < out[2].id(),
+        "receipt order"
+    );
+    // Each resent: recognised by its position, with its own original id.
+    let again = store
+        .insert_fixes(vec![far.clone(), first.clone(), burst.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        vec![
+            FixOutcome::Duplicate(out[2].id()),
+            FixOutcome::Duplicate(out[0].id()),
+            FixOutcome::Duplicate(out[1].id()),
+        ]
+    );
+    assert_eq!(store.count_fixes().await.unwrap(), 3);
+    let track = store
+        .track(
+            d.id,
+            UnixMicros::from_secs(0),
+            UnixMicros::from_secs(1_000),
+            10,
+        )
+        .await
+        .unwrap();
+    let suspect: Vec<bool> = track
+        .iter()
+        .map(|f| f.flags.has(FixFlags::INTEGRITY_SUSPECT))
+        .collect();
+    assert_eq!(suspect, vec![false, false, true], "{track:?}");
+    // The engine gets the flag too: the published fixes are the stored ones.
+    let published = sub.recv().await.unwrap().fixes;
+    assert_eq!(published, track);
+    assert!(sub.try_recv().is_err(), "resends are not published");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_are_group_committed_without_loss() {
     let dir = tempfile::tempdir().unwrap();
