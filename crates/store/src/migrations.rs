@@ -388,4 +388,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX network_scans_fix ON network_scans(fix_id) WHERE fix_id IS NOT NULL;
     ALTER TABLE devices ADD COLUMN model TEXT;
     "#,
+    // 14: history as it was: an alert keeps the summary and distance it was raised with, and
+    // each action-log row the alert's summary, closest distance and whether its condition
+    // held at the moment of that step (the alert row itself shows only the latest).
+    r#"
+    ALTER TABLE alerts ADD COLUMN raise_summary TEXT;
+    ALTER TABLE alerts ADD COLUMN raise_distance_m REAL;
+    ALTER TABLE alert_actions ADD COLUMN summary TEXT;
+    ALTER TABLE alert_actions ADD COLUMN min_distance_m REAL;
+    ALTER TABLE alert_actions ADD COLUMN condition_active INTEGER;
+    "#,
 ];
