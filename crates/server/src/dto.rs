@@ -588,6 +588,11 @@ pub struct AlertDto {
     pub heading_toward: Option<bool>,
     /// 0, or 1 once it escalated for lack of acknowledgement.
     pub escalation_level: i64,
+    /// The summary and distance it was raised with (`summary` and `min_distance_m` are the
+    /// latest). `summary` texts are English, for logs and API users; the console renders its
+    /// own words from `rule` and the structured fields, in the reader's language.
+    pub raise_summary: Option<String>,
+    pub raise_distance_m: Option<f64>,
 }
 
 impl From<store::AlertRecord> for AlertDto {
@@ -620,6 +625,8 @@ impl From<store::AlertRecord> for AlertDto {
             time_to_contact_s: r.details.time_to_contact_s,
             heading_toward: r.details.heading_toward,
             escalation_level: r.escalation_level,
+            raise_summary: r.raise_summary,
+            raise_distance_m: r.raise_distance_m,
         }
     }
 }
@@ -691,6 +698,10 @@ pub struct AlertActionDto {
     /// With `resolve`: why the alert was resolved.
     pub cause: Option<String>,
     pub note: Option<String>,
+    /// The alert as it was at this step (summary, closest distance, condition held).
+    pub summary: Option<String>,
+    pub min_distance_m: Option<f64>,
+    pub condition_active: Option<bool>,
 }
 
 impl From<store::AlertAction> for AlertActionDto {
@@ -704,6 +715,9 @@ impl From<store::AlertAction> for AlertActionDto {
             action: a.action,
             cause: a.cause,
             note: a.note,
+            summary: a.summary,
+            min_distance_m: a.min_distance_m,
+            condition_active: a.condition_active,
         }
     }
 }
@@ -719,8 +733,16 @@ pub struct AlertMeasures {
     pub per_rule: std::collections::BTreeMap<String, usize>,
     /// Days the visible cases were open within the window, summed.
     pub case_days: f64,
-    /// Alerts per case-day (`alerts / case_days`); `null` with no case-days.
+    /// Alerts per case-day (`alerts / case_days`); `null` with no case-days. Over fewer than
+    /// `rate_min_case_days` the rate says little (a short window makes a few alerts look
+    /// like hundreds a day): the console then shows the counts with their window only.
     pub alerts_per_case_day: Option<f64>,
+    /// The window's length in days.
+    pub window_days: f64,
+    /// Cases in the caller's scope that were open during the window.
+    pub cases: usize,
+    /// Case-days below which a per-case-day rate is not shown as a figure.
+    pub rate_min_case_days: f64,
     /// From raise to the first acknowledgement, in seconds.
     pub time_to_ack_s: Percentiles,
     /// From raise to the first dispatch (state or recorded action), in seconds.

@@ -25,6 +25,9 @@ type Body = Result<Bytes, BytesRejection>;
 
 /// The longest note kept in the log.
 const NOTE_MAX: usize = 2_000;
+/// Case-days below which the console shows no per-case-day rate (7: a week of one case).
+const RATE_MIN_CASE_DAYS: f64 = 7.0;
+
 /// The measures window when `from` is not given (30 days before `to`).
 const DEFAULT_WINDOW_S: i64 = 30 * 86_400;
 const DAY_US: f64 = 86_400.0 * 1e6;
@@ -242,14 +245,16 @@ pub async fn measures(
     let allowed = authz::scope(&s, &c, Action::HandleAlert, "alert measures").await?;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
-    let case_days: f64 = s
+    let open_days: Vec<f64> = s
         .store
         .case_opened_at()
         .await?
         .into_iter()
         .filter(|(k, _)| allowed.contains(k))
         .map(|(_, opened)| (to.0 - from.0.max(opened.0)).max(0) as f64 / DAY_US)
-        .sum();
+        .filter(|d| *d > 0.0)
+        .collect();
+    let case_days: f64 = open_days.iter().sum();
     let raised = s.store.alerts_raised_between(from, to).await?;
     let mut m = AlertMeasures {
         from: ts(from),
@@ -258,6 +263,9 @@ pub async fn measures(
         per_rule: Default::default(),
         case_days,
         alerts_per_case_day: None,
+        window_days: (to.0 - from.0) as f64 / DAY_US,
+        cases: open_days.len(),
+        rate_min_case_days: RATE_MIN_CASE_DAYS,
         time_to_ack_s: Percentiles::of(Vec::new()),
         time_to_dispatch_s: Percentiles::of(Vec::new()),
         resolved: 0,

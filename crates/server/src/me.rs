@@ -25,6 +25,7 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::ingest::{self, RawFix};
 use crate::pipeline::now;
+use crate::push::class_of;
 use access::{Action, OffenderProximity, Precision, Resource, Role};
 use audit::{ActorKind, AuditAction};
 use axum::Json;
@@ -133,7 +134,9 @@ async fn victim_view(
         .map(|o| o.disclosure_radius_m)
         .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))));
     let hers = fresh(s.store.latest_fix_of_person(me).await?, t, stale);
-    let his = fresh(s.store.latest_fix_of_person(case.offender).await?, t, stale);
+    let his_latest = s.store.latest_fix_of_person(case.offender).await?;
+    let his_time = his_latest.as_ref().map(|f| f.device_time);
+    let his = fresh(his_latest, t, stale);
     let proximity = match (&hers, &his, radius) {
         (Some(h), Some(o), Some(r)) => Some(if h.position.distance_m(&o.position) <= r {
             OffenderProximity::WithinDisclosureRadius
@@ -196,17 +199,97 @@ async fn victim_view(
     authz::check(s, c, Action::ReadAlerts, resource, "me/case").await?;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
-    let active: Vec<store::AlertRecord> = s
+    // Her case's alerts (not those about another person the same order protects), newest
+    // raised first.
+    let mut mine: Vec<store::AlertRecord> = s
         .store
-        .list_alerts(true, 500)
+        .list_alerts(false, 500)
         .await?
         .into_iter()
-        .filter(|a| crate::api::alert_case(a, &devices, &cases) == Some(case.id))
+        .filter(|a| {
+            crate::api::alert_case(a, &devices, &cases) == Some(case.id)
+                && a.protected.is_none_or(|p| p == me)
+        })
         .collect();
-    let conditions: Vec<(AlertRule, Severity)> = active
+    mine.sort_by_key(|a| std::cmp::Reverse((a.alert.raised_at, a.alert.id)));
+    let active: Vec<&store::AlertRecord> = mine
         .iter()
-        .filter(|a| a.condition_active)
+        .filter(|a| a.alert.state != AlertState::Resolved)
+        .collect();
+    // What holds now: a condition about where he is counts only while his position is fresh;
+    // otherwise it is what was true when his device last reported, and goes to `earlier`.
+    // The engine holds a condition for `clear_hold_s` after it ends (against flapping); the
+    // banner's "now" is what his latest position shows, so a hold his latest fix contradicts
+    // is no longer the danger now (the alert stays open for the officer).
+    let contradicted = |a: &store::AlertRecord| {
+        let order = orders.iter().find(|o| Some(o.id) == a.alert.order_id);
+        let apart = match (&hers, &his) {
+            (Some(h), Some(o)) => Some(h.position.distance_m(&o.position)),
+            _ => None,
+        };
+        match (a.alert.rule, order, apart) {
+            (AlertRule::ProximityViolation, Some(o), Some(d)) => d > o.no_approach_m,
+            (AlertRule::ProximityWarning, Some(o), Some(d)) => {
+                d > o.warning_m && a.details.heading_toward != Some(true)
+            }
+            (AlertRule::ProximityNotice, _, _) => within == Some(false),
+            (AlertRule::ZoneViolation, Some(o), _) => match (&his, a.zone) {
+                (Some(f), Some(z)) => o
+                    .zones
+                    .iter()
+                    .find(|zone| zone.id == z)
+                    .is_some_and(|zone| engine::distance_into_zone(&f.position, &zone.shape) > 0.0),
+                _ => false,
+            },
+            _ => false,
+        }
+    };
+    let holds_now = |a: &store::AlertRecord| {
+        a.alert.state != AlertState::Resolved
+            && a.condition_active
+            && (!POSITION_RULES.contains(&a.alert.rule) || (his.is_some() && !contradicted(a)))
+    };
+    let conditions: Vec<(AlertRule, Severity)> = mine
+        .iter()
+        .filter(|a| holds_now(a))
         .map(|a| (a.alert.rule, a.alert.severity))
+        .collect();
+    let zone_label = |a: &store::AlertRecord| {
+        a.zone.and_then(|z| {
+            orders
+                .iter()
+                .flat_map(|o| o.zones.iter())
+                .find(|zone| zone.id == z)
+                .map(|zone| zone.label.clone())
+        })
+    };
+    let current: Vec<Value> = mine
+        .iter()
+        .filter(|a| holds_now(a) && class_of(a.alert.rule) == "danger")
+        .map(|a| json!({"rule": a.alert.rule.as_str(), "since": ts(a.alert.raised_at), "zone": zone_label(a)}))
+        .collect();
+    let earlier: Vec<Value> = mine
+        .iter()
+        .filter(|a| {
+            !holds_now(a)
+                && class_of(a.alert.rule) == "danger"
+                && t.0 - a.alert.raised_at.0 <= EARLIER_WINDOW_US
+        })
+        .take(EARLIER_MAX)
+        .map(|a| {
+            let open = a.condition_active && a.alert.state != AlertState::Resolved;
+            let ended = a.cleared_at.or((a.alert.state == AlertState::Resolved).then_some(a.alert.updated_at));
+            json!({
+                "alert_id": a.alert.id.0, "rule": a.alert.rule.as_str(), "state": a.alert.state.as_str(),
+                "raised_at": ts(a.alert.raised_at), "ended_at": ended.map(ts),
+                // Still open, but its condition is no longer known to hold (his position is old).
+                "last_known": open && his.is_none(),
+                // His latest position no longer shows it; the engine still watches it for a
+                // while before it clears.
+                "still_watched": open && his.is_some(),
+                "zone": zone_label(a),
+            })
+        })
         .collect();
     let in_force: Vec<_> = orders.iter().filter(|o| o.in_force(t)).collect();
     let (status, reasons) = victim_status(&StatusInput {
@@ -241,8 +324,29 @@ async fn victim_view(
         "expires_at": expires_at, "own_position": own_position,
         "own_device": own_device.map(|d| json!({"id": d.id.0, "kind": d.kind.to_string()})),
         "sos": sos, "server_time": ts(t), "stale_after_s": stale,
+        "now": {
+            "as_of": his_time.map(ts),
+            "age_s": his_time.map(|d| ((t.0 - d.0) as f64 / 1e6).max(0.0)),
+            "fresh": his.is_some(),
+            "conditions": current,
+        },
+        "earlier": earlier,
     }))
 }
+
+/// Rules whose condition is a fact about where the offender is: they hold "now" only while
+/// his latest position is fresh.
+const POSITION_RULES: [AlertRule; 5] = [
+    AlertRule::ProximityViolation,
+    AlertRule::ProximityWarning,
+    AlertRule::ProximityNotice,
+    AlertRule::ZoneViolation,
+    AlertRule::BoundaryGrazing,
+];
+/// How far back the banner's "earlier" list goes (24 h, in microseconds) and how many it
+/// shows.
+const EARLIER_WINDOW_US: i64 = 24 * 3_600 * 1_000_000;
+const EARLIER_MAX: usize = 10;
 
 /// What the victim's status banner is derived from.
 pub struct StatusInput<'a> {

@@ -1241,6 +1241,72 @@ async fn alert_lifecycle_is_logged_in_order_with_its_actor_and_resolving_needs_a
 }
 
 #[tokio::test]
+async fn history_shows_the_alert_as_it_was_at_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let mut c = Client::new(&r);
+    seed(&mut c).await;
+    let id = raise_proximity_alert(&c).await;
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/state"),
+            json!({"state": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let raised_with = a["raise_distance_m"].as_f64().unwrap();
+    assert!(a["raise_summary"].is_string(), "{a}");
+    // He comes closer: the alert's latest summary and distance change.
+    for seq in 2..5 {
+        let (s, body) = c
+            .batch(
+                DEVICE_TOKEN,
+                json!({"fixes": [{"seq": seq, "time": now_iso(0), "lat": HOME.0 + 20.0 / 111_195.0, "lon": HOME.1, "accuracy_m": 5.0}]}).to_string(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    eventually("the alert to see him closer", || async {
+        active_alerts(&c).await.iter().any(|a| {
+            a["id"] == id
+                && a["min_distance_m"]
+                    .as_f64()
+                    .is_some_and(|d| d < raised_with - 20.0)
+        })
+    })
+    .await;
+    let (s, a) = c
+        .post(
+            &format!("/api/v1/alerts/{id}/actions"),
+            json!({"action": "victim_called"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (_, h) = c.get(&format!("/api/v1/alerts/{id}/history")).await;
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 2, "{h:?}");
+    // Each step keeps the alert as it was then; the raise keeps its own summary.
+    assert_eq!(h[0]["min_distance_m"].as_f64(), Some(raised_with), "{h:?}");
+    assert!(
+        h[1]["min_distance_m"].as_f64().unwrap() < raised_with - 20.0,
+        "{h:?}"
+    );
+    assert_eq!(h[0]["condition_active"], true, "{h:?}");
+    assert!(
+        h[0]["summary"].is_string() && h[0]["summary"] != h[1]["summary"],
+        "{h:?}"
+    );
+    let now = active_alerts(&c)
+        .await
+        .into_iter()
+        .find(|a| a["id"] == id)
+        .unwrap();
+    assert_eq!(now["raise_distance_m"].as_f64(), Some(raised_with), "{now}");
+    assert_ne!(now["raise_summary"], now["summary"], "{now}");
+    r.shutdown().await;
+}
+
+#[tokio::test]
 async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
@@ -1283,6 +1349,17 @@ async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
     );
     assert!(m["case_days"].as_f64().unwrap() > 0.0, "{m}");
     assert!(m["alerts_per_case_day"].as_f64().unwrap() > 0.0, "{m}");
+    // A one-hour window: the counts come with their window, and the rate is flagged as too
+    // short to mean anything.
+    assert!(
+        (m["window_days"].as_f64().unwrap() - 61.0 / 1440.0).abs() < 0.01,
+        "{m}"
+    );
+    assert!(m["cases"].as_u64().unwrap() >= 1, "{m}");
+    assert!(
+        m["case_days"].as_f64().unwrap() < m["rate_min_case_days"].as_f64().unwrap(),
+        "{m}"
+    );
     assert_eq!(m["resolved"], 1, "{m}");
     assert_eq!(m["per_cause"]["gps_error"], 1, "{m}");
     assert_eq!(m["false_alarm_share"].as_f64(), Some(1.0), "{m}");

@@ -303,6 +303,62 @@ async fn her_status_follows_the_offender_and_degrades_when_positions_are_missing
             .contains("proximity_violation"),
         "{v}"
     );
+    // What holds now is listed apart from what happened earlier, with the time of his fix.
+    assert!(v["now"]["as_of"].is_string(), "{v}");
+    assert_eq!(v["now"]["fresh"], true, "{v}");
+    assert!(
+        v["now"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["rule"] == "proximity_violation" && c["since"].is_string()),
+        "{v}"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_violation_that_ended_is_listed_as_earlier_not_as_the_danger_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    share_at_home(&w).await;
+    offender_at(&w, 1, 50.0).await;
+    eventually_case(&w, "violation", |v| v["status"] == "violation").await;
+    // He leaves: the alert stays open for the officer, but it is no longer the danger now.
+    share_at_home(&w).await;
+    offender_at(&w, 2, 3_000.0).await;
+    offender_at(&w, 3, 3_000.0).await;
+    let v = eventually_case(&w, "the violation to end", |v| {
+        v["status"] != "violation" && v["status"] != "approaching"
+    })
+    .await;
+    assert_eq!(v["offender"], "not_nearby", "{v}");
+    assert!(
+        !v["status_reasons"]
+            .to_string()
+            .contains("proximity_violation"),
+        "{v}"
+    );
+    assert!(
+        v["now"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["rule"] != "proximity_violation"),
+        "{v}"
+    );
+    let earlier = v["earlier"].as_array().unwrap();
+    let past = earlier
+        .iter()
+        .find(|e| e["rule"] == "proximity_violation")
+        .unwrap_or_else(|| panic!("no earlier violation in {v}"));
+    assert!(past["raised_at"].is_string(), "{v}");
+    // The engine holds the condition for a while after he left (against flapping): it is
+    // still open and watched, but not what his latest position shows.
+    assert_eq!(past["still_watched"], true, "{v}");
+    assert_eq!(past["last_known"], false, "{v}");
+    assert_eq!(v["now"]["fresh"], true, "{v}");
     r.shutdown().await;
 }
 

@@ -31,6 +31,11 @@ pub struct AlertAction {
     pub action: String,
     pub cause: Option<String>,
     pub note: Option<String>,
+    /// The alert as it was at this step: its summary, closest distance and whether its
+    /// condition held (`None` for rows stored before these were kept).
+    pub summary: Option<String>,
+    pub min_distance_m: Option<f64>,
+    pub condition_active: Option<bool>,
 }
 
 pub(crate) fn insert_action(
@@ -39,8 +44,10 @@ pub(crate) fn insert_action(
     a: &NewAlertAction,
 ) -> Result<AlertAction> {
     conn.execute(
-        "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note,
+         summary, min_distance_m, condition_active)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, summary, min_distance_m, condition_active
+         FROM alerts WHERE id = ?1",
         params![
             alert.0,
             a.at.0,
@@ -51,8 +58,14 @@ pub(crate) fn insert_action(
             a.note
         ],
     )?;
+    let id = conn.last_insert_rowid();
+    let (summary, min_distance_m, condition_active) = conn.query_row(
+        "SELECT summary, min_distance_m, condition_active FROM alert_actions WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     Ok(AlertAction {
-        id: conn.last_insert_rowid(),
+        id,
         alert_id: alert,
         at: a.at,
         actor_account_id: a.actor_account_id,
@@ -60,6 +73,9 @@ pub(crate) fn insert_action(
         action: a.action.clone(),
         cause: a.cause.clone(),
         note: a.note.clone(),
+        summary,
+        min_distance_m,
+        condition_active,
     })
 }
 
@@ -73,6 +89,9 @@ fn action_from_row(r: &Row) -> rusqlite::Result<AlertAction> {
         action: r.get("action")?,
         cause: r.get("cause")?,
         note: r.get("note")?,
+        summary: r.get("summary")?,
+        min_distance_m: r.get("min_distance_m")?,
+        condition_active: r.get("condition_active")?,
     })
 }
 

@@ -430,4 +430,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX fixes_device_time_position ON fixes(device_id, device_time, lat, lon)
         WHERE seq IS NULL;
     "#,
+    // 13: history as it was: an alert keeps the summary and distance it was raised with, and
+    // each action-log row the alert's summary, closest distance and whether its condition
+    // held at the moment of that step (the alert row itself shows only the latest).
+    r#"
+    ALTER TABLE alerts ADD COLUMN raise_summary TEXT;
+    ALTER TABLE alerts ADD COLUMN raise_distance_m REAL;
+    ALTER TABLE alert_actions ADD COLUMN summary TEXT;
+    ALTER TABLE alert_actions ADD COLUMN min_distance_m REAL;
+    ALTER TABLE alert_actions ADD COLUMN condition_active INTEGER;
+    "#,
 ];

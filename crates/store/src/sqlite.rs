@@ -156,6 +156,10 @@ pub struct AlertRecord {
     pub details: AlertDetails,
     /// 0, or 1 once escalated for lack of acknowledgement.
     pub escalation_level: i64,
+    /// The summary and distance it was raised with (`None` for alerts stored before they
+    /// were kept); `alert.summary` is the latest.
+    pub raise_summary: Option<String>,
+    pub raise_distance_m: Option<f64>,
 }
 
 /// A handle to the store. Cheap to clone.
@@ -1446,8 +1450,8 @@ pub(crate) fn apply_alert_change_tx(
             conn.execute(
                 "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
                  raised_at, updated_at, summary, min_distance_m, evidence, device_id, late, possible,
-                 closing_speed_mps, time_to_contact_s, heading_toward)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?8, ?9)",
                 params![
                     c.order_id.map(|o| o.0),
                     c.case_id.map(|o| o.0),
@@ -1569,6 +1573,8 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
     let active: bool = r.get("condition_active")?;
     let device: Option<i64> = r.get("device_id")?;
     let escalation_level: i64 = r.get("escalation_level")?;
+    let raise_summary: Option<String> = r.get("raise_summary")?;
+    let raise_distance_m: Option<f64> = r.get("raise_distance_m")?;
     let details = AlertDetails {
         late: r.get("late")?,
         possible: r.get("possible")?,
@@ -1600,6 +1606,8 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
             details,
             escalation_level,
             cleared_at: cleared_at.map(UnixMicros),
+            raise_summary,
+            raise_distance_m,
         })
     })())
 }

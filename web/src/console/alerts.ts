@@ -2,13 +2,51 @@
 // accessible dialog, and each alert's history. Alerts of the same case and order are grouped
 // so that one incident (e.g. a no-approach violation and the warning before it) reads as one.
 import { api, ApiError } from "../shared/api";
-import { ACTIONS, CAUSES, RECORDABLE, RULES, STATES, label, lang, t } from "./i18n";
+import { ACTIONS, CAUSES, PERSON_ROLES, RECORDABLE, ROLES, RULES, STATES, SUMMARIES, fill, label, lang, t } from "./i18n";
 import { openDialog } from "./dialog";
-import { ageSeconds, errorBox, field, fmtAge, fmtTime, h, select, type Alert, type AlertAction, type Case } from "./util";
+import { alarming } from "./alarm";
+import {
+  ageSeconds, errorBox, field, fmtAge, fmtTime, h, select,
+  type Alert, type AlertAction, type Case, type Device, type Order, type Person,
+} from "./util";
 
 export interface QueueState {
   alerts: Map<number, Alert>;
   cases: Case[];
+  devices?: Device[];
+  people?: Person[];
+  orders?: Order[];
+}
+
+const personText = (p: Person): string => `${p.display_name} (${label(PERSON_ROLES, p.role)})`;
+
+/**
+ * Who an alert is about, by name and role: the device's wearer for device alerts (an SOS
+ * names the person who pressed it), else the case's offender and protected person.
+ */
+export function whoOf(s: QueueState, a: Alert): string {
+  const people = s.people ?? [];
+  const dev = a.device_id != null ? s.devices?.find((d) => d.id === a.device_id) : undefined;
+  const owner = dev?.owner_id != null ? people.find((p) => p.id === dev.owner_id) : undefined;
+  if (owner) return personText(owner);
+  const c = a.case_id != null ? s.cases.find((x) => x.id === a.case_id) : undefined;
+  if (c) {
+    const names = [c.offender_id, ...c.protected_ids].map((id) => people.find((p) => p.id === id)).filter((p): p is Person => !!p);
+    if (names.length) return names.map(personText).join(" → ");
+  }
+  return t("nobody");
+}
+
+/** The alert in the reader's language, from its rule and structured fields; `distance` overrides. */
+export function alertText(s: QueueState, a: Alert, distance: number | null | undefined = a.min_distance_m): string {
+  const zone = s.orders?.flatMap((o) => o.zones).find((z) => z.id != null && z.id === a.zone_id)?.label ?? "";
+  const params = { who: whoOf(s, a), d: distance != null ? Math.round(distance) : "—", zone: zone ? `«${zone}»` : "" };
+  const parts = [fill(SUMMARIES[lang][a.rule] ?? label(RULES, a.rule), params)];
+  if (a.closing_speed_mps != null && a.closing_speed_mps > 0.3) parts.push(fill(SUMMARIES[lang].closing, { c: a.closing_speed_mps.toFixed(1) }));
+  if (a.time_to_contact_s != null && a.heading_toward) parts.push(fill(SUMMARIES[lang].contact, { t: Math.round(a.time_to_contact_s) }));
+  if (a.late) parts.push(t("late"));
+  if (a.certainty === "possible") parts.push(t("possible"));
+  return parts.join(" · ");
 }
 
 type Changed = (a?: Alert) => void;
@@ -63,11 +101,20 @@ function dispatchDialog(a: Alert, done: Changed, status: (s: string) => void): v
   }).catch((e) => { d.error(errorBox(e).textContent ?? ""); status(errorBox(e).textContent ?? ""); });
 }
 
+/** The alert as it was at this step (stored with the step), not as it is now. */
+export function stepState(x: AlertAction): string {
+  const parts: string[] = [];
+  if (x.min_distance_m != null) parts.push(`${Math.round(x.min_distance_m)} m`);
+  if (x.condition_active != null) parts.push(x.condition_active ? t("conditionHeld") : t("conditionCleared"));
+  return parts.length ? ` · (${t("at")}: ${parts.join(", ")})` : "";
+}
+
 export function historyList(log: AlertAction[]): HTMLElement {
   const ol = h("ol", { class: "history" });
   for (const x of log) {
     ol.append(h("li", {}, h("time", { datetime: x.at, text: fmtTime(x.at) }), " · ", h("strong", { text: label(ACTIONS, x.action) }),
-      x.cause ? ` · ${label(CAUSES, x.cause)}` : "", x.note ? ` · “${x.note}”` : "", ` · ${x.actor_role} #${x.actor_account_id}`));
+      x.cause ? ` · ${label(CAUSES, x.cause)}` : "", x.note ? ` · “${x.note}”` : "", ` · ${label(ROLES, x.actor_role)} #${x.actor_account_id}`,
+      stepState(x)));
   }
   if (!log.length) ol.append(h("li", { text: "—" }));
   return ol;
@@ -86,13 +133,16 @@ async function toggleHistory(li: HTMLElement, a: Alert, btn: HTMLButtonElement):
   }
 }
 
-function alertItem(a: Alert, done: Changed, status: (s: string) => void): HTMLElement {
-  const li = h("li", { class: `alert-item ${a.severity}${a.condition_active ? "" : " cleared"}`, "data-alert-id": a.id, "data-state": a.state });
+function alertItem(s: QueueState, a: Alert, done: Changed, status: (s: string) => void): HTMLElement {
+  const li = h("li", { class: `alert-item ${a.severity}${a.condition_active ? "" : " cleared"}${a.rule === "sos" ? " sos" : ""}${alarming(a) ? " alarming" : ""}`,
+    "data-alert-id": a.id, "data-state": a.state, "data-rule": a.rule, "data-case-id": a.case_id ?? "" });
   li.append(
     h("div", { class: "rule", text: label(RULES, a.rule) }),
-    h("div", { text: a.summary }),
-    h("div", { class: "meta", text: `#${a.id} · ${STATES[lang][a.state] ?? a.state} · ${fmtAge(ageSeconds(a.raised_at))}`
-      + (a.condition_active ? "" : ` · ${t("conditionCleared")}`) + (a.late ? " · late" : "") + (a.certainty === "possible" ? " · possible" : "") }),
+    h("div", { class: "who", text: whoOf(s, a) }),
+    h("div", { class: "text", text: alertText(s, a) }),
+    h("div", { class: "meta" }, `#${a.id} · ${STATES[lang][a.state] ?? a.state} · `,
+      h("time", { datetime: a.raised_at, text: fmtTime(a.raised_at) }), ` (${fmtAge(ageSeconds(a.raised_at))})`,
+      a.condition_active ? "" : ` · ${t("conditionCleared")}`),
   );
   const bar = h("div", { class: "buttons", role: "group", "aria-label": `${label(RULES, a.rule)} #${a.id}` });
   const btn = (text: string, cls: string, onclick: () => void) => bar.append(h("button", { type: "button", class: cls, text, onclick }));
@@ -112,7 +162,8 @@ function alertItem(a: Alert, done: Changed, status: (s: string) => void): HTMLEl
 }
 
 /** Renders the open alerts of `s` into `ol`, grouped by case and order; notices are counted only. */
-export function renderQueue(ol: HTMLElement, empty: HTMLElement, s: QueueState, done: Changed, status: (s: string) => void): void {
+export function renderQueue(ol: HTMLElement, empty: HTMLElement, s: QueueState, done: Changed, status: (s: string) => void,
+  onShowCase?: (caseId: number) => void): void {
   // Keep an open history box open across re-renders.
   const openHistory = new Set([...ol.querySelectorAll<HTMLElement>(".alert-item")].filter((li) => li.querySelector(".history-box")).map((li) => li.dataset.alertId));
   // ... and keep keyboard focus on the same control of the same alert.
@@ -127,7 +178,9 @@ export function renderQueue(ol: HTMLElement, empty: HTMLElement, s: QueueState, 
   const active = open.filter((a) => a.severity !== "info");
   empty.hidden = active.length > 0;
   if (notices > 0) ol.append(h("li", { class: "notice-count", text: `+ ${notices} ${t("notices")}` }));
-  const rank = (a: Alert) => (a.severity === "critical" ? 2 : a.severity === "warning" ? 1 : 0);
+  // An SOS above everything, then what still holds above what has cleared, then severity.
+  const rank = (a: Alert) => (a.rule === "sos" ? 100 : 0) + (a.condition_active ? 10 : 0)
+    + (a.severity === "critical" ? 2 : a.severity === "warning" ? 1 : 0);
   const groups = new Map<string, Alert[]>();
   for (const a of active) {
     const key = a.case_id != null ? `c${a.case_id}/o${a.order_id ?? "-"}` : `d${a.device_id ?? a.id}`;
@@ -139,15 +192,19 @@ export function renderQueue(ol: HTMLElement, empty: HTMLElement, s: QueueState, 
     const head = g[0];
     const inner = h("ol", { class: "group-items" });
     for (const a of g) {
-      const li = alertItem(a, done, status);
+      const li = alertItem(s, a, done, status);
       inner.append(li);
       if (openHistory.has(String(a.id))) li.querySelector<HTMLButtonElement>(".hist")?.click();
     }
     const title = head.case_id != null
       ? h("a", { href: `#/cases/${head.case_id}`, text: `${t("case")} ${caseRef(s, head.case_id)}` })
-      : h("span", { text: `${t("device")} #${head.device_id ?? "?"}` });
-    ol.append(h("li", { class: `alert-group ${head.severity}`, "aria-label": `${t("group")}: ${g.length}` },
-      h("div", { class: "group-head" }, title, g.length > 1 ? ` · ${g.length} ${t("alerts")}` : ""), inner));
+      : h("span", { text: whoOf(s, head) });
+    const onMap = head.case_id != null && onShowCase
+      ? h("button", { type: "button", class: "show-on-map", text: t("showOnMap"), onclick: () => onShowCase?.(head.case_id as number) })
+      : null;
+    ol.append(h("li", { class: `alert-group ${head.severity}${head.rule === "sos" ? " sos" : ""}`, "aria-label": `${t("group")}: ${g.length}`,
+      "data-case-id": head.case_id ?? "" },
+      h("div", { class: "group-head" }, title, g.length > 1 ? ` · ${g.length} ${t("alerts")}` : "", onMap ? " " : "", onMap), inner));
   }
   if (focusId && focusCls) {
     const again = ol.querySelector<HTMLElement>(`[data-alert-id="${focusId}"] button.${focusCls.split(" ")[0]}`)

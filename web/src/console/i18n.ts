@@ -48,6 +48,11 @@ const KO = {
   petitionHistory: "경과", courtNotices: "법원 통지", order: "명령", version: "버전", inForce: "효력 중",
   durationDays: "기간 (일)", noContactPhone: "전화 연락 금지", grant: "인용", modify: "변경 인용", deny: "기각",
   reasonsNeeded: "변경·기각에는 사유가 필요합니다", savedVersion: "저장됨: 명령 버전", openOrder: "버전 보기",
+  mute: "경보음 끄기", alarmMuted: "경보음 꺼짐", sosFrom: "긴급 신고", late: "지연 수신 데이터로 감지", possible: "가능성 (위치 불확실)",
+  legend: "범례", legendOffender: "가해자 (빨강)", legendProtected: "피해자 (파랑)", legendZone: "보호구역", legendAlarm: "경보 중인 사건",
+  fitCase: "사건 위치로 이동", showOnMap: "지도에서 보기", at: "당시", conditionHeld: "조건 유지", casesWord: "건의 사건", windowDays: "일",
+  caseDays: "사건·일", rateTooShort: "기간이 짧아 비율을 표시하지 않습니다 (사건·일 {min} 이상부터)", inWindow: "기간 내",
+  party: "당사자", bothParties: "사건 (가해자와 피해자 함께)", selectCase: "사건", nobody: "알 수 없음",
   username: "아이디", role: "역할", skip: "본문으로 건너뛰기", partyApp: "피해자·대상자는 /app/ 앱을 사용하세요.", none: "없음", of: "/", refresh: "새로고침",
 } as const;
 export type Key = keyof typeof KO;
@@ -99,6 +104,11 @@ const EN: Record<Key, string> = {
   petitionHistory: "History", courtNotices: "Court notices", order: "Order", version: "version", inForce: "in force",
   durationDays: "Duration (days)", noContactPhone: "No contact by phone", grant: "Grant", modify: "Grant with changes", deny: "Deny",
   reasonsNeeded: "Modifying or denying needs reasons", savedVersion: "Saved: order version", openOrder: "Show versions",
+  mute: "Silence alarm", alarmMuted: "Alarm silenced", sosFrom: "Emergency call", late: "detected from late data", possible: "possible (positions uncertain)",
+  legend: "Legend", legendOffender: "Offender (red)", legendProtected: "Protected person (blue)", legendZone: "Exclusion zone", legendAlarm: "Case in alarm",
+  fitCase: "Go to the case", showOnMap: "Show on map", at: "at the time", conditionHeld: "condition held", casesWord: "cases", windowDays: "days",
+  caseDays: "case-days", rateTooShort: "Window too short for a rate (shown from {min} case-days)", inWindow: "in the window",
+  party: "Person", bothParties: "Case (offender and protected person together)", selectCase: "Case", nobody: "unknown",
   username: "Username", role: "Role", skip: "Skip to content", partyApp: "Victims and offenders use the app at /app/.", none: "none", of: "of", refresh: "Refresh",
 };
 
@@ -124,9 +134,9 @@ export const CAUSES: Record<Lang, Record<string, string>> = {
 /** Steps recorded without a state change (server: `ALERT_ACTIONS`), plus the logged state changes. */
 export const ACTIONS: Record<Lang, Record<string, string>> = {
   ko: { victim_called: "피해자 통화", offender_called: "가해자 통화", officer_dispatched_to_offender: "보호관찰관 가해자 출동",
-    police_dispatched_to_victim: "경찰 피해자 출동", note: "메모", raise: "발생", acknowledge: "확인", dispatch: "출동", resolve: "종결" },
+    police_dispatched_to_victim: "경찰 피해자 출동", note: "메모", raise: "발생", acknowledge: "확인", dispatch: "출동", resolve: "종결", reopened: "다시 발생", task_state: "출동 과제 상태", escalated: "상부 보고" },
   en: { victim_called: "Victim called", offender_called: "Offender called", officer_dispatched_to_offender: "Officer dispatched to offender",
-    police_dispatched_to_victim: "Police dispatched to victim", note: "Note", raise: "Raised", acknowledge: "Acknowledged", dispatch: "Dispatched", resolve: "Resolved" },
+    police_dispatched_to_victim: "Police dispatched to victim", note: "Note", raise: "Raised", acknowledge: "Acknowledged", dispatch: "Dispatched", resolve: "Resolved", reopened: "Reopened", task_state: "Task state", escalated: "Escalated" },
 };
 export const RECORDABLE = ["victim_called", "offender_called", "officer_dispatched_to_offender", "police_dispatched_to_victim", "note"];
 export const TASK_STATES: Record<Lang, Record<string, string>> = {
@@ -156,3 +166,59 @@ export function setLang(l: Lang): void {
 export const t = (k: Key): string => (lang === "ko" ? KO[k] : EN[k]);
 /** A label from one of the tables above, falling back to the code itself. */
 export const label = (table: Record<Lang, Record<string, string>>, code: string): string => table[lang][code] ?? code;
+
+/** Position sources (server: `FixSource`). */
+export const SOURCES: Record<Lang, Record<string, string>> = {
+  ko: { gnss: "GPS", wifi: "와이파이", cell: "기지국", unknown: "출처 불명" },
+  en: { gnss: "GPS", wifi: "Wi-Fi", cell: "cell tower", unknown: "unknown source" },
+};
+export const FLAGS: Record<Lang, Record<string, string>> = {
+  ko: { late: "지연 수신", integrity_suspect: "무결성 의심", no_gnss_fix: "GPS 미측위" },
+  en: { late: "late", integrity_suspect: "integrity suspect", no_gnss_fix: "no GNSS fix" },
+};
+export const SEVERITIES: Record<Lang, Record<string, string>> = {
+  ko: { info: "정보", warning: "경고", critical: "긴급" },
+  en: { info: "info", warning: "warning", critical: "critical" },
+};
+export const PERSON_ROLES: Record<Lang, Record<string, string>> = {
+  ko: { offender: "가해자", protected: "피해자" },
+  en: { offender: "offender", protected: "protected person" },
+};
+/** Account roles. */
+export const ROLES: Record<Lang, Record<string, string>> = {
+  ko: { monitoring_officer: "보호관찰관", police: "경찰", court_clerk: "법원 사무관", judge: "판사", auditor: "감사관", administrator: "관리자", victim: "피해자", offender: "가해자", system: "시스템" },
+  en: { monitoring_officer: "monitoring officer", police: "police", court_clerk: "court clerk", judge: "judge", auditor: "auditor", administrator: "administrator", victim: "victim", offender: "offender", system: "system" },
+};
+export const DEVICE_KINDS: Record<Lang, Record<string, string>> = {
+  ko: { ankle_monitor: "전자발찌", tracker: "위치 추적기", victim_phone: "피해자 휴대폰", smartwatch: "스마트워치" },
+  en: { ankle_monitor: "ankle monitor", tracker: "tracker", victim_phone: "victim's phone", smartwatch: "smartwatch" },
+};
+export const ORDER_KINDS: Record<Lang, Record<string, string>> = {
+  ko: { provisional_measure: "잠정조치", restraining_order: "접근금지명령", electronic_monitoring: "전자감독" },
+  en: { provisional_measure: "provisional measure", restraining_order: "restraining order", electronic_monitoring: "electronic monitoring" },
+};
+/**
+ * What an alert says, in the reader's language, from its rule and structured fields (the
+ * server's `summary` is English, for logs). `{who}` the person, `{d}` metres, `{zone}`.
+ */
+export const SUMMARIES: Record<Lang, Record<string, string>> = {
+  ko: {
+    proximity_violation: "가해자가 피해자에게서 {d} m 안 (최근접)", proximity_warning: "가해자가 경고 거리 안 — {d} m (최근접)",
+    proximity_notice: "가해자가 주변 지역에 있음 — {d} m", zone_violation: "가해자가 보호구역 {zone}에 들어감",
+    boundary_grazing: "가해자가 보호구역 {zone} 경계를 배회", sos: "{who}의 긴급 신고 (SOS)", tamper: "{who}의 장치 훼손 감지",
+    device_battery: "{who}의 장치 배터리 부족", device_offline: "{who}의 장치 무응답", device_no_fix: "{who}의 장치 위치 신호 없음",
+    protection_degraded: "보호 저하 — {who}의 위치를 알 수 없음", ingest_backlog: "서버 처리 지연 — 위치가 늦게 처리됨", test: "{who}의 시험 알림",
+    closing: "{c} m/s로 접근 중", contact: "약 {t}초 후 접근금지 거리 도달",
+  },
+  en: {
+    proximity_violation: "offender within {d} m of the protected person (closest)", proximity_warning: "offender inside the warning distance — {d} m (closest)",
+    proximity_notice: "offender in the area — {d} m", zone_violation: "offender entered the exclusion zone {zone}",
+    boundary_grazing: "offender loitering at the edge of zone {zone}", sos: "emergency call (SOS) from {who}", tamper: "tampering detected on {who}'s device",
+    device_battery: "{who}'s device battery low", device_offline: "{who}'s device silent", device_no_fix: "{who}'s device without a position fix",
+    protection_degraded: "protection degraded — {who}'s position unknown", ingest_backlog: "server behind on ingest — positions processed late", test: "test alert from {who}",
+    closing: "closing at {c} m/s", contact: "no-approach distance in ~{t} s",
+  },
+};
+/** Fills `{name}` placeholders. */
+export const fill = (template: string, params: Record<string, string | number>): string =>
+  template.replace(/\{(\w+)\}/g, (_, k: string) => String(params[k] ?? "—"));

@@ -3,12 +3,13 @@
 // stream (SSE `/api/v1/live`) keeps the shared state current while other screens are open.
 import L from "leaflet";
 import { api, token } from "../shared/api";
-import { t } from "./i18n";
-import { renderQueue } from "./alerts";
-import { createMap, PositionLayer, roleLabel, zoneLayer } from "./mapkit";
+import { RULES, SOURCES, label, t, type Key } from "./i18n";
+import { alertText, renderQueue, whoOf } from "./alerts";
+import { updateAlarm } from "./alarm";
+import { addLegend, createMap, PositionLayer, roleLabel, zoneLayer } from "./mapkit";
 import {
   ageSeconds, errorBox, fmtAge, h, setSkew, STALE_AFTER_S,
-  type Alert, type Case, type Device, type Health, type Order, type Position, type Snapshot,
+  type Alert, type Case, type Device, type Health, type Order, type Person, type Position, type Snapshot,
 } from "./util";
 
 export const live = {
@@ -17,12 +18,23 @@ export const live = {
   orders: [] as Order[],
   cases: [] as Case[],
   health: new Map<number, Health>(),
+  /** Devices and people, to name who an alert is about ("Protected person 1", not "device 2"). */
+  devices: [] as Device[],
+  people: [] as Person[],
   loaded: false,
   listeners: new Set<(kind: Kind) => void>(),
   error: null as unknown,
 };
 export type Kind = "all" | "positions" | "alerts" | "tick";
-const notify = (kind: Kind = "all") => live.listeners.forEach((f) => f(kind));
+const notify = (kind: Kind = "all") => {
+  if (kind !== "positions" && live.loaded) {
+    updateAlarm(live.alerts.values(), (a) => ({
+      title: `${label(RULES, a.rule)} — ${whoOf(live, a)}`,
+      body: `${alertText(live, a)} · ${new Date(a.raised_at).toLocaleTimeString()}`,
+    }));
+  }
+  live.listeners.forEach((f) => f(kind));
+};
 
 export async function loadSnapshot(): Promise<void> {
   try {
@@ -33,7 +45,12 @@ export async function loadSnapshot(): Promise<void> {
     live.alerts = new Map(s.alerts.map((a) => [a.id, a]));
     live.positions = new Map(s.positions.map((p) => [p.device_id, p]));
     // Device health (battery, charging) is shown beside each position; not fatal if refused.
-    const devices = await api<Device[]>("/api/v1/devices").catch(() => [] as Device[]);
+    const [devices, people] = await Promise.all([
+      api<Device[]>("/api/v1/devices").catch(() => [] as Device[]),
+      api<Person[]>("/api/v1/people").catch(() => [] as Person[]),
+    ]);
+    live.devices = devices;
+    live.people = people;
     live.health = new Map(devices.filter((d) => d.health).map((d) => [d.id, d.health as Health]));
     live.loaded = true;
     live.error = null;
@@ -44,14 +61,14 @@ export async function loadSnapshot(): Promise<void> {
 }
 
 let es: EventSource | null = null;
-export function connect(setStatus: (s: string, degraded?: boolean) => void): void {
+export function connect(setStatus: (key: Key, degraded?: boolean) => void): void {
   if (es) return;
   es = new EventSource(`/api/v1/live?access_token=${encodeURIComponent(token() ?? "")}`);
   es.onopen = () => {
-    setStatus(t("live"));
+    setStatus("live");
     void loadSnapshot();
   };
-  es.onerror = () => setStatus(t("reconnecting"), true);
+  es.onerror = () => setStatus("reconnecting", true);
   es.addEventListener("position", (e) => {
     const p = JSON.parse((e as MessageEvent).data) as Position;
     live.positions.set(p.device_id, p);
@@ -86,18 +103,28 @@ export function liveScreen(root: HTMLElement, setStatus: (s: string) => void): (
       h("section", { "aria-labelledby": "alerts-h" }, h("h2", { id: "alerts-h", text: t("alerts") }), ol, empty),
       h("section", { "aria-labelledby": "people-h" }, h("h2", { id: "people-h", text: t("people") }), people))));
   const map = createMap(mapEl, t("navLive"));
+  addLegend(map);
   const layer = new PositionLayer(map);
   let zones: L.Layer[] = [];
   let zonesOf: Order[] | null = null;
   let fitted = false;
 
+  /** Fits the map to a case's parties and zones (from the queue's "show on map"). */
+  const fitCase = (caseId: number) => {
+    const c = live.cases.find((x) => x.id === caseId);
+    if (!c) return;
+    const ids = [c.offender_id, ...c.protected_ids];
+    const pts = [...live.positions.values()].filter((p) => ids.includes(p.person_id ?? -1)).map((p) => [p.lat, p.lon] as L.LatLngTuple);
+    if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.5), { animate: false, maxZoom: 17 });
+    mapEl.dataset.fittedCase = String(caseId);
+  };
   const renderPeople = () => {
     people.replaceChildren();
     for (const p of [...live.positions.values()].sort((a, b) => a.device_id - b.device_id)) {
       const age = ageSeconds(p.device_time);
       const hl = live.health.get(p.device_id);
       const li = h("li", {}, h("strong", { text: `${roleLabel(p.role)} #${p.person_id ?? "?"}` }),
-        ` · ${fmtAge(age)} · ±${Math.round(p.accuracy_m ?? 0)} m · ${p.source}`);
+        ` · ${fmtAge(age)} · ±${Math.round(p.accuracy_m ?? 0)} m · ${label(SOURCES, p.source)}`);
       if (hl && hl.battery_percent != null) {
         li.append(" · ", h("span", { class: hl.battery_percent < 20 ? "stale" : "", text: `${t("battery")} ${Math.round(hl.battery_percent)}%${hl.charging ? " ⚡" : ""}` }));
       }
@@ -113,14 +140,28 @@ export function liveScreen(root: HTMLElement, setStatus: (s: string) => void): (
       zones = live.orders.flatMap((o) => o.zones.map((z) => zoneLayer(z).addTo(map)));
       zonesOf = live.orders;
     }
-    for (const p of live.positions.values()) layer.draw(p);
+    const alarmCases = new Set([...live.alerts.values()].filter((a) => a.state !== "resolved" && a.condition_active && a.severity !== "info").map((a) => a.case_id));
+    for (const p of live.positions.values()) {
+      const person = live.people.find((x) => x.id === p.person_id);
+      const c = live.cases.find((x) => x.offender_id === p.person_id || x.protected_ids.includes(p.person_id ?? -1));
+      layer.draw(p, {
+        label: person ? `${person.display_name}${c ? ` · ${c.reference}` : ""}` : undefined,
+        alarm: c ? alarmCases.has(c.id) : false,
+        onClick: c ? () => {
+          const g = ol.querySelector<HTMLElement>(`.alert-group[data-case-id="${c.id}"]`);
+          g?.classList.add("focused");
+          g?.scrollIntoView({ block: "nearest" });
+          g?.querySelector<HTMLElement>("button")?.focus();
+        } : undefined,
+      });
+    }
     if (!fitted && live.positions.size) {
       map.fitBounds(L.latLngBounds([...live.positions.values()].map((p) => [p.lat, p.lon] as L.LatLngTuple)).pad(0.2), { animate: false });
       fitted = true;
     }
     // Re-rendering the queue replaces its buttons: not while someone is using them.
     const busy = ol.contains(document.activeElement) && kind === "tick";
-    if (kind !== "positions" && !busy) renderQueue(ol, empty, live, alertChanged, setStatus);
+    if (kind !== "positions" && !busy) renderQueue(ol, empty, live, alertChanged, setStatus, fitCase);
     renderPeople();
   };
   live.listeners.add(render);

@@ -6,7 +6,8 @@
 import "leaflet/dist/leaflet.css";
 import "./style.css";
 import { api, login, setToken, setUnauthorizedHandler, token, ApiError } from "../shared/api";
-import { lang, setLang, t, type Key } from "./i18n";
+import { ROLES, label, lang, setLang, t, type Key } from "./i18n";
+import { askNotificationPermission, mute, resetAlarm, unlockAlarmAudio } from "./alarm";
 import { connect, disconnect, liveScreen } from "./live";
 import { casePage, casesScreen } from "./casepage";
 import { replayScreen } from "./replay";
@@ -20,9 +21,12 @@ import { h, type Me } from "./util";
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
 interface Route { path: string; key: Key; screen: (root: HTMLElement, arg?: string) => Promise<() => void> | (() => void) }
-const setStatus = (text: string, degraded = false): void => {
+/** The stream's state, kept as a key so that a language change re-renders it. */
+let statusKey: Key | null = null;
+const setStatus = (key: Key | null, degraded = false): void => {
+  statusKey = key;
   const el = $("status");
-  el.textContent = text;
+  el.textContent = key ? t(key) : "";
   el.classList.toggle("degraded", degraded);
 };
 /** A message about something just done (e.g. a fallback taken); it goes away after a while. */
@@ -103,7 +107,7 @@ async function start(): Promise<void> {
     $("view").replaceChildren(h("p", { class: "error", role: "alert", text: String((e as Error).message) }));
     return;
   }
-  $("who").textContent = `${sessionStorage.getItem("bw-user") ?? ""} (${me.role})`;
+  $("who").textContent = `${sessionStorage.getItem("bw-user") ?? ""} (${label(ROLES, me.role)})`;
   $("logout").hidden = false;
   if (me.role === "monitoring_officer" || me.role === "police") connect(setStatus);
   await route();
@@ -112,6 +116,8 @@ async function start(): Promise<void> {
 function showLogin(): void {
   setToken(null);
   disconnect();
+  resetAlarm();
+  setStatus(null);
   me = null;
   cleanup();
   cleanup = () => {};
@@ -133,6 +139,11 @@ function applyLang(): void {
   $("lang").textContent = other;
   // The accessible name starts with the visible text (WCAG 2.5.3).
   $("lang").setAttribute("aria-label", `${other} — Language / 언어`);
+  const st = $("status");
+  if (statusKey) st.textContent = t(statusKey);
+  if (me) $("who").textContent = `${sessionStorage.getItem("bw-user") ?? ""} (${label(ROLES, me.role)})`;
+  const mute = $("mute");
+  mute.textContent = document.body.dataset.alarm === "muted" ? t("alarmMuted") : t("mute");
 }
 
 $("lang").onclick = () => {
@@ -144,8 +155,12 @@ $("logout").onclick = async () => {
   await api("/api/v1/auth/logout", { method: "POST" }).catch(() => undefined);
   showLogin();
 };
+$("mute").onclick = () => mute();
 $<HTMLFormElement>("login-form").onsubmit = async (e) => {
   e.preventDefault();
+  // The sign-in is the gesture that lets the alarm sound and asks to notify on this desktop.
+  unlockAlarmAudio();
+  askNotificationPermission();
   const err = $("login-error");
   try {
     const v = await login($<HTMLInputElement>("username-input").value, $<HTMLInputElement>("password-input").value,

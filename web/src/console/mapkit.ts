@@ -1,7 +1,7 @@
 // Leaflet maps of the console: a configurable tile source with an offline fallback, zones,
 // and position markers that carry their time, accuracy and source and turn grey with age.
 import L from "leaflet";
-import { t } from "./i18n";
+import { SOURCES, ZONE_KIND_LABELS, label, t } from "./i18n";
 import { ageSeconds, fmtAge, STALE_AFTER_S, type Position, type Zone } from "./util";
 
 /**
@@ -21,6 +21,7 @@ export function createMap(el: HTMLElement, label: string): L.Map {
   // No zoom animation: a screen change removes its map, and Leaflet throws from an animation
   // that ends after its map is gone.
   const map = L.map(el, { zoomControl: true, zoomAnimation: false }).setView([37.54, 126.98], 12);
+  L.control.scale({ metric: true, imperial: false, position: "bottomright" }).addTo(map);
   const tiles = L.tileLayer(tileUrl(), { maxZoom: 19, attribution: "© OpenStreetMap contributors" }).addTo(map);
   let tileErrors = 0;
   tiles.on("tileerror", () => {
@@ -50,29 +51,68 @@ export function markerIcon(p: Position, stale: boolean, extraClass = ""): L.DivI
 
 /** The text every shown position carries: who, how old, how accurate, from what source. */
 export function positionText(p: Position): string {
-  return `${roleLabel(p.role)} · ${fmtAge(ageSeconds(p.device_time))} · ${t("accuracy")} ±${Math.round(p.accuracy_m ?? 0)} m · ${p.source}`;
+  return `${roleLabel(p.role)} · ${fmtAge(ageSeconds(p.device_time))} · ${t("accuracy")} ±${Math.round(p.accuracy_m ?? 0)} m · ${label(SOURCES, p.source)}`;
 }
+
+/** A legend of the live map's markers and zones. */
+export function addLegend(map: L.Map): void {
+  const c = new L.Control({ position: "topright" });
+  c.onAdd = () => {
+    const d = L.DomUtil.create("div", "map-legend");
+    d.setAttribute("role", "note");
+    d.innerHTML = "";
+    const row = (cls: string, text: string) => {
+      const r = L.DomUtil.create("div", "legend-row", d);
+      L.DomUtil.create("span", `legend-key ${cls}`, r).setAttribute("aria-hidden", "true");
+      r.append(text);
+    };
+    L.DomUtil.create("strong", "", d).textContent = t("legend");
+    row("k-offender", t("legendOffender"));
+    row("k-protected", t("legendProtected"));
+    row("k-zone", t("legendZone"));
+    row("k-alarm", t("legendAlarm"));
+    return d;
+  };
+  c.addTo(map);
+}
+
+/** How a marker is drawn: its permanent label, whether its case is in alarm, what a click does. */
+export interface MarkerOptions { label?: string; alarm?: boolean; onClick?: () => void }
 
 /** Keeps one marker + accuracy circle per device on a map. */
 export class PositionLayer {
   private drawn = new Map<number, { marker: L.Marker; circle: L.Circle }>();
   constructor(private map: L.Map) {}
-  draw(p: Position): void {
+  draw(p: Position, o: MarkerOptions = {}): void {
     const stale = ageSeconds(p.device_time) > STALE_AFTER_S;
     const ll: L.LatLngTuple = [p.lat, p.lon];
     let m = this.drawn.get(p.device_id);
+    const cls = o.alarm ? "bw-alarm" : "";
+    // The offender's marker is drawn above the protected person's, so that at the same spot
+    // the one that matters is on top; a case in alarm above both.
+    const z = (p.role === "offender" ? 1000 : 0) + (o.alarm ? 2000 : 0);
     if (!m) {
       m = {
-        marker: L.marker(ll, { icon: markerIcon(p, stale), title: roleLabel(p.role), alt: roleLabel(p.role) }).addTo(this.map),
+        marker: L.marker(ll, { icon: markerIcon(p, stale, cls), title: roleLabel(p.role), alt: roleLabel(p.role), zIndexOffset: z }).addTo(this.map),
         circle: L.circle(ll, { radius: p.accuracy_m || 0, weight: 1, opacity: 0.5, fillOpacity: 0.08, color: p.role === "offender" ? "#c62828" : "#1565c0", interactive: false }).addTo(this.map),
       };
       this.drawn.set(p.device_id, m);
     } else {
-      m.marker.setLatLng(ll).setIcon(markerIcon(p, stale));
+      m.marker.setLatLng(ll).setIcon(markerIcon(p, stale, cls)).setZIndexOffset(z);
       m.circle.setLatLng(ll).setRadius(p.accuracy_m || 0);
     }
-    m.marker.getElement()?.setAttribute("aria-label", positionText(p));
-    m.marker.bindTooltip(positionText(p));
+    const text = o.label ? `${o.label} · ${positionText(p)}` : positionText(p);
+    const el = m.marker.getElement();
+    el?.setAttribute("aria-label", text);
+    if (el) el.dataset.deviceId = String(p.device_id);
+    // A permanent label names the person; the details are in the hover text.
+    m.marker.unbindTooltip();
+    if (o.label) m.marker.bindTooltip(o.label, { permanent: true, direction: p.role === "offender" ? "right" : "left", className: `bw-label${o.alarm ? " alarm" : ""}`, offset: p.role === "offender" ? [10, 0] : [-10, 0] });
+    else m.marker.bindTooltip(text);
+    m.marker.options.title = text;
+    el?.setAttribute("title", text);
+    m.marker.off("click");
+    if (o.onClick) m.marker.on("click", o.onClick);
   }
 }
 
@@ -82,7 +122,7 @@ export function zoneLayer(z: Zone, style: L.PathOptions = ZONE_STYLE): L.Layer {
   const layer = z.shape.type === "circle"
     ? L.circle([z.shape.lat, z.shape.lon], { radius: z.shape.radius_m, ...style })
     : L.polygon(z.shape.ring, style);
-  layer.bindTooltip(`${z.label} (${z.kind})`);
+  layer.bindTooltip(`${z.label} (${label(ZONE_KIND_LABELS, z.kind)})`);
   return layer;
 }
 

@@ -88,6 +88,13 @@ export interface Alert {
   late?: boolean;
   certainty?: string;
   escalation_level?: number;
+  zone_id?: number | null;
+  min_distance_m?: number | null;
+  closing_speed_mps?: number | null;
+  time_to_contact_s?: number | null;
+  heading_toward?: boolean | null;
+  raise_summary?: string | null;
+  raise_distance_m?: number | null;
 }
 export type Shape =
   | { type: "circle"; lat: number; lon: number; radius_m: number }
@@ -104,5 +111,9 @@ export interface Health {
 }
 export interface Device { id: number; kind: string; protocol: string; hardware_id: string; owner_id?: number | null; health?: Health | null }
 export interface Snapshot { server_time: string; orders: Order[]; alerts: Alert[]; positions: Position[]; cases: Case[] }
-export interface AlertAction { id: number; alert_id: number; at: string; actor_account_id: number; actor_role: string; action: string; cause?: string | null; note?: string | null }
+export interface AlertAction {
+  id: number; alert_id: number; at: string; actor_account_id: number; actor_role: string; action: string; cause?: string | null; note?: string | null;
+  /** The alert as it was at this step. */
+  summary?: string | null; min_distance_m?: number | null; condition_active?: boolean | null;
+}
 export interface Me { account_id: number; role: string; person_id?: number | null; case_ids: number[] }

@@ -59,6 +59,11 @@ const ko = {
   pev_filed: "신청", pev_review_started: "검토 시작", pev_granted: "인용", pev_modified: "변경 인용", pev_denied: "기각",
   pev_lapsed: "종료", pev_extended: "연장", pev_amended: "변경", pFailed: "신청하지 못했습니다", petitionsFailed: "신청 내역을 불러오지 못했습니다",
   order: "명령", requested: "신청 내용",
+  earlierTitle: "지난 경보 — 지금 상황이 아닙니다", nowAsOf: "지금 · 가해자 위치", nowNoFix: "지금 · 가해자 위치 정보 없음",
+  basis: "기준", endedAt: "종료", stillWatched: "지금 위치로는 벗어났습니다 (관제센터가 계속 확인 중)",
+  lastKnown: "마지막으로 알려진 상황입니다 (가해자 위치가 오래됨)", status_zone: "위험 — 가해자가 지금 보호구역 안에 있습니다",
+  coverTitle: "오늘의 날씨", coverText: "맑음 · 최고 21° 최저 12°", times: "회",
+  source_gnss: "GPS", source_unknown: "출처 불명", source_wifi: "와이파이", source_cell: "기지국",
   mapLabel: "지도", tilesOffline: "지도를 불러올 수 없습니다 — 격자 배경으로 표시합니다", me: "나", offender: "가해자",
 };
 
@@ -122,6 +127,11 @@ const en: Words = {
   pev_filed: "filed", pev_review_started: "review started", pev_granted: "granted", pev_modified: "granted with changes", pev_denied: "denied",
   pev_lapsed: "ended", pev_extended: "extended", pev_amended: "amended", pFailed: "Could not file the petition", petitionsFailed: "Could not load your petitions",
   order: "order", requested: "Asked for",
+  earlierTitle: "Earlier alerts — not the situation now", nowAsOf: "Now · his position at", nowNoFix: "Now · no position of his",
+  basis: "", endedAt: "ended", stillWatched: "his latest position no longer shows it (the control centre is still watching)",
+  lastKnown: "last known situation (his position is old)", status_zone: "Danger — the offender is inside a protected zone now",
+  coverTitle: "Today's weather", coverText: "Sunny · high 21° low 12°", times: "times",
+  source_gnss: "GPS", source_unknown: "unknown source", source_wifi: "Wi-Fi", source_cell: "cell tower",
   mapLabel: "Map", tilesOffline: "Map tiles unavailable — showing a plain grid", me: "Me", offender: "Offender",
 };
 
@@ -143,4 +153,9 @@ export const ACTIONS: Record<Lang, Record<string, string>> = {
     read_victim_track: "your movements", live_stream: "live view", read_alerts: "alerts", handle_alert: "handled an alert", export: "evidence export",
     break_glass: "emergency access", change_case: "changed the case", change_order: "changed the order", review_petition: "reviewed a petition", decide_petition: "decided a petition", purge: "retention purge",
     change_access: "assigned staff / changed access", file_petition: "filed a petition", read_audit: "audited the log" },
+};
+
+export const PURPOSES: Record<Lang, Record<string, string>> = {
+  ko: { alert_response: "경보 대응", investigation: "수사", court_request: "법원 요청", supervision: "감독", evidence_export: "증거 반출", data_subject_request: "정보주체 요청" },
+  en: { alert_response: "alert response", investigation: "investigation", court_request: "court request", supervision: "supervision", evidence_export: "evidence export", data_subject_request: "data subject request" },
 };

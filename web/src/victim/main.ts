@@ -9,7 +9,7 @@ import "leaflet/dist/leaflet.css";
 import "./style.css";
 import L from "leaflet";
 import { api, ApiError, login, setToken, setUnauthorizedHandler, token } from "../shared/api";
-import { ACTIONS, type Key, type Lang, ROLES, WORDS } from "./i18n";
+import { ACTIONS, type Key, type Lang, PURPOSES, ROLES, WORDS } from "./i18n";
 import { type AlertClass, signal, unlockAudio } from "./signal";
 
 // ---- wire shapes ------------------------------------------------------------------------
@@ -31,6 +31,13 @@ interface MyCase {
   own_device: { id: number; kind: string } | null;
   sos: { alert_id: number; state: string; raised_at: string; updated_at: string } | null;
   server_time: string; stale_after_s: number;
+  /** What his latest position shows now (with its time), apart from what happened earlier. */
+  now?: { as_of: string | null; age_s: number | null; fresh: boolean; conditions: { rule: string; since: string; zone: string | null }[] };
+  earlier?: Earlier[];
+}
+interface Earlier {
+  alert_id: number; rule: string; state: string; raised_at: string; ended_at: string | null;
+  last_known: boolean; still_watched: boolean; zone: string | null;
 }
 interface MyAlert { id: number; class: AlertClass; kind: string; state: string; raised_at: string; updated_at: string; severity: string }
 interface AccessEntry { time: string; actor_role: string; actor_name?: string | null; action: string; outcome: string; purpose_code?: string | null; purpose_text?: string | null }
@@ -147,6 +154,8 @@ $("exit").onclick = quickExit;
 function applyDiscreet(): void {
   const on = localStorage.getItem("bw-discreet") === "1";
   document.body.classList.toggle("discreet", on);
+  // Nothing of the case stays on screen: a neutral cover instead (the SOS stays usable).
+  $("cover").hidden = !on;
   $("discreet").setAttribute("aria-pressed", String(on));
   $("discreet").textContent = on ? t("discreetOn") : t("discreet");
   document.title = on ? t("discreetTitle") : t("appTitle");
@@ -293,8 +302,44 @@ function renderBanner(): void {
   banner.className = `banner ${status}`;
   banner.dataset.status = status;
   setText($("banner-icon"), ICONS[status]);
-  setText($("banner-text"), app.offline ? t("status_offline") : tr(`status_${status}`));
+  // A zone entered while he is not near her reads as that, not as "near you".
+  const onlyZone = status === "violation" && d != null && !d.status_reasons.includes("proximity_violation");
+  setText($("banner-text"), app.offline ? t("status_offline") : onlyZone ? t("status_zone") : tr(`status_${status}`));
   setText($("banner-detail"), detail);
+}
+
+/** The banner's "now" line: the time of his latest position the status is based on. */
+function renderNow(): void {
+  const el = $("banner-now");
+  const n = app.data?.now;
+  if (!app.data) {
+    setText(el, "");
+    return;
+  }
+  el.dataset.fresh = String(!!n?.fresh && !app.offline);
+  if (!n?.as_of) {
+    setText(el, t("nowNoFix"));
+    return;
+  }
+  const at = new Date(n.as_of).toLocaleTimeString(lang === "ko" ? "ko-KR" : "en-GB");
+  const basis = t("basis");
+  setText(el, `${t("nowAsOf")} ${at}${basis ? ` ${basis}` : ""} (${fmtAge(ageS(n.as_of))})${n.fresh ? "" : ` · ${t("staleWarn")}`}`);
+}
+
+/** Earlier alerts, each with its time: what happened, shown apart from (and unlike) the now. */
+function renderEarlier(): void {
+  const box = $("earlier");
+  const list = app.data?.earlier ?? [];
+  box.hidden = list.length === 0;
+  const ko = lang === "ko";
+  setHtml($("earlier-list"), list.map((e) => {
+    const when = `<time datetime="${e.raised_at}">${fmtTime(e.raised_at)}</time> (${fmtAge(ageS(e.raised_at))})`;
+    const what = `${esc(tr(`reason_${e.rule}`))}${e.zone ? ` (${esc(e.zone)})` : ""}`;
+    const end = e.ended_at
+      ? `<span class="ended">${ko ? `${fmtTime(e.ended_at)} ${t("endedAt")}` : `${t("endedAt")} ${fmtTime(e.ended_at)}`}</span>`
+      : e.still_watched ? `<span class="ended">${t("stillWatched")}</span>` : e.last_known ? `<span class="ended">${t("lastKnown")}</span>` : "";
+    return `<li class="earlier-item" data-rule="${esc(e.rule)}" data-alert-id="${e.alert_id}">${when} · ${what}${end ? ` · ${end}` : ""}</li>`;
+  }).join(""));
 }
 
 function renderOffender(): void {
@@ -347,6 +392,8 @@ function renderSosNote(): void {
 function render(): void {
   if (app.exited) return;
   renderBanner();
+  renderNow();
+  renderEarlier();
   renderNotice();
   renderOffender();
   renderSosNote();
@@ -427,7 +474,9 @@ function renderAlerts(list: MyAlert[]): void {
     ol.innerHTML = `<li class="empty">${t("noAlerts")}</li>`;
     return;
   }
-  for (const a of list) {
+  // Newest raised first, whatever order the server kept them in.
+  const sorted = [...list].sort((a, b) => Date.parse(b.raised_at) - Date.parse(a.raised_at) || b.id - a.id);
+  for (const a of sorted) {
     const li = document.createElement("li");
     li.className = `alert ${a.class}`;
     li.dataset.alertId = String(a.id);
@@ -540,7 +589,7 @@ function renderShare(): void {
     [t("lastSent"), share.lastSent ? `${fmtTime(share.lastSent)} (${fmtAge(ageS(share.lastSent))})` : "—", "share-last-sent"],
     [t("lastFix"), share.lastAccuracy != null ? `±${Math.round(share.lastAccuracy)} m` : "—", "share-accuracy"],
   ];
-  if (own) rows.push([t("serverPosition"), `${fmtAge(own.age_s)} · ±${Math.round(own.accuracy_m ?? 0)} m · ${own.source}`, "share-server"]);
+  if (own) rows.push([t("serverPosition"), `${fmtAge(own.age_s)} · ±${Math.round(own.accuracy_m ?? 0)} m · ${tr(`source_${own.source}`)}`, "share-server"]);
   if (share.error) rows.push([t("shareError"), share.error, "share-error"]);
   setHtml($("share-state"), rows.map(([k, v, id]) => `<dt>${esc(k)}</dt><dd id="${id}">${esc(v)}</dd>`).join(""));
 }
@@ -682,16 +731,37 @@ function renderOrders(): void {
   }).join("");
 }
 
+/**
+ * Rows of the same person doing the same thing for the same purpose are one entry with a
+ * count and the time span: a case page opened twenty times is one line, not twenty.
+ */
+function groupAccess(rows: AccessEntry[]): { r: AccessEntry; count: number; first: string }[] {
+  const key = (r: AccessEntry) => [r.actor_role, r.actor_name ?? "", r.action, r.outcome, r.purpose_code ?? "", r.purpose_text ?? ""].join("\u0000");
+  const byKey = new Map<string, { r: AccessEntry; count: number; first: string }>();
+  for (const r of [...rows].sort((a, b) => Date.parse(b.time) - Date.parse(a.time))) {
+    const g = byKey.get(key(r));
+    if (g) {
+      g.count += 1;
+      g.first = r.time;
+    } else byKey.set(key(r), { r, count: 1, first: r.time });
+  }
+  return [...byKey.values()];
+}
+
 async function loadAccessLog(): Promise<void> {
   const ol = $("access-log");
   try {
     const rows = await api<AccessEntry[]>("/api/v1/me/access-log");
     if (app.exited) return;
-    ol.innerHTML = rows.length === 0 ? `<li class="empty">${t("noLog")}</li>` : rows.map((r) => {
+    const groups = groupAccess(rows);
+    ol.innerHTML = groups.length === 0 ? `<li class="empty">${t("noLog")}</li>` : groups.map(({ r, count, first }) => {
       const who = `${ROLES[lang][r.actor_role] ?? r.actor_role}${r.actor_name ? ` (${esc(r.actor_name)})` : ""}`;
-      const why = r.purpose_code ? ` · ${esc(r.purpose_code)}${r.purpose_text ? `: ${esc(r.purpose_text)}` : ""}` : "";
-      return `<li class="log-row ${r.outcome}"><strong>${esc(who)}</strong> — ${esc(ACTIONS[lang][r.action] ?? r.action)}
-        <div class="meta"><time datetime="${r.time}">${fmtTime(r.time)}</time>${why}${r.outcome === "denied" ? " · ✖" : ""}</div></li>`;
+      const why = r.purpose_code ? ` · ${esc(PURPOSES[lang][r.purpose_code] ?? r.purpose_code)}${r.purpose_text ? `: ${esc(r.purpose_text)}` : ""}` : "";
+      const span = count > 1
+        ? `<time datetime="${first}">${fmtTime(first)}</time> – <time datetime="${r.time}">${fmtTime(r.time)}</time> · <span class="count">${count}${lang === "ko" ? t("times") : ` ${t("times")}`}</span>`
+        : `<time datetime="${r.time}">${fmtTime(r.time)}</time>`;
+      return `<li class="log-row ${r.outcome}" data-count="${count}"><strong>${esc(who)}</strong> — ${esc(ACTIONS[lang][r.action] ?? r.action)}
+        <div class="meta">${span}${why}${r.outcome === "denied" ? " · ✖" : ""}</div></li>`;
     }).join("");
   } catch (e) {
     ol.innerHTML = `<li class="error">${esc((e as Error).message)}</li>`;
@@ -1007,6 +1077,8 @@ function applyLang(): void {
   $("lang").textContent = lang === "ko" ? "EN" : "한국어";
   $("lang").setAttribute("aria-label", lang === "ko" ? "EN — English" : "한국어 — Korean");
   $("map").setAttribute("aria-label", t("mapLabel"));
+  // The tiles' offline notice was written in the language of its moment.
+  document.querySelectorAll<HTMLElement>("#map .map-notice").forEach((n) => { n.textContent = t("tilesOffline"); });
   $("tabs").setAttribute("aria-label", lang === "ko" ? "메뉴" : "Menu");
   applyDiscreet();
   render();
@@ -1023,6 +1095,7 @@ $("lang").onclick = () => {
 };
 
 function signedIn(on: boolean): void {
+  document.body.classList.toggle("signed-in", on);
   $("login-screen").hidden = on;
   $("app-screens").hidden = !on;
   $("tabs").hidden = !on;
