@@ -403,7 +403,9 @@ impl FixFlags {
 pub fn impossible_jump(a: &Fix, b: &Fix, max_speed_mps: f64) -> bool {
     let d = a.position.distance_m(&b.position);
     let slack = a.accuracy_m.unwrap_or(0.0) + b.accuracy_m.unwrap_or(0.0);
-    let dt_s = (b.device_time.0 - a.device_time.0).unsigned_abs() as f64 / 1e6;
+    // Whole-second protocols (GT06, H02, Watch) report device time to the second, so two
+    // fixes of one device second may be up to a second apart: never less than that.
+    let dt_s = ((b.device_time.0 - a.device_time.0).unsigned_abs() as f64 / 1e6).max(1.0);
     d - slack > max_speed_mps * dt_s
 }
 
