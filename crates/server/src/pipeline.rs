@@ -116,8 +116,10 @@ pub struct BacklogSample {
 /// the limit raises one alert that lasts instead of flapping (at 1,000 Teltonika devices the
 /// level-only rule raised and cleared it 5 times in 9 s: the queue drains between batches).
 /// A sample over the low mark restarts the hold. The time of each sample is an input, so the
-/// decision can be tested with a synthetic clock. Starts "raised" so that a calm start clears
-/// an alert left open by the previous run, after the same hold.
+/// decision can be tested with a synthetic clock. A new server resumes from the store
+/// ([`Backlog::resume`]): raised if the previous run left the alert's condition open, so a
+/// calm start clears it after the same hold, and not raised otherwise, so a burst right
+/// after start-up raises it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backlog {
     pub raised: bool,
@@ -125,16 +127,16 @@ pub struct Backlog {
     calm_since: Option<UnixMicros>,
 }
 
-impl Default for Backlog {
-    fn default() -> Self {
+impl Backlog {
+    /// The state a server starts in: `open` is whether an ingest-backlog alert's condition
+    /// is still open in the store.
+    pub fn resume(open: bool) -> Backlog {
         Backlog {
-            raised: true,
+            raised: open,
             calm_since: None,
         }
     }
-}
 
-impl Backlog {
     /// `Some(true)`: raise; `Some(false)`: clear; `None`: no change.
     pub fn observe(&mut self, s: BacklogSample, l: BacklogLimits, at: UnixMicros) -> Option<bool> {
         let queue = s.engine_queue + s.store_queue;
@@ -201,8 +203,17 @@ pub async fn spawn(
         commands: handle.pending_commands.clone(),
         people: HashMap::new(),
         order_case: HashMap::new(),
-        backlog: Backlog::default(),
+        backlog: Backlog::resume(false),
     };
+    // A backlog alert the previous run left open is cleared once calm, after the hold; with
+    // none open, the first sample over a limit raises one.
+    p.backlog = Backlog::resume(
+        store
+            .list_alerts(true, 100_000)
+            .await?
+            .iter()
+            .any(|a| a.alert.rule == AlertRule::IngestBacklog && a.condition_active),
+    );
     // Rebuild state: the roster, then recent fixes replayed in commit order. Alerts are keyed
     // by episode in the store, so replaying does not open duplicates.
     let start = now();
@@ -594,8 +605,8 @@ mod tests {
     #[test]
     fn the_backlog_alert_rises_past_a_limit_and_clears_only_well_under_it_for_the_hold() {
         let l = LIMITS;
-        let mut b = Backlog::default();
-        // Starts "raised": a calm start clears what a previous run left open, after the hold.
+        // Resumed with the alert left open: a calm start clears it, after the hold.
+        let mut b = Backlog::resume(true);
         assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(0)), None);
         assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(29_999)), None);
         assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(30_000)), Some(false));
@@ -638,7 +649,7 @@ mod tests {
     #[test]
     fn a_load_oscillating_around_the_limit_raises_once_and_clears_once() {
         let l = LIMITS;
-        let mut b = Backlog::default();
+        let mut b = Backlog::resume(true);
         assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(0)), None);
         assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(30_000)), Some(false));
         // 60 s of a queue that fills past the limit and drains to nothing between batches,
@@ -664,5 +675,22 @@ mod tests {
         // Raised at the first sample; cleared 30 s after the last sample over the low mark
         // (the oscillation's last, at 31 s + 1,199 × 50 ms = 90.95 s).
         assert_eq!(changes, vec![(true, 31_000), (false, 121_000)]);
+    }
+
+    #[test]
+    fn a_server_that_starts_with_no_backlog_alert_open_raises_the_first_backlog_at_once() {
+        // The defect this pins: starting "raised" whatever the store held meant a burst in
+        // the first `clear_hold_s` after start-up raised nothing.
+        let l = LIMITS;
+        let mut b = Backlog::resume(false);
+        assert_eq!(
+            b.observe(sample(0, 0, 0.0), l, at_ms(0)),
+            None,
+            "calm: nothing to clear"
+        );
+        assert_eq!(b.observe(sample(101, 0, 0.0), l, at_ms(500)), Some(true));
+        // Resumed raised, the same burst is the alert already open: no second raise.
+        let mut open = Backlog::resume(true);
+        assert_eq!(open.observe(sample(101, 0, 0.0), l, at_ms(500)), None);
     }
 }
