@@ -224,6 +224,10 @@ struct ServeArgs {
     /// Staff bearer token (generated and printed if unset).
     #[arg(long, env = "BULWARK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Bearer token of the metrics scraper (`/metrics`, `/healthz` details); the
+    /// administrator token works too.
+    #[arg(long, env = "BULWARK_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -265,6 +269,9 @@ fn load_config(args: &ServeArgs) -> Result<server::Config> {
     }
     if let Some(t) = &args.admin_token {
         config.admin_token = Some(t.clone());
+    }
+    if let Some(t) = &args.metrics_token {
+        config.metrics_token = Some(t.clone());
     }
     Ok(config)
 }

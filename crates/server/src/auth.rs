@@ -69,6 +69,34 @@ impl FromRequestParts<AppState> for Caller {
         let Some(token) = request_token(parts) else {
             return Err(unauthorized("missing `Authorization: Bearer <token>`"));
         };
+        Caller::from_token(&token, state).await
+    }
+}
+
+/// Whether a request may read the operational figures (`/metrics`, `/healthz`'s details):
+/// with the metrics scraper's token, the administrator token or an administrator's session.
+/// Those figures move with every stored fix and alert, so on a server with few cases they
+/// would tell anyone, the offender included, when she is near him (issue 17).
+pub async fn may_read_operations(parts: &Parts, state: &AppState) -> bool {
+    let Some(token) = request_token(parts) else {
+        return false;
+    };
+    if state
+        .metrics_token
+        .as_deref()
+        .is_some_and(|m| constant_time_eq(token.as_bytes(), m.as_bytes()))
+    {
+        return true;
+    }
+    matches!(
+        Caller::from_token(&token, state).await,
+        Ok(c) if c.principal.role == Role::Administrator
+    )
+}
+
+impl Caller {
+    /// The caller a bearer token stands for.
+    pub async fn from_token(token: &str, state: &AppState) -> Result<Caller, ApiError> {
         if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
             return Ok(Caller {
                 principal: Principal {
@@ -79,7 +107,7 @@ impl FromRequestParts<AppState> for Caller {
                 session: None,
             });
         }
-        let token = SessionToken::parse(&token).map_err(|_| unauthorized("invalid token"))?;
+        let token = SessionToken::parse(token).map_err(|_| unauthorized("invalid token"))?;
         let hash = token.hash();
         let t = now();
         let session = state

@@ -21,6 +21,12 @@ pub struct Config {
     pub osmand_port: Option<u16>,
     /// Bearer token for staff endpoints until accounts exist. Generated at start if unset.
     pub admin_token: Option<String>,
+    /// Bearer token of the metrics scraper (Prometheus' `authorization: credentials`). The
+    /// figures behind `/metrics` and `/healthz`'s details move with every stored fix and
+    /// alert, so they are answered only to this token, the administrator token or an
+    /// administrator's session; anyone else gets 401 from `/metrics` and only `status` and
+    /// `version` from `/healthz` (docs/privacy.md, "What the offender can see").
+    pub metrics_token: Option<String>,
     pub ingest: IngestLimits,
     pub engine: EngineSettings,
     /// Unacknowledged alerts escalate after these delays.
@@ -245,6 +251,7 @@ impl Default for Config {
             http_port: 8080,
             osmand_port: Some(5055),
             admin_token: None,
+            metrics_token: None,
             ingest: IngestLimits::default(),
             engine: EngineSettings::default(),
             escalation: Escalation::default(),

@@ -841,12 +841,20 @@ pub struct BatchResult {
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: &'static str,
+    pub version: &'static str,
+    /// Only for the metrics scraper and administrators (`/healthz` says why).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<HealthDetails>,
+}
+
+/// What `/healthz` tells an operator beside its status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthDetails {
     pub server_time: String,
     /// Write jobs waiting for the store.
     pub store_queue: usize,
     /// Seconds the engine is behind the newest committed fix.
     pub engine_lag_s: f64,
-    pub version: &'static str,
     /// The access log as verified at start-up: `ok` or `broken` (then `status` is
     /// `degraded`; monitoring goes on).
     pub audit_chain: &'static str,

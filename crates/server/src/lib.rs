@@ -54,6 +54,8 @@ pub struct AppState {
     pub pipeline: pipeline::PipelineHandle,
     pub config: Arc<Config>,
     pub admin_token: Arc<str>,
+    /// The metrics scraper's token (`Config::metrics_token`).
+    pub metrics_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
     /// Signs access-log checkpoints; the key lives in a file in the data directory.
     pub audit_signer: store::AuditSigner,
@@ -157,38 +159,61 @@ impl utoipa::Modify for ClientErrors {
     }
 }
 
-/// Liveness and degradation: `degraded` when the store's queue or the engine is behind.
+/// Liveness and degradation: `degraded` when the store's queue or the engine is behind,
+/// the store cannot write or the access log is broken. Anyone (a load balancer) gets
+/// `status` and `version`; the figures (queue, lag, server time, which part is degraded)
+/// only a caller that may read the operational figures ([`auth::may_read_operations`]).
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = dto::Health)))]
-async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
+async fn healthz(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> axum::Json<dto::Health> {
     let queue = s.store.write_queue_len();
     let lag = s.pipeline.lag_s();
     let writes_failing = s.store.writes_failing();
     metrics::gauge!("bulwark_store_writes_failing").set(if writes_failing { 1.0 } else { 0.0 });
+    let status = if queue > 1000 || lag > 5.0 || !s.audit_chain_ok || writes_failing {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let details = auth::may_read_operations(&parts, &s)
+        .await
+        .then(|| dto::HealthDetails {
+            server_time: dto::ts(pipeline::now()),
+            store_queue: queue,
+            engine_lag_s: lag,
+            audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
+            store: if writes_failing {
+                "write_failing"
+            } else {
+                "ok"
+            },
+        });
     axum::Json(dto::Health {
-        status: if queue > 1000 || lag > 5.0 || !s.audit_chain_ok || writes_failing {
-            "degraded"
-        } else {
-            "ok"
-        },
-        server_time: dto::ts(pipeline::now()),
-        store_queue: queue,
-        engine_lag_s: lag,
+        status,
         version: env!("CARGO_PKG_VERSION"),
-        audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
-        store: if writes_failing {
-            "write_failing"
-        } else {
-            "ok"
-        },
+        details,
     })
 }
 
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics_endpoint(State(s): State<AppState>) -> String {
+/// Prometheus metrics in the text exposition format, for the metrics scraper's token, the
+/// administrator token or an administrator's session (401 otherwise: the counters move with
+/// every fix and alert).
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(("staff_token" = [])), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics_endpoint(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> Result<String, error::ApiError> {
+    if !auth::may_read_operations(&parts, &s).await {
+        return Err(error::ApiError::new(
+            error::ErrorCode::Unauthorized,
+            "the metrics need the scraper's token (`metrics_token`) or an administrator's",
+        ));
+    }
     metrics::gauge!("bulwark_store_queue").set(s.store.write_queue_len() as f64);
     metrics::gauge!("bulwark_audit_chain_ok").set(if s.audit_chain_ok { 1.0 } else { 0.0 });
-    s.metrics.render()
+    Ok(s.metrics.render())
 }
 
 fn openapi_router() -> OpenApiRouter<AppState> {
@@ -496,6 +521,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         pipeline,
         config: Arc::new(config.clone()),
         admin_token: admin_token.clone().into(),
+        metrics_token: config.metrics_token.as_deref().map(Arc::from),
         metrics: prometheus(),
         audit_signer: audit_signer.clone(),
         vapid,

@@ -473,7 +473,10 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(alerted, "an SOS alert was raised");
-    let metrics = reqwest::get(format!("http://{}/metrics", r.http_addr))
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{}/metrics", r.http_addr))
+        .bearer_auth(TOKEN)
+        .send()
         .await
         .unwrap()
         .text()

@@ -575,6 +575,59 @@ async fn every_acknowledged_fix_is_stored_across_a_graceful_shutdown() {
     assert!(stored >= acked, "acknowledged {acked}, stored {stored}");
 }
 
+/// The operational figures move with every stored fix and alert: only the scraper's token,
+/// the administrator token or an administrator's session reads them (issue 17).
+#[tokio::test]
+async fn metrics_and_health_figures_are_for_the_scraper_and_administrators_only() {
+    const SCRAPER: &str = "metrics-scraper-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let r = start_with(dir.path(), |c| c.metrics_token = Some(SCRAPER.into())).await;
+    let c = Client::new(&r);
+    let get = |path: &'static str, token: Option<&'static str>| {
+        let c = c.clone();
+        async move {
+            let mut req = c.http.get(format!("{}{path}", c.base));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    for token in [None, Some("not-a-token"), Some(DEVICE_TOKEN)] {
+        let (s, body) = get("/metrics", token).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{token:?}: {body}");
+        assert!(!body.contains("bulwark_"), "{body}");
+        let (s, body) = get("/healthz", token).await;
+        assert_eq!(s, StatusCode::OK);
+        let h: Value = serde_json::from_str(&body).unwrap();
+        let mut keys: Vec<&str> = h.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["status", "version"], "{token:?}: {body}");
+    }
+    for token in [SCRAPER, TOKEN] {
+        let (s, body) = get("/metrics", Some(token)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert!(body.contains("bulwark_audit_chain_ok 1"), "{body}");
+        let (_, body) = get("/healthz", Some(token)).await;
+        let h: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (
+                h["status"].as_str(),
+                h["store"].as_str(),
+                h["audit_chain"].as_str()
+            ),
+            (Some("ok"), Some("ok"), Some("ok")),
+            "{body}"
+        );
+        assert!(
+            h["store_queue"].is_u64() && h["server_time"].is_string(),
+            "{body}"
+        );
+    }
+    r.shutdown().await;
+}
+
 #[tokio::test]
 async fn health_metrics_and_openapi_describe_the_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -585,6 +638,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
     let m = c
         .http
         .get(format!("{}/metrics", c.base))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()
@@ -600,6 +654,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
     let m2 = c
         .http
         .get(format!("{}/metrics", c.base))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()
@@ -1376,6 +1431,7 @@ async fn measures_show_the_false_alarm_share_and_time_to_acknowledge() {
     let prom = c
         .http
         .get(format!("{}/metrics", c.base))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()
@@ -1606,7 +1662,7 @@ async fn a_full_disk_is_reported_by_healthz_and_nothing_is_acknowledged() {
     }
     let (seq, status, v) = refused.expect("a write fails on a full disk");
     assert!(status.is_server_error(), "{status} {v}");
-    let (_, h) = c.get("/healthz").await;
+    let (_, h) = c.as_admin().get("/healthz").await;
     assert_eq!(
         (h["status"].as_str(), h["store"].as_str()),
         (Some("degraded"), Some("write_failing")),
@@ -1615,7 +1671,7 @@ async fn a_full_disk_is_reported_by_healthz_and_nothing_is_acknowledged() {
     std::fs::remove_file(&filler).unwrap();
     let (s, v) = c.batch(DEVICE_TOKEN, fix(seq)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, h) = c.get("/healthz").await;
+    let (_, h) = c.as_admin().get("/healthz").await;
     assert_eq!(
         (h["status"].as_str(), h["store"].as_str()),
         (Some("ok"), Some("ok")),

@@ -139,9 +139,15 @@ fn door_counts(metrics: &str, door: &str) -> DoorCounts {
     }
 }
 
-async fn fetch_door_counts(http: &reqwest::Client, base: &str, door: &str) -> Result<DoorCounts> {
+async fn fetch_door_counts(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    door: &str,
+) -> Result<DoorCounts> {
     let text = http
         .get(format!("{base}/metrics"))
+        .bearer_auth(token)
         .send()
         .await?
         .error_for_status()?
@@ -210,7 +216,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
     );
     register(&http, &base, &opts, &ids).await?;
     let door = opts.protocol.name();
-    let before = fetch_door_counts(&http, &base, door).await;
+    let before = fetch_door_counts(&http, &base, &opts.token, door).await;
 
     let counters = Arc::new(Counters::new()?);
     let bar = if opts.progress {
@@ -280,7 +286,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
     // Every ack has arrived, and the server counts a fix before it acks it.
-    let after = fetch_door_counts(&http, &base, door).await;
+    let after = fetch_door_counts(&http, &base, &opts.token, door).await;
     let sent = counters.sent.load(Ordering::Relaxed);
     let acked = counters.acked.load(Ordering::Relaxed);
     let all = counters
