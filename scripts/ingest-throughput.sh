@@ -5,7 +5,9 @@
 # All protocols share one fresh store, in the order given. The figure that counts is "stored
 # rate" (rows the server stored, from its own counters); acks include resends it recognised.
 # GT06, H02 and Watch carry whole-second device times: a simulated device sends at most one fix
-# per second, so a higher rate takes more devices, not a shorter interval.
+# per second, so a higher rate takes more devices, not a shorter interval -- or BACKFILL=1:
+# each device uploads a stored history (device times in the past, one second apart, as after a
+# coverage gap), which lets an interval under 1 s saturate those doors with fewer sockets.
 # Needs a release build (cargo build --release -p bulwark) and `ulimit -n` above the device
 # count (each process, server and load generator, holds one descriptor per device).
 # After each protocol it prints the load generator's peak RSS and the server's current and
@@ -45,6 +47,6 @@ for p in $PROTOCOLS; do
   echo "== $proto"
   "${TIME[@]}" "$BIN" simulate --quiet --server 127.0.0.1 --http-port 18080 --port "$port" \
     --protocol "$proto" --devices "$DEVICES" --interval "$INTERVAL" --duration "$DURATION" \
-    --token "$TOKEN"
+    --token "$TOKEN" ${BACKFILL:+--backfill}
   echo "server RSS $(awk '/VmRSS/ {print $2}' /proc/$SERVER/status) KiB, peak $(awk '/VmHWM/ {print $2}' /proc/$SERVER/status) KiB"
 done

@@ -103,6 +103,11 @@ struct SimulateArgs {
     /// Seconds to run.
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
+    /// Each device uploads a stored history instead of live fixes, as a tracker does after a
+    /// coverage gap: device times in the past, one clock tick apart, so whole-second
+    /// protocols may send faster than one fix per second (the way to saturate their doors).
+    #[arg(long)]
+    backfill: bool,
     /// Staff token, to register the simulated devices.
     #[arg(long, env = "BULWARK_ADMIN_TOKEN", hide_env_values = true)]
     token: String,
@@ -467,6 +472,7 @@ async fn main() -> Result<()> {
                 devices: a.devices,
                 interval: std::time::Duration::from_secs_f64(a.interval),
                 duration: std::time::Duration::from_secs_f64(a.duration),
+                backfill: a.backfill,
                 token: a.token,
                 progress: !a.quiet,
             })

@@ -82,6 +82,9 @@ pub struct Options {
     pub devices: usize,
     pub interval: Duration,
     pub duration: Duration,
+    /// Upload a stored history (device times in the past, one tick apart) instead of live
+    /// fixes: see [`backfill_start_us`].
+    pub backfill: bool,
     pub token: String,
     pub progress: bool,
 }
@@ -167,6 +170,16 @@ fn next_device_time_us(now_us: i64, last_us: Option<i64>, step_us: i64) -> i64 {
     }
 }
 
+/// Where a device's uploaded history starts: far enough back that one fix per tick for the
+/// whole run, at one fix per `interval`, never reaches the present (a device does not report
+/// from the future), plus an hour's margin.
+fn backfill_start_us(now_us: i64, duration: Duration, interval: Duration, step_us: i64) -> i64 {
+    let fixes = (duration.as_secs_f64() / interval.as_secs_f64().max(1e-6)).ceil() as i64 + 1;
+    let back = fixes.saturating_mul(step_us).saturating_add(3_600_000_000);
+    let t = now_us.saturating_sub(back);
+    t - t.rem_euclid(step_us)
+}
+
 fn histogram() -> Result<Histogram<u64>> {
     // Microseconds, 1 µs to 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")
@@ -191,10 +204,14 @@ pub async fn run(opts: Options) -> Result<Summary> {
     if opts.devices == 0 {
         bail!("--devices must be at least 1");
     }
-    if opts.protocol.time_step_us() >= 1_000_000 && opts.interval < Duration::from_secs(1) {
+    if opts.protocol.time_step_us() >= 1_000_000
+        && opts.interval < Duration::from_secs(1)
+        && !opts.backfill
+    {
         bail!(
             "--interval {:.3} s: {} carries whole-second device times, so a real device sends at \
-             most one fix per second; use more --devices for a higher rate",
+             most one fix per second; use more --devices for a higher rate, or --backfill (a \
+             stored history uploaded after a coverage gap)",
             opts.interval.as_secs_f64(),
             opts.protocol.name()
         );
@@ -243,6 +260,8 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 protocol: opts.protocol,
                 interval: opts.interval,
                 devices: opts.devices,
+                duration: opts.duration,
+                backfill: opts.backfill,
             },
             http: http.clone(),
             counters: counters.clone(),
@@ -414,6 +433,8 @@ struct OptsView {
     protocol: SimProtocol,
     interval: Duration,
     devices: usize,
+    duration: Duration,
+    backfill: bool,
 }
 
 struct DeviceCtx {
@@ -477,17 +498,27 @@ async fn device(ctx: DeviceCtx) -> Result<()> {
     let mut seq: i64 = 0;
     let mut buf = Vec::new();
     let step_us = ctx.opts.protocol.time_step_us();
-    let mut last_time_us = None;
+    let mut last_time_us = ctx.opts.backfill.then(|| {
+        backfill_start_us(
+            jiff::Timestamp::now().as_microsecond(),
+            ctx.opts.duration,
+            ctx.opts.interval,
+            step_us,
+        )
+    });
     loop {
         tick.tick().await;
         if Instant::now() >= ctx.deadline {
             break;
         }
-        let t = next_device_time_us(
-            jiff::Timestamp::now().as_microsecond(),
-            last_time_us,
-            step_us,
-        );
+        let t = match (ctx.opts.backfill, last_time_us) {
+            (true, Some(last)) => last + step_us,
+            _ => next_device_time_us(
+                jiff::Timestamp::now().as_microsecond(),
+                last_time_us,
+                step_us,
+            ),
+        };
         last_time_us = Some(t);
         let time = jiff::Timestamp::from_microsecond(t).context("device time out of range")?;
         let r = walk.step(ctx.opts.interval.as_secs_f64(), time);
@@ -628,6 +659,22 @@ mod tests {
     }
 
     #[test]
+    fn a_backfill_history_stays_in_the_past_at_the_protocols_resolution() {
+        let now = 1_780_000_000_123_456;
+        // 20 s at one fix per millisecond: 20,000 one-second ticks, all before now.
+        let start = backfill_start_us(
+            now,
+            Duration::from_secs(20),
+            Duration::from_millis(1),
+            1_000_000,
+        );
+        assert_eq!(start.rem_euclid(1_000_000), 0);
+        let last = start + 20_001 * 1_000_000;
+        assert!(last < now, "{start} {last} {now}");
+        assert!(now - start < 20_002 * 1_000_000 + 3_700_000_000);
+    }
+
+    #[test]
     fn whole_second_protocols_refuse_more_than_one_fix_per_device_second() {
         let opts = |protocol, interval_ms| Options {
             server: "127.0.0.1".into(),
@@ -637,6 +684,7 @@ mod tests {
             devices: 1,
             interval: Duration::from_millis(interval_ms),
             duration: Duration::from_secs(1),
+            backfill: false,
             token: String::new(),
             progress: false,
         };
@@ -672,9 +720,11 @@ mod tests {
         .await
         .unwrap();
         let mut total = 0;
-        for (p, proto) in [
-            (SimProtocol::Gt06, domain::Protocol::Gt06),
-            (SimProtocol::H02, domain::Protocol::H02),
+        // Live at one fix per second, and a stored history uploaded ten fixes a second.
+        for (p, proto, interval_ms, backfill) in [
+            (SimProtocol::Gt06, domain::Protocol::Gt06, 1_000, false),
+            (SimProtocol::H02, domain::Protocol::H02, 1_000, false),
+            (SimProtocol::Gt06, domain::Protocol::Gt06, 100, true),
         ] {
             let s = run(Options {
                 server: "127.0.0.1".into(),
@@ -682,8 +732,9 @@ mod tests {
                 port: Some(running.device_addrs[&proto].port()),
                 protocol: p,
                 devices: 4,
-                interval: Duration::from_secs(1),
+                interval: Duration::from_millis(interval_ms),
                 duration: Duration::from_millis(3_500),
+                backfill,
                 token: token.into(),
                 progress: false,
             })
@@ -714,6 +765,10 @@ mod tests {
                     .windows(2)
                     .all(|w| w[1].device_time.0 - w[0].device_time.0 >= 1_000_000),
                 "{track:?}"
+            );
+            assert!(
+                track.iter().all(|f| f.device_time <= f.received_time),
+                "no fix from the future: {track:?}"
             );
         }
         running.shutdown().await;
