@@ -5,30 +5,24 @@
 //! stream. `start` wires it all and returns a handle whose `shutdown` stops accepting new
 //! requests, lets in-flight ones finish, flushes the store and stops the engine.
 
-pub mod accounts;
+pub mod alerts;
 pub mod api;
-pub mod audit_log;
-pub mod auth;
-pub mod authz;
 pub mod config;
 pub mod court;
-pub mod dispatch;
-pub mod dto;
-pub mod error;
-pub mod evidence;
-pub mod hardening;
+pub mod http;
 pub mod ingest;
-pub mod lifecycle;
-pub mod listeners;
 pub mod live;
-pub mod me;
 pub mod pipeline;
-pub mod push;
-pub mod retention;
-pub mod victim_alerts;
-pub mod web;
-pub mod webhooks;
-pub mod ws;
+pub mod privacy;
+
+// The modules' paths before they moved into their folders, so that code not yet changed
+// to the new paths still compiles.
+pub use alerts::{dispatch, lifecycle, push, victim_alerts, webhooks};
+pub use api::me;
+pub use http::{dto, error, hardening, web};
+pub use ingest::listeners;
+pub use live::ws;
+pub use privacy::{accounts, audit_log, auth, authz, evidence, retention};
 
 pub use config::Config;
 

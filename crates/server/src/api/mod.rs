@@ -11,6 +11,8 @@
 //! - positions, tracks, alerts, the snapshot and the live stream: per case, by the matrix
 //!   in `docs/privacy.md` (tracks need `purpose_code` and `purpose_text`).
 
+pub mod me;
+
 use crate::AppState;
 use crate::auth::Caller;
 use crate::authz;

@@ -7,6 +7,8 @@
 //! or a client falls behind the broadcast, it gets a `resync` event and reloads the snapshot:
 //! never a silent loss. Each client sees only the cases `authz` allowed it when it connected.
 
+pub mod ws;
+
 use crate::AppState;
 use crate::auth::Caller;
 use crate::authz;

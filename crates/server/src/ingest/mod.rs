@@ -2,6 +2,8 @@
 //! protocol. Every door validates the whole request first (nothing is stored half-way), stores
 //! durably, and only then answers the device.
 
+pub mod listeners;
+
 use crate::AppState;
 use crate::dto::{Batch, BatchResult, parse_enum, parse_ts};
 use crate::error::parse_json;
