@@ -15,16 +15,19 @@ pub mod live;
 pub mod pipeline;
 pub mod privacy;
 
-// The modules' paths before they moved into their folders, so that code not yet changed
-// to the new paths still compiles.
-pub use alerts::{dispatch, lifecycle, push, victim_alerts, webhooks};
-pub use api::me;
-pub use http::{dto, error, hardening, web};
-pub use ingest::listeners;
-pub use live::ws;
-pub use privacy::{accounts, audit_log, auth, authz, evidence, retention};
+// The paths the binary's admin commands (`audit verify`, `evidence`, `retention purge`) and
+// the integration tests use.
+pub use alerts::webhooks;
+pub use privacy::{audit_log, evidence, retention};
 
 pub use config::Config;
+
+use alerts::{dispatch, lifecycle, push, victim_alerts};
+use api::me;
+use http::{dto, error, hardening, web};
+use ingest::listeners;
+use live::ws;
+use privacy::accounts;
 
 use axum::Router;
 use axum::extract::State;

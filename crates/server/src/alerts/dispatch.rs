@@ -18,10 +18,10 @@
 //! list without a position; another case's task is not theirs.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{AlertDto, ts};
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::dto::{AlertDto, ts};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
 use access::{AccountId, Action, Precision, Resource};
 use axum::Json;
@@ -206,7 +206,7 @@ pub async fn dispatch(
         Some(p) => format!("alert {id} dual dispatch with police account {p}"),
         None => format!("alert {id} dispatch to the offender"),
     };
-    let (alert, case) = crate::lifecycle::alert_for_handling(&s, &c, id, &details).await?;
+    let (alert, case) = crate::alerts::lifecycle::alert_for_handling(&s, &c, id, &details).await?;
     if !access::may_dispatch(c.principal.role) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

@@ -1,15 +1,15 @@
 //! The alert lifecycle: the action log (acknowledge, calls, dispatches, notes, resolve with a
 //! cause), each step timestamped and attributed to the caller, and measures computed from it.
 //!
-//! Every endpoint here asks [`crate::authz`] for `handle_alert` on the alert's case, like
+//! Every endpoint here asks [`crate::privacy::authz`] for `handle_alert` on the alert's case, like
 //! `POST /api/v1/alerts/{id}/state`: the log is part of handling the alert.
 
 use crate::AppState;
 use crate::api::alert_case;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::*;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
 use access::{Action, Resource};
 use axum::Json;

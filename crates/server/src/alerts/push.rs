@@ -16,8 +16,8 @@
 //!   sound or vibration.
 
 use crate::AppState;
-use crate::auth::{BOOTSTRAP_ADMIN, Caller};
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
 use axum::Json;
 use axum::body::Bytes;
@@ -63,7 +63,7 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<VapidKey, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", path.display()))?;
             let key = ES256KeyPair::generate();
-            crate::audit_log::write_private(&path, &key.to_bytes())
+            crate::privacy::audit_log::write_private(&path, &key.to_bytes())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(VapidKey(Arc::new(key)))
         }

@@ -14,7 +14,7 @@
 //! The same worker sends Web Push messages queued as `push:<subscription>` (see `push.rs`).
 
 use crate::AppState;
-use crate::dto::AlertDto;
+use crate::http::dto::AlertDto;
 use crate::pipeline::now;
 use domain::UnixMicros;
 use hmac::{Hmac, Mac};
@@ -91,15 +91,15 @@ async fn deliver(
             }
         };
         let error = match sub {
-            Ok(Some(sub)) => match crate::push::send(state, client, &item, &sub).await {
-                crate::push::Sent::Delivered => {
+            Ok(Some(sub)) => match crate::alerts::push::send(state, client, &item, &sub).await {
+                crate::alerts::push::Sent::Delivered => {
                     metrics::counter!("bulwark_push_delivered_total").increment(1);
                     if let Err(e) = state.store.outbox_delivered(item.id, now()).await {
                         tracing::error!(error = %e, "delivered push message not recorded");
                     }
                     return;
                 }
-                crate::push::Sent::Gone => {
+                crate::alerts::push::Sent::Gone => {
                     tracing::info!(subscription = sub.id, "push subscription gone; removed");
                     if let Err(e) = state
                         .store
@@ -110,7 +110,7 @@ async fn deliver(
                     }
                     return;
                 }
-                crate::push::Sent::Failed(e) => e,
+                crate::alerts::push::Sent::Failed(e) => e,
             },
             Ok(None) => {
                 if let Err(e) = state
@@ -151,7 +151,7 @@ async fn deliver(
     let mut body = serde_json::json!({
         "event": item.event,
         "idempotency_key": item.idempotency_key,
-        "sent_at": crate::dto::ts(at),
+        "sent_at": crate::http::dto::ts(at),
         "alert": alert,
     });
     if let Some(task) = item.task_id {
@@ -232,10 +232,10 @@ async fn retry_later(
 async fn dispatch_body(
     state: &AppState,
     task_id: i64,
-) -> Result<serde_json::Value, crate::error::ApiError> {
+) -> Result<serde_json::Value, crate::http::error::ApiError> {
     use access::{Action, Precision, Principal, Resource, Role};
     let task = state.store.task(task_id).await?;
-    let police = crate::auth::Caller {
+    let police = crate::privacy::auth::Caller {
         principal: Principal {
             account: task.assignee,
             role: Role::Police,
@@ -249,7 +249,7 @@ async fn dispatch_body(
         ..Default::default()
     };
     let details = format!("dispatch webhook, task {task_id}");
-    let position = match crate::authz::check(
+    let position = match crate::privacy::authz::check(
         state,
         &police,
         Action::ReadVictimPosition,
@@ -262,9 +262,9 @@ async fn dispatch_body(
             .store
             .latest_fix_of_person(task.target)
             .await?
-            .map(|f| crate::dispatch::task_position(&f, now())),
+            .map(|f| crate::alerts::dispatch::task_position(&f, now())),
         Ok(_) => None,
-        Err(e) if e.code == crate::error::ErrorCode::Forbidden => None,
+        Err(e) if e.code == crate::http::error::ErrorCode::Forbidden => None,
         Err(e) => return Err(e),
     };
     let expires_at = state
@@ -280,7 +280,7 @@ async fn dispatch_body(
         "kind": task.kind,
         "case_id": task.case_id.0,
         "police_account_id": task.assignee.0,
-        "grant_expires_at": expires_at.map(crate::dto::ts),
+        "grant_expires_at": expires_at.map(crate::http::dto::ts),
         "victim": {"person_id": task.target.0, "position": position},
     }))
 }

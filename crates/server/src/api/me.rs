@@ -17,15 +17,15 @@
 //! wherever she goes.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::dto::{
     AccessLogEntry, OwnFix, OwnFixStored, OwnSos, OwnSosStored, parse_enum, parse_ts, ts,
 };
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::ingest::{self, RawFix};
 use crate::pipeline::now;
-use crate::push::class_of;
+use crate::alerts::push::class_of;
 use access::{Action, OffenderProximity, Precision, Resource, Role};
 use audit::{ActorKind, AuditAction};
 use axum::Json;
@@ -316,7 +316,7 @@ async fn victim_view(
         });
     let orders: Vec<Value> = orders
         .into_iter()
-        .map(|o| serde_json::to_value(crate::dto::OrderDto::from(o)).unwrap_or(Value::Null))
+        .map(|o| serde_json::to_value(crate::http::dto::OrderDto::from(o)).unwrap_or(Value::Null))
         .collect();
     Ok(json!({
         "case_id": case.id.0, "orders": orders, "offender": offender,

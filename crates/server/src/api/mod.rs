@@ -1,6 +1,6 @@
 //! Staff endpoints: set up people, devices, cases and orders; read positions and alerts.
 //!
-//! Every handler asks [`crate::authz`] before touching case data, which decides with
+//! Every handler asks [`crate::privacy::authz`] before touching case data, which decides with
 //! `access::authorize` and makes the audit record durable first. Who may call what:
 //!
 //! - intake (`POST` people, devices, cases): administrators (no case exists yet to be
@@ -14,10 +14,10 @@
 pub mod me;
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::*;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
 use access::{Action, Precision, Resource};
 use axum::Json;
@@ -801,9 +801,9 @@ pub async fn set_alert_state(
             "state: an alert cannot be set back to raised",
         ));
     }
-    let cause = crate::lifecycle::resolution_cause(state, req.cause.as_deref())?;
-    let note = crate::lifecycle::note(req.note)?;
-    let (_, case) = crate::lifecycle::alert_for_handling(
+    let cause = crate::alerts::lifecycle::resolution_cause(state, req.cause.as_deref())?;
+    let note = crate::alerts::lifecycle::note(req.note)?;
+    let (_, case) = crate::alerts::lifecycle::alert_for_handling(
         &s,
         &c,
         id,
@@ -847,7 +847,7 @@ pub async fn set_alert_state(
         _ => {}
     }
     let note = note.or(req.police_account_id.map(|p| format!("police account {p}")));
-    let rec = crate::lifecycle::change_state(&s, &c, AlertId(id), state, t, cause, note).await?;
+    let rec = crate::alerts::lifecycle::change_state(&s, &c, AlertId(id), state, t, cause, note).await?;
     let dto = AlertDto::from(rec);
     s.hub.publish(crate::live::LiveEvent::Alert(dto.clone()));
     Ok(Json(dto))

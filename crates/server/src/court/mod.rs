@@ -22,10 +22,10 @@
 //! every case with a petition or an order (the court's queue, `authz::grants`).
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{NewOrder, OrderDto, ZoneDto, ts};
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::dto::{NewOrder, OrderDto, ZoneDto, ts};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use access::{
     Action, Conditions, Effect, Event, Notice, OrderVersion, Petitioner, Precision, Recipient,
     ReminderPolicy, Resource, Role, State as WfState, Workflow, WorkflowError,
@@ -706,7 +706,7 @@ pub async fn file_petition(
     )
     .await?;
     let case = case_of(&s, case_id).await?;
-    let kind: OrderKind = crate::dto::parse_enum("kind", &req.kind)?;
+    let kind: OrderKind = crate::http::dto::parse_enum("kind", &req.kind)?;
     let requested = conditions_in(kind, &req.requested)?;
     let statement = req.statement.trim().to_owned();
     if statement.is_empty() || statement.chars().count() > 10_000 {

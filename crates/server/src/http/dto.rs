@@ -1,7 +1,7 @@
 //! Wire shapes of the HTTP API and the live stream. Only the server knows JSON: domain types
 //! are converted here, at the edge.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use domain::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

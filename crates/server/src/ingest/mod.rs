@@ -5,9 +5,9 @@
 pub mod listeners;
 
 use crate::AppState;
-use crate::dto::{Batch, BatchResult, parse_enum, parse_ts};
-use crate::error::parse_json;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error};
+use crate::http::dto::{Batch, BatchResult, parse_enum, parse_ts};
+use crate::http::error::parse_json;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error};
 use crate::pipeline::now;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -49,7 +49,7 @@ pub fn check_time(
             ErrorCode::TimestampInFuture,
             format!(
                 "{field}: {} is more than {max_future_s} s ahead of the server clock",
-                crate::dto::ts(device_time)
+                crate::http::dto::ts(device_time)
             ),
         ));
     }
@@ -84,7 +84,7 @@ pub fn validate(
             format!(
                 "{}: {} is more than {} s ahead of the server clock",
                 field("time"),
-                crate::dto::ts(raw.device_time),
+                crate::http::dto::ts(raw.device_time),
                 limits.max_future_s
             ),
         ));

@@ -10,10 +10,10 @@
 pub mod ws;
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{AlertDto, PositionDto};
-use crate::error::ApiError;
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::dto::{AlertDto, PositionDto};
+use crate::http::error::ApiError;
 use crate::pipeline::now;
 use access::Action;
 use axum::extract::State;

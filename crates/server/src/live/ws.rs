@@ -18,8 +18,8 @@
 //! (`Lagged`) gets `resync` and the socket stays open.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::privacy::auth::Caller;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::live::{LiveScope, Resume, Sequenced, event_name};
 use crate::pipeline::now;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};

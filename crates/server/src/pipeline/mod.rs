@@ -4,7 +4,7 @@
 //! (in commit order), roster changes when cases, orders or devices change, and a tick every
 //! second. Engine outputs are written to the store, then published.
 
-use crate::dto::{AlertDto, PositionDto, flag_names, ts};
+use crate::http::dto::{AlertDto, PositionDto, flag_names, ts};
 use crate::live::{Hub, LiveEvent};
 use domain::*;
 use engine::{
@@ -345,9 +345,9 @@ impl Pipeline {
         // Schedules first, so the new roster is evaluated with them.
         let mut schedules = Vec::new();
         for (zone, text) in self.store.zone_schedules().await? {
-            match serde_json::from_str::<Vec<crate::dto::ScheduleWindowDto>>(&text)
+            match serde_json::from_str::<Vec<crate::http::dto::ScheduleWindowDto>>(&text)
                 .ok()
-                .and_then(|w| crate::dto::schedule_from_dto("schedule", &w).ok())
+                .and_then(|w| crate::http::dto::schedule_from_dto("schedule", &w).ok())
             {
                 Some(s) => schedules.push((zone, s)),
                 // Validated on the way in; a zone whose stored schedule cannot be read is

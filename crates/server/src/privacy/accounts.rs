@@ -7,9 +7,9 @@
 //! written to the access log.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
 use access::{
     AccountId, Action, Attempt, Resource, Role, SessionPolicy, SessionRecord, SessionToken,
@@ -138,7 +138,7 @@ pub async fn login(
             ErrorCode::LoginLocked,
             format!(
                 "too many failed log-ins from this address; try again after {}",
-                crate::dto::ts(until)
+                crate::http::dto::ts(until)
             ),
         ));
     }
@@ -219,7 +219,7 @@ pub async fn login(
     .await?;
     Ok(Json(LoginResponse {
         token: token.expose(),
-        expires_at: crate::dto::ts(expires_at),
+        expires_at: crate::http::dto::ts(expires_at),
         account: account.into(),
     }))
 }

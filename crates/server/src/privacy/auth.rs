@@ -7,10 +7,10 @@
 //! is ignored: URLs end up in logs, proxies and browser history. The administrator
 //! token acts as the administrator role only (accounts, no case data), so that a fresh
 //! server can create its first accounts. Whether the caller may do anything is decided
-//! later, in [`crate::authz`].
+//! later, in [`crate::privacy::authz`].
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::pipeline::now;
 use access::{AccountId, Principal, Role, SessionToken};
 use axum::extract::FromRequestParts;

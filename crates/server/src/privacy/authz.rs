@@ -13,8 +13,8 @@
 //! before a decision from here.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorCode};
+use crate::privacy::auth::Caller;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::pipeline::now;
 use access::{Action, Decision, DenyReason, Grants, Precision, Resource, Role};
 use audit::{Actor, ActorKind, AuditAction, AuditEntry, Outcome, Subject};
