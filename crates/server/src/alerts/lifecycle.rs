@@ -5,7 +5,7 @@
 //! `POST /api/v1/alerts/{id}/state`: the log is part of handling the alert.
 
 use crate::AppState;
-use crate::api::alert_case;
+use crate::privacy::authz::alert_case;
 use crate::privacy::auth::Caller;
 use crate::privacy::authz;
 use crate::http::dto::*;
@@ -89,7 +89,7 @@ pub(crate) async fn alert_for_handling(
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
     let case = alert.as_ref().and_then(|a| alert_case(a, &devices, &cases));
-    if alert.as_ref().is_some_and(crate::api::outside_any_case) && case.is_none() {
+    if alert.as_ref().is_some_and(crate::privacy::authz::outside_any_case) && case.is_none() {
         authz::unlinked_device_alert(s, c, Action::HandleAlert, details).await?;
         return Ok((alert, None));
     }

@@ -11,7 +11,7 @@
 //!   with cause `test`, so that she can check that notifications reach her phone.
 
 use crate::AppState;
-use crate::api::alert_case;
+use crate::privacy::authz::alert_case;
 use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
 use crate::privacy::authz;
 use crate::http::dto::ts;

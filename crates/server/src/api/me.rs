@@ -207,7 +207,7 @@ async fn victim_view(
         .await?
         .into_iter()
         .filter(|a| {
-            crate::api::alert_case(a, &devices, &cases) == Some(case.id)
+            crate::privacy::authz::alert_case(a, &devices, &cases) == Some(case.id)
                 && a.protected.is_none_or(|p| p == me)
         })
         .collect();

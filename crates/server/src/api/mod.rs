@@ -15,7 +15,7 @@ pub mod me;
 
 use crate::AppState;
 use crate::privacy::auth::Caller;
-use crate::privacy::authz;
+use crate::privacy::authz::{self, alert_case, outside_any_case};
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::pipeline::now;
@@ -731,26 +731,6 @@ pub async fn list_alerts(
     Ok(Json(
         scoped_alerts(&s, &c, &cases, q.active.unwrap_or(true)).await?,
     ))
-}
-
-/// The case an alert belongs to: its own, or for a device alert (SOS, tamper) the case the
-/// device's wearer is a party of.
-pub(crate) fn alert_case(
-    a: &store::AlertRecord,
-    devices: &[Device],
-    cases: &[Case],
-) -> Option<CaseId> {
-    a.alert.case_id.or_else(|| {
-        let owner = devices.iter().find(|d| Some(d.id) == a.device)?.owner?;
-        cases.iter().find(|k| authz::party(k, owner)).map(|k| k.id)
-    })
-}
-
-/// Alerts that belong to no case and still must reach a person: device alerts from a device
-/// in no case, and system alerts (the server behind on ingest). Every monitoring officer sees
-/// and handles them (`authz::unlinked_device_alert`); they carry no one's position.
-pub(crate) fn outside_any_case(a: &store::AlertRecord) -> bool {
-    a.device.is_some() || a.alert.rule == AlertRule::IngestBacklog
 }
 
 /// Alerts of the allowed cases, plus, for monitoring officers, alerts outside any case

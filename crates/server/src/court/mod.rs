@@ -24,7 +24,7 @@
 use crate::AppState;
 use crate::privacy::auth::Caller;
 use crate::privacy::authz;
-use crate::http::dto::{NewOrder, OrderDto, ZoneDto, ts};
+use crate::http::dto::{NewOrder, NoticeDto, OrderDto, ZoneDto, ts};
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use access::{
     Action, Conditions, Effect, Event, Notice, OrderVersion, Petitioner, Precision, Recipient,
@@ -182,22 +182,6 @@ pub struct OrderVersionDto {
     pub reasons: Option<String>,
     pub issued_at: String,
     pub issued_by: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct NoticeDto {
-    pub id: i64,
-    pub case_id: i64,
-    pub order_id: Option<i64>,
-    pub petition_id: Option<i64>,
-    /// `court`, `officer`, `victim` or `offender`.
-    pub recipient: String,
-    /// `petition_filed`, `under_review`, `granted`, `modified`, `denied`, `extended`,
-    /// `amended`, `expires_soon`, `lapsed`.
-    pub kind: String,
-    pub valid_to: Option<String>,
-    pub reasons: Option<String>,
-    pub created_at: String,
 }
 
 // ---- conversions ---------------------------------------------------------------------------

@@ -927,3 +927,21 @@ pub struct AccessLogEntry {
     pub purpose_code: Option<String>,
     pub purpose_text: Option<String>,
 }
+
+/// A notice of the court workflow to one party (`GET /api/v1/notices`, `/me/notices`, the
+/// live stream's `notice` event).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NoticeDto {
+    pub id: i64,
+    pub case_id: i64,
+    pub order_id: Option<i64>,
+    pub petition_id: Option<i64>,
+    /// `court`, `officer`, `victim` or `offender`.
+    pub recipient: String,
+    /// `petition_filed`, `under_review`, `granted`, `modified`, `denied`, `extended`,
+    /// `amended`, `expires_soon`, `lapsed`.
+    pub kind: String,
+    pub valid_to: Option<String>,
+    pub reasons: Option<String>,
+    pub created_at: String,
+}

@@ -40,7 +40,7 @@ pub enum LiveEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeEvent {
     #[serde(flatten)]
-    pub notice: crate::court::NoticeDto,
+    pub notice: crate::http::dto::NoticeDto,
     #[serde(skip)]
     pub person_id: Option<i64>,
 }

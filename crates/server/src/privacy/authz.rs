@@ -309,3 +309,23 @@ pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<(), ApiErr
 pub fn party(case: &Case, person: domain::PersonId) -> bool {
     case.offender == person || case.protected.contains(&person)
 }
+
+/// The case an alert belongs to: its own, or for a device alert (SOS, tamper) the case the
+/// device's wearer is a party of.
+pub(crate) fn alert_case(
+    a: &store::AlertRecord,
+    devices: &[domain::Device],
+    cases: &[Case],
+) -> Option<CaseId> {
+    a.alert.case_id.or_else(|| {
+        let owner = devices.iter().find(|d| Some(d.id) == a.device)?.owner?;
+        cases.iter().find(|k| party(k, owner)).map(|k| k.id)
+    })
+}
+
+/// Alerts that belong to no case and still must reach a person: device alerts from a device
+/// in no case, and system alerts (the server behind on ingest). Every monitoring officer sees
+/// and handles them (`authz::unlinked_device_alert`); they carry no one's position.
+pub(crate) fn outside_any_case(a: &store::AlertRecord) -> bool {
+    a.device.is_some() || a.alert.rule == domain::AlertRule::IngestBacklog
+}
