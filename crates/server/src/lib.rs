@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod court;
 pub mod http;
@@ -59,8 +60,8 @@ pub struct AppState {
     /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
     /// graceful shutdown does not wait forever for them.
     pub shutdown: watch::Receiver<bool>,
-    /// The clock of the court scheduler and the retention job (tests advance it).
-    pub clock: court::Clock,
+    /// The server's one clock: every part reads the time from it (tests advance it).
+    pub clock: clock::Clock,
     /// Whether the access log verified at start-up (`false`: broken; the server serves on).
     pub audit_chain_ok: bool,
     /// The log-in throttle by source and username (in memory: a restart forgets it).
@@ -167,7 +168,7 @@ async fn healthz(State(s): State<AppState>) -> axum::Json<dto::Health> {
         } else {
             "ok"
         },
-        server_time: dto::ts(pipeline::now()),
+        server_time: dto::ts(s.clock.now()),
         store_queue: queue,
         engine_lag_s: lag,
         version: env!("CARGO_PKG_VERSION"),
@@ -359,8 +360,8 @@ pub struct Running {
     pub device_udp_addrs: std::collections::HashMap<domain::Protocol, SocketAddr>,
     pub admin_token: String,
     pub store: Store,
-    /// The court scheduler's and retention job's clock (tests advance it).
-    pub clock: court::Clock,
+    /// The server's clock (`AppState::clock`); tests advance it.
+    pub clock: clock::Clock,
     audit_signer: store::AuditSigner,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -382,7 +383,7 @@ impl Running {
         // for too (the log's own chain cannot protect its unsigned tail).
         if let Err(e) = self
             .store
-            .checkpoint_audit(self.audit_signer.clone(), pipeline::now())
+            .checkpoint_audit(self.audit_signer.clone(), self.clock.now())
             .await
         {
             tracing::error!(error = %e, "could not sign the access-log checkpoint at shutdown");
@@ -419,11 +420,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
             .map_err(|e| store::StoreError::Corrupt(e.to_string()))??
     };
+    let clock = crate::clock::Clock::system();
     let hub = live::Hub::new(16_384);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (pipeline, pipeline_task) = pipeline::spawn(
         store.clone(),
         hub.clone(),
+        clock.clone(),
         config.engine.to_engine_config(),
         pipeline::Notify {
             raised: config.webhooks_for("alert.raised"),
@@ -463,7 +466,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     // A data directory from before the head file: anchor the verified head now.
                     tracing::warn!("no access-log head file yet: writing one at the verified head");
                     if let Err(e) = store
-                        .checkpoint_audit(audit_signer.clone(), pipeline::now())
+                        .checkpoint_audit(audit_signer.clone(), clock.now())
                         .await
                     {
                         tracing::error!(error = %e, "could not anchor the access-log head");
@@ -482,7 +485,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 false
             }
         };
-    let clock = court::Clock::default();
     let vapid = push::load_or_create_key(&config.data_dir).map_err(StartError::VapidKey)?;
     let state = AppState {
         clock: clock.clone(),

@@ -16,9 +16,8 @@
 //!   sound or vibration.
 
 use crate::AppState;
-use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
+use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -209,7 +208,13 @@ pub async fn subscribe(
     }
     let sub = s
         .store
-        .add_push_subscription(account, req.endpoint, req.keys.p256dh, req.keys.auth, now())
+        .add_push_subscription(
+            account,
+            req.endpoint,
+            req.keys.p256dh,
+            req.keys.auth,
+            s.clock.now(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -233,7 +238,7 @@ pub async fn unsubscribe(
     let account = own_account(&c)?;
     let req: PushUnsubscribe = parse_json(&body.map_err(body_error)?)?;
     if s.store
-        .remove_push_subscription(Some(account), req.endpoint, now())
+        .remove_push_subscription(Some(account), req.endpoint, s.clock.now())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -11,13 +11,12 @@
 //!   with cause `test`, so that she can check that notifications reach her phone.
 
 use crate::AppState;
-use crate::privacy::authz::alert_case;
-use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
-use crate::privacy::authz;
+use crate::alerts::push::class_of;
 use crate::http::dto::ts;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
-use crate::alerts::push::class_of;
+use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
+use crate::privacy::authz;
+use crate::privacy::authz::alert_case;
 use access::{Action, Resource, Role};
 use axum::Json;
 use axum::body::Bytes;
@@ -117,7 +116,7 @@ pub async fn test_alert(
     c: Caller,
 ) -> Result<(StatusCode, Json<VictimAlertDto>), ApiError> {
     let (case, person) = own_case(&s, &c, Action::ReadAlerts, "me/alerts/test").await?;
-    let t = now();
+    let t = s.clock.now();
     let change = store::AlertChange {
         order_id: None,
         case_id: Some(case),
@@ -215,7 +214,9 @@ pub async fn put_settings(
 ) -> Result<Json<Settings>, ApiError> {
     let account = own_account(&c)?;
     let req: Settings = parse_json(&body.map_err(body_error)?)?;
-    s.store.set_silent(account, req.silent, now()).await?;
+    s.store
+        .set_silent(account, req.silent, s.clock.now())
+        .await?;
     Ok(Json(Settings {
         silent: s.store.silent(account).await?,
     }))

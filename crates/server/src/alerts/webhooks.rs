@@ -15,7 +15,6 @@
 
 use crate::AppState;
 use crate::http::dto::AlertDto;
-use crate::pipeline::now;
 use domain::UnixMicros;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -61,7 +60,7 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> tokio::tas
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|v| *v) => break,
             }
-            let due = match state.store.due_outbox(now(), 50).await {
+            let due = match state.store.due_outbox(state.clock.now(), 50).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -81,7 +80,7 @@ async fn deliver(
     delivery: &crate::config::WebhookDelivery,
     item: store::OutboxItem,
 ) {
-    let at = now();
+    let at = state.clock.now();
     if let Some(sub) = item.endpoint.strip_prefix("push:") {
         let sub = match sub.parse::<i64>() {
             Ok(id) => state.store.push_subscription(id).await,
@@ -94,7 +93,11 @@ async fn deliver(
             Ok(Some(sub)) => match crate::alerts::push::send(state, client, &item, &sub).await {
                 crate::alerts::push::Sent::Delivered => {
                     metrics::counter!("bulwark_push_delivered_total").increment(1);
-                    if let Err(e) = state.store.outbox_delivered(item.id, now()).await {
+                    if let Err(e) = state
+                        .store
+                        .outbox_delivered(item.id, state.clock.now())
+                        .await
+                    {
                         tracing::error!(error = %e, "delivered push message not recorded");
                     }
                     return;
@@ -182,7 +185,11 @@ async fn deliver(
         Ok(r) if r.status().is_success() => {
             metrics::counter!("bulwark_webhook_delivered_total", "endpoint" => hook.name.clone())
                 .increment(1);
-            if let Err(e) = state.store.outbox_delivered(item.id, now()).await {
+            if let Err(e) = state
+                .store
+                .outbox_delivered(item.id, state.clock.now())
+                .await
+            {
                 // Not recorded: it will be sent again, and the receiver's idempotency check
                 // recognises it.
                 tracing::error!(error = %e, "delivered webhook not recorded");
@@ -262,7 +269,7 @@ async fn dispatch_body(
             .store
             .latest_fix_of_person(task.target)
             .await?
-            .map(|f| crate::alerts::dispatch::task_position(&f, now())),
+            .map(|f| crate::alerts::dispatch::task_position(&f, state.clock.now())),
         Ok(_) => None,
         Err(e) if e.code == crate::http::error::ErrorCode::Forbidden => None,
         Err(e) => return Err(e),

@@ -14,11 +14,10 @@
 pub mod me;
 
 use crate::AppState;
-use crate::privacy::auth::Caller;
-use crate::privacy::authz::{self, alert_case, outside_any_case};
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
+use crate::privacy::auth::Caller;
+use crate::privacy::authz::{self, alert_case, outside_any_case};
 use access::{Action, Precision, Resource};
 use axum::Json;
 use axum::body::Bytes;
@@ -48,7 +47,10 @@ pub async fn create_person(
             "display_name: 1 to 200 characters",
         ));
     }
-    let p = s.store.create_person(role, req.display_name, now()).await?;
+    let p = s
+        .store
+        .create_person(role, req.display_name, s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(p.into())))
 }
 
@@ -124,7 +126,7 @@ pub async fn create_device(
             hw,
             req.owner_id.map(PersonId),
             req.token,
-            now(),
+            s.clock.now(),
         )
         .await?;
     if model.is_some() {
@@ -250,7 +252,7 @@ pub async fn create_case(
             req.reference,
             PersonId(req.offender_id),
             req.protected_ids.into_iter().map(PersonId).collect(),
-            now(),
+            s.clock.now(),
         )
         .await?;
     s.pipeline.sync_roster().await;
@@ -296,7 +298,7 @@ pub async fn create_order(
         "register order",
     )
     .await?;
-    let o = s.store.create_order(order, now()).await?;
+    let o = s.store.create_order(order, s.clock.now()).await?;
     for (zone, schedule) in o.zones.iter().zip(&schedules) {
         if let Some(w) = schedule {
             let text = serde_json::to_string(w).map_err(ApiError::internal)?;
@@ -793,7 +795,7 @@ pub async fn set_alert_state(
         },
     )
     .await?;
-    let t = now();
+    let t = s.clock.now();
     match (state, req.police_account_id, case) {
         (AlertState::Dispatched, Some(police), Some(case)) => {
             let account = s.store.account(access::AccountId(police)).await?;
@@ -827,7 +829,8 @@ pub async fn set_alert_state(
         _ => {}
     }
     let note = note.or(req.police_account_id.map(|p| format!("police account {p}")));
-    let rec = crate::alerts::lifecycle::change_state(&s, &c, AlertId(id), state, t, cause, note).await?;
+    let rec =
+        crate::alerts::lifecycle::change_state(&s, &c, AlertId(id), state, t, cause, note).await?;
     let dto = AlertDto::from(rec);
     s.hub.publish(crate::live::LiveEvent::Alert(dto.clone()));
     Ok(Json(dto))
@@ -843,7 +846,7 @@ pub async fn snapshot(State(s): State<AppState>, c: Caller) -> Result<Json<Snaps
     let order_cases = authz::scope_with_precision(&s, &c, Action::ReadOrders, "snapshot").await?;
     let view_cases = authz::scope(&s, &c, Action::ViewCase, "snapshot").await?;
     Ok(Json(Snapshot {
-        server_time: ts(now()),
+        server_time: ts(s.clock.now()),
         positions: latest_positions(&s, &visible).await?,
         alerts: scoped_alerts(&s, &c, &alert_cases, true).await?,
         orders: orders_with_schedules(&s, &order_cases).await?,

@@ -22,10 +22,10 @@
 //! every case with a petition or an order (the court's queue, `authz::grants`).
 
 use crate::AppState;
-use crate::privacy::auth::Caller;
-use crate::privacy::authz;
 use crate::http::dto::{NewOrder, NoticeDto, OrderDto, ZoneDto, ts};
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
 use access::{
     Action, Conditions, Effect, Event, Notice, OrderVersion, Petitioner, Precision, Recipient,
     ReminderPolicy, Resource, Role, State as WfState, Workflow, WorkflowError,
@@ -37,8 +37,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::{Case, CaseId, OrderId, OrderKind, UnixMicros};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use store::{CourtStep, NewNotice, NewPetitionEvent, NewTimer, OrderVersionRecord, Petition};
 use tokio::sync::watch;
 use utoipa::ToSchema;
@@ -46,26 +44,6 @@ use utoipa::ToSchema;
 type Body = Result<Bytes, BytesRejection>;
 
 const DAY_S: i64 = 86_400;
-
-/// The clock of the court scheduler and the retention job: the wall clock plus an offset that
-/// tests may advance (a month of court time passes in a test without waiting for it).
-#[derive(Clone, Default)]
-pub struct Clock {
-    offset_us: Arc<AtomicI64>,
-}
-
-impl Clock {
-    pub fn now(&self) -> UnixMicros {
-        let t = crate::pipeline::now();
-        UnixMicros(t.0.saturating_add(self.offset_us.load(Ordering::Relaxed)))
-    }
-
-    /// Moves this clock forward by `secs` (tests).
-    pub fn advance(&self, secs: i64) {
-        self.offset_us
-            .fetch_add(secs.saturating_mul(UnixMicros::SECOND), Ordering::Relaxed);
-    }
-}
 
 // ---- wire shapes ---------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ use crate::AppState;
 use crate::http::dto::{Batch, BatchResult, parse_enum, parse_ts};
 use crate::http::error::parse_json;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error};
-use crate::pipeline::now;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
@@ -292,7 +291,7 @@ pub async fn native_batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<BatchResult>, ApiError> {
-    let received = now();
+    let received = state.clock.now();
     let token = bearer(&headers).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthorized,
@@ -637,7 +636,7 @@ async fn phone_app(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
-    let received = now();
+    let received = state.clock.now();
     let (protocol, door) = app_protocol(app);
     let body = body.map_err(body_error)?;
     let header_list: Vec<(String, String)> = headers

@@ -10,11 +10,10 @@
 pub mod ws;
 
 use crate::AppState;
-use crate::privacy::auth::Caller;
-use crate::privacy::authz;
 use crate::http::dto::{AlertDto, PositionDto};
 use crate::http::error::ApiError;
-use crate::pipeline::now;
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
 use access::Action;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -321,7 +320,7 @@ pub async fn live_stream(
             }
             for m in &missed {
                 scope.observe(&s, &m.event).await;
-                if scope.shows(&m.event, now()) {
+                if scope.shows(&m.event, s.clock.now()) {
                     first.push(to_event(&hub, m));
                 }
             }
@@ -353,7 +352,7 @@ pub async fn live_stream(
                     Ok(item) => {
                         seen = item.seq;
                         scope.observe(&s, &item.event).await;
-                        if !scope.shows(&item.event, now()) {
+                        if !scope.shows(&item.event, s.clock.now()) {
                             continue;
                         }
                         to_event(&hub, &item)

@@ -11,7 +11,6 @@
 
 use crate::AppState;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::pipeline::now;
 use access::{AccountId, Principal, Role, SessionToken};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -81,7 +80,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         let token = SessionToken::parse(&token).map_err(|_| unauthorized("invalid token"))?;
         let hash = token.hash();
-        let t = now();
+        let t = state.clock.now();
         let session = state
             .store
             .session(hash)

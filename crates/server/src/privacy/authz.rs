@@ -13,9 +13,8 @@
 //! before a decision from here.
 
 use crate::AppState;
-use crate::privacy::auth::Caller;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::pipeline::now;
+use crate::privacy::auth::Caller;
 use access::{Action, Decision, DenyReason, Grants, Precision, Resource, Role};
 use audit::{Actor, ActorKind, AuditAction, AuditEntry, Outcome, Subject};
 use domain::{Case, CaseId};
@@ -95,7 +94,7 @@ pub async fn check_many(
     details: &str,
 ) -> Result<Vec<Decision>, ApiError> {
     let g = grants(s, c).await?;
-    let t = now();
+    let t = s.clock.now();
     let mut decisions = Vec::with_capacity(asks.len());
     let mut entries = Vec::new();
     for (action, resource) in asks {
@@ -300,7 +299,7 @@ pub fn actor(c: &Caller) -> Actor {
 /// Appends to the access log and waits until the records are durable.
 pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<(), ApiError> {
     s.store
-        .append_audit(entries, now(), Some(s.audit_signer.clone()))
+        .append_audit(entries, s.clock.now(), Some(s.audit_signer.clone()))
         .await?;
     Ok(())
 }

@@ -142,7 +142,9 @@ async fn export_from(
         .list_alerts(false, 1_000_000)
         .await?
         .into_iter()
-        .filter(|a| crate::privacy::authz::alert_case(a, &devices, std::slice::from_ref(&k)) == Some(case))
+        .filter(|a| {
+            crate::privacy::authz::alert_case(a, &devices, std::slice::from_ref(&k)) == Some(case)
+        })
         .filter(|a| a.alert.raised_at < to && a.alert.updated_at >= from)
         .collect();
     // The windows in which her position is evidence.

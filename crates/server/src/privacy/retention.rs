@@ -56,7 +56,10 @@ pub async fn purge(
         };
         let incidents: Vec<Window> = alerts
             .iter()
-            .filter(|a| crate::privacy::authz::alert_case(a, &devices, std::slice::from_ref(k)) == Some(k.id))
+            .filter(|a| {
+                crate::privacy::authz::alert_case(a, &devices, std::slice::from_ref(k))
+                    == Some(k.id)
+            })
             .map(|a| {
                 let to = match (a.condition_active, a.cleared_at) {
                     (false, Some(c)) => c.plus_secs(INCIDENT_MARGIN_S),
