@@ -760,7 +760,7 @@ async fn the_retention_job_purges_inside_the_running_server_and_logs_it() {
     let r = start(dir.path(), |c| c.retention.interval_s = 1).await;
     let h = Http::new(&r);
     let p = parties(&h).await;
-    let auditor = h.account("auditor", "auditor", None).await;
+    h.account("auditor", "auditor", None).await;
     h.fix(PHONE, 1, 37.5, 127.0).await;
     h.fix(ANKLE, 1, 37.6, 127.1).await;
     assert_eq!(r.store.count_fixes().await.unwrap(), 2);

@@ -623,4 +623,3 @@ pub async fn staff_notices(
             .collect(),
     ))
 }
-
