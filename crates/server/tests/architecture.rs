@@ -7,6 +7,8 @@
 //! - every crate's "may not depend on" column of ARCHITECTURE.md's codemap holds for the
 //!   `Cargo.toml` files (direct dependencies, and those a workspace crate brings in).
 
+#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
