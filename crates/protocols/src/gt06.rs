@@ -620,463 +620,233 @@ impl Gt06Codec {
         }
     }
 
-    fn decode_checked(&mut self, frame: &[u8], _now: UnixMicros) -> Result<Message, DecodeError> {
+    fn decode_checked(&mut self, frame: &[u8], now: UnixMicros) -> Result<Message, DecodeError> {
         let env = envelope(frame)?;
-        let suspect = env.integrity.is_suspect();
-        let mut msg = Message {
-            integrity: env.integrity.clone(),
-            ..Message::default()
-        };
-        let p = env.protocol;
-        let mut r = Reader::new(env.content);
-
-        if p == 0x01 {
-            let imei_bcd = r.bytes(8)?;
-            let digits = hex(imei_bcd);
-            let imei = digits.get(1..).unwrap_or("").to_string();
-            if imei.is_empty() || !imei.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecodeError::Malformed(format!(
-                    "GT06 login IMEI is not BCD: {digits}"
-                )));
-            }
-            self.imei = Some(imei.clone());
-            msg.identity = Some(imei);
-            msg.ack = Some(encode_ack(false, 0x01, env.serial));
-            return Ok(msg);
+        if env.protocol == 0x01 {
+            return self.login(&env);
         }
         let Some(imei) = self.imei.clone() else {
             return Err(DecodeError::NotIdentified);
         };
-        msg.identity = Some(imei);
-
-        let m = self.flags();
-        let var = variant(env.extended, p, env.declared, frame.len());
-        let nt = m.nt && !env.extended && matches!(p, 0x22 | 0x25);
-
-        // Acknowledge like the manual (and Traccar): every standard frame except command replies
-        // and the frames that have their own answer; the extended frames that expect one get it.
-        let wifi_list = matches!(p, 0x17 | 0x69) && var != Variant::Rfid;
-        if (!env.extended
-            && !matches!(p, 0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A)
-            && !wifi_list)
-            || (env.extended && matches!(p, 0xF1 | 0xF2))
-        {
-            msg.ack = Some(encode_ack(false, p, env.serial));
-        }
-
-        // Frames whose layout differs by variant or model, and the extended frame types.
-        if env.extended {
-            match p {
-                0x32 | 0x33 => {
-                    msg.ack = Some(encode_ack(true, p, env.serial));
-                    self.az735(p, env.content, &mut msg, env.serial, suspect)?;
-                    return Ok(msg);
-                }
-                0x38 => {
-                    self.gps_lbs_8(env.content, &mut msg, env.serial, suspect)?;
-                    return Ok(msg);
-                }
-                0xF1 => {
-                    device_status_tlv(env.content, &mut msg)?;
-                    return Ok(msg);
-                }
-                0xF2 => {
-                    msg.unsupported = Some(
-                        "GT06 0xF2 peripheral report (Bluetooth tags, external battery packs): \
-                         no field Bulwark uses"
-                            .into(),
-                    );
-                    return Ok(msg);
-                }
-                _ => {}
+        let model = self.flags();
+        let var = variant(env.extended, env.protocol, env.declared, frame.len());
+        let f = FrameInfo {
+            frame,
+            nt: model.nt && !env.extended && matches!(env.protocol, 0x22 | 0x25),
+            suspect: env.integrity.is_suspect(),
+            var,
+            model,
+            env,
+        };
+        let mut msg = Message {
+            integrity: f.env.integrity.clone(),
+            identity: Some(imei),
+            ack: default_ack(&f),
+            ..Message::default()
+        };
+        let (p, content, suspect) = (f.env.protocol, f.env.content, f.suspect);
+        match message_type(&f) {
+            MessageType::Az735 => {
+                msg.ack = Some(encode_ack(true, p, f.env.serial));
+                self.az735(p, content, &mut msg, f.env.serial, suspect)?;
             }
-        } else {
-            match (p, var) {
-                (0x13, _) if m.lw || m.seeworld || m.r11 || var == Variant::Obd6 => {
-                    self.status_variant(env.content, &mut msg, var, suspect)?;
-                    return Ok(msg);
-                }
-                (0xA3, Variant::Seeworld) => {
-                    self.status_variant(env.content, &mut msg, var, suspect)?;
-                    return Ok(msg);
-                }
-                (0x36, _) if env.content.len() < 30 => {
-                    self.status_2(env.content, &mut msg, suspect)?;
-                    return Ok(msg);
-                }
-                (0x24, Variant::WanwayS20) => {
-                    msg.network = Some(multi_lbs(p, env.content, var)?);
-                    return Ok(msg);
-                }
-                (0x94, _) => {
-                    // Standard-frame information: external power, 0.01 V (signed).
-                    let v = r.u16()? as i16;
-                    msg.status = Some(DeviceStatus {
-                        power_volts: Some(f64::from(v) * 0.01),
-                        ..DeviceStatus::default()
-                    });
-                    return Ok(msg);
-                }
-                (0xA7, _) => {
-                    // Address request: the serving cell, then the phone number to answer to.
-                    if let Some(cell) = read_cell(&mut r, CellLayout::default()) {
-                        msg.network = Some(NetworkScan {
-                            time: None,
-                            cells: vec![cell],
-                            wifi: Vec::new(),
-                        });
-                    }
-                    return Ok(msg);
-                }
-                _ => {}
-            }
-        }
-
-        let rfid = var == Variant::Rfid;
-        if has_gps(p)
-            || nt
-            || rfid
-            || (p == 0x61 && !env.extended)
-            || matches!(p, 0x24 | 0x36 | 0xA2)
-            || (p == 0x34 && !env.extended)
-        {
-            let opportunistic = matches!(p, 0x24 | 0x36 | 0xA2);
-            if p == 0x34 {
-                r.skip(4)?; // X1: data and alarm word before the GPS block
-            }
-            if (p == 0x12 && m.qh302r) || p == 0x61 {
-                r.skip(8)?; // the IMEI again
-            }
-            if nt {
-                r.skip(1 + 8 + 6)?; // location source, IMEI, device time
-            }
-            let gps = match read_gps(&mut r, false) {
-                Ok(g) => g,
-                // Some GT02-style frames (0x10) carry no serial and CRC: the GPS block then runs
-                // up to the stop bytes. Retry on that span before giving up.
-                Err(DecodeError::Truncated(_)) if !opportunistic => {
-                    let span = frame
-                        .get(4..frame.len().saturating_sub(2))
-                        .unwrap_or_default();
-                    read_gps(&mut Reader::new(span), false)?
-                }
-                Err(e) if !opportunistic => return Err(e),
-                Err(_) => None,
-            };
-            // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
-            let gps = gps.filter(|g| !opportunistic || g.valid);
-            let time = gps.as_ref().map(|g| g.time);
-            let position = gps.as_ref().and_then(|g| g.position);
-
-            // The serving cell after the GPS block, for network-based location.
-            let status = nt || (has_status(p) && !(p == 0x16 && env.declared == 0x24));
-            let mut altitude = None;
-            if gps.is_some() && (has_lbs(p) || nt || rfid || p == 0x61) {
-                let layout = CellLayout {
-                    length_prefixed: status,
-                    wide_mnc: p == 0x11 || var == Variant::Sl4x,
-                    long_lac: p == 0xA0,
-                    cid_bytes: match p {
-                        0xA0 => 8,
-                        _ if var == Variant::Sl4x => 8,
-                        0x11 | 0x61 | 0x25 => 4,
-                        _ => 3,
-                    },
-                };
-                if let Some(cell) = read_cell(&mut r, layout) {
-                    msg.network = Some(NetworkScan {
-                        time,
-                        cells: vec![cell],
-                        wifi: Vec::new(),
-                    });
-                }
-                if p == 0x31 && var == Variant::Sl4x && r.remaining() >= 3 {
-                    // Ignition, event, archive flag, [odometer], altitude (m).
-                    r.skip(3)?;
-                    if r.remaining() > 2 {
-                        r.skip(4)?;
-                    }
-                    altitude = r
-                        .u16()
-                        .ok()
-                        .map(|a| f64::from(a as i16))
-                        .filter(|a| (-500.0..=9_000.0).contains(a));
-                }
-            }
-            if let Some(gps) = &gps
-                && let Some(position) = gps.position
-            {
-                msg.fixes.push(DecodedFix {
-                    device_time: gps.time,
-                    position,
-                    accuracy_m: None,
-                    speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
-                    course_deg: Some(gps.course).filter(|c| *c <= 360.0),
-                    altitude_m: altitude,
-                    source: FixSource::Gnss,
-                    gnss_valid: gps.valid,
-                    satellites: Some(gps.satellites),
-                    integrity_suspect: suspect,
-                    seq: Some(i64::from(env.serial)),
-                });
-            }
-            if nt {
-                // Status after the cell: info, external power (0.01 V), battery (0.1 V), GSM,
-                // alarm, then language, odometer and engine hours (not used).
-                let info = r.u8()?;
-                let power = r.u16()?;
-                let battery = r.u8()?;
-                let gsm = r.u8()?;
-                let alarm = r.u8()?;
-                self.push_alarms(&mut msg, info, alarm, time, position, suspect);
-                msg.status = Some(DeviceStatus {
-                    power_volts: Some(f64::from(power) * 0.01),
-                    battery_volts: Some(f64::from(battery) * 0.1),
-                    charging: Some(info & 0x04 != 0),
-                    signal: Some(f64::from(gsm)),
-                    status_word: Some(u64::from(info)),
-                    ..DeviceStatus::default()
-                });
-            } else if has_status(p) && !env.extended {
-                self.status_tail(p, env.content, &mut msg, time, position, suspect)?;
-            } else if p == 0xA4 {
-                // Multi-fence alarm: ... info, voltage level, GSM, alarm, language (2).
-                let n = env.content.len();
-                let tail = env.content.get(n.saturating_sub(6)..).unwrap_or_default();
-                self.status_block(&mut Reader::new(tail), &mut msg, time, position, suspect)?;
-            } else if opportunistic && gps.is_none() {
-                match multi_lbs(p, env.content, var) {
-                    Ok(scan) => msg.network = Some(scan),
-                    Err(_) => {
-                        msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised"))
-                    }
-                }
-            }
-            return Ok(msg);
-        }
-
-        if p == 0x19 || p == 0xA5 {
-            // LBS-only status / alarm frames: the status block ends the content.
-            let n = env.content.len();
-            let tail = env.content.get(n.saturating_sub(5)..).unwrap_or_default();
-            self.status_block(&mut Reader::new(tail), &mut msg, None, None, suspect)?;
-            return Ok(msg);
-        }
-
-        match p {
-            0x13 => {
-                // Heartbeat / status. The classic layout is 5 bytes: terminal info, voltage
-                // level 0..6, GSM signal 0..4, alarm, language.
-                if env.content.len() == 5 {
-                    self.status_block(&mut r, &mut msg, None, None, suspect)?;
-                } else if env.content.len() == 16 {
-                    // Long variant: info, satellites(2), alarm, language, battery %.
-                    let info = r.u8()?;
-                    r.skip(4)?;
-                    let pct = r.u8()?;
-                    msg.status = Some(DeviceStatus {
-                        battery_percent: Some(f64::from(pct)),
-                        charging: Some(info & 0x04 != 0),
-                        status_word: Some(u64::from(info)),
-                        ..DeviceStatus::default()
-                    });
-                } else {
-                    let info = r.u8()?;
-                    msg.status = Some(DeviceStatus {
-                        charging: Some(info & 0x04 != 0),
-                        status_word: Some(u64::from(info)),
-                        ..DeviceStatus::default()
-                    });
-                    msg.unsupported = Some(format!(
-                        "GT06 0x13 status of {} bytes: only terminal info decoded",
-                        env.content.len()
-                    ));
-                }
-            }
-            0x23 => {
-                // GK310 heartbeat: terminal info, battery voltage (0.01 V), signal.
-                let info = r.u8()?;
-                let mut st = DeviceStatus {
-                    charging: Some(info & 0x04 != 0),
-                    status_word: Some(u64::from(info)),
-                    ..DeviceStatus::default()
-                };
-                if r.remaining() >= 2 {
-                    st.battery_volts = Some(f64::from(r.u16()?) * 0.01);
-                }
-                if r.remaining() >= 1 {
-                    st.signal = Some(f64::from(r.u8()?));
-                }
-                msg.status = Some(st);
-            }
-            0x15 => {
-                // Command reply: length, server flag (4), ASCII text, language (2). Some devices
-                // send length 0 and the text anyway: then the text runs to the language field.
-                let len = usize::from(r.u8()?);
-                r.skip(4)?;
-                let text = if len > 4 {
-                    r.bytes((len - 4).min(r.remaining()))?
-                } else {
-                    let rest = r.rest();
-                    rest.get(..rest.len().saturating_sub(2)).unwrap_or_default()
-                };
-                let text = String::from_utf8_lossy(text);
-                let text = text.trim_matches(char::from(0)).trim();
-                if !text.is_empty() {
-                    msg.command_reply = Some(text.to_string());
-                }
-            }
-            0x21 => {
-                // Extended string reply: server flag (4), encoding (1 = ASCII, else UTF-16BE), text.
-                r.skip(4)?;
-                let enc = r.u8()?;
-                let body = r.rest();
-                let text = if enc == 1 {
-                    String::from_utf8_lossy(body).into_owned()
-                } else {
-                    let units: Vec<u16> = body
-                        .chunks_exact(2)
-                        .map(|c| {
-                            u16::from_be_bytes([
-                                c.first().copied().unwrap_or(0),
-                                c.get(1).copied().unwrap_or(0),
-                            ])
-                        })
-                        .collect();
-                    String::from_utf16_lossy(&units)
-                };
-                if let Some(fix) = parse_current_position(&text, suspect) {
-                    msg.fixes.push(fix);
-                }
-                msg.command_reply = Some(text);
-            }
-            0x70 if env.extended => {
-                self.modular(env.content, &mut msg, suspect, env.serial)?;
-            }
-            0x9B => {
-                // Serial pass-through (RFID readers, sensors): a port byte, then data. Printable
-                // text is kept as text, anything else as hex.
-                r.skip(1)?;
-                let data = r.rest();
-                let text = String::from_utf8_lossy(data);
-                let trimmed = text.trim_end_matches(['\r', '\n']);
-                msg.command_reply = Some(
-                    if trimmed.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-                        && !trimmed.is_empty()
-                    {
-                        trimmed.to_string()
-                    } else {
-                        hex(data)
-                    },
+            MessageType::GpsLbs8 => self.gps_lbs_8(content, &mut msg, f.env.serial, suspect)?,
+            MessageType::StatusTlv => device_status_tlv(content, &mut msg)?,
+            MessageType::Peripheral => {
+                msg.unsupported = Some(
+                    "GT06 0xF2 peripheral report (Bluetooth tags, external battery packs): \
+                     no field Bulwark uses"
+                        .into(),
                 );
             }
-            0x94 => {
-                let sub = r.u8()?;
-                if sub == 0x00 || (sub == 0x0B && r.remaining() == 2) {
-                    // 0x00, and 0x0B with two bytes: external power, 0.01 V.
-                    msg.status = Some(DeviceStatus {
-                        power_volts: Some(f64::from(r.u16()?) * 0.01),
-                        ..DeviceStatus::default()
-                    });
-                } else if sub == 0x0B {
-                    msg.unsupported = Some(
-                        "GT06 0x94/0x0B network technology (2G/4G): not a field Bulwark stores"
-                            .into(),
-                    );
-                } else {
-                    msg.unsupported = Some(format!(
-                        "GT06 0x94 information subtype 0x{sub:02x} (vehicle/SIM details) not decoded"
-                    ));
-                }
-            }
-            0x95 => self.alarm_0x95(env.content, &mut msg, suspect)?,
-            0xA9 => self.wifi_alarm(env.content, &mut msg, suspect)?,
-            0x8A => {
-                // Time request: answer with the server's UTC time, serial 0.
-                let (y, mo, d, h, mi, s) = crate::util::civil(_now);
-                let content = [
-                    (y - 2000).clamp(0, 255) as u8,
-                    mo as u8,
-                    d as u8,
-                    h as u8,
-                    mi as u8,
-                    s as u8,
-                ];
-                msg.ack = Some(encode_frame(false, 0x8A, &content, 0));
-            }
-            0x17 | 0x69 if !env.extended => {
-                // Wi-Fi frames: no serial or CRC; the length byte is the access-point count.
-                // Short ack with the 6-byte BCD date-time echoed.
-                let body = frame
-                    .get(4..frame.len().saturating_sub(2))
+            MessageType::StatusVariant => self.status_variant(content, &mut msg, var, suspect)?,
+            MessageType::Status2 => self.status_2(content, &mut msg, suspect)?,
+            MessageType::Power => power(content, &mut msg)?,
+            MessageType::AddressRequest => address_request(content, &mut msg),
+            MessageType::Location => self.location(&f, &mut msg)?,
+            MessageType::LbsStatus => {
+                // LBS-only status / alarm frames: the status block ends the content.
+                let tail = content
+                    .get(content.len().saturating_sub(5)..)
                     .unwrap_or_default();
-                let mut r = Reader::new(body);
-                let time = r.bytes(6)?;
-                let mut ack = vec![0x78, 0x78, 0x00, p];
-                ack.extend_from_slice(time);
-                ack.extend_from_slice(&STOP);
-                msg.ack = Some(ack);
-                // These frames carry no CRC, so their integrity is "not carried", not "failed".
-                msg.integrity = Integrity::NotCarried;
-                let count = usize::from(frame.get(2).copied().unwrap_or(0));
-                let bcd = |b: u8| i64::from(b >> 4) * 10 + i64::from(b & 0x0F);
-                let g = |i: usize| bcd(time.get(i).copied().unwrap_or(0));
-                let mut scan = NetworkScan {
-                    time: utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64),
-                    ..NetworkScan::default()
-                };
-                for _ in 0..count {
-                    let mac = r.bytes(6)?;
-                    let rssi = r.u8()?;
-                    scan.wifi.push(WifiAccessPoint {
-                        mac: mac_string(mac),
-                        rssi: Some(-i32::from(rssi)),
-                    });
-                }
-                if let Ok(cells) = r.u8() {
-                    let mcc = r.u16()?;
-                    let mnc = r.u8()?;
-                    for _ in 0..cells {
-                        let lac = r.u16()?;
-                        let cid = r.u16()?;
-                        let rssi = r.u8()?;
-                        scan.cells.push(CellTower {
-                            mcc,
-                            mnc: u16::from(mnc),
-                            lac: u32::from(lac),
-                            cell_id: u64::from(cid),
-                            rssi: Some(-i32::from(rssi)),
-                        });
-                    }
-                }
-                msg.network = Some(scan);
+                self.status_block(&mut Reader::new(tail), &mut msg, None, None, suspect)?;
             }
-            0xF3 => {
-                // Wi-Fi list: date-time, count, then (2 reserved bytes, MAC) per access point.
-                let time = read_time(&mut r)?;
-                let count = r.u8()?;
-                let mut scan = NetworkScan {
-                    time,
-                    ..NetworkScan::default()
-                };
-                for _ in 0..count {
-                    r.skip(2)?;
-                    scan.wifi.push(WifiAccessPoint {
-                        mac: mac_string(r.bytes(6)?),
-                        rssi: None,
-                    });
-                }
-                msg.network = Some(scan);
-            }
-            0x18 | 0x24 | 0x28 | 0x2C | 0x2E | 0x33 | 0xA1 | 0xA2 | 0xA7 => {
-                msg.unsupported = None;
-                msg.network = Some(multi_lbs(p, env.content, var)?);
-            }
-            _ => {
+            MessageType::Heartbeat => self.heartbeat(content, &mut msg, suspect)?,
+            MessageType::Gk310Heartbeat => gk310_heartbeat(content, &mut msg)?,
+            MessageType::CommandReply => command_reply(content, &mut msg)?,
+            MessageType::StringReply => string_reply(content, &mut msg, suspect)?,
+            MessageType::Modular => self.modular(content, &mut msg, suspect, f.env.serial)?,
+            MessageType::SerialPassThrough => serial_pass_through(content, &mut msg)?,
+            MessageType::Information => information(content, &mut msg)?,
+            MessageType::Alarm95 => self.alarm_0x95(content, &mut msg, suspect)?,
+            MessageType::WifiAlarm => self.wifi_alarm(content, &mut msg, suspect)?,
+            MessageType::TimeRequest => msg.ack = Some(time_reply(now)),
+            MessageType::WifiScan => wifi_scan(p, frame, &mut msg)?,
+            MessageType::WifiList => wifi_list(content, &mut msg)?,
+            MessageType::LbsScan => msg.network = Some(multi_lbs(p, content, var)?),
+            MessageType::Unknown => {
                 msg.unsupported = Some(format!("GT06 protocol number 0x{p:02x} not decoded"));
             }
         }
         Ok(msg)
+    }
+
+    /// Login (0x01): the IMEI as 8 BCD bytes (a leading 0 digit). Later frames of the
+    /// connection belong to it.
+    fn login(&mut self, env: &Envelope<'_>) -> Result<Message, DecodeError> {
+        let digits = hex(Reader::new(env.content).bytes(8)?);
+        let imei = digits.get(1..).unwrap_or("").to_string();
+        if imei.is_empty() || !imei.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DecodeError::Malformed(format!(
+                "GT06 login IMEI is not BCD: {digits}"
+            )));
+        }
+        self.imei = Some(imei.clone());
+        Ok(Message {
+            integrity: env.integrity.clone(),
+            identity: Some(imei),
+            ack: Some(encode_ack(false, 0x01, env.serial)),
+            ..Message::default()
+        })
+    }
+
+    /// Frames whose content starts with a GPS block: the fix, the serving cell after it and,
+    /// by protocol number, a status block.
+    fn location(&self, f: &FrameInfo<'_>, msg: &mut Message) -> Result<(), DecodeError> {
+        let p = f.env.protocol;
+        let mut r = Reader::new(f.env.content);
+        let opportunistic = matches!(p, 0x24 | 0x36 | 0xA2);
+        if p == 0x34 {
+            r.skip(4)?; // X1: data and alarm word before the GPS block
+        }
+        if (p == 0x12 && f.model.qh302r) || p == 0x61 {
+            r.skip(8)?; // the IMEI again
+        }
+        if f.nt {
+            r.skip(1 + 8 + 6)?; // location source, IMEI, device time
+        }
+        let gps = match read_gps(&mut r, false) {
+            Ok(g) => g,
+            // Some GT02-style frames (0x10) carry no serial and CRC: the GPS block then runs
+            // up to the stop bytes. Retry on that span before giving up.
+            Err(DecodeError::Truncated(_)) if !opportunistic => {
+                let span = f
+                    .frame
+                    .get(4..f.frame.len().saturating_sub(2))
+                    .unwrap_or_default();
+                read_gps(&mut Reader::new(span), false)?
+            }
+            Err(e) if !opportunistic => return Err(e),
+            Err(_) => None,
+        };
+        // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
+        let gps = gps.filter(|g| !opportunistic || g.valid);
+        let time = gps.as_ref().map(|g| g.time);
+        let position = gps.as_ref().and_then(|g| g.position);
+
+        let altitude =
+            if gps.is_some() && (has_lbs(p) || f.nt || f.var == Variant::Rfid || p == 0x61) {
+                location_cell(f, &mut r, time, msg)?
+            } else {
+                None
+            };
+        if let Some(gps) = &gps
+            && let Some(position) = gps.position
+        {
+            msg.fixes.push(DecodedFix {
+                device_time: gps.time,
+                position,
+                accuracy_m: None,
+                speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
+                course_deg: Some(gps.course).filter(|c| *c <= 360.0),
+                altitude_m: altitude,
+                source: FixSource::Gnss,
+                gnss_valid: gps.valid,
+                satellites: Some(gps.satellites),
+                integrity_suspect: f.suspect,
+                seq: Some(i64::from(f.env.serial)),
+            });
+        }
+        if f.nt {
+            self.nt_status(&mut r, msg, time, position, f.suspect)?;
+        } else if has_status(p) && !f.env.extended {
+            self.status_tail(p, f.env.content, msg, time, position, f.suspect)?;
+        } else if p == 0xA4 {
+            // Multi-fence alarm: ... info, voltage level, GSM, alarm, language (2).
+            let n = f.env.content.len();
+            let tail = f.env.content.get(n.saturating_sub(6)..).unwrap_or_default();
+            self.status_block(&mut Reader::new(tail), msg, time, position, f.suspect)?;
+        } else if opportunistic && gps.is_none() {
+            match multi_lbs(p, f.env.content, f.var) {
+                Ok(scan) => msg.network = Some(scan),
+                Err(_) => msg.unsupported = Some(format!("GT06 0x{p:02x} layout not recognised")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The NT20 family's status after the cell: info, external power (0.01 V), battery
+    /// (0.1 V), GSM, alarm, then language, odometer and engine hours (not used).
+    fn nt_status(
+        &self,
+        r: &mut Reader<'_>,
+        msg: &mut Message,
+        time: Option<UnixMicros>,
+        position: Option<LatLon>,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let info = r.u8()?;
+        let power = r.u16()?;
+        let battery = r.u8()?;
+        let gsm = r.u8()?;
+        let alarm = r.u8()?;
+        self.push_alarms(msg, info, alarm, time, position, suspect);
+        msg.status = Some(DeviceStatus {
+            power_volts: Some(f64::from(power) * 0.01),
+            battery_volts: Some(f64::from(battery) * 0.1),
+            charging: Some(info & 0x04 != 0),
+            signal: Some(f64::from(gsm)),
+            status_word: Some(u64::from(info)),
+            ..DeviceStatus::default()
+        });
+        Ok(())
+    }
+
+    /// Heartbeat / status (0x13). The classic layout is 5 bytes: terminal info, voltage
+    /// level 0..6, GSM signal 0..4, alarm, language.
+    fn heartbeat(
+        &self,
+        content: &[u8],
+        msg: &mut Message,
+        suspect: bool,
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(content);
+        if content.len() == 5 {
+            self.status_block(&mut r, msg, None, None, suspect)?;
+        } else if content.len() == 16 {
+            // Long variant: info, satellites(2), alarm, language, battery %.
+            let info = r.u8()?;
+            r.skip(4)?;
+            let pct = r.u8()?;
+            msg.status = Some(DeviceStatus {
+                battery_percent: Some(f64::from(pct)),
+                charging: Some(info & 0x04 != 0),
+                status_word: Some(u64::from(info)),
+                ..DeviceStatus::default()
+            });
+        } else {
+            let info = r.u8()?;
+            msg.status = Some(DeviceStatus {
+                charging: Some(info & 0x04 != 0),
+                status_word: Some(u64::from(info)),
+                ..DeviceStatus::default()
+            });
+            msg.unsupported = Some(format!(
+                "GT06 0x13 status of {} bytes: only terminal info decoded",
+                content.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Alarm frame 0x95 (JC100 / JC400 dash cameras). Three layouts: a short form (date-time,
@@ -1651,6 +1421,396 @@ impl Gt06Codec {
         });
         Ok(())
     }
+}
+/// One identified frame with what its layout depends on: the envelope, the variant its
+/// length marks and the device model.
+struct FrameInfo<'a> {
+    /// The whole frame, for the layouts that ignore the envelope (no serial or CRC).
+    frame: &'a [u8],
+    env: Envelope<'a>,
+    var: Variant,
+    model: ModelFlags,
+    /// An NT20-family location frame (0x22 / 0x25 with the IMEI and a status block).
+    nt: bool,
+    /// The frame failed its length or CRC check: its fixes are `integrity_suspect`.
+    suspect: bool,
+}
+
+/// The GT06 message types Bulwark decodes, told apart by protocol number, frame kind
+/// (standard or extended), variant and device model ([`message_type`]). Each has one
+/// decoding function, which [`Gt06Codec::decode_frame`] dispatches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageType {
+    /// Extended 0x32 / 0x33: AZ735 location and alarm, with an extended ack.
+    Az735,
+    /// Extended 0x38: GPS and LBS with 8-byte cell ids.
+    GpsLbs8,
+    /// Extended 0xF1: device status as type-length-value items.
+    StatusTlv,
+    /// Extended 0xF2: peripheral report (no field Bulwark uses).
+    Peripheral,
+    /// 0x13 of the LW, SeeWorld, R11 and OBD families, SeeWorld's 0xA3: status layouts of
+    /// their own.
+    StatusVariant,
+    /// 0x36 shorter than 30 bytes: status without GPS.
+    Status2,
+    /// Standard 0x94: external power.
+    Power,
+    /// Standard 0xA7: address request with the serving cell.
+    AddressRequest,
+    /// Frames whose content starts with a GPS block.
+    Location,
+    /// 0x19 / 0xA5: LBS-only status and alarm frames.
+    LbsStatus,
+    /// 0x13: heartbeat / status.
+    Heartbeat,
+    /// 0x23: GK310 heartbeat.
+    Gk310Heartbeat,
+    /// 0x15: command reply.
+    CommandReply,
+    /// 0x21: extended string reply.
+    StringReply,
+    /// Extended 0x70: the modular frame of typed items.
+    Modular,
+    /// 0x9B: serial pass-through.
+    SerialPassThrough,
+    /// Extended 0x94: information by subtype.
+    Information,
+    /// 0x95: JC100 / JC400 alarm.
+    Alarm95,
+    /// 0xA9: Wi-Fi alarm.
+    WifiAlarm,
+    /// 0x8A: time request.
+    TimeRequest,
+    /// Standard 0x17 / 0x69: Wi-Fi scan without serial or CRC.
+    WifiScan,
+    /// 0xF3: Wi-Fi list.
+    WifiList,
+    /// Cell (and Wi-Fi) scans without GPS: 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2,
+    /// 0xA7 (and 0x24 of the WanwayS20).
+    LbsScan,
+    /// A protocol number Bulwark does not decode.
+    Unknown,
+}
+
+/// The message type of an identified frame. The order matters: layouts that differ by
+/// variant or model first, then the frames with a GPS block, then the others by number.
+fn message_type(f: &FrameInfo<'_>) -> MessageType {
+    use MessageType::*;
+    let (p, ext, var, m) = (f.env.protocol, f.env.extended, f.var, f.model);
+    if ext {
+        match p {
+            0x32 | 0x33 => return Az735,
+            0x38 => return GpsLbs8,
+            0xF1 => return StatusTlv,
+            0xF2 => return Peripheral,
+            _ => {}
+        }
+    } else {
+        match (p, var) {
+            (0x13, _) if m.lw || m.seeworld || m.r11 || var == Variant::Obd6 => {
+                return StatusVariant;
+            }
+            (0xA3, Variant::Seeworld) => return StatusVariant,
+            (0x36, _) if f.env.content.len() < 30 => return Status2,
+            (0x24, Variant::WanwayS20) => return LbsScan,
+            (0x94, _) => return Power,
+            (0xA7, _) => return AddressRequest,
+            _ => {}
+        }
+    }
+    if has_gps(p)
+        || f.nt
+        || var == Variant::Rfid
+        || (p == 0x61 && !ext)
+        || matches!(p, 0x24 | 0x36 | 0xA2)
+        || (p == 0x34 && !ext)
+    {
+        return Location;
+    }
+    match p {
+        0x19 | 0xA5 => LbsStatus,
+        0x13 => Heartbeat,
+        0x23 => Gk310Heartbeat,
+        0x15 => CommandReply,
+        0x21 => StringReply,
+        0x70 if ext => Modular,
+        0x9B => SerialPassThrough,
+        0x94 => Information,
+        0x95 => Alarm95,
+        0xA9 => WifiAlarm,
+        0x8A => TimeRequest,
+        0x17 | 0x69 if !ext => WifiScan,
+        0xF3 => WifiList,
+        0x18 | 0x24 | 0x28 | 0x2C | 0x2E | 0x33 | 0xA1 | 0xA2 | 0xA7 => LbsScan,
+        _ => Unknown,
+    }
+}
+
+/// The short ack most frames get, like the manual (and Traccar): every standard frame
+/// except command replies and the frames that have their own answer; the extended frames
+/// that expect one get it.
+fn default_ack(f: &FrameInfo<'_>) -> Option<Vec<u8>> {
+    let p = f.env.protocol;
+    let wifi_list = matches!(p, 0x17 | 0x69) && f.var != Variant::Rfid;
+    let acked = if f.env.extended {
+        matches!(p, 0xF1 | 0xF2)
+    } else {
+        !matches!(p, 0x80 | 0x81 | 0x82 | 0x21 | 0x94 | 0xF3 | 0x8A) && !wifi_list
+    };
+    acked.then(|| encode_ack(false, p, f.env.serial))
+}
+
+/// The serving cell after a location frame's GPS block, reported for network-based
+/// location; returns the altitude that the SL4x layout carries after it.
+fn location_cell(
+    f: &FrameInfo<'_>,
+    r: &mut Reader<'_>,
+    time: Option<UnixMicros>,
+    msg: &mut Message,
+) -> Result<Option<f64>, DecodeError> {
+    let p = f.env.protocol;
+    let layout = CellLayout {
+        length_prefixed: f.nt || (has_status(p) && !(p == 0x16 && f.env.declared == 0x24)),
+        wide_mnc: p == 0x11 || f.var == Variant::Sl4x,
+        long_lac: p == 0xA0,
+        cid_bytes: match p {
+            0xA0 => 8,
+            _ if f.var == Variant::Sl4x => 8,
+            0x11 | 0x61 | 0x25 => 4,
+            _ => 3,
+        },
+    };
+    if let Some(cell) = read_cell(r, layout) {
+        msg.network = Some(NetworkScan {
+            time,
+            cells: vec![cell],
+            wifi: Vec::new(),
+        });
+    }
+    if p == 0x31 && f.var == Variant::Sl4x && r.remaining() >= 3 {
+        // Ignition, event, archive flag, [odometer], altitude (m).
+        r.skip(3)?;
+        if r.remaining() > 2 {
+            r.skip(4)?;
+        }
+        return Ok(r
+            .u16()
+            .ok()
+            .map(|a| f64::from(a as i16))
+            .filter(|a| (-500.0..=9_000.0).contains(a)));
+    }
+    Ok(None)
+}
+
+/// Standard 0x94: external power, 0.01 V (signed).
+fn power(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let v = Reader::new(content).u16()? as i16;
+    msg.status = Some(DeviceStatus {
+        power_volts: Some(f64::from(v) * 0.01),
+        ..DeviceStatus::default()
+    });
+    Ok(())
+}
+
+/// Address request (0xA7): the serving cell, then the phone number to answer to.
+fn address_request(content: &[u8], msg: &mut Message) {
+    if let Some(cell) = read_cell(&mut Reader::new(content), CellLayout::default()) {
+        msg.network = Some(NetworkScan {
+            time: None,
+            cells: vec![cell],
+            wifi: Vec::new(),
+        });
+    }
+}
+
+/// GK310 heartbeat (0x23): terminal info, battery voltage (0.01 V), signal.
+fn gk310_heartbeat(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    let info = r.u8()?;
+    let mut st = DeviceStatus {
+        charging: Some(info & 0x04 != 0),
+        status_word: Some(u64::from(info)),
+        ..DeviceStatus::default()
+    };
+    if r.remaining() >= 2 {
+        st.battery_volts = Some(f64::from(r.u16()?) * 0.01);
+    }
+    if r.remaining() >= 1 {
+        st.signal = Some(f64::from(r.u8()?));
+    }
+    msg.status = Some(st);
+    Ok(())
+}
+
+/// Command reply (0x15): length, server flag (4), ASCII text, language (2). Some devices
+/// send length 0 and the text anyway: then the text runs to the language field.
+fn command_reply(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    let len = usize::from(r.u8()?);
+    r.skip(4)?;
+    let text = if len > 4 {
+        r.bytes((len - 4).min(r.remaining()))?
+    } else {
+        let rest = r.rest();
+        rest.get(..rest.len().saturating_sub(2)).unwrap_or_default()
+    };
+    let text = String::from_utf8_lossy(text);
+    let text = text.trim_matches(char::from(0)).trim();
+    if !text.is_empty() {
+        msg.command_reply = Some(text.to_string());
+    }
+    Ok(())
+}
+
+/// Extended string reply (0x21): server flag (4), encoding (1 = ASCII, else UTF-16BE), text;
+/// a reply to the position command also yields a fix.
+fn string_reply(content: &[u8], msg: &mut Message, suspect: bool) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    r.skip(4)?;
+    let enc = r.u8()?;
+    let body = r.rest();
+    let text = if enc == 1 {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        let units: Vec<u16> = body
+            .chunks_exact(2)
+            .map(|c| {
+                u16::from_be_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ])
+            })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    if let Some(fix) = parse_current_position(&text, suspect) {
+        msg.fixes.push(fix);
+    }
+    msg.command_reply = Some(text);
+    Ok(())
+}
+
+/// Serial pass-through (0x9B; RFID readers, sensors): a port byte, then data. Printable text
+/// is kept as text, anything else as hex.
+fn serial_pass_through(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    r.skip(1)?;
+    let data = r.rest();
+    let text = String::from_utf8_lossy(data);
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    msg.command_reply = Some(
+        if trimmed.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !trimmed.is_empty() {
+            trimmed.to_string()
+        } else {
+            hex(data)
+        },
+    );
+    Ok(())
+}
+
+/// Extended information (0x94) by subtype: 0x00, and 0x0B with two bytes, are the external
+/// power (0.01 V); the others are not stored.
+fn information(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    let sub = r.u8()?;
+    if sub == 0x00 || (sub == 0x0B && r.remaining() == 2) {
+        msg.status = Some(DeviceStatus {
+            power_volts: Some(f64::from(r.u16()?) * 0.01),
+            ..DeviceStatus::default()
+        });
+    } else if sub == 0x0B {
+        msg.unsupported =
+            Some("GT06 0x94/0x0B network technology (2G/4G): not a field Bulwark stores".into());
+    } else {
+        msg.unsupported = Some(format!(
+            "GT06 0x94 information subtype 0x{sub:02x} (vehicle/SIM details) not decoded"
+        ));
+    }
+    Ok(())
+}
+
+/// The answer to a time request (0x8A): the server's UTC time, serial 0.
+fn time_reply(now: UnixMicros) -> Vec<u8> {
+    let (y, mo, d, h, mi, s) = crate::util::civil(now);
+    let content = [
+        (y - 2000).clamp(0, 255) as u8,
+        mo as u8,
+        d as u8,
+        h as u8,
+        mi as u8,
+        s as u8,
+    ];
+    encode_frame(false, 0x8A, &content, 0)
+}
+
+/// Standard Wi-Fi frames (0x17 / 0x69): no serial or CRC; the length byte is the
+/// access-point count. Short ack with the 6-byte BCD date-time echoed.
+fn wifi_scan(p: u8, frame: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let body = frame
+        .get(4..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let mut r = Reader::new(body);
+    let time = r.bytes(6)?;
+    let mut ack = vec![0x78, 0x78, 0x00, p];
+    ack.extend_from_slice(time);
+    ack.extend_from_slice(&STOP);
+    msg.ack = Some(ack);
+    // These frames carry no CRC, so their integrity is "not carried", not "failed".
+    msg.integrity = Integrity::NotCarried;
+    let count = usize::from(frame.get(2).copied().unwrap_or(0));
+    let bcd = |b: u8| i64::from(b >> 4) * 10 + i64::from(b & 0x0F);
+    let g = |i: usize| bcd(time.get(i).copied().unwrap_or(0));
+    let mut scan = NetworkScan {
+        time: utc(year2(g(0)), g(1), g(2), g(3), g(4), g(5) as f64),
+        ..NetworkScan::default()
+    };
+    for _ in 0..count {
+        let mac = r.bytes(6)?;
+        let rssi = r.u8()?;
+        scan.wifi.push(WifiAccessPoint {
+            mac: mac_string(mac),
+            rssi: Some(-i32::from(rssi)),
+        });
+    }
+    if let Ok(cells) = r.u8() {
+        let mcc = r.u16()?;
+        let mnc = r.u8()?;
+        for _ in 0..cells {
+            let lac = r.u16()?;
+            let cid = r.u16()?;
+            let rssi = r.u8()?;
+            scan.cells.push(CellTower {
+                mcc,
+                mnc: u16::from(mnc),
+                lac: u32::from(lac),
+                cell_id: u64::from(cid),
+                rssi: Some(-i32::from(rssi)),
+            });
+        }
+    }
+    msg.network = Some(scan);
+    Ok(())
+}
+
+/// Wi-Fi list (0xF3): date-time, count, then (2 reserved bytes, MAC) per access point.
+fn wifi_list(content: &[u8], msg: &mut Message) -> Result<(), DecodeError> {
+    let mut r = Reader::new(content);
+    let time = read_time(&mut r)?;
+    let count = r.u8()?;
+    let mut scan = NetworkScan {
+        time,
+        ..NetworkScan::default()
+    };
+    for _ in 0..count {
+        r.skip(2)?;
+        scan.wifi.push(WifiAccessPoint {
+            mac: mac_string(r.bytes(6)?),
+            rssi: None,
+        });
+    }
+    msg.network = Some(scan);
+    Ok(())
 }
 
 /// A battery byte: 0..6 is a voltage level (as a percentage, like the manual's table), up to

@@ -5,32 +5,30 @@
 //! stream. `start` wires it all and returns a handle whose `shutdown` stops accepting new
 //! requests, lets in-flight ones finish, flushes the store and stops the engine.
 
-pub mod accounts;
+pub mod alerts;
 pub mod api;
-pub mod audit_log;
-pub mod auth;
-pub mod authz;
+pub mod clock;
 pub mod config;
 pub mod court;
-pub mod dispatch;
-pub mod dto;
-pub mod error;
-pub mod evidence;
-pub mod hardening;
+pub mod http;
 pub mod ingest;
-pub mod lifecycle;
-pub mod listeners;
 pub mod live;
-pub mod me;
 pub mod pipeline;
-pub mod push;
-pub mod retention;
-pub mod victim_alerts;
-pub mod web;
-pub mod webhooks;
-pub mod ws;
+pub mod privacy;
+
+// The paths the binary's admin commands (`audit verify`, `evidence`, `retention purge`) and
+// the integration tests use.
+pub use alerts::webhooks;
+pub use privacy::{audit_log, evidence, retention};
 
 pub use config::Config;
+
+use alerts::{dispatch, lifecycle, push, victim_alerts};
+use api::me;
+use http::{dto, error, hardening, web};
+use ingest::listeners;
+use live::ws;
+use privacy::accounts;
 
 use axum::Router;
 use axum::extract::State;
@@ -64,8 +62,8 @@ pub struct AppState {
     /// Flips to true on shutdown; long-lived responses (the live stream) end when it does, so
     /// graceful shutdown does not wait forever for them.
     pub shutdown: watch::Receiver<bool>,
-    /// The clock of the court scheduler and the retention job (tests advance it).
-    pub clock: court::Clock,
+    /// The server's one clock: every part reads the time from it (tests advance it).
+    pub clock: clock::Clock,
     /// Whether the access log verified at start-up (`false`: broken; the server serves on).
     pub audit_chain_ok: bool,
     /// The log-in throttle by source and username (in memory: a restart forgets it).
@@ -180,7 +178,7 @@ async fn healthz(
     let details = auth::may_read_operations(&parts, &s)
         .await
         .then(|| dto::HealthDetails {
-            server_time: dto::ts(pipeline::now()),
+            server_time: dto::ts(s.clock.now()),
             store_queue: queue,
             engine_lag_s: lag,
             audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
@@ -387,8 +385,8 @@ pub struct Running {
     pub device_udp_addrs: std::collections::HashMap<domain::Protocol, SocketAddr>,
     pub admin_token: String,
     pub store: Store,
-    /// The court scheduler's and retention job's clock (tests advance it).
-    pub clock: court::Clock,
+    /// The server's clock (`AppState::clock`); tests advance it.
+    pub clock: clock::Clock,
     audit_signer: store::AuditSigner,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -410,7 +408,7 @@ impl Running {
         // for too (the log's own chain cannot protect its unsigned tail).
         if let Err(e) = self
             .store
-            .checkpoint_audit(self.audit_signer.clone(), pipeline::now())
+            .checkpoint_audit(self.audit_signer.clone(), self.clock.now())
             .await
         {
             tracing::error!(error = %e, "could not sign the access-log checkpoint at shutdown");
@@ -447,11 +445,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
             .map_err(|e| store::StoreError::Corrupt(e.to_string()))??
     };
+    let clock = crate::clock::Clock::system();
     let hub = live::Hub::new(16_384);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (pipeline, pipeline_task) = pipeline::spawn(
         store.clone(),
         hub.clone(),
+        clock.clone(),
         config.engine.to_engine_config(),
         pipeline::Notify {
             raised: config.webhooks_for("alert.raised"),
@@ -491,7 +491,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     // A data directory from before the head file: anchor the verified head now.
                     tracing::warn!("no access-log head file yet: writing one at the verified head");
                     if let Err(e) = store
-                        .checkpoint_audit(audit_signer.clone(), pipeline::now())
+                        .checkpoint_audit(audit_signer.clone(), clock.now())
                         .await
                     {
                         tracing::error!(error = %e, "could not anchor the access-log head");
@@ -510,7 +510,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 false
             }
         };
-    let clock = court::Clock::default();
     let vapid = push::load_or_create_key(&config.data_dir).map_err(StartError::VapidKey)?;
     let state = AppState {
         clock: clock.clone(),

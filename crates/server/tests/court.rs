@@ -98,6 +98,11 @@ impl Http {
             json!({"username": username, "password": PASSWORD, "role": role, "person_id": person}),
         )
         .await;
+        self.log_in(username).await
+    }
+
+    /// Signs `username` in and returns the session token.
+    async fn log_in(&self, username: &str) -> String {
         let (s, v) = self
             .call(
                 true,
@@ -157,6 +162,18 @@ struct Parties {
 
 /// An offender whose ankle monitor is registered BEFORE any order, a victim with a phone, a
 /// case, an assigned monitoring officer, a clerk and a judge.
+impl Parties {
+    /// Everyone signs in again: advancing the server's one clock by days ends every session
+    /// (30 min idle), as days passing would.
+    async fn log_in_again(&mut self, h: &Http) {
+        self.victim_token = h.log_in("victim").await;
+        self.offender_token = h.log_in("offender").await;
+        self.officer = h.log_in("officer").await;
+        self.clerk = h.log_in("clerk").await;
+        self.judge = h.log_in("judge").await;
+    }
+}
+
 async fn parties(h: &Http) -> Parties {
     let offender = h
         .created(
@@ -225,7 +242,7 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path(), |_| {}).await;
     let h = Http::new(&r);
-    let p = parties(&h).await;
+    let mut p = parties(&h).await;
 
     // The victim files for her own case.
     let requested = json!({"no_approach_m": 100.0, "duration_days": 30, "no_contact_by_phone": true, "electronic_monitoring": true});
@@ -412,6 +429,7 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
 
     // 47 days on, version 2 ends in 13 days: the 14-day reminder reaches all three, once.
     r.clock.advance(47 * DAY);
+    p.log_in_again(&h).await;
     let mine = wait_for(&h, "/api/v1/me/notices", &p.victim_token, |v| {
         kinds(v).contains(&"expires_soon".to_owned())
     })
@@ -444,6 +462,7 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         .unwrap();
     assert_eq!(live.status(), StatusCode::OK);
     r.clock.advance(14 * DAY);
+    p.log_in_again(&h).await;
     let mut text = String::new();
     while !text.contains("\"kind\":\"lapsed\"") {
         let chunk = tokio::time::timeout(Duration::from_secs(20), live.chunk())
@@ -741,13 +760,15 @@ async fn the_retention_job_purges_inside_the_running_server_and_logs_it() {
     let r = start(dir.path(), |c| c.retention.interval_s = 1).await;
     let h = Http::new(&r);
     let p = parties(&h).await;
-    let auditor = h.account("auditor", "auditor", None).await;
+    h.account("auditor", "auditor", None).await;
     h.fix(PHONE, 1, 37.5, 127.0).await;
     h.fix(ANKLE, 1, 37.6, 127.1).await;
     assert_eq!(r.store.count_fixes().await.unwrap(), 2);
     // Four days on, her position (kept 72 h) must go; his stays (his order never ended:
     // there is none yet, so protection has not ended).
     r.clock.advance(4 * DAY);
+    // Four days end the auditor's session (the server's one clock moved).
+    let auditor = h.log_in("auditor").await;
     let mut left = 2;
     for _ in 0..100 {
         left = r.store.count_fixes().await.unwrap();

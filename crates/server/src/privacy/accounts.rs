@@ -7,10 +7,9 @@
 //! written to the access log.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
 use access::{
     AccountId, Action, Attempt, Resource, Role, SessionPolicy, SessionRecord, SessionToken,
 };
@@ -132,13 +131,14 @@ pub async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     let req: LoginRequest = parse_json(&body.map_err(body_error)?)?;
     let source = access::source_key(remote.ip());
-    if let Attempt::Locked { until } = s.login_guard().check(&source, &req.username, now()) {
+    if let Attempt::Locked { until } = s.login_guard().check(&source, &req.username, s.clock.now())
+    {
         metrics::counter!("bulwark_login_throttled_total").increment(1);
         return Err(ApiError::new(
             ErrorCode::LoginLocked,
             format!(
                 "too many failed log-ins from this address; try again after {}",
-                crate::dto::ts(until)
+                crate::http::dto::ts(until)
             ),
         ));
     }
@@ -151,7 +151,7 @@ pub async fn login(
     let verified = tokio::task::spawn_blocking(move || access::verify_password(&pw, &phc))
         .await
         .map_err(ApiError::internal)?;
-    let t = now();
+    let t = s.clock.now();
     let ok = match &account {
         None => None,
         Some(account) => {
@@ -219,7 +219,7 @@ pub async fn login(
     .await?;
     Ok(Json(LoginResponse {
         token: token.expose(),
-        expires_at: crate::dto::ts(expires_at),
+        expires_at: crate::http::dto::ts(expires_at),
         account: account.into(),
     }))
 }
@@ -238,7 +238,7 @@ fn dummy_phc() -> &'static str {
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(s): State<AppState>, c: Caller) -> Result<StatusCode, ApiError> {
     if let Some(hash) = c.session {
-        s.store.revoke_session(hash, now()).await?;
+        s.store.revoke_session(hash, s.clock.now()).await?;
         authz::append(
             &s,
             vec![login_entry(
@@ -335,7 +335,7 @@ pub async fn create_account(
                 password_phc: phc,
                 totp_secret: totp_secret.clone(),
             },
-            now(),
+            s.clock.now(),
         )
         .await?;
     Ok((
@@ -404,7 +404,7 @@ pub async fn assign_case(
         ));
     }
     s.store
-        .assign_case(AccountId(id), CaseId(req.case_id), now())
+        .assign_case(AccountId(id), CaseId(req.case_id), s.clock.now())
         .await
         .map_err(|e| match e {
             store::StoreError::NotFound(m) => ApiError::new(ErrorCode::InvalidReference, m),
@@ -431,7 +431,9 @@ pub async fn disable_account(
         &format!("disable account {id}"),
     )
     .await?;
-    s.store.disable_account(AccountId(id), now()).await?;
+    s.store
+        .disable_account(AccountId(id), s.clock.now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

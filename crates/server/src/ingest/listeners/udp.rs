@@ -6,7 +6,6 @@
 use super::conn::Conn;
 use super::stopped;
 use crate::AppState;
-use crate::pipeline::now;
 use domain::Protocol;
 use protocols::{DecodeError, Message};
 use tokio::net::UdpSocket;
@@ -51,7 +50,7 @@ pub(super) async fn serve(
             },
             _ = stopped(&mut shutdown) => break,
         };
-        let received = now();
+        let received = state.clock.now();
         let datagram = buf.get(..n).unwrap_or_default();
         let Some(decoded) = decode(protocol, datagram, received) else {
             break;

@@ -14,8 +14,7 @@
 //! The same worker sends Web Push messages queued as `push:<subscription>` (see `push.rs`).
 
 use crate::AppState;
-use crate::dto::AlertDto;
-use crate::pipeline::now;
+use crate::http::dto::AlertDto;
 use domain::UnixMicros;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -61,7 +60,7 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> tokio::tas
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|v| *v) => break,
             }
-            let due = match state.store.due_outbox(now(), 50).await {
+            let due = match state.store.due_outbox(state.clock.now(), 50).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -81,7 +80,7 @@ async fn deliver(
     delivery: &crate::config::WebhookDelivery,
     item: store::OutboxItem,
 ) {
-    let at = now();
+    let at = state.clock.now();
     if let Some(sub) = item.endpoint.strip_prefix("push:") {
         let sub = match sub.parse::<i64>() {
             Ok(id) => state.store.push_subscription(id).await,
@@ -91,15 +90,19 @@ async fn deliver(
             }
         };
         let error = match sub {
-            Ok(Some(sub)) => match crate::push::send(state, client, &item, &sub).await {
-                crate::push::Sent::Delivered => {
+            Ok(Some(sub)) => match crate::alerts::push::send(state, client, &item, &sub).await {
+                crate::alerts::push::Sent::Delivered => {
                     metrics::counter!("bulwark_push_delivered_total").increment(1);
-                    if let Err(e) = state.store.outbox_delivered(item.id, now()).await {
+                    if let Err(e) = state
+                        .store
+                        .outbox_delivered(item.id, state.clock.now())
+                        .await
+                    {
                         tracing::error!(error = %e, "delivered push message not recorded");
                     }
                     return;
                 }
-                crate::push::Sent::Gone => {
+                crate::alerts::push::Sent::Gone => {
                     tracing::info!(subscription = sub.id, "push subscription gone; removed");
                     if let Err(e) = state
                         .store
@@ -110,7 +113,7 @@ async fn deliver(
                     }
                     return;
                 }
-                crate::push::Sent::Failed(e) => e,
+                crate::alerts::push::Sent::Failed(e) => e,
             },
             Ok(None) => {
                 if let Err(e) = state
@@ -151,7 +154,7 @@ async fn deliver(
     let mut body = serde_json::json!({
         "event": item.event,
         "idempotency_key": item.idempotency_key,
-        "sent_at": crate::dto::ts(at),
+        "sent_at": crate::http::dto::ts(at),
         "alert": alert,
     });
     if let Some(task) = item.task_id {
@@ -182,7 +185,11 @@ async fn deliver(
         Ok(r) if r.status().is_success() => {
             metrics::counter!("bulwark_webhook_delivered_total", "endpoint" => hook.name.clone())
                 .increment(1);
-            if let Err(e) = state.store.outbox_delivered(item.id, now()).await {
+            if let Err(e) = state
+                .store
+                .outbox_delivered(item.id, state.clock.now())
+                .await
+            {
                 // Not recorded: it will be sent again, and the receiver's idempotency check
                 // recognises it.
                 tracing::error!(error = %e, "delivered webhook not recorded");
@@ -232,10 +239,10 @@ async fn retry_later(
 async fn dispatch_body(
     state: &AppState,
     task_id: i64,
-) -> Result<serde_json::Value, crate::error::ApiError> {
+) -> Result<serde_json::Value, crate::http::error::ApiError> {
     use access::{Action, Precision, Principal, Resource, Role};
     let task = state.store.task(task_id).await?;
-    let police = crate::auth::Caller {
+    let police = crate::privacy::auth::Caller {
         principal: Principal {
             account: task.assignee,
             role: Role::Police,
@@ -249,7 +256,7 @@ async fn dispatch_body(
         ..Default::default()
     };
     let details = format!("dispatch webhook, task {task_id}");
-    let position = match crate::authz::check(
+    let position = match crate::privacy::authz::check(
         state,
         &police,
         Action::ReadVictimPosition,
@@ -262,9 +269,9 @@ async fn dispatch_body(
             .store
             .latest_fix_of_person(task.target)
             .await?
-            .map(|f| crate::dispatch::task_position(&f, now())),
+            .map(|f| crate::alerts::dispatch::task_position(&f, state.clock.now())),
         Ok(_) => None,
-        Err(e) if e.code == crate::error::ErrorCode::Forbidden => None,
+        Err(e) if e.code == crate::http::error::ErrorCode::Forbidden => None,
         Err(e) => return Err(e),
     };
     let expires_at = state
@@ -280,7 +287,7 @@ async fn dispatch_body(
         "kind": task.kind,
         "case_id": task.case_id.0,
         "police_account_id": task.assignee.0,
-        "grant_expires_at": expires_at.map(crate::dto::ts),
+        "grant_expires_at": expires_at.map(crate::http::dto::ts),
         "victim": {"person_id": task.target.0, "position": position},
     }))
 }

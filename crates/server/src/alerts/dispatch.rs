@@ -18,11 +18,10 @@
 //! list without a position; another case's task is not theirs.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{AlertDto, ts};
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
+use crate::http::dto::{AlertDto, ts};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
 use access::{AccountId, Action, Precision, Resource};
 use axum::Json;
 use axum::body::Bytes;
@@ -163,7 +162,7 @@ async fn render(s: &AppState, c: &Caller, t: store::Task) -> Result<TaskDto, Api
                     .store
                     .latest_fix_of_person(t.target)
                     .await?
-                    .map(|f| task_position(&f, now()));
+                    .map(|f| task_position(&f, s.clock.now()));
             }
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::Forbidden => {}
@@ -206,7 +205,7 @@ pub async fn dispatch(
         Some(p) => format!("alert {id} dual dispatch with police account {p}"),
         None => format!("alert {id} dispatch to the offender"),
     };
-    let (alert, case) = crate::lifecycle::alert_for_handling(&s, &c, id, &details).await?;
+    let (alert, case) = crate::alerts::lifecycle::alert_for_handling(&s, &c, id, &details).await?;
     if !access::may_dispatch(c.principal.role) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -232,7 +231,7 @@ pub async fn dispatch(
         .into_iter()
         .find(|k| k.id == case_id)
         .ok_or_else(|| ApiError::internal("alert case vanished"))?;
-    let t = now();
+    let t = s.clock.now();
     if let Some(p) = req.police_account_id {
         let account = s.store.account(AccountId(p)).await?;
         if !account
@@ -337,7 +336,7 @@ pub async fn set_task_state(
         &format!("task {id} -> {}", req.state),
     )
     .await?;
-    let t = now();
+    let t = s.clock.now();
     let updated = s.store.set_task_state(id, req.state.clone(), t).await?;
     s.store
         .add_alert_action(

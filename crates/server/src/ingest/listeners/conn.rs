@@ -3,7 +3,6 @@
 use super::{ConnGuard, DeviceClaim, Limits, stopped};
 use crate::AppState;
 use crate::ingest;
-use crate::pipeline::now;
 use domain::{Device, DeviceEvent, Protocol, UnixMicros};
 use engine::DeviceCommand;
 use protocols::{DecodeError, Message, SkipReason, StreamItem, StreamSession};
@@ -442,7 +441,7 @@ async fn drain(
     stream: &mut TcpStream,
 ) -> Result<(), Close> {
     loop {
-        let received = now();
+        let received = conn.state.clock.now();
         match session.poll(received) {
             StreamItem::NeedMore => return Ok(()),
             StreamItem::Message(m) => {

@@ -2,11 +2,12 @@
 //! protocol. Every door validates the whole request first (nothing is stored half-way), stores
 //! durably, and only then answers the device.
 
+pub mod listeners;
+
 use crate::AppState;
-use crate::dto::{Batch, BatchResult, parse_enum, parse_ts};
-use crate::error::parse_json;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error};
-use crate::pipeline::now;
+use crate::http::dto::{Batch, BatchResult, parse_enum, parse_ts};
+use crate::http::error::parse_json;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
@@ -47,7 +48,7 @@ pub fn check_time(
             ErrorCode::TimestampInFuture,
             format!(
                 "{field}: {} is more than {max_future_s} s ahead of the server clock",
-                crate::dto::ts(device_time)
+                crate::http::dto::ts(device_time)
             ),
         ));
     }
@@ -82,7 +83,7 @@ pub fn validate(
             format!(
                 "{}: {} is more than {} s ahead of the server clock",
                 field("time"),
-                crate::dto::ts(raw.device_time),
+                crate::http::dto::ts(raw.device_time),
                 limits.max_future_s
             ),
         ));
@@ -290,7 +291,7 @@ pub async fn native_batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<BatchResult>, ApiError> {
-    let received = now();
+    let received = state.clock.now();
     let token = bearer(&headers).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthorized,
@@ -635,7 +636,7 @@ async fn phone_app(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
-    let received = now();
+    let received = state.clock.now();
     let (protocol, door) = app_protocol(app);
     let body = body.map_err(body_error)?;
     let header_list: Vec<(String, String)> = headers

@@ -18,10 +18,9 @@
 //! (`Lagged`) gets `resync` and the socket stays open.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::live::{LiveScope, Resume, Sequenced, event_name};
-use crate::pipeline::now;
+use crate::privacy::auth::Caller;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -132,7 +131,8 @@ async fn serve(
             }
             for m in &missed {
                 scope.observe(&s, &m.event).await;
-                if scope.shows(&m.event, now()) && socket.send(event_message(&s, m)).await.is_err()
+                if scope.shows(&m.event, s.clock.now())
+                    && socket.send(event_message(&s, m)).await.is_err()
                 {
                     return;
                 }
@@ -166,7 +166,7 @@ async fn serve(
             Next::Event(Ok(item)) => {
                 seen = item.seq;
                 scope.observe(&s, &item.event).await;
-                if !scope.shows(&item.event, now()) {
+                if !scope.shows(&item.event, s.clock.now()) {
                     continue;
                 }
                 event_message(&s, &item)

@@ -1,7 +1,7 @@
 //! The protected person's alerts and notification settings.
 //!
 //! - `GET /api/v1/me/alerts`: the alerts of her own case, each with its class (`danger`,
-//!   `technical`, `test`; see [`crate::push::class_of`]), kind (the rule), state, severity and
+//!   `technical`, `test`; see [`crate::alerts::push::class_of`]), kind (the rule), state, severity and
 //!   times, plus server-wide alerts that degrade her protection (the server behind on
 //!   ingest). Never a position, distance or direction: what she may learn of where he is
 //!   goes only through `GET /api/v1/me/case`, inside her disclosure radius.
@@ -11,13 +11,12 @@
 //!   with cause `test`, so that she can check that notifications reach her phone.
 
 use crate::AppState;
-use crate::api::alert_case;
-use crate::auth::{BOOTSTRAP_ADMIN, Caller};
-use crate::authz;
-use crate::dto::ts;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
-use crate::push::class_of;
+use crate::alerts::push::class_of;
+use crate::http::dto::ts;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
+use crate::privacy::authz;
+use crate::privacy::authz::alert_case;
 use access::{Action, Resource, Role};
 use axum::Json;
 use axum::body::Bytes;
@@ -117,7 +116,7 @@ pub async fn test_alert(
     c: Caller,
 ) -> Result<(StatusCode, Json<VictimAlertDto>), ApiError> {
     let (case, person) = own_case(&s, &c, Action::ReadAlerts, "me/alerts/test").await?;
-    let t = now();
+    let t = s.clock.now();
     let change = store::AlertChange {
         order_id: None,
         case_id: Some(case),
@@ -165,7 +164,7 @@ pub async fn test_alert(
             },
         )
         .await?;
-    let dto = crate::dto::AlertDto::from(after.clone());
+    let dto = crate::http::dto::AlertDto::from(after.clone());
     s.hub.publish(crate::live::LiveEvent::Alert(dto));
     Ok((
         StatusCode::CREATED,
@@ -215,7 +214,9 @@ pub async fn put_settings(
 ) -> Result<Json<Settings>, ApiError> {
     let account = own_account(&c)?;
     let req: Settings = parse_json(&body.map_err(body_error)?)?;
-    s.store.set_silent(account, req.silent, now()).await?;
+    s.store
+        .set_silent(account, req.silent, s.clock.now())
+        .await?;
     Ok(Json(Settings {
         silent: s.store.silent(account).await?,
     }))

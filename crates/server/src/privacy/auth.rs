@@ -7,11 +7,10 @@
 //! is ignored: URLs end up in logs, proxies and browser history. The administrator
 //! token acts as the administrator role only (accounts, no case data), so that a fresh
 //! server can create its first accounts. Whether the caller may do anything is decided
-//! later, in [`crate::authz`].
+//! later, in [`crate::privacy::authz`].
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode};
-use crate::pipeline::now;
+use crate::http::error::{ApiError, ErrorCode};
 use access::{AccountId, Principal, Role, SessionToken};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -109,7 +108,7 @@ impl Caller {
         }
         let token = SessionToken::parse(token).map_err(|_| unauthorized("invalid token"))?;
         let hash = token.hash();
-        let t = now();
+        let t = state.clock.now();
         let session = state
             .store
             .session(hash)

@@ -1,7 +1,7 @@
 //! Wire shapes of the HTTP API and the live stream. Only the server knows JSON: domain types
 //! are converted here, at the edge.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use domain::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -934,4 +934,22 @@ pub struct AccessLogEntry {
     pub outcome: String,
     pub purpose_code: Option<String>,
     pub purpose_text: Option<String>,
+}
+
+/// A notice of the court workflow to one party (`GET /api/v1/notices`, `/me/notices`, the
+/// live stream's `notice` event).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NoticeDto {
+    pub id: i64,
+    pub case_id: i64,
+    pub order_id: Option<i64>,
+    pub petition_id: Option<i64>,
+    /// `court`, `officer`, `victim` or `offender`.
+    pub recipient: String,
+    /// `petition_filed`, `under_review`, `granted`, `modified`, `denied`, `extended`,
+    /// `amended`, `expires_soon`, `lapsed`.
+    pub kind: String,
+    pub valid_to: Option<String>,
+    pub reasons: Option<String>,
+    pub created_at: String,
 }

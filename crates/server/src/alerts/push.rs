@@ -16,9 +16,8 @@
 //!   sound or vibration.
 
 use crate::AppState;
-use crate::auth::{BOOTSTRAP_ADMIN, Caller};
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::{BOOTSTRAP_ADMIN, Caller};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -63,7 +62,7 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<VapidKey, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", path.display()))?;
             let key = ES256KeyPair::generate();
-            crate::audit_log::write_private(&path, &key.to_bytes())
+            crate::privacy::audit_log::write_private(&path, &key.to_bytes())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(VapidKey(Arc::new(key)))
         }
@@ -209,7 +208,13 @@ pub async fn subscribe(
     }
     let sub = s
         .store
-        .add_push_subscription(account, req.endpoint, req.keys.p256dh, req.keys.auth, now())
+        .add_push_subscription(
+            account,
+            req.endpoint,
+            req.keys.p256dh,
+            req.keys.auth,
+            s.clock.now(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -233,7 +238,7 @@ pub async fn unsubscribe(
     let account = own_account(&c)?;
     let req: PushUnsubscribe = parse_json(&body.map_err(body_error)?)?;
     if s.store
-        .remove_push_subscription(Some(account), req.endpoint, now())
+        .remove_push_subscription(Some(account), req.endpoint, s.clock.now())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -4,7 +4,8 @@
 //! (in commit order), roster changes when cases, orders or devices change, and a tick every
 //! second. Engine outputs are written to the store, then published.
 
-use crate::dto::{AlertDto, PositionDto, flag_names, ts};
+use crate::clock::Clock;
+use crate::http::dto::{AlertDto, PositionDto, flag_names, ts};
 use crate::live::{Hub, LiveEvent};
 use domain::*;
 use engine::{
@@ -56,10 +57,6 @@ impl PipelineHandle {
         let e = self.evaluated_received_us.load(Ordering::Relaxed);
         ((c - e).max(0)) as f64 / 1e6
     }
-}
-
-pub fn now() -> UnixMicros {
-    UnixMicros(jiff::Timestamp::now().as_microsecond())
 }
 
 /// Who hears about alerts beyond the live stream, and when unacknowledged alerts escalate.
@@ -169,6 +166,8 @@ struct Pipeline {
     engine: Engine,
     store: Store,
     hub: Hub,
+    /// The server's clock: the time handed to the engine with every input.
+    clock: Clock,
     devices: HashMap<DeviceId, Device>,
     commands: Arc<Mutex<HashMap<DeviceId, DeviceCommand>>>,
     people: HashMap<PersonId, PersonRole>,
@@ -181,6 +180,7 @@ struct Pipeline {
 pub async fn spawn(
     store: Store,
     hub: Hub,
+    clock: Clock,
     config: EngineConfig,
     notify: Notify,
     mut shutdown: watch::Receiver<bool>,
@@ -199,6 +199,7 @@ pub async fn spawn(
         engine: Engine::new(config),
         store: store.clone(),
         hub,
+        clock,
         devices: HashMap::new(),
         commands: handle.pending_commands.clone(),
         people: HashMap::new(),
@@ -216,7 +217,7 @@ pub async fn spawn(
     );
     // Rebuild state: the roster, then recent fixes replayed in commit order. Alerts are keyed
     // by episode in the store, so replaying does not open duplicates.
-    let start = now();
+    let start = p.clock.now();
     p.reload_roster(start).await?;
     let since = UnixMicros(start.0 - (stale_window * 1e6) as i64);
     let mut recent: Vec<(UnixMicros, Input)> = store
@@ -239,7 +240,7 @@ pub async fn spawn(
         let out = p.engine.handle(input, t);
         p.apply(out).await;
     }
-    let out = p.engine.handle(Input::Tick, now());
+    let out = p.engine.handle(Input::Tick, p.clock.now());
     p.apply(out).await;
     tracing::info!(replayed, "engine state rebuilt from recent fixes");
 
@@ -262,7 +263,7 @@ pub async fn spawn(
                     while let Ok(more) = roster_rx.try_recv() {
                         waiters.extend(more);
                     }
-                    if let Err(e) = p.reload_roster(now()).await {
+                    if let Err(e) = p.reload_roster(p.clock.now()).await {
                         tracing::error!(error = %e, "roster reload failed; keeping the previous roster");
                     }
                     for w in waiters {
@@ -270,7 +271,7 @@ pub async fn spawn(
                     }
                 }
                 _ = tick.tick(), if !stopping => {
-                    let at = now();
+                    let at = p.clock.now();
                     let out = p.engine.handle(Input::Tick, at);
                     p.apply(out).await;
                     p.escalate(at).await;
@@ -285,7 +286,7 @@ pub async fn spawn(
                     // Looked at as each batch arrives: a flood keeps this arm busy, and the
                     // backlog must be seen while it lasts, not after. The lag is how long the
                     // batch's first fix waited since it was received.
-                    let at = now();
+                    let at = p.clock.now();
                     let waited = batch
                         .first()
                         .map(|f| (at.0 - f.received_time.0).max(0) as f64 / 1e6)
@@ -293,13 +294,13 @@ pub async fn spawn(
                     p.check_backlog(committed.len(), waited, at).await;
                     // Events first: an SOS must not wait behind the fixes of its batch.
                     for e in events {
-                        let out = p.engine.handle(event_input(&e), now());
+                        let out = p.engine.handle(event_input(&e), p.clock.now());
                         p.apply(out).await;
                     }
                     for fix in batch {
                         let received = fix.received_time.0;
                         p.publish_position(&fix);
-                        let out = p.engine.handle(Input::Fix(fix), now());
+                        let out = p.engine.handle(Input::Fix(fix), p.clock.now());
                         p.apply(out).await;
                         h.evaluated_received_us.fetch_max(received, Ordering::Relaxed);
                     }
@@ -356,9 +357,9 @@ impl Pipeline {
         // Schedules first, so the new roster is evaluated with them.
         let mut schedules = Vec::new();
         for (zone, text) in self.store.zone_schedules().await? {
-            match serde_json::from_str::<Vec<crate::dto::ScheduleWindowDto>>(&text)
+            match serde_json::from_str::<Vec<crate::http::dto::ScheduleWindowDto>>(&text)
                 .ok()
-                .and_then(|w| crate::dto::schedule_from_dto("schedule", &w).ok())
+                .and_then(|w| crate::http::dto::schedule_from_dto("schedule", &w).ok())
             {
                 Some(s) => schedules.push((zone, s)),
                 // Validated on the way in; a zone whose stored schedule cannot be read is

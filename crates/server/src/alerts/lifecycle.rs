@@ -1,16 +1,15 @@
 //! The alert lifecycle: the action log (acknowledge, calls, dispatches, notes, resolve with a
 //! cause), each step timestamped and attributed to the caller, and measures computed from it.
 //!
-//! Every endpoint here asks [`crate::authz`] for `handle_alert` on the alert's case, like
+//! Every endpoint here asks [`crate::privacy::authz`] for `handle_alert` on the alert's case, like
 //! `POST /api/v1/alerts/{id}/state`: the log is part of handling the alert.
 
 use crate::AppState;
-use crate::api::alert_case;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::*;
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
-use crate::pipeline::now;
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
+use crate::privacy::authz::alert_case;
 use access::{Action, Resource};
 use axum::Json;
 use axum::body::Bytes;
@@ -89,7 +88,11 @@ pub(crate) async fn alert_for_handling(
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
     let case = alert.as_ref().and_then(|a| alert_case(a, &devices, &cases));
-    if alert.as_ref().is_some_and(crate::api::outside_any_case) && case.is_none() {
+    if alert
+        .as_ref()
+        .is_some_and(crate::privacy::authz::outside_any_case)
+        && case.is_none()
+    {
         authz::unlinked_device_alert(s, c, Action::HandleAlert, details).await?;
         return Ok((alert, None));
     }
@@ -189,7 +192,10 @@ pub async fn add_action(
     alert_for_handling(&s, &c, id, &format!("alert {id} action {}", req.action)).await?;
     let a = s
         .store
-        .add_alert_action(AlertId(id), new_action(&c, now(), &req.action, None, note))
+        .add_alert_action(
+            AlertId(id),
+            new_action(&c, s.clock.now(), &req.action, None, note),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(a.into())))
 }
@@ -230,7 +236,7 @@ pub async fn measures(
 ) -> Result<Json<AlertMeasures>, ApiError> {
     let to = match &q.to {
         Some(t) => parse_ts("to", t)?,
-        None => now(),
+        None => s.clock.now(),
     };
     let from = match &q.from {
         Some(t) => parse_ts("from", t)?,

@@ -19,7 +19,7 @@
 //! safely: SQLite serialises writers, and each audit append reads the chain head inside its
 //! own transaction.
 
-use crate::audit_log::{KeyFileError, load_key};
+use crate::privacy::audit_log::{KeyFileError, load_key};
 use audit::{
     Actor, ActorKind, AuditAction, AuditEntry, BundleAlert, BundleFix, BundleInput, BundleOrder,
     BundleReport, Outcome, Purpose, Subject,
@@ -85,7 +85,7 @@ pub async fn export(
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
         .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
-    let signer = crate::audit_log::signer(data_dir, key);
+    let signer = crate::privacy::audit_log::signer(data_dir, key);
     let result = export_from(&store, signer, case, window, reason, out, now).await;
     let s2 = store.clone();
     let _ = tokio::task::spawn_blocking(move || s2.close()).await;
@@ -142,7 +142,9 @@ async fn export_from(
         .list_alerts(false, 1_000_000)
         .await?
         .into_iter()
-        .filter(|a| crate::api::alert_case(a, &devices, std::slice::from_ref(&k)) == Some(case))
+        .filter(|a| {
+            crate::privacy::authz::alert_case(a, &devices, std::slice::from_ref(&k)) == Some(case)
+        })
         .filter(|a| a.alert.raised_at < to && a.alert.updated_at >= from)
         .collect();
     // The windows in which her position is evidence.
@@ -159,7 +161,7 @@ async fn export_from(
     let mut fixes = Vec::new();
     for d in devices
         .iter()
-        .filter(|d| d.owner.is_some_and(|o| crate::authz::party(&k, o)))
+        .filter(|d| d.owner.is_some_and(|o| crate::privacy::authz::party(&k, o)))
     {
         let party = people
             .iter()

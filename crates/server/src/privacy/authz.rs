@@ -13,9 +13,8 @@
 //! before a decision from here.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorCode};
-use crate::pipeline::now;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::privacy::auth::Caller;
 use access::{Action, Decision, DenyReason, Grants, Precision, Resource, Role};
 use audit::{Actor, ActorKind, AuditAction, AuditEntry, Outcome, Subject};
 use domain::{Case, CaseId};
@@ -95,7 +94,7 @@ pub async fn check_many(
     details: &str,
 ) -> Result<Vec<Decision>, ApiError> {
     let g = grants(s, c).await?;
-    let t = now();
+    let t = s.clock.now();
     let mut decisions = Vec::with_capacity(asks.len());
     let mut entries = Vec::new();
     for (action, resource) in asks {
@@ -300,7 +299,7 @@ pub fn actor(c: &Caller) -> Actor {
 /// Appends to the access log and waits until the records are durable.
 pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<(), ApiError> {
     s.store
-        .append_audit(entries, now(), Some(s.audit_signer.clone()))
+        .append_audit(entries, s.clock.now(), Some(s.audit_signer.clone()))
         .await?;
     Ok(())
 }
@@ -308,4 +307,24 @@ pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<(), ApiErr
 /// Whether `person` is a party of `case`.
 pub fn party(case: &Case, person: domain::PersonId) -> bool {
     case.offender == person || case.protected.contains(&person)
+}
+
+/// The case an alert belongs to: its own, or for a device alert (SOS, tamper) the case the
+/// device's wearer is a party of.
+pub(crate) fn alert_case(
+    a: &store::AlertRecord,
+    devices: &[domain::Device],
+    cases: &[Case],
+) -> Option<CaseId> {
+    a.alert.case_id.or_else(|| {
+        let owner = devices.iter().find(|d| Some(d.id) == a.device)?.owner?;
+        cases.iter().find(|k| party(k, owner)).map(|k| k.id)
+    })
+}
+
+/// Alerts that belong to no case and still must reach a person: device alerts from a device
+/// in no case, and system alerts (the server behind on ingest). Every monitoring officer sees
+/// and handles them (`authz::unlinked_device_alert`); they carry no one's position.
+pub(crate) fn outside_any_case(a: &store::AlertRecord) -> bool {
+    a.device.is_some() || a.alert.rule == domain::AlertRule::IngestBacklog
 }

@@ -17,15 +17,14 @@
 //! wherever she goes.
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{
+use crate::alerts::push::class_of;
+use crate::http::dto::{
     AccessLogEntry, OwnFix, OwnFixStored, OwnSos, OwnSosStored, parse_enum, parse_ts, ts,
 };
-use crate::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
 use crate::ingest::{self, RawFix};
-use crate::pipeline::now;
-use crate::push::class_of;
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
 use access::{Action, OffenderProximity, Precision, Resource, Role};
 use audit::{ActorKind, AuditAction};
 use axum::Json;
@@ -119,7 +118,7 @@ async fn victim_view(
     case: &Case,
     me: PersonId,
 ) -> Result<Value, ApiError> {
-    let t = now();
+    let t = s.clock.now();
     let stale = s.config.engine.stale_after_s;
     let orders: Vec<_> = s
         .store
@@ -207,7 +206,7 @@ async fn victim_view(
         .await?
         .into_iter()
         .filter(|a| {
-            crate::api::alert_case(a, &devices, &cases) == Some(case.id)
+            crate::privacy::authz::alert_case(a, &devices, &cases) == Some(case.id)
                 && a.protected.is_none_or(|p| p == me)
         })
         .collect();
@@ -316,7 +315,7 @@ async fn victim_view(
         });
     let orders: Vec<Value> = orders
         .into_iter()
-        .map(|o| serde_json::to_value(crate::dto::OrderDto::from(o)).unwrap_or(Value::Null))
+        .map(|o| serde_json::to_value(crate::http::dto::OrderDto::from(o)).unwrap_or(Value::Null))
         .collect();
     Ok(json!({
         "case_id": case.id.0, "orders": orders, "offender": offender,
@@ -514,7 +513,7 @@ pub async fn my_location(
     c: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OwnFixStored>, ApiError> {
-    let received = now();
+    let received = s.clock.now();
     let device = own_report(&s, &c, "me/location").await?;
     let req: OwnFix = parse_json(&body.map_err(body_error)?)?;
     let fix = own_fix(&s, &device, req, received)?;
@@ -549,7 +548,7 @@ pub async fn my_sos(
     c: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OwnSosStored>, ApiError> {
-    let received = now();
+    let received = s.clock.now();
     let device = own_report(&s, &c, "me/sos").await?;
     let bytes = body.map_err(body_error)?;
     let req: OwnSos = if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -7,12 +7,13 @@
 //! or a client falls behind the broadcast, it gets a `resync` event and reloads the snapshot:
 //! never a silent loss. Each client sees only the cases `authz` allowed it when it connected.
 
+pub mod ws;
+
 use crate::AppState;
-use crate::auth::Caller;
-use crate::authz;
-use crate::dto::{AlertDto, PositionDto};
-use crate::error::ApiError;
-use crate::pipeline::now;
+use crate::http::dto::{AlertDto, PositionDto};
+use crate::http::error::ApiError;
+use crate::privacy::auth::Caller;
+use crate::privacy::authz;
 use access::Action;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -38,7 +39,7 @@ pub enum LiveEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeEvent {
     #[serde(flatten)]
-    pub notice: crate::court::NoticeDto,
+    pub notice: crate::http::dto::NoticeDto,
     #[serde(skip)]
     pub person_id: Option<i64>,
 }
@@ -319,7 +320,7 @@ pub async fn live_stream(
             }
             for m in &missed {
                 scope.observe(&s, &m.event).await;
-                if scope.shows(&m.event, now()) {
+                if scope.shows(&m.event, s.clock.now()) {
                     first.push(to_event(&hub, m));
                 }
             }
@@ -351,7 +352,7 @@ pub async fn live_stream(
                     Ok(item) => {
                         seen = item.seq;
                         scope.observe(&s, &item.event).await;
-                        if !scope.shows(&item.event, now()) {
+                        if !scope.shows(&item.event, s.clock.now()) {
                             continue;
                         }
                         to_event(&hub, &item)

@@ -56,7 +56,10 @@ pub async fn purge(
         };
         let incidents: Vec<Window> = alerts
             .iter()
-            .filter(|a| crate::api::alert_case(a, &devices, std::slice::from_ref(k)) == Some(k.id))
+            .filter(|a| {
+                crate::privacy::authz::alert_case(a, &devices, std::slice::from_ref(k))
+                    == Some(k.id)
+            })
             .map(|a| {
                 let to = match (a.condition_active, a.cleared_at) {
                     (false, Some(c)) => c.plus_secs(INCIDENT_MARGIN_S),
@@ -139,13 +142,13 @@ pub async fn purge_data_dir(
     policy: RetentionPolicy,
     now: UnixMicros,
     dry_run: bool,
-) -> Result<PurgeSummary, crate::audit_log::VerifyError> {
-    let key = Arc::new(crate::audit_log::load_key(data_dir)?);
+) -> Result<PurgeSummary, crate::privacy::audit_log::VerifyError> {
+    let key = Arc::new(crate::privacy::audit_log::load_key(data_dir)?);
     let dir = data_dir.to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
         .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
-    let signer = crate::audit_log::signer(data_dir, key);
+    let signer = crate::privacy::audit_log::signer(data_dir, key);
     let result = purge(&store, policy, now, Some(signer), dry_run).await;
     let s2 = store.clone();
     let _ = tokio::task::spawn_blocking(move || s2.close()).await;
