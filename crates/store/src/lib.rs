@@ -27,14 +27,26 @@ mod sqlite;
 mod status;
 mod unknown_frames;
 
-pub use alerting::*;
-pub use court::*;
-pub use lifecycle::*;
-pub use outbox::*;
-pub use scans::*;
-pub use sqlite::*;
-pub use status::*;
-pub use unknown_frames::*;
+// The storage API, named item by item: a new public type is a decision, not an accident of a
+// glob re-export.
+pub use alerting::{
+    NewDispatch, PushSubscription, TASK_OFFICER_TO_OFFENDER, TASK_POLICE_TO_VICTIM, TASK_STATES,
+    Task,
+};
+pub use court::{
+    CourtStep, CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord,
+    OrderVersionRecord, Petition, PetitionEvent, StepOutcome,
+};
+pub use lifecycle::{AlertAction, NewAlertAction};
+pub use outbox::{AlertNotify, EscalationPolicy, OutboxItem};
+pub use scans::{NetworkScan, NewScan, ScanCell, ScanWifi};
+pub use sqlite::{
+    Account, AlertChange, AlertChangeKind, AlertDetails, AlertRecord, AuditRowError,
+    AuditSigner, Committed, DeviceRecord, FixOutcome, NewAccount, Opened, SAME_TIME_JUMP_M,
+    SYSTEM_ACTOR, Store, UnknownDevice, token_hash, write_head_file,
+};
+pub use status::DeviceHealth;
+pub use unknown_frames::{MAX_UNKNOWN_FRAME, UnknownFrame};
 
 use thiserror::Error;
 
@@ -54,6 +66,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error(
+        "the database's schema is version {found}, newer than this build knows ({known}); run the newer Bulwark or restore a matching backup"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
     #[error("the store is shut down")]
     Closed,
 }

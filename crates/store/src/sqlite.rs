@@ -1,6 +1,6 @@
 //! The SQLite backend: one writer thread with group commit, pooled readers.
 
-use crate::migrations::MIGRATIONS;
+use crate::migrations::{EVIDENCE_TABLE_MIGRATION, MIGRATIONS};
 use crate::{Result, StoreError};
 use domain::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -228,12 +228,42 @@ fn secure_files(dir: &Path, _db: &Path) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    check_schema_version(version, MIGRATIONS.len())?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        if i + 1 == EVIDENCE_TABLE_MIGRATION {
+            evidence_arrays_parse(conn)?;
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         tracing::info!(migration = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+/// A database whose schema is newer than this build knows is refused at open: running on it
+/// would write rows the newer version does not expect.
+pub(crate) fn check_schema_version(found: i64, known: usize) -> Result<()> {
+    if found > known as i64 {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: known as i64,
+        });
+    }
+    Ok(())
+}
+
+/// Every `alerts.evidence` array must parse before migration 14 moves them into their own
+/// table: a row that does not is reported, never reset to empty.
+fn evidence_arrays_parse(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT id, evidence FROM alerts ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get("id")?;
+        let evidence: String = r.get("evidence")?;
+        serde_json::from_str::<Vec<i64>>(&evidence)
+            .map_err(|e| StoreError::Corrupt(format!("alert {id} evidence {evidence:?}: {e}")))?;
     }
     Ok(())
 }
@@ -1167,7 +1197,11 @@ impl Store {
             };
             let mut stmt = conn.prepare(sql)?;
             let rows = stmt.query_map([limit as i64], alert_from_row)?;
-            rows.map(|r| r?).collect()
+            let mut out: Vec<AlertRecord> = rows.map(|r| r?).collect::<Result<_>>()?;
+            for rec in &mut out {
+                rec.alert.evidence = evidence_of(conn, rec.alert.id)?;
+            }
+            Ok(out)
         })
         .await
     }
@@ -1443,15 +1477,13 @@ pub(crate) fn apply_alert_change_tx(
             opened = Opened::Reopened;
         }
     }
-    let evidence = serde_json::to_string(&c.evidence.iter().map(|f| f.0).collect::<Vec<_>>())
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id = match (active, c.kind) {
         (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
             conn.execute(
                 "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
-                 raised_at, updated_at, summary, min_distance_m, evidence, device_id, late, possible,
+                 raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
                  closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?8, ?9)",
                 params![
                     c.order_id.map(|o| o.0),
                     c.case_id.map(|o| o.0),
@@ -1462,7 +1494,6 @@ pub(crate) fn apply_alert_change_tx(
                     c.at.0,
                     c.summary,
                     c.distance_m,
-                    evidence,
                     c.device.map(|d| d.0),
                     c.details.late,
                     c.details.possible,
@@ -1472,15 +1503,17 @@ pub(crate) fn apply_alert_change_tx(
                 ],
             )?;
             opened = Opened::New;
-            conn.last_insert_rowid()
+            let id = conn.last_insert_rowid();
+            add_evidence(conn, id, &c.evidence)?;
+            id
         }
         (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
             // Merge evidence, keep the closest distance; a resolved alert whose condition is
             // still active is reopened (its condition returned).
-            let (old_evidence, old_min, state): (String, Option<f64>, String) = conn.query_row(
-                "SELECT evidence, min_distance_m, state FROM alerts WHERE id = ?1",
+            let (old_min, state): (Option<f64>, String) = conn.query_row(
+                "SELECT min_distance_m, state FROM alerts WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get("min_distance_m")?, r.get("state")?)),
             )?;
             if state == AlertState::Resolved.as_str() && opened == Opened::No {
                 // Resolved by a person while the condition still held: it is back.
@@ -1502,27 +1535,20 @@ pub(crate) fn apply_alert_change_tx(
                 )?;
                 opened = Opened::Reopened;
             }
-            let mut ev: Vec<i64> = serde_json::from_str(&old_evidence).unwrap_or_default();
-            for f in &c.evidence {
-                if !ev.contains(&f.0) {
-                    ev.push(f.0);
-                }
-            }
-            let ev = serde_json::to_string(&ev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            add_evidence(conn, id, &c.evidence)?;
             let min = match (old_min, c.distance_m) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             conn.execute(
-                "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4, evidence = ?5,
-                 possible = ?6, closing_speed_mps = ?7, time_to_contact_s = ?8, heading_toward = ?9,
-                 severity = ?10, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
+                "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4,
+                 possible = ?5, closing_speed_mps = ?6, time_to_contact_s = ?7, heading_toward = ?8,
+                 severity = ?9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
                 params![
                     id,
                     c.at.0,
                     c.summary,
                     min,
-                    ev,
                     c.details.possible,
                     c.details.closing_speed_mps,
                     c.details.time_to_contact_s,
@@ -1550,16 +1576,40 @@ pub(crate) fn apply_alert_change_tx(
 }
 
 pub(crate) fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
-    conn.query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], alert_from_row)
+    let mut rec = conn
+        .query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], alert_from_row)
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?
+        .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))??;
+    rec.alert.evidence = evidence_of(conn, id)?;
+    Ok(rec)
+}
+
+/// Appends the fixes not yet among the alert's evidence, after the ones it has, in the order
+/// given.
+fn add_evidence(conn: &Connection, alert: i64, fixes: &[FixId]) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO alert_evidence (alert_id, position, fix_id)
+         VALUES (?1, (SELECT IFNULL(MAX(position) + 1, 0) FROM alert_evidence WHERE alert_id = ?1), ?2)",
+    )?;
+    for f in fixes {
+        insert.execute(params![alert, f.0])?;
+    }
+    Ok(())
+}
+
+/// An alert's evidence, in the order it was named.
+fn evidence_of(conn: &Connection, alert: AlertId) -> Result<Vec<FixId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT fix_id FROM alert_evidence WHERE alert_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([alert.0], |r| r.get::<_, i64>("fix_id"))?;
+    Ok(rows.map(|r| r.map(FixId)).collect::<rusqlite::Result<_>>()?)
 }
 
 fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
     let rule: String = r.get("rule")?;
     let severity: String = r.get("severity")?;
     let state: String = r.get("state")?;
-    let evidence: String = r.get("evidence")?;
     let order_id: Option<i64> = r.get("order_id")?;
     let case_id: Option<i64> = r.get("case_id")?;
     let protected: Option<i64> = r.get("protected_id")?;
@@ -1583,8 +1633,6 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
         heading_toward: r.get("heading_toward")?,
     };
     Ok((|| {
-        let ev: Vec<i64> = serde_json::from_str(&evidence)
-            .map_err(|e| StoreError::Corrupt(format!("alert {id} evidence: {e}")))?;
         Ok(AlertRecord {
             alert: Alert {
                 id: AlertId(id),
@@ -1597,7 +1645,8 @@ fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
                 updated_at: UnixMicros(updated_at),
                 summary,
                 min_distance_m,
-                evidence: ev.into_iter().map(FixId).collect(),
+                // Filled from `alert_evidence` by the caller (`load_alert`, `list_alerts`).
+                evidence: Vec::new(),
             },
             protected: protected.map(PersonId),
             zone: zone.map(ZoneId),

@@ -801,3 +801,62 @@ async fn the_data_directory_is_0700_and_the_database_files_0600() {
     assert_eq!(store.list_people().await.unwrap().len(), 1, "data kept");
     store.close();
 }
+
+/// Builds a database at schema version 13 (before alert evidence had its own table) with one
+/// alert whose evidence column holds `evidence`.
+fn database_at_version_13(dir: &std::path::Path, evidence: &str) {
+    let mut conn = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
+    for (i, sql) in crate::migrations::MIGRATIONS.iter().enumerate().take(13) {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(sql).unwrap();
+        tx.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        tx.commit().unwrap();
+    }
+    conn.execute(
+        "INSERT INTO alerts (rule, severity, state, condition_active, raised_at, updated_at, summary, evidence)
+         VALUES ('sos', 'critical', 'raised', 1, 1, 1, 's', ?1)",
+        [evidence],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn alert_evidence_moves_to_its_own_table_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    database_at_version_13(dir.path(), "[80,60,70]");
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = store.list_alerts(false, 10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].alert.evidence,
+        vec![FixId(80), FixId(60), FixId(70)]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn alert_evidence_that_does_not_parse_is_an_error_not_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    database_at_version_13(dir.path(), "[80, oops");
+    let err = Store::open(dir.path()).err().expect("a corrupt row must refuse the migration");
+    assert!(matches!(err, StoreError::Corrupt(ref m) if m.contains("alert 1")), "{err}");
+    // Nothing was migrated: the database is still at version 13 with its row as it was.
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, 13);
+    let ev: String = conn
+        .query_row("SELECT evidence FROM alerts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ev, "[80, oops");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_schema_newer_than_this_build_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let newer = crate::migrations::MIGRATIONS.len() as i64 + 1;
+    conn.pragma_update(None, "user_version", newer).unwrap();
+    drop(conn);
+    let err = Store::open(dir.path()).err().expect("a newer schema must be refused");
+    assert!(matches!(err, StoreError::SchemaTooNew { found, .. } if found == newer), "{err}");
+}
