@@ -18,14 +18,18 @@
 //!    subscribers (the engine), in commit order.
 
 mod alerting;
+#[cfg(test)]
+mod conformance;
 mod court;
 mod lifecycle;
 mod migrations;
 mod outbox;
+mod postgres;
 mod scans;
 mod sqlite;
 mod status;
 mod unknown_frames;
+mod writer;
 
 // The storage API, named item by item: a new public type is a decision, not an accident of a
 // glob re-export.
@@ -34,16 +38,16 @@ pub use alerting::{
     Task,
 };
 pub use court::{
-    CourtStep, CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord,
-    OrderVersionRecord, Petition, PetitionEvent, StepOutcome,
+    CourtStep, CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord, OrderVersionRecord,
+    Petition, PetitionEvent, StepOutcome,
 };
 pub use lifecycle::{AlertAction, NewAlertAction};
 pub use outbox::{AlertNotify, EscalationPolicy, OutboxItem};
 pub use scans::{NetworkScan, NewScan, ScanCell, ScanWifi};
 pub use sqlite::{
-    Account, AlertChange, AlertChangeKind, AlertDetails, AlertRecord, AuditRowError,
-    AuditSigner, Committed, DeviceRecord, FixOutcome, NewAccount, Opened, SAME_TIME_JUMP_M,
-    SYSTEM_ACTOR, Store, UnknownDevice, token_hash, write_head_file,
+    Account, AlertChange, AlertChangeKind, AlertDetails, AlertRecord, AuditRowError, AuditSigner,
+    Committed, DeviceRecord, FixOutcome, NewAccount, Opened, SAME_TIME_JUMP_M, SYSTEM_ACTOR, Store,
+    UnknownDevice, token_hash, write_head_file,
 };
 pub use status::DeviceHealth;
 pub use unknown_frames::{MAX_UNKNOWN_FRAME, UnknownFrame};
@@ -62,6 +66,14 @@ pub enum StoreError {
     InvalidReference(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The database cannot be reached (PostgreSQL down or restarting): nothing was stored.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// An operation the chosen backend does not have yet.
+    #[error("not supported: {0}")]
+    Unsupported(String),
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
     #[error("corrupt row: {0}")]

@@ -9,58 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+
+pub(crate) use crate::writer::AfterCommit;
+use crate::writer::{GroupBackend, QUEUE, WriteJob, writer_loop};
 
 mod accounts;
 pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount, write_head_file};
-
-/// How many queued jobs one group transaction takes at most.
-const MAX_GROUP: usize = 512;
-/// Capacity of the writer's queue; callers wait (backpressure) beyond it.
-const QUEUE: usize = 4096;
-
-/// A job for the writer thread.
-trait WriteJob: Send {
-    /// Runs inside a savepoint of the group transaction.
-    fn run(&mut self, conn: &Connection) -> Result<()>;
-    /// Called once the group's fate is known: `Ok` only after a successful commit.
-    fn finish(self: Box<Self>, outcome: Result<()>);
-}
-
-/// Runs after a successful commit, before the caller is answered.
-pub(crate) type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
-
-struct TypedJob<T, F> {
-    f: Option<F>,
-    out: Option<T>,
-    reply: oneshot::Sender<Result<T>>,
-    /// Runs after a successful commit, before the caller is answered.
-    after_commit: Option<AfterCommit<T>>,
-}
-
-impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for TypedJob<T, F> {
-    fn run(&mut self, conn: &Connection) -> Result<()> {
-        let f = self.f.take().ok_or(StoreError::Closed)?;
-        self.out = Some(f(conn)?);
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>, outcome: Result<()>) {
-        let this = *self;
-        let result = match (outcome, this.out) {
-            (Ok(()), Some(out)) => {
-                if let Some(hook) = this.after_commit {
-                    hook(&out);
-                }
-                Ok(out)
-            }
-            (Ok(()), None) => Err(StoreError::Closed),
-            (Err(e), _) => Err(e),
-        };
-        // The caller may have gone away (client disconnected); that is not an error here.
-        let _ = this.reply.send(result);
-    }
-}
 
 /// What one commit made durable, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -165,18 +120,18 @@ pub struct AlertRecord {
 /// A handle to the store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    path: PathBuf,
-    writer: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
-    writer_thread: Mutex<Option<JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
-    committed: Mutex<Vec<mpsc::UnboundedSender<Committed>>>,
+pub(crate) struct Inner {
+    pub(crate) backend: Backend,
+    pub(crate) writer: Mutex<Option<Writer>>,
+    pub(crate) writer_thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) committed: Mutex<Vec<mpsc::UnboundedSender<Committed>>>,
     /// Set by the writer when its last group failed for want of storage (disk full, I/O
-    /// error), cleared by the next group that commits cleanly; `/healthz` reports it.
-    writes_failing: Arc<AtomicBool>,
+    /// error, lost server), cleared by the next group that commits cleanly; `/healthz`
+    /// reports it.
+    pub(crate) writes_failing: Arc<AtomicBool>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -268,94 +223,62 @@ fn evidence_arrays_parse(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(
-    conn: Connection,
-    mut rx: mpsc::Receiver<Box<dyn WriteJob>>,
-    writes_failing: Arc<AtomicBool>,
-) {
-    let mut conn = conn;
-    while let Some(first) = rx.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        let healthy = run_group(&mut conn, group);
-        writes_failing.store(!healthy, Ordering::Relaxed);
-    }
-    tracing::info!("store writer stopped: queue closed and drained");
-}
+/// The SQLite side of group commit: the writer thread's own connection.
+struct SqliteWriter(Connection);
 
-/// A failure of the storage itself (full disk, I/O error), not of one job's data.
-fn storage_failure(e: &StoreError) -> bool {
-    use rusqlite::ErrorCode as C;
-    match e {
-        StoreError::Io(_) => true,
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
-            f.code,
-            C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly | C::DatabaseCorrupt
-        ),
-        _ => false,
-    }
-}
+impl GroupBackend for SqliteWriter {
+    type Conn = Connection;
 
-/// Runs one group in one transaction; `false` when the storage failed (the group's jobs, or
-/// some of them, were refused for it).
-fn run_group(conn: &mut Connection, group: Vec<Box<dyn WriteJob>>) -> bool {
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            let msg = e.to_string();
-            for job in group {
-                job.finish(Err(StoreError::Corrupt(format!("begin failed: {msg}"))));
-            }
-            return false;
-        }
-    };
-    let mut done: Vec<(Box<dyn WriteJob>, Result<()>)> = Vec::with_capacity(group.len());
-    for mut job in group {
-        let res = (|| -> Result<()> {
-            tx.execute_batch("SAVEPOINT job")?;
-            match job.run(&tx) {
-                Ok(()) => {
-                    tx.execute_batch("RELEASE job")?;
-                    Ok(())
-                }
-                Err(e) => {
-                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
-                    Err(e)
-                }
-            }
-        })();
-        done.push((job, res));
+    fn connection(&mut self) -> Result<&mut Connection> {
+        Ok(&mut self.0)
     }
-    let jobs_failed_for_storage = done
-        .iter()
-        .any(|(_, r)| r.as_ref().err().is_some_and(storage_failure));
-    match tx.commit() {
-        Ok(()) => {
-            metrics_commit(done.len());
-            for (job, res) in done {
-                job.finish(res);
-            }
-            !jobs_failed_for_storage
-        }
-        Err(e) => {
-            tracing::error!(error = %e, jobs = done.len(), "group commit failed; nothing acknowledged");
-            let msg = e.to_string();
-            for (job, _) in done {
-                job.finish(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
-            }
-            false
+
+    fn execute(conn: &mut Connection, sql: &str) -> Result<()> {
+        Ok(conn.execute_batch(sql)?)
+    }
+
+    fn storage_failure(e: &StoreError) -> bool {
+        use rusqlite::ErrorCode as C;
+        match e {
+            StoreError::Io(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly | C::DatabaseCorrupt
+            ),
+            _ => false,
         }
     }
 }
 
-fn metrics_commit(_jobs: usize) {
-    // Metrics are recorded by the server around store calls; the store stays free of a
-    // metrics dependency.
+/// The writer's queue, typed by the backend's connection.
+pub(crate) enum Writer {
+    Sqlite(mpsc::Sender<Box<dyn WriteJob<Connection>>>),
+    Postgres(mpsc::Sender<Box<dyn WriteJob<postgres::Client>>>),
+}
+
+impl Writer {
+    fn capacity(&self) -> usize {
+        match self {
+            Writer::Sqlite(s) => s.capacity(),
+            Writer::Postgres(s) => s.capacity(),
+        }
+    }
+}
+
+/// Which backend a store runs on, with what its readers need.
+pub(crate) enum Backend {
+    Sqlite {
+        path: PathBuf,
+        readers: Mutex<Vec<Connection>>,
+    },
+    Postgres(crate::postgres::Readers),
+}
+
+/// What a PostgreSQL store answers for an operation that has only a SQLite body so far.
+fn not_yet_on_postgres() -> StoreError {
+    StoreError::Unsupported(
+        "this operation is not implemented on the PostgreSQL backend yet (SQLite only)".into(),
+    )
 }
 
 impl Store {
@@ -368,18 +291,20 @@ impl Store {
         secure_files(dir, &path)?;
         let mut conn = open_connection(&path)?;
         migrate(&mut conn)?;
-        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob<Connection>>>(QUEUE);
         let writes_failing = Arc::new(AtomicBool::new(false));
         let flag = writes_failing.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, flag))?;
+            .spawn(move || writer_loop(SqliteWriter(conn), rx, flag))?;
         Ok(Store {
             inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(Some(tx)),
+                backend: Backend::Sqlite {
+                    path,
+                    readers: Mutex::new(Vec::new()),
+                },
+                writer: Mutex::new(Some(Writer::Sqlite(tx))),
                 writer_thread: Mutex::new(Some(handle)),
-                readers: Mutex::new(Vec::new()),
                 committed: Mutex::new(Vec::new()),
                 writes_failing,
             }),
@@ -392,8 +317,17 @@ impl Store {
         self.inner.writes_failing.load(Ordering::Relaxed)
     }
 
+    /// The SQLite database file; empty for a PostgreSQL store (it has no file here).
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        match &self.inner.backend {
+            Backend::Sqlite { path, .. } => path,
+            Backend::Postgres(_) => Path::new(""),
+        }
+    }
+
+    /// Whether this store runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner.backend, Backend::Postgres(_))
     }
 
     /// Number of write jobs waiting for the writer (a backlog indicator).
@@ -437,42 +371,40 @@ impl Store {
         }
     }
 
+    /// Runs `f` as one job of the SQLite writer's next group (see `writer.rs`).
     pub(crate) async fn write<T, F>(&self, f: F, after_commit: Option<AfterCommit<T>>) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let sender = self
-            .inner
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.clone())
-            .ok_or(StoreError::Closed)?;
-        let (reply, rx) = oneshot::channel();
-        let job: Box<dyn WriteJob> = Box::new(TypedJob {
-            f: Some(f),
-            out: None,
-            reply,
-            after_commit,
-        });
-        sender.send(job).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let sender = match self.inner.writer.lock().ok().as_deref() {
+            Some(Some(Writer::Sqlite(s))) => Some(s.clone()),
+            Some(Some(Writer::Postgres(_))) => return Err(not_yet_on_postgres()),
+            _ => None,
+        };
+        crate::writer::submit(sender, move |c: &mut Connection| f(c), after_commit).await
     }
 
+    /// Runs `f` on a SQLite reader connection on a blocking thread.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        if self.is_postgres() {
+            return Err(not_yet_on_postgres());
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = match inner.readers.lock().ok().and_then(|mut r| r.pop()) {
+            let Backend::Sqlite { path, readers } = &inner.backend else {
+                return Err(not_yet_on_postgres());
+            };
+            let conn = match readers.lock().ok().and_then(|mut r| r.pop()) {
                 Some(c) => c,
-                None => open_connection(&inner.path)?,
+                None => open_connection(path)?,
             };
             let out = f(&conn);
-            if let Ok(mut r) = inner.readers.lock()
+            if let Ok(mut r) = readers.lock()
                 && r.len() < 8
             {
                 r.push(conn);
@@ -541,8 +473,22 @@ impl Store {
                 }
             }
         });
-        let (fo, _, eo) = self
-            .write(
+        let (fo, _, eo) = if self.is_postgres() {
+            if !scans.is_empty() {
+                return Err(not_yet_on_postgres());
+            }
+            self.pg_write(
+                move |c| {
+                    let mut fixes = fixes;
+                    let f = crate::postgres::fixes::insert_fixes_tx(c, &mut fixes)?;
+                    let e = crate::postgres::fixes::insert_events_tx(c, &events)?;
+                    Ok((f, fixes, e))
+                },
+                Some(hook),
+            )
+            .await?
+        } else {
+            self.write(
                 move |conn| {
                     let mut fixes = fixes;
                     let f = insert_fixes_tx(conn, &mut fixes)?;
@@ -555,12 +501,18 @@ impl Store {
                 },
                 Some(hook),
             )
-            .await?;
+            .await?
+        };
         Ok((fo, eo.into_iter().map(|(new, _)| new).collect()))
     }
 
     /// Device events received at or after `since`, in store order.
     pub async fn events_received_since(&self, since: UnixMicros) -> Result<Vec<DeviceEvent>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::fixes::events_received_since(c, since))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, device_id, kind, device_time, received_time, lat, lon, code FROM device_events
@@ -574,6 +526,9 @@ impl Store {
 
     /// The latest fix (by device time) of every device.
     pub async fn latest_fixes(&self) -> Result<Vec<Fix>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::fixes::latest_fixes).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT f.* FROM fixes f JOIN (SELECT device_id, MAX(device_time) t FROM fixes GROUP BY device_id) m
@@ -597,6 +552,11 @@ impl Store {
     /// The latest fix (by device time, then store order) of any device `person` owns. One
     /// indexed lookup per device: the victim app asks for this every few seconds.
     pub async fn latest_fix_of_person(&self, person: PersonId) -> Result<Option<Fix>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::fixes::latest_fix_of_person(c, person))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT f.* FROM devices d
@@ -623,6 +583,13 @@ impl Store {
         time: UnixMicros,
         sound_only: bool,
     ) -> Result<Option<Fix>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| {
+                    crate::postgres::fixes::last_fix_before(c, device, time, sound_only)
+                })
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT * FROM fixes WHERE device_id = ?1 AND device_time <= ?2 AND (flags & ?3) = 0
@@ -650,6 +617,11 @@ impl Store {
 
     /// Fixes received at or after `since`, in store order (for rebuilding engine state).
     pub async fn fixes_received_since(&self, since: UnixMicros) -> Result<Vec<Fix>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::fixes::fixes_received_since(c, since))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM fixes WHERE received_time >= ?1 ORDER BY id")?;
@@ -667,6 +639,11 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<Fix>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::fixes::track(c, device, from, to, limit))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT * FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3
@@ -680,6 +657,9 @@ impl Store {
     }
 
     pub async fn count_fixes(&self) -> Result<i64> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::fixes::count_fixes).await;
+        }
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM fixes", [], |r| r.get(0))?))
             .await
     }
@@ -692,6 +672,14 @@ impl Store {
         display_name: String,
         now: UnixMicros,
     ) -> Result<Person> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::registry::create_person(c, role, display_name, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -710,6 +698,9 @@ impl Store {
     }
 
     pub async fn list_people(&self) -> Result<Vec<Person>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::registry::list_people).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT id, role, display_name FROM people ORDER BY id")?;
             let rows = stmt.query_map([], |r| {
@@ -735,6 +726,14 @@ impl Store {
     /// Sets (or replaces) a device's token, stored only as its SHA-256: the migration path for
     /// phones registered before the phone doors required one. `false` when no such device.
     pub async fn set_device_token(&self, device: DeviceId, token: String) -> Result<bool> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::registry::set_device_token(c, device, token),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let res = conn.execute(
@@ -765,6 +764,24 @@ impl Store {
         token: Option<String>,
         now: UnixMicros,
     ) -> Result<Device> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::registry::create_device(
+                            c,
+                            kind,
+                            protocol,
+                            hardware_id,
+                            owner,
+                            token,
+                            now,
+                        )
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 if let Some(o) = owner {
@@ -807,6 +824,9 @@ impl Store {
     }
 
     pub async fn list_devices(&self) -> Result<Vec<Device>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::registry::list_devices).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, kind, protocol, hardware_id, owner_id FROM devices ORDER BY id",
@@ -819,6 +839,11 @@ impl Store {
 
     /// Finds a device by the SHA-256 of its token.
     pub async fn device_by_token(&self, token: String) -> Result<Option<Device>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::registry::device_by_token(c, token))
+                .await;
+        }
         self.read(move |conn| {
             let hash = token_hash(&token);
             conn.query_row(
@@ -838,13 +863,20 @@ impl Store {
         protocol: Protocol,
         hardware_id: String,
     ) -> Result<Option<(Device, bool)>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| {
+                    crate::postgres::registry::device_by_hardware_id(c, protocol, hardware_id)
+                })
+                .await;
+        }
         self.read(move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT id, kind, protocol, hardware_id, owner_id, token_sha256 IS NOT NULL FROM devices
-                     WHERE protocol = ?1 AND hardware_id = ?2",
+                    "SELECT id, kind, protocol, hardware_id, owner_id, token_sha256 IS NOT NULL AS has_token
+                     FROM devices WHERE protocol = ?1 AND hardware_id = ?2",
                     params![protocol.as_str(), hardware_id],
-                    |r| Ok((device_from_row(r)?, r.get::<_, bool>(5)?)),
+                    |r| Ok((device_from_row(r)?, r.get::<_, bool>("has_token")?)),
                 )
                 .optional()?;
             match row {
@@ -857,6 +889,11 @@ impl Store {
 
     /// Checks a device token against the stored hash.
     pub async fn device_token_matches(&self, device: DeviceId, token: String) -> Result<bool> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::registry::device_token_matches(c, device, token))
+                .await;
+        }
         self.read(move |conn| {
             let stored: Option<Vec<u8>> = conn
                 .query_row(
@@ -880,6 +917,22 @@ impl Store {
         now: UnixMicros,
     ) -> Result<()> {
         let hardware_id: String = hardware_id.chars().take(64).collect();
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::registry::record_unknown_device(
+                            c,
+                            protocol,
+                            hardware_id,
+                            remote,
+                            now,
+                        )
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -896,6 +949,11 @@ impl Store {
     }
 
     pub async fn list_unknown_devices(&self) -> Result<Vec<UnknownDevice>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(crate::postgres::registry::list_unknown_devices)
+                .await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT protocol, hardware_id, first_seen, last_seen, attempts, last_remote
@@ -923,6 +981,18 @@ impl Store {
         protected: Vec<PersonId>,
         now: UnixMicros,
     ) -> Result<Case> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::registry::create_case(
+                            c, reference, offender, protected, now,
+                        )
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let role = person_role(conn, offender)?;
@@ -970,6 +1040,9 @@ impl Store {
     }
 
     pub async fn list_cases(&self) -> Result<Vec<Case>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::registry::list_cases).await;
+        }
         self.read(|conn| {
             let mut stmt =
                 conn.prepare("SELECT id, reference, offender_id FROM cases ORDER BY id")?;
@@ -1264,15 +1337,15 @@ fn insert_events_tx(conn: &Connection, events: &[DeviceEvent]) -> Result<Vec<(bo
 }
 
 fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
-    let id: i64 = r.get(0)?;
-    let device_id: i64 = r.get(1)?;
-    let kind: String = r.get(2)?;
-    let device_time: i64 = r.get(3)?;
-    let received_time: i64 = r.get(4)?;
-    let lat: Option<f64> = r.get(5)?;
-    let lon: Option<f64> = r.get(6)?;
+    let id: i64 = r.get("id")?;
+    let device_id: i64 = r.get("device_id")?;
+    let kind: String = r.get("kind")?;
+    let device_time: i64 = r.get("device_time")?;
+    let received_time: i64 = r.get("received_time")?;
+    let lat: Option<f64> = r.get("lat")?;
+    let lon: Option<f64> = r.get("lon")?;
     let code: Option<String> = r
-        .get::<_, String>(7)
+        .get::<_, String>("code")
         .map(|c| Some(c).filter(|c| !c.is_empty()))?;
     Ok((|| {
         let position = match (lat, lon) {
@@ -1291,6 +1364,37 @@ fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
             code,
         })
     })())
+}
+
+/// What a seq-less fix is, next to the stored fixes of its device and device second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum SameTime {
+    /// Same position as a stored one: a resend, acknowledged with that fix's id.
+    Resend(FixId),
+    /// Farther from one of them than anyone moves in a second: stored, flagged.
+    Implausible,
+    /// A sub-second burst, or the first fix of that second: stored as it is.
+    Plausible,
+}
+
+/// The same-second rule, decided once for both backends: `stored` is `(id, lat, lon,
+/// accuracy_m)` of the device's seq-less fixes at `f`'s device time.
+pub(crate) fn same_time_verdict(f: &Fix, stored: &[(i64, f64, f64, Option<f64>)]) -> SameTime {
+    let (lat, lon) = (f.position.lat(), f.position.lon());
+    if let Some((id, ..)) = stored.iter().find(|s| s.1 == lat && s.2 == lon) {
+        return SameTime::Resend(FixId(*id));
+    }
+    let own_acc = f.accuracy_m.unwrap_or(0.0).max(0.0);
+    let implausible = stored.iter().any(|&(_, a, b, acc)| {
+        LatLon::new(a, b).is_ok_and(|p| {
+            p.distance_m(&f.position) > SAME_TIME_JUMP_M + own_acc + acc.unwrap_or(0.0).max(0.0)
+        })
+    });
+    if implausible {
+        SameTime::Implausible
+    } else {
+        SameTime::Plausible
+    }
 }
 
 /// Two fixes of one device with the same device time and no sequence number that lie farther
@@ -1318,23 +1422,21 @@ fn insert_fixes_tx(conn: &Connection, fixes: &mut [Fix]) -> Result<Vec<FixOutcom
         if f.seq.is_none() {
             let stored: Vec<(i64, f64, f64, Option<f64>)> = same_time
                 .query_map(params![f.device_id.0, f.device_time.0], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((
+                        r.get("id")?,
+                        r.get("lat")?,
+                        r.get("lon")?,
+                        r.get("accuracy_m")?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let (lat, lon) = (f.position.lat(), f.position.lon());
-            if let Some((id, ..)) = stored.iter().find(|s| s.1 == lat && s.2 == lon) {
-                out.push(FixOutcome::Duplicate(FixId(*id)));
-                continue;
-            }
-            let own_acc = f.accuracy_m.unwrap_or(0.0).max(0.0);
-            let implausible = stored.iter().any(|&(_, a, b, acc)| {
-                LatLon::new(a, b).is_ok_and(|p| {
-                    p.distance_m(&f.position)
-                        > SAME_TIME_JUMP_M + own_acc + acc.unwrap_or(0.0).max(0.0)
-                })
-            });
-            if implausible {
-                f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT);
+            match same_time_verdict(f, &stored) {
+                SameTime::Resend(id) => {
+                    out.push(FixOutcome::Duplicate(id));
+                    continue;
+                }
+                SameTime::Implausible => f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT),
+                SameTime::Plausible => {}
             }
         }
         let n = insert.execute(params![
@@ -1603,7 +1705,9 @@ fn evidence_of(conn: &Connection, alert: AlertId) -> Result<Vec<FixId>> {
         "SELECT fix_id FROM alert_evidence WHERE alert_id = ?1 ORDER BY position",
     )?;
     let rows = stmt.query_map([alert.0], |r| r.get::<_, i64>("fix_id"))?;
-    Ok(rows.map(|r| r.map(FixId)).collect::<rusqlite::Result<_>>()?)
+    Ok(rows
+        .map(|r| r.map(FixId))
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
@@ -1692,11 +1796,11 @@ fn person_role(conn: &Connection, p: PersonId) -> Result<PersonRole> {
 }
 
 fn device_from_row(r: &Row) -> rusqlite::Result<Result<Device>> {
-    let id: i64 = r.get(0)?;
-    let kind: String = r.get(1)?;
-    let protocol: String = r.get(2)?;
-    let hardware_id: String = r.get(3)?;
-    let owner: Option<i64> = r.get(4)?;
+    let id: i64 = r.get("id")?;
+    let kind: String = r.get("kind")?;
+    let protocol: String = r.get("protocol")?;
+    let hardware_id: String = r.get("hardware_id")?;
+    let owner: Option<i64> = r.get("owner_id")?;
     Ok((|| {
         Ok(Device {
             id: DeviceId(id),
