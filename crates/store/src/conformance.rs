@@ -63,7 +63,11 @@ impl Place {
             Place::Sqlite(_) => None,
             Place::Postgres { base, schema } => {
                 let sep = if base.contains('?') { '&' } else { '?' };
-                Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+                // The schema's name as the session's application name too, so a test can find
+                // (and end) exactly its own sessions.
+                Some(format!(
+                    "{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+                ))
             }
         }
     }

@@ -66,7 +66,7 @@ pub enum StoreError {
     InvalidReference(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgresql error: {0}")]
+    #[error("postgresql error: {}", pg_message(.0))]
     Postgres(#[from] ::postgres::Error),
     /// The database cannot be reached (PostgreSQL down or restarting): nothing was stored.
     #[error("the database is unavailable: {0}")]
@@ -87,3 +87,15 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The server's own words for a PostgreSQL error (the driver's `Display` says only "db
+/// error"): severity, message and SQLSTATE, or the connection error and its cause.
+fn pg_message(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}

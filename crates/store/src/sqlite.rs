@@ -15,6 +15,7 @@ pub(crate) use crate::writer::AfterCommit;
 use crate::writer::{GroupBackend, QUEUE, WriteJob, writer_loop};
 
 mod accounts;
+pub(crate) use accounts::IndexedColumns;
 pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount, write_head_file};
 
 /// What one commit made durable, as published to subscribers.

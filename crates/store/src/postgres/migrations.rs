@@ -86,6 +86,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (protocol, hardware_id)
     );
     "#,
+    // 2: the hash-chained access log and its signed checkpoints (`audit.rs`).
+    super::audit::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

@@ -17,6 +17,7 @@
 //! - migrations are versioned in `bulwark_schema` and applied under an advisory lock, so
 //!   several nodes starting together migrate once; a newer schema is refused at open.
 
+pub(crate) mod audit;
 pub(crate) mod fixes;
 mod migrations;
 pub(crate) mod registry;
@@ -114,9 +115,9 @@ impl GroupBackend for PgWriter {
     }
 
     fn connection_failed(&mut self) {
-        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            self.client = None;
-        }
+        // The driver notices a dead socket only when it next uses it, so `is_closed` may
+        // still say no: after a failed BEGIN or COMMIT the session is not trusted again.
+        self.client = None;
     }
 }
 
@@ -130,6 +131,9 @@ impl Store {
         let mut config: Config = url
             .parse()
             .map_err(|e| StoreError::InvalidReference(format!("not a PostgreSQL URL ({e})")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("bulwark");
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -237,3 +241,6 @@ impl Store {
 pub(crate) fn sqlstate(e: &postgres::Error) -> Option<&postgres::error::SqlState> {
     e.code()
 }
+
+#[cfg(test)]
+mod tests;

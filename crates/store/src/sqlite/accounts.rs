@@ -85,7 +85,7 @@ pub fn write_head_file(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
 }
 
 /// The after-commit step that anchors a newly signed checkpoint outside the database.
-fn anchor_after_commit<T: 'static>(
+pub(crate) fn anchor_after_commit<T: 'static>(
     signer: Option<&AuditSigner>,
     checkpoint: fn(&T) -> Option<&Checkpoint>,
 ) -> Option<AfterCommit<T>> {
@@ -166,16 +166,19 @@ impl std::fmt::Display for AuditRowError {
 }
 
 /// The copies of record fields kept in their own columns for indexed queries.
-struct IndexedColumns {
-    seq: i64,
-    time: i64,
-    actor_id: i64,
-    action: String,
-    case_id: Option<i64>,
+pub(crate) struct IndexedColumns {
+    pub(crate) seq: i64,
+    pub(crate) time: i64,
+    pub(crate) actor_id: i64,
+    pub(crate) action: String,
+    pub(crate) case_id: Option<i64>,
 }
 
 impl IndexedColumns {
-    fn check(&self, rec: AuditRecord) -> std::result::Result<AuditRecord, AuditRowError> {
+    pub(crate) fn check(
+        &self,
+        rec: AuditRecord,
+    ) -> std::result::Result<AuditRecord, AuditRowError> {
         let e = &rec.entry;
         let wrong = [
             ("seq", self.seq != rec.seq as i64),
@@ -608,12 +611,19 @@ impl Store {
             signer.as_ref(),
             |(_, cp): &(Vec<AuditRecord>, Option<Checkpoint>)| cp.as_ref(),
         );
-        let (records, _) = self
-            .write(
+        let (records, _) = if self.is_postgres() {
+            self.pg_write(
+                move |c| crate::postgres::audit::append_tx(c, entries, now, signer.as_ref()),
+                anchor,
+            )
+            .await?
+        } else {
+            self.write(
                 move |conn| append_tx(conn, entries, now, signer.as_ref()),
                 anchor,
             )
-            .await?;
+            .await?
+        };
         Ok(records)
     }
 
@@ -629,6 +639,15 @@ impl Store {
             Some(&signer),
             |(_, head): &(Option<Checkpoint>, Option<Checkpoint>)| head.as_ref(),
         );
+        if self.is_postgres() {
+            let (new, _) = self
+                .pg_write(
+                    move |c| crate::postgres::audit::checkpoint_tx(c, &signer, now),
+                    anchor,
+                )
+                .await?;
+            return Ok(new);
+        }
         let (new, _) = self
             .write(
                 move |conn| {
@@ -721,6 +740,11 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, std::result::Result<AuditRecord, AuditRowError>)>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::audit::audit_records(c, after, limit))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT seq, time, actor_id, action, case_id, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -755,6 +779,13 @@ impl Store {
         except_actor: i64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| {
+                    crate::postgres::audit::audit_records_of_case(c, case, except_actor, limit)
+                })
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT record FROM audit_log WHERE case_id = ?1 AND actor_id != ?2 ORDER BY seq DESC LIMIT ?3",
@@ -775,6 +806,11 @@ impl Store {
 
     /// Every checkpoint, in order. Rows that do not decode are skipped and counted.
     pub async fn audit_checkpoints(&self) -> Result<(Vec<Checkpoint>, usize)> {
+        if self.is_postgres() {
+            return self
+                .pg_read(crate::postgres::audit::audit_checkpoints)
+                .await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT checkpoint FROM audit_checkpoints ORDER BY seq")?;
             let blobs = stmt
@@ -796,6 +832,7 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
     use super::*;
+    use crate::conformance::{Place, on_both_backends};
     use audit::{Actor, ActorKind, AuditAction, Outcome, Subject};
 
     fn entry(i: i64) -> AuditEntry {
@@ -831,8 +868,11 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due() {
+    on_both_backends!(
+        the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due,
+        flavor = "current_thread"
+    );
+    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due(place: Place) {
         let dir = tempfile::tempdir().unwrap();
         let head = dir.path().join("head.json");
         let signer = AuditSigner {
@@ -840,7 +880,7 @@ mod tests {
             every: 3,
             head_file: Some(head.clone()),
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         let t = UnixMicros::from_secs(10);
         let first = store
             .append_audit(vec![entry(1), entry(2)], t, Some(signer.clone()))
@@ -850,7 +890,7 @@ mod tests {
         store.close();
 
         // A fresh process resumes the chain from the last stored record.
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         let next = store
             .append_audit(vec![entry(3), entry(4)], t, Some(signer.clone()))
             .await
