@@ -88,6 +88,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
     // 2: the hash-chained access log and its signed checkpoints (`audit.rs`).
     super::audit::MIGRATION,
+    // 3: orders, their zones (with schedules) and order versions (`orders.rs`).
+    super::orders::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

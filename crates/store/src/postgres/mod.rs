@@ -20,6 +20,7 @@
 pub(crate) mod audit;
 pub(crate) mod fixes;
 mod migrations;
+pub(crate) mod orders;
 pub(crate) mod registry;
 
 use crate::sqlite::{Backend, Inner, Writer};

@@ -46,6 +46,14 @@ pub(crate) fn shape_from_text(s: &str) -> Result<ZoneShape> {
 impl Store {
     /// Stores an order with its zones (ids in `order` and its zones are ignored and assigned).
     pub async fn create_order(&self, order: Order, now: UnixMicros) -> Result<Order> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::orders::create_order(c, order, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 ensure_exists(conn, "cases", order.case_id.0, "case")?;
@@ -104,6 +112,14 @@ impl Store {
 
     /// Sets (or with `None` removes) a zone's schedule, stored as the server's JSON text.
     pub async fn set_zone_schedule(&self, zone: ZoneId, schedule: Option<String>) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::orders::set_zone_schedule(c, zone, schedule),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let n = conn.execute(
@@ -122,6 +138,9 @@ impl Store {
 
     /// Every zone that has a schedule, with its JSON text.
     pub async fn zone_schedules(&self) -> Result<Vec<(ZoneId, String)>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::orders::zone_schedules).await;
+        }
         self.read(|conn| {
             let mut stmt = conn
                 .prepare("SELECT id, schedule FROM zones WHERE schedule IS NOT NULL ORDER BY id")?;
@@ -132,6 +151,9 @@ impl Store {
     }
 
     pub async fn list_orders(&self) -> Result<Vec<Order>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::orders::list_orders).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, case_id, kind, valid_from, valid_to, no_approach_m, warning_m, disclosure_radius_m

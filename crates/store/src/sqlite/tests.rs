@@ -247,10 +247,12 @@ async fn alerts_deduplicate_by_key_and_clear() {
     assert_ne!(d.alert.id, a.alert.id);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn orders_round_trip_with_zones_and_references_are_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    orders_round_trip_with_zones_and_references_are_checked,
+    flavor = "current_thread"
+);
+async fn orders_round_trip_with_zones_and_references_are_checked(place: Place) {
+    let store = place.open();
     let now = UnixMicros::from_secs(1);
     let o = store
         .create_person(PersonRole::Offender, "O".into(), now)
