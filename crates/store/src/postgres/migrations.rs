@@ -90,6 +90,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::audit::MIGRATION,
     // 3: orders, their zones (with schedules) and order versions (`orders.rs`).
     super::orders::MIGRATION,
+    // 4: alerts keyed by episode, their evidence and action log (`alerts.rs`).
+    super::alerts::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

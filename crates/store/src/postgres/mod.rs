@@ -17,6 +17,7 @@
 //! - migrations are versioned in `bulwark_schema` and applied under an advisory lock, so
 //!   several nodes starting together migrate once; a newer schema is refused at open.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod fixes;
 mod migrations;

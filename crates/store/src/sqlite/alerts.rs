@@ -336,6 +336,17 @@ impl Store {
     /// alert instead of opening a second one, so a restart that replays recent fixes does not
     /// double-count an episode.
     pub async fn apply_alert_change(&self, change: AlertChange) -> Result<AlertRecord> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::alerts::apply_alert_change_tx(c, &change, None)
+                            .map(|(r, _)| r)
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| apply_alert_change_tx(conn, &change, None).map(|(r, _)| r),
             None,
@@ -351,6 +362,14 @@ impl Store {
         state: AlertState,
         now: UnixMicros,
     ) -> Result<AlertRecord> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::alerts::set_alert_state(c, id, state, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let n = conn.execute(
@@ -369,11 +388,21 @@ impl Store {
 
     /// One alert, or `NotFound`.
     pub async fn alert(&self, id: AlertId) -> Result<AlertRecord> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerts::load_alert(c, id))
+                .await;
+        }
         self.read(move |conn| load_alert(conn, id)).await
     }
 
     /// Alerts, newest first; `active_only` keeps those not yet resolved.
     pub async fn list_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerts::list_alerts(c, active_only, limit))
+                .await;
+        }
         self.read(move |conn| {
             let sql = if active_only {
                 "SELECT * FROM alerts WHERE state != 'resolved' ORDER BY updated_at DESC, id DESC LIMIT ?1"

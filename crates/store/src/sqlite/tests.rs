@@ -195,10 +195,12 @@ async fn concurrent_writers_are_group_committed_without_loss(place: Place) {
     assert_eq!(store.count_fixes().await.unwrap(), 200);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn alerts_deduplicate_by_key_and_clear() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    alerts_deduplicate_by_key_and_clear,
+    flavor = "current_thread"
+);
+async fn alerts_deduplicate_by_key_and_clear(place: Place) {
+    let store = place.open();
     let change = |kind, d: f64| AlertChange {
         order_id: None,
         case_id: None,
