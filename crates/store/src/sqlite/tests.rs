@@ -894,3 +894,28 @@ async fn a_schema_newer_than_this_build_is_refused_at_open() {
         "{err}"
     );
 }
+
+on_both_backends!(a_failing_job_fails_alone_and_its_neighbours_commit, flavor = "multi_thread", worker_threads = 2);
+async fn a_failing_job_fails_alone_and_its_neighbours_commit(place: Place) {
+    let store = place.open();
+    let (_, d) = setup(&store).await;
+    // Submitted together, so the writer takes many of them into one group; whichever group
+    // the bad one lands in, it is rolled back to its savepoint and nothing else is.
+    let mut tasks = Vec::new();
+    for i in 0..60i64 {
+        let s = store.clone();
+        let device = if i == 30 { DeviceId(9_999) } else { d.id };
+        tasks.push(tokio::spawn(async move {
+            s.insert_fixes(vec![fix(device, 2_000 + i, Some(i))]).await
+        }));
+    }
+    let mut failed = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if let Err(e) = t.await.unwrap() {
+            assert!(matches!(e, StoreError::InvalidReference(_)), "{e}");
+            failed.push(i);
+        }
+    }
+    assert_eq!(failed, vec![30]);
+    assert_eq!(store.count_fixes().await.unwrap(), 59);
+}
