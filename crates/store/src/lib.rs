@@ -1,12 +1,14 @@
-//! Durable storage for Bulwark.
+//! Durable storage for Bulwark: one API ([`Store`]), two backends.
 //!
-//! The embedded backend is SQLite in WAL mode with `synchronous=FULL`. All writes go through
-//! one dedicated writer thread that gathers whatever jobs are waiting into one transaction
-//! (group commit): one fsync serves many devices. A job's caller is answered only after the
+//! The embedded default is SQLite in WAL mode with `synchronous=FULL` ([`Store::open`]); the
+//! cluster's is PostgreSQL with `synchronous_commit = on` ([`Store::open_url`], see
+//! `postgres/mod.rs` for what it covers so far). On both, all writes go through one dedicated
+//! writer thread (`writer.rs`, written once) that gathers whatever jobs are waiting into one
+//! transaction (group commit): one fsync serves many devices. A job's caller is answered only after the
 //! transaction that holds its rows has committed, which is what lets the ingest doors
 //! acknowledge a fix only once it is durable.
 //!
-//! Reads use separate connections (WAL lets them run beside the writer) on blocking threads.
+//! Reads use separate connections (WAL, or PostgreSQL sessions) on blocking threads.
 //!
 //! **Durability guarantee**, step by step:
 //! 1. A caller submits a write job and waits.
