@@ -182,7 +182,8 @@ pub(crate) enum Backend {
         path: PathBuf,
         readers: Mutex<Vec<Connection>>,
     },
-    Postgres(crate::postgres::Readers),
+    /// Boxed: it holds the parsed connection settings, much larger than SQLite's path.
+    Postgres(Box<crate::postgres::Readers>),
 }
 
 /// What a PostgreSQL store answers for an operation that has only a SQLite body so far.

@@ -119,6 +119,9 @@ pub(crate) fn writer_loop<B: GroupBackend>(
     tracing::info!("store writer stopped: queue closed and drained");
 }
 
+/// A job of the group with its own outcome, before the group's commit.
+type Ran<C> = (Box<dyn WriteJob<C>>, Result<()>);
+
 /// Runs one group in one transaction; `false` when the storage failed (the group's jobs, or
 /// some of them, were refused for it).
 fn run_group<B: GroupBackend>(backend: &mut B, group: Vec<Box<dyn WriteJob<B::Conn>>>) -> bool {
@@ -137,7 +140,7 @@ fn run_group<B: GroupBackend>(backend: &mut B, group: Vec<Box<dyn WriteJob<B::Co
             return false;
         }
     };
-    let mut done: Vec<(Box<dyn WriteJob<B::Conn>>, Result<()>)> = Vec::with_capacity(group.len());
+    let mut done: Vec<Ran<B::Conn>> = Vec::with_capacity(group.len());
     for mut job in group {
         let res = (|| -> Result<()> {
             B::execute(conn, "SAVEPOINT job")?;

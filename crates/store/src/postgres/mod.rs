@@ -172,10 +172,10 @@ impl Store {
             .map_err(|_| StoreError::Unavailable("the store writer did not start".into()))??;
         Ok(Store {
             inner: Arc::new(Inner {
-                backend: Backend::Postgres(Readers {
+                backend: Backend::Postgres(Box::new(Readers {
                     config,
                     pool: Mutex::new(Vec::new()),
-                }),
+                })),
                 writer: Mutex::new(Some(Writer::Postgres(tx))),
                 writer_thread: Mutex::new(Some(handle)),
                 committed: Mutex::new(Vec::new()),

@@ -895,7 +895,11 @@ async fn a_schema_newer_than_this_build_is_refused_at_open() {
     );
 }
 
-on_both_backends!(a_failing_job_fails_alone_and_its_neighbours_commit, flavor = "multi_thread", worker_threads = 2);
+on_both_backends!(
+    a_failing_job_fails_alone_and_its_neighbours_commit,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
 async fn a_failing_job_fails_alone_and_its_neighbours_commit(place: Place) {
     let store = place.open();
     let (_, d) = setup(&store).await;
