@@ -92,6 +92,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::orders::MIGRATION,
     // 4: alerts keyed by episode, their evidence and action log (`alerts.rs`).
     super::alerts::MIGRATION,
+    // 5: raw frames kept before their ack (`unknown_frames.rs`).
+    super::unknown_frames::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the
