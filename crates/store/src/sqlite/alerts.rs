@@ -112,7 +112,7 @@ pub(crate) fn apply_alert_change_tx(
                     c.zone.map(|z| z.0),
                     c.device.map(|d| d.0)
                 ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get("id")?, r.get("cleared_at")?)),
             )
             .optional()?;
         if let Some((id, Some(cleared))) = previous

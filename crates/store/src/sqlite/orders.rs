@@ -144,7 +144,9 @@ impl Store {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare("SELECT id, schedule FROM zones WHERE schedule IS NOT NULL ORDER BY id")?;
-            let rows = stmt.query_map([], |r| Ok((ZoneId(r.get(0)?), r.get::<_, String>(1)?)))?;
+            let rows = stmt.query_map([], |r| {
+                Ok((ZoneId(r.get("id")?), r.get::<_, String>("schedule")?))
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -162,14 +164,14 @@ impl Store {
             let mut orders: Vec<Order> = stmt
                 .query_map([], |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Option<i64>>(4)?,
-                        r.get::<_, f64>(5)?,
-                        r.get::<_, f64>(6)?,
-                        r.get::<_, f64>(7)?,
+                        r.get::<_, i64>("id")?,
+                        r.get::<_, i64>("case_id")?,
+                        r.get::<_, String>("kind")?,
+                        r.get::<_, i64>("valid_from")?,
+                        r.get::<_, Option<i64>>("valid_to")?,
+                        r.get::<_, f64>("no_approach_m")?,
+                        r.get::<_, f64>("warning_m")?,
+                        r.get::<_, f64>("disclosure_radius_m")?,
                     ))
                 })?
                 .map(|r| {
@@ -191,11 +193,11 @@ impl Store {
                 conn.prepare("SELECT id, order_id, kind, label, shape FROM zones ORDER BY id")?;
             let zones = zstmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>("id")?,
+                    r.get::<_, i64>("order_id")?,
+                    r.get::<_, String>("kind")?,
+                    r.get::<_, String>("label")?,
+                    r.get::<_, String>("shape")?,
                 ))
             })?;
             for z in zones {

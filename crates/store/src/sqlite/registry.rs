@@ -97,9 +97,9 @@ impl Store {
             let mut stmt = conn.prepare("SELECT id, role, display_name FROM people ORDER BY id")?;
             let rows = stmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>("id")?,
+                    r.get::<_, String>("role")?,
+                    r.get::<_, String>("display_name")?,
                 ))
             })?;
             rows.map(|r| {
@@ -353,12 +353,12 @@ impl Store {
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(UnknownDevice {
-                    protocol: r.get(0)?,
-                    hardware_id: r.get(1)?,
-                    first_seen: UnixMicros(r.get(2)?),
-                    last_seen: UnixMicros(r.get(3)?),
-                    attempts: r.get(4)?,
-                    last_remote: r.get(5)?,
+                    protocol: r.get("protocol")?,
+                    hardware_id: r.get("hardware_id")?,
+                    first_seen: UnixMicros(r.get("first_seen")?),
+                    last_seen: UnixMicros(r.get("last_seen")?),
+                    attempts: r.get("attempts")?,
+                    last_remote: r.get("last_remote")?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -439,7 +439,9 @@ impl Store {
             let mut stmt =
                 conn.prepare("SELECT id, reference, offender_id FROM cases ORDER BY id")?;
             let cases: Vec<(i64, String, i64)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map([], |r| {
+                    Ok((r.get("id")?, r.get("reference")?, r.get("offender_id")?))
+                })?
                 .collect::<Result<_, _>>()?;
             let mut pstmt = conn.prepare(
                 "SELECT person_id FROM case_protected WHERE case_id = ?1 ORDER BY person_id",
@@ -448,7 +450,7 @@ impl Store {
                 .into_iter()
                 .map(|(id, reference, offender)| {
                     let protected = pstmt
-                        .query_map([id], |r| Ok(PersonId(r.get(0)?)))?
+                        .query_map([id], |r| Ok(PersonId(r.get("person_id")?)))?
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok(Case {
                         id: CaseId(id),
