@@ -104,17 +104,17 @@ const ACCOUNT_COLS: &str =
     "id, username, role, person_id, password_phc, totp_secret, totp_last_step, disabled_at";
 
 fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Account>> {
-    let role: String = r.get(2)?;
-    let disabled: Option<i64> = r.get(7)?;
+    let role: String = r.get("role")?;
+    let disabled: Option<i64> = r.get("disabled_at")?;
     Ok(match Role::parse(&role) {
         Some(role) => Ok(Account {
-            id: AccountId(r.get(0)?),
-            username: r.get(1)?,
+            id: AccountId(r.get("id")?),
+            username: r.get("username")?,
             role,
-            person: r.get::<_, Option<i64>>(3)?.map(PersonId),
-            password_phc: r.get(4)?,
-            totp_secret: r.get(5)?,
-            totp_last_step: r.get(6)?,
+            person: r.get::<_, Option<i64>>("person_id")?.map(PersonId),
+            password_phc: r.get("password_phc")?,
+            totp_secret: r.get("totp_secret")?,
+            totp_last_step: r.get("totp_last_step")?,
             disabled: disabled.is_some(),
         }),
         None => Err(StoreError::Corrupt(format!("unknown role {role:?}"))),
@@ -122,21 +122,21 @@ fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Account>> {
 }
 
 fn session_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<SessionRecord>> {
-    let hash: Vec<u8> = r.get(0)?;
-    let role: String = r.get(2)?;
+    let hash: Vec<u8> = r.get("token_hash")?;
+    let role: String = r.get("role")?;
     let (Ok(token_hash), Some(role)) = (<[u8; 32]>::try_from(hash.as_slice()), Role::parse(&role))
     else {
         return Ok(Err(StoreError::Corrupt("bad session row".into())));
     };
     Ok(Ok(SessionRecord {
         token_hash,
-        account: AccountId(r.get(1)?),
+        account: AccountId(r.get("account_id")?),
         role,
-        created_at: UnixMicros(r.get(3)?),
-        last_used_at: UnixMicros(r.get(4)?),
-        expires_at: UnixMicros(r.get(5)?),
-        idle_timeout_s: r.get(6)?,
-        revoked_at: r.get::<_, Option<i64>>(7)?.map(UnixMicros),
+        created_at: UnixMicros(r.get("created_at")?),
+        last_used_at: UnixMicros(r.get("last_used_at")?),
+        expires_at: UnixMicros(r.get("expires_at")?),
+        idle_timeout_s: r.get("idle_timeout_s")?,
+        revoked_at: r.get::<_, Option<i64>>("revoked_at")?.map(UnixMicros),
     }))
 }
 
@@ -392,10 +392,10 @@ impl Store {
                     [id.0],
                     |r| {
                         Ok(LoginThrottle {
-                            failures: r.get(0)?,
-                            lockouts: r.get(1)?,
-                            locked_until: r.get::<_, Option<i64>>(2)?.map(UnixMicros),
-                            last_failure: r.get::<_, Option<i64>>(3)?.map(UnixMicros),
+                            failures: r.get("failures")?,
+                            lockouts: r.get("lockouts")?,
+                            locked_until: r.get::<_, Option<i64>>("locked_until")?.map(UnixMicros),
+                            last_failure: r.get::<_, Option<i64>>("last_failure")?.map(UnixMicros),
                         })
                     },
                 )
@@ -585,8 +585,8 @@ impl Store {
             )?;
             let rows = stmt.query_map([account.0], |r| {
                 Ok(access::Dispatch {
-                    case: CaseId(r.get(0)?),
-                    expires_at: UnixMicros(r.get(1)?),
+                    case: CaseId(r.get("case_id")?),
+                    expires_at: UnixMicros(r.get("expires_at")?),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -750,15 +750,15 @@ impl Store {
                 "SELECT seq, time, actor_id, action, case_id, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
-                let seq: i64 = r.get(0)?;
+                let seq: i64 = r.get("seq")?;
                 let columns = IndexedColumns {
                     seq,
-                    time: r.get(1)?,
-                    actor_id: r.get(2)?,
-                    action: r.get(3)?,
-                    case_id: r.get(4)?,
+                    time: r.get("time")?,
+                    actor_id: r.get("actor_id")?,
+                    action: r.get("action")?,
+                    case_id: r.get("case_id")?,
                 };
-                let blob: Vec<u8> = r.get(5)?;
+                let blob: Vec<u8> = r.get("record")?;
                 let rec = AuditRecord::from_bytes(&blob)
                     .map_err(|e| AuditRowError::Undecodable(e.to_string()))
                     .and_then(|rec| columns.check(rec));
