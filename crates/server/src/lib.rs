@@ -28,7 +28,7 @@ use api::me;
 use http::{dto, error, hardening, web};
 use ingest::listeners;
 use live::ws;
-use privacy::accounts;
+use privacy::{accounts, auth};
 
 use axum::Router;
 use axum::extract::State;

@@ -222,7 +222,7 @@ fn notice_from_row(r: &Row) -> rusqlite::Result<NoticeRecord> {
     })
 }
 
-fn zones_to_text(zones: &[Zone]) -> String {
+pub(crate) fn zones_to_text(zones: &[Zone]) -> String {
     serde_json::Value::Array(
         zones
             .iter()

@@ -62,7 +62,13 @@ pub(crate) fn insert_action(
     let (summary, min_distance_m, condition_active) = conn.query_row(
         "SELECT summary, min_distance_m, condition_active FROM alert_actions WHERE id = ?1",
         [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| {
+            Ok((
+                r.get("summary")?,
+                r.get("min_distance_m")?,
+                r.get("condition_active")?,
+            ))
+        },
     )?;
     Ok(AlertAction {
         id,
@@ -179,7 +185,10 @@ impl Store {
         self.read(move |conn| {
             let mut stmt = conn.prepare("SELECT id, created_at FROM cases")?;
             let rows = stmt.query_map([], |r| {
-                Ok((CaseId(r.get(0)?), UnixMicros(r.get::<_, i64>(1)?)))
+                Ok((
+                    CaseId(r.get("id")?),
+                    UnixMicros(r.get::<_, i64>("created_at")?),
+                ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(StoreError::from)

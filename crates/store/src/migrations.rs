@@ -440,4 +440,25 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE alert_actions ADD COLUMN min_distance_m REAL;
     ALTER TABLE alert_actions ADD COLUMN condition_active INTEGER;
     "#,
+    // 14: alert evidence in its own table (issue 13): one row per fix, in the order the
+    // engine named them, instead of a JSON array in `alerts.evidence`. `migrate` refuses to
+    // run this when a stored array does not parse (`StoreError::Corrupt`), so nothing is
+    // silently reset; `json_each` moves the content, keeping the array's order.
+    r#"
+    CREATE TABLE alert_evidence (
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
+        position INTEGER NOT NULL,
+        fix_id INTEGER NOT NULL,
+        PRIMARY KEY (alert_id, fix_id)
+    );
+    CREATE UNIQUE INDEX alert_evidence_order ON alert_evidence(alert_id, position);
+    INSERT OR IGNORE INTO alert_evidence (alert_id, position, fix_id)
+        SELECT a.id, CAST(j.key AS INTEGER), CAST(j.value AS INTEGER)
+        FROM alerts a, json_each(a.evidence) j;
+    ALTER TABLE alerts DROP COLUMN evidence;
+    "#,
 ];
+
+/// The migration that moves `alerts.evidence` (a JSON array) into `alert_evidence`; before
+/// it runs, every stored array must parse.
+pub const EVIDENCE_TABLE_MIGRATION: usize = 14;

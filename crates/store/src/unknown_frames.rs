@@ -30,6 +30,14 @@ impl Store {
     pub async fn insert_unknown_frame(&self, mut frame: UnknownFrame) -> Result<i64> {
         frame.bytes.truncate(MAX_UNKNOWN_FRAME);
         frame.note = frame.note.chars().take(500).collect();
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::unknown_frames::insert(c, &frame),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let n = conn.execute(
@@ -71,6 +79,11 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<UnknownFrame>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::unknown_frames::list(c, device, from, to, limit))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, device_id, protocol, received_time, bytes, note FROM unknown_frames
@@ -80,12 +93,12 @@ impl Store {
             let rows = stmt
                 .query_map(params![device.0, from.0, to.0, limit as i64], |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>("id")?,
+                        r.get::<_, i64>("device_id")?,
+                        r.get::<_, String>("protocol")?,
+                        r.get::<_, i64>("received_time")?,
+                        r.get::<_, Vec<u8>>("bytes")?,
+                        r.get::<_, String>("note")?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -105,5 +118,82 @@ impl Store {
                 .collect()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
+    use super::*;
+    use crate::conformance::{Place, on_both_backends};
+    use domain::{DeviceKind, PersonRole};
+
+    on_both_backends!(
+        raw_frames_are_stored_truncated_and_read_by_window,
+        flavor = "current_thread"
+    );
+    async fn raw_frames_are_stored_truncated_and_read_by_window(place: Place) {
+        let store = place.open();
+        let now = UnixMicros::from_secs(1);
+        let p = store
+            .create_person(PersonRole::Offender, "O".into(), now)
+            .await
+            .unwrap();
+        let d = store
+            .create_device(
+                DeviceKind::AnkleMonitor,
+                Protocol::Gt06,
+                "imei".into(),
+                Some(p.id),
+                None,
+                now,
+            )
+            .await
+            .unwrap();
+        let frame = |t: i64, len: usize| UnknownFrame {
+            id: None,
+            device_id: d.id,
+            protocol: Protocol::Gt06,
+            received_time: UnixMicros::from_secs(t),
+            bytes: vec![0x78; len],
+            note: "n".repeat(600),
+        };
+        let a = store.insert_unknown_frame(frame(10, 8)).await.unwrap();
+        store
+            .insert_unknown_frame(frame(20, MAX_UNKNOWN_FRAME + 10))
+            .await
+            .unwrap();
+        let err = store
+            .insert_unknown_frame(UnknownFrame {
+                device_id: DeviceId(9_999),
+                ..frame(30, 8)
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
+        let got = store
+            .unknown_frames(
+                d.id,
+                UnixMicros::from_secs(0),
+                UnixMicros::from_secs(100),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].id, Some(a));
+        assert_eq!(got[0].bytes, vec![0x78; 8]);
+        assert_eq!(got[1].bytes.len(), MAX_UNKNOWN_FRAME, "truncated");
+        assert_eq!(got[1].note.chars().count(), 500, "note cut");
+        let later = store
+            .unknown_frames(
+                d.id,
+                UnixMicros::from_secs(15),
+                UnixMicros::from_secs(100),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1);
     }
 }

@@ -85,7 +85,7 @@ pub fn write_head_file(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
 }
 
 /// The after-commit step that anchors a newly signed checkpoint outside the database.
-fn anchor_after_commit<T: 'static>(
+pub(crate) fn anchor_after_commit<T: 'static>(
     signer: Option<&AuditSigner>,
     checkpoint: fn(&T) -> Option<&Checkpoint>,
 ) -> Option<AfterCommit<T>> {
@@ -104,17 +104,17 @@ const ACCOUNT_COLS: &str =
     "id, username, role, person_id, password_phc, totp_secret, totp_last_step, disabled_at";
 
 fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Account>> {
-    let role: String = r.get(2)?;
-    let disabled: Option<i64> = r.get(7)?;
+    let role: String = r.get("role")?;
+    let disabled: Option<i64> = r.get("disabled_at")?;
     Ok(match Role::parse(&role) {
         Some(role) => Ok(Account {
-            id: AccountId(r.get(0)?),
-            username: r.get(1)?,
+            id: AccountId(r.get("id")?),
+            username: r.get("username")?,
             role,
-            person: r.get::<_, Option<i64>>(3)?.map(PersonId),
-            password_phc: r.get(4)?,
-            totp_secret: r.get(5)?,
-            totp_last_step: r.get(6)?,
+            person: r.get::<_, Option<i64>>("person_id")?.map(PersonId),
+            password_phc: r.get("password_phc")?,
+            totp_secret: r.get("totp_secret")?,
+            totp_last_step: r.get("totp_last_step")?,
             disabled: disabled.is_some(),
         }),
         None => Err(StoreError::Corrupt(format!("unknown role {role:?}"))),
@@ -122,21 +122,21 @@ fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Account>> {
 }
 
 fn session_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<SessionRecord>> {
-    let hash: Vec<u8> = r.get(0)?;
-    let role: String = r.get(2)?;
+    let hash: Vec<u8> = r.get("token_hash")?;
+    let role: String = r.get("role")?;
     let (Ok(token_hash), Some(role)) = (<[u8; 32]>::try_from(hash.as_slice()), Role::parse(&role))
     else {
         return Ok(Err(StoreError::Corrupt("bad session row".into())));
     };
     Ok(Ok(SessionRecord {
         token_hash,
-        account: AccountId(r.get(1)?),
+        account: AccountId(r.get("account_id")?),
         role,
-        created_at: UnixMicros(r.get(3)?),
-        last_used_at: UnixMicros(r.get(4)?),
-        expires_at: UnixMicros(r.get(5)?),
-        idle_timeout_s: r.get(6)?,
-        revoked_at: r.get::<_, Option<i64>>(7)?.map(UnixMicros),
+        created_at: UnixMicros(r.get("created_at")?),
+        last_used_at: UnixMicros(r.get("last_used_at")?),
+        expires_at: UnixMicros(r.get("expires_at")?),
+        idle_timeout_s: r.get("idle_timeout_s")?,
+        revoked_at: r.get::<_, Option<i64>>("revoked_at")?.map(UnixMicros),
     }))
 }
 
@@ -166,16 +166,19 @@ impl std::fmt::Display for AuditRowError {
 }
 
 /// The copies of record fields kept in their own columns for indexed queries.
-struct IndexedColumns {
-    seq: i64,
-    time: i64,
-    actor_id: i64,
-    action: String,
-    case_id: Option<i64>,
+pub(crate) struct IndexedColumns {
+    pub(crate) seq: i64,
+    pub(crate) time: i64,
+    pub(crate) actor_id: i64,
+    pub(crate) action: String,
+    pub(crate) case_id: Option<i64>,
 }
 
 impl IndexedColumns {
-    fn check(&self, rec: AuditRecord) -> std::result::Result<AuditRecord, AuditRowError> {
+    pub(crate) fn check(
+        &self,
+        rec: AuditRecord,
+    ) -> std::result::Result<AuditRecord, AuditRowError> {
         let e = &rec.entry;
         let wrong = [
             ("seq", self.seq != rec.seq as i64),
@@ -389,10 +392,10 @@ impl Store {
                     [id.0],
                     |r| {
                         Ok(LoginThrottle {
-                            failures: r.get(0)?,
-                            lockouts: r.get(1)?,
-                            locked_until: r.get::<_, Option<i64>>(2)?.map(UnixMicros),
-                            last_failure: r.get::<_, Option<i64>>(3)?.map(UnixMicros),
+                            failures: r.get("failures")?,
+                            lockouts: r.get("lockouts")?,
+                            locked_until: r.get::<_, Option<i64>>("locked_until")?.map(UnixMicros),
+                            last_failure: r.get::<_, Option<i64>>("last_failure")?.map(UnixMicros),
                         })
                     },
                 )
@@ -582,8 +585,8 @@ impl Store {
             )?;
             let rows = stmt.query_map([account.0], |r| {
                 Ok(access::Dispatch {
-                    case: CaseId(r.get(0)?),
-                    expires_at: UnixMicros(r.get(1)?),
+                    case: CaseId(r.get("case_id")?),
+                    expires_at: UnixMicros(r.get("expires_at")?),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -608,12 +611,19 @@ impl Store {
             signer.as_ref(),
             |(_, cp): &(Vec<AuditRecord>, Option<Checkpoint>)| cp.as_ref(),
         );
-        let (records, _) = self
-            .write(
+        let (records, _) = if self.is_postgres() {
+            self.pg_write(
+                move |c| crate::postgres::audit::append_tx(c, entries, now, signer.as_ref()),
+                anchor,
+            )
+            .await?
+        } else {
+            self.write(
                 move |conn| append_tx(conn, entries, now, signer.as_ref()),
                 anchor,
             )
-            .await?;
+            .await?
+        };
         Ok(records)
     }
 
@@ -629,6 +639,15 @@ impl Store {
             Some(&signer),
             |(_, head): &(Option<Checkpoint>, Option<Checkpoint>)| head.as_ref(),
         );
+        if self.is_postgres() {
+            let (new, _) = self
+                .pg_write(
+                    move |c| crate::postgres::audit::checkpoint_tx(c, &signer, now),
+                    anchor,
+                )
+                .await?;
+            return Ok(new);
+        }
         let (new, _) = self
             .write(
                 move |conn| {
@@ -721,20 +740,25 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, std::result::Result<AuditRecord, AuditRowError>)>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::audit::audit_records(c, after, limit))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT seq, time, actor_id, action, case_id, record FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
-                let seq: i64 = r.get(0)?;
+                let seq: i64 = r.get("seq")?;
                 let columns = IndexedColumns {
                     seq,
-                    time: r.get(1)?,
-                    actor_id: r.get(2)?,
-                    action: r.get(3)?,
-                    case_id: r.get(4)?,
+                    time: r.get("time")?,
+                    actor_id: r.get("actor_id")?,
+                    action: r.get("action")?,
+                    case_id: r.get("case_id")?,
                 };
-                let blob: Vec<u8> = r.get(5)?;
+                let blob: Vec<u8> = r.get("record")?;
                 let rec = AuditRecord::from_bytes(&blob)
                     .map_err(|e| AuditRowError::Undecodable(e.to_string()))
                     .and_then(|rec| columns.check(rec));
@@ -755,6 +779,13 @@ impl Store {
         except_actor: i64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| {
+                    crate::postgres::audit::audit_records_of_case(c, case, except_actor, limit)
+                })
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT record FROM audit_log WHERE case_id = ?1 AND actor_id != ?2 ORDER BY seq DESC LIMIT ?3",
@@ -775,6 +806,11 @@ impl Store {
 
     /// Every checkpoint, in order. Rows that do not decode are skipped and counted.
     pub async fn audit_checkpoints(&self) -> Result<(Vec<Checkpoint>, usize)> {
+        if self.is_postgres() {
+            return self
+                .pg_read(crate::postgres::audit::audit_checkpoints)
+                .await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT checkpoint FROM audit_checkpoints ORDER BY seq")?;
             let blobs = stmt
@@ -796,6 +832,7 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
     use super::*;
+    use crate::conformance::{Place, on_both_backends};
     use audit::{Actor, ActorKind, AuditAction, Outcome, Subject};
 
     fn entry(i: i64) -> AuditEntry {
@@ -831,8 +868,11 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due() {
+    on_both_backends!(
+        the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due,
+        flavor = "current_thread"
+    );
+    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due(place: Place) {
         let dir = tempfile::tempdir().unwrap();
         let head = dir.path().join("head.json");
         let signer = AuditSigner {
@@ -840,7 +880,7 @@ mod tests {
             every: 3,
             head_file: Some(head.clone()),
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         let t = UnixMicros::from_secs(10);
         let first = store
             .append_audit(vec![entry(1), entry(2)], t, Some(signer.clone()))
@@ -850,7 +890,7 @@ mod tests {
         store.close();
 
         // A fresh process resumes the chain from the last stored record.
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         let next = store
             .append_audit(vec![entry(3), entry(4)], t, Some(signer.clone()))
             .await

@@ -1,4 +1,5 @@
 use super::*;
+use crate::conformance::{Place, on_both_backends};
 
 fn fix(device: DeviceId, t: i64, seq: Option<i64>) -> Fix {
     Fix {
@@ -37,12 +38,14 @@ async fn setup(store: &Store) -> (Person, Device) {
     (p, d)
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn fixes_survive_reopen_and_resends_are_not_stored_twice() {
-    let dir = tempfile::tempdir().unwrap();
+on_both_backends!(
+    fixes_survive_reopen_and_resends_are_not_stored_twice,
+    flavor = "current_thread"
+);
+async fn fixes_survive_reopen_and_resends_are_not_stored_twice(place: Place) {
     let device;
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         let (_, d) = setup(&store).await;
         device = d.id;
         let out = store
@@ -56,7 +59,7 @@ async fn fixes_survive_reopen_and_resends_are_not_stored_twice() {
         assert!(out.iter().all(|o| matches!(o, FixOutcome::Stored(_))));
         store.close();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = place.open();
     assert_eq!(store.count_fixes().await.unwrap(), 3);
     // The same batch again: every fix is recognised as a duplicate, with its original id.
     let again = store
@@ -77,10 +80,12 @@ async fn fixes_survive_reopen_and_resends_are_not_stored_twice() {
     assert_eq!(latest[0].device_time, UnixMicros::from_secs(30));
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_batch_with_an_unknown_device_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    a_batch_with_an_unknown_device_stores_nothing,
+    flavor = "current_thread"
+);
+async fn a_batch_with_an_unknown_device_stores_nothing(place: Place) {
+    let store = place.open();
     let (_, d) = setup(&store).await;
     let err = store
         .insert_fixes(vec![fix(d.id, 10, None), fix(DeviceId(999), 11, None)])
@@ -90,10 +95,12 @@ async fn a_batch_with_an_unknown_device_stores_nothing() {
     assert_eq!(store.count_fixes().await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn committed_fixes_are_published_once_with_ids_in_commit_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    committed_fixes_are_published_once_with_ids_in_commit_order,
+    flavor = "current_thread"
+);
+async fn committed_fixes_are_published_once_with_ids_in_commit_order(place: Place) {
+    let store = place.open();
     let mut sub = store.subscribe_committed();
     let (_, d) = setup(&store).await;
     let a = store.insert_fixes(vec![fix(d.id, 1, None)]).await.unwrap();
@@ -106,10 +113,12 @@ async fn committed_fixes_are_published_once_with_ids_in_commit_order() {
     assert!(sub.try_recv().is_err());
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_fix_at_a_stored_device_time_elsewhere_is_kept_and_a_far_one_flagged() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    a_fix_at_a_stored_device_time_elsewhere_is_kept_and_a_far_one_flagged,
+    flavor = "current_thread"
+);
+async fn a_fix_at_a_stored_device_time_elsewhere_is_kept_and_a_far_one_flagged(place: Place) {
+    let store = place.open();
     let mut sub = store.subscribe_committed();
     let (_, d) = setup(&store).await;
     let first = fix(d.id, 100, None);
@@ -165,10 +174,13 @@ async fn a_fix_at_a_stored_device_time_elsewhere_is_kept_and_a_far_one_flagged()
     assert!(sub.try_recv().is_err(), "resends are not published");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_are_group_committed_without_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    concurrent_writers_are_group_committed_without_loss,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn concurrent_writers_are_group_committed_without_loss(place: Place) {
+    let store = place.open();
     let (_, d) = setup(&store).await;
     let mut tasks = Vec::new();
     for i in 0..200i64 {
@@ -183,10 +195,12 @@ async fn concurrent_writers_are_group_committed_without_loss() {
     assert_eq!(store.count_fixes().await.unwrap(), 200);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn alerts_deduplicate_by_key_and_clear() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    alerts_deduplicate_by_key_and_clear,
+    flavor = "current_thread"
+);
+async fn alerts_deduplicate_by_key_and_clear(place: Place) {
+    let store = place.open();
     let change = |kind, d: f64| AlertChange {
         order_id: None,
         case_id: None,
@@ -235,10 +249,12 @@ async fn alerts_deduplicate_by_key_and_clear() {
     assert_ne!(d.alert.id, a.alert.id);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn orders_round_trip_with_zones_and_references_are_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    orders_round_trip_with_zones_and_references_are_checked,
+    flavor = "current_thread"
+);
+async fn orders_round_trip_with_zones_and_references_are_checked(place: Place) {
+    let store = place.open();
     let now = UnixMicros::from_secs(1);
     let o = store
         .create_person(PersonRole::Offender, "O".into(), now)
@@ -293,10 +309,9 @@ async fn orders_round_trip_with_zones_and_references_are_checked() {
     assert_eq!(store.list_cases().await.unwrap(), vec![case]);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn device_tokens_and_unknown_devices() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(device_tokens_and_unknown_devices, flavor = "current_thread");
+async fn device_tokens_and_unknown_devices(place: Place) {
+    let store = place.open();
     let (_, d) = setup(&store).await;
     assert_eq!(
         store
@@ -353,10 +368,12 @@ async fn device_tokens_and_unknown_devices() {
     ));
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn events_are_stored_once_and_published_with_fixes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    events_are_stored_once_and_published_with_fixes,
+    flavor = "current_thread"
+);
+async fn events_are_stored_once_and_published_with_fixes(place: Place) {
+    let store = place.open();
     let mut sub = store.subscribe_committed();
     let (_, d) = setup(&store).await;
     let sos = DeviceEvent {
@@ -691,10 +708,14 @@ async fn a_condition_that_returns_within_the_window_reopens_its_alert() {
     assert_ne!(d.alert.id, c.alert.id);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+on_both_backends!(
+    the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store_order,
+    flavor = "current_thread"
+);
+async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store_order(
+    place: Place,
+) {
+    let store = place.open();
     let (p, ankle) = setup(&store).await;
     assert!(store.latest_fix_of_person(p.id).await.unwrap().is_none());
     let watch = store
@@ -800,4 +821,105 @@ async fn the_data_directory_is_0700_and_the_database_files_0600() {
     }
     assert_eq!(store.list_people().await.unwrap().len(), 1, "data kept");
     store.close();
+}
+
+/// Builds a database at schema version 13 (before alert evidence had its own table) with one
+/// alert whose evidence column holds `evidence`.
+fn database_at_version_13(dir: &std::path::Path, evidence: &str) {
+    let mut conn = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
+    for (i, sql) in crate::migrations::MIGRATIONS.iter().enumerate().take(13) {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(sql).unwrap();
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    conn.execute(
+        "INSERT INTO alerts (rule, severity, state, condition_active, raised_at, updated_at, summary, evidence)
+         VALUES ('sos', 'critical', 'raised', 1, 1, 1, 's', ?1)",
+        [evidence],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn alert_evidence_moves_to_its_own_table_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    database_at_version_13(dir.path(), "[80,60,70]");
+    let store = Store::open(dir.path()).unwrap();
+    let alerts = store.list_alerts(false, 10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].alert.evidence,
+        vec![FixId(80), FixId(60), FixId(70)]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn alert_evidence_that_does_not_parse_is_an_error_not_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    database_at_version_13(dir.path(), "[80, oops");
+    let err = Store::open(dir.path())
+        .err()
+        .expect("a corrupt row must refuse the migration");
+    assert!(
+        matches!(err, StoreError::Corrupt(ref m) if m.contains("alert 1")),
+        "{err}"
+    );
+    // Nothing was migrated: the database is still at version 13 with its row as it was.
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 13);
+    let ev: String = conn
+        .query_row("SELECT evidence FROM alerts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ev, "[80, oops");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_schema_newer_than_this_build_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let newer = crate::migrations::MIGRATIONS.len() as i64 + 1;
+    conn.pragma_update(None, "user_version", newer).unwrap();
+    drop(conn);
+    let err = Store::open(dir.path())
+        .err()
+        .expect("a newer schema must be refused");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found, .. } if found == newer),
+        "{err}"
+    );
+}
+
+on_both_backends!(
+    a_failing_job_fails_alone_and_its_neighbours_commit,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn a_failing_job_fails_alone_and_its_neighbours_commit(place: Place) {
+    let store = place.open();
+    let (_, d) = setup(&store).await;
+    // Submitted together, so the writer takes many of them into one group; whichever group
+    // the bad one lands in, it is rolled back to its savepoint and nothing else is.
+    let mut tasks = Vec::new();
+    for i in 0..60i64 {
+        let s = store.clone();
+        let device = if i == 30 { DeviceId(9_999) } else { d.id };
+        tasks.push(tokio::spawn(async move {
+            s.insert_fixes(vec![fix(device, 2_000 + i, Some(i))]).await
+        }));
+    }
+    let mut failed = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if let Err(e) = t.await.unwrap() {
+            assert!(matches!(e, StoreError::InvalidReference(_)), "{e}");
+            failed.push(i);
+        }
+    }
+    assert_eq!(failed, vec![30]);
+    assert_eq!(store.count_fixes().await.unwrap(), 59);
 }

@@ -1,0 +1,345 @@
+//! Alerts on PostgreSQL, keyed by episode (order, rule, person, zone, device) as on SQLite:
+//! a raise or update of an open episode updates its alert, a clear closes it, a condition
+//! that returns within the reopen window reopens it with a `reopened` action row; evidence
+//! is appended to `alert_evidence` in the order named.
+//!
+//! Two nodes may handle one episode only during a partition takeover; the episode lookup
+//! takes a transaction advisory lock on the episode key first, so they cannot both open it.
+
+use crate::sqlite::{
+    AlertChange, AlertChangeKind, AlertDetails, AlertRecord, Opened, SYSTEM_ACTOR, parse_col,
+};
+use crate::{Result, StoreError};
+use domain::*;
+use postgres::{Client, Row};
+
+/// First key of the per-episode advisory lock (the second is a hash of the episode key).
+const EPISODE_LOCK: i32 = 3;
+
+pub(crate) const MIGRATION: &str = r#"
+    CREATE TABLE alerts (
+        id BIGSERIAL PRIMARY KEY,
+        order_id BIGINT REFERENCES orders(id),
+        case_id BIGINT REFERENCES cases(id),
+        rule TEXT NOT NULL,
+        protected_id BIGINT,
+        zone_id BIGINT,
+        severity TEXT NOT NULL,
+        state TEXT NOT NULL,
+        condition_active BOOLEAN NOT NULL,
+        raised_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        cleared_at BIGINT,
+        summary TEXT NOT NULL,
+        min_distance_m DOUBLE PRECISION,
+        device_id BIGINT,
+        late BOOLEAN NOT NULL DEFAULT false,
+        possible BOOLEAN NOT NULL DEFAULT false,
+        closing_speed_mps DOUBLE PRECISION,
+        time_to_contact_s DOUBLE PRECISION,
+        heading_toward BOOLEAN,
+        escalation_level BIGINT NOT NULL DEFAULT 0,
+        escalated_at BIGINT,
+        reopened_at BIGINT,
+        raise_summary TEXT,
+        raise_distance_m DOUBLE PRECISION
+    );
+    CREATE INDEX alerts_open ON alerts(order_id, rule, protected_id, zone_id) WHERE condition_active;
+    CREATE TABLE alert_evidence (
+        alert_id BIGINT NOT NULL REFERENCES alerts(id),
+        position BIGINT NOT NULL,
+        fix_id BIGINT NOT NULL,
+        PRIMARY KEY (alert_id, fix_id)
+    );
+    CREATE UNIQUE INDEX alert_evidence_order ON alert_evidence(alert_id, position);
+    CREATE TABLE alert_actions (
+        id BIGSERIAL PRIMARY KEY,
+        alert_id BIGINT NOT NULL REFERENCES alerts(id),
+        at BIGINT NOT NULL,
+        actor_account_id BIGINT NOT NULL,
+        actor_role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        cause TEXT,
+        note TEXT,
+        summary TEXT,
+        min_distance_m DOUBLE PRECISION,
+        condition_active BOOLEAN
+    );
+    CREATE INDEX alert_actions_alert ON alert_actions(alert_id, at);
+"#;
+
+const EPISODE: &str =
+    "order_id IS NOT DISTINCT FROM $1 AND rule = $2 AND protected_id IS NOT DISTINCT FROM $3
+     AND zone_id IS NOT DISTINCT FROM $4 AND device_id IS NOT DISTINCT FROM $5";
+
+fn alert_from_row(r: &Row) -> Result<AlertRecord> {
+    Ok(AlertRecord {
+        alert: Alert {
+            id: AlertId(r.try_get("id")?),
+            order_id: r.try_get::<_, Option<i64>>("order_id")?.map(OrderId),
+            case_id: r.try_get::<_, Option<i64>>("case_id")?.map(CaseId),
+            rule: parse_col(r.try_get::<_, &str>("rule")?)?,
+            severity: parse_col(r.try_get::<_, &str>("severity")?)?,
+            state: parse_col(r.try_get::<_, &str>("state")?)?,
+            raised_at: UnixMicros(r.try_get("raised_at")?),
+            updated_at: UnixMicros(r.try_get("updated_at")?),
+            summary: r.try_get("summary")?,
+            min_distance_m: r.try_get("min_distance_m")?,
+            // Filled from `alert_evidence` by the caller.
+            evidence: Vec::new(),
+        },
+        protected: r.try_get::<_, Option<i64>>("protected_id")?.map(PersonId),
+        zone: r.try_get::<_, Option<i64>>("zone_id")?.map(ZoneId),
+        device: r.try_get::<_, Option<i64>>("device_id")?.map(DeviceId),
+        condition_active: r.try_get("condition_active")?,
+        cleared_at: r.try_get::<_, Option<i64>>("cleared_at")?.map(UnixMicros),
+        details: AlertDetails {
+            late: r.try_get("late")?,
+            possible: r.try_get("possible")?,
+            closing_speed_mps: r.try_get("closing_speed_mps")?,
+            time_to_contact_s: r.try_get("time_to_contact_s")?,
+            heading_toward: r.try_get("heading_toward")?,
+        },
+        escalation_level: r.try_get("escalation_level")?,
+        raise_summary: r.try_get("raise_summary")?,
+        raise_distance_m: r.try_get("raise_distance_m")?,
+    })
+}
+
+fn evidence_of(c: &mut Client, alert: AlertId) -> Result<Vec<FixId>> {
+    c.query(
+        "SELECT fix_id FROM alert_evidence WHERE alert_id = $1 ORDER BY position",
+        &[&alert.0],
+    )?
+    .iter()
+    .map(|r| Ok(FixId(r.try_get("fix_id")?)))
+    .collect()
+}
+
+fn add_evidence(c: &mut Client, alert: i64, fixes: &[FixId]) -> Result<()> {
+    for f in fixes {
+        c.execute(
+            "INSERT INTO alert_evidence (alert_id, position, fix_id)
+             VALUES ($1, (SELECT COALESCE(MAX(position) + 1, 0) FROM alert_evidence WHERE alert_id = $1), $2)
+             ON CONFLICT DO NOTHING",
+            &[&alert, &f.0],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn load_alert(c: &mut Client, id: AlertId) -> Result<AlertRecord> {
+    let row = c
+        .query_opt("SELECT * FROM alerts WHERE id = $1", &[&id.0])?
+        .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?;
+    let mut rec = alert_from_row(&row)?;
+    rec.alert.evidence = evidence_of(c, id)?;
+    Ok(rec)
+}
+
+pub(crate) fn list_alerts(
+    c: &mut Client,
+    active_only: bool,
+    limit: usize,
+) -> Result<Vec<AlertRecord>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = if active_only {
+        "SELECT * FROM alerts WHERE state != 'resolved' ORDER BY updated_at DESC, id DESC LIMIT $1"
+    } else {
+        "SELECT * FROM alerts ORDER BY updated_at DESC, id DESC LIMIT $1"
+    };
+    let rows = c.query(sql, &[&limit])?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut rec = alert_from_row(r)?;
+        rec.alert.evidence = evidence_of(c, rec.alert.id)?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+pub(crate) fn set_alert_state(
+    c: &mut Client,
+    id: AlertId,
+    state: AlertState,
+    now: UnixMicros,
+) -> Result<AlertRecord> {
+    let n = c.execute(
+        "UPDATE alerts SET state = $2, updated_at = $3 WHERE id = $1",
+        &[&id.0, &state.as_str(), &now.0],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("alert {id}")));
+    }
+    load_alert(c, id)
+}
+
+/// A `reopened` row in the alert's action log, as `lifecycle::insert_action` writes one.
+fn reopened_action(c: &mut Client, alert: i64, at: UnixMicros, note: String) -> Result<()> {
+    c.execute(
+        "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note,
+         summary, min_distance_m, condition_active)
+         SELECT $1, $2, $3, $4, 'reopened', NULL, $5, summary, min_distance_m, condition_active
+         FROM alerts WHERE id = $1",
+        &[&alert, &at.0, &SYSTEM_ACTOR.0, &SYSTEM_ACTOR.1, &note],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn apply_alert_change_tx(
+    c: &mut Client,
+    ch: &AlertChange,
+    reopen_within_s: Option<i64>,
+) -> Result<(AlertRecord, Opened)> {
+    let key: [&(dyn postgres::types::ToSql + Sync); 5] = [
+        &ch.order_id.map(|o| o.0),
+        &ch.rule.as_str(),
+        &ch.protected.map(|p| p.0),
+        &ch.zone.map(|z| z.0),
+        &ch.device.map(|d| d.0),
+    ];
+    let lock = format!(
+        "{:?}/{}/{:?}/{:?}/{:?}",
+        ch.order_id.map(|o| o.0),
+        ch.rule.as_str(),
+        ch.protected.map(|p| p.0),
+        ch.zone.map(|z| z.0),
+        ch.device.map(|d| d.0)
+    );
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&EPISODE_LOCK, &lock],
+    )?;
+    let mut opened = Opened::No;
+    let mut active: Option<i64> = c
+        .query_opt(
+            &format!("SELECT id FROM alerts WHERE condition_active AND {EPISODE} ORDER BY id DESC LIMIT 1"),
+            &key,
+        )?
+        .map(|r| r.try_get("id"))
+        .transpose()?;
+    if active.is_none()
+        && ch.kind != AlertChangeKind::Cleared
+        && let Some(within) = reopen_within_s
+    {
+        let previous = c.query_opt(
+            &format!("SELECT id, cleared_at FROM alerts WHERE NOT condition_active AND {EPISODE} ORDER BY id DESC LIMIT 1"),
+            &key,
+        )?;
+        if let Some(r) = previous {
+            let id: i64 = r.try_get("id")?;
+            let cleared: Option<i64> = r.try_get("cleared_at")?;
+            if let Some(cleared) = cleared
+                && ch.at.0 >= cleared
+                && ch.at.0 - cleared <= within.saturating_mul(UnixMicros::SECOND)
+            {
+                c.execute(
+                    "UPDATE alerts SET condition_active = true, cleared_at = NULL, state = 'raised',
+                     reopened_at = $2, escalation_level = 0, escalated_at = NULL WHERE id = $1",
+                    &[&id, &ch.at.0],
+                )?;
+                reopened_action(
+                    c,
+                    id,
+                    ch.at,
+                    format!(
+                        "condition returned {} s after it cleared",
+                        (ch.at.0 - cleared) / UnixMicros::SECOND
+                    ),
+                )?;
+                active = Some(id);
+                opened = Opened::Reopened;
+            }
+        }
+    }
+    let id = match (active, ch.kind) {
+        (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
+            let r = c.query_one(
+                "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
+                 raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
+                 closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'raised', true, $7, $7, $8, $9, $10, $11, $12, $13, $14, $15, $8, $9)
+                 RETURNING id",
+                &[
+                    &ch.order_id.map(|o| o.0),
+                    &ch.case_id.map(|o| o.0),
+                    &ch.rule.as_str(),
+                    &ch.protected.map(|p| p.0),
+                    &ch.zone.map(|z| z.0),
+                    &ch.severity.as_str(),
+                    &ch.at.0,
+                    &ch.summary,
+                    &ch.distance_m,
+                    &ch.device.map(|d| d.0),
+                    &ch.details.late,
+                    &ch.details.possible,
+                    &ch.details.closing_speed_mps,
+                    &ch.details.time_to_contact_s,
+                    &ch.details.heading_toward,
+                ],
+            )?;
+            opened = Opened::New;
+            let id: i64 = r.try_get("id")?;
+            add_evidence(c, id, &ch.evidence)?;
+            id
+        }
+        (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
+            let r = c.query_one(
+                "SELECT min_distance_m, state FROM alerts WHERE id = $1",
+                &[&id],
+            )?;
+            let old_min: Option<f64> = r.try_get("min_distance_m")?;
+            let state: String = r.try_get("state")?;
+            if state == AlertState::Resolved.as_str() && opened == Opened::No {
+                // Resolved by a person while the condition still held: it is back.
+                reopened_action(
+                    c,
+                    id,
+                    ch.at,
+                    "condition still holds after it was resolved".into(),
+                )?;
+                c.execute(
+                    "UPDATE alerts SET reopened_at = $2, escalation_level = 0, escalated_at = NULL WHERE id = $1",
+                    &[&id, &ch.at.0],
+                )?;
+                opened = Opened::Reopened;
+            }
+            add_evidence(c, id, &ch.evidence)?;
+            let min = match (old_min, ch.distance_m) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            c.execute(
+                "UPDATE alerts SET updated_at = $2, summary = $3, min_distance_m = $4,
+                 possible = $5, closing_speed_mps = $6, time_to_contact_s = $7, heading_toward = $8,
+                 severity = $9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = $1",
+                &[
+                    &id,
+                    &ch.at.0,
+                    &ch.summary,
+                    &min,
+                    &ch.details.possible,
+                    &ch.details.closing_speed_mps,
+                    &ch.details.time_to_contact_s,
+                    &ch.details.heading_toward,
+                    &ch.severity.as_str(),
+                ],
+            )?;
+            id
+        }
+        (Some(id), AlertChangeKind::Cleared) => {
+            c.execute(
+                "UPDATE alerts SET condition_active = false, cleared_at = $2, updated_at = $2 WHERE id = $1",
+                &[&id, &ch.at.0],
+            )?;
+            id
+        }
+        (None, AlertChangeKind::Cleared) => {
+            return Err(StoreError::NotFound(format!(
+                "no active {} alert to clear",
+                ch.rule
+            )));
+        }
+    };
+    Ok((load_alert(c, AlertId(id))?, opened))
+}

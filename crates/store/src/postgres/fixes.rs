@@ -1,0 +1,286 @@
+//! Fixes and device events on PostgreSQL: the same duplicate keys and the same same-second
+//! rule as SQLite's owner (`sqlite::same_time_verdict` decides for both).
+//!
+//! Several nodes may store fixes of one device at once. A seq-less fix takes a transaction
+//! advisory lock on its device before it looks for fixes of the same device second, so two
+//! nodes cannot both miss each other's burst; the unique indexes (`ON CONFLICT DO NOTHING`)
+//! make a resend stored twice impossible whatever the order.
+
+use super::sqlstate;
+use crate::sqlite::{SameTime, parse_col, same_time_verdict};
+use crate::{FixOutcome, Result, StoreError};
+use domain::*;
+use postgres::error::SqlState;
+use postgres::{Client, Row};
+
+/// First key of the per-device advisory lock (the second is the device id).
+const DEVICE_LOCK: i32 = 1;
+
+pub(crate) fn fix_from_row(r: &Row) -> Result<Fix> {
+    let id: i64 = r.try_get("id")?;
+    let flags: i64 = r.try_get("flags")?;
+    Ok(Fix {
+        id: Some(FixId(id)),
+        device_id: DeviceId(r.try_get("device_id")?),
+        device_time: UnixMicros(r.try_get("device_time")?),
+        received_time: UnixMicros(r.try_get("received_time")?),
+        position: LatLon::new(r.try_get("lat")?, r.try_get("lon")?)
+            .map_err(|e| StoreError::Corrupt(format!("fix {id}: {e}")))?,
+        accuracy_m: r.try_get("accuracy_m")?,
+        speed_mps: r.try_get("speed_mps")?,
+        course_deg: r.try_get("course_deg")?,
+        altitude_m: r.try_get("altitude_m")?,
+        source: parse_col(r.try_get::<_, &str>("source")?)?,
+        flags: FixFlags(
+            u32::try_from(flags)
+                .map_err(|_| StoreError::Corrupt(format!("fix {id}: flags {flags}")))?,
+        ),
+        seq: r.try_get("seq")?,
+    })
+}
+
+fn event_from_row(r: &Row) -> Result<DeviceEvent> {
+    let id: i64 = r.try_get("id")?;
+    let lat: Option<f64> = r.try_get("lat")?;
+    let lon: Option<f64> = r.try_get("lon")?;
+    let position = match (lat, lon) {
+        (Some(a), Some(b)) => {
+            Some(LatLon::new(a, b).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?)
+        }
+        _ => None,
+    };
+    let code: String = r.try_get("code")?;
+    Ok(DeviceEvent {
+        id: Some(id),
+        device_id: DeviceId(r.try_get("device_id")?),
+        kind: parse_col(r.try_get::<_, &str>("kind")?)?,
+        device_time: UnixMicros(r.try_get("device_time")?),
+        received_time: UnixMicros(r.try_get("received_time")?),
+        position,
+        code: Some(code).filter(|c| !c.is_empty()),
+    })
+}
+
+fn unregistered(e: &postgres::Error, device: DeviceId) -> Option<StoreError> {
+    (sqlstate(e) == Some(&SqlState::FOREIGN_KEY_VIOLATION))
+        .then(|| StoreError::InvalidReference(format!("device {device} is not registered")))
+}
+
+/// Stores fixes inside the writer's transaction; sets `id` (and the suspect flag where the
+/// same-second rule says so) on those stored.
+pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<FixOutcome>> {
+    let insert = c.prepare(
+        "INSERT INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
+         course_deg, altitude_m, source, flags, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )?;
+    let same_time = c.prepare(
+        "SELECT id, lat, lon, accuracy_m FROM fixes
+         WHERE device_id = $1 AND device_time = $2 AND seq IS NULL ORDER BY id",
+    )?;
+    let mut out = Vec::with_capacity(fixes.len());
+    for f in fixes.iter_mut() {
+        if f.seq.is_none() {
+            // Serialise seq-less fixes of this device across nodes until the group commits.
+            let key = (f.device_id.0 % i64::from(i32::MAX)) as i32;
+            c.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&DEVICE_LOCK, &key],
+            )?;
+            let stored = c
+                .query(&same_time, &[&f.device_id.0, &f.device_time.0])?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("lat")?,
+                        r.try_get("lon")?,
+                        r.try_get("accuracy_m")?,
+                    ))
+                })
+                .collect::<Result<Vec<(i64, f64, f64, Option<f64>)>>>()?;
+            match same_time_verdict(f, &stored) {
+                SameTime::Resend(id) => {
+                    out.push(FixOutcome::Duplicate(id));
+                    continue;
+                }
+                SameTime::Implausible => f.flags = f.flags.with(FixFlags::INTEGRITY_SUSPECT),
+                SameTime::Plausible => {}
+            }
+        }
+        let rows = c.query(
+            &insert,
+            &[
+                &f.device_id.0,
+                &f.device_time.0,
+                &f.received_time.0,
+                &f.position.lat(),
+                &f.position.lon(),
+                &f.accuracy_m,
+                &f.speed_mps,
+                &f.course_deg,
+                &f.altitude_m,
+                &f.source.as_str(),
+                &i64::from(f.flags.0),
+                &f.seq,
+            ],
+        );
+        let rows = match rows {
+            Err(e) => return Err(unregistered(&e, f.device_id).unwrap_or(e.into())),
+            Ok(rows) => rows,
+        };
+        if let Some(r) = rows.first() {
+            let id = FixId(r.try_get("id")?);
+            f.id = Some(id);
+            out.push(FixOutcome::Stored(id));
+        } else {
+            // Refused by a unique index: a resend of a stored fix.
+            let existing = match f.seq {
+                Some(seq) => c.query_one(
+                    "SELECT id FROM fixes WHERE device_id = $1 AND seq = $2",
+                    &[&f.device_id.0, &seq],
+                )?,
+                None => c.query_one(
+                    "SELECT id FROM fixes WHERE device_id = $1 AND device_time = $2 AND seq IS NULL
+                     AND lat = $3 AND lon = $4",
+                    &[
+                        &f.device_id.0,
+                        &f.device_time.0,
+                        &f.position.lat(),
+                        &f.position.lon(),
+                    ],
+                )?,
+            };
+            out.push(FixOutcome::Duplicate(FixId(existing.try_get("id")?)));
+        }
+    }
+    Ok(out)
+}
+
+/// Stores device events inside the writer's transaction: `(new, id)` for each.
+pub(crate) fn insert_events_tx(c: &mut Client, events: &[DeviceEvent]) -> Result<Vec<(bool, i64)>> {
+    let insert = c.prepare(
+        "INSERT INTO device_events (device_id, kind, device_time, received_time, lat, lon, code)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+    )?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let code = e.code.as_deref().unwrap_or("");
+        let rows = match c.query(
+            &insert,
+            &[
+                &e.device_id.0,
+                &e.kind.as_str(),
+                &e.device_time.0,
+                &e.received_time.0,
+                &e.position.map(|p| p.lat()),
+                &e.position.map(|p| p.lon()),
+                &code,
+            ],
+        ) {
+            Err(err) => return Err(unregistered(&err, e.device_id).unwrap_or(err.into())),
+            Ok(rows) => rows,
+        };
+        match rows.first() {
+            Some(r) => out.push((true, r.try_get("id")?)),
+            None => {
+                let r = c.query_one(
+                    "SELECT id FROM device_events WHERE device_id = $1 AND kind = $2 AND device_time = $3 AND code = $4",
+                    &[&e.device_id.0, &e.kind.as_str(), &e.device_time.0, &code],
+                )?;
+                out.push((false, r.try_get("id")?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn events_received_since(c: &mut Client, since: UnixMicros) -> Result<Vec<DeviceEvent>> {
+    c.query(
+        "SELECT id, device_id, kind, device_time, received_time, lat, lon, code FROM device_events
+         WHERE received_time >= $1 ORDER BY id",
+        &[&since.0],
+    )?
+    .iter()
+    .map(event_from_row)
+    .collect()
+}
+
+fn fixes(
+    c: &mut Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Vec<Fix>> {
+    c.query(sql, params)?.iter().map(fix_from_row).collect()
+}
+
+pub(crate) fn latest_fixes(c: &mut Client) -> Result<Vec<Fix>> {
+    // The latest by device time; of two at that time, the later stored.
+    fixes(
+        c,
+        "SELECT DISTINCT ON (device_id) * FROM fixes ORDER BY device_id, device_time DESC, id DESC",
+        &[],
+    )
+}
+
+pub(crate) fn latest_fix_of_person(c: &mut Client, person: PersonId) -> Result<Option<Fix>> {
+    Ok(fixes(
+        c,
+        "SELECT f.* FROM devices d
+         JOIN fixes f ON f.id = (SELECT x.id FROM fixes x WHERE x.device_id = d.id
+                                 ORDER BY x.device_time DESC, x.id DESC LIMIT 1)
+         WHERE d.owner_id = $1
+         ORDER BY f.device_time DESC, f.id DESC LIMIT 1",
+        &[&person.0],
+    )?
+    .pop())
+}
+
+pub(crate) fn last_fix_before(
+    c: &mut Client,
+    device: DeviceId,
+    time: UnixMicros,
+    sound_only: bool,
+) -> Result<Option<Fix>> {
+    let mask: i64 = if sound_only {
+        i64::from(FixFlags::INTEGRITY_SUSPECT)
+    } else {
+        0
+    };
+    Ok(fixes(
+        c,
+        "SELECT * FROM fixes WHERE device_id = $1 AND device_time <= $2 AND (flags & $3) = 0
+         ORDER BY device_time DESC, id DESC LIMIT 1",
+        &[&device.0, &time.0, &mask],
+    )?
+    .pop())
+}
+
+pub(crate) fn fixes_received_since(c: &mut Client, since: UnixMicros) -> Result<Vec<Fix>> {
+    fixes(
+        c,
+        "SELECT * FROM fixes WHERE received_time >= $1 ORDER BY id",
+        &[&since.0],
+    )
+}
+
+pub(crate) fn track(
+    c: &mut Client,
+    device: DeviceId,
+    from: UnixMicros,
+    to: UnixMicros,
+    limit: usize,
+) -> Result<Vec<Fix>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    fixes(
+        c,
+        "SELECT * FROM fixes WHERE device_id = $1 AND device_time >= $2 AND device_time < $3
+         ORDER BY device_time, id LIMIT $4",
+        &[&device.0, &from.0, &to.0, &limit],
+    )
+}
+
+pub(crate) fn count_fixes(c: &mut Client) -> Result<i64> {
+    Ok(c.query_one("SELECT COUNT(*) AS n FROM fixes", &[])?
+        .try_get("n")?)
+}

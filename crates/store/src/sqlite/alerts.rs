@@ -1,0 +1,422 @@
+//! Alerts on SQLite, keyed by episode: raise, update, clear and reopen, with their evidence
+//! in `alert_evidence`.
+
+use super::*;
+
+/// The change an engine signal makes to the alerts table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertChange {
+    pub order_id: Option<OrderId>,
+    pub case_id: Option<CaseId>,
+    pub rule: AlertRule,
+    pub protected: Option<PersonId>,
+    pub zone: Option<ZoneId>,
+    pub kind: AlertChangeKind,
+    pub severity: Severity,
+    pub at: UnixMicros,
+    pub distance_m: Option<f64>,
+    pub evidence: Vec<FixId>,
+    pub summary: String,
+    /// For device alerts (SOS, tamper…): the device; part of the episode key.
+    pub device: Option<DeviceId>,
+    pub details: AlertDetails,
+}
+
+/// What the engine knew when it raised or updated an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AlertDetails {
+    /// Found from late (buffered) data: a late-detected violation, not a live one.
+    pub late: bool,
+    /// The positions were too uncertain to confirm the condition.
+    pub possible: bool,
+    pub closing_speed_mps: Option<f64>,
+    pub time_to_contact_s: Option<f64>,
+    pub heading_toward: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertChangeKind {
+    Raised,
+    Updated,
+    Cleared,
+}
+
+/// An alert with whether its condition still holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    pub alert: Alert,
+    pub protected: Option<PersonId>,
+    pub zone: Option<ZoneId>,
+    pub device: Option<DeviceId>,
+    pub condition_active: bool,
+    pub cleared_at: Option<UnixMicros>,
+    pub details: AlertDetails,
+    /// 0, or 1 once escalated for lack of acknowledgement.
+    pub escalation_level: i64,
+    /// The summary and distance it was raised with (`None` for alerts stored before they
+    /// were kept); `alert.summary` is the latest.
+    pub raise_summary: Option<String>,
+    pub raise_distance_m: Option<f64>,
+}
+
+/// What an alert change did to the alert's episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A new alert row.
+    New,
+    /// A closed alert (resolved, or its condition cleared) whose condition returned within
+    /// the reopen window: back to `raised`, with a `reopened` row in its action log.
+    Reopened,
+    /// An update of an open alert, or a clear.
+    No,
+}
+
+/// The account id and role of steps the server takes by itself (a reopen).
+pub const SYSTEM_ACTOR: (i64, &str) = (0, "system");
+
+pub(crate) fn apply_alert_change_tx(
+    conn: &Connection,
+    c: &AlertChange,
+    reopen_within_s: Option<i64>,
+) -> Result<(AlertRecord, Opened)> {
+    let mut opened = Opened::No;
+    let mut active: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM alerts WHERE condition_active = 1 AND order_id IS ?1 AND rule = ?2
+             AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
+            params![
+                c.order_id.map(|o| o.0),
+                c.rule.as_str(),
+                c.protected.map(|p| p.0),
+                c.zone.map(|z| z.0),
+                c.device.map(|d| d.0)
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    // Reopen: the condition of the latest closed alert of this episode key came back within
+    // the window (time is the signal's, not the clock's). The same alert goes back to
+    // `raised`, its escalation deadline restarts, and the step is logged.
+    if active.is_none()
+        && c.kind != AlertChangeKind::Cleared
+        && let Some(within) = reopen_within_s
+    {
+        let previous: Option<(i64, Option<i64>)> = conn
+            .query_row(
+                "SELECT id, cleared_at FROM alerts WHERE condition_active = 0 AND order_id IS ?1 AND rule = ?2
+                 AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
+                params![
+                    c.order_id.map(|o| o.0),
+                    c.rule.as_str(),
+                    c.protected.map(|p| p.0),
+                    c.zone.map(|z| z.0),
+                    c.device.map(|d| d.0)
+                ],
+                |r| Ok((r.get("id")?, r.get("cleared_at")?)),
+            )
+            .optional()?;
+        if let Some((id, Some(cleared))) = previous
+            && c.at.0 >= cleared
+            && c.at.0 - cleared <= within.saturating_mul(UnixMicros::SECOND)
+        {
+            conn.execute(
+                "UPDATE alerts SET condition_active = 1, cleared_at = NULL, state = 'raised',
+                 reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
+                params![id, c.at.0],
+            )?;
+            crate::lifecycle::insert_action(
+                conn,
+                AlertId(id),
+                &crate::NewAlertAction {
+                    at: c.at,
+                    actor_account_id: SYSTEM_ACTOR.0,
+                    actor_role: SYSTEM_ACTOR.1.into(),
+                    action: "reopened".into(),
+                    cause: None,
+                    note: Some(format!(
+                        "condition returned {} s after it cleared",
+                        (c.at.0 - cleared) / UnixMicros::SECOND
+                    )),
+                },
+            )?;
+            active = Some(id);
+            opened = Opened::Reopened;
+        }
+    }
+    let id = match (active, c.kind) {
+        (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
+            conn.execute(
+                "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
+                 raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
+                 closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?8, ?9)",
+                params![
+                    c.order_id.map(|o| o.0),
+                    c.case_id.map(|o| o.0),
+                    c.rule.as_str(),
+                    c.protected.map(|p| p.0),
+                    c.zone.map(|z| z.0),
+                    c.severity.as_str(),
+                    c.at.0,
+                    c.summary,
+                    c.distance_m,
+                    c.device.map(|d| d.0),
+                    c.details.late,
+                    c.details.possible,
+                    c.details.closing_speed_mps,
+                    c.details.time_to_contact_s,
+                    c.details.heading_toward
+                ],
+            )?;
+            opened = Opened::New;
+            let id = conn.last_insert_rowid();
+            add_evidence(conn, id, &c.evidence)?;
+            id
+        }
+        (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
+            // Merge evidence, keep the closest distance; a resolved alert whose condition is
+            // still active is reopened (its condition returned).
+            let (old_min, state): (Option<f64>, String) = conn.query_row(
+                "SELECT min_distance_m, state FROM alerts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get("min_distance_m")?, r.get("state")?)),
+            )?;
+            if state == AlertState::Resolved.as_str() && opened == Opened::No {
+                // Resolved by a person while the condition still held: it is back.
+                crate::lifecycle::insert_action(
+                    conn,
+                    AlertId(id),
+                    &crate::NewAlertAction {
+                        at: c.at,
+                        actor_account_id: SYSTEM_ACTOR.0,
+                        actor_role: SYSTEM_ACTOR.1.into(),
+                        action: "reopened".into(),
+                        cause: None,
+                        note: Some("condition still holds after it was resolved".into()),
+                    },
+                )?;
+                conn.execute(
+                    "UPDATE alerts SET reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
+                    params![id, c.at.0],
+                )?;
+                opened = Opened::Reopened;
+            }
+            add_evidence(conn, id, &c.evidence)?;
+            let min = match (old_min, c.distance_m) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            conn.execute(
+                "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4,
+                 possible = ?5, closing_speed_mps = ?6, time_to_contact_s = ?7, heading_toward = ?8,
+                 severity = ?9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
+                params![
+                    id,
+                    c.at.0,
+                    c.summary,
+                    min,
+                    c.details.possible,
+                    c.details.closing_speed_mps,
+                    c.details.time_to_contact_s,
+                    c.details.heading_toward,
+                    c.severity.as_str()
+                ],
+            )?;
+            id
+        }
+        (Some(id), AlertChangeKind::Cleared) => {
+            conn.execute(
+                "UPDATE alerts SET condition_active = 0, cleared_at = ?2, updated_at = ?2 WHERE id = ?1",
+                params![id, c.at.0],
+            )?;
+            id
+        }
+        (None, AlertChangeKind::Cleared) => {
+            return Err(StoreError::NotFound(format!(
+                "no active {} alert to clear",
+                c.rule
+            )));
+        }
+    };
+    Ok((load_alert(conn, AlertId(id))?, opened))
+}
+
+pub(crate) fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
+    let mut rec = conn
+        .query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], alert_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))??;
+    rec.alert.evidence = evidence_of(conn, id)?;
+    Ok(rec)
+}
+
+/// Appends the fixes not yet among the alert's evidence, after the ones it has, in the order
+/// given.
+pub(crate) fn add_evidence(conn: &Connection, alert: i64, fixes: &[FixId]) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO alert_evidence (alert_id, position, fix_id)
+         VALUES (?1, (SELECT IFNULL(MAX(position) + 1, 0) FROM alert_evidence WHERE alert_id = ?1), ?2)",
+    )?;
+    for f in fixes {
+        insert.execute(params![alert, f.0])?;
+    }
+    Ok(())
+}
+
+/// An alert's evidence, in the order it was named.
+pub(crate) fn evidence_of(conn: &Connection, alert: AlertId) -> Result<Vec<FixId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT fix_id FROM alert_evidence WHERE alert_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([alert.0], |r| r.get::<_, i64>("fix_id"))?;
+    Ok(rows
+        .map(|r| r.map(FixId))
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
+    let rule: String = r.get("rule")?;
+    let severity: String = r.get("severity")?;
+    let state: String = r.get("state")?;
+    let order_id: Option<i64> = r.get("order_id")?;
+    let case_id: Option<i64> = r.get("case_id")?;
+    let protected: Option<i64> = r.get("protected_id")?;
+    let zone: Option<i64> = r.get("zone_id")?;
+    let id: i64 = r.get("id")?;
+    let raised_at: i64 = r.get("raised_at")?;
+    let updated_at: i64 = r.get("updated_at")?;
+    let cleared_at: Option<i64> = r.get("cleared_at")?;
+    let summary: String = r.get("summary")?;
+    let min_distance_m: Option<f64> = r.get("min_distance_m")?;
+    let active: bool = r.get("condition_active")?;
+    let device: Option<i64> = r.get("device_id")?;
+    let escalation_level: i64 = r.get("escalation_level")?;
+    let raise_summary: Option<String> = r.get("raise_summary")?;
+    let raise_distance_m: Option<f64> = r.get("raise_distance_m")?;
+    let details = AlertDetails {
+        late: r.get("late")?,
+        possible: r.get("possible")?,
+        closing_speed_mps: r.get("closing_speed_mps")?,
+        time_to_contact_s: r.get("time_to_contact_s")?,
+        heading_toward: r.get("heading_toward")?,
+    };
+    Ok((|| {
+        Ok(AlertRecord {
+            alert: Alert {
+                id: AlertId(id),
+                order_id: order_id.map(OrderId),
+                case_id: case_id.map(CaseId),
+                rule: parse_col(&rule)?,
+                severity: parse_col(&severity)?,
+                state: parse_col(&state)?,
+                raised_at: UnixMicros(raised_at),
+                updated_at: UnixMicros(updated_at),
+                summary,
+                min_distance_m,
+                // Filled from `alert_evidence` by the caller (`load_alert`, `list_alerts`).
+                evidence: Vec::new(),
+            },
+            protected: protected.map(PersonId),
+            zone: zone.map(ZoneId),
+            device: device.map(DeviceId),
+            condition_active: active,
+            details,
+            escalation_level,
+            cleared_at: cleared_at.map(UnixMicros),
+            raise_summary,
+            raise_distance_m,
+        })
+    })())
+}
+
+impl Store {
+    // ---- alerts -------------------------------------------------------------------------
+
+    /// Applies an engine signal. A `Raised` for a key whose alert is still active updates that
+    /// alert instead of opening a second one, so a restart that replays recent fixes does not
+    /// double-count an episode.
+    pub async fn apply_alert_change(&self, change: AlertChange) -> Result<AlertRecord> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::alerts::apply_alert_change_tx(c, &change, None)
+                            .map(|(r, _)| r)
+                    },
+                    None,
+                )
+                .await;
+        }
+        self.write(
+            move |conn| apply_alert_change_tx(conn, &change, None).map(|(r, _)| r),
+            None,
+        )
+        .await
+    }
+
+    /// Moves an alert along its lifecycle (acknowledge, dispatch, resolve) without an entry in
+    /// the action log; the HTTP API uses [`Store::set_alert_state_logged`].
+    pub async fn set_alert_state(
+        &self,
+        id: AlertId,
+        state: AlertState,
+        now: UnixMicros,
+    ) -> Result<AlertRecord> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::alerts::set_alert_state(c, id, state, now),
+                    None,
+                )
+                .await;
+        }
+        self.write(
+            move |conn| {
+                let n = conn.execute(
+                    "UPDATE alerts SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id.0, state.as_str(), now.0],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("alert {id}")));
+                }
+                load_alert(conn, id)
+            },
+            None,
+        )
+        .await
+    }
+
+    /// One alert, or `NotFound`.
+    pub async fn alert(&self, id: AlertId) -> Result<AlertRecord> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerts::load_alert(c, id))
+                .await;
+        }
+        self.read(move |conn| load_alert(conn, id)).await
+    }
+
+    /// Alerts, newest first; `active_only` keeps those not yet resolved.
+    pub async fn list_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerts::list_alerts(c, active_only, limit))
+                .await;
+        }
+        self.read(move |conn| {
+            let sql = if active_only {
+                "SELECT * FROM alerts WHERE state != 'resolved' ORDER BY updated_at DESC, id DESC LIMIT ?1"
+            } else {
+                "SELECT * FROM alerts ORDER BY updated_at DESC, id DESC LIMIT ?1"
+            };
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([limit as i64], alert_from_row)?;
+            let mut out: Vec<AlertRecord> = rows.map(|r| r?).collect::<Result<_>>()?;
+            for rec in &mut out {
+                rec.alert.evidence = evidence_of(conn, rec.alert.id)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
