@@ -1,36 +1,10 @@
-// Small DOM helpers, the shared wire types, and how every screen reports a refusal.
+// The console's wire types, time formatting, and how every screen reports a refusal; the DOM
+// helpers are the shared ones (`../shared/dom`).
 import { ApiError } from "../shared/api";
 import { t } from "./i18n";
 
-type Attrs = Record<string, string | number | boolean | null | undefined | ((e: Event) => void)>;
-type Child = Node | string | null | undefined | false;
-
-/** Creates an element; `on*` attributes become listeners, `false`/`null` attributes are skipped. */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (typeof v === "function") e.addEventListener(k.slice(2).toLowerCase(), v);
-    else if (k === "text") e.textContent = String(v);
-    else if (v === true) e.setAttribute(k, "");
-    else e.setAttribute(k, String(v));
-  }
-  for (const c of children) if (c != null && c !== false) e.append(c);
-  return e;
-}
-
-let uid = 0;
-/** A labelled form field: `<label for>` + control. */
-export function field(text: string, control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement): HTMLElement {
-  if (!control.id) control.id = `f${++uid}`;
-  return h("div", { class: "field" }, h("label", { for: control.id, text }), control);
-}
-
-export function select(options: [string, string][], value?: string, attrs: Attrs = {}): HTMLSelectElement {
-  const s = h("select", attrs);
-  for (const [v, l] of options) s.append(h("option", { value: v, selected: v === value, text: l }));
-  return s;
-}
+export { field, h, select } from "../shared/dom";
+import { h } from "../shared/dom";
 
 /** A screen-level message for an error: 403 says "not permitted", otherwise the server's message. */
 export function errorBox(e: unknown): HTMLElement {
