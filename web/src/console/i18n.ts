@@ -52,7 +52,7 @@ const KO = {
   legend: "범례", legendOffender: "가해자 (빨강)", legendProtected: "피해자 (파랑)", legendZone: "보호구역", legendAlarm: "경보 중인 사건",
   fitCase: "사건 위치로 이동", showOnMap: "지도에서 보기", at: "당시", conditionHeld: "조건 유지", casesWord: "건의 사건", windowDays: "일",
   caseDays: "사건·일", rateTooShort: "기간이 짧아 비율을 표시하지 않습니다 (사건·일 {min} 이상부터)", inWindow: "기간 내",
-  party: "당사자", bothParties: "사건 (가해자와 피해자 함께)", selectCase: "사건", nobody: "알 수 없음",
+  party: "당사자", bothParties: "사건 (가해자와 피해자 함께)", betweenParties: "두 사람 사이 거리", selectCase: "사건", nobody: "알 수 없음",
   username: "아이디", role: "역할", skip: "본문으로 건너뛰기", partyApp: "피해자·대상자는 /app/ 앱을 사용하세요.", none: "없음", of: "/", refresh: "새로고침",
 } as const;
 export type Key = keyof typeof KO;
@@ -108,7 +108,7 @@ const EN: Record<Key, string> = {
   legend: "Legend", legendOffender: "Offender (red)", legendProtected: "Protected person (blue)", legendZone: "Exclusion zone", legendAlarm: "Case in alarm",
   fitCase: "Go to the case", showOnMap: "Show on map", at: "at the time", conditionHeld: "condition held", casesWord: "cases", windowDays: "days",
   caseDays: "case-days", rateTooShort: "Window too short for a rate (shown from {min} case-days)", inWindow: "in the window",
-  party: "Person", bothParties: "Case (offender and protected person together)", selectCase: "Case", nobody: "unknown",
+  party: "Person", bothParties: "Case (offender and protected person together)", betweenParties: "distance between them", selectCase: "Case", nobody: "unknown",
   username: "Username", role: "Role", skip: "Skip to content", partyApp: "Victims and offenders use the app at /app/.", none: "none", of: "of", refresh: "Refresh",
 };
 
