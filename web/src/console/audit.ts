@@ -2,7 +2,7 @@
 // and the stated purpose; filters; and a check that each record links to the one before it.
 import { api } from "../shared/api";
 import { t } from "./i18n";
-import { errorBox, field, h } from "./util";
+import { errorBox, field, fmtTime, h } from "./util";
 
 interface Rec {
   seq: number; time_us: number; actor_kind: string; actor_id: number; actor_role: string; action: string;
@@ -53,7 +53,7 @@ export async function auditScreen(root: HTMLElement): Promise<() => void> {
     const shown = f.slice(-500).reverse();
     count.textContent = `${f.length} ${t("records")}${f.length > shown.length ? ` (${shown.length})` : ""}`;
     tbody.replaceChildren(...shown.map((r) => h("tr", { "data-action": r.action },
-      h("td", { text: String(r.seq) }), h("td", { text: new Date(r.time_us / 1000).toLocaleString() }),
+      h("td", { text: String(r.seq) }), h("td", { text: fmtTime(r.time_us / 1000) }),
       h("td", { text: `${r.actor_role} #${r.actor_id}` }), h("td", { text: r.action }), h("td", { text: r.case_id != null ? String(r.case_id) : "—" }),
       h("td", { class: "purpose", text: r.purpose_code ? `${r.purpose_code}: ${r.purpose_text ?? ""}` : "—" }),
       h("td", { text: r.outcome }), h("td", { class: "details", text: r.details }))));

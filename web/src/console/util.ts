@@ -1,7 +1,7 @@
 // The console's wire types, time formatting, and how every screen reports a refusal; the DOM
 // helpers are the shared ones (`../shared/dom`).
 import { ApiError } from "../shared/api";
-import { t } from "./i18n";
+import { lang, t } from "./i18n";
 
 export { field, h, select } from "../shared/dom";
 import { h } from "../shared/dom";
@@ -25,7 +25,10 @@ export function fmtAge(s: number): string {
   if (s < 5400) return `${Math.round(s / 60)}${t("min")} ${t("ago")}`;
   return `${Math.round(s / 3600)}${t("hour")} ${t("ago")}`;
 }
-export const fmtTime = (iso: string): string => new Date(iso).toLocaleString();
+/** Dates and times in the console's language (not the browser's): "2026. 12. 3. 오후 1:22:50" or "03/12/2026, 13:22:50". */
+export const locale = (): string => (lang === "ko" ? "ko-KR" : "en-GB");
+export const fmtTime = (iso: string | number): string => new Date(iso).toLocaleString(locale());
+export const fmtClock = (iso: string | number): string => new Date(iso).toLocaleTimeString(locale());
 export const fmtDur = (s: number | null | undefined): string =>
   s == null ? "—" : s < 120 ? `${s.toFixed(0)}${t("sec")}` : `${(s / 60).toFixed(1)}${t("min")}`;
 

@@ -41,6 +41,15 @@ export function applyDiscreet(): void {
   byId("discreet").textContent = on ? t("discreetOn") : t("discreet");
   document.title = on ? t("discreetTitle") : t("appTitle");
   byId("app-title").textContent = on ? t("discreetTitle") : t("appTitle");
+  // Over her shoulder the covered page must read as a weather page throughout: the buttons
+  // that stay (exit, un-hide, SOS) say nothing of safety. The SOS keeps its name for a screen
+  // reader (heard only by her, through her own earphones or speaker).
+  byId("exit").textContent = on ? t("discreetExit") : t("exit");
+  const sos = byId("sos");
+  const label = sos.querySelector<HTMLElement>(".sos-label");
+  if (label) label.textContent = on ? "☀" : "SOS";
+  if (on) sos.setAttribute("aria-label", "SOS");
+  else sos.removeAttribute("aria-label");
   tellServiceWorker();
 }
 

@@ -2,7 +2,7 @@
 // is typed against the Korean one, so a missing translation fails the typecheck).
 
 const ko = {
-  appTitle: "안전", discreetTitle: "날씨", discreet: "가리기", discreetOn: "가리기 해제", exit: "빠른 나가기",
+  appTitle: "안전", discreetTitle: "날씨", discreet: "가리기", discreetOn: "더 보기", exit: "빠른 나가기", discreetExit: "닫기",
   signInTitle: "로그인", username: "아이디", password: "비밀번호", signIn: "로그인",
   loginFailed: "아이디 또는 비밀번호가 틀렸습니다", notVictim: "이 앱은 보호 대상자 전용입니다",
   status_safe: "안전 — 가해자가 주변에 없습니다", status_in_area: "주의 — 가해자가 주변 지역에 있습니다",
@@ -70,7 +70,7 @@ const ko = {
 type Words = { [K in keyof typeof ko]: string };
 
 const en: Words = {
-  appTitle: "Safety", discreetTitle: "Weather", discreet: "Hide", discreetOn: "Unhide", exit: "Quick exit",
+  appTitle: "Safety", discreetTitle: "Weather", discreet: "Hide", discreetOn: "More", exit: "Quick exit", discreetExit: "Close",
   signInTitle: "Sign in", username: "Username", password: "Password", signIn: "Sign in",
   loginFailed: "Wrong username or password", notVictim: "This app is for protected persons only",
   status_safe: "Safe — the offender is not nearby", status_in_area: "Caution — the offender is in your area",
