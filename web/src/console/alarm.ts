@@ -151,6 +151,12 @@ export function updateAlarm(alerts: Iterable<Alert>, describe: (a: Alert) => { t
   startRinging(describe(ringing[0]).title);
 }
 
+/** The page's own title in the current language; kept while the alarm flashes its own. */
+export function setBaseTitle(text: string): void {
+  baseTitle = text;
+  if (!document.title.startsWith("⚠")) document.title = text;
+}
+
 /** Sign-out: silence and forget. */
 export function resetAlarm(): void {
   stopRinging("off");

@@ -79,10 +79,12 @@ export function wireAlerts(): void {
     try {
       await api("/api/v1/me/alerts/test", { method: "POST" });
       note.textContent = t("testSent");
+      note.dataset.i18n = "testSent"; // re-worded when she switches language
       // Fetch at once: the new test alert is listed and sounds (unless silent).
       const cls = await pollAlerts();
       if (cls) signalNow(cls);
     } catch (e) {
+      delete note.dataset.i18n;
       note.textContent = `${t("testFailed")}: ${(e as Error).message}`;
     }
   };

@@ -13,7 +13,8 @@ const layers = {
 
 export function ensureMap(): L.Map {
   if (map) return map;
-  map = L.map("map", { zoomControl: true, attributionControl: true }).setView([37.55, 126.98], 13);
+  map = L.map("map", { zoomControl: false, attributionControl: true }).setView([37.55, 126.98], 13);
+  L.control.zoom({ zoomInTitle: t("zoomIn"), zoomOutTitle: t("zoomOut") }).addTo(map);
   // The tile source is configurable (self-hosted tiles in production).
   const src = (window as unknown as { BULWARK_TILES?: string }).BULWARK_TILES || localStorage.getItem("bw-tiles")
     || "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -69,6 +70,7 @@ export function drawMap(d: MyCase): void {
       layers.off = L.marker(ll, { icon: offenderIcon(o, old), title: t("offender"), keyboard: false }).addTo(m);
       layers.offAcc = L.circle(ll, { radius: o.accuracy_m ?? 0, color: "#c62828", weight: 1, fillOpacity: 0.12 }).addTo(m);
     } else {
+      layers.off.options.title = t("offender"); // setIcon writes it again, in her language now
       layers.off.setLatLng(ll).setIcon(offenderIcon(o, old));
       layers.offAcc?.setLatLng(ll).setRadius(o.accuracy_m ?? 0);
     }
@@ -107,4 +109,10 @@ export function drawMap(d: MyCase): void {
 export function relabelMap(): void {
   document.getElementById("map")?.setAttribute("aria-label", t("mapLabel"));
   document.querySelectorAll<HTMLElement>("#map .map-notice").forEach((n) => { n.textContent = t("tilesOffline"); });
+  for (const [sel, key] of [[".leaflet-control-zoom-in", "zoomIn"], [".leaflet-control-zoom-out", "zoomOut"]] as const) {
+    const a = document.querySelector<HTMLElement>(`#map ${sel}`);
+    a?.setAttribute("title", t(key));
+    a?.setAttribute("aria-label", t(key));
+  }
+  layers.off?.getElement()?.setAttribute("title", t("offender"));
 }
