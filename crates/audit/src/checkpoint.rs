@@ -68,7 +68,8 @@ pub fn verifying_key_from_bytes(bytes: &[u8]) -> Result<VerifyingKey, KeyError> 
     if let Ok(text) = std::str::from_utf8(bytes)
         && text.trim_start().starts_with("-----BEGIN")
     {
-        return VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| KeyError::Pem(e.to_string()));
+        return VerifyingKey::from_public_key_pem(text.trim())
+            .map_err(|e| KeyError::Pem(e.to_string()));
     }
     let public: [u8; 32] = key_bytes("public", bytes)?;
     VerifyingKey::from_bytes(&public).map_err(|_| KeyError::InvalidPublicKey)
@@ -191,7 +192,10 @@ mod tests {
         // RFC 8410: SubjectPublicKeyInfo for Ed25519 is 12 fixed bytes and then the key.
         assert_eq!(pem.lines().nth(1).unwrap().len(), 60);
         let broken = pem.replace("MCow", "MCox");
-        assert!(matches!(verifying_key_from_bytes(broken.as_bytes()), Err(KeyError::Pem(_))));
+        assert!(matches!(
+            verifying_key_from_bytes(broken.as_bytes()),
+            Err(KeyError::Pem(_))
+        ));
     }
 
     #[test]

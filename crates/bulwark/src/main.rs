@@ -159,7 +159,11 @@ enum EvidenceCommand {
     Verify {
         dir: PathBuf,
         /// The public key file from `bulwark audit public-key` (what a court holds).
-        #[arg(long, required_unless_present = "data_dir", conflicts_with = "data_dir")]
+        #[arg(
+            long,
+            required_unless_present = "data_dir",
+            conflicts_with = "data_dir"
+        )]
         public_key: Option<PathBuf>,
         /// Or the server's data directory (its signing key's public half is used).
         #[arg(long, env = "BULWARK_DATA_DIR")]

@@ -8,16 +8,27 @@ use std::path::Path;
 #[test]
 fn the_web_apps_openapi_json_is_the_servers_document() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo run -p bulwark -- openapi > web/openapi.json`", path.display()));
-    let committed: serde_json::Value = serde_json::from_str(&text).expect("web/openapi.json is JSON");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `cargo run -p bulwark -- openapi > web/openapi.json`",
+            path.display()
+        )
+    });
+    let committed: serde_json::Value =
+        serde_json::from_str(&text).expect("web/openapi.json is JSON");
     let current = serde_json::to_value(server::openapi()).expect("the document serialises");
     if committed != current {
         let paths = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
-            v["paths"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+            v["paths"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default()
         };
         let schemas = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
-            v["components"]["schemas"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+            v["components"]["schemas"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default()
         };
         let (cp, np) = (paths(&committed), paths(&current));
         let (cs, ns) = (schemas(&committed), schemas(&current));
