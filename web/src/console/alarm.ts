@@ -75,6 +75,8 @@ function setState(state: "off" | "ringing" | "muted"): void {
 
 function startRinging(text: string): void {
   flashText = text;
+  // A new wording (another alert, another language) shows at once, not at the next flash.
+  if (document.title.startsWith("⚠")) document.title = `⚠ ${flashText}`;
   if (!timer) {
     tone();
     timer = setInterval(tone, REPEAT_MS);

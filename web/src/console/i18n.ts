@@ -54,7 +54,7 @@ const KO = {
   caseDays: "사건·일", rateTooShort: "기간이 짧아 비율을 표시하지 않습니다 (사건·일 {min} 이상부터)", inWindow: "기간 내",
   party: "당사자", bothParties: "사건 (가해자와 피해자 함께)", betweenParties: "두 사람 사이 거리", selectCase: "사건", nobody: "알 수 없음",
   username: "아이디", role: "역할", skip: "본문으로 건너뛰기", partyApp: "피해자·대상자는 /app/ 앱을 사용하세요.", none: "없음", of: "/", refresh: "새로고침",
-  zoomIn: "확대", zoomOut: "축소", seq: "번호", auditAction: "행위", person: "당사자 번호", appTitle: "Bulwark — 관제",
+  zoomIn: "확대", zoomOut: "축소", seq: "번호", auditAction: "행위", person: "당사자 번호", appTitle: "Bulwark — 관제", shapeCircle: "원", shapePolygon: "다각형",
 } as const;
 export type Key = keyof typeof KO;
 
@@ -111,7 +111,7 @@ const EN: Record<Key, string> = {
   caseDays: "case-days", rateTooShort: "Window too short for a rate (shown from {min} case-days)", inWindow: "in the window",
   party: "Person", bothParties: "Case (offender and protected person together)", betweenParties: "distance between them", selectCase: "Case", nobody: "unknown",
   username: "Username", role: "Role", skip: "Skip to content", partyApp: "Victims and offenders use the app at /app/.", none: "none", of: "of", refresh: "Refresh",
-  zoomIn: "Zoom in", zoomOut: "Zoom out", seq: "No.", auditAction: "Action", person: "Person no.", appTitle: "Bulwark — Monitoring",
+  zoomIn: "Zoom in", zoomOut: "Zoom out", seq: "No.", auditAction: "Action", person: "Person no.", appTitle: "Bulwark — Monitoring", shapeCircle: "circle", shapePolygon: "polygon",
 };
 
 export const RULES: Record<Lang, Record<string, string>> = {
