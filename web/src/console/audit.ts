@@ -33,8 +33,11 @@ export async function auditScreen(root: HTMLElement): Promise<() => void> {
   for (let i = 1; i < recs.length; i++) {
     if (recs[i].seq === recs[i - 1].seq + 1 && recs[i].prev_hash !== recs[i - 1].hash) { broken = recs[i].seq; break; }
   }
-  root.append(h("p", { id: "chain-status", class: broken == null ? "ok" : "error", role: "status",
-    text: broken == null ? `${t("chainOk")} · ${recs.length} ${t("records")}` : `${t("chainBroken")} ${broken}` }));
+  // `prev_hash` is the record's field name, shown as code (the same in both languages).
+  const [before, after] = t("chainOk").split("{code}");
+  root.append(broken == null
+    ? h("p", { id: "chain-status", class: "ok", role: "status" }, before, h("code", { translate: "no", text: "prev_hash" }), after ?? "", ` · ${recs.length} ${t("records")}`)
+    : h("p", { id: "chain-status", class: "error", role: "status", text: `${t("chainBroken")} ${broken}` }));
 
   const actionCodes = [...new Set(recs.map((r) => r.action))].sort();
   // A code field with the codes offered by name (the datalist shows each action in words).
