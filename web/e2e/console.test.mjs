@@ -113,6 +113,9 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     // Track replay with a stated purpose: the track is drawn and the slider moves the marker.
     await officer.click('#nav a[data-route=replay]');
     await officer.waitForSelector("#replay-device option", { state: "attached" });
+    // One device first (the cases, both parties together, are listed above the devices).
+    const oneDevice = await officer.locator('#replay-device option[value^="device:"]').first().getAttribute("value");
+    await officer.selectOption("#replay-device", oneDevice);
     await officer.selectOption("#replay-purpose", "alert_response");
     await officer.fill("#replay-purpose-text", PURPOSE);
     await officer.click(".replay-form button[type=submit]");
@@ -126,6 +129,23 @@ test("console: alert handling, case page, replay, audit and role navigation", { 
     const m1 = await officer.locator(".replay-marker").boundingBox();
     assert.ok(Math.abs(m1.x - m0.x) + Math.abs(m1.y - m0.y) > 0.5, "marker moved with the slider");
     await shot(officer, "console-replay.png");
+
+    // Both parties of a case together: two tracks, a marker each, the distance between them
+    // at the moment shown, and each party named with its fix's accuracy and source.
+    const aCase = await officer.locator('#replay-device option[value^="case:"]').first().getAttribute("value");
+    await officer.selectOption("#replay-device", aCase);
+    await officer.click(".replay-form button[type=submit]");
+    await officer.waitForSelector("path.replay-track-protected", { timeout: 15_000 });
+    await officer.waitForSelector("path.replay-track-offender");
+    await officer.focus("#replay-slider");
+    await officer.keyboard.press("End");
+    await officer.waitForFunction(() => document.querySelectorAll(".replay-marker").length === 2);
+    const both = await officer.locator("#replay-info").innerText();
+    assert.match(both, /두 사람 사이 거리: \d+ m/, both);
+    assert.match(both, /가해자 — Offender \d/, both);
+    assert.match(both, /피해자 — Protected person \d/, both);
+    assert.equal(await officer.locator("#replay-map").getAttribute("data-parties"), "2");
+    await shot(officer, "console-replay-case.png");
 
     await officer.click('#nav a[data-route=measures]');
     await officer.waitForSelector("#measures");

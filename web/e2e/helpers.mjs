@@ -2,7 +2,7 @@
 // launch Debian's Chromium through playwright-core.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -11,7 +11,8 @@ export const artifacts = join(here, "artifacts");
 mkdirSync(artifacts, { recursive: true });
 
 export function bulwarkBinary() {
-  const bin = process.env.BULWARK_BIN || join(here, "..", "..", "target", "debug", "bulwark");
+  const target = process.env.CARGO_TARGET_DIR ? resolve(join(here, "..", ".."), process.env.CARGO_TARGET_DIR) : join(here, "..", "..", "target");
+  const bin = process.env.BULWARK_BIN || join(target, "debug", "bulwark");
   if (!existsSync(bin)) throw new Error(`bulwark binary not found at ${bin}; run 'cargo build -p bulwark' first`);
   return bin;
 }

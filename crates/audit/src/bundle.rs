@@ -306,6 +306,10 @@ const README: &str = "Bulwark evidence bundle\n\
 =======================\n\n\
 manifest.json lists every other file with its size in bytes and SHA-256.\n\
 manifest.sig is the hex Ed25519 signature over the exact bytes of manifest.json.\n\n\
+public.pem is the operator's Ed25519 public key, handed over apart from this bundle (written by\n\
+`bulwark audit public-key --data-dir <data dir> --out public.pem`; a key inside the bundle\n\
+would prove nothing). manifest.json's signer_public_key must be the same key, in hex.\n\
+With Bulwark: bulwark evidence verify <this directory> --public-key public.pem\n\n\
 To check without Bulwark (OpenSSL 3):\n\
   sha256sum fixes.csv alerts.json orders.json audit.jsonl audit-links.jsonl checkpoints.json README.txt\n\
   xxd -r -p manifest.sig > manifest.sig.bin\n\

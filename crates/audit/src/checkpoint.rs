@@ -10,6 +10,8 @@
 //! bundle-manifest signature made with the same key, and vice versa.
 
 use domain::UnixMicros;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use thiserror::Error;
@@ -36,6 +38,8 @@ pub enum KeyError {
     Length { what: &'static str, got: usize },
     #[error("the bytes are not a valid Ed25519 public key")]
     InvalidPublicKey,
+    #[error("not an Ed25519 public key in PEM (SubjectPublicKeyInfo): {0}")]
+    Pem(String),
     #[error("the operating system's random source failed: {0}")]
     Random(String),
     #[error("invalid hex: {0}")]
@@ -58,10 +62,25 @@ pub fn signing_key_from_bytes(bytes: &[u8]) -> Result<SigningKey, KeyError> {
     Ok(SigningKey::from_bytes(&secret))
 }
 
-/// Loads a public key from 32 bytes or 64 hex characters.
+/// Loads a public key from 32 bytes, 64 hex characters, or a PEM `PUBLIC KEY` block (the
+/// `public.pem` that `bulwark audit public-key` writes and OpenSSL reads).
 pub fn verifying_key_from_bytes(bytes: &[u8]) -> Result<VerifyingKey, KeyError> {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && text.trim_start().starts_with("-----BEGIN")
+    {
+        return VerifyingKey::from_public_key_pem(text.trim())
+            .map_err(|e| KeyError::Pem(e.to_string()));
+    }
     let public: [u8; 32] = key_bytes("public", bytes)?;
     VerifyingKey::from_bytes(&public).map_err(|_| KeyError::InvalidPublicKey)
+}
+
+/// The public key as a PEM `PUBLIC KEY` block (SubjectPublicKeyInfo, RFC 8410), the form
+/// `openssl pkeyutl -verify -pubin -inkey public.pem` takes. An evidence bundle is checked
+/// offline against this file, handed to the court apart from the bundle.
+pub fn public_key_pem(key: &VerifyingKey) -> Result<String, KeyError> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Pem(e.to_string()))
 }
 
 fn key_bytes(what: &'static str, bytes: &[u8]) -> Result<[u8; 32], KeyError> {
@@ -162,6 +181,21 @@ mod tests {
 
     fn key(n: u8) -> SigningKey {
         SigningKey::from_bytes(&[n; 32])
+    }
+
+    #[test]
+    fn public_key_pem_round_trips_and_is_what_openssl_reads() {
+        let public = key(3).verifying_key();
+        let pem = public_key_pem(&public).unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        assert_eq!(verifying_key_from_bytes(pem.as_bytes()).unwrap(), public);
+        // RFC 8410: SubjectPublicKeyInfo for Ed25519 is 12 fixed bytes and then the key.
+        assert_eq!(pem.lines().nth(1).unwrap().len(), 60);
+        let broken = pem.replace("MCow", "MCox");
+        assert!(matches!(
+            verifying_key_from_bytes(broken.as_bytes()),
+            Err(KeyError::Pem(_))
+        ));
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub use bundle::{
     BundleReport, build_bundle, verify_bundle, verify_bundle_files, write_bundle,
 };
 pub use checkpoint::{
-    Checkpoint, KeyError, SigningKey, VerifyingKey, generate_signing_key, signing_key_from_bytes,
-    verifying_key_from_bytes,
+    Checkpoint, KeyError, SigningKey, VerifyingKey, generate_signing_key, public_key_pem,
+    signing_key_from_bytes, verifying_key_from_bytes,
 };
 pub use hex::{HexError, from_hex, to_hex};
 pub use record::{

@@ -51,6 +51,9 @@ enum Command {
     /// Location-data retention.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Print the HTTP API's OpenAPI document (what `GET /api/openapi.json` serves). The web
+    /// apps' wire types are generated from its copy in `web/openapi.json`.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -108,7 +111,7 @@ struct SimulateArgs {
     /// protocols may send faster than one fix per second (the way to saturate their doors).
     #[arg(long)]
     backfill: bool,
-    /// Staff token, to register the simulated devices.
+    /// The administrator token (`BULWARK_ADMIN_TOKEN`), to register the simulated devices.
     #[arg(long, env = "BULWARK_ADMIN_TOKEN", hide_env_values = true)]
     token: String,
     /// No progress bar (for logs and scripts).
@@ -157,11 +160,19 @@ enum EvidenceCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Check a bundle against the data directory's key; exit code 1 on any problem.
+    /// Check a bundle against the server's public key; exit code 1 on any problem.
     Verify {
         dir: PathBuf,
+        /// The public key file from `bulwark audit public-key` (what a court holds).
+        #[arg(
+            long,
+            required_unless_present = "data_dir",
+            conflicts_with = "data_dir"
+        )]
+        public_key: Option<PathBuf>,
+        /// Or the server's data directory (its signing key's public half is used).
         #[arg(long, env = "BULWARK_DATA_DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -179,6 +190,15 @@ enum AuditCommand {
         /// The server's data directory (holds the store and the signing key).
         #[arg(long, env = "BULWARK_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Write the public half of the signing key as PEM (`public.pem`), which checks evidence
+    /// bundles and checkpoints offline, with `bulwark evidence verify --public-key` or OpenSSL.
+    PublicKey {
+        #[arg(long, env = "BULWARK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The file to write (refused if it exists); without it the PEM goes to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -226,7 +246,7 @@ struct ServeArgs {
     /// OsmAnd / Traccar Client port (0: any free port).
     #[arg(long, env = "BULWARK_OSMAND_PORT")]
     osmand_port: Option<u16>,
-    /// Staff bearer token (generated and printed if unset).
+    /// The administrator token, the bootstrap credential (generated and printed if unset).
     #[arg(long, env = "BULWARK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Bearer token of the metrics scraper (`/metrics`, `/healthz` details); the
@@ -331,7 +351,7 @@ async fn main() -> Result<()> {
             }
             if generated {
                 println!(
-                    "Staff token (generated for this run; set BULWARK_ADMIN_TOKEN to fix it): {}",
+                    "Administrator token (generated for this run; set BULWARK_ADMIN_TOKEN to fix it): {}",
                     running.admin_token
                 );
             }
@@ -347,6 +367,9 @@ async fn main() -> Result<()> {
                 wait_for_signal(),
             )
             .await?
+        }
+        Command::Openapi => {
+            println!("{}", openapi_json()?);
         }
         Command::Audit(AuditCommand::Verify { data_dir }) => {
             let report = server::audit_log::verify_data_dir(&data_dir)
@@ -385,9 +408,44 @@ async fn main() -> Result<()> {
                 audit_hex(&digest)
             );
         }
-        Command::Evidence(EvidenceCommand::Verify { dir, data_dir }) => {
-            let report =
-                server::evidence::verify(&dir, &data_dir).context("verifying the bundle")?;
+        Command::Audit(AuditCommand::PublicKey { data_dir, out }) => {
+            let key = server::audit_log::load_key(&data_dir)
+                .with_context(|| format!("reading the signing key in {}", data_dir.display()))?;
+            let pem = audit::public_key_pem(&key.verifying_key())?;
+            match out {
+                Some(path) => {
+                    use std::io::Write;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    f.write_all(pem.as_bytes())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("Wrote {}", path.display());
+                }
+                None => print!("{pem}"),
+            }
+        }
+        Command::Evidence(EvidenceCommand::Verify {
+            dir,
+            public_key,
+            data_dir,
+        }) => {
+            let report = match (public_key, data_dir) {
+                (Some(file), _) => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let key = audit::verifying_key_from_bytes(&bytes)
+                        .with_context(|| format!("{}", file.display()))?;
+                    audit::verify_bundle(&dir, &key).map_err(anyhow::Error::from)
+                }
+                (None, Some(data_dir)) => {
+                    server::evidence::verify(&dir, &data_dir).map_err(anyhow::Error::from)
+                }
+                (None, None) => anyhow::bail!("give --public-key FILE or --data-dir DIR"),
+            }
+            .context("verifying the bundle")?;
             for p in &report.problems {
                 println!("{p}");
             }
@@ -481,6 +539,11 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The OpenAPI document as pretty JSON, the form `web/openapi.json` is kept in.
+fn openapi_json() -> Result<String> {
+    serde_json::to_string_pretty(&server::openapi()).context("writing the OpenAPI document")
 }
 
 fn audit_hex(b: &[u8]) -> String {

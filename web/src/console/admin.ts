@@ -1,7 +1,7 @@
 // Administrator screens: devices that tried to connect unregistered (with a form to register
 // them) and the accounts. Administrators see no case data.
 import { api } from "../shared/api";
-import { t } from "./i18n";
+import { DEVICE_KINDS, PROTOCOL_NAMES, ROLES, label, t } from "./i18n";
 import { errorBox, field, fmtTime, h, select } from "./util";
 
 interface Unknown { protocol: string; hardware_id: string; first_seen: string; last_seen: string; attempts: number; last_remote?: string | null }
@@ -13,8 +13,8 @@ const PROTOCOLS = ["native", "osmand", "gt06", "h02", "watch", "teltonika", "own
 export async function unknownDevicesScreen(root: HTMLElement): Promise<() => void> {
   root.append(h("h2", { text: t("navUnknown") }));
   const list = h("div");
-  const kind = select(KINDS.map((k) => [k, k]), "ankle_monitor", { name: "kind" });
-  const protocol = select(PROTOCOLS.map((k) => [k, k]), "osmand", { name: "protocol" });
+  const kind = select(KINDS.map((k) => [k, label(DEVICE_KINDS, k)]), "ankle_monitor", { name: "kind" });
+  const protocol = select(PROTOCOLS.map((k) => [k, label(PROTOCOL_NAMES, k)]), "osmand", { name: "protocol" });
   const hw = h("input", { name: "hardware_id", required: true, maxlength: 64 });
   const owner = h("input", { name: "owner_id", type: "number", min: 1 });
   const tokenIn = h("input", { name: "token", minlength: 16, autocomplete: "off" });
@@ -44,7 +44,7 @@ export async function unknownDevicesScreen(root: HTMLElement): Promise<() => voi
       list.append(h("table", {},
         h("thead", {}, h("tr", {}, ...[t("protocol"), t("hardwareId"), t("firstSeen"), t("lastSeen"), t("attempts"), ""].map((x) => h("th", { scope: "col", text: x })))),
         h("tbody", {}, ...rows.map((u) => h("tr", {},
-          h("td", { text: u.protocol }), h("td", { text: u.hardware_id }), h("td", { text: fmtTime(u.first_seen) }),
+          h("td", { text: label(PROTOCOL_NAMES, u.protocol) }), h("td", { translate: "no", text: u.hardware_id }), h("td", { text: fmtTime(u.first_seen) }),
           h("td", { text: fmtTime(u.last_seen) }), h("td", { text: String(u.attempts) }),
           h("td", {}, h("button", { type: "button", text: t("register"), "aria-label": `${t("register")} ${u.hardware_id}`, onclick: () => {
             hw.value = u.hardware_id;
@@ -65,8 +65,8 @@ export async function accountsScreen(root: HTMLElement): Promise<() => void> {
   try {
     const rows = await api<AccountRow[]>("/api/v1/accounts");
     root.append(h("table", {},
-      h("thead", {}, h("tr", {}, ...["#", t("username"), t("role"), "person", "TOTP"].map((x) => h("th", { scope: "col", text: x })))),
-      h("tbody", {}, ...rows.map((a) => h("tr", {}, h("td", { text: String(a.id) }), h("td", { text: a.username }), h("td", { text: a.role }),
+      h("thead", {}, h("tr", {}, ...["#", t("username"), t("role"), t("person"), "TOTP"].map((x) => h("th", { scope: "col", text: x })))),
+      h("tbody", {}, ...rows.map((a) => h("tr", {}, h("td", { text: String(a.id) }), h("td", { text: a.username }), h("td", { text: label(ROLES, a.role) }),
         h("td", { text: a.person_id != null ? String(a.person_id) : "—" }), h("td", { text: a.totp_enrolled ? "✓" : "—" }))))));
   } catch (e) {
     root.append(errorBox(e));

@@ -75,6 +75,8 @@ function setState(state: "off" | "ringing" | "muted"): void {
 
 function startRinging(text: string): void {
   flashText = text;
+  // A new wording (another alert, another language) shows at once, not at the next flash.
+  if (document.title.startsWith("⚠")) document.title = `⚠ ${flashText}`;
   if (!timer) {
     tone();
     timer = setInterval(tone, REPEAT_MS);
@@ -149,6 +151,12 @@ export function updateAlarm(alerts: Iterable<Alert>, describe: (a: Alert) => { t
     return;
   }
   startRinging(describe(ringing[0]).title);
+}
+
+/** The page's own title in the current language; kept while the alarm flashes its own. */
+export function setBaseTitle(text: string): void {
+  baseTitle = text;
+  if (!document.title.startsWith("⚠")) document.title = text;
 }
 
 /** Sign-out: silence and forget. */

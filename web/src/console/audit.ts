@@ -1,8 +1,8 @@
 // The access log for auditors: every decision (allowed or refused) with who, what, which case
 // and the stated purpose; filters; and a check that each record links to the one before it.
 import { api } from "../shared/api";
-import { t } from "./i18n";
-import { errorBox, field, h } from "./util";
+import { AUDIT_ACTIONS, OUTCOMES, PURPOSES, ROLES, label, t } from "./i18n";
+import { errorBox, field, fmtTime, h, select } from "./util";
 
 interface Rec {
   seq: number; time_us: number; actor_kind: string; actor_id: number; actor_role: string; action: string;
@@ -33,37 +33,45 @@ export async function auditScreen(root: HTMLElement): Promise<() => void> {
   for (let i = 1; i < recs.length; i++) {
     if (recs[i].seq === recs[i - 1].seq + 1 && recs[i].prev_hash !== recs[i - 1].hash) { broken = recs[i].seq; break; }
   }
-  root.append(h("p", { id: "chain-status", class: broken == null ? "ok" : "error", role: "status",
-    text: broken == null ? `${t("chainOk")} · ${recs.length} ${t("records")}` : `${t("chainBroken")} ${broken}` }));
+  // `prev_hash` is the record's field name, shown as code (the same in both languages).
+  const [before, after] = t("chainOk").split("{code}");
+  root.append(broken == null
+    ? h("p", { id: "chain-status", class: "ok", role: "status" }, before, h("code", { translate: "no", text: "prev_hash" }), after ?? "", ` · ${recs.length} ${t("records")}`)
+    : h("p", { id: "chain-status", class: "error", role: "status", text: `${t("chainBroken")} ${broken}` }));
 
-  const action = h("input", { name: "action", list: "audit-actions", placeholder: "read_track" });
+  const actionCodes = [...new Set(recs.map((r) => r.action))].sort();
+  // A code field with the codes offered by name (the datalist shows each action in words).
+  const action = h("input", { name: "action", list: "audit-actions" });
+  const datalist = h("datalist", { id: "audit-actions" }, ...actionCodes.map((a) => h("option", { value: a, label: label(AUDIT_ACTIONS, a) })));
   const actor = h("input", { name: "actor", type: "number", min: 0 });
   const caseIn = h("input", { name: "case", type: "number", min: 0 });
-  const outcome = h("input", { name: "outcome", placeholder: "allowed / denied" });
+  const outcome = select([["", "—"], ["allowed", label(OUTCOMES, "allowed")], ["denied", label(OUTCOMES, "denied")]], "", { name: "outcome" });
   const text = h("input", { name: "text", type: "search" });
-  const datalist = h("datalist", { id: "audit-actions" }, ...[...new Set(recs.map((r) => r.action))].sort().map((a) => h("option", { value: a })));
   const tbody = h("tbody", {});
   const count = h("p", { role: "status" });
   const render = () => {
     const f = recs.filter((r) => (!action.value || r.action === action.value.trim())
       && (!actor.value || r.actor_id === Number(actor.value))
       && (!caseIn.value || r.case_id === Number(caseIn.value))
-      && (!outcome.value || r.outcome.startsWith(outcome.value.trim()))
+      && (!outcome.value || r.outcome === outcome.value)
       && (!text.value || `${r.details} ${r.purpose_text ?? ""} ${r.purpose_code ?? ""}`.toLowerCase().includes(text.value.toLowerCase())));
     const shown = f.slice(-500).reverse();
     count.textContent = `${f.length} ${t("records")}${f.length > shown.length ? ` (${shown.length})` : ""}`;
     tbody.replaceChildren(...shown.map((r) => h("tr", { "data-action": r.action },
-      h("td", { text: String(r.seq) }), h("td", { text: new Date(r.time_us / 1000).toLocaleString() }),
-      h("td", { text: `${r.actor_role} #${r.actor_id}` }), h("td", { text: r.action }), h("td", { text: r.case_id != null ? String(r.case_id) : "—" }),
-      h("td", { class: "purpose", text: r.purpose_code ? `${r.purpose_code}: ${r.purpose_text ?? ""}` : "—" }),
-      h("td", { text: r.outcome }), h("td", { class: "details", text: r.details }))));
+      h("td", { text: String(r.seq) }), h("td", { text: fmtTime(r.time_us / 1000) }),
+      h("td", { text: `${label(ROLES, r.actor_role)} #${r.actor_id}` }), h("td", { text: label(AUDIT_ACTIONS, r.action) }), h("td", { text: r.case_id != null ? String(r.case_id) : "—" }),
+      // What staff typed, and the record's own details, are shown as recorded: they are the
+      // evidence, not interface text (`translate="no"`).
+      h("td", { class: "purpose" }, r.purpose_code ? label(PURPOSES, r.purpose_code) : "—",
+        r.purpose_text ? h("span", { translate: "no", text: `: ${r.purpose_text}` }) : null),
+      h("td", { text: label(OUTCOMES, r.outcome) }), h("td", { class: "details", translate: "no", text: r.details }))));
   };
   const form = h("form", { class: "filters", role: "search", "aria-label": t("auditFilter") },
-    field("action", action), field(`${t("actor")} #`, actor), field(`${t("case")} #`, caseIn), field(t("outcome"), outcome), field(t("details"), text), datalist);
+    field(t("auditAction"), action), field(`${t("actor")} #`, actor), field(`${t("case")} #`, caseIn), field(t("outcome"), outcome), field(t("details"), text), datalist);
   form.oninput = render;
   form.onsubmit = (e) => e.preventDefault();
   root.append(form, count, h("table", { class: "audit" },
-    h("thead", {}, h("tr", {}, ...["seq", t("time"), t("actor"), "action", t("case"), t("purpose"), t("outcome"), t("details")].map((x) => h("th", { scope: "col", text: x })))),
+    h("thead", {}, h("tr", {}, ...[t("seq"), t("time"), t("actor"), t("auditAction"), t("case"), t("purpose"), t("outcome"), t("details")].map((x) => h("th", { scope: "col", text: x })))),
     tbody));
   render();
   return () => {};

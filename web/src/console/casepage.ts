@@ -3,7 +3,8 @@
 // steps taken on them, and a zone editor that saves a new order version.
 import L from "leaflet";
 import { api } from "../shared/api";
-import { ACTIONS, CAUSES, RULES, STATES, ZONE_KINDS, ZONE_KIND_LABELS, label, lang, t } from "./i18n";
+import { ACTIONS, CAUSES, DEVICE_KINDS, ORDER_KINDS, PERSON_ROLES, PROTOCOL_NAMES, ROLES, RULES, STATES, ZONE_KINDS, ZONE_KIND_LABELS, label, lang, t } from "./i18n";
+import { alertText } from "./alerts";
 import { createMap, PositionLayer, zoneBounds, zoneLayer } from "./mapkit";
 import { live } from "./live";
 import {
@@ -33,8 +34,8 @@ function deviceRow(d: Device, people: Person[]): HTMLElement {
   const pos = live.positions.get(d.id);
   const seen = pos ? fmtAge(ageSeconds(pos.device_time)) : hl ? fmtAge(ageSeconds(hl.reported_at)) : t("never");
   return h("tr", { "data-device-id": d.id },
-    h("td", { text: `#${d.id}` }), h("td", { text: `${d.kind} / ${d.protocol}` }), h("td", { text: d.hardware_id }),
-    h("td", { text: owner ? `${owner.display_name} (${owner.role})` : "—" }),
+    h("td", { text: `#${d.id}` }), h("td", { text: `${label(DEVICE_KINDS, d.kind)} / ${label(PROTOCOL_NAMES, d.protocol)}` }), h("td", { translate: "no", text: d.hardware_id }),
+    h("td", { text: owner ? `${owner.display_name} (${label(PERSON_ROLES, owner.role)})` : "—" }),
     h("td", { class: `battery${hl?.battery_percent != null && hl.battery_percent < 20 ? " low" : ""}`,
       text: hl?.battery_percent != null ? `${Math.round(hl.battery_percent)}%${hl.charging ? ` ⚡ ${t("charging")}` : ""}` : "—" }),
     h("td", { text: hl?.signal != null ? String(hl.signal) + (hl.satellites != null ? ` · ${hl.satellites} sat` : "") : "—" }),
@@ -70,10 +71,10 @@ export async function casePage(root: HTMLElement, caseId: number): Promise<() =>
               h("tbody", {}, ...caseDevices.map((d) => deviceRow(d, people))))),
           h("section", { "aria-labelledby": "ord-h" }, h("h3", { id: "ord-h", text: t("orders") }),
             ...caseOrders.map((o) => h("div", { class: "order", "data-order-id": o.id },
-              h("p", {}, h("strong", { text: `#${o.id} ${o.kind}` }), ` · ${validNow(o) ? t("validNow") : t("notValid")}`),
+              h("p", {}, h("strong", { text: `#${o.id} ${label(ORDER_KINDS, o.kind)}` }), ` · ${validNow(o) ? t("validNow") : t("notValid")}`),
               h("p", { text: `${t("validFrom")} ${fmtTime(o.valid_from)} · ${t("validTo")} ${o.valid_to ? fmtTime(o.valid_to) : "—"}` }),
               h("p", { text: `${t("noApproach")} ${o.no_approach_m} m · ${t("warning")} ${o.warning_m} m · ${t("disclosure")} ${o.disclosure_radius_m} m` }),
-              h("ul", { class: "zones" }, ...o.zones.map((z) => h("li", { text: `${z.label} (${label(ZONE_KIND_LABELS, z.kind)}, ${z.shape.type})` })))))),
+              h("ul", { class: "zones" }, ...o.zones.map((z) => h("li", { text: `${z.label} (${label(ZONE_KIND_LABELS, z.kind)}, ${z.shape.type === "circle" ? t("shapeCircle") : t("shapePolygon")})` })))))),
           editorBox),
         h("div", {}, mapEl,
           h("section", { "aria-labelledby": "tl-h" }, h("h3", { id: "tl-h", text: t("timeline") }), timeline))));
@@ -100,10 +101,10 @@ export async function casePage(root: HTMLElement, caseId: number): Promise<() =>
     const logs = await Promise.all(caseAlerts.slice(0, 20).map((a) => api<AlertAction[]>(`/api/v1/alerts/${a.id}/history`).catch(() => [] as AlertAction[])));
     const entries: { at: string; text: string; cls: string }[] = [];
     caseAlerts.slice(0, 20).forEach((a, i) => {
-      entries.push({ at: a.raised_at, cls: a.severity, text: `#${a.id} ${label(RULES, a.rule)} — ${a.summary} (${STATES[lang][a.state] ?? a.state})` });
+      entries.push({ at: a.raised_at, cls: a.severity, text: `#${a.id} ${label(RULES, a.rule)} — ${alertText(live, a, a.raise_distance_m ?? a.min_distance_m)} (${STATES[lang][a.state] ?? a.state})` });
       for (const x of logs[i]) {
         if (x.action === "raise") continue;
-        entries.push({ at: x.at, cls: "step", text: `#${a.id} ${label(ACTIONS, x.action)}${x.cause ? ` · ${label(CAUSES, x.cause)}` : ""}${x.note ? ` · “${x.note}”` : ""} · ${x.actor_role} #${x.actor_account_id}` });
+        entries.push({ at: x.at, cls: "step", text: `#${a.id} ${label(ACTIONS, x.action)}${x.cause ? ` · ${label(CAUSES, x.cause)}` : ""}${x.note ? ` · “${x.note}”` : ""} · ${label(ROLES, x.actor_role)} #${x.actor_account_id}` });
       }
     });
     entries.sort((x, y) => Date.parse(y.at) - Date.parse(x.at));
@@ -189,7 +190,7 @@ function zoneEditor(box: HTMLElement, map: L.Map, order: Order, drawZones: (z: Z
       redraw();
       msg.replaceChildren(h("span", { class: "saved-version", "data-version": v.version, text: `${t("savedVersion")} v${v.version}` }));
       const zonesList = document.querySelector(`.order[data-order-id="${order.id}"] .zones`);
-      zonesList?.replaceChildren(...v.zones.map((z) => h("li", { text: `${z.label} (${label(ZONE_KIND_LABELS, z.kind)}, ${z.shape.type})` })));
+      zonesList?.replaceChildren(...v.zones.map((z) => h("li", { text: `${z.label} (${label(ZONE_KIND_LABELS, z.kind)}, ${z.shape.type === "circle" ? t("shapeCircle") : t("shapePolygon")})` })));
     } catch (e) {
       msg.append(errorBox(e));
     } finally {

@@ -31,11 +31,11 @@ const KO = {
   noFixes: "이 구간에 위치 기록이 없습니다", fixes: "위치",
   cause: "종결 사유", note: "메모", resolveTitle: "경보 종결", actionTitle: "조치 기록",
   action: "조치", record: "기록", dispatchTitle: "경찰 출동 요청", 
-  register: "등록", hardwareId: "장치 식별번호", protocol: "프로토콜", owner: "착용자 번호", token: "장치 토큰 (native)",
+  register: "등록", hardwareId: "장치 식별번호", protocol: "프로토콜", owner: "착용자 번호", token: "장치 토큰 (기본 프로토콜·휴대폰 앱)",
   firstSeen: "처음", attempts: "시도", registered: "등록되었습니다", noUnknown: "미등록 장치 없음",
   petitions: "신청", review: "검토", decide: "결정", decision: "결정", conditions: "조건",
   versions: "명령 버전", extend: "연장", extendDays: "연장 일수", orderId: "명령 번호",
-  auditFilter: "필터", actor: "행위자", outcome: "결과", details: "내용", chainOk: "해시 연결 일관됨 (prev_hash = 이전 hash)",
+  auditFilter: "필터", actor: "행위자", outcome: "결과", details: "내용", chainOk: "해시 연결 일관됨 (각 기록의 {code} = 바로 앞 기록의 해시)",
   chainBroken: "해시 연결이 끊김: 기록", records: "건", onlyTrackReads: "궤적 열람만",
   measuresWindow: "기간", alertsCount: "경보 수", perCaseDay: "사건·일당 경보", timeToAck: "확인까지 시간",
   timeToDispatch: "출동까지 시간", median: "중앙값", p90: "90백분위", falseAlarm: "오경보 비율", perRule: "규칙별",
@@ -52,8 +52,9 @@ const KO = {
   legend: "범례", legendOffender: "가해자 (빨강)", legendProtected: "피해자 (파랑)", legendZone: "보호구역", legendAlarm: "경보 중인 사건",
   fitCase: "사건 위치로 이동", showOnMap: "지도에서 보기", at: "당시", conditionHeld: "조건 유지", casesWord: "건의 사건", windowDays: "일",
   caseDays: "사건·일", rateTooShort: "기간이 짧아 비율을 표시하지 않습니다 (사건·일 {min} 이상부터)", inWindow: "기간 내",
-  party: "당사자", bothParties: "사건 (가해자와 피해자 함께)", selectCase: "사건", nobody: "알 수 없음",
+  party: "당사자", bothParties: "사건 (가해자와 피해자 함께)", betweenParties: "두 사람 사이 거리", selectCase: "사건", nobody: "알 수 없음",
   username: "아이디", role: "역할", skip: "본문으로 건너뛰기", partyApp: "피해자·대상자는 /app/ 앱을 사용하세요.", none: "없음", of: "/", refresh: "새로고침",
+  zoomIn: "확대", zoomOut: "축소", seq: "번호", auditAction: "행위", person: "당사자 번호", appTitle: "Bulwark — 관제", shapeCircle: "원", shapePolygon: "다각형",
 } as const;
 export type Key = keyof typeof KO;
 
@@ -87,11 +88,11 @@ const EN: Record<Key, string> = {
   noFixes: "No positions in this window", fixes: "positions",
   cause: "Cause", note: "Note", resolveTitle: "Resolve alert", actionTitle: "Record an action",
   action: "Action", record: "Record", dispatchTitle: "Dispatch police", 
-  register: "Register", hardwareId: "Hardware id", protocol: "Protocol", owner: "Wearer (person id)", token: "Device token (native)",
+  register: "Register", hardwareId: "Hardware id", protocol: "Protocol", owner: "Wearer (person id)", token: "Device token (native protocol, phone apps)",
   firstSeen: "First seen", attempts: "Attempts", registered: "Registered", noUnknown: "No unknown devices",
   petitions: "Petitions", review: "Review", decide: "Decide", decision: "Decision", conditions: "Conditions",
   versions: "Order versions", extend: "Extend", extendDays: "Days to extend", orderId: "Order id",
-  auditFilter: "Filter", actor: "Actor", outcome: "Outcome", details: "Details", chainOk: "Hash chain links consistent (prev_hash = previous hash)",
+  auditFilter: "Filter", actor: "Actor", outcome: "Outcome", details: "Details", chainOk: "Hash chain links consistent (each record's {code} = the hash of the one before)",
   chainBroken: "Hash chain broken at record", records: "records", onlyTrackReads: "Track reads only",
   measuresWindow: "Window", alertsCount: "Alerts", perCaseDay: "Alerts per case-day", timeToAck: "Time to acknowledge",
   timeToDispatch: "Time to dispatch", median: "median", p90: "90th percentile", falseAlarm: "False-alarm share", perRule: "Per rule",
@@ -108,8 +109,9 @@ const EN: Record<Key, string> = {
   legend: "Legend", legendOffender: "Offender (red)", legendProtected: "Protected person (blue)", legendZone: "Exclusion zone", legendAlarm: "Case in alarm",
   fitCase: "Go to the case", showOnMap: "Show on map", at: "at the time", conditionHeld: "condition held", casesWord: "cases", windowDays: "days",
   caseDays: "case-days", rateTooShort: "Window too short for a rate (shown from {min} case-days)", inWindow: "in the window",
-  party: "Person", bothParties: "Case (offender and protected person together)", selectCase: "Case", nobody: "unknown",
+  party: "Person", bothParties: "Case (offender and protected person together)", betweenParties: "distance between them", selectCase: "Case", nobody: "unknown",
   username: "Username", role: "Role", skip: "Skip to content", partyApp: "Victims and offenders use the app at /app/.", none: "none", of: "of", refresh: "Refresh",
+  zoomIn: "Zoom in", zoomOut: "Zoom out", seq: "No.", auditAction: "Action", person: "Person no.", appTitle: "Bulwark — Monitoring", shapeCircle: "circle", shapePolygon: "polygon",
 };
 
 export const RULES: Record<Lang, Record<string, string>> = {
@@ -137,6 +139,28 @@ export const ACTIONS: Record<Lang, Record<string, string>> = {
     police_dispatched_to_victim: "경찰 피해자 출동", note: "메모", raise: "발생", acknowledge: "확인", dispatch: "출동", resolve: "종결", reopened: "다시 발생", task_state: "출동 과제 상태", escalated: "상부 보고" },
   en: { victim_called: "Victim called", offender_called: "Offender called", officer_dispatched_to_offender: "Officer dispatched to offender",
     police_dispatched_to_victim: "Police dispatched to victim", note: "Note", raise: "Raised", acknowledge: "Acknowledged", dispatch: "Dispatched", resolve: "Resolved", reopened: "Reopened", task_state: "Task state", escalated: "Escalated" },
+};
+/** Access-log actions (`audit::AuditAction`) and outcomes, for the auditor's table. */
+export const AUDIT_ACTIONS: Record<Lang, Record<string, string>> = {
+  ko: { read_case: "사건 열람", read_position: "위치 열람", read_track: "궤적 열람", read_victim_position: "피해자 위치 열람",
+    read_victim_track: "피해자 궤적 열람", live_stream: "실시간 화면", read_alerts: "경보 열람", handle_alert: "경보 처리", export: "증거 내보내기",
+    break_glass: "긴급 열람", change_case: "사건 변경", change_order: "명령 변경", review_petition: "신청 검토", decide_petition: "신청 결정",
+    purge: "보존기간 만료 삭제", change_access: "담당·권한 변경", file_petition: "신청 접수", read_audit: "접근 기록 감사", login: "로그인",
+    logout: "로그아웃", login_failed: "로그인 실패", read_orders: "명령 열람", read_petitions: "신청 열람", send_own_report: "본인 위치·신고 전송" },
+  en: { read_case: "read case", read_position: "read position", read_track: "read track", read_victim_position: "read victim's position",
+    read_victim_track: "read victim's track", live_stream: "live view", read_alerts: "read alerts", handle_alert: "handled alert", export: "evidence export",
+    break_glass: "emergency access", change_case: "changed case", change_order: "changed order", review_petition: "reviewed petition", decide_petition: "decided petition",
+    purge: "retention purge", change_access: "changed access", file_petition: "filed petition", read_audit: "audited the log", login: "signed in",
+    logout: "signed out", login_failed: "sign-in failed", read_orders: "read orders", read_petitions: "read petitions", send_own_report: "own report sent" },
+};
+export const OUTCOMES: Record<Lang, Record<string, string>> = {
+  ko: { allowed: "허용", denied: "거부" },
+  en: { allowed: "allowed", denied: "denied" },
+};
+/** Device protocols by their proper names (the same in both languages). */
+export const PROTOCOL_NAMES: Record<Lang, Record<string, string>> = {
+  ko: { native: "Bulwark 기본 (HTTP)", osmand: "OsmAnd / Traccar Client", gt06: "GT06", h02: "H02", watch: "Watch (SeTracker)", teltonika: "Teltonika", owntracks: "OwnTracks", gpslogger: "GPSLogger", overland: "Overland" },
+  en: { native: "Bulwark native (HTTP)", osmand: "OsmAnd / Traccar Client", gt06: "GT06", h02: "H02", watch: "Watch (SeTracker)", teltonika: "Teltonika", owntracks: "OwnTracks", gpslogger: "GPSLogger", overland: "Overland" },
 };
 export const RECORDABLE = ["victim_called", "offender_called", "officer_dispatched_to_offender", "police_dispatched_to_victim", "note"];
 export const TASK_STATES: Record<Lang, Record<string, string>> = {

@@ -8,7 +8,7 @@ import { alertText, renderQueue, whoOf } from "./alerts";
 import { updateAlarm } from "./alarm";
 import { addLegend, createMap, PositionLayer, roleLabel, zoneLayer } from "./mapkit";
 import {
-  ageSeconds, errorBox, fmtAge, h, setSkew, STALE_AFTER_S,
+  ageSeconds, errorBox, fmtAge, fmtClock, h, setSkew, STALE_AFTER_S,
   type Alert, type Case, type Device, type Health, type Order, type Person, type Position, type Snapshot,
 } from "./util";
 
@@ -30,7 +30,7 @@ const notify = (kind: Kind = "all") => {
   if (kind !== "positions" && live.loaded) {
     updateAlarm(live.alerts.values(), (a) => ({
       title: `${label(RULES, a.rule)} — ${whoOf(live, a)}`,
-      body: `${alertText(live, a)} · ${new Date(a.raised_at).toLocaleTimeString()}`,
+      body: `${alertText(live, a)} · ${fmtClock(a.raised_at)}`,
     }));
   }
   live.listeners.forEach((f) => f(kind));
@@ -107,7 +107,11 @@ export function liveScreen(root: HTMLElement, setStatus: (s: string) => void): (
   const layer = new PositionLayer(map);
   let zones: L.Layer[] = [];
   let zonesOf: Order[] | null = null;
-  let fitted = false;
+  let fitted = 0;
+  let userMoved = false;
+  map.on("dragstart", () => { userMoved = true; });
+  mapEl.addEventListener("wheel", () => { userMoved = true; }, { passive: true });
+  mapEl.addEventListener("click", (e) => { if ((e.target as HTMLElement).closest(".leaflet-control-zoom")) userMoved = true; });
 
   /** Fits the map to a case's parties and zones (from the queue's "show on map"). */
   const fitCase = (caseId: number) => {
@@ -115,6 +119,7 @@ export function liveScreen(root: HTMLElement, setStatus: (s: string) => void): (
     if (!c) return;
     const ids = [c.offender_id, ...c.protected_ids];
     const pts = [...live.positions.values()].filter((p) => ids.includes(p.person_id ?? -1)).map((p) => [p.lat, p.lon] as L.LatLngTuple);
+    userMoved = true; // the officer chose this case: later positions do not pull the map away
     if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.5), { animate: false, maxZoom: 17 });
     mapEl.dataset.fittedCase = String(caseId);
   };
@@ -155,9 +160,11 @@ export function liveScreen(root: HTMLElement, setStatus: (s: string) => void): (
         } : undefined,
       });
     }
-    if (!fitted && live.positions.size) {
-      map.fitBounds(L.latLngBounds([...live.positions.values()].map((p) => [p.lat, p.lon] as L.LatLngTuple)).pad(0.2), { animate: false });
-      fitted = true;
+    // Fit to everyone while positions keep arriving (the first answer may hold only some),
+    // until the officer moves the map himself.
+    if (!userMoved && live.positions.size > fitted) {
+      map.fitBounds(L.latLngBounds([...live.positions.values()].map((p) => [p.lat, p.lon] as L.LatLngTuple)).pad(0.2), { animate: false, maxZoom: 16 });
+      fitted = live.positions.size;
     }
     // Re-rendering the queue replaces its buttons: not while someone is using them.
     const busy = ol.contains(document.activeElement) && kind === "tick";

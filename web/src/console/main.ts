@@ -7,8 +7,8 @@ import "leaflet/dist/leaflet.css";
 import "./style.css";
 import { api, login, setToken, setUnauthorizedHandler, token, ApiError } from "../shared/api";
 import { ROLES, label, lang, setLang, t, type Key } from "./i18n";
-import { askNotificationPermission, mute, resetAlarm, unlockAlarmAudio } from "./alarm";
-import { connect, disconnect, liveScreen } from "./live";
+import { askNotificationPermission, mute, resetAlarm, setBaseTitle, unlockAlarmAudio } from "./alarm";
+import { alertChanged, connect, disconnect, liveScreen } from "./live";
 import { casePage, casesScreen } from "./casepage";
 import { replayScreen } from "./replay";
 import { accountsScreen, unknownDevicesScreen } from "./admin";
@@ -139,6 +139,8 @@ function applyLang(): void {
   $("lang").textContent = other;
   // The accessible name starts with the visible text (WCAG 2.5.3).
   $("lang").setAttribute("aria-label", `${other} — Language / 언어`);
+  setBaseTitle(t("appTitle"));
+  $("nav").setAttribute("aria-label", t("mainNav"));
   const st = $("status");
   if (statusKey) st.textContent = t(statusKey);
   if (me) $("who").textContent = `${sessionStorage.getItem("bw-user") ?? ""} (${label(ROLES, me.role)})`;
@@ -149,6 +151,8 @@ function applyLang(): void {
 $("lang").onclick = () => {
   setLang(lang === "ko" ? "en" : "ko");
   applyLang();
+  // The alarm's title flash and notifications are worded anew in this language.
+  if (me) alertChanged();
   void route();
 };
 $("logout").onclick = async () => {

@@ -20,7 +20,8 @@ export function createMap(el: HTMLElement, label: string): L.Map {
   el.setAttribute("aria-label", label);
   // No zoom animation: a screen change removes its map, and Leaflet throws from an animation
   // that ends after its map is gone.
-  const map = L.map(el, { zoomControl: true, zoomAnimation: false }).setView([37.54, 126.98], 12);
+  const map = L.map(el, { zoomControl: false, zoomAnimation: false }).setView([37.54, 126.98], 12);
+  L.control.zoom({ zoomInTitle: t("zoomIn"), zoomOutTitle: t("zoomOut") }).addTo(map);
   L.control.scale({ metric: true, imperial: false, position: "bottomright" }).addTo(map);
   const tiles = L.tileLayer(tileUrl(), { maxZoom: 19, attribution: "© OpenStreetMap contributors" }).addTo(map);
   let tileErrors = 0;

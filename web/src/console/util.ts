@@ -1,36 +1,10 @@
-// Small DOM helpers, the shared wire types, and how every screen reports a refusal.
+// The console's wire types, time formatting, and how every screen reports a refusal; the DOM
+// helpers are the shared ones (`../shared/dom`).
 import { ApiError } from "../shared/api";
-import { t } from "./i18n";
+import { lang, t } from "./i18n";
 
-type Attrs = Record<string, string | number | boolean | null | undefined | ((e: Event) => void)>;
-type Child = Node | string | null | undefined | false;
-
-/** Creates an element; `on*` attributes become listeners, `false`/`null` attributes are skipped. */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (typeof v === "function") e.addEventListener(k.slice(2).toLowerCase(), v);
-    else if (k === "text") e.textContent = String(v);
-    else if (v === true) e.setAttribute(k, "");
-    else e.setAttribute(k, String(v));
-  }
-  for (const c of children) if (c != null && c !== false) e.append(c);
-  return e;
-}
-
-let uid = 0;
-/** A labelled form field: `<label for>` + control. */
-export function field(text: string, control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement): HTMLElement {
-  if (!control.id) control.id = `f${++uid}`;
-  return h("div", { class: "field" }, h("label", { for: control.id, text }), control);
-}
-
-export function select(options: [string, string][], value?: string, attrs: Attrs = {}): HTMLSelectElement {
-  const s = h("select", attrs);
-  for (const [v, l] of options) s.append(h("option", { value: v, selected: v === value, text: l }));
-  return s;
-}
+export { field, h, select } from "../shared/dom";
+import { h } from "../shared/dom";
 
 /** A screen-level message for an error: 403 says "not permitted", otherwise the server's message. */
 export function errorBox(e: unknown): HTMLElement {
@@ -51,7 +25,10 @@ export function fmtAge(s: number): string {
   if (s < 5400) return `${Math.round(s / 60)}${t("min")} ${t("ago")}`;
   return `${Math.round(s / 3600)}${t("hour")} ${t("ago")}`;
 }
-export const fmtTime = (iso: string): string => new Date(iso).toLocaleString();
+/** Dates and times in the console's language (not the browser's): "2026. 12. 3. 오후 1:22:50" or "03/12/2026, 13:22:50". */
+export const locale = (): string => (lang === "ko" ? "ko-KR" : "en-GB");
+export const fmtTime = (iso: string | number): string => new Date(iso).toLocaleString(locale());
+export const fmtClock = (iso: string | number): string => new Date(iso).toLocaleTimeString(locale());
 export const fmtDur = (s: number | null | undefined): string =>
   s == null ? "—" : s < 120 ? `${s.toFixed(0)}${t("sec")}` : `${(s / 60).toFixed(1)}${t("min")}`;
 

@@ -2,7 +2,7 @@
 // is typed against the Korean one, so a missing translation fails the typecheck).
 
 const ko = {
-  appTitle: "안전", discreetTitle: "날씨", discreet: "가리기", discreetOn: "가리기 해제", exit: "빠른 나가기",
+  appTitle: "안전", discreetTitle: "날씨", discreet: "가리기", discreetOn: "더 보기", exit: "빠른 나가기", discreetExit: "닫기",
   signInTitle: "로그인", username: "아이디", password: "비밀번호", signIn: "로그인",
   loginFailed: "아이디 또는 비밀번호가 틀렸습니다", notVictim: "이 앱은 보호 대상자 전용입니다",
   status_safe: "안전 — 가해자가 주변에 없습니다", status_in_area: "주의 — 가해자가 주변 지역에 있습니다",
@@ -62,7 +62,7 @@ const ko = {
   earlierTitle: "지난 경보 — 지금 상황이 아닙니다", nowAsOf: "지금 · 가해자 위치", nowNoFix: "지금 · 가해자 위치 정보 없음",
   basis: "기준", endedAt: "종료", stillWatched: "지금 위치로는 벗어났습니다 (관제센터가 계속 확인 중)",
   lastKnown: "마지막으로 알려진 상황입니다 (가해자 위치가 오래됨)", status_zone: "위험 — 가해자가 지금 보호구역 안에 있습니다",
-  coverTitle: "오늘의 날씨", coverText: "맑음 · 최고 21° 최저 12°", times: "회",
+  coverTitle: "오늘의 날씨", coverText: "맑음 · 최고 21° 최저 12°", times: "회", menu: "메뉴", zoomIn: "확대", zoomOut: "축소",
   source_gnss: "GPS", source_unknown: "출처 불명", source_wifi: "와이파이", source_cell: "기지국",
   mapLabel: "지도", tilesOffline: "지도를 불러올 수 없습니다 — 격자 배경으로 표시합니다", me: "나", offender: "가해자",
 };
@@ -70,7 +70,7 @@ const ko = {
 type Words = { [K in keyof typeof ko]: string };
 
 const en: Words = {
-  appTitle: "Safety", discreetTitle: "Weather", discreet: "Hide", discreetOn: "Unhide", exit: "Quick exit",
+  appTitle: "Safety", discreetTitle: "Weather", discreet: "Hide", discreetOn: "More", exit: "Quick exit", discreetExit: "Close",
   signInTitle: "Sign in", username: "Username", password: "Password", signIn: "Sign in",
   loginFailed: "Wrong username or password", notVictim: "This app is for protected persons only",
   status_safe: "Safe — the offender is not nearby", status_in_area: "Caution — the offender is in your area",
@@ -130,7 +130,7 @@ const en: Words = {
   earlierTitle: "Earlier alerts — not the situation now", nowAsOf: "Now · his position at", nowNoFix: "Now · no position of his",
   basis: "", endedAt: "ended", stillWatched: "his latest position no longer shows it (the control centre is still watching)",
   lastKnown: "last known situation (his position is old)", status_zone: "Danger — the offender is inside a protected zone now",
-  coverTitle: "Today's weather", coverText: "Sunny · high 21° low 12°", times: "times",
+  coverTitle: "Today's weather", coverText: "Sunny · high 21° low 12°", times: "times", menu: "Menu", zoomIn: "Zoom in", zoomOut: "Zoom out",
   source_gnss: "GPS", source_unknown: "unknown source", source_wifi: "Wi-Fi", source_cell: "cell tower",
   mapLabel: "Map", tilesOffline: "Map tiles unavailable — showing a plain grid", me: "Me", offender: "Offender",
 };
