@@ -45,7 +45,7 @@ impl LegResult {
 }
 
 /// The position of `device`'s `k`-th fix: pairs start 50–2,000 m apart in Seoul and drift.
-fn position(device: usize, k: u64) -> (f64, f64) {
+pub(crate) fn position(device: usize, k: u64) -> (f64, f64) {
     let pair = (device / 2) as f64;
     let base_lat = 37.45 + (pair * 0.000_37) % 0.2;
     let base_lon = 126.85 + (pair * 0.000_53) % 0.3;
@@ -63,7 +63,7 @@ fn histogram() -> Result<Histogram<u64>> {
 }
 
 /// Runs each closed-loop client until the deadline and merges their latencies.
-async fn drive<C, F, Fut>(
+pub(crate) async fn drive<C, F, Fut>(
     clients: Vec<C>,
     devices: usize,
     duration: Duration,
@@ -110,7 +110,7 @@ where
     Ok((total, start.elapsed(), all))
 }
 
-fn leg(
+pub(crate) fn leg(
     name: &'static str,
     durable: u64,
     elapsed: Duration,
@@ -371,6 +371,18 @@ fn print_table(results: &[LegResult], opts: &Options) {
             r.p99_us as f64 / 1000.0,
             r.max_us as f64 / 1000.0,
             r.checked
+        );
+    }
+    if results.first().is_some_and(|r| r.name.starts_with("Bulwark")) {
+        println!(
+            "\nPer fix Bulwark does more than either alternative: it decodes and CRC-checks a \
+             tracker frame, validates the fix (coordinates, device time, future limit), checks \
+             it for an impossible jump, stores the full fix as history (not only the latest \
+             position) with dedup on resend, acknowledges only after fsync, then evaluates it \
+             in the engine against every order of its owner (distance to each protected person \
+             and every zone, hold times, alert episodes) and publishes it to the live stream. \
+             Redis keeps only the latest position and one distance; PostGIS stores the fix and \
+             tests one distance."
         );
     }
     if results.len() > 1 {
