@@ -100,7 +100,7 @@ async fn seed_case(store: store::Store, i: usize, with_zone: bool) -> Result<(us
                 kind: OrderKind::RestrainingOrder,
                 valid_from: UnixMicros(t.0 - 86_400_000_000),
                 valid_to: Some(UnixMicros(t.0 + 90 * 86_400_000_000)),
-                // Pairs start ~670 m apart: no alert until a bench moves one closer.
+                // Pairs are ~2.7 km apart: no alert until a bench moves one closer.
                 no_approach_m: 100.0,
                 warning_m: 300.0,
                 disclosure_radius_m: 300.0,
