@@ -238,9 +238,7 @@ struct JumpRefs {
 }
 
 impl LastFixes {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<DeviceId, JumpRefs>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<DeviceId, JumpRefs>> {
         // The map holds copies of stored fixes: a poisoned lock's contents are still sound.
         self.devices
             .lock()
@@ -279,7 +277,10 @@ impl LastFixes {
             let Some((sound, latest)) = entry.refs.as_mut() else {
                 continue;
             };
-            if latest.as_ref().is_some_and(|l| f.device_time <= l.device_time) {
+            if latest
+                .as_ref()
+                .is_some_and(|l| f.device_time <= l.device_time)
+            {
                 entry.refs = None;
                 continue;
             }
@@ -997,16 +998,34 @@ mod tests {
         c.stored(&[fix(1, 5, FixFlags::default())]);
         assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), None);
         let v = c.version(d);
-        c.load(d, v, Some(fix(1, 5, FixFlags::default())), Some(fix(1, 5, FixFlags::default())));
-        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), Some((Some(5), Some(5))));
+        c.load(
+            d,
+            v,
+            Some(fix(1, 5, FixFlags::default())),
+            Some(fix(1, 5, FixFlags::default())),
+        );
+        assert_eq!(
+            times(c.get(d, UnixMicros::from_secs(10))),
+            Some((Some(5), Some(5)))
+        );
         // Not after the latest cached fix (a late upload, the same second): the store answers.
         assert_eq!(times(c.get(d, UnixMicros::from_secs(5))), None);
         assert_eq!(times(c.get(d, UnixMicros::from_secs(4))), None);
         // A newer suspect fix moves only the latest; a newer sound one moves both.
-        c.stored(&[fix(1, 6, FixFlags::default().with(FixFlags::INTEGRITY_SUSPECT))]);
-        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), Some((Some(5), Some(6))));
+        c.stored(&[fix(
+            1,
+            6,
+            FixFlags::default().with(FixFlags::INTEGRITY_SUSPECT),
+        )]);
+        assert_eq!(
+            times(c.get(d, UnixMicros::from_secs(10))),
+            Some((Some(5), Some(6)))
+        );
         c.stored(&[fix(1, 7, FixFlags::default())]);
-        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), Some((Some(7), Some(7))));
+        assert_eq!(
+            times(c.get(d, UnixMicros::from_secs(10))),
+            Some((Some(7), Some(7)))
+        );
         // A stored fix not after the latest (late, or the same second) drops the entry.
         c.stored(&[fix(1, 7, FixFlags::default())]);
         assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), None);

@@ -375,7 +375,10 @@ fn print_table(results: &[LegResult], opts: &Options) {
             r.checked
         );
     }
-    if results.first().is_some_and(|r| r.name.starts_with("Bulwark")) {
+    if results
+        .first()
+        .is_some_and(|r| r.name.starts_with("Bulwark"))
+    {
         println!(
             "\nPer fix Bulwark does more than either alternative: it decodes and CRC-checks a \
              tracker frame, validates the fix (coordinates, device time, future limit), checks \

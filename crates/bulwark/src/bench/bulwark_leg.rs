@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::alternatives::{LegResult, Options, drive, leg};
-use super::harness::{self, SeedPlan, Server, ServeExtras, metric};
+use super::harness::{self, SeedPlan, ServeExtras, Server, metric};
 
 /// Connects devices `0..devices` to `server`, 200 at a time, spreading them over loopback
 /// source addresses 127.0.0.1–127.0.0.250 (each address has its own ~28,000 ephemeral ports).

@@ -148,7 +148,12 @@ async fn read_stream(mut resp: reqwest::Response, tx: mpsc::UnboundedSender<Arri
 }
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Result<Value> {
-    let r = http.post(&url).bearer_auth(token).json(&body).send().await?;
+    let r = http
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
     let status = r.status();
     let v: Value = r.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -265,7 +270,12 @@ async fn breach_sample(
     let (lat, lon) = position(2 * i + 1, 0);
     let mut t = 0i64;
     victim
-        .write_all(&harness::teltonika_at(lat, lon, harness::next_ms(&mut t), 0)?)
+        .write_all(&harness::teltonika_at(
+            lat,
+            lon,
+            harness::next_ms(&mut t),
+            0,
+        )?)
         .await?;
     harness::read_teltonika_ack(&mut victim, 1).await?;
     // The victim's fix is evaluated before the offender's: commits reach the engine in order.

@@ -93,9 +93,7 @@ async fn device(
                 sh.acked.fetch_add(1, Ordering::Relaxed);
             }
             // The sender has stopped and everything it sent is acknowledged.
-            if done.load(Ordering::Acquire)
-                && p.lock().map(|q| q.is_empty()).unwrap_or(true)
-            {
+            if done.load(Ordering::Acquire) && p.lock().map(|q| q.is_empty()).unwrap_or(true) {
                 return anyhow::Ok(());
             }
             if done.load(Ordering::Acquire) {
