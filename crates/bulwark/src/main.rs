@@ -61,6 +61,74 @@ enum BenchCommand {
     /// Redis (appendfsync always, GEOADD + GEODIST) and PostgreSQL + PostGIS (a transaction
     /// per fix) under the same closed-loop load: durable fixes/s and ack latency.
     Alternatives(BenchAlternativesArgs),
+    /// Fix-to-alert and SOS-to-alert latency on a console's live stream, idle and under
+    /// background load at shares of the sustained rate.
+    Latency(BenchLatencyArgs),
+    /// Resident memory: empty, with idle cases, with devices reporting, with devices connected.
+    Memory(BenchMemoryArgs),
+    /// Past the sustainable rate: slower acks, the backlog alert, bounded memory, nothing
+    /// acknowledged lost, and recovery.
+    Overload(BenchOverloadArgs),
+}
+
+#[derive(Args)]
+struct BenchMemoryArgs {
+    #[arg(long, default_value_t = 100_000)]
+    cases: usize,
+    #[arg(long, default_value_t = 10_000)]
+    zones: usize,
+    /// Devices that each report one fix.
+    #[arg(long, default_value_t = 100_000)]
+    reporting: usize,
+    /// Devices held connected at once (bounded by `ulimit -n`).
+    #[arg(long, default_value_t = 18_000)]
+    connections: usize,
+}
+
+#[derive(Args)]
+struct BenchOverloadArgs {
+    #[arg(long, default_value_t = 100_000)]
+    cases: usize,
+    #[arg(long, default_value_t = 10_000)]
+    zones: usize,
+    /// Devices sending, each on its own connection.
+    #[arg(long, default_value_t = 2000)]
+    devices: usize,
+    /// Offered load during the overload phase, in fixes/s (open loop: sent without waiting
+    /// for acks).
+    #[arg(long, default_value_t = 60_000.0)]
+    rate: f64,
+    /// Offered load before and after, in fixes/s.
+    #[arg(long, default_value_t = 5_000.0)]
+    calm_rate: f64,
+    /// Seconds of each phase: calm, overload, calm.
+    #[arg(long, value_delimiter = ',', default_value = "10,30,30")]
+    phases: Vec<f64>,
+}
+
+#[derive(Args)]
+struct BenchLatencyArgs {
+    /// Cases loaded before the run.
+    #[arg(long, default_value_t = 100_000)]
+    cases: usize,
+    /// How many of those cases' orders also have a home zone.
+    #[arg(long, default_value_t = 10_000)]
+    zones: usize,
+    /// Devices carrying the background load.
+    #[arg(long, default_value_t = 2000)]
+    background_devices: usize,
+    /// Connections for the calibration and pacing tasks for the background load.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Breach samples and SOS samples per phase.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Seconds of closed-loop calibration of the sustained rate.
+    #[arg(long, default_value_t = 10.0)]
+    calibrate: f64,
+    /// Background load of each phase in percent of the sustained rate (0 = idle).
+    #[arg(long, value_delimiter = ',', default_value = "0,50,90")]
+    loads: Vec<u32>,
 }
 
 #[derive(Args)]
@@ -81,6 +149,15 @@ struct BenchAlternativesArgs {
     no_redis: bool,
     #[arg(long)]
     no_postgis: bool,
+    /// Skip Bulwark's own leg.
+    #[arg(long)]
+    no_bulwark: bool,
+    /// Cases loaded into Bulwark before its leg (each: two people, two devices, one order).
+    #[arg(long, default_value_t = 100_000)]
+    cases: usize,
+    /// How many of those cases' orders also have a home zone.
+    #[arg(long, default_value_t = 10_000)]
+    zones: usize,
 }
 
 /// Drives simulated devices; each fix counts as acknowledged only when its ack arrives.
@@ -501,17 +578,74 @@ async fn main() -> Result<()> {
             if !(a.duration.is_finite() && a.duration > 0.0) {
                 anyhow::bail!("--duration must be positive seconds");
             }
-            bench::run(
-                bench::Options {
-                    devices: a.devices,
-                    clients: a.clients,
-                    duration: std::time::Duration::from_secs_f64(a.duration),
-                    postgres: a.postgres,
-                    no_redis: a.no_redis,
-                    no_postgis: a.no_postgis,
+            let opts = bench::Options {
+                devices: a.devices,
+                clients: a.clients,
+                duration: std::time::Duration::from_secs_f64(a.duration),
+                postgres: a.postgres,
+                no_redis: a.no_redis,
+                no_postgis: a.no_postgis,
+            };
+            let first = if a.no_bulwark {
+                None
+            } else {
+                println!("== Bulwark leg");
+                let plan = bench::SeedPlan {
+                    cases: a.cases,
+                    zones: a.zones.min(a.cases),
+                };
+                Some(bench::bulwark_leg::run(&opts, plan).await?)
+            };
+            bench::run(opts, first).await?;
+        }
+        Command::Bench(BenchCommand::Latency(a)) => {
+            if !(a.calibrate.is_finite() && a.calibrate > 0.0) {
+                anyhow::bail!("--calibrate must be positive seconds");
+            }
+            bench::latency::run(bench::latency::LatencyOptions {
+                plan: bench::SeedPlan {
+                    cases: a.cases,
+                    zones: a.zones.min(a.cases),
                 },
-                None,
-            )
+                background_devices: a.background_devices,
+                clients: a.clients,
+                samples: a.samples,
+                calibrate: std::time::Duration::from_secs_f64(a.calibrate),
+                loads: a.loads,
+            })
+            .await?;
+        }
+        Command::Bench(BenchCommand::Memory(a)) => {
+            bench::memory::run(bench::memory::MemoryOptions {
+                plan: bench::SeedPlan {
+                    cases: a.cases,
+                    zones: a.zones.min(a.cases),
+                },
+                reporting: a.reporting,
+                connections: a.connections,
+            })
+            .await?;
+        }
+        Command::Bench(BenchCommand::Overload(a)) => {
+            let [calm, over, after] = a.phases[..] else {
+                anyhow::bail!("--phases takes three durations: calm,overload,calm");
+            };
+            if [calm, over, after, a.rate, a.calm_rate]
+                .iter()
+                .any(|v| !(v.is_finite() && *v > 0.0))
+            {
+                anyhow::bail!("--phases, --rate and --calm-rate must be positive");
+            }
+            bench::overload::run(bench::overload::OverloadOptions {
+                plan: bench::SeedPlan {
+                    cases: a.cases,
+                    zones: a.zones.min(a.cases),
+                },
+                devices: a.devices,
+                rate: a.rate,
+                calm_rate: a.calm_rate,
+                phases: [calm, over, after].map(std::time::Duration::from_secs_f64),
+            })
             .await?;
         }
         Command::Simulate(a) => {

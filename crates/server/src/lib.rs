@@ -68,6 +68,8 @@ pub struct AppState {
     pub audit_chain_ok: bool,
     /// The log-in throttle by source and username (in memory: a restart forgets it).
     pub login_guard: Arc<std::sync::Mutex<access::LoginGuard>>,
+    /// Each device's latest fixes, for the impossible-jump check (see [`ingest::LastFixes`]).
+    pub last_fixes: Arc<ingest::LastFixes>,
 }
 
 impl AppState {
@@ -515,6 +517,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         clock: clock.clone(),
         audit_chain_ok,
         login_guard: Arc::default(),
+        last_fixes: Arc::default(),
         store: store.clone(),
         hub,
         pipeline,

@@ -17,7 +17,18 @@
 //! what the server holds. Redis runs as a child process on a free port with its append-only
 //! file in a temporary directory; PostgreSQL is the machine's server, in a scratch database
 //! created and dropped by the run.
+//!
+//! **Bulwark's own leg** (first in the table) runs the same devices, positions and
+//! concurrency against a `bulwark serve` child on free ports with a fresh data directory
+//! holding `--cases` cases and `--zones` zones, over the Teltonika TCP door: see
+//! `bulwark_leg`.
 
 mod alternatives;
+pub mod bulwark_leg;
+pub mod harness;
+pub mod latency;
+pub mod memory;
+pub mod overload;
 
 pub use alternatives::{Options, run};
+pub use harness::SeedPlan;

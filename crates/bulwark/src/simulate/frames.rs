@@ -141,9 +141,14 @@ fn crc16_arc(data: &[u8]) -> u16 {
 
 /// Teltonika codec 8 AVL packet with one record and no IO elements.
 pub fn teltonika_location(r: &Report) -> Vec<u8> {
+    teltonika_record(r, 0)
+}
+
+/// [`teltonika_location`] with the record's priority: 0 low, 1 high, 2 panic (an SOS).
+pub fn teltonika_record(r: &Report, priority: u8) -> Vec<u8> {
     let mut data = vec![0x08, 0x01];
     data.extend_from_slice(&(r.time.as_millisecond() as u64).to_be_bytes());
-    data.push(0); // priority: low
+    data.push(priority);
     data.extend_from_slice(&((r.lon * 1e7).round() as i32).to_be_bytes());
     data.extend_from_slice(&((r.lat * 1e7).round() as i32).to_be_bytes());
     data.extend_from_slice(&30i16.to_be_bytes()); // altitude m
@@ -223,5 +228,12 @@ mod tests {
         let m = decode(&mut s, &teltonika_location(&r));
         check(&m);
         assert_eq!(m[0].ack.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        let sos = decode(&mut s, &teltonika_record(&r, 2));
+        assert!(
+            sos.iter()
+                .flat_map(|m| &m.events)
+                .any(|e| matches!(e.kind, protocols::EventKind::Sos)),
+            "{sos:?}"
+        );
     }
 }

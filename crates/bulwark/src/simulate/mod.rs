@@ -17,7 +17,7 @@
 //! ack latencies go into one shared histogram (one per device cost 170 KiB each, 1 GB at
 //! 5,000 devices).
 
-mod frames;
+pub(crate) mod frames;
 
 use anyhow::{Context, Result, bail};
 use frames::Report;

@@ -159,14 +159,7 @@ pub async fn flag_impossible_jumps(
     let Some(first) = order.first().and_then(|&i| fixes.get(i)) else {
         return Ok(None);
     };
-    let mut sound = state
-        .store
-        .last_fix_before(device, first.device_time, true)
-        .await?;
-    let mut previous = state
-        .store
-        .last_fix_before(device, first.device_time, false)
-        .await?;
+    let (mut sound, mut previous) = jump_references(state, device, first.device_time).await?;
     let mut jumped = None;
     for i in order {
         let Some(f) = fixes.get_mut(i) else { continue };
@@ -188,6 +181,125 @@ pub async fn flag_impossible_jumps(
         tracing::warn!(protocol = protocol.as_str(), %device, "impossible jump between fixes; flagged integrity_suspect");
         spoofing_event(device, "impossible_jump", t, received)
     }))
+}
+
+/// The references of the impossible-jump check for fixes of `device` from `time` on: its
+/// latest sound fix and its latest fix at or before `time`. From [`LastFixes`] when it can
+/// answer, else from the store (loading the cache when the device's latest fix is before
+/// `time`, the usual case).
+async fn jump_references(
+    state: &AppState,
+    device: DeviceId,
+    time: UnixMicros,
+) -> Result<(Option<Fix>, Option<Fix>), ApiError> {
+    let cache = &state.last_fixes;
+    if let Some(refs) = cache.get(device, time) {
+        return Ok(refs);
+    }
+    let version = cache.version(device);
+    let end = UnixMicros(i64::MAX);
+    let sound = state.store.last_fix_before(device, end, true).await?;
+    let latest = state.store.last_fix_before(device, end, false).await?;
+    cache.load(device, version, sound.clone(), latest.clone());
+    if latest.as_ref().is_none_or(|l| l.device_time < time) {
+        return Ok((sound, latest));
+    }
+    // A late upload: the references are the fixes before it, not the latest ones.
+    Ok((
+        state.store.last_fix_before(device, time, true).await?,
+        state.store.last_fix_before(device, time, false).await?,
+    ))
+}
+
+/// Each device's latest fix and latest sound fix (not `integrity_suspect`) by device time, as
+/// stored: the references of the impossible-jump check, kept in memory so that the check does
+/// not read the store for every frame (it read it twice per frame, a blocking-pool round trip
+/// each, before the fixes were even stored).
+///
+/// An entry is used only while it is complete: loaded from the store (the device's overall
+/// latest fixes), and every fix stored since passed through [`LastFixes::stored`] (every door
+/// stores through [`store_reports_with_scans`]). A per-device version, bumped by every store,
+/// keeps a load that raced with a store from installing what it read. Only a fix strictly
+/// newer than the cached latest one updates the entry; any other (a late upload, a second fix
+/// in the same device time, which the store may flag on a comparison the cache does not
+/// repeat) drops it, and the next check reads the store again. A fix not after the cached
+/// latest one is checked against the store, as before. Retention may purge a cached fix: a
+/// reference that old (72 h or more) can never make a jump impossible at 100 m/s, so the
+/// outcome is the same.
+#[derive(Default)]
+pub struct LastFixes {
+    devices: std::sync::Mutex<std::collections::HashMap<DeviceId, JumpRefs>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct JumpRefs {
+    version: u64,
+    /// `None` when not loaded (or dropped): the store answers.
+    refs: Option<(Option<Fix>, Option<Fix>)>,
+}
+
+impl LastFixes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<DeviceId, JumpRefs>> {
+        // The map holds copies of stored fixes: a poisoned lock's contents are still sound.
+        self.devices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// (latest sound, latest) for fixes after the cached latest one.
+    fn get(&self, device: DeviceId, time: UnixMicros) -> Option<(Option<Fix>, Option<Fix>)> {
+        let map = self.lock();
+        let (sound, latest) = map.get(&device)?.refs.as_ref()?;
+        match latest {
+            Some(l) if l.device_time >= time => None,
+            _ => Some((sound.clone(), latest.clone())),
+        }
+    }
+
+    fn version(&self, device: DeviceId) -> u64 {
+        self.lock().get(&device).map(|e| e.version).unwrap_or(0)
+    }
+
+    /// Installs what the store said, unless a store of this device happened since `version`.
+    fn load(&self, device: DeviceId, version: u64, sound: Option<Fix>, latest: Option<Fix>) {
+        let mut map = self.lock();
+        let entry = map.entry(device).or_default();
+        if entry.version == version {
+            entry.refs = Some((sound, latest));
+        }
+    }
+
+    /// Records fixes just stored (the new ones, with the flags they were stored with).
+    pub fn stored(&self, fixes: &[Fix]) {
+        let mut map = self.lock();
+        for f in fixes {
+            let entry = map.entry(f.device_id).or_default();
+            entry.version += 1;
+            let Some((sound, latest)) = entry.refs.as_mut() else {
+                continue;
+            };
+            if latest
+                .as_ref()
+                .is_some_and(|l| f.device_time <= l.device_time)
+            {
+                entry.refs = None;
+                continue;
+            }
+            *latest = Some(f.clone());
+            if !f.flags.has(FixFlags::INTEGRITY_SUSPECT) {
+                *sound = Some(f.clone());
+            }
+        }
+    }
+
+    /// Devices with an entry.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A `spoofing` event of `device` with its sign (`impossible_jump`, `second_connection`).
@@ -241,10 +353,18 @@ pub async fn store_reports_with_scans(
         metrics::counter!("bulwark_network_scans_stored_total", "door" => door)
             .increment(scans.len() as u64);
     }
+    let sent = fixes.clone();
     let (outcomes, events_new) = state
         .store
         .insert_reports_with_scans(fixes, events, scans)
         .await?;
+    let new: Vec<Fix> = sent
+        .into_iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, FixOutcome::Stored(_)))
+        .map(|(f, _)| f)
+        .collect();
+    state.last_fixes.stored(&new);
     metrics::counter!("bulwark_events_stored_total", "door" => door)
         .increment(events_new.iter().filter(|x| **x).count() as u64);
 
@@ -837,3 +957,86 @@ app_door!(
     "Overland: a GeoJSON batch of locations; replies `{\"result\":\"ok\"}` once durable.",
     post
 );
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn fix(device: i64, t_s: i64, flags: FixFlags) -> Fix {
+        Fix {
+            id: None,
+            device_id: DeviceId(device),
+            device_time: UnixMicros::from_secs(t_s),
+            received_time: UnixMicros::from_secs(t_s),
+            position: LatLon::new(37.5, 127.0).unwrap(),
+            accuracy_m: None,
+            speed_mps: None,
+            course_deg: None,
+            altitude_m: None,
+            source: FixSource::Gnss,
+            flags,
+            seq: None,
+        }
+    }
+
+    fn times(r: Option<(Option<Fix>, Option<Fix>)>) -> Option<(Option<i64>, Option<i64>)> {
+        r.map(|(s, l)| {
+            (
+                s.map(|f| f.device_time.0 / UnixMicros::SECOND),
+                l.map(|f| f.device_time.0 / UnixMicros::SECOND),
+            )
+        })
+    }
+
+    #[test]
+    fn the_jump_cache_answers_only_while_it_holds_every_stored_fix() {
+        let c = LastFixes::default();
+        let d = DeviceId(1);
+        // Nothing loaded: the store answers.
+        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), None);
+        // Stores of a device not loaded only bump its version.
+        c.stored(&[fix(1, 5, FixFlags::default())]);
+        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), None);
+        let v = c.version(d);
+        c.load(
+            d,
+            v,
+            Some(fix(1, 5, FixFlags::default())),
+            Some(fix(1, 5, FixFlags::default())),
+        );
+        assert_eq!(
+            times(c.get(d, UnixMicros::from_secs(10))),
+            Some((Some(5), Some(5)))
+        );
+        // Not after the latest cached fix (a late upload, the same second): the store answers.
+        assert_eq!(times(c.get(d, UnixMicros::from_secs(5))), None);
+        assert_eq!(times(c.get(d, UnixMicros::from_secs(4))), None);
+        // A newer suspect fix moves only the latest; a newer sound one moves both.
+        c.stored(&[fix(
+            1,
+            6,
+            FixFlags::default().with(FixFlags::INTEGRITY_SUSPECT),
+        )]);
+        assert_eq!(
+            times(c.get(d, UnixMicros::from_secs(10))),
+            Some((Some(5), Some(6)))
+        );
+        c.stored(&[fix(1, 7, FixFlags::default())]);
+        assert_eq!(
+            times(c.get(d, UnixMicros::from_secs(10))),
+            Some((Some(7), Some(7)))
+        );
+        // A stored fix not after the latest (late, or the same second) drops the entry.
+        c.stored(&[fix(1, 7, FixFlags::default())]);
+        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), None);
+        // A load that raced with a store is not installed.
+        let v = c.version(d);
+        c.stored(&[fix(1, 8, FixFlags::default())]);
+        c.load(d, v, None, Some(fix(1, 7, FixFlags::default())));
+        assert_eq!(times(c.get(d, UnixMicros::from_secs(10))), None);
+        // Other devices are separate.
+        assert_eq!(times(c.get(DeviceId(2), UnixMicros::from_secs(10))), None);
+        assert_eq!(c.len(), 1);
+    }
+}
