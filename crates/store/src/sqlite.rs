@@ -6,7 +6,7 @@ use domain::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
@@ -42,7 +42,7 @@ pub(crate) struct Inner {
     /// Set by the writer when its last group failed for want of storage (disk full, I/O
     /// error, lost server), cleared by the next group that commits cleanly; `/healthz`
     /// reports it.
-    pub(crate) writes_failing: Arc<AtomicBool>,
+    pub(crate) writes_failing: Arc<crate::writer::StorageHealth>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -209,7 +209,7 @@ impl Store {
         let mut conn = open_connection(&path)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob<Connection>>>(QUEUE);
-        let writes_failing = Arc::new(AtomicBool::new(false));
+        let writes_failing = Arc::new(crate::writer::StorageHealth::default());
         let flag = writes_failing.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -231,7 +231,7 @@ impl Store {
     /// Whether the writer's last group failed for want of storage (disk full, I/O error):
     /// nothing is being acknowledged until a group commits again.
     pub fn writes_failing(&self) -> bool {
-        self.inner.writes_failing.load(Ordering::Relaxed)
+        self.inner.writes_failing.failing()
     }
 
     /// The SQLite database file; empty for a PostgreSQL store (it has no file here).
@@ -316,11 +316,17 @@ impl Store {
             let Backend::Sqlite { path, readers } = &inner.backend else {
                 return Err(not_yet_on_postgres());
             };
+            let mark = |e: StoreError| {
+                if SqliteWriter::storage_failure(&e) {
+                    inner.writes_failing.failed_now();
+                }
+                e
+            };
             let conn = match readers.lock().ok().and_then(|mut r| r.pop()) {
                 Some(c) => c,
-                None => open_connection(path)?,
+                None => open_connection(path).map_err(mark)?,
             };
-            let out = f(&conn);
+            let out = f(&conn).map_err(mark);
             if let Ok(mut r) = readers.lock()
                 // Kept up to 32: beyond the old 8, concurrent readers opened (and threw
                 // away) a connection per read, re-parsing the schema each time.

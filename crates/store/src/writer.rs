@@ -10,6 +10,7 @@
 use crate::{Result, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// How many queued jobs one group transaction takes at most.
@@ -99,11 +100,58 @@ where
     rx.await.map_err(|_| StoreError::Closed)?
 }
 
+/// How long after the last group (or read) that failed for want of storage the store still
+/// says `writes_failing`, however many clean groups commit meanwhile. On a full disk small writes
+/// (an alert, a session) often still fit in pages the WAL holds while a batch of fixes does
+/// not, so without a hold the flag flapped between failing and fine from one group to the
+/// next, and `/healthz` said `ok` right after a device's fix was refused.
+pub(crate) const FAILING_HOLD: Duration = Duration::from_secs(3);
+
+/// Whether the store still counts as failing: `healthy` is the last group's outcome,
+/// `last_failure` when a group or a read last failed for want of storage.
+pub(crate) fn still_failing(healthy: bool, last_failure: Option<Instant>, now: Instant) -> bool {
+    !healthy || last_failure.is_some_and(|t| now.saturating_duration_since(t) < FAILING_HOLD)
+}
+
+/// Whether the store is failing for want of storage, as the writer and the readers saw it.
+#[derive(Default)]
+pub(crate) struct StorageHealth {
+    last_group_failed: AtomicBool,
+    last_failure: std::sync::Mutex<Option<Instant>>,
+}
+
+impl StorageHealth {
+    /// A group's outcome (`healthy`: it did not fail for want of storage).
+    pub(crate) fn group_done(&self, healthy: bool) {
+        self.last_group_failed.store(!healthy, Ordering::Relaxed);
+        if !healthy {
+            self.failed_now();
+        }
+    }
+
+    /// A storage failure seen outside the writer (a read that could not open or read the
+    /// database on a full disk, which fails a device's request as surely as a write).
+    pub(crate) fn failed_now(&self) {
+        if let Ok(mut t) = self.last_failure.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    pub(crate) fn failing(&self) -> bool {
+        let last = self.last_failure.lock().ok().and_then(|t| *t);
+        still_failing(
+            !self.last_group_failed.load(Ordering::Relaxed),
+            last,
+            Instant::now(),
+        )
+    }
+}
+
 /// The writer thread's loop: until the queue is closed and drained, one group at a time.
 pub(crate) fn writer_loop<B: GroupBackend>(
     mut backend: B,
     mut rx: mpsc::Receiver<Box<dyn WriteJob<B::Conn>>>,
-    writes_failing: Arc<AtomicBool>,
+    health: Arc<StorageHealth>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
@@ -113,8 +161,7 @@ pub(crate) fn writer_loop<B: GroupBackend>(
                 Err(_) => break,
             }
         }
-        let healthy = run_group(&mut backend, group);
-        writes_failing.store(!healthy, Ordering::Relaxed);
+        run_group(&mut backend, group, &health);
     }
     tracing::info!("store writer stopped: queue closed and drained");
 }
@@ -122,9 +169,14 @@ pub(crate) fn writer_loop<B: GroupBackend>(
 /// A job of the group with its own outcome, before the group's commit.
 type Ran<C> = (Box<dyn WriteJob<C>>, Result<()>);
 
-/// Runs one group in one transaction; `false` when the storage failed (the group's jobs, or
-/// some of them, were refused for it).
-fn run_group<B: GroupBackend>(backend: &mut B, group: Vec<Box<dyn WriteJob<B::Conn>>>) -> bool {
+/// Runs one group in one transaction and records in `health` whether the storage failed (the
+/// group's jobs, or some of them, were refused for it) *before* any caller is answered, so
+/// that a device refused for a full disk never finds `/healthz` still saying `ok`.
+fn run_group<B: GroupBackend>(
+    backend: &mut B,
+    group: Vec<Box<dyn WriteJob<B::Conn>>>,
+    health: &StorageHealth,
+) {
     let began = backend
         .connection()
         .and_then(|conn| B::execute(conn, "BEGIN").map(|()| conn));
@@ -133,11 +185,12 @@ fn run_group<B: GroupBackend>(backend: &mut B, group: Vec<Box<dyn WriteJob<B::Co
         Err(e) => {
             let msg = e.to_string();
             tracing::error!(error = %msg, jobs = group.len(), "group could not begin; nothing acknowledged");
+            health.group_done(false);
             for job in group {
                 job.finish(Err(StoreError::Unavailable(format!("begin failed: {msg}"))));
             }
             backend.connection_failed();
-            return false;
+            return;
         }
     };
     let mut done: Vec<Ran<B::Conn>> = Vec::with_capacity(group.len());
@@ -163,10 +216,10 @@ fn run_group<B: GroupBackend>(backend: &mut B, group: Vec<Box<dyn WriteJob<B::Co
         .any(|(_, r)| r.as_ref().err().is_some_and(B::storage_failure));
     match B::execute(conn, "COMMIT") {
         Ok(()) => {
+            health.group_done(!jobs_failed_for_storage);
             for (job, res) in done {
                 job.finish(res);
             }
-            !jobs_failed_for_storage
         }
         Err(e) => {
             tracing::error!(error = %e, jobs = done.len(), "group commit failed; nothing acknowledged");
@@ -174,11 +227,33 @@ fn run_group<B: GroupBackend>(backend: &mut B, group: Vec<Box<dyn WriteJob<B::Co
             // COMMIT); on a lost connection this fails too, which changes nothing.
             let _ = B::execute(conn, "ROLLBACK");
             let msg = e.to_string();
+            health.group_done(false);
             for (job, _) in done {
                 job.finish(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
             }
             backend.connection_failed();
-            false
         }
+    }
+}
+
+#[cfg(test)]
+mod failing_tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_is_reported_until_a_clean_group_commits_after_the_hold() {
+        let t0 = Instant::now();
+        assert!(!still_failing(true, None, t0), "never failed");
+        assert!(still_failing(false, Some(t0), t0), "the failing group");
+        // A small write that still fits commits cleanly right after: still failing.
+        let soon = t0 + Duration::from_millis(100);
+        assert!(still_failing(true, Some(t0), soon));
+        assert!(still_failing(
+            true,
+            Some(t0),
+            t0 + FAILING_HOLD - Duration::from_millis(1)
+        ));
+        // A clean group after the hold clears it.
+        assert!(!still_failing(true, Some(t0), t0 + FAILING_HOLD));
     }
 }

@@ -29,7 +29,6 @@ use crate::sqlite::{Backend, Inner, Writer};
 use crate::writer::{AfterCommit, GroupBackend, QUEUE, WriteJob, writer_loop};
 use crate::{Result, Store, StoreError};
 use postgres::{Client, Config, NoTls};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -141,7 +140,7 @@ impl Store {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob<Client>>>(QUEUE);
-        let writes_failing = Arc::new(AtomicBool::new(false));
+        let writes_failing = Arc::new(crate::writer::StorageHealth::default());
         let flag = writes_failing.clone();
         let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<()>>();
         let writer_config = config.clone();
