@@ -177,23 +177,19 @@ async fn healthz(
     } else {
         "ok"
     };
-    let details = auth::may_read_operations(&parts, &s)
-        .await
-        .then(|| dto::HealthDetails {
-            server_time: dto::ts(s.clock.now()),
-            store_queue: queue,
-            engine_lag_s: lag,
-            audit_chain: if s.audit_chain_ok { "ok" } else { "broken" },
-            store: if writes_failing {
-                "write_failing"
-            } else {
-                "ok"
-            },
-        });
+    let ops = auth::may_read_operations(&parts, &s).await;
     axum::Json(dto::Health {
         status,
         version: env!("CARGO_PKG_VERSION"),
-        details,
+        server_time: ops.then(|| dto::ts(s.clock.now())),
+        store_queue: ops.then_some(queue),
+        engine_lag_s: ops.then_some(lag),
+        audit_chain: ops.then_some(if s.audit_chain_ok { "ok" } else { "broken" }),
+        store: ops.then_some(if writes_failing {
+            "write_failing"
+        } else {
+            "ok"
+        }),
     })
 }
 

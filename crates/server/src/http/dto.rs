@@ -842,26 +842,25 @@ pub struct Health {
     /// `ok` or `degraded`.
     pub status: &'static str,
     pub version: &'static str,
-    /// Only for the metrics scraper and administrators (`/healthz` says why).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub details: Option<HealthDetails>,
-}
-
-/// What `/healthz` tells an operator beside its status.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HealthDetails {
-    pub server_time: String,
+    /// The figures below only for the metrics scraper and administrators (`/healthz` says
+    /// why); absent for anyone else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<String>,
     /// Write jobs waiting for the store.
-    pub store_queue: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_queue: Option<usize>,
     /// Seconds the engine is behind the newest committed fix.
-    pub engine_lag_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_lag_s: Option<f64>,
     /// The access log as verified at start-up: `ok` or `broken` (then `status` is
     /// `degraded`; monitoring goes on).
-    pub audit_chain: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_chain: Option<&'static str>,
     /// `ok`, or `write_failing` while the store cannot write (disk full, I/O error): then
     /// nothing is acknowledged to devices, `status` is `degraded`, and devices keep their
     /// fixes until it clears.
-    pub store: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
