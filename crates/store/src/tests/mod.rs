@@ -1,0 +1,3 @@
+//! Conformance tests by area, each body run on both backends (`conformance.rs`).
+
+mod accounts_court;
