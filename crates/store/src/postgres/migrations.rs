@@ -96,6 +96,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::unknown_frames::MIGRATION,
     // part B, device health: the latest report of each device and every report (`status.rs`).
     super::status::MIGRATION,
+    // part B, network scans: the cells and Wi-Fi access points stored beside fixes (`scans.rs`).
+    super::scans::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the
