@@ -17,11 +17,13 @@
 //! - migrations are versioned in `bulwark_schema` and applied under an advisory lock, so
 //!   several nodes starting together migrate once; a newer schema is refused at open.
 
+pub(crate) mod alerting;
 pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod fixes;
 mod migrations;
 pub(crate) mod orders;
+pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod scans;
 pub(crate) mod status;
