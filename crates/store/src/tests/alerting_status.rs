@@ -633,3 +633,230 @@ async fn two_nodes_claim_each_delivery_once_and_escalate_once() {
     one.close();
     two.close();
 }
+
+on_both_backends!(
+    a_dispatch_is_one_transaction_and_push_reaches_the_case,
+    flavor = "current_thread"
+);
+async fn a_dispatch_is_one_transaction_and_push_reaches_the_case(place: Place) {
+    use access::Role;
+    let store = place.open();
+    if waits_for_part_a(&store).await {
+        return;
+    }
+    let t = UnixMicros::from_secs;
+    let offender = store
+        .create_person(PersonRole::Offender, "O".into(), t(1))
+        .await
+        .unwrap();
+    let victim = store
+        .create_person(PersonRole::Protected, "V".into(), t(1))
+        .await
+        .unwrap();
+    let case = store
+        .create_case("C-1".into(), offender.id, vec![victim.id], t(1))
+        .await
+        .unwrap();
+    let account = |name: &str, role: Role, person: Option<PersonId>| NewAccount {
+        username: name.into(),
+        role,
+        person,
+        password_phc: "x".into(),
+        totp_secret: None,
+    };
+    let officer = store
+        .create_account(account("officer", Role::MonitoringOfficer, None), t(1))
+        .await
+        .unwrap();
+    let police = store
+        .create_account(account("police", Role::Police, None), t(1))
+        .await
+        .unwrap();
+    let victim_acc = store
+        .create_account(account("victim", Role::Victim, Some(victim.id)), t(1))
+        .await
+        .unwrap();
+    store.assign_case(officer.id, case.id, t(1)).await.unwrap();
+
+    // Settings and subscriptions.
+    assert!(
+        !store.silent(victim_acc.id).await.unwrap(),
+        "not silent by default"
+    );
+    store.set_silent(victim_acc.id, true, t(2)).await.unwrap();
+    assert!(store.silent(victim_acc.id).await.unwrap());
+    let err = store
+        .set_silent(access::AccountId(9_999), true, t(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
+    let first = store
+        .add_push_subscription(
+            officer.id,
+            "https://push/1".into(),
+            "k".into(),
+            "a".into(),
+            t(2),
+        )
+        .await
+        .unwrap();
+    // The same endpoint again (another sign-in in that browser): one row, new owner and keys.
+    let sub = store
+        .add_push_subscription(
+            victim_acc.id,
+            "https://push/1".into(),
+            "k2".into(),
+            "a2".into(),
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sub.id, first.id);
+    assert_eq!(
+        store.push_subscription(sub.id).await.unwrap(),
+        Some(sub.clone())
+    );
+    let officer_sub = store
+        .add_push_subscription(
+            officer.id,
+            "https://push/2".into(),
+            "k".into(),
+            "a".into(),
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.push_subscription(9_999).await.unwrap(), None);
+
+    // An alert of the case reaches the victim's and the assigned officer's subscriptions.
+    let mut change = raise(10, victim.id.0);
+    change.case_id = Some(case.id);
+    let notify = AlertNotify {
+        push: true,
+        ..Default::default()
+    };
+    let (alert, _) = store
+        .apply_alert_change_notifying(change, notify)
+        .await
+        .unwrap();
+    let due = store.due_outbox(t(10), 10).await.unwrap();
+    let mut endpoints: Vec<&str> = due.iter().map(|i| i.endpoint.as_str()).collect();
+    endpoints.sort_unstable();
+    let (v, o) = (
+        format!("push:{}", sub.id),
+        format!("push:{}", officer_sub.id),
+    );
+    let mut want = vec![v.as_str(), o.as_str()];
+    want.sort_unstable();
+    assert_eq!(endpoints, want);
+
+    // Dispatch: the officer's task, the police grant and tasks, one action row each way.
+    let d = NewDispatch {
+        alert: alert.alert.id,
+        case: case.id,
+        at: t(20),
+        officer: officer.id,
+        offender: offender.id,
+        police: Some((police.id, t(3_600))),
+        protected: vec![victim.id],
+        actor_role: "monitoring_officer".into(),
+        police_webhooks: vec!["https://police".into()],
+    };
+    let (tasks, after) = store.dispatch(d.clone()).await.unwrap();
+    assert_eq!(after.alert.state, AlertState::Dispatched);
+    assert_eq!(
+        tasks
+            .iter()
+            .map(|t| (t.kind.as_str(), t.assignee, t.target, t.state.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (TASK_OFFICER_TO_OFFENDER, officer.id, offender.id, "open"),
+            (TASK_POLICE_TO_VICTIM, police.id, victim.id, "open"),
+        ]
+    );
+    let (again, _) = store.dispatch(d.clone()).await.unwrap();
+    assert_eq!(
+        again.iter().map(|t| t.id).collect::<Vec<_>>(),
+        tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        "a second dispatch reuses the open tasks"
+    );
+    let police_hooks: Vec<_> = store
+        .due_outbox(t(20), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.event == "dispatch.police")
+        .collect();
+    assert_eq!(police_hooks.len(), 1, "one police delivery per task");
+    assert_eq!(police_hooks[0].task_id, Some(tasks[1].id));
+    let actions: Vec<String> = store
+        .alert_actions(alert.alert.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.as_str() == "police_dispatched_to_victim")
+            .count(),
+        2
+    );
+    assert_eq!(store.dispatches(police.id).await.unwrap().len(), 1);
+    // Not a police account: refused, nothing of that dispatch stored.
+    let err = store
+        .dispatch(NewDispatch {
+            police: Some((victim_acc.id, t(3_600))),
+            ..d
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
+    assert_eq!(store.tasks_of(victim_acc.id).await.unwrap(), Vec::new());
+
+    // Tasks.
+    assert_eq!(
+        store.tasks_of(police.id).await.unwrap(),
+        vec![tasks[1].clone()]
+    );
+    let moved = store
+        .set_task_state(tasks[1].id, "en_route".into(), t(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.state.as_str(), moved.updated_at),
+        ("en_route", t(30))
+    );
+    assert_eq!(store.task(tasks[1].id).await.unwrap(), moved);
+    let err = store.task(9_999).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = store
+        .set_task_state(9_999, "done".into(), t(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+
+    // Removing a subscription gives up what is still queued for it; only its owner may.
+    assert!(
+        !store
+            .remove_push_subscription(Some(officer.id), "https://push/1".into(), t(40))
+            .await
+            .unwrap()
+    );
+    let pending = store.outbox_pending().await.unwrap();
+    assert!(
+        store
+            .remove_push_subscription(Some(victim_acc.id), "https://push/1".into(), t(40))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.outbox_pending().await.unwrap(), pending - 1);
+    assert_eq!(store.push_subscription(sub.id).await.unwrap(), None);
+    assert!(
+        !store
+            .remove_push_subscription(None, "https://push/1".into(), t(41))
+            .await
+            .unwrap()
+    );
+}
