@@ -69,12 +69,14 @@ fn unregistered(e: &postgres::Error, device: DeviceId) -> Option<StoreError> {
 /// Stores fixes inside the writer's transaction; sets `id` (and the suspect flag where the
 /// same-second rule says so) on those stored.
 pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<FixOutcome>> {
-    let insert = c.prepare(
+    let insert = super::prepared(
+        c,
         "INSERT INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
          course_deg, altitude_m, source, flags, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT DO NOTHING RETURNING id",
     )?;
-    let same_time = c.prepare(
+    let same_time = super::prepared(
+        c,
         "SELECT id, lat, lon, accuracy_m FROM fixes
          WHERE device_id = $1 AND device_time = $2 AND seq IS NULL ORDER BY id",
     )?;
@@ -83,10 +85,8 @@ pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<F
         if f.seq.is_none() {
             // Serialise seq-less fixes of this device across nodes until the group commits.
             let key = (f.device_id.0 % i64::from(i32::MAX)) as i32;
-            c.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&DEVICE_LOCK, &key],
-            )?;
+            let lock = super::prepared(c, "SELECT pg_advisory_xact_lock($1, $2)")?;
+            c.execute(&lock, &[&DEVICE_LOCK, &key])?;
             let stored = c
                 .query(&same_time, &[&f.device_id.0, &f.device_time.0])?
                 .iter()
@@ -159,7 +159,11 @@ pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<F
 
 /// Stores device events inside the writer's transaction: `(new, id)` for each.
 pub(crate) fn insert_events_tx(c: &mut Client, events: &[DeviceEvent]) -> Result<Vec<(bool, i64)>> {
-    let insert = c.prepare(
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let insert = super::prepared(
+        c,
         "INSERT INTO device_events (device_id, kind, device_time, received_time, lat, lon, code)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
     )?;
