@@ -362,14 +362,6 @@ pub(crate) fn dispatches(c: &mut Client, account: AccountId) -> Result<Vec<acces
 
 // ---- retention purge -------------------------------------------------------------------
 
-/// Whether `table` exists in this session's schema. The network scans and the health history
-/// are other owners' tables (`postgres/scans.rs`, `postgres/status.rs`); a schema without
-/// them has nothing of theirs to purge.
-fn has_table(c: &mut Client, table: &str) -> Result<bool> {
-    let r = c.query_one("SELECT to_regclass($1) IS NOT NULL AS present", &[&table])?;
-    Ok(r.try_get("present")?)
-}
-
 /// The purge of `Store::purge_fixes`: deletes each device's fixes (and the scans, health
 /// reports and raw frames) of its windows and appends `entry` with the counts, in the job's
 /// transaction.
@@ -383,24 +375,18 @@ pub(crate) fn purge_fixes(
     // The chain lock first, before any row lock: purges of several nodes run one after the
     // other instead of deadlocking on each other's rows and the chain.
     super::audit::lock_chain(c)?;
-    let scans_table = has_table(c, "network_scans")?;
-    let health_table = has_table(c, "device_health_history")?;
     let (mut deleted, mut health, mut scans) = (0u64, 0u64, 0u64);
     for (device, ws) in windows {
         for (from, to) in ws {
-            if scans_table {
-                scans += c.execute(
-                    "DELETE FROM network_scans WHERE device_id = $1 AND ((scan_time >= $2 AND scan_time < $3)
-                     OR fix_id IN (SELECT id FROM fixes WHERE device_id = $1 AND device_time >= $2 AND device_time < $3))",
-                    &[&device.0, &from.0, &to.0],
-                )?;
-            }
-            if health_table {
-                health += c.execute(
-                    "DELETE FROM device_health_history WHERE device_id = $1 AND reported_at >= $2 AND reported_at < $3",
-                    &[&device.0, &from.0, &to.0],
-                )?;
-            }
+            scans += c.execute(
+                "DELETE FROM network_scans WHERE device_id = $1 AND ((scan_time >= $2 AND scan_time < $3)
+                 OR fix_id IN (SELECT id FROM fixes WHERE device_id = $1 AND device_time >= $2 AND device_time < $3))",
+                &[&device.0, &from.0, &to.0],
+            )?;
+            health += c.execute(
+                "DELETE FROM device_health_history WHERE device_id = $1 AND reported_at >= $2 AND reported_at < $3",
+                &[&device.0, &from.0, &to.0],
+            )?;
             c.execute(
                 "DELETE FROM unknown_frames WHERE device_id = $1 AND received_time >= $2 AND received_time < $3",
                 &[&device.0, &from.0, &to.0],

@@ -94,12 +94,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::alerts::MIGRATION,
     // 5: raw frames kept before their ack (`unknown_frames.rs`).
     super::unknown_frames::MIGRATION,
-    // 6 (accounts): accounts, log-in throttle, sessions, case assignments, police
+    // 6: accounts, log-in throttle, sessions, case assignments, police
     // dispatches (`accounts.rs`).
     super::accounts::MIGRATION,
-    // 7 (court): petitions and their history, notices, court timers and the orders' lapse
+    // 7: petitions and their history, notices, court timers and the orders' lapse
     // (`court.rs`; order versions came with 3).
     super::court::MIGRATION,
+    // 8: device health: the latest report of each device and every report (`status.rs`).
+    super::status::MIGRATION,
+    // 9: network scans: the cells and Wi-Fi access points stored beside fixes (`scans.rs`).
+    super::scans::MIGRATION,
+    // 10: alerting and outbox: dispatch tasks, notification settings, push
+    // subscriptions and the webhook/Web Push outbox with its claim lease (`outbox.rs`).
+    super::outbox::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

@@ -1,5 +1,5 @@
 //! Orders and their zones on PostgreSQL, with version 1 of each order registered directly
-//! (the court's later versions are still SQLite-only).
+//! (the court's later versions are written by `postgres/court.rs`).
 
 use crate::sqlite::{parse_col, shape_from_text, shape_to_text};
 use crate::{Result, StoreError};
