@@ -13,7 +13,7 @@
 //! An offender's answer is never a function of where she is. [`offender_view`] does not
 //! receive, load or compute anything about the protected person's position: it reads his
 //! orders (without zones or the disclosure radius: those describe her life) and his own
-//! latest fix. `crates/server/tests/access.rs` checks that his answer is byte-identical
+//! latest fix. `crates/server/tests/it/access.rs` checks that his answer is byte-identical
 //! wherever she goes.
 
 use crate::AppState;
