@@ -144,11 +144,13 @@ impl Store {
     /// A device's scans whose scan time is in `[from, to)`, oldest first, at most `limit`.
     pub async fn network_scans(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         from: UnixMicros,
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<NetworkScan>> {
+        auth.require_device(self, device).await?;
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, device_id, scan_time, received_time, fix_id, cells, wifi FROM network_scans
@@ -272,12 +274,24 @@ mod tests {
             .await
             .unwrap();
         let all = store
-            .network_scans(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+            .network_scans(
+                &crate::Authorized::system("test"),
+                d,
+                UnixMicros(0),
+                UnixMicros::from_secs(1_000),
+                10,
+            )
             .await
             .unwrap();
         assert_eq!(all.len(), 2, "the resent frame's scan is stored once");
         let fix_id = store
-            .track(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+            .track(
+                &crate::Authorized::system("test"),
+                d,
+                UnixMicros(0),
+                UnixMicros::from_secs(1_000),
+                10,
+            )
             .await
             .unwrap()[0]
             .id
@@ -326,13 +340,25 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
         let left = store
-            .network_scans(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+            .network_scans(
+                &crate::Authorized::system("test"),
+                d,
+                UnixMicros(0),
+                UnixMicros::from_secs(1_000),
+                10,
+            )
             .await
             .unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].scan_time, UnixMicros::from_secs(200));
         let health = store
-            .device_health_history(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+            .device_health_history(
+                &crate::Authorized::system("test"),
+                d,
+                UnixMicros(0),
+                UnixMicros::from_secs(1_000),
+                10,
+            )
             .await
             .unwrap();
         assert!(health.is_empty());

@@ -85,11 +85,13 @@ impl Store {
     /// as the device sent it (fields it did not report are `None`).
     pub async fn device_health_history(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         from: UnixMicros,
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<DeviceHealth>> {
+        auth.require_device(self, device).await?;
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT reported_at, battery_percent, battery_volts, power_volts, charging, signal,
@@ -232,12 +234,19 @@ mod tests {
         assert_eq!(h.reported_at, UnixMicros::from_secs(20));
         // The history keeps both reports as sent: the second one has no signal.
         let hist = store
-            .device_health_history(d.id, UnixMicros(0), UnixMicros::from_secs(30), 100)
+            .device_health_history(
+                &crate::Authorized::system("test"),
+                d.id,
+                UnixMicros(0),
+                UnixMicros::from_secs(30),
+                100,
+            )
             .await
             .unwrap();
         assert_eq!(hist, vec![first, later]);
         let window = store
             .device_health_history(
+                &crate::Authorized::system("test"),
                 d.id,
                 UnixMicros::from_secs(15),
                 UnixMicros::from_secs(30),

@@ -316,7 +316,13 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
                     for _ in 0..100 {
                         stored = r
                             .store
-                            .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 100_000)
+                            .track(
+                                &harness::inspect(),
+                                DeviceId(dev),
+                                UnixMicros(0),
+                                UnixMicros(i64::MAX),
+                                100_000,
+                            )
                             .await
                             .unwrap();
                         if want.iter().all(|f| is_stored(&stored, f)) {
@@ -352,6 +358,7 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
                             let stored = r
                                 .store
                                 .network_scans(
+                                    &harness::inspect(),
                                     DeviceId(dev),
                                     UnixMicros(0),
                                     UnixMicros(i64::MAX),
@@ -514,7 +521,13 @@ async fn same_second_gt06_fixes_resends_are_dropped_bursts_kept_and_far_ones_fla
     }
     let track = r
         .store
-        .track(device, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            device,
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     let rows: Vec<(i64, bool)> = track
@@ -716,7 +729,13 @@ async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
     let lw_id = DeviceId(lw["id"].as_i64().unwrap());
     let health = r
         .store
-        .device_health_history(lw_id, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .device_health_history(
+            &harness::inspect(),
+            lw_id,
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert!(

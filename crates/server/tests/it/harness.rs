@@ -51,6 +51,12 @@ pub fn without_tracker_listeners(config: &mut server::Config) {
     };
 }
 
+/// The token a test reads the store with to inspect what the server stored (the store's
+/// case-data reads take one; a test is no one's request, like the server's own reads).
+pub fn inspect() -> store::Authorized {
+    store::Authorized::system("test: inspecting what the server stored")
+}
+
 /// The server's HTTP address as a base URL.
 pub fn base(r: &server::Running) -> String {
     format!("http://{}", r.http_addr)

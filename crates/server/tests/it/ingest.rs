@@ -112,7 +112,13 @@ impl IngestApi for Api {
 
 async fn unknown_frames(r: &server::Running, device: i64) -> Vec<store::UnknownFrame> {
     r.store
-        .unknown_frames(DeviceId(device), UnixMicros(0), UnixMicros(i64::MAX), 100)
+        .unknown_frames(
+            &harness::inspect(),
+            DeviceId(device),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            100,
+        )
         .await
         .unwrap()
 }
@@ -584,7 +590,13 @@ async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
     );
     let fixes = r
         .store
-        .track(DeviceId(gl), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(gl),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 1);
@@ -618,7 +630,13 @@ async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
     }
     let fixes = r
         .store
-        .track(DeviceId(om), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(om),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 2, "one per port");
@@ -707,7 +725,13 @@ async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff
     read_n(&mut fake, 10).await;
     let fixes = r
         .store
-        .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(dev),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 2);
@@ -735,7 +759,13 @@ async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff
         read_n(&mut real, 10).await;
         let fixes = r
             .store
-            .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 100)
+            .track(
+                &harness::inspect(),
+                DeviceId(dev),
+                UnixMicros(0),
+                UnixMicros(i64::MAX),
+                100,
+            )
             .await
             .unwrap();
         if fixes.last().is_some_and(|f| !suspect(f)) || n > 50 {
@@ -781,7 +811,13 @@ async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() 
     }
     let fixes = r
         .store
-        .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(dev),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 5, "every fix stored, none changed");
