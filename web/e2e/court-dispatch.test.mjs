@@ -4,7 +4,7 @@
 //     police1 sees the task with the victim's position (time, age, accuracy, source) and
 //     moves it to on_scene; the demo runs with `--dispatch-grace-s 0`, so when the officer
 //     resolves the alert the grant ends: the police screen says the dispatch ended and shows
-//     no old pin (the server enforces it; crates/server/tests/alerts.rs tests the same).
+//     no old pin (the server enforces it; crates/server/tests/it/alerts.rs tests the same).
 // (b) victim1 files a petition over the API; clerk1 starts the review in the console; judge1
 //     grants it (version 1) and extends the order (version 2).
 // (c) the officer saves a zone in the zone editor: the next version number is shown.

@@ -4,6 +4,9 @@
 //!   ARCHITECTURE.md documents ("Folders of `crates/server/src`"), so there is no import cycle
 //!   between them;
 //! - only `clock.rs` reads the wall clock;
+//! - the one door to case data: only `privacy/authz.rs` (and the operator's evidence export)
+//!   obtains a request's `store::Authorized`, and the server's own reads
+//!   (`Authorized::system`) stand only in the modules that are no one's request;
 //! - every crate's "may not depend on" column of ARCHITECTURE.md's codemap holds for the
 //!   `Cargo.toml` files (direct dependencies, and those a workspace crate brings in).
 
@@ -200,6 +203,48 @@ fn only_the_clock_reads_the_wall_clock() {
             );
         }
     }
+}
+
+/// Where the server may read case data as itself (`store::Authorized::system`): no one's
+/// request, so nothing to log. Each with why.
+const SYSTEM_READS: &[(&str, &str)] = &[(
+    "ingest/mod.rs",
+    "the references of the impossible-jump check, shown to no one",
+)];
+
+/// Where a request's token is obtained: the store's `authorize` appends the access-log
+/// records; only the one door (and the operator's export, which logs first) calls it.
+const AUTHORIZE_CALLERS: &[&str] = &["privacy/authz.rs", "privacy/evidence.rs"];
+
+#[test]
+fn only_the_one_door_obtains_a_token_and_system_reads_stay_in_their_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut system = BTreeSet::new();
+    let mut authorize = BTreeSet::new();
+    for file in rust_files(&src) {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = code(&read(&file));
+        if text.contains("Authorized::system") {
+            system.insert(rel.clone());
+        }
+        if text.contains(".authorize(") || text.contains("append_audit(") {
+            authorize.insert(rel);
+        }
+    }
+    let allowed: BTreeSet<String> = SYSTEM_READS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(
+        system, allowed,
+        "Authorized::system outside the modules listed in SYSTEM_READS (or one listed no longer uses it)"
+    );
+    let allowed: BTreeSet<String> = AUTHORIZE_CALLERS.iter().map(|f| f.to_string()).collect();
+    assert!(
+        authorize.is_subset(&allowed),
+        "a request's token obtained outside the one door: {authorize:?}"
+    );
 }
 
 /// The rows of ARCHITECTURE.md's codemap: (path, "may not depend on" cell), in order.

@@ -20,6 +20,7 @@
 //!    subscribers (the engine), in commit order.
 
 mod alerting;
+mod authorized;
 #[cfg(test)]
 mod conformance;
 mod court;
@@ -41,6 +42,7 @@ pub use alerting::{
     NewDispatch, PushSubscription, TASK_OFFICER_TO_OFFENDER, TASK_POLICE_TO_VICTIM, TASK_STATES,
     Task,
 };
+pub use authorized::Authorized;
 pub use court::{
     CourtStep, CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord, OrderVersionRecord,
     Petition, PetitionEvent, StepOutcome,
@@ -88,6 +90,10 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("the store is shut down")]
     Closed,
+    /// A case-data read whose [`Authorized`] token does not cover what it reads (a bug of
+    /// the caller: it was allowed one case and reads another).
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

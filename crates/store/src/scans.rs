@@ -144,11 +144,13 @@ impl Store {
     /// A device's scans whose scan time is in `[from, to)`, oldest first, at most `limit`.
     pub async fn network_scans(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         from: UnixMicros,
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<NetworkScan>> {
+        auth.require_device(self, device).await?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| crate::postgres::scans::network_scans(c, device, from, to, limit))

@@ -93,11 +93,13 @@ impl Store {
     /// as the device sent it (fields it did not report are `None`).
     pub async fn device_health_history(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         from: UnixMicros,
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<DeviceHealth>> {
+        auth.require_device(self, device).await?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| {

@@ -74,11 +74,13 @@ impl Store {
     /// A device's raw frames received in `[from, to)`, oldest first.
     pub async fn unknown_frames(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         from: UnixMicros,
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<UnknownFrame>> {
+        auth.require_device(self, device).await?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| crate::postgres::unknown_frames::list(c, device, from, to, limit))
@@ -173,6 +175,7 @@ mod tests {
         assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
         let got = store
             .unknown_frames(
+                &crate::Authorized::system("test"),
                 d.id,
                 UnixMicros::from_secs(0),
                 UnixMicros::from_secs(100),
@@ -187,6 +190,7 @@ mod tests {
         assert_eq!(got[1].note.chars().count(), 500, "note cut");
         let later = store
             .unknown_frames(
+                &crate::Authorized::system("test"),
                 d.id,
                 UnixMicros::from_secs(15),
                 UnixMicros::from_secs(100),

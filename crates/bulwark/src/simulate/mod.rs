@@ -753,6 +753,7 @@ mod tests {
             let track = running
                 .store
                 .track(
+                    &store::Authorized::system("simulate: the report reads back what was stored"),
                     f.device_id,
                     domain::UnixMicros(0),
                     domain::UnixMicros(i64::MAX),

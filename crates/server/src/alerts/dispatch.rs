@@ -157,10 +157,13 @@ async fn render(s: &AppState, c: &Caller, t: store::Task) -> Result<TaskDto, Api
         };
         let details = format!("task {} ({})", t.id, t.kind);
         match authz::check(s, c, action, resource, &details).await {
-            Ok(Precision::Full) => {
+            Ok(authz::Allowed {
+                precision: Precision::Full,
+                token,
+            }) => {
                 position = s
                     .store
-                    .latest_fix_of_person(t.target)
+                    .latest_fix_of_person(&token, t.target)
                     .await?
                     .map(|f| task_position(&f, s.clock.now()));
             }

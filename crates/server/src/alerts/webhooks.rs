@@ -265,9 +265,12 @@ async fn dispatch_body(
     )
     .await
     {
-        Ok(Precision::Full) => state
+        Ok(crate::privacy::authz::Allowed {
+            precision: Precision::Full,
+            token,
+        }) => state
             .store
-            .latest_fix_of_person(task.target)
+            .latest_fix_of_person(&token, task.target)
             .await?
             .map(|f| crate::alerts::dispatch::task_position(&f, state.clock.now())),
         Ok(_) => None,

@@ -13,7 +13,7 @@
 //! An offender's answer is never a function of where she is. [`offender_view`] does not
 //! receive, load or compute anything about the protected person's position: it reads his
 //! orders (without zones or the disclosure radius: those describe her life) and his own
-//! latest fix. `crates/server/tests/access.rs` checks that his answer is byte-identical
+//! latest fix. `crates/server/tests/it/access.rs` checks that his answer is byte-identical
 //! wherever she goes.
 
 use crate::AppState;
@@ -60,11 +60,13 @@ pub async fn my_case(State(s): State<AppState>, c: Caller) -> Result<Json<Value>
         case: Some(case.id),
         ..Default::default()
     };
-    authz::check(&s, &c, Action::ViewCase, resource, "me/case").await?;
+    let view = authz::check(&s, &c, Action::ViewCase, resource, "me/case").await?;
     if c.principal.role == Role::Offender {
         return offender_view(&s, &c, &case, person).await.map(Json);
     }
-    victim_view(&s, &c, &case, person).await.map(Json)
+    victim_view(&s, &c, &case, person, &view.token)
+        .await
+        .map(Json)
 }
 
 fn fresh(f: Option<Fix>, now: UnixMicros, stale_after_s: f64) -> Option<Fix> {
@@ -97,7 +99,10 @@ async fn offender_view(
         })
         .collect();
     let position = match authz::check(s, c, Action::ReadPosition, resource, "me/case").await {
-        Ok(Precision::Full) => s.store.latest_fix_of_person(me).await?.map(|f| {
+        Ok(authz::Allowed {
+            precision: Precision::Full,
+            token,
+        }) => s.store.latest_fix_of_person(&token, me).await?.map(|f| {
             json!({
                 "lat": f.position.lat(), "lon": f.position.lon(), "accuracy_m": f.accuracy_m,
                 "device_time": ts(f.device_time), "received_time": ts(f.received_time),
@@ -112,11 +117,14 @@ async fn offender_view(
 
 /// The protected person's view: her orders, and the offender at the precision her
 /// disclosure radius allows.
+/// `view`: the token of her allowed view of her case, which the proximity input (both
+/// positions, read before the decision on the offender's) is read with.
 async fn victim_view(
     s: &AppState,
     c: &Caller,
     case: &Case,
     me: PersonId,
+    view: &store::Authorized,
 ) -> Result<Value, ApiError> {
     let t = s.clock.now();
     let stale = s.config.engine.stale_after_s;
@@ -132,8 +140,8 @@ async fn victim_view(
         .filter(|o| o.in_force(t))
         .map(|o| o.disclosure_radius_m)
         .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))));
-    let hers = fresh(s.store.latest_fix_of_person(me).await?, t, stale);
-    let his_latest = s.store.latest_fix_of_person(case.offender).await?;
+    let hers = fresh(s.store.latest_fix_of_person(view, me).await?, t, stale);
+    let his_latest = s.store.latest_fix_of_person(view, case.offender).await?;
     let his_time = his_latest.as_ref().map(|f| f.device_time);
     let his = fresh(his_latest, t, stale);
     let proximity = match (&hers, &his, radius) {
@@ -151,7 +159,10 @@ async fn victim_view(
     };
     let mut within = None;
     let offender = match authz::check(s, c, Action::ReadPosition, resource, "me/case").await {
-        Ok(Precision::WithinDisclosure) => match (&hers, &his) {
+        Ok(authz::Allowed {
+            precision: Precision::WithinDisclosure,
+            ..
+        }) => match (&hers, &his) {
             (Some(h), Some(o)) => {
                 within = Some(true);
                 json!({
@@ -180,15 +191,19 @@ async fn victim_view(
         person: Some(me),
         ..Default::default()
     };
-    authz::check(s, c, Action::ReadVictimPosition, own, "me/case").await?;
-    let own_position = s.store.latest_fix_of_person(me).await?.map(|f| {
-        let age_s = ((t.0 - f.device_time.0) as f64 / 1e6).max(0.0);
-        json!({
-            "lat": f.position.lat(), "lon": f.position.lon(), "accuracy_m": f.accuracy_m,
-            "device_time": ts(f.device_time), "received_time": ts(f.received_time),
-            "source": f.source.to_string(), "age_s": age_s, "stale": age_s > stale,
-        })
-    });
+    let own = authz::check(s, c, Action::ReadVictimPosition, own, "me/case").await?;
+    let own_position = s
+        .store
+        .latest_fix_of_person(&own.token, me)
+        .await?
+        .map(|f| {
+            let age_s = ((t.0 - f.device_time.0) as f64 / 1e6).max(0.0);
+            json!({
+                "lat": f.position.lat(), "lon": f.position.lon(), "accuracy_m": f.accuracy_m,
+                "device_time": ts(f.device_time), "received_time": ts(f.received_time),
+                "source": f.source.to_string(), "age_s": age_s, "stale": age_s > stale,
+            })
+        });
     let own_device = own_device(s, me).await?;
     // Her case's open alerts, for the status banner (her own case: not logged).
     let resource = Resource {
@@ -635,8 +650,8 @@ pub async fn my_access_log(
         person: Some(person),
         ..Default::default()
     };
-    let precision = authz::check(&s, &c, Action::ReadAuditLog, resource, "me/access-log").await?;
-    let offender_view = precision == Precision::OffenderView;
+    let allowed = authz::check(&s, &c, Action::ReadAuditLog, resource, "me/access-log").await?;
+    let offender_view = allowed.precision == Precision::OffenderView;
     let names: std::collections::HashMap<i64, String> = s
         .store
         .list_accounts()
@@ -646,7 +661,12 @@ pub async fn my_access_log(
         .collect();
     let records = s
         .store
-        .audit_records_of_case(case, c.principal.account.0, (limit * 4).min(5_000))
+        .audit_records_of_case(
+            &allowed.token,
+            case,
+            c.principal.account.0,
+            (limit * 4).min(5_000),
+        )
         .await?;
     let out = records
         .into_iter()

@@ -149,14 +149,15 @@ pub struct TrackQuery {
 
 /// Decides (and audits) a read of a device's location history: `read_track` for the
 /// offender's devices, `read_victim_track` for a protected person's, on the case of the
-/// device's wearer, with the stated purpose. Returns the parsed window.
+/// device's wearer, with the stated purpose. Returns the parsed window and the token of the
+/// logged decision.
 async fn authorize_history(
     s: &AppState,
     c: &Caller,
     id: i64,
     q: &TrackQuery,
     what: &str,
-) -> Result<(UnixMicros, UnixMicros), ApiError> {
+) -> Result<(UnixMicros, UnixMicros, store::Authorized), ApiError> {
     let from = parse_ts("from", &q.from)?;
     let to = parse_ts("to", &q.to)?;
     let device = s
@@ -181,7 +182,7 @@ async fn authorize_history(
             text: text.unwrap_or_default(),
         }),
     };
-    authz::check(
+    let allowed = authz::check(
         s,
         c,
         action,
@@ -194,7 +195,7 @@ async fn authorize_history(
         &format!("device {id}{what} from {} to {}", q.from, q.to),
     )
     .await?;
-    Ok((from, to))
+    Ok((from, to, allowed.token))
 }
 
 /// A device's network scans in a time window (at most 10,000, oldest first): the raw cell
@@ -211,10 +212,10 @@ pub async fn network_scans(
     Path(id): Path<i64>,
     Query(q): Query<TrackQuery>,
 ) -> Result<Json<Vec<NetworkScanDto>>, ApiError> {
-    let (from, to) = authorize_history(&s, &c, id, &q, " network scans").await?;
+    let (from, to, token) = authorize_history(&s, &c, id, &q, " network scans").await?;
     let scans = s
         .store
-        .network_scans(DeviceId(id), from, to, 10_000)
+        .network_scans(&token, DeviceId(id), from, to, 10_000)
         .await?;
     Ok(Json(scans.into_iter().map(Into::into).collect()))
 }
@@ -232,10 +233,10 @@ pub async fn unknown_frames(
     Path(id): Path<i64>,
     Query(q): Query<TrackQuery>,
 ) -> Result<Json<Vec<UnknownFrameDto>>, ApiError> {
-    let (from, to) = authorize_history(&s, &c, id, &q, " unknown frames").await?;
+    let (from, to, token) = authorize_history(&s, &c, id, &q, " unknown frames").await?;
     let frames = s
         .store
-        .unknown_frames(DeviceId(id), from, to, 1_000)
+        .unknown_frames(&token, DeviceId(id), from, to, 1_000)
         .await?;
     Ok(Json(
         frames
@@ -262,8 +263,11 @@ pub async fn track(
     Path(id): Path<i64>,
     Query(q): Query<TrackQuery>,
 ) -> Result<Json<Vec<PositionDto>>, ApiError> {
-    let (from, to) = authorize_history(&s, &c, id, &q, "").await?;
-    let fixes = s.store.track(DeviceId(id), from, to, 10_000).await?;
+    let (from, to, token) = authorize_history(&s, &c, id, &q, "").await?;
+    let fixes = s
+        .store
+        .track(&token, DeviceId(id), from, to, 10_000)
+        .await?;
     // The cell towers and access points reported in the same frames.
     let mut scans: std::collections::HashMap<FixId, store::NetworkScan> = s
         .store
@@ -331,9 +335,9 @@ pub async fn device_health_history(
     let cases = s.store.list_cases().await?;
     let case = owner.and_then(|o| cases.iter().find(|k| authz::party(k, o)));
     let details = format!("device {id} health from {} to {}", q.from, q.to);
-    match case {
+    let token = match case {
         Some(k) => {
-            let precision = authz::check(
+            let allowed = authz::check(
                 &s,
                 &c,
                 Action::ViewCase,
@@ -345,18 +349,19 @@ pub async fn device_health_history(
             )
             .await?;
             // The offender's view holds his own data only, never a protected person's device.
-            if precision == Precision::OffenderView && owner != c.principal.person {
+            if allowed.precision == Precision::OffenderView && owner != c.principal.person {
                 return Err(ApiError::new(
                     ErrorCode::Forbidden,
                     "you may read only your own devices",
                 ));
             }
+            allowed.token
         }
         None => authz::intake(&s, &c, None, &details).await?,
-    }
+    };
     let reports = s
         .store
-        .device_health_history(DeviceId(id), from, to, 10_000)
+        .device_health_history(&token, DeviceId(id), from, to, 10_000)
         .await?;
     Ok(Json(reports.into_iter().map(Into::into).collect()))
 }

@@ -307,7 +307,7 @@ pub async fn list_versions(
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<OrderVersionDto>>, ApiError> {
     let order = order_case(&s, OrderId(id)).await?;
-    let precision = authz::check(
+    let allowed = authz::check(
         &s,
         &c,
         Action::ReadOrders,
@@ -315,7 +315,7 @@ pub async fn list_versions(
         &format!("order {id} versions"),
     )
     .await?;
-    let offender_view = precision == Precision::OffenderView;
+    let offender_view = allowed.precision == Precision::OffenderView;
     let versions = s.store.order_versions(order.id).await?;
     let current = in_force_version(&versions, s.clock.now());
     Ok(Json(

@@ -198,16 +198,27 @@ async fn jump_references(
     }
     let version = cache.version(device);
     let end = UnixMicros(i64::MAX);
-    let sound = state.store.last_fix_before(device, end, true).await?;
-    let latest = state.store.last_fix_before(device, end, false).await?;
+    // The server's own read: the references of the jump check, shown to no one.
+    let own = store::Authorized::system("ingest: references of the impossible-jump check");
+    let sound = state.store.last_fix_before(&own, device, end, true).await?;
+    let latest = state
+        .store
+        .last_fix_before(&own, device, end, false)
+        .await?;
     cache.load(device, version, sound.clone(), latest.clone());
     if latest.as_ref().is_none_or(|l| l.device_time < time) {
         return Ok((sound, latest));
     }
     // A late upload: the references are the fixes before it, not the latest ones.
     Ok((
-        state.store.last_fix_before(device, time, true).await?,
-        state.store.last_fix_before(device, time, false).await?,
+        state
+            .store
+            .last_fix_before(&own, device, time, true)
+            .await?,
+        state
+            .store
+            .last_fix_before(&own, device, time, false)
+            .await?,
     ))
 }
 

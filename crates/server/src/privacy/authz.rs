@@ -9,8 +9,10 @@
 //! # Architecture Invariant
 //!
 //! Every read of location data passes through this module, which writes the audit record
-//! before the data is returned. Handlers never call the store's read methods for case data
-//! before a decision from here.
+//! before the data is returned. The compiler holds handlers to it: the store's case-data
+//! reads take a [`store::Authorized`], and the only way to one is [`store::Store::authorize`],
+//! which appends the access-log records — called here, in [`append`]. [`check`] returns it in
+//! [`Allowed`]; a handler that skips the decision has no token to read with.
 
 use crate::AppState;
 use crate::http::error::{ApiError, ErrorCode};
@@ -18,6 +20,15 @@ use crate::privacy::auth::Caller;
 use access::{Action, Decision, DenyReason, Grants, Precision, Resource, Role};
 use audit::{Actor, ActorKind, AuditAction, AuditEntry, Outcome, Subject};
 use domain::{Case, CaseId};
+use store::Authorized;
+
+/// An allowed decision: the precision to answer at, and the token the store's case-data
+/// reads take (its access-log record is durable).
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    pub precision: Precision,
+    pub token: Authorized,
+}
 
 /// The facts [`access::authorize`] needs about the caller.
 pub async fn grants(s: &AppState, c: &Caller) -> Result<Grants, ApiError> {
@@ -93,33 +104,47 @@ pub async fn check_many(
     asks: &[(Action, Resource)],
     details: &str,
 ) -> Result<Vec<Decision>, ApiError> {
+    Ok(decide(s, c, asks, details).await?.0)
+}
+
+/// As [`check_many`], with the token of the allowed decisions.
+async fn decide(
+    s: &AppState,
+    c: &Caller,
+    asks: &[(Action, Resource)],
+    details: &str,
+) -> Result<(Vec<Decision>, Authorized), ApiError> {
     let g = grants(s, c).await?;
     let t = s.clock.now();
     let mut decisions = Vec::with_capacity(asks.len());
     let mut entries = Vec::new();
+    let mut unlogged = Vec::new();
     for (action, resource) in asks {
         let d = access::authorize(&c.principal, *action, resource, &g, t);
-        if let Some(e) = access::audit_entry(&c.principal, *action, resource, &d, details.into()) {
-            entries.push(e);
+        match access::audit_entry(&c.principal, *action, resource, &d, details.into()) {
+            Some(e) => entries.push(e),
+            None if matches!(d, Decision::Allow { .. }) => unlogged.push(resource.case),
+            None => {}
         }
         decisions.push(d);
     }
-    append(s, entries).await?;
-    Ok(decisions)
+    let token = authorize(s, entries, &unlogged).await?;
+    Ok((decisions, token))
 }
 
-/// Decides one request; `Ok(precision)` when allowed, `forbidden` otherwise. The audit
-/// record is durable when this returns.
+/// Decides one request; `Ok(Allowed)` (the precision and the token of the store's
+/// case-data reads) when allowed, `forbidden` otherwise. The audit record is durable when
+/// this returns.
 pub async fn check(
     s: &AppState,
     c: &Caller,
     action: Action,
     resource: Resource,
     details: &str,
-) -> Result<Precision, ApiError> {
-    let d = check_many(s, c, &[(action, resource)], details).await?;
+) -> Result<Allowed, ApiError> {
+    let (d, token) = decide(s, c, &[(action, resource)], details).await?;
     match d.into_iter().next() {
-        Some(Decision::Allow { precision, .. }) => Ok(precision),
+        Some(Decision::Allow { precision, .. }) => Ok(Allowed { precision, token }),
         Some(Decision::Deny { reason }) => Err(forbidden(reason)),
         None => Err(ApiError::internal("no decision")),
     }
@@ -218,7 +243,9 @@ pub async fn unlinked_device_alert(
     };
     let details = format!("device alert outside any case; {details}");
     let allowed = c.principal.role == Role::MonitoringOfficer;
-    outside_matrix(s, c, allowed, logged, None, details).await
+    outside_matrix(s, c, allowed, logged, None, details)
+        .await
+        .map(drop)
 }
 
 /// The list of police units a monitoring officer may send (for the dispatch dialog) is the
@@ -227,7 +254,9 @@ pub async fn unlinked_device_alert(
 pub async fn dispatch_roster(s: &AppState, c: &Caller, details: &str) -> Result<(), ApiError> {
     let allowed = access::may_dispatch(c.principal.role);
     let details = format!("dispatch roster; {details}");
-    outside_matrix(s, c, allowed, AuditAction::HandleAlert, None, details).await
+    outside_matrix(s, c, allowed, AuditAction::HandleAlert, None, details)
+        .await
+        .map(drop)
 }
 
 /// Case intake (registering people, devices and cases) is the one rule outside the matrix:
@@ -239,7 +268,7 @@ pub async fn intake(
     c: &Caller,
     case: Option<CaseId>,
     details: &str,
-) -> Result<(), ApiError> {
+) -> Result<Authorized, ApiError> {
     let details = format!("intake; {details}");
     outside_matrix(
         s,
@@ -262,7 +291,7 @@ async fn outside_matrix(
     action: AuditAction,
     case: Option<CaseId>,
     details: String,
-) -> Result<(), ApiError> {
+) -> Result<Authorized, ApiError> {
     let entry = AuditEntry {
         actor: actor(c),
         action,
@@ -279,9 +308,9 @@ async fn outside_matrix(
         },
         details,
     };
-    append(s, vec![entry]).await?;
+    let token = append(s, vec![entry]).await?;
     if allowed {
-        Ok(())
+        Ok(token)
     } else {
         Err(forbidden(DenyReason::RoleNotPermitted))
     }
@@ -296,12 +325,28 @@ pub fn actor(c: &Caller) -> Actor {
     }
 }
 
-/// Appends to the access log and waits until the records are durable.
-pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<(), ApiError> {
-    s.store
-        .append_audit(entries, s.clock.now(), Some(s.audit_signer.clone()))
+/// Appends to the access log and waits until the records are durable; the token of what
+/// the records allowed (the only path in the server to a request's [`Authorized`]).
+pub async fn append(s: &AppState, entries: Vec<AuditEntry>) -> Result<Authorized, ApiError> {
+    authorize(s, entries, &[]).await
+}
+
+/// [`append`], the token also covering `unlogged`: allowed requests the rules do not log.
+async fn authorize(
+    s: &AppState,
+    entries: Vec<AuditEntry>,
+    unlogged: &[Option<CaseId>],
+) -> Result<Authorized, ApiError> {
+    let (token, _) = s
+        .store
+        .authorize(
+            entries,
+            unlogged,
+            s.clock.now(),
+            Some(s.audit_signer.clone()),
+        )
         .await?;
-    Ok(())
+    Ok(token)
 }
 
 /// Whether `person` is a party of `case`.

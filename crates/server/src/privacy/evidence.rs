@@ -107,9 +107,9 @@ async fn export_from(
         .find(|k| k.id == case)
         .ok_or(EvidenceError::NoCase(case.0))?;
     let key = signer.key.clone();
-    // Logged first: no evidence leaves without its record.
-    store
-        .append_audit(
+    // Logged first: no evidence leaves without its record (and the reads need its token).
+    let (token, _) = store
+        .authorize(
             vec![AuditEntry {
                 actor: Actor {
                     kind: ActorKind::System,
@@ -129,6 +129,7 @@ async fn export_from(
                 outcome: Outcome::Allowed,
                 details: format!("window {} .. {} to {}", from.0, to.0, out.display()),
             }],
+            &[],
             now,
             Some(signer.clone()),
         )
@@ -168,7 +169,7 @@ async fn export_from(
             .find(|p| Some(p.id) == d.owner)
             .map(|p| p.role);
         let Some(party) = party else { continue };
-        for mut fix in store.track(d.id, from, to, 1_000_000).await? {
+        for mut fix in store.track(&token, d.id, from, to, 1_000_000).await? {
             if party != PersonRole::Offender {
                 let t = fix.device_time;
                 if !her_windows.iter().any(|(a, b)| *a <= t && t <= *b) {

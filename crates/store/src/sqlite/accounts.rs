@@ -909,10 +909,12 @@ impl Store {
     /// verification.
     pub async fn audit_records_of_case(
         &self,
+        auth: &crate::Authorized,
         case: domain::CaseId,
         except_actor: i64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>> {
+        auth.require_case(case)?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| {

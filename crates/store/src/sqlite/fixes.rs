@@ -400,7 +400,12 @@ impl Store {
 
     /// The latest fix (by device time, then store order) of any device `person` owns. One
     /// indexed lookup per device: the victim app asks for this every few seconds.
-    pub async fn latest_fix_of_person(&self, person: PersonId) -> Result<Option<Fix>> {
+    pub async fn latest_fix_of_person(
+        &self,
+        auth: &crate::Authorized,
+        person: PersonId,
+    ) -> Result<Option<Fix>> {
+        auth.require_person(self, person).await?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| crate::postgres::fixes::latest_fix_of_person(c, person))
@@ -428,10 +433,12 @@ impl Store {
     /// compares a new fix with.
     pub async fn last_fix_before(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         time: UnixMicros,
         sound_only: bool,
     ) -> Result<Option<Fix>> {
+        auth.require_device(self, device).await?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| {
@@ -483,11 +490,13 @@ impl Store {
     /// A device's fixes in `[from, to)` by device time, oldest first, at most `limit`.
     pub async fn track(
         &self,
+        auth: &crate::Authorized,
         device: DeviceId,
         from: UnixMicros,
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<Fix>> {
+        auth.require_device(self, device).await?;
         if self.is_postgres() {
             return self
                 .pg_read(move |c| crate::postgres::fixes::track(c, device, from, to, limit))

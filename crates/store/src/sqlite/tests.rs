@@ -156,6 +156,7 @@ async fn a_fix_at_a_stored_device_time_elsewhere_is_kept_and_a_far_one_flagged(p
     assert_eq!(store.count_fixes().await.unwrap(), 3);
     let track = store
         .track(
+            &crate::Authorized::system("test"),
             d.id,
             UnixMicros::from_secs(0),
             UnixMicros::from_secs(1_000),
@@ -484,7 +485,13 @@ async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store
 ) {
     let store = place.open();
     let (p, ankle) = setup(&store).await;
-    assert!(store.latest_fix_of_person(p.id).await.unwrap().is_none());
+    assert!(
+        store
+            .latest_fix_of_person(&crate::Authorized::system("test"), p.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let watch = store
         .create_device(
             DeviceKind::Smartwatch,
@@ -524,7 +531,11 @@ async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store
         .insert_fixes(vec![fix(hers.id, 50, None)])
         .await
         .unwrap();
-    let latest = store.latest_fix_of_person(p.id).await.unwrap().unwrap();
+    let latest = store
+        .latest_fix_of_person(&crate::Authorized::system("test"), p.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (latest.device_id, latest.device_time),
         (ankle.id, UnixMicros::from_secs(30))
@@ -534,12 +545,16 @@ async fn the_latest_fix_of_a_person_spans_their_devices_and_breaks_ties_by_store
         .insert_fixes(vec![fix(ankle.id, 30, Some(3))])
         .await
         .unwrap();
-    let latest = store.latest_fix_of_person(p.id).await.unwrap().unwrap();
+    let latest = store
+        .latest_fix_of_person(&crate::Authorized::system("test"), p.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(again[0], crate::FixOutcome::Stored(_)));
     assert_eq!(latest.id, Some(again[0].id()));
     assert_eq!(
         store
-            .latest_fix_of_person(other.id)
+            .latest_fix_of_person(&crate::Authorized::system("test"), other.id)
             .await
             .unwrap()
             .unwrap()

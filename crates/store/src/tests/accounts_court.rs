@@ -989,7 +989,13 @@ async fn a_purge_deletes_its_windows_and_records_what_it_deleted(place: Place) {
         .unwrap();
     assert_eq!(n, 5);
     let left = store
-        .track(d.id, UnixMicros(0), UnixMicros::from_secs(5_000), 100)
+        .track(
+            &crate::Authorized::system("test"),
+            d.id,
+            UnixMicros(0),
+            UnixMicros::from_secs(5_000),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(

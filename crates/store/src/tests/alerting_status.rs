@@ -53,12 +53,19 @@ async fn reports_merge_and_keep_the_last_known_values(place: Place) {
     assert_eq!(h.reported_at, UnixMicros::from_secs(20));
     // The history keeps both reports as sent: the second one has no signal.
     let hist = store
-        .device_health_history(d.id, UnixMicros(0), UnixMicros::from_secs(30), 100)
+        .device_health_history(
+            &crate::Authorized::system("test"),
+            d.id,
+            UnixMicros(0),
+            UnixMicros::from_secs(30),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(hist, vec![first, later]);
     let window = store
         .device_health_history(
+            &crate::Authorized::system("test"),
             d.id,
             UnixMicros::from_secs(15),
             UnixMicros::from_secs(30),
@@ -151,12 +158,24 @@ async fn scans_are_stored_with_their_fix_once_and_purged_with_it(place: Place) {
         .await
         .unwrap();
     let all = store
-        .network_scans(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+        .network_scans(
+            &crate::Authorized::system("test"),
+            d,
+            UnixMicros(0),
+            UnixMicros::from_secs(1_000),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(all.len(), 2, "the resent frame's scan is stored once");
     let fix_id = store
-        .track(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+        .track(
+            &crate::Authorized::system("test"),
+            d,
+            UnixMicros(0),
+            UnixMicros::from_secs(1_000),
+            10,
+        )
         .await
         .unwrap()[0]
         .id
@@ -205,13 +224,25 @@ async fn scans_are_stored_with_their_fix_once_and_purged_with_it(place: Place) {
         .unwrap();
     assert_eq!(n, 1);
     let left = store
-        .network_scans(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+        .network_scans(
+            &crate::Authorized::system("test"),
+            d,
+            UnixMicros(0),
+            UnixMicros::from_secs(1_000),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].scan_time, UnixMicros::from_secs(200));
     let health = store
-        .device_health_history(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
+        .device_health_history(
+            &crate::Authorized::system("test"),
+            d,
+            UnixMicros(0),
+            UnixMicros::from_secs(1_000),
+            10,
+        )
         .await
         .unwrap();
     assert!(health.is_empty());
@@ -890,7 +921,13 @@ async fn a_numbered_batch_is_stored_in_order_and_its_resends_recognised(place: P
     };
     assert!(three.0 < four.0);
     let track = store
-        .track(d, UnixMicros(0), UnixMicros::from_secs(100), 10)
+        .track(
+            &crate::Authorized::system("test"),
+            d,
+            UnixMicros(0),
+            UnixMicros::from_secs(100),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -1,7 +1,6 @@
 //! Tracker listeners over real TCP (and UDP): the Traccar golden vectors replayed against the
 //! running server, unknown devices, garbage, split frames and device commands.
-#![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
-
+use crate::harness::{self, Api};
 use domain::{DeviceEventKind, DeviceId, Protocol, UnixMicros};
 use protocols::{EventKind, Message, StreamItem, StreamSession};
 use serde_json::{Value, json};
@@ -16,34 +15,16 @@ const TOKEN: &str = "test-staff-token-0123456789";
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn start(dir: &Path) -> server::Running {
-    let config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: Some(0),
-        admin_token: Some(TOKEN.into()),
-        devices: server::config::DeviceListeners::ephemeral(),
-        ..Default::default()
-    };
-    server::start(config).await.expect("server starts")
+    harness::start_with(dir, TOKEN, |config| config.osmand_port = Some(0)).await
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    /// The bootstrap administrator's token, or an officer's session after `login_officer`.
-    token: String,
+/// What this module's tests ask of the client.
+trait DevicesApi {
+    async fn login_officer(&mut self, case: &Value);
+    async fn device(&self, protocol: &str, hardware_id: &str, owner: Option<i64>) -> i64;
 }
 
-impl Api {
-    fn new(r: &server::Running) -> Self {
-        Api {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", r.http_addr),
-            token: TOKEN.into(),
-        }
-    }
-
+impl DevicesApi for Api {
     /// Creates a monitoring officer assigned to `case` and acts as that officer from now on
     /// (orders are the officer's to register; the administrator sees no case data).
     async fn login_officer(&mut self, case: &Value) {
@@ -72,31 +53,6 @@ impl Api {
             )
             .await;
         self.token = v["token"].as_str().unwrap().to_string();
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     async fn device(&self, protocol: &str, hardware_id: &str, owner: Option<i64>) -> i64 {
@@ -280,7 +236,7 @@ fn is_stored(stored: &[domain::Fix], f: &protocols::DecodedFix) -> bool {
 async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let mut summary = Vec::new();
     let mut any_sos = false;
     for (name, protocol) in [
@@ -360,7 +316,13 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
                     for _ in 0..100 {
                         stored = r
                             .store
-                            .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 100_000)
+                            .track(
+                                &harness::inspect(),
+                                DeviceId(dev),
+                                UnixMicros(0),
+                                UnixMicros(i64::MAX),
+                                100_000,
+                            )
                             .await
                             .unwrap();
                         if want.iter().all(|f| is_stored(&stored, f)) {
@@ -396,6 +358,7 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
                             let stored = r
                                 .store
                                 .network_scans(
+                                    &harness::inspect(),
                                     DeviceId(dev),
                                     UnixMicros(0),
                                     UnixMicros(i64::MAX),
@@ -533,7 +496,7 @@ fn gt06_location_at(time: jiff::Timestamp, lat: f64, lon: f64, serial: u16) -> V
 async fn same_second_gt06_fixes_resends_are_dropped_bursts_kept_and_far_ones_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let imei = "359710040000031";
     let device = DeviceId(api.device("gt06", imei, None).await);
     let second = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - 10).unwrap();
@@ -558,7 +521,13 @@ async fn same_second_gt06_fixes_resends_are_dropped_bursts_kept_and_far_ones_fla
     }
     let track = r
         .store
-        .track(device, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            device,
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     let rows: Vec<(i64, bool)> = track
@@ -589,7 +558,7 @@ fn gt06_heartbeat(level: u8, charging: bool, serial: u16) -> Vec<u8> {
 async fn health_history_and_network_scans_over_tcp_and_http() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let off = api
         .post(
             "/api/v1/people",
@@ -648,7 +617,7 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
     assert_eq!(denied.status(), reqwest::StatusCode::FORBIDDEN);
 
     api.login_officer(&case).await;
-    let health = api.get(&health_url).await;
+    let health = api.value(&health_url).await;
     let reports = health.as_array().expect("a list of reports");
     assert_eq!(reports.len(), 2, "{health}");
     assert_eq!(reports[0]["battery_percent"], 100.0);
@@ -660,7 +629,7 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
     );
     // A window that ends before the reports holds none.
     let empty = api
-        .get(&format!(
+        .value(&format!(
             "/api/v1/devices/{dev}/health?from={from}&to={from}"
         ))
         .await;
@@ -680,7 +649,7 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
 
     // The track shows the cell the location frame carried, beside its fix.
     let track = api
-        .get(&format!(
+        .value(&format!(
             "/api/v1/devices/{dev}/track?from={from}&to={to}&purpose_code=supervision&purpose_text=checking%20the%20device%20health"
         ))
         .await;
@@ -704,7 +673,7 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
         .unwrap();
     assert_eq!(no_purpose.status(), reqwest::StatusCode::FORBIDDEN);
     let scans = api
-        .get(&format!(
+        .value(&format!(
             "{scans_url}&purpose_code=supervision&purpose_text=checking%20the%20device%20health"
         ))
         .await;
@@ -717,7 +686,7 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
 async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     // Two GT06 devices send the same LW4G frames (golden vectors, GT06 lines 575 and 579):
     // a 0x13 status with external power, and a location whose alarm byte 0x19 means hard
     // acceleration on LW firmware but low battery in the standard layout.
@@ -760,7 +729,13 @@ async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
     let lw_id = DeviceId(lw["id"].as_i64().unwrap());
     let health = r
         .store
-        .device_health_history(lw_id, UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .device_health_history(
+            &harness::inspect(),
+            lw_id,
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert!(
@@ -780,7 +755,7 @@ async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
         low(DeviceId(plain)),
         "without a model the standard layout applies"
     );
-    let list = api.get("/api/v1/devices").await;
+    let list = api.value("/api/v1/devices").await;
     let listed = list
         .as_array()
         .unwrap()
@@ -795,7 +770,7 @@ async fn a_registered_model_selects_its_firmware_layouts_over_tcp() {
 async fn unknown_devices_are_refused_and_listed() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
 
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
         .await
@@ -813,7 +788,7 @@ async fn unknown_devices_are_refused_and_listed() {
     s.write_all(b"\x00\x0f352093081452251").await.unwrap();
     assert_eq!(closed_by_server(&mut s).await, vec![0x00]);
 
-    let unknown = api.get("/api/v1/devices/unknown").await;
+    let unknown = api.value("/api/v1/devices/unknown").await;
     let ids: Vec<&str> = unknown
         .as_array()
         .unwrap()
@@ -830,7 +805,7 @@ async fn unknown_devices_are_refused_and_listed() {
 async fn garbage_and_split_frames_still_decode_and_pure_garbage_is_closed() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let imei = "359710040000001";
     api.device("gt06", imei, None).await;
     let addr = r.device_addrs[&Protocol::Gt06];
@@ -870,7 +845,7 @@ async fn garbage_and_split_frames_still_decode_and_pure_garbage_is_closed() {
 async fn pursuit_mode_sends_the_interval_command_to_a_gt06_ankle_monitor() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let home = (37.5560, 126.9040);
     let off = api
         .post(
@@ -999,7 +974,7 @@ async fn connections_over_the_per_ip_limit_are_refused_and_idle_ones_closed() {
         ..Default::default()
     };
     let r = server::start(config).await.unwrap();
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let id = "4210000001";
     api.device("h02", id, None).await;
     let addr = r.device_addrs[&Protocol::H02];
@@ -1023,7 +998,7 @@ async fn connections_over_the_per_ip_limit_are_refused_and_idle_ones_closed() {
 async fn nothing_is_acknowledged_that_did_not_become_durable() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let imei = "359710040000003";
     api.device("gt06", imei, None).await;
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
@@ -1046,7 +1021,7 @@ async fn nothing_is_acknowledged_that_did_not_become_durable() {
 async fn h02_over_udp_is_acknowledged_after_storing() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let id = "4210000002";
     api.device("h02", id, None).await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -1,8 +1,8 @@
 //! Access control and the audit trail over real HTTP: log-in, lock-out, TOTP, scoped reads,
 //! the authorisation matrix generated from the route table, and tamper detection in the
 //! stored access log.
-#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 
+use crate::harness::{self, Http, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -10,100 +10,27 @@ use std::path::Path;
 use std::time::Duration;
 
 const ADMIN: &str = "access-test-admin-token-0123456789";
-const PASSWORD: &str = "a-long-enough-password";
 const ANKLE_A: &str = "ankle-a-device-token-000001";
 
 async fn start(dir: &Path) -> server::Running {
-    let config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: None,
-        admin_token: Some(ADMIN.into()),
-        devices: server::config::DeviceListeners::ephemeral(),
-        ..Default::default()
-    };
-    server::start(config).await.expect("server starts")
+    harness::start(dir, ADMIN).await
 }
 
-#[derive(Clone)]
-struct Http {
-    http: reqwest::Client,
-    base: String,
+/// What this module's tests ask of the client.
+trait AccessHttp {
+    async fn login(&self, username: &str) -> String;
+    async fn account(&self, username: &str, role: &str, person: Option<i64>) -> i64;
 }
 
-impl Http {
-    /// The same client against another run of the server (same data directory).
-    fn rebase(self, r: &server::Running) -> Http {
-        Http {
-            base: format!("http://{}", r.http_addr),
-            ..self
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut req = match method {
-            "post" => self.http.post(url),
-            "put" => self.http.put(url),
-            "delete" => self.http.delete(url),
-            _ => self.http.get(url),
-        };
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status();
-        // The live stream never ends: read its status only.
-        if r.headers()
-            .get("content-type")
-            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"))
-        {
-            return (s, Value::Null);
-        }
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call("post", path, Some(token), Some(body)).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call("get", path, Some(token), None).await
-    }
-
+impl AccessHttp for Http {
+    /// Signs `username` in with the test password.
     async fn login(&self, username: &str) -> String {
-        let (s, v) = self
-            .call(
-                "post",
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": username, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{username}: {v}");
-        v["token"].as_str().unwrap().to_string()
+        self.log_in_with(username, PASSWORD).await
     }
 
+    /// An account created by the administrator; its id.
     async fn account(&self, username: &str, role: &str, person: Option<i64>) -> i64 {
-        let (s, v) = self
-            .post(
-                "/api/v1/accounts",
-                ADMIN,
-                json!({"username": username, "password": PASSWORD, "role": role, "person_id": person}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v["account"]["id"].as_i64().unwrap()
+        self.new_account(ADMIN, username, role, person).await
     }
 }
 
@@ -122,10 +49,7 @@ struct World {
 }
 
 async fn world(r: &server::Running) -> World {
-    let h = Http {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", r.http_addr),
-    };
+    let h = Http::new(r);
     let person = |role: &'static str| {
         let h = h.clone();
         async move {
@@ -239,11 +163,23 @@ const ROLES: [&str; 7] = [
     "offender",
 ];
 
-#[tokio::test]
-async fn every_route_answers_each_role_as_the_matrix_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = start(dir.path()).await;
-    let w = world(&r).await;
+/// Expected status per role (columns as in ROLES) and the request to send.
+type Row = (&'static str, String, Option<Value>, [u16; 7]);
+
+/// What the matrix's rows name: a petition filed by the victim and an order registered by the
+/// officer (for the court routes), a dispatch task, a push subscription, a track URL.
+struct MatrixRecords {
+    from: String,
+    to: String,
+    track: String,
+    petition_body: Value,
+    petition: i64,
+    order: i64,
+    task: i64,
+    subscription: Value,
+}
+
+async fn matrix_records(w: &World) -> MatrixRecords {
     let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
     let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
     let track = format!(
@@ -287,15 +223,32 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
     let subscription = json!({"endpoint": "http://127.0.0.1:9/push/probe", "keys": {
         "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
         "auth": "BTBZMqHH6r4Tts7J_aSIgg"}});
-    // Expected status per role (columns as in ROLES) and the request to send. A route in the
-    // OpenAPI document without a row here fails the test: a new endpoint needs a rule.
-    type Row = (&'static str, String, Option<Value>, [u16; 7]);
-    let mut n = 0;
-    let mut unique = move || {
-        n += 1;
-        n
-    };
-    let rows: Vec<Row> = vec![
+    MatrixRecords {
+        from,
+        to,
+        track,
+        petition_body,
+        petition,
+        order,
+        task,
+        subscription,
+    }
+}
+
+/// One row per route of the OpenAPI document. A route without a row here fails the test: a
+/// new endpoint needs a rule.
+async fn matrix_rows(w: &World, m: &MatrixRecords) -> Vec<Row> {
+    let MatrixRecords {
+        from,
+        to,
+        track,
+        petition_body,
+        petition,
+        order,
+        task,
+        subscription,
+    } = m;
+    vec![
         ("get /healthz", "/healthz".into(), None, [200; 7]),
         // The counters move with every fix and alert: the scraper's or an administrator's.
         (
@@ -513,7 +466,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
         ),
         (
             "get /api/v1/devices/{id}/track",
-            track,
+            track.clone(),
             None,
             [401, 403, 200, 403, 403, 403, 200],
         ),
@@ -666,7 +619,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             // Victims for their own case, police for any; monitoring officers do not petition.
             "post /api/v1/petitions",
             "/api/v1/petitions".into(),
-            Some(petition_body),
+            Some(petition_body.clone()),
             [401, 403, 403, 403, 403, 201, 403],
         ),
         (
@@ -683,7 +636,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 200, 403, 403, 200, 403],
         ),
         (
-            // Court clerks review, judges decide (tests/court.rs); nobody else.
+            // Court clerks review, judges decide (tests/it/court.rs); nobody else.
             "post /api/v1/petitions/{id}/review",
             format!("/api/v1/petitions/{petition}/review"),
             None,
@@ -703,7 +656,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             [401, 403, 200, 403, 403, 200, 200],
         ),
         (
-            // Only judges issue versions (tests/court.rs).
+            // Only judges issue versions (tests/it/court.rs).
             "post /api/v1/orders/{id}/versions",
             format!("/api/v1/orders/{order}/versions"),
             Some(json!({"extend_days": 1, "reasons": "probe"})),
@@ -721,12 +674,20 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             None,
             [401, 403, 200, 200, 403, 403, 403],
         ),
-    ];
-    let table: BTreeMap<&str, (String, Option<Value>, [u16; 7])> = rows
-        .into_iter()
-        .map(|(k, path, body, expect)| (k, (path, body, expect)))
-        .collect();
+    ]
+}
 
+/// Sends every route's request as every role; the mismatches, and how many rows matched a
+/// route of the document.
+async fn ask_every_route_as_every_role(
+    w: &World,
+    table: &BTreeMap<&str, (String, Option<Value>, [u16; 7])>,
+) -> (Vec<String>, usize) {
+    let mut n = 0;
+    let mut unique = move || {
+        n += 1;
+        n
+    };
     let doc = server::openapi();
     let doc = serde_json::to_value(&doc).unwrap();
     let mut failures = Vec::new();
@@ -776,6 +737,21 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             }
         }
     }
+    (failures, covered)
+}
+
+#[tokio::test]
+async fn every_route_answers_each_role_as_the_matrix_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    let w = world(&r).await;
+    let records = matrix_records(&w).await;
+    let table: BTreeMap<&str, (String, Option<Value>, [u16; 7])> = matrix_rows(&w, &records)
+        .await
+        .into_iter()
+        .map(|(k, path, body, expect)| (k, (path, body, expect)))
+        .collect();
+    let (failures, covered) = ask_every_route_as_every_role(&w, &table).await;
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
     assert_eq!(covered, table.len(), "rows for routes that no longer exist");
     r.shutdown().await;
@@ -877,10 +853,7 @@ async fn an_offender_reads_the_health_of_his_own_devices_only() {
 async fn log_in_locks_out_after_five_failures_and_log_out_revokes() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let h = Http {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", r.http_addr),
-    };
+    let h = Http::new(&r);
     h.account("pat", "monitoring_officer", None).await;
     let token = h.login("pat").await;
     let (s, me) = h.get("/api/v1/auth/me", &token).await;
@@ -951,7 +924,7 @@ fn from(r: &server::Running, source: [u8; 4]) -> Http {
             .local_address(std::net::IpAddr::from(source))
             .build()
             .unwrap(),
-        base: format!("http://{}", r.http_addr),
+        base: harness::base(r),
     }
 }
 
@@ -1020,10 +993,7 @@ async fn failures_elsewhere_never_lock_an_officer_out_and_unknown_users_answer_a
 async fn staff_who_enrolled_totp_need_a_fresh_code() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let h = Http {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", r.http_addr),
-    };
+    let h = Http::new(&r);
     let (s, v) = h
         .post(
             "/api/v1/accounts",

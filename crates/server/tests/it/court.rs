@@ -1,130 +1,52 @@
 //! The court workflow over real HTTP (petition → review → decision → order versions →
 //! reminders → lapse), and the server's own housekeeping: the access log verified at
 //! start-up, the retention job, failed log-ins with unknown usernames.
-#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 
+use crate::harness::{self, Http};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 
 const ADMIN: &str = "court-test-admin-token-0123456789";
-const PASSWORD: &str = "a-long-enough-password";
 const ANKLE: &str = "court-ankle-device-token-0001";
 const PHONE: &str = "court-phone-device-token-0001";
 const DAY: i64 = 86_400;
 
 async fn start(dir: &Path, adjust: impl FnOnce(&mut server::Config)) -> server::Running {
-    let mut config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: None,
-        admin_token: Some(ADMIN.into()),
-        devices: server::config::DeviceListeners {
-            gt06_port: None,
-            h02_port: None,
-            watch_port: None,
-            teltonika_port: None,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    config.court.tick_ms = 50;
-    adjust(&mut config);
-    server::start(config).await.expect("server starts")
+    harness::start_with(dir, ADMIN, |config| {
+        harness::without_tracker_listeners(config);
+        config.court.tick_ms = 50;
+        adjust(config);
+    })
+    .await
 }
 
-#[derive(Clone)]
-struct Http {
-    http: reqwest::Client,
-    base: String,
+/// What this module's tests ask of the client.
+trait CourtHttp {
+    async fn created(&self, path: &str, token: &str, body: Value) -> Value;
+    async fn account(&self, username: &str, role: &str, person: Option<i64>) -> String;
+    async fn log_in(&self, username: &str) -> String;
+    async fn fix(&self, token: &str, seq: i64, lat: f64, lon: f64);
 }
 
-impl Http {
-    fn new(r: &server::Running) -> Self {
-        Http {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", r.http_addr),
-        }
-    }
-
-    async fn call(
-        &self,
-        post: bool,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut req = if post {
-            self.http.post(url)
-        } else {
-            self.http.get(url)
-        };
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status();
-        let text = r.text().await.unwrap();
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(true, path, Some(token), Some(body)).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(false, path, Some(token), None).await
-    }
-
+impl CourtHttp for Http {
     async fn created(&self, path: &str, token: &str, body: Value) -> Value {
-        let (s, v) = self.post(path, token, body).await;
-        assert_eq!(s, StatusCode::CREATED, "{path}: {v}");
-        v
+        self.created_by(token, path, body).await
     }
 
     async fn account(&self, username: &str, role: &str, person: Option<i64>) -> String {
-        self.created(
-            "/api/v1/accounts",
-            ADMIN,
-            json!({"username": username, "password": PASSWORD, "role": role, "person_id": person}),
-        )
-        .await;
+        self.new_account(ADMIN, username, role, person).await;
         self.log_in(username).await
     }
 
     /// Signs `username` in and returns the session token.
     async fn log_in(&self, username: &str) -> String {
-        let (s, v) = self
-            .call(
-                true,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": username, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["token"].as_str().unwrap().to_owned()
+        self.log_in_with(username, harness::PASSWORD).await
     }
 
     async fn fix(&self, token: &str, seq: i64, lat: f64, lon: f64) {
-        let now = jiff::Timestamp::now().to_string();
-        let (s, v) = self
-            .post(
-                "/api/v1/ingest/batch",
-                token,
-                json!({"fixes": [{"seq": seq, "time": now, "lat": lat, "lon": lon, "accuracy_m": 5.0}]}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
+        self.send_fix(token, seq, lat, lon, 5.0).await;
     }
 }
 
@@ -237,13 +159,9 @@ async fn parties(h: &Http) -> Parties {
     }
 }
 
-#[tokio::test]
-async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapses() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = start(dir.path(), |_| {}).await;
-    let h = Http::new(&r);
-    let mut p = parties(&h).await;
-
+/// The victim files for her own case (not for another, not as the offender, not over 92
+/// days); the court and she are told. The petition's id.
+async fn file_the_victims_petition(h: &Http, p: &Parties) -> i64 {
     // The victim files for her own case.
     let requested = json!({"no_approach_m": 100.0, "duration_days": 30, "no_contact_by_phone": true, "electronic_monitoring": true});
     let petition = h
@@ -286,7 +204,12 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     assert_eq!(kinds(&notices), ["petition_filed"]);
     let (_, court) = h.get("/api/v1/notices", &p.judge).await;
     assert_eq!(kinds(&court), ["petition_filed"]);
+    id
+}
 
+/// Review, then the judge's grant: version 1 of an order in force now. The order and the
+/// end of version 1.
+async fn review_and_grant(h: &Http, p: &Parties, id: i64) -> (i64, String) {
     // No decision before review; the clerk reviews, but does not decide.
     let (s, v) = h
         .post(
@@ -356,16 +279,29 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
     assert_eq!(versions[0]["in_force"], true);
     let v1_end = versions[0]["valid_to"].as_str().unwrap().to_owned();
+    (order, v1_end)
+}
 
+/// The engine applies the granted order to the monitor he registered before it.
+async fn the_order_applies_to_his_monitor(h: &Http, p: &Parties, order: i64) {
     // The engine applies it to the monitor he registered before the order: he comes within
     // 20 m of her and an alert is raised for this order.
     h.fix(PHONE, 1, 37.5, 127.0).await;
     h.fix(ANKLE, 1, 37.50018, 127.0).await;
-    wait_for(&h, "/api/v1/alerts", &p.officer, |a| {
+    wait_for(h, "/api/v1/alerts", &p.officer, |a| {
         a.as_array().unwrap().iter().any(|a| a["order_id"] == order)
     })
     .await;
+}
 
+/// A second version from where version 1 ends; what the parties are told. Its end.
+async fn extend_by_a_second_version(
+    h: &Http,
+    p: &Parties,
+    id: i64,
+    order: i64,
+    v1_end: &str,
+) -> Value {
     // An extension starts exactly where version 1 ends.
     let (s, v2) = h
         .post(
@@ -426,11 +362,15 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         .get(&format!("/api/v1/petitions/{id}"), &p.offender_token)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    v2_end
+}
 
+/// 47 days on, the 14-day reminder reaches all three, once.
+async fn remind_before_the_end(r: &server::Running, h: &Http, p: &mut Parties, v2_end: &Value) {
     // 47 days on, version 2 ends in 13 days: the 14-day reminder reaches all three, once.
     r.clock.advance(47 * DAY);
-    p.log_in_again(&h).await;
-    let mine = wait_for(&h, "/api/v1/me/notices", &p.victim_token, |v| {
+    p.log_in_again(h).await;
+    let mine = wait_for(h, "/api/v1/me/notices", &p.victim_token, |v| {
         kinds(v).contains(&"expires_soon".to_owned())
     })
     .await;
@@ -441,14 +381,23 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         .filter(|n| n["kind"] == "expires_soon")
         .collect();
     assert_eq!(soon.len(), 1, "{mine}");
-    assert_eq!(soon[0]["valid_to"], v2_end);
+    assert_eq!(&soon[0]["valid_to"], v2_end);
     for staff in [&p.officer, &p.judge] {
-        wait_for(&h, "/api/v1/notices", staff, |v| {
+        wait_for(h, "/api/v1/notices", staff, |v| {
             kinds(v).contains(&"expires_soon".to_owned())
         })
         .await;
     }
+}
 
+/// Past the end: the lapse notice, live and listed, once. Her notices at the end.
+async fn lapse_at_the_end(
+    r: &server::Running,
+    h: &Http,
+    p: &mut Parties,
+    id: i64,
+    order: i64,
+) -> Value {
     // Past the end: the victim is told at once that protection has ended, and only that;
     // her app's live stream carries it.
     let mut live = h
@@ -462,7 +411,7 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         .unwrap();
     assert_eq!(live.status(), StatusCode::OK);
     r.clock.advance(14 * DAY);
-    p.log_in_again(&h).await;
+    p.log_in_again(h).await;
     let mut text = String::new();
     while !text.contains("\"kind\":\"lapsed\"") {
         let chunk = tokio::time::timeout(Duration::from_secs(20), live.chunk())
@@ -478,7 +427,7 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
         "only her own notices: {text}"
     );
     drop(live);
-    let mine = wait_for(&h, "/api/v1/me/notices", &p.victim_token, |v| {
+    let mine = wait_for(h, "/api/v1/me/notices", &p.victim_token, |v| {
         kinds(v).contains(&"lapsed".to_owned())
     })
     .await;
@@ -504,18 +453,21 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     let (_, his) = h.get("/api/v1/me/notices", &p.offender_token).await;
     assert_eq!(kinds(&his), ["granted", "extended", "lapsed"]);
     let _ = p.offender;
-    r.shutdown().await;
+    mine
+}
 
+/// After a restart at the same court time, nothing is sent twice.
+async fn nothing_is_sent_twice_after_a_restart(dir: &Path, mine: &Value) {
     // After a restart at the same court time, nothing is sent twice.
-    let r = start(dir.path(), |_| {}).await;
+    let r = start(dir, |_| {}).await;
     r.clock.advance(62 * DAY);
     let h = Http::new(&r);
     let (s, v) = h
         .call(
-            true,
+            "post",
             "/api/v1/auth/login",
             None,
-            Some(json!({"username": "victim", "password": PASSWORD})),
+            Some(json!({"username": "victim", "password": harness::PASSWORD})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -523,8 +475,24 @@ async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapse
     // Several scheduler ticks (50 ms each) pass.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, again) = h.get("/api/v1/me/notices", &token).await;
-    assert_eq!(again, mine);
+    assert_eq!(&again, mine);
     r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_victims_petition_becomes_an_order_that_is_extended_reminded_and_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), |_| {}).await;
+    let h = Http::new(&r);
+    let mut p = parties(&h).await;
+    let id = file_the_victims_petition(&h, &p).await;
+    let (order, v1_end) = review_and_grant(&h, &p, id).await;
+    the_order_applies_to_his_monitor(&h, &p, order).await;
+    let v2_end = extend_by_a_second_version(&h, &p, id, order, &v1_end).await;
+    remind_before_the_end(&r, &h, &mut p, &v2_end).await;
+    let mine = lapse_at_the_end(&r, &h, &mut p, id, order).await;
+    r.shutdown().await;
+    nothing_is_sent_twice_after_a_restart(dir.path(), &mine).await;
 }
 
 #[tokio::test]
@@ -810,7 +778,7 @@ async fn a_failed_log_in_with_an_unknown_username_is_logged_and_answered_like_an
         let h = h.clone();
         async move {
             h.call(
-                true,
+                "post",
                 "/api/v1/auth/login",
                 None,
                 Some(json!({"username": user, "password": "not the password"})),

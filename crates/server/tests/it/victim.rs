@@ -1,85 +1,37 @@
 //! The victim app's server side over real HTTP: her status banner, her browser's position
 //! and a silent SOS stored as reports of her phone, and "who viewed my data" for her and for
 //! the offender.
-#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 
+use crate::harness::{self, Http, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 
 const ADMIN: &str = "victim-test-admin-token-0123456789";
-const PASSWORD: &str = "a-long-enough-password";
 const ANKLE: &str = "victim-test-ankle-token-000001";
 const ANKLE_B: &str = "victim-test-ankle-token-000002";
 /// Her home; the offender's positions are given in metres north of it.
 const HOME: (f64, f64) = (37.55, 126.95);
 
 async fn start(dir: &Path) -> server::Running {
-    let config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: None,
-        admin_token: Some(ADMIN.into()),
-        devices: server::config::DeviceListeners::ephemeral(),
-        ..Default::default()
-    };
-    server::start(config).await.expect("server starts")
+    harness::start(dir, ADMIN).await
 }
 
-#[derive(Clone)]
-struct Http {
-    http: reqwest::Client,
-    base: String,
+/// What this module's tests ask of the client.
+trait VictimHttp {
+    async fn created(&self, path: &str, token: &str, body: Value) -> i64;
+    async fn login(&self, username: &str) -> String;
 }
 
-impl Http {
-    async fn call(
-        &self,
-        post: bool,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut req = if post {
-            self.http.post(url)
-        } else {
-            self.http.get(url)
-        };
-        req = req.bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(true, path, token, Some(body)).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(false, path, token, None).await
-    }
-
+impl VictimHttp for Http {
     async fn created(&self, path: &str, token: &str, body: Value) -> i64 {
-        let (s, v) = self.post(path, token, body).await;
-        assert_eq!(s, StatusCode::CREATED, "{path}: {v}");
+        let v = self.created_by(token, path, body).await;
         v["id"].as_i64().or(v["account"]["id"].as_i64()).unwrap()
     }
 
     async fn login(&self, username: &str) -> String {
-        let (s, v) = self
-            .post(
-                "/api/v1/auth/login",
-                "",
-                json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{username}: {v}");
-        v["token"].as_str().unwrap().to_string()
+        self.log_in_with(username, PASSWORD).await
     }
 }
 
@@ -101,10 +53,7 @@ struct World {
 /// phone; his ankle monitor) and case B (another victim without a phone), each with its own
 /// officer.
 async fn world(r: &server::Running) -> World {
-    let h = Http {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", r.http_addr),
-    };
+    let h = Http::new(r);
     let person = |role: &str| json!({"role": role, "display_name": role});
     let off_a = h.created("/api/v1/people", ADMIN, person("offender")).await;
     let vic_a = h

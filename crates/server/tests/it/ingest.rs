@@ -10,9 +10,7 @@
 //! Also here: the device alarms that have no kind of their own reach staff as `device_alarm`
 //! alerts (issue 12 item 4), and the phone apps' default request shapes (item 3).
 
-// Tests panic on purpose when an expectation fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
+use crate::harness::{self, Api};
 use domain::{DeviceId, Protocol, UnixMicros};
 use protocols::gt06;
 use serde_json::{Value, json};
@@ -26,58 +24,22 @@ const TOKEN: &str = "test-staff-token-0123456789";
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn start(dir: &Path) -> server::Running {
-    let config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: Some(0),
-        admin_token: Some(TOKEN.into()),
-        devices: server::config::DeviceListeners::ephemeral(),
-        ..Default::default()
-    };
-    server::start(config).await.expect("server starts")
+    harness::start_with(dir, TOKEN, |config| config.osmand_port = Some(0)).await
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// What this module's tests ask of the client.
+trait IngestApi {
+    async fn device(
+        &self,
+        kind: &str,
+        protocol: &str,
+        hardware_id: &str,
+        owner: Option<i64>,
+    ) -> i64;
+    async fn case_with_order(&mut self, protocol: &str, imei: &str) -> i64;
 }
 
-impl Api {
-    fn new(r: &server::Running) -> Self {
-        Api {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", r.http_addr),
-            token: TOKEN.into(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
+impl IngestApi for Api {
     async fn device(
         &self,
         kind: &str,
@@ -150,7 +112,13 @@ impl Api {
 
 async fn unknown_frames(r: &server::Running, device: i64) -> Vec<store::UnknownFrame> {
     r.store
-        .unknown_frames(DeviceId(device), UnixMicros(0), UnixMicros(i64::MAX), 100)
+        .unknown_frames(
+            &harness::inspect(),
+            DeviceId(device),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            100,
+        )
         .await
         .unwrap()
 }
@@ -205,7 +173,7 @@ fn gt06_alarm(alarm: u8, serial: u16) -> Vec<u8> {
 async fn gt06_unknown_frame_is_stored_raw_before_its_ack_and_staff_can_read_it() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let imei = "359710040000011";
     let dev = api.case_with_order("gt06", imei).await;
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
@@ -249,7 +217,7 @@ fn hex(b: &[u8]) -> String {
 async fn gt06_0xa9_sos_over_a_socket_is_acknowledged_only_as_a_stored_sos_event() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let imei = "359710040000012";
     let dev = api.case_with_order("gt06", imei).await;
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
@@ -285,7 +253,7 @@ async fn gt06_0xa9_sos_over_a_socket_is_acknowledged_only_as_a_stored_sos_event(
 async fn device_alarms_without_a_kind_of_their_own_reach_staff_as_device_alarm_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let imei = "359710040000013";
     api.case_with_order("gt06", imei).await;
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
@@ -376,7 +344,7 @@ fn h02_v1(id: &str) -> Vec<u8> {
 async fn h02_watch_and_teltonika_unknown_frames_are_never_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
 
     // H02 over TCP: an unknown report type is kept raw and not answered; the next V1 is.
     let h02 = api.device("tracker", "h02", "4210000011", None).await;
@@ -505,7 +473,7 @@ fn teltonika_udp(imei: &str, codec: u8, packet: u16) -> Vec<u8> {
 async fn http_doors_answer_an_unknown_request_with_an_error_or_store_it_raw_first() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let http = reqwest::Client::new();
     let base = format!("http://{}", r.http_addr);
     // Shapes no door knows: an error (4xx), so the app keeps the point; nothing is stored.
@@ -568,7 +536,7 @@ async fn a_gt06_heartbeat_is_acknowledged_and_is_not_an_unknown_frame() {
     // The rule concerns frames the decoder could not decode; a heartbeat is decoded (health).
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let imei = "359710040000014";
     let dev = api.device("ankle_monitor", "gt06", imei, None).await;
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
@@ -593,7 +561,7 @@ async fn a_gt06_heartbeat_is_acknowledged_and_is_not_an_unknown_frame() {
 async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let http = reqwest::Client::new();
     let gl = api
         .post(
@@ -622,7 +590,13 @@ async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
     );
     let fixes = r
         .store
-        .track(DeviceId(gl), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(gl),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 1);
@@ -656,7 +630,13 @@ async fn the_default_requests_of_gpslogger_and_osmand_are_stored() {
     }
     let fixes = r
         .store
-        .track(DeviceId(om), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(om),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 2, "one per port");
@@ -709,7 +689,7 @@ fn suspect(f: &domain::Fix) -> bool {
 async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let imei = "359710040000021";
     let dev = api.case_with_order("gt06", imei).await;
     let addr = r.device_addrs[&Protocol::Gt06];
@@ -745,7 +725,13 @@ async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff
     read_n(&mut fake, 10).await;
     let fixes = r
         .store
-        .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(dev),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 2);
@@ -773,7 +759,13 @@ async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff
         read_n(&mut real, 10).await;
         let fixes = r
             .store
-            .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 100)
+            .track(
+                &harness::inspect(),
+                DeviceId(dev),
+                UnixMicros(0),
+                UnixMicros(i64::MAX),
+                100,
+            )
             .await
             .unwrap();
         if fixes.last().is_some_and(|f| !suspect(f)) || n > 50 {
@@ -789,7 +781,7 @@ async fn a_second_live_connection_with_the_same_imei_is_flagged_and_alerts_staff
 async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let mut api = Api::new(&r);
+    let mut api = Api::new(&r, TOKEN);
     let imei = "359710040000022";
     let dev = api.case_with_order("gt06", imei).await;
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
@@ -819,7 +811,13 @@ async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() 
     }
     let fixes = r
         .store
-        .track(DeviceId(dev), UnixMicros(0), UnixMicros(i64::MAX), 10)
+        .track(
+            &harness::inspect(),
+            DeviceId(dev),
+            UnixMicros(0),
+            UnixMicros(i64::MAX),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(fixes.len(), 5, "every fix stored, none changed");
@@ -856,7 +854,7 @@ async fn an_impossible_jump_is_flagged_beside_the_stored_fix_and_alerts_staff() 
 async fn phone_doors_require_a_token_and_answer_unknown_and_registered_ids_alike() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
-    let api = Api::new(&r);
+    let api = Api::new(&r, TOKEN);
     let http = reqwest::Client::new();
     // Registration refuses a phone protocol without a token.
     let resp = http

@@ -1,6 +1,6 @@
 //! Integration tests: the real server on port 0, spoken to over real HTTP.
-#![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
+use crate::harness::{self, Http, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -15,27 +15,28 @@ async fn start(dir: &Path) -> server::Running {
 }
 
 async fn start_with(dir: &Path, adjust: impl FnOnce(&mut server::Config)) -> server::Running {
-    let mut config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: Some(0),
-        devices: server::config::DeviceListeners::ephemeral(),
-        admin_token: Some(TOKEN.into()),
-        ..Default::default()
-    };
-    adjust(&mut config);
-    server::start(config).await.expect("server starts")
+    harness::start_with(dir, TOKEN, |config| {
+        config.osmand_port = Some(0);
+        adjust(config);
+    })
+    .await
 }
 
+/// The harness's client with a bearer token of its own (and the OsmAnd door's address).
 #[derive(Clone)]
 struct Client {
-    http: reqwest::Client,
-    base: String,
+    h: Http,
     osmand: String,
     /// The bearer token sent with staff requests: the bootstrap administrator token, or a
     /// session token after `login`.
     token: String,
+}
+
+impl std::ops::Deref for Client {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.h
+    }
 }
 
 const OFFICER: &str = "officer1";
@@ -45,8 +46,7 @@ impl Client {
     /// A client acting as the bootstrap administrator.
     fn new(r: &server::Running) -> Self {
         Client {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", r.http_addr),
+            h: Http::new(r),
             osmand: format!("http://{}", r.osmand_addr.expect("osmand door")),
             token: TOKEN.into(),
         }
@@ -62,39 +62,15 @@ impl Client {
 
     /// Logs in and acts as that account from now on.
     async fn login(&mut self, username: &str, password: &str) {
-        let (s, v) = self
-            .post(
-                "/api/v1/auth/login",
-                json!({"username": username, "password": password}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        self.token = v["token"].as_str().unwrap().to_string();
+        self.token = self.h.log_in_with(username, password).await;
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
+        self.h.post(path, &self.token, body).await
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
+        self.h.get(path, &self.token).await
     }
 
     async fn batch(
@@ -205,21 +181,6 @@ async fn victim_at_home(c: &Client) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-}
-
-/// Polls until `f` is true (the engine works asynchronously after the durable ack).
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn active_alerts(c: &Client) -> Vec<Value> {

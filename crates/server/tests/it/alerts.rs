@@ -1,8 +1,8 @@
 //! Alerts that reach people, over real sockets: the WebSocket live stream and its resume,
 //! dual dispatch and what police may see, the victim's alerts and silent mode, Web Push
 //! through a real local push service, and the ingest-backlog system alert.
-#![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
 
+use crate::harness::{self, Http, PASSWORD, eventually, poll};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,89 +13,30 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 const ADMIN: &str = "alerts-test-admin-token-0123456789";
-const PASSWORD: &str = "a-long-enough-password";
 
 async fn start_with(dir: &Path, adjust: impl FnOnce(&mut server::Config)) -> server::Running {
-    let mut config = server::Config {
-        data_dir: dir.to_path_buf(),
-        bind: [127, 0, 0, 1].into(),
-        http_port: 0,
-        osmand_port: None,
-        admin_token: Some(ADMIN.into()),
-        devices: server::config::DeviceListeners {
-            gt06_port: None,
-            h02_port: None,
-            watch_port: None,
-            teltonika_port: None,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    config.webhook_delivery.retry_base_ms = 20;
-    adjust(&mut config);
-    server::start(config).await.expect("server starts")
+    harness::start_with(dir, ADMIN, |config| {
+        harness::without_tracker_listeners(config);
+        config.webhook_delivery.retry_base_ms = 20;
+        adjust(config);
+    })
+    .await
 }
 
-#[derive(Clone)]
-struct Http {
-    http: reqwest::Client,
-    base: String,
+/// What this module's tests ask of the client.
+trait AlertsHttp {
+    async fn created(&self, path: &str, body: Value) -> Value;
+    async fn account(&self, username: &str, role: &str, person: Option<i64>) -> (i64, String);
+    async fn report(&self, device_token: &str, seq: i64, lat: f64, lon: f64, sos: bool);
 }
 
-impl Http {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut req = match method {
-            "post" => self.http.post(url),
-            "put" => self.http.put(url),
-            "delete" => self.http.delete(url),
-            _ => self.http.get(url),
-        }
-        .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call("post", path, token, Some(body)).await
-    }
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call("get", path, token, None).await
-    }
+impl AlertsHttp for Http {
     async fn created(&self, path: &str, body: Value) -> Value {
-        let (s, v) = self.post(path, ADMIN, body).await;
-        assert_eq!(s, StatusCode::CREATED, "{path}: {v}");
-        v
+        self.created_by(ADMIN, path, body).await
     }
     async fn account(&self, username: &str, role: &str, person: Option<i64>) -> (i64, String) {
-        let v = self
-            .created(
-                "/api/v1/accounts",
-                json!({"username": username, "password": PASSWORD, "role": role, "person_id": person}),
-            )
-            .await;
-        let (s, login) = self
-            .call(
-                "post",
-                "/api/v1/auth/login",
-                "",
-                Some(json!({"username": username, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{login}");
-        (
-            v["account"]["id"].as_i64().unwrap(),
-            login["token"].as_str().unwrap().to_string(),
-        )
+        let id = self.new_account(ADMIN, username, role, person).await;
+        (id, self.log_in_with(username, PASSWORD).await)
     }
     /// Sends one fix (and optionally an SOS) from a native device.
     async fn report(&self, device_token: &str, seq: i64, lat: f64, lon: f64, sos: bool) {
@@ -104,15 +45,8 @@ impl Http {
         if sos {
             body["events"] = json!([{"kind": "sos", "time": now}]);
         }
-        let r = self
-            .http
-            .post(format!("{}/api/v1/ingest/batch", self.base))
-            .bearer_auth(device_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        let (s, _) = self.post("/api/v1/ingest/batch", device_token, body).await;
+        assert_eq!(s, StatusCode::OK);
     }
 }
 
@@ -195,10 +129,7 @@ async fn case(h: &Http, name: &str, victim_at: (f64, f64)) -> Case {
 }
 
 async fn world(r: &server::Running) -> World {
-    let h = Http {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", r.http_addr),
-    };
+    let h = Http::new(r);
     let a = case(&h, "A", (37.5100, 127.0100)).await;
     let b = case(&h, "B", (37.6200, 127.1200)).await;
     let (officer_id, officer) = h.account("officer", "monitoring_officer", None).await;
@@ -230,36 +161,6 @@ async fn world(r: &server::Running) -> World {
         victim_a,
         offender_a,
     }
-}
-
-/// Polls until `f` is true.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..150 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// Polls until `f` gives something.
-async fn poll<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..150 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The active alert of a case (its SOS), as the officer lists it.
@@ -932,7 +833,7 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
         w.h.call(
             "put",
             "/api/v1/me/settings",
-            &w.victim_a,
+            Some(&w.victim_a),
             Some(json!({"silent": true})),
         )
         .await;
@@ -945,7 +846,7 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
         w.h.call(
             "put",
             "/api/v1/me/settings",
-            &w.victim_a,
+            Some(&w.victim_a),
             Some(json!({"silent": "yes"})),
         )
         .await;
@@ -1090,7 +991,7 @@ async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once(
         w.h.call(
             "put",
             "/api/v1/me/settings",
-            &w.victim_a,
+            Some(&w.victim_a),
             Some(json!({"silent": true})),
         )
         .await;
@@ -1151,7 +1052,7 @@ async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once(
         w.h.call(
             "delete",
             "/api/v1/me/push-subscriptions",
-            &w.victim_a,
+            Some(&w.victim_a),
             Some(json!({"endpoint": format!("{base}/push/victim")})),
         )
         .await;
@@ -1159,10 +1060,7 @@ async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once(
     // The key survives a restart (browsers keep subscriptions made with it).
     r.shutdown().await;
     let r = start_with(dir.path(), |_| {}).await;
-    let h = Http {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", r.http_addr),
-    };
+    let h = Http::new(&r);
     assert_eq!(
         h.get("/api/v1/push/vapid-public-key", "").await.1["public_key"],
         vapid_public.as_str()
