@@ -154,7 +154,10 @@ async fn two_nodes_split_the_partitions_and_a_killed_nodes_share_passes_to_the_o
         let vb = cluster_view(&client, b.as_ref().expect("b")).await;
         if let (Some(va), Some(vb)) = (&va, &vb) {
             let (oa, ob) = (owned(va), owned(vb));
-            assert!(oa.is_disjoint(&ob), "a partition on two nodes: {oa:?} {ob:?}");
+            assert!(
+                oa.is_disjoint(&ob),
+                "a partition on two nodes: {oa:?} {ob:?}"
+            );
             let union: BTreeSet<u64> = oa.union(&ob).copied().collect();
             if union == all && oa.len() == 8 && va["nodes"].as_array().map(Vec::len) == Some(2) {
                 assert_eq!(va["node_id"], "node-a");
@@ -230,7 +233,11 @@ async fn unreachable_services_and_a_cluster_without_postgres_stop_start_up_with_
             .output()
             .expect("run bulwark");
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        eprintln!("{extra:?}: exit {:?} after {:?}", out.status.code(), started.elapsed());
+        eprintln!(
+            "{extra:?}: exit {:?} after {:?}",
+            out.status.code(),
+            started.elapsed()
+        );
         (out.status.success(), stderr)
     };
     let (ok, err) = run(&["--store", "postgres://postgres@127.0.0.1:1/test"]);

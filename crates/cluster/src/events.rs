@@ -144,8 +144,11 @@ impl EventStream {
                 partition,
                 reason: format!("start time {unix_micros} µs: {e}"),
             })?;
-        self.read_from(partition, consumer::DeliverPolicy::ByStartTime { start_time })
-            .await
+        self.read_from(
+            partition,
+            consumer::DeliverPolicy::ByStartTime { start_time },
+        )
+        .await
     }
 
     async fn read_from(

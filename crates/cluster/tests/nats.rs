@@ -203,7 +203,11 @@ async fn a_partitions_reader_from_a_time_gets_only_what_was_stored_after_it() {
         .expect("stream");
     for i in 0..3u32 {
         events
-            .publish(Partition(2), &format!("old{i}"), Bytes::from(format!("old{i}")))
+            .publish(
+                Partition(2),
+                &format!("old{i}"),
+                Bytes::from(format!("old{i}")),
+            )
             .await
             .expect("publish");
     }
@@ -217,7 +221,11 @@ async fn a_partitions_reader_from_a_time_gets_only_what_was_stored_after_it() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in 0..3u32 {
         events
-            .publish(Partition(2), &format!("new{i}"), Bytes::from(format!("new{i}")))
+            .publish(
+                Partition(2),
+                &format!("new{i}"),
+                Bytes::from(format!("new{i}")),
+            )
             .await
             .expect("publish");
     }
@@ -232,7 +240,11 @@ async fn a_partitions_reader_from_a_time_gets_only_what_was_stored_after_it() {
     let ids: Vec<Option<String>> = got.iter().map(|e| e.msg_id.clone()).collect();
     assert_eq!(
         ids,
-        vec![Some("new0".into()), Some("new1".into()), Some("new2".into())]
+        vec![
+            Some("new0".into()),
+            Some("new1".into()),
+            Some("new2".into())
+        ]
     );
     cleanup(&js, &ns).await;
 }
@@ -266,7 +278,8 @@ async fn three_nodes_share_every_partition_and_a_killed_nodes_share_passes_on() 
     let before: ClusterStatus = nodes[0].status().borrow().clone();
     // Every node sees the three by name once settled.
     let names = wait_for(&refs, Duration::from_secs(30), "names", |s| {
-        s.iter().all(|st| st.nodes == ["node-a", "node-b", "node-c"])
+        s.iter()
+            .all(|st| st.nodes == ["node-a", "node-b", "node-c"])
     })
     .await;
     eprintln!("every node listed the three names after {names:?} more");

@@ -17,7 +17,9 @@ use crate::StartError;
 use crate::config::ClusterSettings;
 use bytes::Bytes;
 use cluster::{ClusterStatus, EventStream, Ownership, OwnershipConfig, Partition, PartitionCount};
-use domain::{Case, Device, DeviceEvent, DeviceId, Fix, FixFlags, FixId, LatLon, PersonId, UnixMicros};
+use domain::{
+    Case, Device, DeviceEvent, DeviceId, Fix, FixFlags, FixId, LatLon, PersonId, UnixMicros,
+};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -84,9 +86,8 @@ impl Node {
             .url
             .clone()
             .ok_or_else(|| StartError::Config("no cluster URL".into()))?;
-        let partitions = PartitionCount::new(settings.partitions).ok_or_else(|| {
-            StartError::Config("[cluster] partitions must be at least 1".into())
-        })?;
+        let partitions = PartitionCount::new(settings.partitions)
+            .ok_or_else(|| StartError::Config("[cluster] partitions must be at least 1".into()))?;
         let node_id = settings.node_id.clone().unwrap_or_else(default_node_id);
         if node_id.is_empty() {
             return Err(StartError::Config("the node id must not be empty".into()));
@@ -100,7 +101,9 @@ impl Node {
             EventStream::open(js.clone(), &settings.namespace, STREAM_MAX_AGE),
         )
         .await
-        .map_err(|_| StartError::Cluster(format!("NATS did not open the stream within {timeout:?}")))?
+        .map_err(|_| {
+            StartError::Cluster(format!("NATS did not open the stream within {timeout:?}"))
+        })?
         .map_err(cluster_err)?;
         let ownership = tokio::time::timeout(
             timeout,
@@ -115,7 +118,11 @@ impl Node {
             ),
         )
         .await
-        .map_err(|_| StartError::Cluster(format!("NATS did not open the lease buckets within {timeout:?}")))?
+        .map_err(|_| {
+            StartError::Cluster(format!(
+                "NATS did not open the lease buckets within {timeout:?}"
+            ))
+        })?
         .map_err(cluster_err)?;
         tracing::info!(node = %node_id, %url, namespace = %settings.namespace, partitions = partitions.get(), "joined the cluster");
         Ok(Node {
@@ -128,6 +135,12 @@ impl Node {
             namespace: settings.namespace.clone(),
             ownership: tokio::sync::Mutex::new(Some(ownership)),
         })
+    }
+
+    /// The core NATS subject on which a node announces a roster change (people, devices,
+    /// cases, orders), so every node's engine reloads it.
+    pub fn roster_subject(&self) -> String {
+        format!("{}.roster", cluster_ns(&self.namespace))
     }
 
     /// The partitions held now, and valid at this instant.
@@ -158,11 +171,45 @@ impl Node {
     }
 }
 
+fn cluster_ns(namespace: &str) -> String {
+    namespace
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Reloads this node's roster whenever another node announces a change.
+pub async fn spawn_roster_listener(
+    node: &Node,
+    pipeline: crate::pipeline::PipelineHandle,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let mut sub = node
+        .client
+        .subscribe(node.roster_subject())
+        .await
+        .map_err(|e| StartError::Cluster(format!("cannot subscribe to roster changes: {e}")))?;
+    Ok(tokio::spawn(async move {
+        while sub.next().await.is_some() {
+            pipeline.roster_changed_elsewhere();
+        }
+    }))
+}
+
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    format!("{}-{}", if host.is_empty() { "node" } else { &host }, std::process::id())
+    format!(
+        "{}-{}",
+        if host.is_empty() { "node" } else { &host },
+        std::process::id()
+    )
 }
 
 /// Which partitions each device's fixes and events go to: a bound person's devices to his
@@ -506,7 +553,8 @@ pub fn spawn_reader(
         let mut status = node.status.clone();
         let mut readers: BTreeMap<Partition, tokio::task::JoinHandle<()>> = BTreeMap::new();
         loop {
-            let held: BTreeSet<Partition> = status.borrow_and_update().held.keys().copied().collect();
+            let held: BTreeSet<Partition> =
+                status.borrow_and_update().held.keys().copied().collect();
             readers.retain(|p, task| {
                 let keep = held.contains(p) && !task.is_finished();
                 if !keep {
@@ -522,7 +570,10 @@ pub fn spawn_reader(
                 if readers.contains_key(&p) {
                     continue;
                 }
-                readers.insert(p, tokio::spawn(read_partition(node.clone(), p, since, out.clone())));
+                readers.insert(
+                    p,
+                    tokio::spawn(read_partition(node.clone(), p, since, out.clone())),
+                );
             }
             // A reader that failed is restarted at the next change or within a second.
             tokio::select! {
@@ -543,7 +594,12 @@ fn now_us() -> i64 {
         .unwrap_or_default()
 }
 
-async fn read_partition(node: Arc<Node>, p: Partition, since: i64, out: mpsc::UnboundedSender<Committed>) {
+async fn read_partition(
+    node: Arc<Node>,
+    p: Partition,
+    since: i64,
+    out: mpsc::UnboundedSender<Committed>,
+) {
     let mut messages = match node.events.read_since(p, since).await {
         Ok(m) => Box::pin(m),
         Err(e) => {
@@ -573,7 +629,9 @@ async fn read_partition(node: Arc<Node>, p: Partition, since: i64, out: mpsc::Un
                     return;
                 }
             }
-            None => tracing::error!(partition = p.0, msg_id = ?event.msg_id, "unreadable stream message skipped"),
+            None => {
+                tracing::error!(partition = p.0, msg_id = ?event.msg_id, "unreadable stream message skipped")
+            }
         }
     }
 }

@@ -249,12 +249,17 @@ async fn metrics_endpoint(
         metrics::gauge!("bulwark_cluster_nodes").set(h.nodes.len() as f64);
         metrics::gauge!("bulwark_cluster_leader").set(if h.role == "leader" { 1.0 } else { 0.0 });
         metrics::gauge!("bulwark_cluster_connected").set(if h.connected { 1.0 } else { 0.0 });
-        metrics::gauge!("bulwark_cluster_publish_behind")
-            .set(if h.publish_behind { 1.0 } else { 0.0 });
-        metrics::gauge!("bulwark_cluster_published_total").set(c.stats.published.load(Relaxed) as f64);
+        metrics::gauge!("bulwark_cluster_publish_behind").set(if h.publish_behind {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!("bulwark_cluster_published_total")
+            .set(c.stats.published.load(Relaxed) as f64);
         metrics::gauge!("bulwark_cluster_publish_failures_total")
             .set(c.stats.publish_failures.load(Relaxed) as f64);
-        metrics::gauge!("bulwark_cluster_consumed_total").set(c.stats.consumed.load(Relaxed) as f64);
+        metrics::gauge!("bulwark_cluster_consumed_total")
+            .set(c.stats.consumed.load(Relaxed) as f64);
     }
     Ok(s.metrics.render())
 }
@@ -592,6 +597,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         pipeline_cluster,
     )
     .await?;
+    if let Some(n) = &node {
+        cluster_tasks.push(cluster_node::spawn_roster_listener(n, pipeline.clone()).await?);
+    }
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
     let audit_signer = audit_log::signer(
         &config.data_dir,

@@ -5,6 +5,7 @@
 //! second. Engine outputs are written to the store, then published.
 
 use crate::clock::Clock;
+use crate::cluster_node::{Node, Routing};
 use crate::http::dto::{AlertDto, PositionDto, flag_names, ts};
 use crate::live::{Hub, LiveEvent};
 use domain::*;
@@ -12,7 +13,6 @@ use engine::{
     Certainty, DeviceCommand, Engine, EngineConfig, Input, MonitoredOrder, Output, Roster,
     Transition,
 };
-use crate::cluster_node::{Node, Routing};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,18 +30,38 @@ pub struct PipelineHandle {
     /// The latest command the engine wants each device to receive (pursuit mode). Protocol
     /// listeners deliver it the next time the device is connected.
     pub pending_commands: Arc<Mutex<HashMap<DeviceId, DeviceCommand>>>,
+    /// Cluster mode: where a roster change is announced to the other nodes (their engines
+    /// hold other partitions of the same cases, orders and devices).
+    pub broadcast: Option<(async_nats::Client, String)>,
 }
 
 impl PipelineHandle {
     /// Asks for a roster reload without waiting for it.
     pub fn roster_changed(&self) {
+        self.announce();
         let _ = self.roster_changed.send(None);
+    }
+
+    /// A reload asked for by another node's announcement (not announced again).
+    pub fn roster_changed_elsewhere(&self) {
+        let _ = self.roster_changed.send(None);
+    }
+
+    fn announce(&self) {
+        if let Some((client, subject)) = self.broadcast.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = client.publish(subject, bytes::Bytes::new()).await {
+                    tracing::warn!(error = %e, "cannot announce a roster change to the cluster");
+                }
+            });
+        }
     }
 
     /// Reloads the roster and waits until the engine has it, so that a device or order created
     /// by a request is known to the engine before the request is answered (a device that
     /// reports right after registration must not have its first fixes evaluated without it).
     pub async fn sync_roster(&self) {
+        self.announce();
         let (tx, rx) = oneshot::channel();
         if self.roster_changed.send(Some(tx)).is_ok() {
             let _ = rx.await;
@@ -238,6 +258,9 @@ pub async fn spawn(
         evaluated_received_us: Arc::new(AtomicI64::new(0)),
         committed_received_us: Arc::new(AtomicI64::new(0)),
         pending_commands: Arc::new(Mutex::new(HashMap::new())),
+        broadcast: node
+            .as_ref()
+            .map(|n| (n.client.clone(), n.roster_subject())),
     };
     let stale_window = config.stale_after_s;
     let mut p = Pipeline {
@@ -417,18 +440,20 @@ impl Pipeline {
         let since = UnixMicros(start.0 - window);
         let mut recent: Vec<(UnixMicros, Input)> = Vec::new();
         for f in self.store.fixes_received_since(since).await? {
-            if self.cluster.is_some() {
-                if !self.evaluates(f.device_id) || !f.id.is_none_or(|id| self.seen.first(true, id.0)) {
-                    continue;
-                }
+            if self.cluster.is_some()
+                && (!self.evaluates(f.device_id)
+                    || !f.id.is_none_or(|id| self.seen.first(true, id.0)))
+            {
+                continue;
             }
             recent.push((f.received_time, Input::Fix(f)));
         }
         for e in self.store.events_received_since(since).await? {
-            if self.cluster.is_some() {
-                if !self.evaluates(e.device_id) || !e.id.is_none_or(|id| self.seen.first(false, id)) {
-                    continue;
-                }
+            if self.cluster.is_some()
+                && (!self.evaluates(e.device_id)
+                    || !e.id.is_none_or(|id| self.seen.first(false, id)))
+            {
+                continue;
             }
             recent.push((e.received_time, event_input(&e)));
         }
@@ -441,7 +466,11 @@ impl Pipeline {
         }
         let out = self.engine.handle(Input::Tick, self.clock.now());
         self.apply(out).await;
-        tracing::info!(replayed, partitions = self.held.len(), "engine state rebuilt from recent fixes");
+        tracing::info!(
+            replayed,
+            partitions = self.held.len(),
+            "engine state rebuilt from recent fixes"
+        );
         Ok(())
     }
 
