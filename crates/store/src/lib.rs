@@ -30,6 +30,8 @@ mod postgres;
 mod scans;
 mod sqlite;
 mod status;
+#[cfg(test)]
+mod tests;
 mod unknown_frames;
 mod writer;
 

@@ -49,7 +49,7 @@ pub struct NewScan {
     pub fix: Option<usize>,
 }
 
-fn cells_json(cells: &[ScanCell]) -> String {
+pub(crate) fn cells_json(cells: &[ScanCell]) -> String {
     Value::Array(
         cells
             .iter()
@@ -59,7 +59,7 @@ fn cells_json(cells: &[ScanCell]) -> String {
     .to_string()
 }
 
-fn wifi_json(wifi: &[ScanWifi]) -> String {
+pub(crate) fn wifi_json(wifi: &[ScanWifi]) -> String {
     Value::Array(wifi.iter().map(|w| json!([w.mac, w.rssi])).collect()).to_string()
 }
 
@@ -67,7 +67,7 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("network scan {what} column does not decode"))
 }
 
-fn cells_from(text: &str) -> Result<Vec<ScanCell>> {
+pub(crate) fn cells_from(text: &str) -> Result<Vec<ScanCell>> {
     let v: Vec<(u16, u16, u32, u64, Option<i32>)> =
         serde_json::from_str(text).map_err(|_| corrupt("cells"))?;
     Ok(v.into_iter()
@@ -81,7 +81,7 @@ fn cells_from(text: &str) -> Result<Vec<ScanCell>> {
         .collect())
 }
 
-fn wifi_from(text: &str) -> Result<Vec<ScanWifi>> {
+pub(crate) fn wifi_from(text: &str) -> Result<Vec<ScanWifi>> {
     let v: Vec<(String, Option<i32>)> = serde_json::from_str(text).map_err(|_| corrupt("wifi"))?;
     Ok(v.into_iter()
         .map(|(mac, rssi)| ScanWifi { mac, rssi })
@@ -149,6 +149,11 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<NetworkScan>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::scans::network_scans(c, device, from, to, limit))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, device_id, scan_time, received_time, fix_id, cells, wifi FROM network_scans
@@ -168,6 +173,11 @@ impl Store {
         if fixes.is_empty() {
             return Ok(Vec::new());
         }
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::scans::network_scans_of_fixes(c, &fixes))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, device_id, scan_time, received_time, fix_id, cells, wifi FROM network_scans
@@ -183,158 +193,5 @@ impl Store {
             decode_rows(rows)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use audit::{Actor, ActorKind, AuditAction, AuditEntry, Outcome, Subject};
-    use domain::*;
-
-    fn fix(device: DeviceId, secs: i64) -> Fix {
-        Fix {
-            id: None,
-            device_id: device,
-            device_time: UnixMicros::from_secs(secs),
-            received_time: UnixMicros::from_secs(secs + 1),
-            position: LatLon::new(37.5, 127.0).unwrap(),
-            accuracy_m: None,
-            speed_mps: None,
-            course_deg: None,
-            altitude_m: None,
-            source: FixSource::Gnss,
-            flags: FixFlags::default(),
-            seq: None,
-        }
-    }
-
-    fn scan(device: DeviceId, secs: i64) -> NetworkScan {
-        NetworkScan {
-            id: None,
-            device_id: device,
-            scan_time: UnixMicros::from_secs(secs),
-            received_time: UnixMicros::from_secs(secs + 1),
-            fix_id: None,
-            cells: vec![ScanCell {
-                mcc: 450,
-                mnc: 5,
-                lac: 8_000,
-                cell_id: 123_456_789,
-                rssi: Some(-71),
-            }],
-            wifi: vec![ScanWifi {
-                mac: "aa:bb:cc:dd:ee:ff".into(),
-                rssi: None,
-            }],
-        }
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn scans_are_stored_with_their_fix_once_and_purged_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let d = store
-            .create_device(
-                DeviceKind::AnkleMonitor,
-                Protocol::Gt06,
-                "1".into(),
-                None,
-                None,
-                UnixMicros::from_secs(1),
-            )
-            .await
-            .unwrap()
-            .id;
-        // A frame with a fix and its cell, resent once; and a cell-only report.
-        for _ in 0..2 {
-            store
-                .insert_reports_with_scans(
-                    vec![fix(d, 100)],
-                    Vec::new(),
-                    vec![NewScan {
-                        scan: scan(d, 100),
-                        fix: Some(0),
-                    }],
-                )
-                .await
-                .unwrap();
-        }
-        store
-            .insert_reports_with_scans(
-                Vec::new(),
-                Vec::new(),
-                vec![NewScan {
-                    scan: scan(d, 200),
-                    fix: None,
-                }],
-            )
-            .await
-            .unwrap();
-        let all = store
-            .network_scans(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
-            .await
-            .unwrap();
-        assert_eq!(all.len(), 2, "the resent frame's scan is stored once");
-        let fix_id = store
-            .track(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
-            .await
-            .unwrap()[0]
-            .id
-            .unwrap();
-        assert_eq!(all[0].fix_id, Some(fix_id));
-        assert_eq!(all[0].cells, scan(d, 100).cells);
-        assert_eq!(all[0].wifi, scan(d, 100).wifi);
-        assert_eq!(all[1].fix_id, None);
-        let with_fix = store.network_scans_of_fixes(vec![fix_id]).await.unwrap();
-        assert_eq!(with_fix.len(), 1);
-        assert_eq!(with_fix[0].scan_time, UnixMicros::from_secs(100));
-
-        store
-            .record_device_health(
-                d,
-                crate::DeviceHealth {
-                    reported_at: UnixMicros::from_secs(150),
-                    battery_percent: Some(40.0),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        // Retention: purging [0, 160) takes the fix, its scan and the health report; the
-        // later cell-only scan stays.
-        let entry = AuditEntry {
-            actor: Actor {
-                kind: ActorKind::System,
-                id: 0,
-                role: "system".into(),
-            },
-            action: AuditAction::Purge,
-            subject: Subject::default(),
-            purpose: None,
-            outcome: Outcome::Allowed,
-            details: "test".into(),
-        };
-        let n = store
-            .purge_fixes(
-                vec![(d, vec![(UnixMicros(0), UnixMicros::from_secs(160))])],
-                entry,
-                UnixMicros::from_secs(300),
-                None,
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 1);
-        let left = store
-            .network_scans(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
-            .await
-            .unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].scan_time, UnixMicros::from_secs(200));
-        let health = store
-            .device_health_history(d, UnixMicros(0), UnixMicros::from_secs(1_000), 10)
-            .await
-            .unwrap();
-        assert!(health.is_empty());
     }
 }

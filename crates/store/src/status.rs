@@ -28,6 +28,14 @@ impl Store {
     /// Merges a health report into the device's latest one and appends it, as reported, to the
     /// device's health history, in one transaction.
     pub async fn record_device_health(&self, device: DeviceId, h: DeviceHealth) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::status::record_device_health(c, device, &h),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -90,6 +98,13 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<DeviceHealth>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| {
+                    crate::postgres::status::device_health_history(c, device, from, to, limit)
+                })
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT reported_at, battery_percent, battery_volts, power_volts, charging, signal,
@@ -118,6 +133,14 @@ impl Store {
     /// Sets a device's model (e.g. `LW4G-4B`, `NT20`): the tracker listeners pass it to the
     /// decoder, since some firmware families reuse protocol numbers with their own layouts.
     pub async fn set_device_model(&self, device: DeviceId, model: Option<String>) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::status::set_device_model(c, device, model),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -133,6 +156,9 @@ impl Store {
 
     /// The model of every device that has one.
     pub async fn device_models(&self) -> Result<Vec<(DeviceId, String)>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::status::device_models).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT id, model FROM devices WHERE model IS NOT NULL")?;
             let rows = stmt.query_map([], |r| Ok((DeviceId(r.get(0)?), r.get(1)?)))?;
@@ -143,6 +169,11 @@ impl Store {
 
     /// One device's model, if it has one.
     pub async fn device_model(&self, device: DeviceId) -> Result<Option<String>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::status::device_model(c, device))
+                .await;
+        }
         self.read(move |conn| {
             Ok(conn
                 .query_row(
@@ -157,6 +188,9 @@ impl Store {
 
     /// Every device's latest health report.
     pub async fn device_health(&self) -> Result<Vec<(DeviceId, DeviceHealth)>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::status::device_health).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT device_id, reported_at, battery_percent, battery_volts, power_volts, charging, signal,
@@ -181,70 +215,5 @@ impl Store {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::Store;
-    use domain::*;
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn reports_merge_and_keep_the_last_known_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = UnixMicros::from_secs(10);
-        let d = store
-            .create_device(
-                DeviceKind::AnkleMonitor,
-                Protocol::Gt06,
-                "1".into(),
-                None,
-                None,
-                now,
-            )
-            .await
-            .unwrap();
-        let first = super::DeviceHealth {
-            reported_at: now,
-            battery_percent: Some(80.0),
-            signal: Some(20.0),
-            ..Default::default()
-        };
-        store.record_device_health(d.id, first).await.unwrap();
-        let later = super::DeviceHealth {
-            reported_at: UnixMicros::from_secs(20),
-            battery_percent: Some(60.0),
-            charging: Some(false),
-            ..Default::default()
-        };
-        store.record_device_health(d.id, later).await.unwrap();
-        let all = store.device_health().await.unwrap();
-        assert_eq!(all.len(), 1);
-        let h = all[0].1;
-        assert_eq!(h.battery_percent, Some(60.0));
-        assert_eq!(
-            h.signal,
-            Some(20.0),
-            "a report without signal keeps the last known one"
-        );
-        assert_eq!(h.charging, Some(false));
-        assert_eq!(h.reported_at, UnixMicros::from_secs(20));
-        // The history keeps both reports as sent: the second one has no signal.
-        let hist = store
-            .device_health_history(d.id, UnixMicros(0), UnixMicros::from_secs(30), 100)
-            .await
-            .unwrap();
-        assert_eq!(hist, vec![first, later]);
-        let window = store
-            .device_health_history(
-                d.id,
-                UnixMicros::from_secs(15),
-                UnixMicros::from_secs(30),
-                100,
-            )
-            .await
-            .unwrap();
-        assert_eq!(window, vec![later], "[from, to) selects by receipt time");
     }
 }

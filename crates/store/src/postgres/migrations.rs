@@ -94,6 +94,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::alerts::MIGRATION,
     // 5: raw frames kept before their ack (`unknown_frames.rs`).
     super::unknown_frames::MIGRATION,
+    // part B, device health: the latest report of each device and every report (`status.rs`).
+    super::status::MIGRATION,
+    // part B, network scans: the cells and Wi-Fi access points stored beside fixes (`scans.rs`).
+    super::scans::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

@@ -23,6 +23,8 @@ pub(crate) mod fixes;
 mod migrations;
 pub(crate) mod orders;
 pub(crate) mod registry;
+pub(crate) mod scans;
+pub(crate) mod status;
 pub(crate) mod unknown_frames;
 
 use crate::sqlite::{Backend, Inner, Writer};

@@ -324,14 +324,13 @@ impl Store {
             }
         });
         let (fo, _, eo) = if self.is_postgres() {
-            if !scans.is_empty() {
-                return Err(not_yet_on_postgres());
-            }
             self.pg_write(
                 move |c| {
                     let mut fixes = fixes;
                     let f = crate::postgres::fixes::insert_fixes_tx(c, &mut fixes)?;
                     let e = crate::postgres::fixes::insert_events_tx(c, &events)?;
+                    let ids: Vec<FixId> = f.iter().map(|o| o.id()).collect();
+                    crate::postgres::scans::insert_scans_tx(c, &scans, &ids)?;
                     Ok((f, fixes, e))
                 },
                 Some(hook),
