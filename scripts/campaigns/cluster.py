@@ -529,7 +529,7 @@ class Run:
         self.violator = self.devices[0]
         for d in self.devices:
             d.start()
-        self.consoles = [Console(n, officer, reconnect=self.self_check) for n in self.nodes]
+        self.consoles = [Console(n, officer, reconnect=True) for n in self.nodes]
         for c in self.consoles:
             c.start()
         for c in self.consoles:
