@@ -330,6 +330,19 @@ struct ServeArgs {
     /// administrator token works too.
     #[arg(long, env = "BULWARK_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// The store: `postgres://…` (the cluster's source of truth); unset, the embedded SQLite
+    /// store in the data directory.
+    #[arg(long, env = "BULWARK_STORE", hide_env_values = true)]
+    store: Option<String>,
+    /// Join a cluster on this NATS JetStream (`nats://host:4222`); needs `--store postgres://…`.
+    #[arg(long, env = "BULWARK_CLUSTER")]
+    cluster: Option<String>,
+    /// This node's name in the cluster, unique among its nodes.
+    #[arg(long, env = "BULWARK_NODE_ID")]
+    node_id: Option<String>,
+    /// Prefix of the cluster's streams and buckets on NATS (default `bulwark`).
+    #[arg(long, env = "BULWARK_CLUSTER_NAMESPACE")]
+    cluster_namespace: Option<String>,
 }
 
 #[derive(Args)]
@@ -374,6 +387,18 @@ fn load_config(args: &ServeArgs) -> Result<server::Config> {
     }
     if let Some(t) = &args.metrics_token {
         config.metrics_token = Some(t.clone());
+    }
+    if let Some(u) = &args.store {
+        config.store.url = Some(u.clone());
+    }
+    if let Some(u) = &args.cluster {
+        config.cluster.url = Some(u.clone());
+    }
+    if let Some(n) = &args.node_id {
+        config.cluster.node_id = Some(n.clone());
+    }
+    if let Some(n) = &args.cluster_namespace {
+        config.cluster.namespace = n.clone();
     }
     Ok(config)
 }

@@ -118,12 +118,6 @@ impl EventStream {
         partition: Partition,
         watermark: u64,
     ) -> Result<impl Stream<Item = Result<Event, ClusterError>> + use<>, ClusterError> {
-        let read_error = |reason: String| ClusterError::Read { partition, reason };
-        let stream = self
-            .js
-            .get_stream(&self.name)
-            .await
-            .map_err(|e| read_error(e.to_string()))?;
         let deliver_policy = if watermark == 0 {
             consumer::DeliverPolicy::All
         } else {
@@ -131,6 +125,38 @@ impl EventStream {
                 start_sequence: watermark + 1,
             }
         };
+        self.read_from(partition, deliver_policy).await
+    }
+
+    /// Reads one partition in stream order from the first message the server stored at or
+    /// after `unix_micros` (server clock). A partition's new owner starts here from the
+    /// moment it took the lease minus a margin, so nothing committed before the takeover is
+    /// missed; what overlaps with its rebuild from the store is dropped by store id.
+    pub async fn read_since(
+        &self,
+        partition: Partition,
+        unix_micros: i64,
+    ) -> Result<impl Stream<Item = Result<Event, ClusterError>> + use<>, ClusterError> {
+        let start_time = async_nats::datetime::from_nanos(i128::from(unix_micros) * 1_000)
+            .map_err(|e| ClusterError::Read {
+                partition,
+                reason: format!("start time {unix_micros} µs: {e}"),
+            })?;
+        self.read_from(partition, consumer::DeliverPolicy::ByStartTime { start_time })
+            .await
+    }
+
+    async fn read_from(
+        &self,
+        partition: Partition,
+        deliver_policy: consumer::DeliverPolicy,
+    ) -> Result<impl Stream<Item = Result<Event, ClusterError>> + use<>, ClusterError> {
+        let read_error = |reason: String| ClusterError::Read { partition, reason };
+        let stream = self
+            .js
+            .get_stream(&self.name)
+            .await
+            .map_err(|e| read_error(e.to_string()))?;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: self.subject(partition),

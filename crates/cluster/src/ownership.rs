@@ -96,6 +96,8 @@ pub struct ClusterStatus {
     pub held: BTreeMap<Partition, LeaseView>,
     /// Nodes with a live presence entry at the last tick, this one included.
     pub live_nodes: usize,
+    /// Their names, sorted (as sanitised for NATS keys).
+    pub nodes: Vec<String>,
     /// Whether the last tick reached NATS.
     pub connected: bool,
 }
@@ -138,6 +140,7 @@ impl Ownership {
             nodes,
             held: BTreeMap::new(),
             status: tx,
+            peers: Vec::new(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Ownership {
@@ -253,6 +256,8 @@ struct Worker {
     nodes: kv::Store,
     held: BTreeMap<Partition, Held>,
     status: watch::Sender<ClusterStatus>,
+    /// The live nodes' names seen at the last listing.
+    peers: Vec<String>,
 }
 
 impl Worker {
@@ -360,9 +365,12 @@ impl Worker {
         self.held.len() != before
     }
 
-    async fn live_nodes(&self) -> Option<usize> {
-        let keys = list_keys(&self.nodes, self.config.call_timeout()).await?;
-        Some(keys.len())
+    async fn live_nodes(&mut self) -> Option<usize> {
+        let mut keys = list_keys(&self.nodes, self.config.call_timeout()).await?;
+        keys.sort();
+        let n = keys.len();
+        self.peers = keys;
+        Some(n)
     }
 
     async fn taken(&self) -> Option<BTreeSet<Partition>> {
@@ -440,6 +448,11 @@ impl Worker {
                 })
                 .collect(),
             live_nodes,
+            nodes: if live_nodes == 0 {
+                Vec::new()
+            } else {
+                self.peers.clone()
+            },
             connected,
         };
         self.status.send_if_modified(|old| {

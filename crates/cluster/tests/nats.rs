@@ -192,6 +192,52 @@ async fn a_partitions_reader_resumes_after_its_watermark_in_order() {
 }
 
 #[tokio::test]
+async fn a_partitions_reader_from_a_time_gets_only_what_was_stored_after_it() {
+    let test = "a_partitions_reader_from_a_time_gets_only_what_was_stored_after_it";
+    let Some(js) = nats(test).await else {
+        return;
+    };
+    let ns = namespace("since");
+    let events = EventStream::open(js.clone(), &ns, Duration::from_secs(600))
+        .await
+        .expect("stream");
+    for i in 0..3u32 {
+        events
+            .publish(Partition(2), &format!("old{i}"), Bytes::from(format!("old{i}")))
+            .await
+            .expect("publish");
+    }
+    // The server stamps messages with its clock (the same machine's): a gap on either side
+    // of the chosen instant separates the two groups whatever the rounding.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as i64;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3u32 {
+        events
+            .publish(Partition(2), &format!("new{i}"), Bytes::from(format!("new{i}")))
+            .await
+            .expect("publish");
+    }
+    let got: Vec<_> = events
+        .read_since(Partition(2), since)
+        .await
+        .expect("read")
+        .take(3)
+        .map(|e| e.expect("event"))
+        .collect()
+        .await;
+    let ids: Vec<Option<String>> = got.iter().map(|e| e.msg_id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![Some("new0".into()), Some("new1".into()), Some("new2".into())]
+    );
+    cleanup(&js, &ns).await;
+}
+
+#[tokio::test]
 async fn three_nodes_share_every_partition_and_a_killed_nodes_share_passes_on() {
     let test = "three_nodes_share_every_partition_and_a_killed_nodes_share_passes_on";
     let Some(js) = nats(test).await else {
@@ -218,6 +264,12 @@ async fn three_nodes_share_every_partition_and_a_killed_nodes_share_passes_on() 
     eprintln!("measured: 3 nodes reached 4+4+4 of 12 partitions in {settle:?}");
 
     let before: ClusterStatus = nodes[0].status().borrow().clone();
+    // Every node sees the three by name once settled.
+    let names = wait_for(&refs, Duration::from_secs(30), "names", |s| {
+        s.iter().all(|st| st.nodes == ["node-a", "node-b", "node-c"])
+    })
+    .await;
+    eprintln!("every node listed the three names after {names:?} more");
     let killed = nodes.remove(0);
     drop(killed); // aborts its task: no release, as kill -9 would
     let refs: Vec<&Ownership> = nodes.iter().collect();

@@ -47,6 +47,49 @@ pub struct Config {
     /// tile server inside the control room's network. `None`: OpenStreetMap. When tiles cannot
     /// load, the console shows a plain grid and says so.
     pub map_tiles: Option<String>,
+    /// Where the data lives: the embedded SQLite store in `data_dir` (default) or PostgreSQL.
+    pub store: StoreSettings,
+    /// Several nodes on one NATS JetStream (docs/cluster.md). Off unless `url` is set.
+    pub cluster: ClusterSettings,
+}
+
+/// `[store]`: which backend holds the data.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `postgres://…` selects PostgreSQL (the cluster's source of truth); unset, the embedded
+    /// SQLite store in `data_dir`. The data directory still holds the key files.
+    pub url: Option<String>,
+}
+
+/// `[cluster]`: this node's part in a cluster of identical nodes.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// `nats://…` of the cluster's NATS with JetStream. Unset: one node, no cluster.
+    pub url: Option<String>,
+    /// This node's name, unique in the cluster (default: the host name and process id).
+    pub node_id: Option<String>,
+    /// Prefix of every stream, bucket and subject name, so clusters (and tests) sharing one
+    /// NATS never meet.
+    pub namespace: String,
+    /// How many partitions the work is split into; fixed for the life of a cluster.
+    pub partitions: u16,
+    /// How long a partition lease lives without renewal (takeover after a crash takes
+    /// about this long plus one renewal tick).
+    pub lease_ttl_s: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            url: None,
+            node_id: None,
+            namespace: "bulwark".into(),
+            partitions: 64,
+            lease_ttl_s: 6,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -262,6 +305,8 @@ impl Default for Config {
             retention: RetentionSettings::default(),
             alerts: AlertSettings::default(),
             map_tiles: None,
+            store: StoreSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -354,5 +399,15 @@ mod tests {
         assert_eq!(c.alerts.reopen_window_s, Some(60));
         assert_eq!(c.alerts.dispatch_grace_s, 0);
         assert_eq!(c.alerts.dispatch_open_s, 12 * 3_600);
+        let c = Config::from_toml(
+            "[store]\nurl = \"postgres://db/x\"\n[cluster]\nurl = \"nats://n:4222\"\nnode_id = \"a\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.url.as_deref(), Some("postgres://db/x"));
+        assert_eq!(c.cluster.url.as_deref(), Some("nats://n:4222"));
+        assert_eq!(c.cluster.node_id.as_deref(), Some("a"));
+        assert_eq!(c.cluster.namespace, "bulwark");
+        assert_eq!((c.cluster.partitions, c.cluster.lease_ttl_s), (64, 6));
+        assert!(Config::from_toml("[cluster]\nnodeid = \"a\"\n").is_err());
     }
 }

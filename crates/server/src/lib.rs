@@ -367,6 +367,10 @@ pub enum StartError {
     AuditKey(String),
     #[error("Web Push (VAPID) key: {0}")]
     VapidKey(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("PostgreSQL did not answer within {0:?} (is it running, is the URL right?)")]
+    StoreTimeout(std::time::Duration),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -435,14 +439,45 @@ async fn bind(config: &Config, port: u16) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
+/// How long start-up waits for PostgreSQL before it gives up with a clear error.
+pub const STORE_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the configured store: PostgreSQL when `[store] url` is set, else the embedded SQLite
+/// store in the data directory. A server that cannot be reached, or a schema newer than this
+/// build, is an error within [`STORE_OPEN_TIMEOUT`], never a hang.
+async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let opening = match config.store.url.clone() {
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(StartError::Config(
+                    "the store URL must start with postgres:// (or leave it unset for the embedded store)".into(),
+                ));
+            }
+            tokio::task::spawn_blocking(move || Store::open_url(&url))
+        }
+        None => {
+            let dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || Store::open(&dir))
+        }
+    };
+    let store = tokio::time::timeout(STORE_OPEN_TIMEOUT, opening)
+        .await
+        .map_err(|_| StartError::StoreTimeout(STORE_OPEN_TIMEOUT))?
+        .map_err(|e| store::StoreError::Corrupt(e.to_string()))??;
+    if store.is_postgres() {
+        tracing::info!("store: PostgreSQL");
+    }
+    Ok(store)
+}
+
 /// Opens the store, rebuilds engine state, binds the listeners and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let store = {
-        let dir = config.data_dir.clone();
-        tokio::task::spawn_blocking(move || Store::open(&dir))
-            .await
-            .map_err(|e| store::StoreError::Corrupt(e.to_string()))??
-    };
+    if config.cluster.url.is_some() && config.store.url.is_none() {
+        return Err(StartError::Config(
+            "a cluster node needs the shared PostgreSQL store: give --store postgres://… with --cluster".into(),
+        ));
+    }
+    let store = open_store(&config).await?;
     let clock = crate::clock::Clock::system();
     let hub = live::Hub::new(16_384);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

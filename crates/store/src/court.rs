@@ -234,7 +234,7 @@ pub(crate) fn zones_to_text(zones: &[Zone]) -> String {
     .to_string()
 }
 
-fn zones_from_text(s: &str) -> Result<Vec<Zone>> {
+pub(crate) fn zones_from_text(s: &str) -> Result<Vec<Zone>> {
     let bad = |m: String| StoreError::Corrupt(format!("version zones: {m}"));
     let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(e.to_string()))?;
     let arr = v.as_array().ok_or_else(|| bad("not an array".into()))?;
@@ -363,8 +363,26 @@ fn insert_notice(conn: &Connection, n: &NewNotice, at: UnixMicros) -> Result<Opt
     }))
 }
 
+/// What a step answers when a timer it handles is no longer pending: another node (or an
+/// earlier run) fired it, and the step is refused as a whole so the timer fires once.
+pub(crate) fn timer_not_pending(id: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "court timer {id} is not pending (handled already, e.g. by another node)"
+    ))
+}
+
 fn apply_step(conn: &Connection, step: CourtStep) -> Result<StepOutcome> {
     let at = step.at;
+    // The step's timers are claimed first: one already done refuses the whole step.
+    for id in &step.timers_done {
+        let n = conn.execute(
+            "UPDATE court_timers SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
+            params![id, at.0],
+        )?;
+        if n == 0 {
+            return Err(timer_not_pending(*id));
+        }
+    }
     let mut order_id = step.order_id;
     let mut zones = Vec::new();
     if let Some(mut order) = step.new_order {
@@ -444,12 +462,6 @@ fn apply_step(conn: &Connection, step: CourtStep) -> Result<StepOutcome> {
             params![oid.0, t.at.0, t.kind, t.recipient, t.version],
         )?;
     }
-    for id in &step.timers_done {
-        conn.execute(
-            "UPDATE court_timers SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
-            params![id, at.0],
-        )?;
-    }
     if step.lapsed
         && let Some(oid) = order_id
     {
@@ -500,6 +512,14 @@ impl Store {
         event: NewPetitionEvent,
         notices: Vec<NewNotice>,
     ) -> Result<(Petition, Vec<NoticeRecord>)> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::court::file_petition(c, p, event, notices),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 ensure_exists(conn, "cases", p.case_id.0, "case")?;
@@ -547,10 +567,20 @@ impl Store {
 
     /// Writes one workflow step (see [`CourtStep`]) in one transaction.
     pub async fn apply_court_step(&self, step: CourtStep) -> Result<StepOutcome> {
+        if self.is_postgres() {
+            return self
+                .pg_write(move |c| crate::postgres::court::apply_step(c, step), None)
+                .await;
+        }
         self.write(move |conn| apply_step(conn, step), None).await
     }
 
     pub async fn petition(&self, id: i64) -> Result<Option<Petition>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::petition(c, id))
+                .await;
+        }
         self.read(move |conn| {
             conn.query_row("SELECT * FROM petitions WHERE id = ?1", [id], |r| {
                 petition_from_row(r)
@@ -563,6 +593,9 @@ impl Store {
 
     /// Every petition, oldest first.
     pub async fn list_petitions(&self) -> Result<Vec<Petition>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::court::list_petitions).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT * FROM petitions ORDER BY id")?;
             let rows = stmt.query_map([], petition_from_row)?;
@@ -573,6 +606,11 @@ impl Store {
 
     /// The petition that issued `order`, if it came from one.
     pub async fn petition_for_order(&self, order: OrderId) -> Result<Option<Petition>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::petition_for_order(c, order))
+                .await;
+        }
         self.read(move |conn| {
             conn.query_row(
                 "SELECT * FROM petitions WHERE order_id = ?1",
@@ -587,6 +625,11 @@ impl Store {
 
     /// A petition's history, oldest first.
     pub async fn petition_events(&self, petition: i64) -> Result<Vec<PetitionEvent>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::petition_events(c, petition))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM petition_events WHERE petition_id = ?1 ORDER BY id")?;
@@ -598,6 +641,9 @@ impl Store {
 
     /// The cases the court handles: every case with a petition or an order.
     pub async fn court_cases(&self) -> Result<Vec<CaseId>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::court::court_cases).await;
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT case_id FROM petitions UNION SELECT case_id FROM orders ORDER BY 1",
@@ -610,6 +656,11 @@ impl Store {
 
     /// An order's versions, oldest first.
     pub async fn order_versions(&self, order: OrderId) -> Result<Vec<OrderVersionRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::order_versions(c, order))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM order_versions WHERE order_id = ?1 ORDER BY version")?;
@@ -621,6 +672,11 @@ impl Store {
 
     /// When the order's protection ended, if it has.
     pub async fn order_lapsed_at(&self, order: OrderId) -> Result<Option<UnixMicros>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::order_lapsed_at(c, order))
+                .await;
+        }
         self.read(move |conn| {
             let v: Option<Option<i64>> = conn
                 .query_row(
@@ -639,6 +695,11 @@ impl Store {
 
     /// Timers due at `now` (not done, not cancelled), earliest first.
     pub async fn due_court_timers(&self, now: UnixMicros) -> Result<Vec<CourtTimer>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::due_court_timers(c, now))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, order_id, at, kind, recipient, version FROM court_timers
@@ -662,6 +723,11 @@ impl Store {
 
     /// Notices, oldest first (at most `limit`, the newest ones).
     pub async fn list_notices(&self, limit: usize) -> Result<Vec<NoticeRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::court::list_notices(c, limit))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT * FROM (SELECT * FROM notices ORDER BY id DESC LIMIT ?1) ORDER BY id",

@@ -110,6 +110,16 @@ impl Store {
         state: AlertState,
         action: NewAlertAction,
     ) -> Result<(AlertRecord, AlertRecord)> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::lifecycle::set_alert_state_logged(c, id, state, action)
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let before = load_alert(conn, id)?;
@@ -131,6 +141,14 @@ impl Store {
         id: AlertId,
         action: NewAlertAction,
     ) -> Result<AlertAction> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::lifecycle::add_alert_action(c, id, action),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 load_alert(conn, id)?;
@@ -143,6 +161,11 @@ impl Store {
 
     /// The action log of one alert, oldest first.
     pub async fn alert_actions(&self, id: AlertId) -> Result<Vec<AlertAction>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::lifecycle::alert_actions(c, id))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM alert_actions WHERE alert_id = ?1 ORDER BY at, id")?;
@@ -158,6 +181,11 @@ impl Store {
         from: UnixMicros,
         to: UnixMicros,
     ) -> Result<Vec<(AlertRecord, Vec<AlertAction>)>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::lifecycle::alerts_raised_between(c, from, to))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id FROM alerts WHERE raised_at >= ?1 AND raised_at < ?2 ORDER BY id",
@@ -182,6 +210,11 @@ impl Store {
 
     /// When each case was opened (for case-days in a window).
     pub async fn case_opened_at(&self) -> Result<Vec<(CaseId, UnixMicros)>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(crate::postgres::lifecycle::case_opened_at)
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare("SELECT id, created_at FROM cases")?;
             let rows = stmt.query_map([], |r| {
@@ -194,36 +227,5 @@ impl Store {
                 .map_err(StoreError::from)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn unknown_alert_is_not_found_and_nothing_is_logged() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let a = NewAlertAction {
-            at: UnixMicros(1),
-            actor_account_id: 7,
-            actor_role: "monitoring_officer".into(),
-            action: "acknowledge".into(),
-            cause: None,
-            note: None,
-        };
-        let r = store
-            .set_alert_state_logged(AlertId(42), AlertState::Acknowledged, a.clone())
-            .await;
-        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
-        let r = store.add_alert_action(AlertId(42), a).await;
-        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
-        let log = store
-            .alert_actions(AlertId(42))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(log.is_empty());
-        store.close();
     }
 }

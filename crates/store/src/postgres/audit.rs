@@ -35,9 +35,16 @@ pub(crate) const MIGRATION: &str = r#"
     );
 "#;
 
+/// Takes the chain's lock for the rest of this transaction (re-entrant: a later
+/// [`chain_head`] in the same transaction takes it again at no cost).
+pub(crate) fn lock_chain(c: &mut Client) -> Result<()> {
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_CHAIN_LOCK])?;
+    Ok(())
+}
+
 /// Locks the chain for this transaction and reads its head.
 fn chain_head(c: &mut Client) -> Result<AuditChain> {
-    c.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_CHAIN_LOCK])?;
+    lock_chain(c)?;
     let last = c.query_opt(
         "SELECT record FROM audit_log ORDER BY seq DESC LIMIT 1",
         &[],

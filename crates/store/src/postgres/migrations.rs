@@ -94,6 +94,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::alerts::MIGRATION,
     // 5: raw frames kept before their ack (`unknown_frames.rs`).
     super::unknown_frames::MIGRATION,
+    // 6 (accounts): accounts, log-in throttle, sessions, case assignments, police
+    // dispatches (`accounts.rs`).
+    super::accounts::MIGRATION,
+    // 7 (court): petitions and their history, notices, court timers and the orders' lapse
+    // (`court.rs`; order versions came with 3).
+    super::court::MIGRATION,
     // part B, device health: the latest report of each device and every report (`status.rs`).
     super::status::MIGRATION,
     // part B, network scans: the cells and Wi-Fi access points stored beside fixes (`scans.rs`).

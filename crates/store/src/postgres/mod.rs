@@ -17,9 +17,12 @@
 //! - migrations are versioned in `bulwark_schema` and applied under an advisory lock, so
 //!   several nodes starting together migrate once; a newer schema is refused at open.
 
+pub(crate) mod accounts;
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod court;
 pub(crate) mod fixes;
+pub(crate) mod lifecycle;
 mod migrations;
 pub(crate) mod orders;
 pub(crate) mod registry;

@@ -261,6 +261,14 @@ impl Store {
     // ---- accounts ----------------------------------------------------------------------
 
     pub async fn create_account(&self, a: NewAccount, now: UnixMicros) -> Result<Account> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::create_account(c, a, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 if let Some(p) = a.person {
@@ -309,6 +317,11 @@ impl Store {
     }
 
     pub async fn account_by_username(&self, username: String) -> Result<Option<Account>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::accounts::account_by_username(c, &username))
+                .await;
+        }
         self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE username = ?1"),
@@ -322,6 +335,11 @@ impl Store {
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::accounts::account(c, id))
+                .await;
+        }
         self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
@@ -335,6 +353,9 @@ impl Store {
     }
 
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::accounts::list_accounts).await;
+        }
         self.read(|conn| {
             let mut stmt =
                 conn.prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id"))?;
@@ -347,6 +368,14 @@ impl Store {
     /// Records the TOTP step just accepted; refuses (returns false) a step not greater than
     /// the stored one, so two concurrent log-ins cannot both use one code.
     pub async fn use_totp_step(&self, id: AccountId, step: i64) -> Result<bool> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::use_totp_step(c, id, step),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let n = conn.execute(
@@ -364,6 +393,14 @@ impl Store {
     /// Disables an account and revokes all its sessions at once (idempotent: the first
     /// time stays).
     pub async fn disable_account(&self, id: AccountId, now: UnixMicros) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::disable_account(c, id, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 super::ensure_exists(conn, "accounts", id.0, "account")?;
@@ -385,6 +422,11 @@ impl Store {
     // ---- log-in throttle ---------------------------------------------------------------
 
     pub async fn login_throttle(&self, id: AccountId) -> Result<LoginThrottle> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::accounts::login_throttle(c, id))
+                .await;
+        }
         self.read(move |conn| {
             let t = conn
                 .query_row(
@@ -406,6 +448,14 @@ impl Store {
     }
 
     pub async fn save_login_throttle(&self, id: AccountId, t: LoginThrottle) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::save_login_throttle(c, id, t),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -429,6 +479,14 @@ impl Store {
     // ---- sessions ----------------------------------------------------------------------
 
     pub async fn insert_session(&self, s: SessionRecord) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::insert_session(c, s),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -453,6 +511,11 @@ impl Store {
     }
 
     pub async fn session(&self, token_hash: [u8; 32]) -> Result<Option<SessionRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::accounts::session(c, token_hash))
+                .await;
+        }
         self.read(move |conn| {
             conn.query_row(
                 "SELECT token_hash, account_id, role, created_at, last_used_at, expires_at, idle_timeout_s, revoked_at
@@ -468,6 +531,14 @@ impl Store {
 
     /// Moves the idle clock forward (never back).
     pub async fn touch_session(&self, token_hash: [u8; 32], now: UnixMicros) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::touch_session(c, token_hash, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -483,6 +554,14 @@ impl Store {
 
     /// Revokes a session; revoking twice keeps the first time.
     pub async fn revoke_session(&self, token_hash: [u8; 32], now: UnixMicros) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::revoke_session(c, token_hash, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -505,6 +584,14 @@ impl Store {
         case: CaseId,
         now: UnixMicros,
     ) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::assign_case(c, account, case, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 super::ensure_exists(conn, "accounts", account.0, "account")?;
@@ -521,6 +608,11 @@ impl Store {
     }
 
     pub async fn assigned_cases(&self, account: AccountId) -> Result<Vec<CaseId>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::accounts::assigned_cases(c, account))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT case_id FROM assignments WHERE account_id = ?1 ORDER BY case_id",
@@ -543,6 +635,18 @@ impl Store {
         now: UnixMicros,
         expires_at: UnixMicros,
     ) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::accounts::add_dispatch(
+                            c, account, case, alert, now, expires_at,
+                        )
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 super::ensure_exists(conn, "accounts", account.0, "account")?;
@@ -564,6 +668,14 @@ impl Store {
         alert: domain::AlertId,
         expires_at: UnixMicros,
     ) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::accounts::end_dispatches(c, alert, expires_at),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -579,6 +691,11 @@ impl Store {
 
     /// A police account's dispatches, expired ones included (the decision checks expiry).
     pub async fn dispatches(&self, account: AccountId) -> Result<Vec<access::Dispatch>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::accounts::dispatches(c, account))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT case_id, expires_at FROM dispatches WHERE account_id = ?1 ORDER BY case_id",
@@ -690,6 +807,23 @@ impl Store {
         let anchor = anchor_after_commit(signer.as_ref(), |(_, cp): &(u64, Option<Checkpoint>)| {
             cp.as_ref()
         });
+        if self.is_postgres() {
+            let (deleted, _) = self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::accounts::purge_fixes(
+                            c,
+                            &windows,
+                            entry,
+                            now,
+                            signer.as_ref(),
+                        )
+                    },
+                    anchor,
+                )
+                .await?;
+            return Ok(deleted);
+        }
         let (deleted, _) = self.write(
             move |conn| {
                 let (mut deleted, mut health, mut scans) = (0u64, 0u64, 0u64);
@@ -825,175 +959,5 @@ impl Store {
             Ok((cps, bad))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)] // Tests state their expectations with unwrap.
-    use super::*;
-    use crate::conformance::{Place, on_both_backends};
-    use audit::{Actor, ActorKind, AuditAction, Outcome, Subject};
-
-    fn entry(i: i64) -> AuditEntry {
-        AuditEntry {
-            actor: Actor {
-                kind: ActorKind::Account,
-                id: i,
-                role: "monitoring_officer".into(),
-            },
-            action: AuditAction::ReadPosition,
-            subject: Subject {
-                case: Some(CaseId(1)),
-                person: None,
-                device: None,
-            },
-            purpose: None,
-            outcome: Outcome::Allowed,
-            details: format!("read {i}"),
-        }
-    }
-
-    fn key() -> Arc<SigningKey> {
-        Arc::new(SigningKey::from_bytes(&[9; 32]))
-    }
-
-    async fn all(store: &Store) -> Vec<AuditRecord> {
-        store
-            .audit_records(0, 10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, r)| r.unwrap())
-            .collect()
-    }
-
-    on_both_backends!(
-        the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due,
-        flavor = "current_thread"
-    );
-    async fn the_access_log_chains_across_jobs_and_restarts_and_checkpoints_when_due(place: Place) {
-        let dir = tempfile::tempdir().unwrap();
-        let head = dir.path().join("head.json");
-        let signer = AuditSigner {
-            key: key(),
-            every: 3,
-            head_file: Some(head.clone()),
-        };
-        let store = place.open();
-        let t = UnixMicros::from_secs(10);
-        let first = store
-            .append_audit(vec![entry(1), entry(2)], t, Some(signer.clone()))
-            .await
-            .unwrap();
-        assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
-        store.close();
-
-        // A fresh process resumes the chain from the last stored record.
-        let store = place.open();
-        let next = store
-            .append_audit(vec![entry(3), entry(4)], t, Some(signer.clone()))
-            .await
-            .unwrap();
-        assert_eq!(next[0].seq, 3);
-        assert_eq!(next[0].prev_hash, first[1].hash);
-        let (cps, bad) = store.audit_checkpoints().await.unwrap();
-        assert_eq!(
-            (cps.iter().map(|c| c.seq).collect::<Vec<_>>(), bad),
-            (vec![3], 0)
-        );
-        let in_file = |head: &Path| {
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(head).unwrap()).unwrap();
-            Checkpoint::from_json(&v).unwrap()
-        };
-        assert_eq!(in_file(&head), cps[0], "anchored outside the database");
-        // On demand at the head, once; the file follows.
-        assert!(
-            store
-                .checkpoint_audit(signer.clone(), t)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            store
-                .checkpoint_audit(signer.clone(), t)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(in_file(&head).seq, 4);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&head).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-
-        let records = all(&store).await;
-        let (cps, _) = store.audit_checkpoints().await.unwrap();
-        let report = audit::verify(&records, &cps, &key().verifying_key());
-        assert!(report.ok(), "{report:?}");
-        assert_eq!(report.unsigned_tail, 0);
-        store.close();
-    }
-
-    #[tokio::test]
-    async fn sessions_and_throttle_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let t = UnixMicros::from_secs(100);
-        let a = store
-            .create_account(
-                NewAccount {
-                    username: "kim".into(),
-                    role: Role::Police,
-                    person: None,
-                    password_phc: "$argon2id$stub".into(),
-                    totp_secret: None,
-                },
-                t,
-            )
-            .await
-            .unwrap();
-        let dup = store
-            .create_account(
-                NewAccount {
-                    username: "kim".into(),
-                    role: Role::Auditor,
-                    person: None,
-                    password_phc: "x".into(),
-                    totp_secret: None,
-                },
-                t,
-            )
-            .await;
-        assert!(matches!(dup, Err(StoreError::Conflict(_))));
-        let tok = access::SessionToken::from_bytes([3; 32]);
-        let rec = SessionRecord::new(&tok, a.id, a.role, access::SessionPolicy::default(), t);
-        store.insert_session(rec.clone()).await.unwrap();
-        assert_eq!(store.session(tok.hash()).await.unwrap(), Some(rec.clone()));
-        store
-            .revoke_session(tok.hash(), t.plus_secs(5))
-            .await
-            .unwrap();
-        store
-            .revoke_session(tok.hash(), t.plus_secs(9))
-            .await
-            .unwrap();
-        let revoked = store.session(tok.hash()).await.unwrap().unwrap();
-        assert_eq!(revoked.revoked_at, Some(t.plus_secs(5)));
-
-        let mut th = LoginThrottle::default();
-        th.record_failure(&access::LockoutPolicy::default(), t);
-        store.save_login_throttle(a.id, th).await.unwrap();
-        assert_eq!(store.login_throttle(a.id).await.unwrap(), th);
-        assert!(store.use_totp_step(a.id, 7).await.unwrap());
-        assert!(
-            !store.use_totp_step(a.id, 7).await.unwrap(),
-            "a step is used once"
-        );
-        store.close();
     }
 }

@@ -1,3 +1,4 @@
-//! Store tests that run on both backends (`conformance.rs`), one file per area.
+//! Conformance tests by area, each body run on both backends (`conformance.rs`).
 
+mod accounts_court;
 mod alerting_status;
