@@ -7,7 +7,8 @@
 //! does. Order versions are never updated; the `orders` row and its zones are the engine's
 //! projection of the version in force and are rewritten when a version is issued. Notices are
 //! unique per dedup key, and a timer is marked done in the same transaction as the notices it
-//! caused, so a notice is sent once even across restarts.
+//! caused, so a notice is sent once even across restarts; the step claims its timers before
+//! anything else, and one already done refuses the step, so a timer fires once across nodes.
 
 use crate::sqlite::{ensure_exists, parse_col, shape_from_text, shape_to_text};
 use crate::{Result, Store, StoreError};
@@ -156,7 +157,8 @@ pub struct CourtStep {
     pub timers: Vec<NewTimer>,
     /// Cancel the pending reminders of this version of the step's order.
     pub cancel_reminders_of: Option<u32>,
-    /// Timers handled by this step.
+    /// Timers handled by this step, claimed first: one no longer pending (done already, e.g.
+    /// by another node) refuses the whole step with [`StoreError::Conflict`].
     pub timers_done: Vec<i64>,
     /// The order's protection ended (lapse).
     pub lapsed: bool,
@@ -565,7 +567,9 @@ impl Store {
         .await
     }
 
-    /// Writes one workflow step (see [`CourtStep`]) in one transaction.
+    /// Writes one workflow step (see [`CourtStep`]) in one transaction. A step whose timer
+    /// was handled already is refused as a whole (`Conflict`), so a timer fires once even with
+    /// several nodes on one PostgreSQL.
     pub async fn apply_court_step(&self, step: CourtStep) -> Result<StepOutcome> {
         if self.is_postgres() {
             return self

@@ -1074,32 +1074,57 @@ async fn two_nodes_purging_at_once_neither_fail_nor_claim_the_same_rows() {
     };
     let (a, b) = (place.open(), place.open());
     let (_, d) = setup(&a).await;
-    a.insert_fixes((1..=50).map(|t| fix(d.id, t * 10)).collect())
-        .await
-        .unwrap();
-    let windows = vec![(d.id, vec![(UnixMicros(0), UnixMicros::from_secs(300))])];
-    let mut tasks = Vec::new();
-    for s in [a.clone(), b.clone(), a.clone(), b.clone()] {
-        let w = windows.clone();
-        tasks.push(tokio::spawn(async move {
-            // Each with another write of the access log in flight, in its own group.
-            let other = s.append_audit(vec![entry(1)], UnixMicros::from_secs(1), None);
-            let purge = s.purge_fixes(w, purge_entry(), UnixMicros::from_secs(2_000), None);
-            let (other, purge) = tokio::join!(other, purge);
-            other.unwrap();
+    let mut expected = 0;
+    for round in 0..8i64 {
+        // 20 fixes in this round's window [round * 1000, round * 1000 + 200) s.
+        let base = round * 1_000;
+        a.insert_fixes((0..20).map(|i| fix(d.id, base + i * 10)).collect())
+            .await
+            .unwrap();
+        expected += 20;
+        let window = vec![(
+            d.id,
+            vec![(
+                UnixMicros::from_secs(base),
+                UnixMicros::from_secs(base + 200),
+            )],
+        )];
+        // One node purges right behind a long access-log append in the same group (it holds
+        // the chain), the other purges alone at the same moment (it would hold the rows).
+        let (busy, alone) = if round % 2 == 0 {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        let w = window.clone();
+        let first = tokio::spawn(async move {
+            let log = busy.append_audit(
+                (0..200).map(entry).collect(),
+                UnixMicros::from_secs(1),
+                None,
+            );
+            let purge = busy.purge_fixes(w, purge_entry(), UnixMicros::from_secs(9_000), None);
+            let (log, purge) = tokio::join!(log, purge);
+            log.unwrap();
             purge
-        }));
+        });
+        let second = tokio::spawn(async move {
+            alone
+                .purge_fixes(window, purge_entry(), UnixMicros::from_secs(9_000), None)
+                .await
+        });
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        assert_eq!(first.unwrap() + second.unwrap(), 20, "round {round}");
     }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap().unwrap();
-    }
-    assert_eq!(total, 29, "fixes at 10..290 s, each deleted once");
     let records = all(&a).await;
     let claimed = deleted_in(&records);
-    assert_eq!(claimed.len(), 4, "every purge recorded");
-    assert_eq!(claimed.iter().sum::<u64>(), 29, "no deletion claimed twice");
-    assert_eq!(a.count_fixes().await.unwrap(), 21);
+    assert_eq!(claimed.len(), 16, "every purge recorded");
+    assert_eq!(
+        claimed.iter().sum::<u64>(),
+        expected,
+        "no deletion claimed twice"
+    );
+    assert_eq!(a.count_fixes().await.unwrap(), 0);
     assert!(audit::verify(&records, &[], &key().verifying_key()).ok());
     a.close();
     b.close();
