@@ -178,6 +178,11 @@ impl Store {
     /// account's grant and its tasks to each protected person, the alert moved to
     /// `dispatched` with one action row per direction, and the police webhook delivery.
     pub async fn dispatch(&self, d: NewDispatch) -> Result<(Vec<Task>, AlertRecord)> {
+        if self.is_postgres() {
+            return self
+                .pg_write(move |c| crate::postgres::alerting::dispatch(c, &d), None)
+                .await;
+        }
         self.write(
             move |conn| {
                 let before = load_alert(conn, d.alert)?;
@@ -254,6 +259,11 @@ impl Store {
 
     /// The tasks assigned to an account, newest first.
     pub async fn tasks_of(&self, account: AccountId) -> Result<Vec<Task>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerting::tasks_of(c, account))
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT * FROM tasks WHERE assignee_account_id = ?1 ORDER BY id DESC LIMIT 200",
@@ -266,6 +276,11 @@ impl Store {
 
     /// One task.
     pub async fn task(&self, id: i64) -> Result<Task> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerting::task(c, id))
+                .await;
+        }
         self.read(move |conn| {
             conn.query_row("SELECT * FROM tasks WHERE id = ?1", [id], task_from_row)
                 .optional()?
@@ -276,6 +291,14 @@ impl Store {
 
     /// Moves a task to `state` (validated by the server).
     pub async fn set_task_state(&self, id: i64, state: String, at: UnixMicros) -> Result<Task> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::alerting::set_task_state(c, id, &state, at),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let n = conn.execute(
@@ -294,6 +317,11 @@ impl Store {
 
     /// Whether the account asked for silent notifications (default: not silent).
     pub async fn silent(&self, account: AccountId) -> Result<bool> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerting::silent(c, account))
+                .await;
+        }
         self.read(move |conn| {
             Ok(conn
                 .query_row(
@@ -308,6 +336,14 @@ impl Store {
     }
 
     pub async fn set_silent(&self, account: AccountId, silent: bool, at: UnixMicros) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::alerting::set_silent(c, account, silent, at),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 super::sqlite::ensure_exists(conn, "accounts", account.0, "account")?;
@@ -333,6 +369,18 @@ impl Store {
         auth: String,
         at: UnixMicros,
     ) -> Result<PushSubscription> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::alerting::add_push_subscription(
+                            c, account, endpoint, p256dh, auth, at,
+                        )
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 super::sqlite::ensure_exists(conn, "accounts", account.0, "account")?;
@@ -369,6 +417,18 @@ impl Store {
         endpoint: String,
         at: UnixMicros,
     ) -> Result<bool> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::alerting::remove_push_subscription(
+                            c, account, &endpoint, at,
+                        )
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let id: Option<i64> = conn
@@ -393,6 +453,11 @@ impl Store {
     }
 
     pub async fn push_subscription(&self, id: i64) -> Result<Option<PushSubscription>> {
+        if self.is_postgres() {
+            return self
+                .pg_read(move |c| crate::postgres::alerting::push_subscription(c, id))
+                .await;
+        }
         self.read(move |conn| {
             Ok(conn
                 .query_row(

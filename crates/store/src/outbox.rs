@@ -49,7 +49,7 @@ pub struct EscalationPolicy {
 }
 
 impl EscalationPolicy {
-    fn after_s(&self, s: Severity) -> Option<i64> {
+    pub(crate) fn after_s(&self, s: Severity) -> Option<i64> {
         match s {
             Severity::Critical => self.critical_s,
             Severity::Warning => self.warning_s,
@@ -107,6 +107,16 @@ impl Store {
         change: AlertChange,
         notify: AlertNotify,
     ) -> Result<(AlertRecord, Opened)> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::outbox::apply_alert_change_notifying(c, &change, &notify)
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let (record, opened) =
@@ -161,6 +171,16 @@ impl Store {
         endpoints: Vec<String>,
         now: UnixMicros,
     ) -> Result<Vec<AlertRecord>> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::outbox::escalate_due_alerts(c, policy, &endpoints, now)
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 let mut stmt = conn.prepare(
@@ -190,8 +210,19 @@ impl Store {
         .await
     }
 
-    /// Deliveries due at `now`, oldest first.
+    /// Deliveries due at `now`, oldest first. On PostgreSQL (several nodes) the answer is a
+    /// claim: the rows are leased to this caller for `OUTBOX_LEASE_S` (600 s) or until
+    /// [`Store::outbox_delivered`] / [`Store::outbox_failed`], so each node gets different ones.
     pub async fn due_outbox(&self, now: UnixMicros, limit: usize) -> Result<Vec<OutboxItem>> {
+        if self.is_postgres() {
+            // Several nodes share the outbox: answering is claiming (see postgres/outbox.rs).
+            return self
+                .pg_write(
+                    move |c| crate::postgres::outbox::due_outbox(c, now, limit),
+                    None,
+                )
+                .await;
+        }
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, endpoint, event, alert_id, idempotency_key, attempts, task_id FROM outbox
@@ -216,6 +247,14 @@ impl Store {
 
     /// Records a successful delivery.
     pub async fn outbox_delivered(&self, id: i64, now: UnixMicros) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| crate::postgres::outbox::outbox_delivered(c, id, now),
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 conn.execute(
@@ -237,6 +276,16 @@ impl Store {
         next_attempt_at: Option<UnixMicros>,
         now: UnixMicros,
     ) -> Result<()> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        crate::postgres::outbox::outbox_failed(c, id, &error, next_attempt_at, now)
+                    },
+                    None,
+                )
+                .await;
+        }
         self.write(
             move |conn| {
                 match next_attempt_at {
@@ -258,6 +307,9 @@ impl Store {
 
     /// Deliveries not yet made (waiting or retrying), for health reporting.
     pub async fn outbox_pending(&self) -> Result<i64> {
+        if self.is_postgres() {
+            return self.pg_read(crate::postgres::outbox::outbox_pending).await;
+        }
         self.read(|conn| {
             Ok(conn.query_row(
                 "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL",

@@ -104,6 +104,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     super::status::MIGRATION,
     // part B, network scans: the cells and Wi-Fi access points stored beside fixes (`scans.rs`).
     super::scans::MIGRATION,
+    // part B, alerting and outbox: dispatch tasks, notification settings, push
+    // subscriptions and the webhook/Web Push outbox with its claim lease (`outbox.rs`).
+    super::outbox::MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

@@ -18,6 +18,7 @@
 //!   several nodes starting together migrate once; a newer schema is refused at open.
 
 pub(crate) mod accounts;
+pub(crate) mod alerting;
 pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod court;
@@ -25,6 +26,7 @@ pub(crate) mod fixes;
 pub(crate) mod lifecycle;
 mod migrations;
 pub(crate) mod orders;
+pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod scans;
 pub(crate) mod status;

@@ -1,0 +1,255 @@
+//! The outbox and escalation on PostgreSQL, shared by several nodes.
+//!
+//! Deliveries are queued in the transaction of the alert change that causes them, one row per
+//! endpoint and idempotency key (`ON CONFLICT DO NOTHING`), as on SQLite. Several nodes run
+//! the delivery worker against one database, so [`due_outbox`] does not only read: it claims
+//! the due rows it answers with `FOR UPDATE SKIP LOCKED` and a lease (`claimed_until`), in a
+//! job of the writer. Another node's claim skips them until the lease ends; a delivered or
+//! failed attempt ends it at once, and a node that crashed mid-delivery leaves a lease that
+//! simply expires, after which the row is claimed again (the receiver recognises the retry
+//! by its idempotency key). Escalation claims each due alert the same way, so two nodes
+//! escalating together escalate (and queue `alert.escalated`) once.
+
+use crate::outbox::{AlertNotify, EscalationPolicy, OutboxItem};
+use crate::sqlite::{AlertChange, AlertRecord, Opened};
+use crate::{Result, StoreError};
+use domain::{AlertId, AlertState, Severity, UnixMicros};
+use postgres::Client;
+
+/// How long a claimed delivery is left to the node that claimed it before another may.
+pub(crate) const OUTBOX_LEASE_S: i64 = 600;
+
+/// Dispatch tasks, notification settings, push subscriptions (`alerting.rs`) and the outbox.
+/// The account columns carry no foreign key here: `accounts` is created by the accounts
+/// migration (part A); the writes check the account exists, as on SQLite.
+pub(crate) const MIGRATION: &str = r#"
+    CREATE TABLE tasks (
+        id BIGSERIAL PRIMARY KEY,
+        alert_id BIGINT NOT NULL REFERENCES alerts(id),
+        case_id BIGINT NOT NULL REFERENCES cases(id),
+        kind TEXT NOT NULL,
+        assignee_account_id BIGINT NOT NULL,
+        target_person_id BIGINT NOT NULL REFERENCES people(id),
+        state TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (alert_id, kind, assignee_account_id, target_person_id)
+    );
+    CREATE INDEX tasks_assignee ON tasks(assignee_account_id, id);
+    CREATE TABLE account_settings (
+        account_id BIGINT PRIMARY KEY,
+        silent BOOLEAN NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE push_subscriptions (
+        id BIGSERIAL PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        endpoint TEXT NOT NULL UNIQUE,
+        p256dh TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id BIGSERIAL PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        event TEXT NOT NULL,
+        alert_id BIGINT NOT NULL REFERENCES alerts(id),
+        task_id BIGINT REFERENCES tasks(id),
+        idempotency_key TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        delivered_at BIGINT,
+        dead_at BIGINT,
+        last_error TEXT,
+        claimed_until BIGINT,
+        UNIQUE (endpoint, idempotency_key)
+    );
+    CREATE INDEX outbox_due ON outbox(next_attempt_at, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
+"#;
+
+/// Queues one delivery; a second row with the same endpoint and key is ignored.
+pub(crate) fn enqueue_keyed(
+    c: &mut Client,
+    endpoint: &str,
+    event: &str,
+    alert: AlertId,
+    task: Option<i64>,
+    key: &str,
+    now: UnixMicros,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO outbox (endpoint, event, alert_id, task_id, idempotency_key, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
+        &[&endpoint, &event, &alert.0, &task, &key, &now.0],
+    )?;
+    Ok(())
+}
+
+fn enqueue(
+    c: &mut Client,
+    endpoints: &[String],
+    event: &str,
+    alert: AlertId,
+    now: UnixMicros,
+) -> Result<()> {
+    for e in endpoints {
+        enqueue_keyed(
+            c,
+            e,
+            event,
+            alert,
+            None,
+            &format!("alert-{alert}-{event}"),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn apply_alert_change_notifying(
+    c: &mut Client,
+    change: &AlertChange,
+    notify: &AlertNotify,
+) -> Result<(AlertRecord, Opened)> {
+    let (record, opened) = super::alerts::apply_alert_change_tx(c, change, notify.reopen_within_s)?;
+    let id = record.alert.id;
+    match opened {
+        Opened::New => {
+            enqueue(c, &notify.raised, "alert.raised", id, change.at)?;
+            if notify.push {
+                let key = format!("alert-{id}-alert.raised");
+                super::alerting::enqueue_push(c, id, "alert.raised", &key, change.at)?;
+            }
+        }
+        Opened::Reopened => {
+            // Each reopening is its own delivery.
+            let key = format!("alert-{id}-alert.reopened-{}", change.at.0);
+            for e in &notify.reopened {
+                enqueue_keyed(c, e, "alert.reopened", id, None, &key, change.at)?;
+            }
+            if notify.push {
+                super::alerting::enqueue_push(c, id, "alert.reopened", &key, change.at)?;
+            }
+        }
+        Opened::No => {}
+    }
+    Ok((record, opened))
+}
+
+pub(crate) fn escalate_due_alerts(
+    c: &mut Client,
+    policy: EscalationPolicy,
+    endpoints: &[String],
+    now: UnixMicros,
+) -> Result<Vec<AlertRecord>> {
+    let candidates = c.query(
+        "SELECT id, severity, COALESCE(reopened_at, raised_at) AS since FROM alerts
+         WHERE state = $1 AND escalation_level = 0 ORDER BY id",
+        &[&AlertState::Raised.as_str()],
+    )?;
+    let mut out = Vec::new();
+    for r in &candidates {
+        let id: i64 = r.try_get("id")?;
+        let since: i64 = r.try_get("since")?;
+        let Ok(sev) = r.try_get::<_, &str>("severity")?.parse::<Severity>() else {
+            continue;
+        };
+        let Some(after) = policy.after_s(sev) else {
+            continue;
+        };
+        if now.0 - since < after * UnixMicros::SECOND {
+            continue;
+        }
+        // Claimed: another node escalating the same alert now holds it (skipped) or has
+        // escalated it already (no longer level 0).
+        let claimed = c.query_opt(
+            "UPDATE alerts SET escalation_level = 1, escalated_at = $2, updated_at = $2
+             WHERE id = (SELECT id FROM alerts WHERE id = $1 AND state = $3 AND escalation_level = 0
+                         FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+            &[&id, &now.0, &AlertState::Raised.as_str()],
+        )?;
+        if claimed.is_none() {
+            continue;
+        }
+        enqueue(c, endpoints, "alert.escalated", AlertId(id), now)?;
+        out.push(super::alerts::load_alert(c, AlertId(id))?);
+    }
+    Ok(out)
+}
+
+/// Claims up to `limit` due deliveries for [`OUTBOX_LEASE_S`], oldest first.
+pub(crate) fn due_outbox(c: &mut Client, now: UnixMicros, limit: usize) -> Result<Vec<OutboxItem>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let until = now.0.saturating_add(OUTBOX_LEASE_S * UnixMicros::SECOND);
+    let rows = c.query(
+        "UPDATE outbox SET claimed_until = $3 WHERE id IN (
+             SELECT id FROM outbox
+             WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+               AND (claimed_until IS NULL OR claimed_until <= $1)
+             ORDER BY next_attempt_at, id LIMIT $2
+             FOR UPDATE SKIP LOCKED)
+         RETURNING id, endpoint, event, alert_id, idempotency_key, attempts, task_id, next_attempt_at",
+        &[&now.0, &limit, &until],
+    )?;
+    let mut items = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<_, i64>("next_attempt_at")?,
+                OutboxItem {
+                    id: r.try_get("id")?,
+                    endpoint: r.try_get("endpoint")?,
+                    event: r.try_get("event")?,
+                    alert_id: AlertId(r.try_get("alert_id")?),
+                    idempotency_key: r.try_get("idempotency_key")?,
+                    attempts: r.try_get("attempts")?,
+                    task_id: r.try_get("task_id")?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // `RETURNING` keeps no order: the claim's own.
+    items.sort_by_key(|(at, item)| (*at, item.id));
+    Ok(items.into_iter().map(|(_, item)| item).collect())
+}
+
+pub(crate) fn outbox_delivered(c: &mut Client, id: i64, now: UnixMicros) -> Result<()> {
+    c.execute(
+        "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL,
+         claimed_until = NULL WHERE id = $1",
+        &[&id, &now.0],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn outbox_failed(
+    c: &mut Client,
+    id: i64,
+    error: &str,
+    next_attempt_at: Option<UnixMicros>,
+    now: UnixMicros,
+) -> Result<()> {
+    match next_attempt_at {
+        Some(t) => c.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3,
+             claimed_until = NULL WHERE id = $1",
+            &[&id, &error, &t.0],
+        )?,
+        None => c.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3,
+             claimed_until = NULL WHERE id = $1",
+            &[&id, &error, &now.0],
+        )?,
+    };
+    Ok(())
+}
+
+pub(crate) fn outbox_pending(c: &mut Client) -> Result<i64> {
+    Ok(c.query_one(
+        "SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        &[],
+    )?
+    .try_get("n")?)
+}
