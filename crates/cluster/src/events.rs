@@ -35,6 +35,8 @@ pub struct Event {
     /// The `Nats-Msg-Id` it was published with.
     pub msg_id: Option<String>,
     pub payload: Bytes,
+    /// Messages of this reader's subject still waiting after this one (the reader's lag).
+    pub pending: u64,
 }
 
 /// The stream of committed events of one cluster.
@@ -179,6 +181,7 @@ impl EventStream {
                 reason: e.to_string(),
             })?;
             let sequence = info.stream_sequence;
+            let pending = info.pending;
             let msg_id = m
                 .headers
                 .as_ref()
@@ -188,6 +191,7 @@ impl EventStream {
                 sequence,
                 msg_id,
                 payload: m.payload.clone(),
+                pending,
             })
         }))
     }

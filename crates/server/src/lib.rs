@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod api;
 pub mod clock;
+pub mod cluster_node;
 pub mod config;
 pub mod court;
 pub mod http;
@@ -70,9 +71,17 @@ pub struct AppState {
     pub login_guard: Arc<std::sync::Mutex<access::LoginGuard>>,
     /// Each device's latest fixes, for the impossible-jump check (see [`ingest::LastFixes`]).
     pub last_fixes: Arc<ingest::LastFixes>,
+    /// This node's part in a cluster; `None` for a lone server.
+    pub cluster: Option<Arc<cluster_node::Node>>,
 }
 
 impl AppState {
+    /// Whether this node runs the once-per-cluster jobs (escalation, court scheduler,
+    /// retention, the outbox worker): always for a lone server, the leader in a cluster.
+    pub fn runs_singletons(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.is_leader())
+    }
+
     /// The log-in throttle, locked (a poisoned lock is taken over: its state is counters).
     pub fn login_guard(&self) -> std::sync::MutexGuard<'_, access::LoginGuard> {
         self.login_guard
@@ -190,7 +199,30 @@ async fn healthz(
         } else {
             "ok"
         }),
+        cluster: if ops {
+            s.cluster.as_deref().map(cluster_health)
+        } else {
+            None
+        },
     })
+}
+
+fn cluster_health(c: &cluster_node::Node) -> dto::ClusterHealth {
+    let status = c.status.borrow().clone();
+    let held = c.held();
+    dto::ClusterHealth {
+        node_id: c.node_id.clone(),
+        role: if held.contains(&::cluster::Partition(0)) {
+            "leader"
+        } else {
+            "member"
+        },
+        partitions_owned: held.iter().map(|p| p.0).collect(),
+        lag: c.stats.lag(),
+        nodes: status.nodes,
+        connected: status.connected,
+        publish_behind: c.stats.behind.load(std::sync::atomic::Ordering::Relaxed),
+    }
 }
 
 /// Prometheus metrics in the text exposition format, for the metrics scraper's token, the
@@ -209,6 +241,21 @@ async fn metrics_endpoint(
     }
     metrics::gauge!("bulwark_store_queue").set(s.store.write_queue_len() as f64);
     metrics::gauge!("bulwark_audit_chain_ok").set(if s.audit_chain_ok { 1.0 } else { 0.0 });
+    if let Some(c) = &s.cluster {
+        use std::sync::atomic::Ordering::Relaxed;
+        let h = cluster_health(c);
+        metrics::gauge!("bulwark_cluster_partitions_owned").set(h.partitions_owned.len() as f64);
+        metrics::gauge!("bulwark_cluster_stream_lag").set(h.lag as f64);
+        metrics::gauge!("bulwark_cluster_nodes").set(h.nodes.len() as f64);
+        metrics::gauge!("bulwark_cluster_leader").set(if h.role == "leader" { 1.0 } else { 0.0 });
+        metrics::gauge!("bulwark_cluster_connected").set(if h.connected { 1.0 } else { 0.0 });
+        metrics::gauge!("bulwark_cluster_publish_behind")
+            .set(if h.publish_behind { 1.0 } else { 0.0 });
+        metrics::gauge!("bulwark_cluster_published_total").set(c.stats.published.load(Relaxed) as f64);
+        metrics::gauge!("bulwark_cluster_publish_failures_total")
+            .set(c.stats.publish_failures.load(Relaxed) as f64);
+        metrics::gauge!("bulwark_cluster_consumed_total").set(c.stats.consumed.load(Relaxed) as f64);
+    }
     Ok(s.metrics.render())
 }
 
@@ -367,6 +414,8 @@ pub enum StartError {
     AuditKey(String),
     #[error("Web Push (VAPID) key: {0}")]
     VapidKey(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("PostgreSQL did not answer within {0:?} (is it running, is the URL right?)")]
@@ -394,6 +443,8 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pipeline_task: tokio::task::JoinHandle<()>,
     webhook_task: tokio::task::JoinHandle<()>,
+    cluster: Option<Arc<cluster_node::Node>>,
+    cluster_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -417,7 +468,16 @@ impl Running {
         }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        if let Some(node) = &self.cluster {
+            // Hand the partitions over before the engine stops: live nodes take them at
+            // their next tick instead of waiting for the leases to expire.
+            node.leave().await;
+        }
         let _ = self.pipeline_task.await;
+        // The publisher ends with the store's committed stream; the reader is stopped.
+        for t in self.cluster_tasks {
+            t.abort();
+        }
         tracing::info!("shutdown complete");
     }
 
@@ -478,6 +538,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ));
     }
     let store = open_store(&config).await?;
+    let node = match &config.cluster.url {
+        Some(_) => Some(Arc::new(
+            cluster_node::Node::start(&config.cluster, STORE_OPEN_TIMEOUT).await?,
+        )),
+        None => None,
+    };
+    // Cluster mode: this node's commits go to the stream (publisher), and its engine is fed
+    // from the stream's subjects of the partitions it holds (reader), not from its own commits.
+    let mut cluster_tasks = Vec::new();
+    let pipeline_cluster = match &node {
+        Some(n) => {
+            cluster_tasks.push(cluster_node::spawn_publisher(
+                n.clone(),
+                store.clone(),
+                store.subscribe_committed(),
+            ));
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            cluster_tasks.push(cluster_node::spawn_reader(n.clone(), tx));
+            Some(pipeline::ClusterInput {
+                node: n.clone(),
+                input: rx,
+            })
+        }
+        None => None,
+    };
     let clock = crate::clock::Clock::system();
     let hub = live::Hub::new(16_384);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -504,6 +589,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             },
         },
         shutdown_rx.clone(),
+        pipeline_cluster,
     )
     .await?;
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
@@ -549,6 +635,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         audit_chain_ok,
         login_guard: Arc::default(),
         last_fixes: Arc::default(),
+        cluster: node.clone(),
         store: store.clone(),
         hub,
         pipeline,
@@ -593,6 +680,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks,
         pipeline_task,
         webhook_task,
+        cluster: node,
+        cluster_tasks,
     })
 }
 

@@ -60,6 +60,10 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> tokio::tas
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|v| *v) => break,
             }
+            // Once per cluster: only the leader runs it (docs/cluster.md).
+            if !state.runs_singletons() {
+                continue;
+            }
             let due = match state.store.due_outbox(state.clock.now(), 50).await {
                 Ok(d) => d,
                 Err(e) => {

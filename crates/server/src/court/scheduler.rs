@@ -119,6 +119,10 @@ pub fn spawn_scheduler(
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|v| *v) => break,
             }
+            // Once per cluster: only the leader runs it (docs/cluster.md).
+            if !state.runs_singletons() {
+                continue;
+            }
             if let Err(e) = run_due(&state, state.clock.now()).await {
                 tracing::error!(error = %e.message, "court scheduler run failed; retried next tick");
             }

@@ -861,6 +861,27 @@ pub struct Health {
     /// fixes until it clears.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<&'static str>,
+    /// This node's view of its cluster (cluster mode only, same callers as the figures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterHealth>,
+}
+
+/// A cluster node's view (`/healthz`, docs/cluster.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterHealth {
+    pub node_id: String,
+    /// `leader` (holds partition 0: runs the once-per-cluster timers) or `member`.
+    pub role: &'static str,
+    /// The partitions whose engine runs here.
+    pub partitions_owned: Vec<u16>,
+    /// Stream messages of the owned partitions not yet read by this node.
+    pub lag: u64,
+    /// The live nodes' names, this one included.
+    pub nodes: Vec<String>,
+    /// Whether the last lease tick reached NATS.
+    pub connected: bool,
+    /// Whether committed events wait to be republished from the store (NATS was down).
+    pub publish_behind: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

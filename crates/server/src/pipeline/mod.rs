@@ -12,7 +12,8 @@ use engine::{
     Certainty, DeviceCommand, Engine, EngineConfig, Input, MonitoredOrder, Output, Roster,
     Transition,
 };
-use std::collections::HashMap;
+use crate::cluster_node::{Node, Routing};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use store::{AlertChange, AlertChangeKind, AlertDetails, Committed, Store};
@@ -161,7 +162,47 @@ impl Backlog {
     }
 }
 
+/// Cluster mode's inputs: the committed events of the partitions this node holds, read from
+/// the stream (`cluster_node::spawn_reader`), instead of this node's own commits.
+pub struct ClusterInput {
+    pub node: Arc<Node>,
+    pub input: mpsc::UnboundedReceiver<Committed>,
+}
+
+/// Store ids already evaluated, so that the overlap between a takeover's rebuild from the
+/// store and the stream read from before it (and a fix published to two held partitions)
+/// is evaluated once. Bounded: the oldest ids are forgotten first.
+#[derive(Default)]
+struct Seen {
+    set: HashSet<(bool, i64)>,
+    order: VecDeque<(bool, i64)>,
+}
+
+impl Seen {
+    const CAP: usize = 200_000;
+
+    /// `true` the first time.
+    fn first(&mut self, fix: bool, id: i64) -> bool {
+        if !self.set.insert((fix, id)) {
+            return false;
+        }
+        self.order.push_back((fix, id));
+        if self.order.len() > Self::CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
 struct Pipeline {
+    /// Cluster mode: the node, the partitions this engine evaluates and their routing.
+    cluster: Option<Arc<Node>>,
+    held: BTreeSet<cluster::Partition>,
+    routing: Routing,
+    seen: Seen,
+    engine_config: EngineConfig,
     notify: Notify,
     engine: Engine,
     store: Store,
@@ -184,8 +225,13 @@ pub async fn spawn(
     config: EngineConfig,
     notify: Notify,
     mut shutdown: watch::Receiver<bool>,
+    cluster_input: Option<ClusterInput>,
 ) -> Result<(PipelineHandle, tokio::task::JoinHandle<()>), store::StoreError> {
-    let mut committed = store.subscribe_committed();
+    let (node, mut committed) = match cluster_input {
+        Some(c) => (Some(c.node), c.input),
+        None => (None, store.subscribe_committed()),
+    };
+    let mut ownership = node.as_ref().map(|n| n.status.clone());
     let (roster_tx, mut roster_rx) = mpsc::unbounded_channel();
     let handle = PipelineHandle {
         roster_changed: roster_tx,
@@ -195,6 +241,11 @@ pub async fn spawn(
     };
     let stale_window = config.stale_after_s;
     let mut p = Pipeline {
+        held: node.as_ref().map(|n| n.held()).unwrap_or_default(),
+        cluster: node,
+        routing: Routing::default(),
+        seen: Seen::default(),
+        engine_config: config.clone(),
         notify,
         engine: Engine::new(config),
         store: store.clone(),
@@ -217,32 +268,7 @@ pub async fn spawn(
     );
     // Rebuild state: the roster, then recent fixes replayed in commit order. Alerts are keyed
     // by episode in the store, so replaying does not open duplicates.
-    let start = p.clock.now();
-    p.reload_roster(start).await?;
-    let since = UnixMicros(start.0 - (stale_window * 1e6) as i64);
-    let mut recent: Vec<(UnixMicros, Input)> = store
-        .fixes_received_since(since)
-        .await?
-        .into_iter()
-        .map(|f| (f.received_time, Input::Fix(f)))
-        .collect();
-    recent.extend(
-        store
-            .events_received_since(since)
-            .await?
-            .into_iter()
-            .map(|e| (e.received_time, event_input(&e))),
-    );
-    // Stable: fixes before events received in the same microsecond, as they were committed.
-    recent.sort_by_key(|(t, _)| *t);
-    let replayed = recent.len();
-    for (t, input) in recent {
-        let out = p.engine.handle(input, t);
-        p.apply(out).await;
-    }
-    let out = p.engine.handle(Input::Tick, p.clock.now());
-    p.apply(out).await;
-    tracing::info!(replayed, "engine state rebuilt from recent fixes");
+    p.rebuild(stale_window).await?;
 
     let h = handle.clone();
     let task = tokio::spawn(async move {
@@ -270,16 +296,57 @@ pub async fn spawn(
                         let _ = w.send(());
                     }
                 }
+                // Cluster mode: a partition taken or lost rebuilds the engine for the new set
+                // at once (a lost one is not evaluated a moment longer).
+                Some(changed) = async {
+                    match ownership.as_mut() {
+                        Some(w) => Some(w.changed().await),
+                        None => std::future::pending().await,
+                    }
+                }, if !stopping => {
+                    if changed.is_err() {
+                        ownership = None;
+                        continue;
+                    }
+                    let held = p.cluster.as_ref().map(|n| n.held()).unwrap_or_default();
+                    if held != p.held {
+                        tracing::info!(held = ?held.iter().map(|x| x.0).collect::<Vec<_>>(), "partitions changed: rebuilding the engine");
+                        p.held = held;
+                        if let Err(e) = p.rebuild(stale_window).await {
+                            tracing::error!(error = %e, "engine rebuild failed; retrying at the next tick");
+                            p.held.clear();
+                        }
+                    }
+                }
                 _ = tick.tick(), if !stopping => {
                     let at = p.clock.now();
+                    if let Some(n) = p.cluster.clone()
+                        && n.held() != p.held
+                    {
+                        // A lease that ran out between status changes (step-down) or a failed
+                        // rebuild: catch up here.
+                        p.held = n.held();
+                        if let Err(e) = p.rebuild(stale_window).await {
+                            tracing::error!(error = %e, "engine rebuild failed; retrying at the next tick");
+                            p.held.clear();
+                        }
+                    }
                     let out = p.engine.handle(Input::Tick, at);
                     p.apply(out).await;
-                    p.escalate(at).await;
+                    // Once per cluster: only the leader escalates.
+                    if p.cluster.as_ref().is_none_or(|n| n.is_leader()) {
+                        p.escalate(at).await;
+                    }
                     // Between batches everything committed has been evaluated.
                     p.check_backlog(committed.len(), 0.0, at).await;
                 }
                 batch = committed.recv() => {
-                    let Some(Committed { fixes: batch, events }) = batch else { break };
+                    let Some(Committed { fixes: mut batch, mut events }) = batch else { break };
+                    if p.cluster.is_some() {
+                        let seen = &mut p.seen;
+                        batch.retain(|f| f.id.is_none_or(|id| seen.first(true, id.0)));
+                        events.retain(|e| e.id.is_none_or(|id| seen.first(false, id)));
+                    }
                     if let Some(last) = batch.last() {
                         h.committed_received_us.fetch_max(last.received_time.0, Ordering::Relaxed);
                     }
@@ -332,15 +399,97 @@ fn event_input(e: &DeviceEvent) -> Input {
 }
 
 impl Pipeline {
+    /// Rebuilds the engine's state: the roster (in cluster mode only the held partitions'
+    /// part), then the recent fixes and events replayed in commit order. Alerts are keyed by
+    /// episode in the store, so replaying does not open duplicates.
+    async fn rebuild(&mut self, stale_window: f64) -> Result<(), store::StoreError> {
+        let start = self.clock.now();
+        if self.cluster.is_some() {
+            self.engine = Engine::new(self.engine_config.clone());
+            self.seen = Seen::default();
+        }
+        self.reload_roster(start).await?;
+        let mut window = (stale_window * 1e6) as i64;
+        if self.cluster.is_some() {
+            // At least the stream reader's margin, so the two overlap.
+            window = window.max(crate::cluster_node::TAKEOVER_MARGIN.as_micros() as i64);
+        }
+        let since = UnixMicros(start.0 - window);
+        let mut recent: Vec<(UnixMicros, Input)> = Vec::new();
+        for f in self.store.fixes_received_since(since).await? {
+            if self.cluster.is_some() {
+                if !self.evaluates(f.device_id) || !f.id.is_none_or(|id| self.seen.first(true, id.0)) {
+                    continue;
+                }
+            }
+            recent.push((f.received_time, Input::Fix(f)));
+        }
+        for e in self.store.events_received_since(since).await? {
+            if self.cluster.is_some() {
+                if !self.evaluates(e.device_id) || !e.id.is_none_or(|id| self.seen.first(false, id)) {
+                    continue;
+                }
+            }
+            recent.push((e.received_time, event_input(&e)));
+        }
+        // Stable: fixes before events received in the same microsecond, as they were committed.
+        recent.sort_by_key(|(t, _)| *t);
+        let replayed = recent.len();
+        for (t, input) in recent {
+            let out = self.engine.handle(input, t);
+            self.apply(out).await;
+        }
+        let out = self.engine.handle(Input::Tick, self.clock.now());
+        self.apply(out).await;
+        tracing::info!(replayed, partitions = self.held.len(), "engine state rebuilt from recent fixes");
+        Ok(())
+    }
+
+    /// Cluster mode: whether one of the device's partitions is held here.
+    fn evaluates(&self, device: DeviceId) -> bool {
+        self.routing
+            .partitions_of(device)
+            .is_some_and(|ps| ps.iter().any(|p| self.held.contains(p)))
+    }
+
+    /// Cluster mode: whether an engine output may be written now, i.e. its partition's lease
+    /// is still valid at this instant (a deposed owner stops before `valid_until`, so it never
+    /// writes after the new owner started). Always for a lone server.
+    fn may_write(&self, order: Option<OrderId>, device: Option<DeviceId>) -> bool {
+        let Some(node) = &self.cluster else {
+            return true;
+        };
+        let held = node.held();
+        if let Some(o) = order {
+            return self
+                .order_case
+                .get(&o)
+                .and_then(|k| self.routing.case_partition.get(k))
+                .is_some_and(|p| held.contains(p));
+        }
+        if let Some(d) = device {
+            return self
+                .routing
+                .partitions_of(d)
+                .is_some_and(|ps| ps.iter().any(|p| held.contains(p)));
+        }
+        true
+    }
+
     async fn reload_roster(&mut self, at: UnixMicros) -> Result<(), store::StoreError> {
         let devices = self.store.list_devices().await?;
         let people = self.store.list_people().await?;
         let cases = self.store.list_cases().await?;
         let orders = self.store.list_orders().await?;
         self.people = people.into_iter().map(|p| (p.id, p.role)).collect();
+        if let Some(node) = &self.cluster {
+            self.routing = Routing::build(&devices, &cases, node.partitions);
+        }
         let mut roster = Roster::default();
         for d in &devices {
-            if let Some(owner) = d.owner {
+            if let Some(owner) = d.owner
+                && (self.cluster.is_none() || self.evaluates(d.id))
+            {
                 roster.devices.insert(d.id, (owner, d.kind));
             }
         }
@@ -351,6 +500,15 @@ impl Pipeline {
         for o in orders {
             if let Some(case) = cases.get(&o.case_id) {
                 self.order_case.insert(o.id, case.id);
+                if self.cluster.is_some()
+                    && !self
+                        .routing
+                        .case_partition
+                        .get(&case.id)
+                        .is_some_and(|p| self.held.contains(p))
+                {
+                    continue;
+                }
                 roster.orders.push(MonitoredOrder {
                     offender: case.offender,
                     protected: case.protected.clone(),
@@ -469,6 +627,10 @@ impl Pipeline {
                     continue;
                 }
             };
+            if !self.may_write(change.order_id, change.device) {
+                tracing::warn!(rule = %change.rule, "partition no longer held: alert change left to its new owner");
+                continue;
+            }
             if change.kind == AlertChangeKind::Raised {
                 metrics::counter!("bulwark_alerts_raised_total", "rule" => change.rule.as_str())
                     .increment(1);

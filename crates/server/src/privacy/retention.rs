@@ -180,6 +180,10 @@ pub fn spawn_job(
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|v| *v) => break,
             }
+            // Once per cluster: only the leader runs it (docs/cluster.md).
+            if !state.runs_singletons() {
+                continue;
+            }
             let now = state.clock.now();
             match purge(
                 &state.store,
