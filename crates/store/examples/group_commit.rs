@@ -2,8 +2,8 @@
 //! concurrent callers (like many devices' connections) each storing one fix at a time, every
 //! call answered only after its group committed.
 //!
-//! `cargo run --release -p store --example group_commit -- [callers] [fixes] [postgres-url]`
-//! (defaults 200, 20000, `postgres://postgres@127.0.0.1:5432/test`; the PostgreSQL run uses a
+//! `cargo run --release -p store --example group_commit -- [callers] [fixes] [postgres-url] [batch]`
+//! (defaults 200, 20000, `postgres://postgres@127.0.0.1:5432/test`, 1 fix per call; the PostgreSQL run uses a
 //! schema of its own and drops it). A figure, not a test: nothing here asserts a speed.
 #![allow(clippy::unwrap_used)] // A measurement tool: a failure should stop it loudly.
 
@@ -28,7 +28,7 @@ fn fix(device: DeviceId, i: i64) -> Fix {
     }
 }
 
-async fn run(name: &str, store: Store, callers: i64, fixes: i64) {
+async fn run(name: &str, store: Store, callers: i64, fixes: i64, batch: i64) {
     let now = UnixMicros::from_secs(1);
     let p = store
         .create_person(PersonRole::Offender, "O".into(), now)
@@ -55,8 +55,9 @@ async fn run(name: &str, store: Store, callers: i64, fixes: i64) {
     for d in devices {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            for i in 0..per {
-                s.insert_fixes(vec![fix(d, i)]).await.unwrap();
+            for i in (0..per).step_by(batch as usize) {
+                let call = (i..(i + batch).min(per)).map(|j| fix(d, j)).collect();
+                s.insert_fixes(call).await.unwrap();
             }
         }));
     }
@@ -66,7 +67,7 @@ async fn run(name: &str, store: Store, callers: i64, fixes: i64) {
     let secs = start.elapsed().as_secs_f64();
     let stored = store.count_fixes().await.unwrap();
     println!(
-        "{name:>10}: {stored} fixes from {callers} callers in {secs:.2} s = {:.0} durable fixes/s",
+        "{name:>10}: {stored} fixes from {callers} callers ({batch} per call) in {secs:.2} s = {:.0} durable fixes/s",
         stored as f64 / secs
     );
     store.close();
@@ -81,9 +82,17 @@ async fn main() {
         .get(3)
         .cloned()
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    let batch: i64 = args.get(4).map(|a| a.parse().unwrap()).unwrap_or(1).max(1);
 
     let dir = tempfile::tempdir().unwrap();
-    run("sqlite", Store::open(dir.path()).unwrap(), callers, fixes).await;
+    run(
+        "sqlite",
+        Store::open(dir.path()).unwrap(),
+        callers,
+        fixes,
+        batch,
+    )
+    .await;
 
     let schema = format!("bench_{}", std::process::id());
     let (u, s) = (url.clone(), schema.clone());
@@ -102,6 +111,6 @@ async fn main() {
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     let store = Store::open_url(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap();
-    run("postgresql", store, callers, fixes).await;
+    run("postgresql", store, callers, fixes, batch).await;
     admin(format!("DROP SCHEMA {schema} CASCADE")).unwrap();
 }

@@ -69,12 +69,17 @@ fn unregistered(e: &postgres::Error, device: DeviceId) -> Option<StoreError> {
 /// Stores fixes inside the writer's transaction; sets `id` (and the suspect flag where the
 /// same-second rule says so) on those stored.
 pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<FixOutcome>> {
-    let insert = c.prepare(
+    if fixes.len() > 1 && fixes.iter().all(|f| f.seq.is_some()) {
+        return insert_numbered_fixes(c, fixes);
+    }
+    let insert = super::prepared(
+        c,
         "INSERT INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
          course_deg, altitude_m, source, flags, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT DO NOTHING RETURNING id",
     )?;
-    let same_time = c.prepare(
+    let same_time = super::prepared(
+        c,
         "SELECT id, lat, lon, accuracy_m FROM fixes
          WHERE device_id = $1 AND device_time = $2 AND seq IS NULL ORDER BY id",
     )?;
@@ -83,10 +88,8 @@ pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<F
         if f.seq.is_none() {
             // Serialise seq-less fixes of this device across nodes until the group commits.
             let key = (f.device_id.0 % i64::from(i32::MAX)) as i32;
-            c.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&DEVICE_LOCK, &key],
-            )?;
+            let lock = super::prepared(c, "SELECT pg_advisory_xact_lock($1, $2)")?;
+            c.execute(&lock, &[&DEVICE_LOCK, &key])?;
             let stored = c
                 .query(&same_time, &[&f.device_id.0, &f.device_time.0])?
                 .iter()
@@ -157,9 +160,97 @@ pub(crate) fn insert_fixes_tx(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<F
     Ok(out)
 }
 
+/// A call's fixes that all carry a sequence number, in one statement (their dedup key is the
+/// unique `(device_id, seq)` index alone; the same-second rule is for seq-less fixes only).
+/// Ids are drawn in the call's order; a fix whose key is stored (before, or earlier in the
+/// same call) is a duplicate of that fix, as on the one-by-one path. A fix of an unknown
+/// device is not inserted by the join and fails the whole call (all or nothing: the job's
+/// savepoint is rolled back).
+fn insert_numbered_fixes(c: &mut Client, fixes: &mut [Fix]) -> Result<Vec<FixOutcome>> {
+    let insert = super::prepared(
+        c,
+        "INSERT INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
+         course_deg, altitude_m, source, flags, seq)
+         SELECT u.device_id, u.device_time, u.received_time, u.lat, u.lon, u.accuracy_m, u.speed_mps,
+                u.course_deg, u.altitude_m, u.source, u.flags, u.seq
+         FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::DOUBLE PRECISION[],
+                     $5::DOUBLE PRECISION[], $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[],
+                     $8::DOUBLE PRECISION[], $9::DOUBLE PRECISION[], $10::TEXT[], $11::BIGINT[],
+                     $12::BIGINT[])
+              WITH ORDINALITY AS u(device_id, device_time, received_time, lat, lon, accuracy_m,
+                                   speed_mps, course_deg, altitude_m, source, flags, seq, n)
+         JOIN devices d ON d.id = u.device_id
+         ORDER BY u.n
+         ON CONFLICT DO NOTHING RETURNING id, device_id, seq",
+    )?;
+    let col = |f: fn(&Fix) -> i64| fixes.iter().map(f).collect::<Vec<i64>>();
+    let opt = |f: fn(&Fix) -> Option<f64>| fixes.iter().map(f).collect::<Vec<Option<f64>>>();
+    let devices = col(|f| f.device_id.0);
+    let device_times = col(|f| f.device_time.0);
+    let received = col(|f| f.received_time.0);
+    let lats: Vec<f64> = fixes.iter().map(|f| f.position.lat()).collect();
+    let lons: Vec<f64> = fixes.iter().map(|f| f.position.lon()).collect();
+    let accuracy = opt(|f| f.accuracy_m);
+    let speed = opt(|f| f.speed_mps);
+    let course = opt(|f| f.course_deg);
+    let altitude = opt(|f| f.altitude_m);
+    let sources: Vec<&str> = fixes.iter().map(|f| f.source.as_str()).collect();
+    let flags = col(|f| i64::from(f.flags.0));
+    let seqs: Vec<Option<i64>> = fixes.iter().map(|f| f.seq).collect();
+    let rows = c.query(
+        &insert,
+        &[
+            &devices,
+            &device_times,
+            &received,
+            &lats,
+            &lons,
+            &accuracy,
+            &speed,
+            &course,
+            &altitude,
+            &sources,
+            &flags,
+            &seqs,
+        ],
+    )?;
+    let mut stored = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let key: (i64, Option<i64>) = (r.try_get("device_id")?, r.try_get("seq")?);
+        stored.insert(key, r.try_get::<_, i64>("id")?);
+    }
+    let existing = super::prepared(c, "SELECT id FROM fixes WHERE device_id = $1 AND seq = $2")?;
+    let mut seen = std::collections::HashSet::with_capacity(fixes.len());
+    let mut out = Vec::with_capacity(fixes.len());
+    for f in fixes.iter_mut() {
+        let key = (f.device_id.0, f.seq);
+        match stored.get(&key) {
+            Some(&id) if seen.insert(key) => {
+                f.id = Some(FixId(id));
+                out.push(FixOutcome::Stored(FixId(id)));
+            }
+            Some(&id) => out.push(FixOutcome::Duplicate(FixId(id))),
+            None => match c.query_opt(&existing, &[&f.device_id.0, &f.seq])? {
+                Some(r) => out.push(FixOutcome::Duplicate(FixId(r.try_get("id")?))),
+                None => {
+                    return Err(StoreError::InvalidReference(format!(
+                        "device {} is not registered",
+                        f.device_id
+                    )));
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
 /// Stores device events inside the writer's transaction: `(new, id)` for each.
 pub(crate) fn insert_events_tx(c: &mut Client, events: &[DeviceEvent]) -> Result<Vec<(bool, i64)>> {
-    let insert = c.prepare(
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let insert = super::prepared(
+        c,
         "INSERT INTO device_events (device_id, kind, device_time, received_time, lat, lon, code)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
     )?;

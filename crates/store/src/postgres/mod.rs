@@ -35,7 +35,9 @@ pub(crate) mod unknown_frames;
 use crate::sqlite::{Backend, Inner, Writer};
 use crate::writer::{AfterCommit, GroupBackend, QUEUE, WriteJob, writer_loop};
 use crate::{Result, Store, StoreError};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -89,6 +91,36 @@ fn connect(config: &Config) -> Result<Client> {
     Ok(client)
 }
 
+thread_local! {
+    /// The writer session's prepared statements, keyed by their SQL. Set only on the writer
+    /// thread, and emptied whenever its session is replaced (a statement belongs to the
+    /// session that prepared it); every other thread has none and prepares as it goes.
+    static SESSION_STATEMENTS: RefCell<Option<HashMap<&'static str, Statement>>> =
+        const { RefCell::new(None) };
+}
+
+/// Called on the writer thread when its session starts (or is lost): from now on
+/// [`prepared`] keeps the statements of this session.
+fn new_writer_session() {
+    SESSION_STATEMENTS.with(|s| *s.borrow_mut() = Some(HashMap::new()));
+}
+
+/// `sql` prepared once per writer session (one round trip the first time, none after); on
+/// any other thread, prepared afresh.
+pub(crate) fn prepared(c: &mut Client, sql: &'static str) -> Result<Statement> {
+    let cached = SESSION_STATEMENTS.with(|s| s.borrow().as_ref().and_then(|m| m.get(sql).cloned()));
+    if let Some(stmt) = cached {
+        return Ok(stmt);
+    }
+    let stmt = c.prepare(sql)?;
+    SESSION_STATEMENTS.with(|s| {
+        if let Some(m) = s.borrow_mut().as_mut() {
+            m.insert(sql, stmt.clone());
+        }
+    });
+    Ok(stmt)
+}
+
 /// The PostgreSQL side of group commit: the writer's session, replaced after it is lost.
 struct PgWriter {
     config: Config,
@@ -101,6 +133,7 @@ impl GroupBackend for PgWriter {
     fn connection(&mut self) -> Result<&mut Client> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.client = None;
+            new_writer_session();
             let client = connect(&self.config)?;
             tracing::info!("store writer reconnected to PostgreSQL");
             self.client = Some(client);
@@ -127,6 +160,7 @@ impl GroupBackend for PgWriter {
         // The driver notices a dead socket only when it next uses it, so `is_closed` may
         // still say no: after a failed BEGIN or COMMIT the session is not trusted again.
         self.client = None;
+        new_writer_session();
     }
 }
 
@@ -162,6 +196,7 @@ impl Store {
                 });
                 match client {
                     Ok(c) => {
+                        new_writer_session();
                         let _ = opened_tx.send(Ok(()));
                         let backend = PgWriter {
                             config: writer_config,

@@ -860,3 +860,87 @@ async fn a_dispatch_is_one_transaction_and_push_reaches_the_case(place: Place) {
             .unwrap()
     );
 }
+
+on_both_backends!(
+    a_numbered_batch_is_stored_in_order_and_its_resends_recognised,
+    flavor = "current_thread"
+);
+async fn a_numbered_batch_is_stored_in_order_and_its_resends_recognised(place: Place) {
+    let store = place.open();
+    let now = UnixMicros::from_secs(1);
+    let d = store
+        .create_device(
+            DeviceKind::AnkleMonitor,
+            Protocol::Native,
+            "n".into(),
+            None,
+            None,
+            now,
+        )
+        .await
+        .unwrap()
+        .id;
+    let numbered = |secs: i64, seq: i64| Fix {
+        seq: Some(seq),
+        accuracy_m: Some(5.0),
+        ..fix(d, secs)
+    };
+    let first = store
+        .insert_fixes(vec![numbered(10, 1), numbered(11, 2)])
+        .await
+        .unwrap();
+    let ids: Vec<FixId> = first.iter().map(|o| o.id()).collect();
+    assert!(matches!(
+        first[..],
+        [FixOutcome::Stored(_), FixOutcome::Stored(_)]
+    ));
+    assert!(ids[0].0 < ids[1].0, "ids in the call's order");
+    // A resend of 2, a new 3, 3 again within the call, and a new 4.
+    let second = store
+        .insert_fixes(vec![
+            numbered(11, 2),
+            numbered(12, 3),
+            numbered(12, 3),
+            numbered(13, 4),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(second[0], FixOutcome::Duplicate(ids[1]));
+    let FixOutcome::Stored(three) = second[1] else {
+        panic!("{second:?}")
+    };
+    assert_eq!(second[2], FixOutcome::Duplicate(three));
+    let FixOutcome::Stored(four) = second[3] else {
+        panic!("{second:?}")
+    };
+    assert!(three.0 < four.0);
+    let track = store
+        .track(d, UnixMicros(0), UnixMicros::from_secs(100), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        track
+            .iter()
+            .map(|f| (f.seq, f.accuracy_m))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some(1), Some(5.0)),
+            (Some(2), Some(5.0)),
+            (Some(3), Some(5.0)),
+            (Some(4), Some(5.0))
+        ]
+    );
+    // A numbered batch with an unknown device stores nothing.
+    let err = store
+        .insert_fixes(vec![
+            numbered(20, 5),
+            Fix {
+                seq: Some(1),
+                ..fix(DeviceId(9_999), 20)
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
+    assert_eq!(store.count_fixes().await.unwrap(), 4);
+}
