@@ -599,6 +599,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .await?;
     if let Some(n) = &node {
         cluster_tasks.push(cluster_node::spawn_roster_listener(n, pipeline.clone()).await?);
+        cluster_tasks.extend(cluster_node::spawn_live_fanout(n, hub.clone()).await?);
     }
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
     let audit_signer = audit_log::signer(

@@ -437,7 +437,7 @@ impl From<Order> for OrderDto {
 }
 
 /// A position as shown to staff: always with its time, accuracy and source.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PositionDto {
     pub fix_id: i64,
     pub device_id: i64,
@@ -456,7 +456,7 @@ pub struct PositionDto {
     /// When the server received it.
     pub received_time: String,
     /// Quality flags: `late`, `integrity_suspect`, `no_gnss_fix`.
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<String>,
     /// Track only: the cell towers and Wi-Fi access points the device reported in the same
     /// frame, when it reported any (raw, for network-based location; not a position).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -466,7 +466,7 @@ pub struct PositionDto {
 /// Radio surroundings a device reported: raw cell towers and Wi-Fi access points. Turning
 /// them into a position needs a geolocation service (cells: hundreds of metres to
 /// kilometres; Wi-Fi: tens of metres), which Bulwark does not call.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NetworkScanDto {
     /// The device's time of the report (the receipt time when the device sent none).
     pub scan_time: String,
@@ -495,7 +495,7 @@ pub struct UnknownFrameDto {
     pub note: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CellTowerDto {
     pub mcc: u16,
     pub mnc: u16,
@@ -505,7 +505,7 @@ pub struct CellTowerDto {
     pub rssi: Option<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WifiAccessPointDto {
     /// `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
@@ -540,21 +540,21 @@ impl From<store::NetworkScan> for NetworkScanDto {
     }
 }
 
-pub fn flag_names(f: FixFlags) -> Vec<&'static str> {
+pub fn flag_names(f: FixFlags) -> Vec<String> {
     let mut v = Vec::new();
     if f.has(FixFlags::LATE) {
-        v.push("late");
+        v.push("late".into());
     }
     if f.has(FixFlags::INTEGRITY_SUSPECT) {
-        v.push("integrity_suspect");
+        v.push("integrity_suspect".into());
     }
     if f.has(FixFlags::NO_GNSS_FIX) {
-        v.push("no_gnss_fix");
+        v.push("no_gnss_fix".into());
     }
     v
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AlertDto {
     pub id: i64,
     pub case_id: Option<i64>,
@@ -579,7 +579,7 @@ pub struct AlertDto {
     /// Detected from late (buffered) data: a late-detected violation, not a live one.
     pub late: bool,
     /// `confirmed`, or `possible` when positions were too uncertain to confirm it.
-    pub certainty: &'static str,
+    pub certainty: String,
     /// Rate at which the distance shrinks (m/s; negative = moving apart).
     pub closing_speed_mps: Option<f64>,
     /// Seconds to the no-approach distance at the current closing speed.
@@ -617,9 +617,9 @@ impl From<store::AlertRecord> for AlertDto {
             device_id: r.device.map(|d| d.0),
             late: r.details.late,
             certainty: if r.details.possible {
-                "possible"
+                "possible".into()
             } else {
-                "confirmed"
+                "confirmed".into()
             },
             closing_speed_mps: r.details.closing_speed_mps,
             time_to_contact_s: r.details.time_to_contact_s,
@@ -958,7 +958,7 @@ pub struct AccessLogEntry {
 
 /// A notice of the court workflow to one party (`GET /api/v1/notices`, `/me/notices`, the
 /// live stream's `notice` event).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NoticeDto {
     pub id: i64,
     pub case_id: i64,

@@ -19,13 +19,13 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use domain::UnixMicros;
 use futures_util::Stream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
     Position(PositionDto),
@@ -36,7 +36,7 @@ pub enum LiveEvent {
 
 /// A notice as streamed: the victim it is addressed to sees hers, the case's officers see
 /// those to the officer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NoticeEvent {
     #[serde(flatten)]
     pub notice: crate::http::dto::NoticeDto,
@@ -60,6 +60,9 @@ pub struct Hub {
     capacity: usize,
     /// Distinguishes this process's sequence numbers from a previous run's.
     epoch: u64,
+    /// In cluster mode: where this node's own events also go, so every other node's hub
+    /// republishes them (`cluster_node::spawn_live_fanout`).
+    forward: Arc<Mutex<Option<mpsc::UnboundedSender<Arc<LiveEvent>>>>>,
 }
 
 /// Where a new subscriber starts.
@@ -78,6 +81,14 @@ impl Hub {
             recent: Arc::new(Mutex::new((VecDeque::with_capacity(capacity), 0))),
             capacity,
             epoch: rand::random::<u32>() as u64,
+            forward: Arc::default(),
+        }
+    }
+
+    /// Sends every event published on this node from now on to `tx` as well (cluster mode).
+    pub fn forward_to(&self, tx: mpsc::UnboundedSender<Arc<LiveEvent>>) {
+        if let Ok(mut f) = self.forward.lock() {
+            *f = Some(tx);
         }
     }
 
@@ -90,9 +101,25 @@ impl Hub {
         format!("{}-{seq}", self.epoch)
     }
 
+    /// Publishes an event that happened on this node: to its own clients and, in cluster
+    /// mode, to every other node's.
     pub fn publish(&self, event: LiveEvent) {
+        let event = self.publish_local(event);
+        if let Some(Some(tx)) = self.forward.lock().ok().as_deref()
+            && let Some(event) = event
+        {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Publishes an event another node published (cluster mode): to this node's clients only.
+    pub fn publish_remote(&self, event: LiveEvent) {
+        self.publish_local(event);
+    }
+
+    fn publish_local(&self, event: LiveEvent) -> Option<Arc<LiveEvent>> {
         let Ok(mut guard) = self.recent.lock() else {
-            return;
+            return None;
         };
         let (recent, last) = &mut *guard;
         *last += 1;
@@ -104,8 +131,10 @@ impl Hub {
             recent.pop_front();
         }
         recent.push_back(item.clone());
+        let event = item.event.clone();
         // No receivers is normal (nobody watching).
         let _ = self.tx.send(item);
+        Some(event)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Sequenced> {
