@@ -169,7 +169,8 @@ impl utoipa::Modify for ClientErrors {
 }
 
 /// Liveness and degradation: `degraded` when the store's queue or the engine is behind,
-/// the store cannot write or the access log is broken. Anyone (a load balancer) gets
+/// the store cannot write, the access log is broken, or (cluster mode) the node has lost
+/// NATS or has commits not yet published. Anyone (a load balancer) gets
 /// `status` and `version`; the figures (queue, lag, server time, which part is degraded)
 /// only a caller that may read the operational figures ([`auth::may_read_operations`]).
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = dto::Health)))]
@@ -181,11 +182,18 @@ async fn healthz(
     let lag = s.pipeline.lag_s();
     let writes_failing = s.store.writes_failing();
     metrics::gauge!("bulwark_store_writes_failing").set(if writes_failing { 1.0 } else { 0.0 });
-    let status = if queue > 1000 || lag > 5.0 || !s.audit_chain_ok || writes_failing {
-        "degraded"
-    } else {
-        "ok"
-    };
+    // A cluster node that lost NATS keeps acknowledging (PostgreSQL holds every fix) but
+    // its commits no longer reach the partitions' owners: protection is degraded until it
+    // is back and has republished.
+    let cluster_behind = s.cluster.as_deref().is_some_and(|c| {
+        !c.status.borrow().connected || c.stats.behind.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    let status =
+        if queue > 1000 || lag > 5.0 || !s.audit_chain_ok || writes_failing || cluster_behind {
+            "degraded"
+        } else {
+            "ok"
+        };
     let ops = auth::may_read_operations(&parts, &s).await;
     axum::Json(dto::Health {
         status,
@@ -551,6 +559,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     // Cluster mode: this node's commits go to the stream (publisher), and its engine is fed
     // from the stream's subjects of the partitions it holds (reader), not from its own commits.
+    let clock = crate::clock::Clock::system();
     let mut cluster_tasks = Vec::new();
     let pipeline_cluster = match &node {
         Some(n) => {
@@ -560,7 +569,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 store.subscribe_committed(),
             ));
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            cluster_tasks.push(cluster_node::spawn_reader(n.clone(), tx));
+            cluster_tasks.push(cluster_node::spawn_reader(n.clone(), clock.clone(), tx));
             Some(pipeline::ClusterInput {
                 node: n.clone(),
                 input: rx,
@@ -568,7 +577,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
         None => None,
     };
-    let clock = crate::clock::Clock::system();
     let hub = live::Hub::new(16_384);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (pipeline, pipeline_task) = pipeline::spawn(
@@ -598,8 +606,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await?;
     if let Some(n) = &node {
-        cluster_tasks.push(cluster_node::spawn_roster_listener(n, pipeline.clone()).await?);
-        cluster_tasks.extend(cluster_node::spawn_live_fanout(n, hub.clone()).await?);
+        cluster_tasks.push(pipeline::spawn_roster_listener(n, pipeline.clone()).await?);
+        cluster_tasks.extend(live::spawn_live_fanout(n, hub.clone()).await?);
     }
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
     let audit_signer = audit_log::signer(

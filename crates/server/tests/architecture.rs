@@ -101,16 +101,24 @@ fn crate_paths(src: &str) -> BTreeSet<String> {
 /// documents them (lowest first). Keep the two in step.
 const FOLDERS: &[(&str, &[&str])] = &[
     ("http", &[]),
+    ("cluster_node", &[]),
     ("privacy", &["http"]),
-    ("live", &["privacy", "http"]),
-    ("pipeline", &["live", "http"]),
+    ("live", &["cluster_node", "privacy", "http"]),
+    ("pipeline", &["cluster_node", "live", "http"]),
     ("ingest", &["pipeline", "http"]),
     ("court", &["live", "privacy", "http"]),
     ("alerts", &["live", "privacy", "http"]),
     (
         "api",
         &[
-            "alerts", "court", "ingest", "pipeline", "live", "privacy", "http",
+            "alerts",
+            "court",
+            "ingest",
+            "pipeline",
+            "live",
+            "cluster_node",
+            "privacy",
+            "http",
         ],
     ),
 ];

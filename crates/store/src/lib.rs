@@ -73,7 +73,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("postgresql error: {}", pg_message(.0))]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(::postgres::Error),
     /// The database cannot be reached (PostgreSQL down or restarting): nothing was stored.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -100,6 +100,35 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The server's own words for a PostgreSQL error (the driver's `Display` says only "db
 /// error"): severity, message and SQLSTATE, or the connection error and its cause.
+/// A PostgreSQL error is [`StoreError::Unavailable`] when the server, not the statement,
+/// failed: the connection is gone (no SQLSTATE, or closed), the server refuses connections
+/// or is shutting down (class 57, operator intervention: `57P01` admin shutdown, `57P03`
+/// cannot connect now), or the connection broke (class 08). A device or user told
+/// "unavailable" retries later; every other error is a statement's own failure.
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        let outage = match e.as_db_error() {
+            // Without SQLSTATE: the socket failed (an I/O cause), the session closed, or
+            // connecting failed; a column that does not convert is a bug, not an outage.
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(&e)
+                        .is_some_and(|c| c.downcast_ref::<std::io::Error>().is_some())
+                    || e.to_string().starts_with("error connecting")
+            }
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("57") || code.starts_with("08")
+            }
+        };
+        if outage || e.is_closed() {
+            StoreError::Unavailable(pg_message(&e))
+        } else {
+            StoreError::Postgres(e)
+        }
+    }
+}
+
 fn pg_message(e: &::postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),

@@ -186,6 +186,16 @@ impl From<store::StoreError> for ApiError {
             S::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             S::InvalidReference(m) => ApiError::new(ErrorCode::InvalidReference, m),
             S::Closed => ApiError::new(ErrorCode::Unavailable, "the server is shutting down"),
+            // The database is unreachable (PostgreSQL restarting, network cut): nothing was
+            // stored or acknowledged, and retrying later is the right answer, not a bug
+            // report. Where it could not be reached stays in the server's log.
+            S::Unavailable(m) => {
+                tracing::warn!(error = %m, "store unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the store is unavailable; nothing was stored, retry later",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

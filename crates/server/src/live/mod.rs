@@ -7,7 +7,9 @@
 //! or a client falls behind the broadcast, it gets a `resync` event and reloads the snapshot:
 //! never a silent loss. Each client sees only the cases `authz` allowed it when it connected.
 
+mod fanout;
 pub mod ws;
+pub use fanout::spawn_live_fanout;
 
 use crate::AppState;
 use crate::http::dto::{AlertDto, PositionDto};

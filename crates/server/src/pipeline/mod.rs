@@ -4,6 +4,7 @@
 //! (in commit order), roster changes when cases, orders or devices change, and a tick every
 //! second. Engine outputs are written to the store, then published.
 
+mod roster;
 use crate::clock::Clock;
 use crate::cluster_node::{Node, Routing};
 use crate::http::dto::{AlertDto, PositionDto, flag_names, ts};
@@ -13,6 +14,7 @@ use engine::{
     Certainty, DeviceCommand, Engine, EngineConfig, Input, MonitoredOrder, Output, Roster,
     Transition,
 };
+pub use roster::spawn_roster_listener;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,6 +128,9 @@ pub struct BacklogSample {
     /// Writes waiting for the store's writer.
     pub store_queue: usize,
     pub lag_s: f64,
+    /// The store's writer cannot write (database unreachable, disk full): nothing is being
+    /// acknowledged, so every device's fixes are backing up on the device.
+    pub store_failing: bool,
 }
 
 /// The ingest-backlog alert's state, with hysteresis in level and in time: raised when a
@@ -158,8 +163,8 @@ impl Backlog {
     /// `Some(true)`: raise; `Some(false)`: clear; `None`: no change.
     pub fn observe(&mut self, s: BacklogSample, l: BacklogLimits, at: UnixMicros) -> Option<bool> {
         let queue = s.engine_queue + s.store_queue;
-        let over = queue > l.max_queue || s.lag_s > l.max_lag_s;
-        let calm = queue <= l.max_queue / 2 && s.lag_s <= l.max_lag_s / 2.0;
+        let over = queue > l.max_queue || s.lag_s > l.max_lag_s || s.store_failing;
+        let calm = queue <= l.max_queue / 2 && s.lag_s <= l.max_lag_s / 2.0 && !s.store_failing;
         if !self.raised {
             if over {
                 self.raised = true;
@@ -693,6 +698,7 @@ impl Pipeline {
             engine_queue,
             store_queue: self.store.write_queue_len(),
             lag_s,
+            store_failing: self.store.writes_failing(),
         };
         metrics::gauge!("bulwark_engine_queue").set(engine_queue as f64);
         let Some(raise) = self.backlog.observe(sample, self.notify.backlog, at) else {
@@ -705,35 +711,45 @@ impl Pipeline {
                 "server behind on ingest: raising the ingest-backlog alert"
             );
         }
-        let summary = format!(
-            "server behind on ingest: {} batches waiting for the engine, {} writes waiting for the store, engine {:.1} s behind",
-            sample.engine_queue, sample.store_queue, sample.lag_s
-        );
-        self.store_alert(AlertChange {
-            order_id: None,
-            case_id: None,
-            rule: AlertRule::IngestBacklog,
-            protected: None,
-            zone: None,
-            kind: if raise {
-                AlertChangeKind::Raised
-            } else {
-                AlertChangeKind::Cleared
-            },
-            severity: Severity::Critical,
-            at,
-            distance_m: None,
-            evidence: Vec::new(),
-            summary,
-            device: None,
-            details: AlertDetails::default(),
-        })
-        .await;
+        let summary = if sample.store_failing {
+            "server behind on ingest: the store cannot write (database unreachable or disk full); no fix is acknowledged until it can, devices keep theirs".to_string()
+        } else {
+            format!(
+                "server behind on ingest: {} batches waiting for the engine, {} writes waiting for the store, engine {:.1} s behind",
+                sample.engine_queue, sample.store_queue, sample.lag_s
+            )
+        };
+        let stored = self
+            .store_alert(AlertChange {
+                order_id: None,
+                case_id: None,
+                rule: AlertRule::IngestBacklog,
+                protected: None,
+                zone: None,
+                kind: if raise {
+                    AlertChangeKind::Raised
+                } else {
+                    AlertChangeKind::Cleared
+                },
+                severity: Severity::Critical,
+                at,
+                distance_m: None,
+                evidence: Vec::new(),
+                summary,
+                device: None,
+                details: AlertDetails::default(),
+            })
+            .await;
+        if !stored && raise {
+            // The store is still down after the retries: observe afresh, so the next tick
+            // raises again (with the time of that tick) instead of believing it raised.
+            self.backlog = Backlog::resume(false);
+        }
     }
 
     /// Stores an alert change, retrying on transient failures: an alert must not be lost
-    /// because the disk was briefly busy or full.
-    async fn store_alert(&self, change: AlertChange) {
+    /// because the disk was briefly busy or full. `false`: it could not be stored.
+    async fn store_alert(&self, change: AlertChange) -> bool {
         let mut delay = std::time::Duration::from_millis(50);
         for attempt in 1..=8 {
             match self
@@ -755,15 +771,15 @@ impl Pipeline {
                             .increment(1);
                     }
                     self.hub.publish(LiveEvent::Alert(AlertDto::from(record)));
-                    return;
+                    return true;
                 }
                 Err(store::StoreError::NotFound(m)) => {
                     tracing::debug!(reason = %m, "clear for an alert that is not active");
-                    return;
+                    return true;
                 }
                 Err(store::StoreError::Closed) => {
                     tracing::error!(rule = %change.rule, "store closed; alert change not stored");
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, attempt, rule = %change.rule, "could not store alert change; retrying");
@@ -774,6 +790,7 @@ impl Pipeline {
         }
         metrics::counter!("bulwark_alert_store_failures_total").increment(1);
         tracing::error!(rule = %change.rule, summary = %change.summary, "alert change could not be stored after retries");
+        false
     }
 }
 
@@ -783,6 +800,7 @@ mod tests {
 
     fn sample(engine_queue: usize, store_queue: usize, lag_s: f64) -> BacklogSample {
         BacklogSample {
+            store_failing: false,
             engine_queue,
             store_queue,
             lag_s,
@@ -797,6 +815,38 @@ mod tests {
 
     fn at_ms(ms: i64) -> UnixMicros {
         UnixMicros(1_780_000_000_000_000 + ms * 1_000)
+    }
+
+    #[test]
+    fn a_store_that_cannot_write_raises_the_backlog_alert_with_empty_queues_and_holds_it_until_calm()
+     {
+        let l = LIMITS;
+        let failing = BacklogSample {
+            store_failing: true,
+            ..sample(0, 0, 0.0)
+        };
+        let mut b = Backlog::resume(false);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(0)), None);
+        assert_eq!(
+            b.observe(failing, l, at_ms(1_000)),
+            Some(true),
+            "PostgreSQL down"
+        );
+        assert_eq!(
+            b.observe(failing, l, at_ms(40_000)),
+            None,
+            "still down: no clear"
+        );
+        // Back: cleared only after the hold of calm samples, not at the first one.
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(41_000)), None);
+        assert_eq!(
+            b.observe(failing, l, at_ms(60_000)),
+            None,
+            "down again restarts the hold"
+        );
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(61_000)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(90_999)), None);
+        assert_eq!(b.observe(sample(0, 0, 0.0), l, at_ms(91_000)), Some(false));
     }
 
     #[test]

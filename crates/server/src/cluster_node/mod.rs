@@ -184,98 +184,11 @@ fn cluster_ns(namespace: &str) -> String {
         .collect()
 }
 
-/// Reloads this node's roster whenever another node announces a change.
-pub async fn spawn_roster_listener(
-    node: &Node,
-    pipeline: crate::pipeline::PipelineHandle,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let mut sub = node
-        .client
-        .subscribe(node.roster_subject())
-        .await
-        .map_err(|e| StartError::Cluster(format!("cannot subscribe to roster changes: {e}")))?;
-    Ok(tokio::spawn(async move {
-        while sub.next().await.is_some() {
-            pipeline.roster_changed_elsewhere();
-        }
-    }))
-}
-
-/// A live event as it travels between nodes: who published it, and the notice's addressee
-/// (kept off the browser's wire, needed by each node's scope).
-#[derive(Serialize, Deserialize)]
-struct RemoteLive {
-    origin: String,
-    event: crate::live::LiveEvent,
-    notice_person: Option<i64>,
-}
-
 impl Node {
     /// The core NATS subject on which every node's live events are shared.
     pub fn live_subject(&self) -> String {
         format!("{}.live", cluster_ns(&self.namespace))
     }
-}
-
-/// Live fan-out: every event published on this node's hub is sent to the cluster's live
-/// subject, and every event another node sent there is republished on this node's hub, so a
-/// console sees every event of its cases whatever node it is connected to (its scope is
-/// applied by its own node, as for local events). Core NATS, at most once: an event sent
-/// while NATS is unreachable reaches only this node's consoles; the others' next snapshot
-/// (reconnect or resync) shows the stored state.
-pub async fn spawn_live_fanout(
-    node: &Arc<Node>,
-    hub: crate::live::Hub,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
-    let subject = node.live_subject();
-    let mut sub = node
-        .client
-        .subscribe(subject.clone())
-        .await
-        .map_err(|e| StartError::Cluster(format!("cannot subscribe to live events: {e}")))?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<crate::live::LiveEvent>>();
-    hub.forward_to(tx);
-    let sender = {
-        let node = node.clone();
-        tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                let notice_person = match &*event {
-                    crate::live::LiveEvent::Notice(n) => n.person_id,
-                    _ => None,
-                };
-                let msg = RemoteLive {
-                    origin: node.node_id.clone(),
-                    event: (*event).clone(),
-                    notice_person,
-                };
-                match serde_json::to_vec(&msg) {
-                    Ok(bytes) => {
-                        if let Err(e) = node.client.publish(subject.clone(), bytes.into()).await {
-                            tracing::warn!(error = %e, "live event not shared with the other nodes");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "live event could not be encoded"),
-                }
-            }
-        })
-    };
-    let own = node.node_id.clone();
-    let receiver = tokio::spawn(async move {
-        while let Some(m) = sub.next().await {
-            match serde_json::from_slice::<RemoteLive>(&m.payload) {
-                Ok(r) if r.origin == own => {}
-                Ok(r) => {
-                    let mut event = r.event;
-                    if let crate::live::LiveEvent::Notice(n) = &mut event {
-                        n.person_id = r.notice_person;
-                    }
-                    hub.publish_remote(event);
-                }
-                Err(e) => tracing::warn!(error = %e, "unreadable live event from another node"),
-            }
-        }
-    });
-    Ok(vec![sender, receiver])
 }
 
 fn default_node_id() -> String {
@@ -624,6 +537,7 @@ async fn publish_all(
 /// as its lease is gone.
 pub fn spawn_reader(
     node: Arc<Node>,
+    clock: crate::clock::Clock,
     out: mpsc::UnboundedSender<Committed>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -642,7 +556,7 @@ pub fn spawn_reader(
                 }
                 keep
             });
-            let since = now_us() - TAKEOVER_MARGIN.as_micros() as i64;
+            let since = clock.now().0 - TAKEOVER_MARGIN.as_micros() as i64;
             for p in held {
                 if readers.contains_key(&p) {
                     continue;
@@ -662,13 +576,6 @@ pub fn spawn_reader(
             t.abort();
         }
     })
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 async fn read_partition(
