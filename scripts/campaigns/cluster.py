@@ -830,6 +830,12 @@ def outage_pg(args, workdir, rng):
         log(f"postgres: /healthz ok again {fmt(back)} after the restart; backlog drained with {left} left")
         if left:
             problems.append(f"{left} fixes still unacknowledged 90 s after the load stopped")
+        # The outage itself is an alert (the backlog alert, raised while the store could not
+        # write, stored once it could): the record that protection was blind, and when.
+        backlog = run.rows("SELECT id, raised_at, summary FROM alerts WHERE rule = 'ingest_backlog'")
+        log(f"postgres: ingest_backlog alerts stored: {[(r[0], r[1], r[2][:60]) for r in backlog]}")
+        if not backlog:
+            problems.append("no ingest_backlog alert was stored for the PostgreSQL outage")
         for n in run.nodes:
             n.stop()
         problems += run.check(commit_ts=True)
