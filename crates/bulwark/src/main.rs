@@ -129,6 +129,15 @@ struct BenchLatencyArgs {
     /// Background load of each phase in percent of the sustained rate (0 = idle).
     #[arg(long, value_delimiter = ',', default_value = "0,50,90")]
     loads: Vec<u32>,
+    /// Run on this many cluster nodes (PostgreSQL + NATS) instead of one embedded server.
+    #[arg(long)]
+    cluster_nodes: Option<usize>,
+    /// The cluster's PostgreSQL (a fresh schema is created in it).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    cluster_store: String,
+    /// The cluster's NATS JetStream (a fresh namespace).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    cluster_nats: String,
 }
 
 #[derive(Args)]
@@ -637,6 +646,11 @@ async fn main() -> Result<()> {
                 samples: a.samples,
                 calibrate: std::time::Duration::from_secs_f64(a.calibrate),
                 loads: a.loads,
+                cluster: a.cluster_nodes.map(|nodes| bench::ClusterTarget {
+                    pg: a.cluster_store,
+                    nats: a.cluster_nats,
+                    nodes,
+                }),
             })
             .await?;
         }

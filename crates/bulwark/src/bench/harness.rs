@@ -121,12 +121,20 @@ async fn seed_case(store: store::Store, i: usize, with_zone: bool) -> Result<(us
 /// Seeds `plan` into a fresh store in `dir` and closes it. Returns each case's ids (index:
 /// case number) and how long it took.
 pub async fn seed(dir: &Path, plan: SeedPlan) -> Result<(Vec<SeededCase>, Duration)> {
-    let mut ids = vec![SeededCase::default(); plan.cases];
-    let started = Instant::now();
     let store = {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || store::Store::open(&dir)).await??
     };
+    seed_store(store, plan).await
+}
+
+/// Seeds `plan` into `store` (either backend) and closes it.
+pub async fn seed_store(
+    store: store::Store,
+    plan: SeedPlan,
+) -> Result<(Vec<SeededCase>, Duration)> {
+    let mut ids = vec![SeededCase::default(); plan.cases];
+    let started = Instant::now();
     // Enough jobs in flight that each group commit takes hundreds of them.
     const IN_FLIGHT: usize = 2_000;
     let mut next = 0;
@@ -174,10 +182,121 @@ impl Drop for Server {
     }
 }
 
-/// Extra `[alerts]` settings for the overload bench.
+/// Extra `[alerts]` settings for the overload bench; extra `serve` arguments for a cluster
+/// node (`--store`, `--cluster`, `--node-id`, `--cluster-namespace`).
 #[derive(Debug, Clone, Default)]
 pub struct ServeExtras {
     pub alerts_toml: String,
+    pub args: Vec<String>,
+}
+
+/// Where a cluster bench runs: PostgreSQL (a fresh schema is made in it), NATS (a fresh
+/// namespace) and how many nodes.
+#[derive(Debug, Clone)]
+pub struct ClusterTarget {
+    pub pg: String,
+    pub nats: String,
+    pub nodes: usize,
+}
+
+/// Seeds `plan` into a fresh schema of `t.pg` and starts `t.nodes` cluster nodes on it (data
+/// directories under `root`, node 1's signing and VAPID keys copied to the others, as
+/// docs/cluster.md asks of an operator); returns once every node holds a share of the
+/// partitions and together they hold all of them.
+pub async fn start_cluster(
+    root: &Path,
+    t: &ClusterTarget,
+    plan: SeedPlan,
+) -> Result<(Vec<Server>, Vec<SeededCase>, Duration)> {
+    if t.nodes == 0 {
+        bail!("--cluster-nodes must be at least 1");
+    }
+    let tag = format!(
+        "{}_{}",
+        jiff::Timestamp::now().as_second(),
+        std::process::id()
+    );
+    let schema = format!("bulwark_bench_{tag}");
+    let (client, conn) = tokio_postgres::connect(&t.pg, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", t.pg))?;
+    let conn_task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .context("creating the bench schema")?;
+    drop(client);
+    conn_task.abort();
+    let sep = if t.pg.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-csearch_path%3D{schema}", t.pg);
+    eprintln!("  PostgreSQL schema {schema}, NATS namespace bench{tag}");
+    let store = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || store::Store::open_url(&url)).await??
+    };
+    let (ids, took) = seed_store(store, plan).await?;
+    let mut servers = Vec::with_capacity(t.nodes);
+    for i in 1..=t.nodes {
+        let data = root.join(format!("node{i}"));
+        std::fs::create_dir_all(&data)?;
+        if let Some(first) = servers.first() {
+            let first: &Server = first;
+            for key in ["audit-signing.key", "vapid-private.key"] {
+                std::fs::copy(first.data_dir.join(key), data.join(key))
+                    .with_context(|| format!("copying {key} to node {i}"))?;
+            }
+        }
+        let extras = ServeExtras {
+            alerts_toml: String::new(),
+            args: [
+                "--store",
+                &url,
+                "--cluster",
+                &t.nats,
+                "--node-id",
+                &format!("bench-n{i}"),
+                "--cluster-namespace",
+                &format!("bench{tag}"),
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        servers.push(Server::start(&data, &extras).await?);
+    }
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let mut shares = Vec::new();
+        for s in &servers {
+            let h: serde_json::Value = http
+                .get(format!("{}/healthz", s.http))
+                .bearer_auth(&s.token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            shares.push(
+                h["cluster"]["partitions_owned"]
+                    .as_array()
+                    .map_or(0, |a| a.len()),
+            );
+        }
+        let total: usize = shares.iter().sum();
+        let fair = 64usize.div_ceil(t.nodes);
+        if shares.iter().all(|n| *n > 0 && *n <= fair) && total == 64 {
+            eprintln!(
+                "  {} nodes hold the 64 partitions as {shares:?} after {:.1} s",
+                t.nodes,
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("the cluster's partitions did not settle within 120 s: {shares:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok((servers, ids, took))
 }
 
 impl Server {
@@ -195,15 +314,21 @@ impl Server {
             alerts = extras.alerts_toml,
         );
         let parent = data_dir.parent().unwrap_or(data_dir);
-        let config_path = parent.join("bench-server.toml");
+        // One server: `bench-server.*`; cluster nodes: `node<i>-server.*`.
+        let name = match data_dir.file_name().and_then(|n| n.to_str()) {
+            Some("data") | None => "bench-server".to_string(),
+            Some(n) => format!("{n}-server"),
+        };
+        let config_path = parent.join(format!("{name}.toml"));
         std::fs::write(&config_path, config)?;
-        let log = parent.join("bench-server.log");
+        let log = parent.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log)?;
         let exe = std::env::current_exe().context("locating the bulwark binary")?;
         let child = Command::new(exe)
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
+            .args(&extras.args)
             .env("RUST_LOG", "warn")
             .env_remove("BULWARK_ADMIN_TOKEN")
             .env_remove("BULWARK_DATA_DIR")

@@ -11,6 +11,11 @@
 //! open): the protected person's phone reports her position, then the offender's monitor
 //! reports a fix 33 m from her; the clock starts just before that frame is written. SOS
 //! samples send a panic-priority record from another case's monitor.
+//!
+//! In cluster mode (`--cluster-nodes N`, with `--cluster-store postgres://…` and
+//! `--cluster-nats nats://…`) a breach travels: node 1's door, the commit in PostgreSQL,
+//! node 1's publish to JetStream, the owning node's engine, the alert's commit, that node's
+//! hub, the live fan-out, the last node's stream.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +43,10 @@ pub struct LatencyOptions {
     pub calibrate: Duration,
     /// Background load of each phase, in percent of the calibrated rate (0: idle).
     pub loads: Vec<u32>,
+    /// Run on a cluster of `bulwark serve --store … --cluster …` nodes instead of one
+    /// embedded server: the samples' devices talk to node 1, the officer's live stream is
+    /// on the last node, the background devices are spread over all of them.
+    pub cluster: Option<harness::ClusterTarget>,
 }
 
 /// An alert as it arrived on the live stream.
@@ -162,9 +171,11 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
     Ok(v)
 }
 
-/// Creates a monitoring officer assigned to `cases`, logs in and opens the live stream.
+/// Creates a monitoring officer assigned to `cases` through `server`, logs in and opens the
+/// live stream on `live` (the same server, or another node of the cluster).
 async fn officer_stream(
     server: &Server,
+    live: &Server,
     cases: &[i64],
 ) -> Result<mpsc::UnboundedReceiver<Arrival>> {
     let http = reqwest::Client::new();
@@ -200,7 +211,7 @@ async fn officer_stream(
         .context("login response without token")?
         .to_string();
     let resp = http
-        .get(format!("{}/api/v1/live", server.http))
+        .get(format!("{}/api/v1/live", live.http))
         .bearer_auth(&token)
         .send()
         .await?
@@ -347,17 +358,36 @@ pub async fn run(o: LatencyOptions) -> Result<()> {
         "  seeding {} cases ({} with a zone) …",
         o.plan.cases, o.plan.zones
     );
-    let (ids, took) = harness::seed(&data, o.plan).await?;
+    let (mut servers, ids, took) = match &o.cluster {
+        None => {
+            let (ids, took) = harness::seed(&data, o.plan).await?;
+            (
+                vec![Server::start(&data, &ServeExtras::default()).await?],
+                ids,
+                took,
+            )
+        }
+        Some(t) => harness::start_cluster(dir.path(), t, o.plan).await?,
+    };
     eprintln!("  seeded in {:.1} s", took.as_secs_f64());
-    let server = Server::start(&data, &ServeExtras::default()).await?;
     let sample_cases: Vec<i64> = ids
         .get(bg_cases..needed)
         .context("sample cases")?
         .iter()
         .map(|c| c.case)
         .collect();
-    let mut rx = officer_stream(&server, &sample_cases).await?;
-    let conns = connect_all(server.teltonika, 0..o.background_devices).await?;
+    let server = servers.remove(0);
+    let live = servers.last().unwrap_or(&server);
+    let mut rx = officer_stream(&server, live, &sample_cases).await?;
+    // The background devices in one contiguous share per node.
+    let nodes: Vec<&Server> = std::iter::once(&server).chain(servers.iter()).collect();
+    let share = o.background_devices.div_ceil(nodes.len());
+    let mut conns = Vec::new();
+    for (j, node) in nodes.iter().enumerate() {
+        let from = (j * share).min(o.background_devices);
+        let to = ((j + 1) * share).min(o.background_devices);
+        conns.extend(connect_all(node.teltonika, from..to).await?);
+    }
     let n = o.clients.min(conns.len()).max(1);
     let mut clients: Vec<BgClient> = (0..n)
         .map(|_| BgClient {
@@ -435,8 +465,18 @@ pub async fn run(o: LatencyOptions) -> Result<()> {
     let (rss, hwm) = server.rss_kib()?;
     drop(clients);
     server.stop().await?;
+    for s in servers {
+        s.stop().await?;
+    }
+    let shape = match &o.cluster {
+        None => "one embedded server".to_string(),
+        Some(t) => format!(
+            "{} cluster nodes on PostgreSQL and NATS (samples' devices on node 1, the console on node {})",
+            t.nodes, t.nodes
+        ),
+    };
     println!(
-        "\n{} cases ({} zones), sustained {sustained:.0} fixes/s; server RSS {} MiB (peak {} MiB)",
+        "\n{shape}: {} cases ({} zones), sustained {sustained:.0} fixes/s; node 1 RSS {} MiB (peak {} MiB)",
         o.plan.cases,
         o.plan.zones,
         rss / 1024,

@@ -31,4 +31,4 @@ pub mod memory;
 pub mod overload;
 
 pub use alternatives::{Options, run};
-pub use harness::SeedPlan;
+pub use harness::{ClusterTarget, SeedPlan};
