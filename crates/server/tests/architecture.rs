@@ -215,10 +215,20 @@ fn only_the_clock_reads_the_wall_clock() {
 
 /// Where the server may read case data as itself (`store::Authorized::system`): no one's
 /// request, so nothing to log. Each with why.
-const SYSTEM_READS: &[(&str, &str)] = &[(
-    "ingest/mod.rs",
-    "the references of the impossible-jump check, shown to no one",
-)];
+const SYSTEM_READS: &[(&str, &str)] = &[
+    (
+        "ingest/mod.rs",
+        "the references of the impossible-jump check, shown to no one",
+    ),
+    (
+        "pipeline/mod.rs",
+        "at start, whether a backlog alert is still open, shown to no one",
+    ),
+    (
+        "privacy/retention.rs",
+        "the retention job: which incidents keep a party's data",
+    ),
+];
 
 /// Where a request's token is obtained: the store's `authorize` appends the access-log
 /// records; only the one door (and the operator's export, which logs first) calls it.

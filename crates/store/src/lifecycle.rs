@@ -159,8 +159,24 @@ impl Store {
         .await
     }
 
-    /// The action log of one alert, oldest first.
-    pub async fn alert_actions(&self, id: AlertId) -> Result<Vec<AlertAction>> {
+    /// The action log of one alert, oldest first; `auth` must cover the alert.
+    pub async fn alert_actions(
+        &self,
+        auth: &crate::Authorized,
+        id: AlertId,
+    ) -> Result<Vec<AlertAction>> {
+        let alert = match self.alert(id).await {
+            Ok(a) => a,
+            // No alert, no actions: there is nothing to cover.
+            Err(crate::StoreError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        if !auth.coverage(self).await?.alert(&alert) {
+            return Err(crate::StoreError::NotAuthorized(format!(
+                "no logged decision covers alert {}",
+                id.0
+            )));
+        }
         if self.is_postgres() {
             return self
                 .pg_read(move |c| crate::postgres::lifecycle::alert_actions(c, id))

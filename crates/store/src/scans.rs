@@ -170,8 +170,25 @@ impl Store {
         .await
     }
 
-    /// The scans that came with the given fixes (one per fix at most), for a track.
-    pub async fn network_scans_of_fixes(&self, fixes: Vec<FixId>) -> Result<Vec<NetworkScan>> {
+    /// The scans that came with the given fixes (one per fix at most), for a track; `auth`
+    /// must cover every scan's device.
+    pub async fn network_scans_of_fixes(
+        &self,
+        auth: &crate::Authorized,
+        fixes: Vec<FixId>,
+    ) -> Result<Vec<NetworkScan>> {
+        let scans = self.scans_of_fixes(fixes).await?;
+        let cover = auth.coverage(self).await?;
+        if let Some(s) = scans.iter().find(|s| !cover.device(s.device_id)) {
+            return Err(crate::StoreError::NotAuthorized(format!(
+                "no logged decision covers device {}",
+                s.device_id.0
+            )));
+        }
+        Ok(scans)
+    }
+
+    async fn scans_of_fixes(&self, fixes: Vec<FixId>) -> Result<Vec<NetworkScan>> {
         if fixes.is_empty() {
             return Ok(Vec::new());
         }

@@ -188,8 +188,18 @@ impl Store {
         .await
     }
 
-    /// Every device's latest health report.
-    pub async fn device_health(&self) -> Result<Vec<(DeviceId, DeviceHealth)>> {
+    /// The latest health report of every device `auth` covers.
+    pub async fn device_health(
+        &self,
+        auth: &crate::Authorized,
+    ) -> Result<Vec<(DeviceId, DeviceHealth)>> {
+        let cover = auth.coverage(self).await?;
+        let mut out = self.health_of_each_device().await?;
+        out.retain(|(d, _)| cover.device(*d));
+        Ok(out)
+    }
+
+    async fn health_of_each_device(&self) -> Result<Vec<(DeviceId, DeviceHealth)>> {
         if self.is_postgres() {
             return self.pg_read(crate::postgres::status::device_health).await;
         }

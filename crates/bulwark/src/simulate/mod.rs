@@ -749,7 +749,12 @@ mod tests {
             );
         }
         assert_eq!(running.store.count_fixes().await.unwrap(), total);
-        for f in running.store.latest_fixes().await.unwrap() {
+        for f in running
+            .store
+            .latest_fixes(&store::Authorized::system("simulation summary"))
+            .await
+            .unwrap()
+        {
             let track = running
                 .store
                 .track(

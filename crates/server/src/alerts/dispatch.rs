@@ -208,7 +208,8 @@ pub async fn dispatch(
         Some(p) => format!("alert {id} dual dispatch with police account {p}"),
         None => format!("alert {id} dispatch to the offender"),
     };
-    let (alert, case) = crate::alerts::lifecycle::alert_for_handling(&s, &c, id, &details).await?;
+    let (alert, case, _) =
+        crate::alerts::lifecycle::alert_for_handling(&s, &c, id, &details).await?;
     if !access::may_dispatch(c.principal.role) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

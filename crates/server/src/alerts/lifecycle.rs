@@ -18,6 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use domain::*;
 use serde::Deserialize;
+use store::Authorized;
 use utoipa::IntoParams;
 
 type Body = Result<Bytes, BytesRejection>;
@@ -79,7 +80,7 @@ pub(crate) async fn alert_for_handling(
     c: &Caller,
     id: i64,
     details: &str,
-) -> Result<(Option<store::AlertRecord>, Option<CaseId>), ApiError> {
+) -> Result<(Option<store::AlertRecord>, Option<CaseId>, Authorized), ApiError> {
     let alert = match s.store.alert(AlertId(id)).await {
         Ok(a) => Some(a),
         Err(store::StoreError::NotFound(_)) => None,
@@ -93,10 +94,10 @@ pub(crate) async fn alert_for_handling(
         .is_some_and(crate::privacy::authz::outside_any_case)
         && case.is_none()
     {
-        authz::unlinked_device_alert(s, c, Action::HandleAlert, details).await?;
-        return Ok((alert, None));
+        let token = authz::unlinked_device_alert(s, c, Action::HandleAlert, details).await?;
+        return Ok((alert, None, token));
     }
-    authz::check(
+    let allowed = authz::check(
         s,
         c,
         Action::HandleAlert,
@@ -107,7 +108,7 @@ pub(crate) async fn alert_for_handling(
         details,
     )
     .await?;
-    Ok((alert, case))
+    Ok((alert, case, allowed.token))
 }
 
 fn new_action(
@@ -209,8 +210,8 @@ pub async fn history(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<AlertActionDto>>, ApiError> {
-    alert_for_handling(&s, &c, id, &format!("alert {id} history")).await?;
-    let log = s.store.alert_actions(AlertId(id)).await?;
+    let (_, _, token) = alert_for_handling(&s, &c, id, &format!("alert {id} history")).await?;
+    let log = s.store.alert_actions(&token, AlertId(id)).await?;
     Ok(Json(log.into_iter().map(Into::into).collect()))
 }
 

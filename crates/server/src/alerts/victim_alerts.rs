@@ -58,7 +58,7 @@ async fn own_case(
     c: &Caller,
     action: Action,
     details: &str,
-) -> Result<(CaseId, PersonId), ApiError> {
+) -> Result<(CaseId, PersonId, store::Authorized), ApiError> {
     let g = authz::grants(s, c).await?;
     let mine = match (c.principal.role, c.principal.person) {
         (Role::Victim, Some(p)) => g.protected_in.first().map(|k| (*k, p)),
@@ -69,8 +69,10 @@ async fn own_case(
         ..Default::default()
     };
     // Without a case of her own the one decision refuses (and logs) it.
-    authz::check(s, c, action, resource, details).await?;
-    mine.ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no case of your own"))
+    let allowed = authz::check(s, c, action, resource, details).await?;
+    let (case, me) =
+        mine.ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no case of your own"))?;
+    Ok((case, me, allowed.token))
 }
 
 /// The alerts of the caller's own case (protected persons only), newest first.
@@ -80,10 +82,10 @@ pub async fn my_alerts(
     State(s): State<AppState>,
     c: Caller,
 ) -> Result<Json<Vec<VictimAlertDto>>, ApiError> {
-    let (case, me) = own_case(&s, &c, Action::ReadAlerts, "me/alerts").await?;
+    let (case, me, token) = own_case(&s, &c, Action::ReadAlerts, "me/alerts").await?;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
-    let alerts = s.store.list_alerts(false, 500).await?;
+    let alerts = s.store.list_alerts(&token, false, 500).await?;
     Ok(Json(
         alerts
             .into_iter()
@@ -115,7 +117,7 @@ pub async fn test_alert(
     State(s): State<AppState>,
     c: Caller,
 ) -> Result<(StatusCode, Json<VictimAlertDto>), ApiError> {
-    let (case, person) = own_case(&s, &c, Action::ReadAlerts, "me/alerts/test").await?;
+    let (case, person, _) = own_case(&s, &c, Action::ReadAlerts, "me/alerts/test").await?;
     let t = s.clock.now();
     let change = store::AlertChange {
         order_id: None,

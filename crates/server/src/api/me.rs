@@ -210,14 +210,16 @@ async fn victim_view(
         case: Some(case.id),
         ..Default::default()
     };
-    authz::check(s, c, Action::ReadAlerts, resource, "me/case").await?;
+    let alerts_token = authz::check(s, c, Action::ReadAlerts, resource, "me/case")
+        .await?
+        .token;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
     // Her case's alerts (not those about another person the same order protects), newest
     // raised first.
     let mut mine: Vec<store::AlertRecord> = s
         .store
-        .list_alerts(false, 500)
+        .list_alerts(&alerts_token, false, 500)
         .await?
         .into_iter()
         .filter(|a| {

@@ -26,6 +26,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use domain::*;
 use serde::Deserialize;
+use store::Authorized;
 use utoipa::IntoParams;
 
 mod monitoring;

@@ -10,16 +10,17 @@ pub async fn positions_latest(
     State(s): State<AppState>,
     c: Caller,
 ) -> Result<Json<Vec<PositionDto>>, ApiError> {
-    let visible = position_scope(&s, &c, "latest positions").await?;
-    Ok(Json(latest_positions(&s, &visible).await?))
+    let (visible, token) = position_scope(&s, &c, "latest positions").await?;
+    Ok(Json(latest_positions(&s, &token, &visible).await?))
 }
 
-/// The people whose positions the caller may see, decided per case and per person.
+/// The people whose positions the caller may see, decided per case and per person, and the
+/// token of those decisions.
 pub(crate) async fn position_scope(
     s: &AppState,
     c: &Caller,
     details: &str,
-) -> Result<Vec<PersonId>, ApiError> {
+) -> Result<(Vec<PersonId>, Authorized), ApiError> {
     let cases = s.store.list_cases().await?;
     let g = authz::grants(s, c).await?;
     let granted = authz::granted_cases(&g);
@@ -57,9 +58,9 @@ pub(crate) async fn position_scope(
     if asks.is_empty() {
         // Nothing granted: decide without a case so the role's refusal is given and logged.
         authz::scope(s, c, Action::ReadPosition, details).await?;
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Authorized::nothing()));
     }
-    let decisions = authz::check_many(s, c, &asks, details).await?;
+    let (decisions, token) = authz::decide(s, c, &asks, details).await?;
     let role_refused = decisions.iter().all(|d| {
         matches!(
             d,
@@ -75,7 +76,7 @@ pub(crate) async fn position_scope(
             "your role may not do this",
         ));
     }
-    Ok(decisions
+    let visible = decisions
         .iter()
         .zip(whose)
         .filter(|(d, _)| {
@@ -88,16 +89,18 @@ pub(crate) async fn position_scope(
             )
         })
         .map(|(_, p)| p)
-        .collect())
+        .collect();
+    Ok((visible, token))
 }
 
 async fn latest_positions(
     s: &AppState,
+    token: &Authorized,
     visible: &[PersonId],
 ) -> Result<Vec<PositionDto>, ApiError> {
     let devices = s.store.list_devices().await?;
     let people = s.store.list_people().await?;
-    let fixes = s.store.latest_fixes().await?;
+    let fixes = s.store.latest_fixes(token).await?;
     Ok(fixes
         .into_iter()
         .filter(|f| {
@@ -271,7 +274,7 @@ pub async fn track(
     // The cell towers and access points reported in the same frames.
     let mut scans: std::collections::HashMap<FixId, store::NetworkScan> = s
         .store
-        .network_scans_of_fixes(fixes.iter().filter_map(|f| f.id).collect())
+        .network_scans_of_fixes(&token, fixes.iter().filter_map(|f| f.id).collect())
         .await?
         .into_iter()
         .filter_map(|n| Some((n.fix_id?, n)))
@@ -380,9 +383,9 @@ pub async fn list_alerts(
     c: Caller,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Vec<AlertDto>>, ApiError> {
-    let cases = authz::scope(&s, &c, Action::ReadAlerts, "list alerts").await?;
+    let (cases, token) = authz::scope_and_token(&s, &c, Action::ReadAlerts, "list alerts").await?;
     Ok(Json(
-        scoped_alerts(&s, &c, &cases, q.active.unwrap_or(true)).await?,
+        scoped_alerts(&s, &c, &cases, token, q.active.unwrap_or(true)).await?,
     ))
 }
 
@@ -392,18 +395,23 @@ async fn scoped_alerts(
     s: &AppState,
     c: &Caller,
     allowed: &[CaseId],
+    token: Authorized,
     active_only: bool,
 ) -> Result<Vec<AlertDto>, ApiError> {
-    let alerts = s.store.list_alerts(active_only, 500).await?;
+    // Alerts in no case are shown under their own rule, decided (and logged) before they
+    // are read.
+    let unlinked = c.principal.role == access::Role::MonitoringOfficer
+        && s.store
+            .any_alert_outside_every_case(active_only, 500)
+            .await?;
     let devices = s.store.list_devices().await?;
     let cases = s.store.list_cases().await?;
-    let unlinked = c.principal.role == access::Role::MonitoringOfficer
-        && alerts
-            .iter()
-            .any(|a| outside_any_case(a) && alert_case(a, &devices, &cases).is_none());
-    if unlinked {
-        authz::unlinked_device_alert(s, c, Action::ReadAlerts, "list").await?;
-    }
+    let token = if unlinked {
+        token.and(authz::unlinked_device_alert(s, c, Action::ReadAlerts, "list").await?)
+    } else {
+        token
+    };
+    let alerts = s.store.list_alerts(&token, active_only, 500).await?;
     Ok(alerts
         .into_iter()
         .filter(|a| match alert_case(a, &devices, &cases) {
@@ -436,7 +444,7 @@ pub async fn set_alert_state(
     }
     let cause = crate::alerts::lifecycle::resolution_cause(state, req.cause.as_deref())?;
     let note = crate::alerts::lifecycle::note(req.note)?;
-    let (_, case) = crate::alerts::lifecycle::alert_for_handling(
+    let (_, case, _) = crate::alerts::lifecycle::alert_for_handling(
         &s,
         &c,
         id,
@@ -492,14 +500,15 @@ pub async fn set_alert_state(
 #[utoipa::path(get, path = "/api/v1/snapshot", tag = "monitoring", security(("staff_token" = [])),
     responses((status = 200, body = Snapshot)))]
 pub async fn snapshot(State(s): State<AppState>, c: Caller) -> Result<Json<Snapshot>, ApiError> {
-    let visible = position_scope(&s, &c, "snapshot").await?;
-    let alert_cases = authz::scope(&s, &c, Action::ReadAlerts, "snapshot").await?;
+    let (visible, positions_token) = position_scope(&s, &c, "snapshot").await?;
+    let (alert_cases, alerts_token) =
+        authz::scope_and_token(&s, &c, Action::ReadAlerts, "snapshot").await?;
     let order_cases = authz::scope_with_precision(&s, &c, Action::ReadOrders, "snapshot").await?;
     let view_cases = authz::scope(&s, &c, Action::ViewCase, "snapshot").await?;
     Ok(Json(Snapshot {
         server_time: ts(s.clock.now()),
-        positions: latest_positions(&s, &visible).await?,
-        alerts: scoped_alerts(&s, &c, &alert_cases, true).await?,
+        positions: latest_positions(&s, &positions_token, &visible).await?,
+        alerts: scoped_alerts(&s, &c, &alert_cases, alerts_token, true).await?,
         orders: orders_with_schedules(&s, &order_cases).await?,
         cases: s
             .store

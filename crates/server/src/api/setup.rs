@@ -156,8 +156,12 @@ pub async fn list_devices(
     c: Caller,
 ) -> Result<Json<Vec<DeviceDto>>, ApiError> {
     let visible = registry_scope(&s, &c).await?;
-    let health: std::collections::HashMap<DeviceId, store::DeviceHealth> =
-        s.store.device_health().await?.into_iter().collect();
+    let health: std::collections::HashMap<DeviceId, store::DeviceHealth> = s
+        .store
+        .device_health(&visible.token)
+        .await?
+        .into_iter()
+        .collect();
     let mut models: std::collections::HashMap<DeviceId, String> =
         s.store.device_models().await?.into_iter().collect();
     Ok(Json(
@@ -336,6 +340,8 @@ struct RegistryScope {
     all: bool,
     cases: Vec<CaseId>,
     people: Vec<PersonId>,
+    /// The token of the decision, for the registry's case-data reads (device health).
+    token: Authorized,
 }
 
 impl RegistryScope {
@@ -349,14 +355,15 @@ impl RegistryScope {
 
 async fn registry_scope(s: &AppState, c: &Caller) -> Result<RegistryScope, ApiError> {
     if c.principal.role == access::Role::Administrator {
-        authz::intake(s, c, None, "registry list").await?;
+        let token = authz::registry(s, c, "registry list").await?;
         return Ok(RegistryScope {
             all: true,
             cases: Vec::new(),
             people: Vec::new(),
+            token,
         });
     }
-    let cases = authz::scope(s, c, Action::ViewCase, "registry list").await?;
+    let (cases, token) = authz::scope_and_token(s, c, Action::ViewCase, "registry list").await?;
     let people = match (c.principal.role, c.principal.person) {
         // Nothing about her reaches him, not even her name in a list.
         (access::Role::Offender, Some(me)) => vec![me],
@@ -373,5 +380,6 @@ async fn registry_scope(s: &AppState, c: &Caller) -> Result<RegistryScope, ApiEr
         all: false,
         cases,
         people,
+        token,
     })
 }

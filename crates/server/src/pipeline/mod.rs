@@ -289,7 +289,11 @@ pub async fn spawn(
     // none open, the first sample over a limit raises one.
     p.backlog = Backlog::resume(
         store
-            .list_alerts(true, 100_000)
+            .list_alerts(
+                &store::Authorized::system("engine start: an open backlog alert"),
+                true,
+                100_000,
+            )
             .await?
             .iter()
             .any(|a| a.alert.rule == AlertRule::IngestBacklog && a.condition_active),

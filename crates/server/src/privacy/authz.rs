@@ -108,7 +108,7 @@ pub async fn check_many(
 }
 
 /// As [`check_many`], with the token of the allowed decisions.
-async fn decide(
+pub async fn decide(
     s: &AppState,
     c: &Caller,
     asks: &[(Action, Resource)],
@@ -161,11 +161,18 @@ pub async fn scope(
     action: Action,
     details: &str,
 ) -> Result<Vec<CaseId>, ApiError> {
-    Ok(scope_with_precision(s, c, action, details)
-        .await?
-        .into_iter()
-        .map(|(case, _)| case)
-        .collect())
+    Ok(scope_and_token(s, c, action, details).await?.0)
+}
+
+/// As [`scope`], with the token of the store's case-data reads for those cases.
+pub async fn scope_and_token(
+    s: &AppState,
+    c: &Caller,
+    action: Action,
+    details: &str,
+) -> Result<(Vec<CaseId>, Authorized), ApiError> {
+    let (cases, token) = scope_decided(s, c, action, details).await?;
+    Ok((cases.into_iter().map(|(case, _)| case).collect(), token))
 }
 
 /// As [`scope`], with the precision each case was allowed at, so that a listing can shape
@@ -176,6 +183,15 @@ pub async fn scope_with_precision(
     action: Action,
     details: &str,
 ) -> Result<Vec<(CaseId, Precision)>, ApiError> {
+    Ok(scope_decided(s, c, action, details).await?.0)
+}
+
+async fn scope_decided(
+    s: &AppState,
+    c: &Caller,
+    action: Action,
+    details: &str,
+) -> Result<(Vec<(CaseId, Precision)>, Authorized), ApiError> {
     let g = grants(s, c).await?;
     let cases = granted_cases(&g);
     if cases.is_empty() {
@@ -185,7 +201,7 @@ pub async fn scope_with_precision(
             Some(Decision::Deny {
                 reason: reason @ (DenyReason::RoleNotPermitted | DenyReason::PurposeRequired),
             }) => Err(forbidden(*reason)),
-            _ => Ok(Vec::new()),
+            _ => Ok((Vec::new(), Authorized::nothing())),
         };
     }
     let asks: Vec<_> = cases
@@ -200,7 +216,7 @@ pub async fn scope_with_precision(
             )
         })
         .collect();
-    let d = check_many(s, c, &asks, details).await?;
+    let (d, token) = decide(s, c, &asks, details).await?;
     let role_refused = d.iter().all(|d| {
         matches!(
             d,
@@ -212,7 +228,7 @@ pub async fn scope_with_precision(
     if role_refused {
         return Err(forbidden(DenyReason::RoleNotPermitted));
     }
-    Ok(cases
+    let scoped = cases
         .into_iter()
         .zip(d)
         .filter_map(|(case, d)| match d {
@@ -222,7 +238,8 @@ pub async fn scope_with_precision(
             } => Some((case, p)),
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok((scoped, token))
 }
 
 /// Alerts from a device that belongs to no case (a tamper or an SOS from a device whose
@@ -235,7 +252,7 @@ pub async fn unlinked_device_alert(
     c: &Caller,
     action: access::Action,
     details: &str,
-) -> Result<(), ApiError> {
+) -> Result<Authorized, ApiError> {
     let logged = if action == access::Action::HandleAlert {
         AuditAction::HandleAlert
     } else {
@@ -243,9 +260,7 @@ pub async fn unlinked_device_alert(
     };
     let details = format!("device alert outside any case; {details}");
     let allowed = c.principal.role == Role::MonitoringOfficer;
-    outside_matrix(s, c, allowed, logged, None, details)
-        .await
-        .map(drop)
+    outside_matrix(s, c, allowed, logged, None, details, &[]).await
 }
 
 /// The list of police units a monitoring officer may send (for the dispatch dialog) is the
@@ -254,7 +269,7 @@ pub async fn unlinked_device_alert(
 pub async fn dispatch_roster(s: &AppState, c: &Caller, details: &str) -> Result<(), ApiError> {
     let allowed = access::may_dispatch(c.principal.role);
     let details = format!("dispatch roster; {details}");
-    outside_matrix(s, c, allowed, AuditAction::HandleAlert, None, details)
+    outside_matrix(s, c, allowed, AuditAction::HandleAlert, None, details, &[])
         .await
         .map(drop)
 }
@@ -277,13 +292,38 @@ pub async fn intake(
         AuditAction::ChangeCase,
         case,
         details,
+        &[],
+    )
+    .await
+}
+
+/// The administrator's registry listings (people, devices with their latest health, cases;
+/// never positions) are intake work over every case: one record, as [`intake`], and the
+/// token covers every case (and data in no case), which is what that one decision allows.
+pub async fn registry(s: &AppState, c: &Caller, details: &str) -> Result<Authorized, ApiError> {
+    let every: Vec<Option<CaseId>> = s
+        .store
+        .list_cases()
+        .await?
+        .iter()
+        .map(|k| Some(k.id))
+        .chain(std::iter::once(None))
+        .collect();
+    outside_matrix(
+        s,
+        c,
+        c.principal.role == Role::Administrator,
+        AuditAction::ChangeCase,
+        None,
+        format!("intake; {details}"),
+        &every,
     )
     .await
 }
 
 /// A rule outside the matrix: `allowed` says whether the caller's role may (decided by the
 /// caller from the role alone), and the decision is logged (allowed or denied) before
-/// anything happens.
+/// anything happens. `covers`: the cases the decision allows beyond its record's own.
 async fn outside_matrix(
     s: &AppState,
     c: &Caller,
@@ -291,6 +331,7 @@ async fn outside_matrix(
     action: AuditAction,
     case: Option<CaseId>,
     details: String,
+    covers: &[Option<CaseId>],
 ) -> Result<Authorized, ApiError> {
     let entry = AuditEntry {
         actor: actor(c),
@@ -308,7 +349,7 @@ async fn outside_matrix(
         },
         details,
     };
-    let token = append(s, vec![entry]).await?;
+    let token = authorize(s, vec![entry], if allowed { covers } else { &[] }).await?;
     if allowed {
         Ok(token)
     } else {

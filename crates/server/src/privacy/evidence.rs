@@ -140,7 +140,7 @@ async fn export_from(
     let people = store.list_people().await?;
     let devices = store.list_devices().await?;
     let alerts: Vec<_> = store
-        .list_alerts(false, 1_000_000)
+        .list_alerts(&token, false, 1_000_000)
         .await?
         .into_iter()
         .filter(|a| {

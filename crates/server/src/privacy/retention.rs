@@ -43,7 +43,13 @@ pub async fn purge(
     let cases = store.list_cases().await?;
     let orders = store.list_orders().await?;
     let devices = store.list_devices().await?;
-    let alerts = store.list_alerts(false, usize::MAX >> 1).await?;
+    let alerts = store
+        .list_alerts(
+            &store::Authorized::system("retention: the incidents that keep data"),
+            false,
+            usize::MAX >> 1,
+        )
+        .await?;
     // Per party: (protection end — None while any order is open or in force — , incidents).
     let mut parties: BTreeMap<PersonId, (Option<UnixMicros>, Vec<Window>)> = BTreeMap::new();
     for k in &cases {

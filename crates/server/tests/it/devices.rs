@@ -414,7 +414,11 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
     println!("{}", summary.join("\n"));
     assert!(any_sos, "the vectors contain SOS frames");
     // Heartbeats and status frames leave each device's latest health (battery, signal…).
-    let health = r.store.device_health().await.unwrap();
+    let health = r
+        .store
+        .device_health(&store::Authorized::system("test"))
+        .await
+        .unwrap();
     assert!(
         health
             .iter()
@@ -425,7 +429,11 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
     let mut alerted = false;
     for _ in 0..100 {
         // These devices belong to no case, so no staff listing covers them: read the store.
-        let alerts = r.store.list_alerts(false, 1000).await.unwrap();
+        let alerts = r
+            .store
+            .list_alerts(&store::Authorized::system("test"), false, 1000)
+            .await
+            .unwrap();
         if alerts
             .iter()
             .any(|a| a.alert.rule == domain::AlertRule::Sos)

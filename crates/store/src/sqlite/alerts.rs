@@ -396,8 +396,43 @@ impl Store {
         self.read(move |conn| load_alert(conn, id)).await
     }
 
-    /// Alerts, newest first; `active_only` keeps those not yet resolved.
-    pub async fn list_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>> {
+    /// Alerts, newest first; `active_only` keeps those not yet resolved. Of the `limit`
+    /// newest, those `auth` covers (see [`crate::Authorized`]).
+    pub async fn list_alerts(
+        &self,
+        auth: &crate::Authorized,
+        active_only: bool,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>> {
+        let cover = auth.coverage(self).await?;
+        let mut out = self.newest_alerts(active_only, limit).await?;
+        out.retain(|a| cover.alert(a));
+        Ok(out)
+    }
+
+    /// Whether one of the `limit` newest alerts belongs to no case: a device alert from a
+    /// device whose wearer is in no case (or that has no wearer), or a system alert (the
+    /// server behind on ingest). Such alerts are shown under a rule of their own, which is
+    /// decided (and logged) before they are read; this answers only whether there are any.
+    pub async fn any_alert_outside_every_case(
+        &self,
+        active_only: bool,
+        limit: usize,
+    ) -> Result<bool> {
+        let in_no_case = crate::Authorized::nothing().and_no_case();
+        let cover = in_no_case.coverage(self).await?;
+        Ok(self
+            .newest_alerts(active_only, limit)
+            .await?
+            .iter()
+            .any(|a| {
+                a.alert.case_id.is_none()
+                    && (a.device.is_some() || a.alert.rule == AlertRule::IngestBacklog)
+                    && cover.alert(a)
+            }))
+    }
+
+    async fn newest_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>> {
         if self.is_postgres() {
             return self
                 .pg_read(move |c| crate::postgres::alerts::list_alerts(c, active_only, limit))

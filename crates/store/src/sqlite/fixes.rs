@@ -373,8 +373,15 @@ impl Store {
         .await
     }
 
-    /// The latest fix (by device time) of every device.
-    pub async fn latest_fixes(&self) -> Result<Vec<Fix>> {
+    /// The latest fix (by device time) of every device `auth` covers.
+    pub async fn latest_fixes(&self, auth: &crate::Authorized) -> Result<Vec<Fix>> {
+        let cover = auth.coverage(self).await?;
+        let mut out = self.latest_fix_of_each_device().await?;
+        out.retain(|f| cover.device(f.device_id));
+        Ok(out)
+    }
+
+    async fn latest_fix_of_each_device(&self) -> Result<Vec<Fix>> {
         if self.is_postgres() {
             return self.pg_read(crate::postgres::fixes::latest_fixes).await;
         }

@@ -75,7 +75,10 @@ async fn fixes_survive_reopen_and_resends_are_not_stored_twice(place: Place) {
         "{again:?}"
     );
     assert_eq!(store.count_fixes().await.unwrap(), 3);
-    let latest = store.latest_fixes().await.unwrap();
+    let latest = store
+        .latest_fixes(&crate::Authorized::system("test"))
+        .await
+        .unwrap();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].device_time, UnixMicros::from_secs(30));
 }
@@ -235,13 +238,26 @@ async fn alerts_deduplicate_by_key_and_clear(place: Place) {
         .unwrap();
     assert!(!c.condition_active);
     // The condition cleared but nobody resolved it: the alert is still listed as active.
-    assert_eq!(store.list_alerts(true, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_alerts(&crate::Authorized::system("test"), true, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let r = store
         .set_alert_state(a.alert.id, AlertState::Resolved, UnixMicros::from_secs(9))
         .await
         .unwrap();
     assert_eq!(r.alert.state, AlertState::Resolved);
-    assert!(store.list_alerts(true, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_alerts(&crate::Authorized::system("test"), true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A new episode opens a new alert.
     let d = store
         .apply_alert_change(change(AlertChangeKind::Raised, 90.0))
@@ -629,7 +645,10 @@ async fn alert_evidence_moves_to_its_own_table_in_order() {
     let dir = tempfile::tempdir().unwrap();
     database_at_version_13(dir.path(), "[80,60,70]");
     let store = Store::open(dir.path()).unwrap();
-    let alerts = store.list_alerts(false, 10).await.unwrap();
+    let alerts = store
+        .list_alerts(&crate::Authorized::system("test"), false, 10)
+        .await
+        .unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!(
         alerts[0].alert.evidence,

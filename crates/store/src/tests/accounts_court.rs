@@ -229,7 +229,7 @@ async fn unknown_alert_is_not_found_and_nothing_is_logged(place: Place) {
     let r = store.add_alert_action(AlertId(42), a).await;
     assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
     let log = store
-        .alert_actions(AlertId(42))
+        .alert_actions(&crate::Authorized::system("test"), AlertId(42))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(log.is_empty());
@@ -592,7 +592,10 @@ async fn the_action_log_keeps_each_step_with_the_alert_as_it_was(place: Place) {
     assert_eq!(note.condition_active, Some(true));
     assert_eq!(note.cause.as_deref(), Some("cause"));
     // Oldest first by time, then by id.
-    let log = store.alert_actions(alert.alert.id).await.unwrap();
+    let log = store
+        .alert_actions(&crate::Authorized::system("test"), alert.alert.id)
+        .await
+        .unwrap();
     assert_eq!(
         log.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
         ["note", "acknowledge"]

@@ -40,7 +40,10 @@ async fn reports_merge_and_keep_the_last_known_values(place: Place) {
         ..Default::default()
     };
     store.record_device_health(d.id, later).await.unwrap();
-    let all = store.device_health().await.unwrap();
+    let all = store
+        .device_health(&crate::Authorized::system("test"))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1);
     let h = all[0].1;
     assert_eq!(h.battery_percent, Some(60.0));
@@ -184,7 +187,10 @@ async fn scans_are_stored_with_their_fix_once_and_purged_with_it(place: Place) {
     assert_eq!(all[0].cells, scan(d, 100).cells);
     assert_eq!(all[0].wifi, scan(d, 100).wifi);
     assert_eq!(all[1].fix_id, None);
-    let with_fix = store.network_scans_of_fixes(vec![fix_id]).await.unwrap();
+    let with_fix = store
+        .network_scans_of_fixes(&crate::Authorized::system("test"), vec![fix_id])
+        .await
+        .unwrap();
     assert_eq!(with_fix.len(), 1);
     assert_eq!(with_fix[0].scan_time, UnixMicros::from_secs(100));
 
@@ -348,7 +354,10 @@ async fn a_condition_that_returns_within_the_window_reopens_its_alert(place: Pla
     assert_eq!(b.alert.state, AlertState::Raised);
     assert!(b.condition_active);
     assert_eq!(b.cleared_at, None);
-    let log = store.alert_actions(a.alert.id).await.unwrap();
+    let log = store
+        .alert_actions(&crate::Authorized::system("test"), a.alert.id)
+        .await
+        .unwrap();
     let last = log.last().unwrap();
     assert_eq!(
         (last.action.as_str(), last.actor_role.as_str(), last.at),
@@ -796,7 +805,7 @@ async fn a_dispatch_is_one_transaction_and_push_reaches_the_case(place: Place) {
     assert_eq!(police_hooks.len(), 1, "one police delivery per task");
     assert_eq!(police_hooks[0].task_id, Some(tasks[1].id));
     let actions: Vec<String> = store
-        .alert_actions(alert.alert.id)
+        .alert_actions(&crate::Authorized::system("test"), alert.alert.id)
         .await
         .unwrap()
         .into_iter()
