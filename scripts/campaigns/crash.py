@@ -292,13 +292,16 @@ def disk_full(args, workdir, rng):
         devices = gt06 + native
         time.sleep(2.0)
         filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        # Unbuffered, so the write that meets ENOSPC raises here and closing the file
+        # has nothing left to flush (a buffered close raised ENOSPC again on CI).
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         t_full = time.monotonic()
         acked_at_full = sum(len(d.acked) for d in devices)
         health = []
