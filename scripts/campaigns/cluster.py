@@ -582,6 +582,11 @@ class Run:
                 db.close()
         return self.pg.sql(query)
 
+    def fence(self, partition):
+        """The partition's fencing token recorded in the store (`partition_fences`), or None."""
+        r = self.rows(f"SELECT token FROM partition_fences WHERE part = {int(partition)}")
+        return int(r[0][0]) if r and r[0] and r[0][0] != "" else None
+
     def check(self, commit_ts=False):
         """Every acknowledged fix stored exactly once; no alert episode with two rows; the
         violation raised exactly once. With `commit_ts` (a PostgreSQL with
@@ -686,6 +691,7 @@ def failover(args, workdir, rng):
 
             victim = wait_for(owner, 60, f"exactly one node to own partition {run.busy_partition}", every=0.5)
             run.cluster_views()
+        fence_before = run.fence(run.busy_partition)
         acks_before = run.acks()
         t_kill = time.monotonic()
         victim.kill9()
@@ -713,6 +719,13 @@ def failover(args, workdir, rng):
             f"his first fix at her home acknowledged {fmt(t_acked - t_kill if t_acked else None)} after the kill; "
             f"violation on the consoles (kill -> alert = the partition's next evaluation, upper bound) {', '.join(f'{k} {fmt(v)}' for k, v in seen.items())}")
         problems += [f"console on {k} did not receive the violation within 60 s" for k, v in seen.items() if v is None]
+        if not run.self_check:
+            # The successor claimed the partition's fencing token before it wrote the
+            # violation, so a late write of the killed node would be refused.
+            fence_after = run.fence(run.busy_partition)
+            log(f"failover: partition {run.busy_partition}'s fencing token in the store {fence_before} before the kill, {fence_after} after the takeover")
+            if fence_before is None or fence_after is None or fence_after <= fence_before:
+                problems.append(f"partition {run.busy_partition}'s fencing token did not grow with the takeover ({fence_before} -> {fence_after})")
         left = run.drain()
         if left:
             problems.append(f"{left} fixes still unacknowledged 90 s after the load stopped")

@@ -48,7 +48,7 @@ pub use court::{
     Petition, PetitionEvent, StepOutcome,
 };
 pub use lifecycle::{AlertAction, NewAlertAction};
-pub use outbox::{AlertNotify, EscalationPolicy, OutboxItem};
+pub use outbox::{AlertNotify, EscalationPolicy, Fence, OutboxItem};
 pub use scans::{NetworkScan, NewScan, ScanCell, ScanWifi};
 pub use sqlite::{
     Account, AlertChange, AlertChangeKind, AlertDetails, AlertRecord, AuditRowError, AuditSigner,
@@ -94,6 +94,10 @@ pub enum StoreError {
     /// the caller: it was allowed one case and reads another).
     #[error("not authorized: {0}")]
     NotAuthorized(String),
+    /// An alert write whose partition fencing token is older than the partition's latest:
+    /// another node has taken the partition over since (cluster mode). Nothing was written.
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

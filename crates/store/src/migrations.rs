@@ -457,6 +457,14 @@ pub const MIGRATIONS: &[&str] = &[
         FROM alerts a, json_each(a.evidence) j;
     ALTER TABLE alerts DROP COLUMN evidence;
     "#,
+    // 15: the largest fencing token claimed per partition (`outbox.rs`, `Fence`). A lone
+    // server never claims one; the table is here so both backends answer alike.
+    r#"
+    CREATE TABLE partition_fences (
+        part INTEGER PRIMARY KEY,
+        token INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The migration that moves `alerts.evidence` (a JSON array) into `alert_evidence`; before

@@ -38,6 +38,48 @@ pub struct AlertNotify {
     pub reopen_within_s: Option<i64>,
     /// Queue Web Push messages for the people of the alert's case.
     pub push: bool,
+    /// Cluster mode: the lease the writing node holds on the alert's partition. The write
+    /// happens only if no newer token has been claimed for that partition (see [`Fence`]).
+    pub fence: Option<Fence>,
+}
+
+/// A partition's fencing token: the revision at which a node took the partition's lease,
+/// larger for every new owner. The store keeps the largest token claimed per partition and
+/// refuses, inside the writing transaction, an alert change carrying an older one
+/// ([`crate::StoreError::Fenced`]), so a deposed node's delayed write (a retry after a
+/// pause, a slow disk) cannot land after its successor has started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub partition: u32,
+    pub token: u64,
+}
+
+impl Fence {
+    fn token_i64(&self) -> Result<i64> {
+        i64::try_from(self.token).map_err(|_| {
+            crate::StoreError::Conflict(format!("fencing token {} out of range", self.token))
+        })
+    }
+}
+
+/// The statement both backends run: records `token` for the partition unless a larger one is
+/// there; a row comes back only if the token was accepted.
+pub(crate) const CLAIM_FENCE_SQLITE: &str = "INSERT INTO partition_fences (part, token) VALUES (?1, ?2)
+     ON CONFLICT (part) DO UPDATE SET token = excluded.token WHERE partition_fences.token <= excluded.token
+     RETURNING token";
+
+pub(crate) fn fenced(f: &Fence) -> crate::StoreError {
+    crate::StoreError::Fenced(format!(
+        "partition {} has a newer owner than token {}; alert change left to it",
+        f.partition, f.token
+    ))
+}
+
+/// Claims `f` in this transaction (SQLite): `Ok(false)` when a newer token is recorded.
+pub(crate) fn claim_fence_tx(conn: &Connection, f: &Fence) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(CLAIM_FENCE_SQLITE)?;
+    let mut rows = stmt.query(params![f.partition, f.token_i64()?])?;
+    Ok(rows.next()?.is_some())
 }
 
 /// Seconds after which an unacknowledged alert escalates, per severity (`None`: never).
@@ -98,6 +140,31 @@ pub(crate) fn enqueue_keyed(
 }
 
 impl Store {
+    /// Claims the fencing tokens of partitions just taken over, in one transaction, before
+    /// the new owner writes anything for them: from its commit on, an older owner's alert
+    /// write for these partitions is refused. Answers, per fence, whether it was accepted
+    /// (`false`: a newer token is already recorded, so this lease is itself outdated).
+    pub async fn claim_fences(&self, fences: Vec<Fence>) -> Result<Vec<bool>> {
+        if self.is_postgres() {
+            return self
+                .pg_write(
+                    move |c| {
+                        fences
+                            .iter()
+                            .map(|f| crate::postgres::outbox::claim_fence_tx(c, f))
+                            .collect()
+                    },
+                    None,
+                )
+                .await;
+        }
+        self.write(
+            move |conn| fences.iter().map(|f| claim_fence_tx(conn, f)).collect(),
+            None,
+        )
+        .await
+    }
+
     /// Applies an engine signal like [`Store::apply_alert_change`], reopening a recently
     /// closed alert of the same episode key when `notify.reopen_within_s` allows, and queues
     /// in the same transaction `alert.raised` (a new alert) or `alert.reopened` for the
@@ -119,6 +186,11 @@ impl Store {
         }
         self.write(
             move |conn| {
+                if let Some(f) = &notify.fence
+                    && !claim_fence_tx(conn, f)?
+                {
+                    return Err(fenced(f));
+                }
                 let (record, opened) =
                     apply_alert_change_tx(conn, &change, notify.reopen_within_s)?;
                 let id = record.alert.id;

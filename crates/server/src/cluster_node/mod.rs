@@ -155,6 +155,19 @@ impl Node {
             .collect()
     }
 
+    /// The partitions held now with their fencing tokens (the revision each lease was taken
+    /// at), for the alert writes' fence.
+    pub fn held_leases(&self) -> std::collections::BTreeMap<Partition, u64> {
+        let now = tokio::time::Instant::now();
+        self.status
+            .borrow()
+            .held
+            .iter()
+            .filter(|(_, l)| now < l.valid_until)
+            .map(|(p, l)| (*p, l.token))
+            .collect()
+    }
+
     /// Whether this node runs the once-per-cluster timers (escalation, the court scheduler,
     /// retention, the outbox): the holder of partition 0's lease, so the leader is chosen by
     /// the same lease mechanism and steps down with it.

@@ -430,12 +430,24 @@ fn event_input(e: &DeviceEvent) -> Input {
     }
 }
 
+/// Whether, and how, an engine output may be written (see [`Pipeline::write_right`]).
+enum WriteRight {
+    /// A lone server, or an output of no partition (a system alert).
+    Unfenced,
+    /// Held here: written with this partition's fence.
+    Fenced(store::Fence),
+    /// Its partition is not held (any more): left to the owner.
+    NotHeld,
+}
+
 impl Pipeline {
     /// Rebuilds the engine's state: the roster (in cluster mode only the held partitions'
     /// part), then the recent fixes and events replayed in commit order. Alerts are keyed by
     /// episode in the store, so replaying does not open duplicates.
     async fn rebuild(&mut self, stale_window: f64) -> Result<(), store::StoreError> {
         let start = self.clock.now();
+        // Claimed first: nothing replayed below writes before the old owner is fenced off.
+        self.claim_fences().await?;
         if self.cluster.is_some() {
             self.engine = Engine::new(self.engine_config.clone());
             self.seen = Seen::default();
@@ -492,26 +504,76 @@ impl Pipeline {
 
     /// Cluster mode: whether an engine output may be written now, i.e. its partition's lease
     /// is still valid at this instant (a deposed owner stops before `valid_until`, so it never
-    /// writes after the new owner started). Always for a lone server.
-    fn may_write(&self, order: Option<OrderId>, device: Option<DeviceId>) -> bool {
+    /// writes after the new owner started), and the fence the write carries: the store
+    /// refuses it if a newer owner has claimed the partition since (a write delayed past the
+    /// lease by retries or a pause). A lone server writes unfenced.
+    fn write_right(&self, order: Option<OrderId>, device: Option<DeviceId>) -> WriteRight {
         let Some(node) = &self.cluster else {
-            return true;
+            return WriteRight::Unfenced;
         };
-        let held = node.held();
+        let held = node.held_leases();
+        let fence = |p: &cluster::Partition| {
+            held.get(p).map(|token| store::Fence {
+                partition: u32::from(p.0),
+                token: *token,
+            })
+        };
         if let Some(o) = order {
-            return self
+            return match self
                 .order_case
                 .get(&o)
                 .and_then(|k| self.routing.case_partition.get(k))
-                .is_some_and(|p| held.contains(p));
+                .and_then(fence)
+            {
+                Some(f) => WriteRight::Fenced(f),
+                None => WriteRight::NotHeld,
+            };
         }
         if let Some(d) = device {
-            return self
+            return match self
                 .routing
                 .partitions_of(d)
-                .is_some_and(|ps| ps.iter().any(|p| held.contains(p)));
+                .and_then(|ps| ps.iter().find_map(fence))
+            {
+                Some(f) => WriteRight::Fenced(f),
+                None => WriteRight::NotHeld,
+            };
         }
-        true
+        WriteRight::Unfenced
+    }
+
+    /// Cluster mode, before the engine is rebuilt for a new set of partitions: claims their
+    /// fencing tokens in the store, so that from here on a deposed owner's late alert write
+    /// for them is refused. A claim refused (a newer token is recorded: this lease is itself
+    /// outdated) is logged; the writes with it will be refused too.
+    async fn claim_fences(&self) -> Result<(), store::StoreError> {
+        let Some(node) = &self.cluster else {
+            return Ok(());
+        };
+        let fences: Vec<store::Fence> = node
+            .held_leases()
+            .into_iter()
+            .filter(|(p, _)| self.held.contains(p))
+            .map(|(p, token)| store::Fence {
+                partition: u32::from(p.0),
+                token,
+            })
+            .collect();
+        if fences.is_empty() {
+            return Ok(());
+        }
+        let accepted = self.store.claim_fences(fences.clone()).await?;
+        for (f, ok) in fences.iter().zip(accepted) {
+            if !ok {
+                metrics::counter!("bulwark_fence_refusals_total").increment(1);
+                tracing::warn!(
+                    partition = f.partition,
+                    token = f.token,
+                    "a newer owner has claimed this partition: its alert writes here will be refused"
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn reload_roster(&mut self, at: UnixMicros) -> Result<(), store::StoreError> {
@@ -665,15 +727,19 @@ impl Pipeline {
                     continue;
                 }
             };
-            if !self.may_write(change.order_id, change.device) {
-                tracing::warn!(rule = %change.rule, "partition no longer held: alert change left to its new owner");
-                continue;
-            }
+            let fence = match self.write_right(change.order_id, change.device) {
+                WriteRight::NotHeld => {
+                    tracing::warn!(rule = %change.rule, "partition no longer held: alert change left to its new owner");
+                    continue;
+                }
+                WriteRight::Unfenced => None,
+                WriteRight::Fenced(f) => Some(f),
+            };
             if change.kind == AlertChangeKind::Raised {
                 metrics::counter!("bulwark_alerts_raised_total", "rule" => change.rule.as_str())
                     .increment(1);
             }
-            self.store_alert(change).await;
+            self.store_alert(change, fence).await;
         }
     }
 
@@ -724,25 +790,28 @@ impl Pipeline {
             )
         };
         let stored = self
-            .store_alert(AlertChange {
-                order_id: None,
-                case_id: None,
-                rule: AlertRule::IngestBacklog,
-                protected: None,
-                zone: None,
-                kind: if raise {
-                    AlertChangeKind::Raised
-                } else {
-                    AlertChangeKind::Cleared
+            .store_alert(
+                AlertChange {
+                    order_id: None,
+                    case_id: None,
+                    rule: AlertRule::IngestBacklog,
+                    protected: None,
+                    zone: None,
+                    kind: if raise {
+                        AlertChangeKind::Raised
+                    } else {
+                        AlertChangeKind::Cleared
+                    },
+                    severity: Severity::Critical,
+                    at,
+                    distance_m: None,
+                    evidence: Vec::new(),
+                    summary,
+                    device: None,
+                    details: AlertDetails::default(),
                 },
-                severity: Severity::Critical,
-                at,
-                distance_m: None,
-                evidence: Vec::new(),
-                summary,
-                device: None,
-                details: AlertDetails::default(),
-            })
+                None,
+            )
             .await;
         if !stored && raise {
             // The store is still down after the retries: observe afresh, so the next tick
@@ -753,7 +822,7 @@ impl Pipeline {
 
     /// Stores an alert change, retrying on transient failures: an alert must not be lost
     /// because the disk was briefly busy or full. `false`: it could not be stored.
-    async fn store_alert(&self, change: AlertChange) -> bool {
+    async fn store_alert(&self, change: AlertChange, fence: Option<store::Fence>) -> bool {
         let mut delay = std::time::Duration::from_millis(50);
         for attempt in 1..=8 {
             match self
@@ -765,6 +834,7 @@ impl Pipeline {
                         reopened: self.notify.reopened.clone(),
                         reopen_within_s: self.notify.reopen_within_s,
                         push: self.notify.push,
+                        fence,
                     },
                 )
                 .await
@@ -779,6 +849,12 @@ impl Pipeline {
                 }
                 Err(store::StoreError::NotFound(m)) => {
                     tracing::debug!(reason = %m, "clear for an alert that is not active");
+                    return true;
+                }
+                Err(store::StoreError::Fenced(m)) => {
+                    // Not a failure: the partition's new owner evaluates (and writes) it.
+                    metrics::counter!("bulwark_fence_refusals_total").increment(1);
+                    tracing::warn!(rule = %change.rule, reason = %m, "alert change refused by its partition's fence");
                     return true;
                 }
                 Err(store::StoreError::Closed) => {

@@ -107,6 +107,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 10: alerting and outbox: dispatch tasks, notification settings, push
     // subscriptions and the webhook/Web Push outbox with its claim lease (`outbox.rs`).
     super::outbox::MIGRATION,
+    // 11: the largest fencing token claimed per partition (cluster mode).
+    super::outbox::FENCE_MIGRATION,
 ];
 
 /// Applies the migrations this database lacks, under an advisory lock held by the

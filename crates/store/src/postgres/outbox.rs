@@ -16,6 +16,31 @@ use crate::{Result, StoreError};
 use domain::{AlertId, AlertState, Severity, UnixMicros};
 use postgres::Client;
 
+/// 11: the largest fencing token claimed per partition (cluster mode, see
+/// [`crate::Fence`]).
+pub(crate) const FENCE_MIGRATION: &str = r#"
+    CREATE TABLE partition_fences (
+        part BIGINT PRIMARY KEY,
+        token BIGINT NOT NULL
+    );
+"#;
+
+/// Claims `f` in this transaction: `Ok(false)` when a newer token is recorded. The upsert
+/// takes the partition's row lock, so alert writes of one partition are serialised with the
+/// successor's claim: either the old write commits before the claim, or it sees the claim.
+pub(crate) fn claim_fence_tx(c: &mut Client, f: &crate::Fence) -> Result<bool> {
+    let token = i64::try_from(f.token)
+        .map_err(|_| StoreError::Conflict(format!("fencing token {} out of range", f.token)))?;
+    let row = c.query_opt(
+        "INSERT INTO partition_fences (part, token) VALUES ($1, $2)
+         ON CONFLICT (part) DO UPDATE SET token = EXCLUDED.token
+         WHERE partition_fences.token <= EXCLUDED.token
+         RETURNING token",
+        &[&i64::from(f.partition), &token],
+    )?;
+    Ok(row.is_some())
+}
+
 /// How long a claimed delivery is left to the node that claimed it before another may.
 pub(crate) const OUTBOX_LEASE_S: i64 = 600;
 
@@ -112,6 +137,11 @@ pub(crate) fn apply_alert_change_notifying(
     change: &AlertChange,
     notify: &AlertNotify,
 ) -> Result<(AlertRecord, Opened)> {
+    if let Some(f) = &notify.fence
+        && !claim_fence_tx(c, f)?
+    {
+        return Err(crate::outbox::fenced(f));
+    }
     let (record, opened) = super::alerts::apply_alert_change_tx(c, change, notify.reopen_within_s)?;
     let id = record.alert.id;
     match opened {

@@ -965,3 +965,117 @@ async fn a_numbered_batch_is_stored_in_order_and_its_resends_recognised(place: P
     assert!(matches!(err, StoreError::InvalidReference(_)), "{err}");
     assert_eq!(store.count_fixes().await.unwrap(), 4);
 }
+
+on_both_backends!(
+    an_alert_write_with_an_outdated_fencing_token_is_refused,
+    flavor = "current_thread"
+);
+async fn an_alert_write_with_an_outdated_fencing_token_is_refused(place: Place) {
+    let store = place.open();
+    let change = |protected: i64, at_s: i64| AlertChange {
+        order_id: None,
+        case_id: None,
+        rule: AlertRule::ZoneViolation,
+        protected: Some(PersonId(protected)),
+        zone: None,
+        kind: AlertChangeKind::Raised,
+        severity: Severity::Critical,
+        at: UnixMicros::from_secs(at_s),
+        distance_m: None,
+        evidence: Vec::new(),
+        summary: format!("person {protected} at {at_s}"),
+        device: None,
+        details: AlertDetails::default(),
+    };
+    let fence = |partition: u32, token: u64| AlertNotify {
+        raised: vec!["http://127.0.0.1:9/hook".into()],
+        fence: Some(Fence { partition, token }),
+        ..Default::default()
+    };
+    let stored = |store: Store| async move {
+        store
+            .alerts_raised_between(UnixMicros(0), UnixMicros::from_secs(10_000))
+            .await
+            .unwrap()
+            .len()
+    };
+    // The first owner of partition 3 (token 5) writes.
+    store
+        .apply_alert_change_notifying(change(1, 100), fence(3, 5))
+        .await
+        .unwrap();
+    // A successor takes partition 3 over with token 7 and claims it before writing.
+    assert_eq!(
+        store
+            .claim_fences(vec![Fence {
+                partition: 3,
+                token: 7
+            }])
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    // The deposed owner's delayed write is refused, and nothing of it is stored: no alert,
+    // no webhook delivery.
+    let err = store
+        .apply_alert_change_notifying(change(2, 110), fence(3, 5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err}");
+    assert_eq!(stored(store.clone()).await, 1);
+    // The successor writes with its own token; a later one (9) outdates it in turn.
+    store
+        .apply_alert_change_notifying(change(3, 120), fence(3, 7))
+        .await
+        .unwrap();
+    store
+        .apply_alert_change_notifying(change(4, 130), fence(3, 9))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .apply_alert_change_notifying(change(5, 140), fence(3, 7))
+            .await,
+        Err(StoreError::Fenced(_))
+    ));
+    // Partitions are fenced apart; a write without a fence (a lone server, a system alert)
+    // is not fenced at all.
+    store
+        .apply_alert_change_notifying(change(6, 150), fence(4, 1))
+        .await
+        .unwrap();
+    store
+        .apply_alert_change_notifying(change(7, 160), AlertNotify::default())
+        .await
+        .unwrap();
+    assert_eq!(stored(store.clone()).await, 5);
+    // Claims answer per partition: 7 is outdated on 3, the holder's own 9 is accepted again.
+    assert_eq!(
+        store
+            .claim_fences(vec![
+                Fence {
+                    partition: 3,
+                    token: 7
+                },
+                Fence {
+                    partition: 3,
+                    token: 9
+                },
+                Fence {
+                    partition: 4,
+                    token: 2
+                },
+            ])
+            .await
+            .unwrap(),
+        vec![false, true, true]
+    );
+    // Refused writes queued no deliveries: one per stored alert with a webhook (4 fenced
+    // writes stored, the unfenced one has no webhook). Asked once: on PostgreSQL answering
+    // claims the rows.
+    let due = store
+        .due_outbox(UnixMicros::from_secs(10_000), 100)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 4);
+}
