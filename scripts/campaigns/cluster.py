@@ -36,6 +36,7 @@ import argparse
 import http.client as httpc
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -258,7 +259,8 @@ class Node(Server):
 
     def start(self, timeout=90.0):
         out = open(self.log_path, "ab")
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+        # The pipeline at info: its engine rebuilds (with their duration) are read back.
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn,server::pipeline=info"))
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--config", self.config] + self.cluster_args,
             stdout=out,
@@ -692,6 +694,7 @@ def failover(args, workdir, rng):
             victim = wait_for(owner, 60, f"exactly one node to own partition {run.busy_partition}", every=0.5)
             run.cluster_views()
         fence_before = run.fence(run.busy_partition)
+        log_offsets = {n.name: os.path.getsize(n.log_path) if os.path.exists(n.log_path) else 0 for n in run.nodes}
         acks_before = run.acks()
         t_kill = time.monotonic()
         victim.kill9()
@@ -726,6 +729,18 @@ def failover(args, workdir, rng):
             log(f"failover: partition {run.busy_partition}'s fencing token in the store {fence_before} before the kill, {fence_after} after the takeover")
             if fence_before is None or fence_after is None or fence_after <= fence_before:
                 problems.append(f"partition {run.busy_partition}'s fencing token did not grow with the takeover ({fence_before} -> {fence_after})")
+        if not run.self_check:
+            # The engine rebuilds of the takeover, from the survivors' logs (printed, not
+            # asserted: a time on a shared machine).
+            for n in survivors:
+                with open(n.log_path, "rb") as f:
+                    f.seek(log_offsets.get(n.name, 0))
+                    lines = [re.sub(r"\x1b\[[0-9;]*m", "", l.decode(errors="replace")) for l in f if b"engine state rebuilt" in l]
+                figures = [
+                    " ".join(w for w in l.split() if w.startswith(("rebuild_ms=", "replayed=", "partitions=")))
+                    for l in lines
+                ]
+                log(f"failover: {n.name} engine rebuilds after the kill: {'; '.join(figures) or 'none'}")
         left = run.drain()
         if left:
             problems.append(f"{left} fixes still unacknowledged 90 s after the load stopped")

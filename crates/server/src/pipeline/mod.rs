@@ -446,6 +446,7 @@ impl Pipeline {
     /// episode in the store, so replaying does not open duplicates.
     async fn rebuild(&mut self, stale_window: f64) -> Result<(), store::StoreError> {
         let start = self.clock.now();
+        let took = std::time::Instant::now();
         // Claimed first: nothing replayed below writes before the old owner is fenced off.
         self.claim_fences().await?;
         if self.cluster.is_some() {
@@ -487,9 +488,12 @@ impl Pipeline {
         }
         let out = self.engine.handle(Input::Tick, self.clock.now());
         self.apply(out).await;
+        let rebuild_s = took.elapsed().as_secs_f64();
+        metrics::histogram!("bulwark_engine_rebuild_seconds").record(rebuild_s);
         tracing::info!(
             replayed,
             partitions = self.held.len(),
+            rebuild_ms = (rebuild_s * 1e3).round() as u64,
             "engine state rebuilt from recent fixes"
         );
         Ok(())
