@@ -82,6 +82,24 @@ impl AppState {
         self.cluster.as_ref().is_none_or(|c| c.is_leader())
     }
 
+    /// Waits for the next tick at which a once-per-cluster job runs here: ticks while this
+    /// node is not the leader are skipped (docs/cluster.md). `false` once shutdown is asked.
+    pub async fn next_singleton_tick(
+        &self,
+        tick: &mut tokio::time::Interval,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|v| *v) => return false,
+            }
+            if self.runs_singletons() {
+                return true;
+            }
+        }
+    }
+
     /// The log-in throttle, locked (a poisoned lock is taken over: its state is counters).
     pub fn login_guard(&self) -> std::sync::MutexGuard<'_, access::LoginGuard> {
         self.login_guard

@@ -55,15 +55,8 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> tokio::tas
             }
         };
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|v| *v) => break,
-            }
-            // Once per cluster: only the leader runs it (docs/cluster.md).
-            if !state.runs_singletons() {
-                continue;
-            }
+        // Once per cluster: only the leader runs it.
+        while state.next_singleton_tick(&mut tick, &mut shutdown).await {
             let due = match state.store.due_outbox(state.clock.now(), 50).await {
                 Ok(d) => d,
                 Err(e) => {

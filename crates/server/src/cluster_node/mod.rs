@@ -145,14 +145,7 @@ impl Node {
 
     /// The partitions held now, and valid at this instant.
     pub fn held(&self) -> BTreeSet<Partition> {
-        let now = tokio::time::Instant::now();
-        self.status
-            .borrow()
-            .held
-            .iter()
-            .filter(|(_, l)| now < l.valid_until)
-            .map(|(p, _)| *p)
-            .collect()
+        self.held_leases().into_keys().collect()
     }
 
     /// The partitions held now with their fencing tokens (the revision each lease was taken

@@ -114,15 +114,8 @@ pub fn spawn_scheduler(
     tokio::spawn(async move {
         let every = std::time::Duration::from_millis(state.config.court.tick_ms.max(10));
         let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|v| *v) => break,
-            }
-            // Once per cluster: only the leader runs it (docs/cluster.md).
-            if !state.runs_singletons() {
-                continue;
-            }
+        // Once per cluster: only the leader runs it.
+        while state.next_singleton_tick(&mut tick, &mut shutdown).await {
             if let Err(e) = run_due(&state, state.clock.now()).await {
                 tracing::error!(error = %e.message, "court scheduler run failed; retried next tick");
             }

@@ -181,15 +181,8 @@ pub fn spawn_job(
         };
         let every = std::time::Duration::from_secs(r.interval_s);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|v| *v) => break,
-            }
-            // Once per cluster: only the leader runs it (docs/cluster.md).
-            if !state.runs_singletons() {
-                continue;
-            }
+        // Once per cluster: only the leader runs it.
+        while state.next_singleton_tick(&mut tick, &mut shutdown).await {
             let now = state.clock.now();
             match purge(
                 &state.store,
