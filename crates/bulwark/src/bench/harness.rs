@@ -398,7 +398,11 @@ impl Server {
     }
 
     pub async fn metrics(&self) -> Result<String> {
-        Ok(reqwest::get(format!("{}/metrics", self.http))
+        // The figures are for the scraper or an administrator (docs/privacy.md).
+        Ok(reqwest::Client::new()
+            .get(format!("{}/metrics", self.http))
+            .bearer_auth(&self.token)
+            .send()
             .await?
             .error_for_status()?
             .text()

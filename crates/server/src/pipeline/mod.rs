@@ -817,6 +817,11 @@ impl Pipeline {
                 None,
             )
             .await;
+        if stored && raise {
+            // Counted as the engine's alerts are (`apply`), so `/metrics` shows it.
+            metrics::counter!("bulwark_alerts_raised_total", "rule" => AlertRule::IngestBacklog.as_str())
+                .increment(1);
+        }
         if !stored && raise {
             // The store is still down after the retries: observe afresh, so the next tick
             // raises again (with the time of that tick) instead of believing it raised.
