@@ -431,6 +431,17 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         .await;
     let (alert_a, alert_b) = (alert_of(&w, a).await, alert_of(&w, b).await);
 
+    police_before_any_dispatch_see_nothing_and_cannot_dispatch(&w, alert_b).await;
+    dual_dispatch_in_case_b(&w, alert_b).await;
+    let mut ws = police_stream_is_scoped_to_case_b(&w).await;
+    let mut sse = dispatched_to_case_a_the_police_see_its_victim(&w, alert_a, &mut ws).await;
+    police_webhook_got_each_dispatch_once_signed(&w, &hook).await;
+    let tasks = resolution_ends_case_as_grant(&w, alert_a, &mut ws, &mut sse).await;
+    case_bs_dispatch_stands_and_is_in_the_action_log(&w, alert_b, &tasks).await;
+    r.shutdown().await;
+}
+
+async fn police_before_any_dispatch_see_nothing_and_cannot_dispatch(w: &World, alert_b: i64) {
     // Before any dispatch: no task, no position, no case.
     let (s, tasks) = w.h.get("/api/v1/tasks", &w.police).await;
     assert_eq!((s, tasks.clone()), (StatusCode::OK, json!([])));
@@ -458,7 +469,9 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_reference")),
         "{v}"
     );
+}
 
+async fn dual_dispatch_in_case_b(w: &World, alert_b: i64) {
     // Dual dispatch in case B.
     let (s, d) =
         w.h.post(
@@ -487,7 +500,10 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
     );
     assert!(p["device_time"].is_string() && p["accuracy_m"] == 8.0 && p["age_s"].is_number());
     assert_eq!(d["tasks"][1]["target"]["position"], Value::Null);
+}
 
+async fn police_stream_is_scoped_to_case_b(w: &World) -> Ws {
+    let (a, b) = (&w.a, &w.b);
     // The police stream, opened with case B granted: case A is another case.
     let mut ws = ws_connect(&w.h, &w.police, Some("0-0")).await;
     assert_eq!(ws_next(&mut ws).await["event"], "resync");
@@ -501,6 +517,15 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
     assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
     assert_eq!(tasks[0]["target"]["position"]["lat"], b.victim_at.0);
 
+    ws
+}
+
+async fn dispatched_to_case_a_the_police_see_its_victim(
+    w: &World,
+    alert_a: i64,
+    ws: &mut Ws,
+) -> reqwest::Response {
+    let (a, b) = (&w.a, &w.b);
     // Now dispatched to case A too: its victim's position, in the task and on a new stream.
     let (s, d) =
         w.h.post(
@@ -526,12 +551,12 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         (Some(a.victim_at.0), Some(a.victim_at.1))
     );
     assert!(p["received_time"].is_string() && p["source"] == "gnss" && p["accuracy_m"] == 8.0);
-    drop(ws);
-    let mut ws = ws_connect(&w.h, &w.police, Some("0-0")).await;
-    assert_eq!(ws_next(&mut ws).await["event"], "resync");
+    // A new stream in place of the first (its grant was case B alone).
+    *ws = ws_connect(&w.h, &w.police, Some("0-0")).await;
+    assert_eq!(ws_next(ws).await["event"], "resync");
     w.h.report(&a.phone_token, 3, a.victim_at.0, a.victim_at.1, false)
         .await;
-    let m = ws_next(&mut ws).await;
+    let m = ws_next(ws).await;
     assert_eq!(
         (m["event"].as_str(), &m["data"]["device_id"]),
         (Some("position"), &json!(a.phone)),
@@ -557,12 +582,17 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         seen_sse.iter().any(|m| m["data"]["device_id"] == a.phone),
         "{seen_sse:?}"
     );
-    let before = until_sentinel(&mut ws, b.phone).await;
+    let before = until_sentinel(ws, b.phone).await;
     assert!(
         before.iter().any(|m| m["data"]["device_id"] == a.phone),
         "{before:?}"
     );
 
+    sse
+}
+
+async fn police_webhook_got_each_dispatch_once_signed(w: &World, hook: &Arc<Mutex<Vec<Value>>>) {
+    let (a, b) = (&w.a, &w.b);
     // The police webhook got each dispatch exactly once, signed, with the victim's position
     // inside it.
     eventually("both dispatch deliveries", || async {
@@ -583,7 +613,16 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         );
         assert!(got["dispatch"]["victim"]["position"]["device_time"].is_string());
     }
+}
 
+/// Resolved with a grace of 0: the grant ends. Answers the police's tasks after it.
+async fn resolution_ends_case_as_grant(
+    w: &World,
+    alert_a: i64,
+    ws: &mut Ws,
+    sse: &mut reqwest::Response,
+) -> Value {
+    let (a, b) = (&w.a, &w.b);
     // Resolved (grace 0): the grant ends. Nothing more of case A reaches the police, not on
     // the stream that is still open, not in the task, not in the positions.
     let (s, _) =
@@ -604,12 +643,12 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
     .await;
     w.h.report(&b.phone_token, 3, b.victim_at.0, b.victim_at.1, false)
         .await;
-    let before = until_sentinel(&mut ws, b.phone).await;
+    let before = until_sentinel(ws, b.phone).await;
     assert!(
         !before.iter().any(|m| about(m, a)),
         "after expiry: {before:?}"
     );
-    let before = sse_until_sentinel(&mut sse, b.phone).await;
+    let before = sse_until_sentinel(sse, b.phone).await;
     assert!(
         !before.iter().any(|m| about(m, a)),
         "after expiry, SSE: {before:?}"
@@ -640,6 +679,11 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
             .any(|p| p["device_id"] == a.phone || p["device_id"] == a.ankle),
         "{latest}"
     );
+    tasks
+}
+
+async fn case_bs_dispatch_stands_and_is_in_the_action_log(w: &World, alert_b: i64, tasks: &Value) {
+    let b = &w.b;
     // Case B's dispatch still stands.
     let (s, t) =
         w.h.post(
@@ -678,7 +722,6 @@ async fn police_see_the_victims_position_only_inside_their_dispatch() {
         ]),
         "{actions:?}"
     );
-    r.shutdown().await;
 }
 
 #[tokio::test]
