@@ -232,6 +232,16 @@ fn is_stored(stored: &[domain::Fix], f: &protocols::DecodedFix) -> bool {
     })
 }
 
+/// What the golden-vector replay checked for one protocol.
+#[derive(Default)]
+struct Checked {
+    acks: usize,
+    exact_positions: usize,
+    fixes: usize,
+    sos: usize,
+    scans: usize,
+}
+
 #[tokio::test]
 async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
     let dir = tempfile::tempdir().unwrap();
@@ -246,174 +256,251 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
         ("teltonika", Protocol::Teltonika),
     ] {
         let file = load(name);
-        let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        let mut order = Vec::new();
-        for c in file["cases"].as_array().unwrap() {
-            let t = c["test"].as_str().unwrap().to_string();
-            if !groups.contains_key(&t) {
-                order.push(t.clone());
-            }
-            groups.entry(t).or_default().push(c.clone());
-        }
-        let addr = r.device_addrs[&protocol];
         let mut devices: HashMap<String, i64> = HashMap::new();
-        let (mut acks, mut exact_positions, mut fixes_checked, mut sos) = (0, 0, 0, 0);
-        let mut scans_checked = 0;
-        for t in order {
-            let expected = expect_group(protocol, &groups[&t]);
-            for e in &expected {
-                for (id, _) in &e.messages {
-                    if let Some(id) = id
-                        && !devices.contains_key(id)
-                    {
-                        let d = api.device(name, id, None).await;
-                        devices.insert(id.clone(), d);
-                    }
-                }
-            }
-            // One TCP connection per group, as the vectors README prescribes.
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            for e in &expected {
-                let bytes = payload(&e.case);
-                let line = &e.case["line"];
-                if e.udp {
-                    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-                    sock.send_to(&bytes, r.device_udp_addrs[&protocol])
-                        .await
-                        .unwrap();
-                    let mut buf = [0u8; 512];
-                    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
-                        .await
-                        .expect("udp reply")
-                        .unwrap();
-                    assert_eq!(&buf[..n], &e.ack[..], "{name} line {line}: udp ack");
-                    acks += 1;
-                    continue;
-                }
-                stream.write_all(&bytes).await.unwrap();
-                if !e.ack.is_empty() {
-                    let got = read_n(&mut stream, e.ack.len()).await;
-                    if e.ack_exact {
-                        assert_eq!(got, e.ack, "{name} line {line}: ack bytes");
-                    }
-                    acks += 1;
-                }
-            }
-            drop(stream);
+        let mut checked = Checked::default();
+        for group in vector_groups(&file) {
+            let expected = expect_group(protocol, &group);
+            register_devices(&api, name, &expected, &mut devices).await;
+            send_group(&r, protocol, name, &expected, &mut checked).await;
             // Every ack was read, so everything acknowledged is already durable.
             let received = now();
             for e in &expected {
-                let line = &e.case["line"];
                 for (id, m) in &e.messages {
                     let Some(dev) = id.as_ref().map(|i| devices[i]) else {
                         continue;
                     };
-                    // Frames without an ack (some protocols acknowledge only some types) give
-                    // no durability signal to wait for: poll, bounded.
-                    let want: Vec<_> = m.fixes.iter().filter(|f| storable(f, received)).collect();
-                    let mut stored = Vec::new();
-                    for _ in 0..100 {
-                        stored = r
-                            .store
-                            .track(
-                                &harness::inspect(),
-                                DeviceId(dev),
-                                UnixMicros(0),
-                                UnixMicros(i64::MAX),
-                                100_000,
-                            )
-                            .await
-                            .unwrap();
-                        if want.iter().all(|f| is_stored(&stored, f)) {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    for f in want {
-                        assert!(
-                            is_stored(&stored, f),
-                            "{name} line {line}: fix at {:?} not stored",
-                            f.device_time
-                        );
-                        fixes_checked += 1;
-                    }
-                    // Cell towers and access points are stored beside the fix or report.
-                    if let Some(n) = m
-                        .network
-                        .as_ref()
-                        .filter(|n| !n.cells.is_empty() || !n.wifi.is_empty())
-                    {
-                        let same = |st: &store::NetworkScan| {
-                            st.cells.len() == n.cells.len()
-                                && st.wifi.len() == n.wifi.len()
-                                && st.cells.iter().zip(&n.cells).all(|(a, b)| {
-                                    (a.mcc, a.mnc, a.lac, a.cell_id)
-                                        == (b.mcc, b.mnc, b.lac, b.cell_id)
-                                })
-                                && st.wifi.iter().zip(&n.wifi).all(|(a, b)| a.mac == b.mac)
-                        };
-                        let mut found = false;
-                        for _ in 0..100 {
-                            let stored = r
-                                .store
-                                .network_scans(
-                                    &harness::inspect(),
-                                    DeviceId(dev),
-                                    UnixMicros(0),
-                                    UnixMicros(i64::MAX),
-                                    100_000,
-                                )
-                                .await
-                                .unwrap();
-                            if stored.iter().any(same) {
-                                found = true;
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        assert!(found, "{name} line {line}: network scan not stored");
-                        scans_checked += 1;
-                    }
-                    let exp = &e.case["expect"];
-                    if let (Some(time), Some(lat), Some(lon)) = (
-                        exp["time"].as_str(),
-                        exp["lat"].as_f64(),
-                        exp["lon"].as_f64(),
-                    ) {
-                        let time = parse_time(time);
-                        if m.fixes.iter().any(|f| f.device_time.0 == time) {
-                            assert!(
-                                stored.iter().any(|s| s.device_time.0 == time
-                                    && (s.position.lat() - lat).abs() < 1e-5
-                                    && (s.position.lon() - lon).abs() < 1e-5),
-                                "{name} line {line}: expected position not stored"
-                            );
-                            exact_positions += 1;
-                        }
-                    }
-                    if m.events.iter().any(|ev| ev.kind == EventKind::Sos) {
-                        let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
-                        assert!(
-                            events.iter().any(|ev| ev.device_id == DeviceId(dev)
-                                && ev.kind == DeviceEventKind::Sos),
-                            "{name} line {line}: SOS event not stored"
-                        );
-                        sos += 1;
-                        any_sos = true;
-                    }
+                    check_message_stored(&r, name, e, dev, m, received, &mut checked).await;
                 }
             }
         }
+        any_sos |= checked.sos > 0;
         summary.push(format!(
-            "{name}: {} cases, {acks} acks, {fixes_checked} stored fixes checked, {exact_positions} exact positions, {sos} SOS, {scans_checked} network scans",
-            file["cases"].as_array().unwrap().len()
+            "{name}: {} cases, {} acks, {} stored fixes checked, {} exact positions, {} SOS, {} network scans",
+            file["cases"].as_array().unwrap().len(),
+            checked.acks,
+            checked.fixes,
+            checked.exact_positions,
+            checked.sos,
+            checked.scans
         ));
-        assert!(acks > 0 && fixes_checked > 0, "{}", summary.join("\n"));
+        assert!(
+            checked.acks > 0 && checked.fixes > 0,
+            "{}",
+            summary.join("\n")
+        );
     }
     println!("{}", summary.join("\n"));
     assert!(any_sos, "the vectors contain SOS frames");
-    // Heartbeats and status frames leave each device's latest health (battery, signal…).
+    status_frames_left_battery_readings(&r).await;
+    an_sos_without_an_order_still_raises_a_device_alert(&r).await;
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{}/metrics", r.http_addr))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("bulwark_device_connection_panics_total"));
+    r.shutdown().await;
+}
+
+/// A protocol file's vectors grouped by their `test` field, groups in file order.
+fn vector_groups(file: &Value) -> Vec<Vec<Value>> {
+    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for c in file["cases"].as_array().unwrap() {
+        let t = c["test"].as_str().unwrap().to_string();
+        if !groups.contains_key(&t) {
+            order.push(t.clone());
+        }
+        groups.entry(t).or_default().push(c.clone());
+    }
+    order
+        .into_iter()
+        .map(|t| groups.remove(&t).unwrap_or_default())
+        .collect()
+}
+
+/// Registers every device a group's messages identify, once.
+async fn register_devices(
+    api: &Api,
+    name: &str,
+    expected: &[Expected],
+    devices: &mut HashMap<String, i64>,
+) {
+    for e in expected {
+        for (id, _) in &e.messages {
+            if let Some(id) = id
+                && !devices.contains_key(id)
+            {
+                let d = api.device(name, id, None).await;
+                devices.insert(id.clone(), d);
+            }
+        }
+    }
+}
+
+/// Sends one group's frames, checking each ack: one TCP connection per group, as the vectors
+/// README prescribes; a UDP case on its own socket.
+async fn send_group(
+    r: &server::Running,
+    protocol: Protocol,
+    name: &str,
+    expected: &[Expected],
+    checked: &mut Checked,
+) {
+    let addr = r.device_addrs[&protocol];
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for e in expected {
+        let bytes = payload(&e.case);
+        let line = &e.case["line"];
+        if e.udp {
+            let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sock.send_to(&bytes, r.device_udp_addrs[&protocol])
+                .await
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+                .await
+                .expect("udp reply")
+                .unwrap();
+            assert_eq!(&buf[..n], &e.ack[..], "{name} line {line}: udp ack");
+            checked.acks += 1;
+            continue;
+        }
+        stream.write_all(&bytes).await.unwrap();
+        if !e.ack.is_empty() {
+            let got = read_n(&mut stream, e.ack.len()).await;
+            if e.ack_exact {
+                assert_eq!(got, e.ack, "{name} line {line}: ack bytes");
+            }
+            checked.acks += 1;
+        }
+    }
+}
+
+/// One decoded message's fixes, network scan, expected position and SOS are in the store.
+async fn check_message_stored(
+    r: &server::Running,
+    name: &str,
+    e: &Expected,
+    dev: i64,
+    m: &Message,
+    received: UnixMicros,
+    checked: &mut Checked,
+) {
+    let line = &e.case["line"];
+    // Frames without an ack (some protocols acknowledge only some types) give no durability
+    // signal to wait for: poll, bounded.
+    let want: Vec<_> = m.fixes.iter().filter(|f| storable(f, received)).collect();
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = r
+            .store
+            .track(
+                &harness::inspect(),
+                DeviceId(dev),
+                UnixMicros(0),
+                UnixMicros(i64::MAX),
+                100_000,
+            )
+            .await
+            .unwrap();
+        if want.iter().all(|f| is_stored(&stored, f)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for f in want {
+        assert!(
+            is_stored(&stored, f),
+            "{name} line {line}: fix at {:?} not stored",
+            f.device_time
+        );
+        checked.fixes += 1;
+    }
+    // Cell towers and access points are stored beside the fix or report.
+    if let Some(n) = m
+        .network
+        .as_ref()
+        .filter(|n| !n.cells.is_empty() || !n.wifi.is_empty())
+    {
+        check_scan_stored(r, name, line, dev, n).await;
+        checked.scans += 1;
+    }
+    let exp = &e.case["expect"];
+    if let (Some(time), Some(lat), Some(lon)) = (
+        exp["time"].as_str(),
+        exp["lat"].as_f64(),
+        exp["lon"].as_f64(),
+    ) {
+        let time = parse_time(time);
+        if m.fixes.iter().any(|f| f.device_time.0 == time) {
+            assert!(
+                stored.iter().any(|s| s.device_time.0 == time
+                    && (s.position.lat() - lat).abs() < 1e-5
+                    && (s.position.lon() - lon).abs() < 1e-5),
+                "{name} line {line}: expected position not stored"
+            );
+            checked.exact_positions += 1;
+        }
+    }
+    if m.events.iter().any(|ev| ev.kind == EventKind::Sos) {
+        let events = r.store.events_received_since(UnixMicros(0)).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|ev| ev.device_id == DeviceId(dev) && ev.kind == DeviceEventKind::Sos),
+            "{name} line {line}: SOS event not stored"
+        );
+        checked.sos += 1;
+    }
+}
+
+/// The decoded scan `n` is among the device's stored scans (polled, bounded).
+async fn check_scan_stored(
+    r: &server::Running,
+    name: &str,
+    line: &Value,
+    dev: i64,
+    n: &protocols::NetworkScan,
+) {
+    let same =
+        |st: &store::NetworkScan| {
+            st.cells.len() == n.cells.len()
+                && st.wifi.len() == n.wifi.len()
+                && st.cells.iter().zip(&n.cells).all(|(a, b)| {
+                    (a.mcc, a.mnc, a.lac, a.cell_id) == (b.mcc, b.mnc, b.lac, b.cell_id)
+                })
+                && st.wifi.iter().zip(&n.wifi).all(|(a, b)| a.mac == b.mac)
+        };
+    let mut found = false;
+    for _ in 0..100 {
+        let stored = r
+            .store
+            .network_scans(
+                &harness::inspect(),
+                DeviceId(dev),
+                UnixMicros(0),
+                UnixMicros(i64::MAX),
+                100_000,
+            )
+            .await
+            .unwrap();
+        if stored.iter().any(same) {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(found, "{name} line {line}: network scan not stored");
+}
+
+/// Heartbeats and status frames leave each device's latest health (battery, signal…).
+async fn status_frames_left_battery_readings(r: &server::Running) {
     let health = r
         .store
         .device_health(&store::Authorized::system("test"))
@@ -425,7 +512,10 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
             .any(|(_, h)| h.battery_percent.is_some() || h.battery_volts.is_some()),
         "status frames in the vectors carry battery readings"
     );
-    // An SOS from a device with no order in force still reaches staff as a device alert.
+}
+
+/// An SOS from a device with no order in force still reaches staff as a device alert.
+async fn an_sos_without_an_order_still_raises_a_device_alert(r: &server::Running) {
     let mut alerted = false;
     for _ in 0..100 {
         // These devices belong to no case, so no staff listing covers them: read the store.
@@ -444,17 +534,6 @@ async fn golden_vectors_over_real_sockets_store_fixes_events_and_get_acks() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(alerted, "an SOS alert was raised");
-    let metrics = reqwest::Client::new()
-        .get(format!("http://{}/metrics", r.http_addr))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!metrics.contains("bulwark_device_connection_panics_total"));
-    r.shutdown().await;
 }
 
 fn gt06_login(imei: &str, serial: u16) -> Vec<u8> {
