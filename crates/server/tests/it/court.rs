@@ -502,15 +502,29 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
     let h = Http::new(&r);
     let p = parties(&h).await;
     let police = h.account("police", "police", None).await;
-    // Police petition for the victim; the judge denies, with reasons.
-    let file = || {
-        h.created(
-            "/api/v1/petitions",
-            &police,
-            json!({"case_id": p.case, "kind": "restraining_order", "requested": {"no_approach_m": 100.0, "duration_days": 180}, "statement": "Repeated visits at her home."}),
-        )
-    };
-    let first = file().await;
+    a_denial_needs_reasons(&h, &p, &police).await;
+    let (order, zone) = a_modified_petition_makes_an_order_with_a_home_zone(&h, &p, &police).await;
+    let work = the_zone_editor_makes_a_new_version_from_now(&h, &p, order, &zone).await;
+    the_officer_redraws_zones_but_not_distances(&h, &p, order, &work).await;
+    the_offender_sees_versions_without_zones_or_reasons(&h, &p, order).await;
+    an_open_ended_order_is_amended_and_stays_open(&h, &p).await;
+    a_bad_zone_is_refused_whole(&h, &p, order).await;
+    r.shutdown().await;
+}
+
+/// Police petition for the victim (a restraining order, 100 m, 180 days).
+async fn file_police_petition(h: &Http, p: &Parties, police: &str) -> Value {
+    h.created(
+        "/api/v1/petitions",
+        police,
+        json!({"case_id": p.case, "kind": "restraining_order", "requested": {"no_approach_m": 100.0, "duration_days": 180}, "statement": "Repeated visits at her home."}),
+    )
+    .await
+}
+
+/// The judge denies the police's petition, with reasons (without, it is refused).
+async fn a_denial_needs_reasons(h: &Http, p: &Parties, police: &str) {
+    let first = file_police_petition(h, p, police).await;
     assert_eq!(first["petitioner"], "police");
     let id = first["id"].as_i64().unwrap();
     let (s, _) = h
@@ -532,9 +546,17 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
     assert_eq!(v["state"], "denied");
     let (_, mine) = h.get("/api/v1/me/notices", &p.victim_token).await;
     assert_eq!(kinds(&mine), ["petition_filed", "denied"]);
+}
 
-    // A second petition is modified: 200 m, with a home zone.
-    let id = file().await["id"].as_i64().unwrap();
+/// A second petition is modified: 200 m, with a home zone. Answers the order and the zone.
+async fn a_modified_petition_makes_an_order_with_a_home_zone(
+    h: &Http,
+    p: &Parties,
+    police: &str,
+) -> (i64, Value) {
+    let id = file_police_petition(h, p, police).await["id"]
+        .as_i64()
+        .unwrap();
     h.post(
         &format!("/api/v1/petitions/{id}/review"),
         &p.clerk,
@@ -554,6 +576,16 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
     let (_, mine) = h.get("/api/v1/me/notices", &p.victim_token).await;
     assert!(kinds(&mine).contains(&"modified".to_owned()), "{mine}");
 
+    (order, zone)
+}
+
+/// Answers the second zone it added (her office).
+async fn the_zone_editor_makes_a_new_version_from_now(
+    h: &Http,
+    p: &Parties,
+    order: i64,
+    zone: &Value,
+) -> Value {
     // The console's zone editor replaces the zones: version 2, from now to the same end.
     let work = json!({"kind": "work", "label": "her office", "shape": {"type": "circle", "lat": 37.52, "lon": 127.02, "radius_m": 200.0}});
     let (s, v2) = h
@@ -589,6 +621,15 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
         2,
         "the engine uses version 2"
     );
+    work
+}
+
+async fn the_officer_redraws_zones_but_not_distances(
+    h: &Http,
+    p: &Parties,
+    order: i64,
+    work: &Value,
+) {
     // The case's officer may redraw the zones (version 3, attributed to the officer), but
     // not the distances: those are the court's.
     let (s, v3) = h
@@ -609,6 +650,9 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{refused}");
+}
+
+async fn the_offender_sees_versions_without_zones_or_reasons(h: &Http, p: &Parties, order: i64) {
     // The offender's view of the versions leaves out zones and reasons.
     let (s, his) = h
         .get(
@@ -624,6 +668,9 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
             .all(|v| v["zones"] == json!([]) && v["reasons"].is_null()),
         "{his}"
     );
+}
+
+async fn an_open_ended_order_is_amended_and_stays_open(h: &Http, p: &Parties) {
     // An open-ended order registered directly is amended the same way and stays open.
     let (s, direct) = h
         .post(
@@ -655,6 +702,9 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "nothing to extend");
+}
+
+async fn a_bad_zone_is_refused_whole(h: &Http, p: &Parties, order: i64) {
     // A bad zone is refused whole.
     let (s, _) = h
         .post(
@@ -664,7 +714,6 @@ async fn a_zone_edit_is_a_new_version_from_now_and_a_denial_needs_reasons() {
         )
         .await;
     assert!(s.is_client_error(), "{s}");
-    r.shutdown().await;
 }
 
 #[tokio::test]
