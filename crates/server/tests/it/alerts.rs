@@ -778,6 +778,14 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
     let dir = tempfile::tempdir().unwrap();
     let r = start_with(dir.path(), |_| {}).await;
     let w = world(&r).await;
+    her_alerts_are_classes_without_positions(&w).await;
+    a_test_alert_is_class_test_and_resolved(&w).await;
+    the_offender_and_staff_have_no_my_alerts(&w).await;
+    she_sets_silent_mode(&w).await;
+    r.shutdown().await;
+}
+
+async fn her_alerts_are_classes_without_positions(w: &World) {
     // His tamper (danger), her SOS (danger); case B's SOS is not hers.
     let now = jiff::Timestamp::now().to_string();
     let r2 = w
@@ -840,6 +848,9 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
         !text.contains("lat") && !text.contains("distance"),
         "{text}"
     );
+}
+
+async fn a_test_alert_is_class_test_and_resolved(w: &World) {
     // A test alert: class `test`, already resolved.
     let (s, t) =
         w.h.post("/api/v1/me/alerts/test", &w.victim_a, json!({}))
@@ -858,6 +869,9 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
             .len(),
         3
     );
+}
+
+async fn the_offender_and_staff_have_no_my_alerts(w: &World) {
     // The offender and staff have no "my alerts".
     assert_eq!(
         w.h.get("/api/v1/me/alerts", &w.offender_a).await.0,
@@ -867,6 +881,9 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
         w.h.get("/api/v1/me/alerts", &w.officer).await.0,
         StatusCode::FORBIDDEN
     );
+}
+
+async fn she_sets_silent_mode(w: &World) {
     // Silent mode.
     assert_eq!(
         w.h.get("/api/v1/me/settings", &w.victim_a).await.1,
@@ -897,7 +914,6 @@ async fn a_victim_sees_her_alerts_by_class_without_positions_and_sets_silent_mod
         (s, v["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
     );
-    r.shutdown().await;
 }
 
 /// What the push service accepted: (subscription path, topic, decrypted payload).
