@@ -646,6 +646,21 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path()).await;
     let mut api = Api::new(&r, TOKEN);
+    let imei = "359710040000003";
+    let (dev, case) = an_ankle_monitor_in_a_case(&api, imei).await;
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    heartbeats_and_a_location_with_its_cell_over_gt06(&r, imei).await;
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let health_url = format!("/api/v1/devices/{dev}/health?from={from}&to={to}");
+    nobody_without_the_case_reads_its_health(&api, &health_url).await;
+    api.login_officer(&case).await;
+    the_officer_reads_the_health_history(&api, dev, &health_url, &from, &to).await;
+    the_track_and_the_scans_carry_the_cell(&api, dev, &from, &to).await;
+    r.shutdown().await;
+}
+
+/// An offender wearing a GT06 ankle monitor, in a case protecting one person: (device, case).
+async fn an_ankle_monitor_in_a_case(api: &Api, imei: &str) -> (i64, Value) {
     let off = api
         .post(
             "/api/v1/people",
@@ -658,7 +673,6 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
             json!({"role": "protected", "display_name": "V"}),
         )
         .await;
-    let imei = "359710040000003";
     let dev = api
         .post(
             "/api/v1/devices",
@@ -673,10 +687,12 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
             json!({"reference": "H-1", "offender_id": off["id"], "protected_ids": [vic["id"]]}),
         )
         .await;
-    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    (dev, case)
+}
 
-    // Over a real socket: two heartbeats (charging at full, then 50 % off the charger) and a
-    // location with its serving cell, each acknowledged only once durable.
+/// Over a real socket: two heartbeats (charging at full, then 50 % off the charger) and a
+/// location with its serving cell, each acknowledged only once durable.
+async fn heartbeats_and_a_location_with_its_cell_over_gt06(r: &server::Running, imei: &str) {
     let mut s = TcpStream::connect(r.device_addrs[&Protocol::Gt06])
         .await
         .unwrap();
@@ -690,10 +706,10 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
         read_n(&mut s, 10).await;
     }
     drop(s);
-    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+}
 
+async fn nobody_without_the_case_reads_its_health(api: &Api, health_url: &str) {
     // Nobody without the case reads it: the administrator has no case data.
-    let health_url = format!("/api/v1/devices/{dev}/health?from={from}&to={to}");
     let denied = api
         .http
         .get(format!("{}{health_url}", api.base))
@@ -702,9 +718,16 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
         .await
         .unwrap();
     assert_eq!(denied.status(), reqwest::StatusCode::FORBIDDEN);
+}
 
-    api.login_officer(&case).await;
-    let health = api.value(&health_url).await;
+async fn the_officer_reads_the_health_history(
+    api: &Api,
+    dev: i64,
+    health_url: &str,
+    from: &str,
+    to: &str,
+) {
+    let health = api.value(health_url).await;
     let reports = health.as_array().expect("a list of reports");
     assert_eq!(reports.len(), 2, "{health}");
     assert_eq!(reports[0]["battery_percent"], 100.0);
@@ -733,7 +756,9 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
         .await
         .unwrap();
     assert!(bad.status().is_client_error(), "{}", bad.status());
+}
 
+async fn the_track_and_the_scans_carry_the_cell(api: &Api, dev: i64, from: &str, to: &str) {
     // The track shows the cell the location frame carried, beside its fix.
     let track = api
         .value(&format!(
@@ -766,7 +791,6 @@ async fn health_history_and_network_scans_over_tcp_and_http() {
         .await;
     assert_eq!(scans.as_array().map(Vec::len), Some(1), "{scans}");
     assert_eq!(&scans[0]["cells"], cells);
-    r.shutdown().await;
 }
 
 #[tokio::test]
