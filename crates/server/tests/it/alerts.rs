@@ -1011,9 +1011,6 @@ async fn push_service(
 
 #[tokio::test]
 async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once() {
-    use base64::Engine as _;
-    use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let dir = tempfile::tempdir().unwrap();
     let r = start_with(dir.path(), |_| {}).await;
     let w = world(&r).await;
@@ -1027,6 +1024,65 @@ async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once(
         keys.insert(name.to_string(), (secret, [i as u8 + 1; 16]));
     }
     let (pushed, calls, base) = push_service(vapid_public.clone(), keys.clone(), 3).await;
+    subscribe_her_and_the_officer(&w, &base, &keys).await;
+    // Her SOS (danger: both hear of it) and her test (only her).
+    w.h.report(&w.a.phone_token, 1, w.a.victim_at.0, w.a.victim_at.1, true)
+        .await;
+    let sos = alert_of(&w, &w.a).await;
+    let (s, t) =
+        w.h.post("/api/v1/me/alerts/test", &w.victim_a, json!({}))
+            .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let test = t["id"].as_i64().unwrap();
+    let ours = || {
+        pushed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, p)| p["alert_id"] == sos || p["alert_id"] == test)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    eventually("three push messages", || async { ours().len() >= 3 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = ours();
+    assert_eq!(got.len(), 3, "each message exactly once: {got:?}");
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 6,
+        "the first three attempts failed"
+    );
+    each_message_once_with_its_topic_class_and_silence(&got, sos, test);
+    // Unsubscribed: nothing more goes there.
+    let (s, _) =
+        w.h.call(
+            "delete",
+            "/api/v1/me/push-subscriptions",
+            Some(&w.victim_a),
+            Some(json!({"endpoint": format!("{base}/push/victim")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // The key survives a restart (browsers keep subscriptions made with it).
+    r.shutdown().await;
+    let r = start_with(dir.path(), |_| {}).await;
+    let h = Http::new(&r);
+    assert_eq!(
+        h.get("/api/v1/push/vapid-public-key", "").await.1["public_key"],
+        vapid_public.as_str()
+    );
+    r.shutdown().await;
+}
+
+/// Her browser and the officer's subscribe with their keys; a bad endpoint is refused; she
+/// turns silent mode on.
+async fn subscribe_her_and_the_officer(
+    w: &World,
+    base: &str,
+    keys: &BTreeMap<String, (web_push_native::p256::SecretKey, [u8; 16])>,
+) {
+    use base64::Engine as _;
+    use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     for (name, token) in [("victim", &w.victim_a), ("officer", &w.officer)] {
         let (secret, auth) = &keys[name];
         let body = json!({"endpoint": format!("{base}/push/{name}"), "keys": {
@@ -1055,32 +1111,15 @@ async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once(
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    // Her SOS (danger: both hear of it) and her test (only her).
-    w.h.report(&w.a.phone_token, 1, w.a.victim_at.0, w.a.victim_at.1, true)
-        .await;
-    let sos = alert_of(&w, &w.a).await;
-    let (s, t) =
-        w.h.post("/api/v1/me/alerts/test", &w.victim_a, json!({}))
-            .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let test = t["id"].as_i64().unwrap();
-    let ours = || {
-        pushed
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, _, p)| p["alert_id"] == sos || p["alert_id"] == test)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    eventually("three push messages", || async { ours().len() >= 3 }).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = ours();
-    assert_eq!(got.len(), 3, "each message exactly once: {got:?}");
-    assert!(
-        calls.load(std::sync::atomic::Ordering::SeqCst) >= 6,
-        "the first three attempts failed"
-    );
+}
+
+/// The three messages: the SOS to both (silent for her), her test to her alone, each with its
+/// own topic.
+fn each_message_once_with_its_topic_class_and_silence(
+    got: &[(String, String, Value)],
+    sos: i64,
+    test: i64,
+) {
     let mut topics: Vec<&String> = got.iter().map(|(_, t, _)| t).collect();
     topics.sort();
     topics.dedup();
@@ -1106,25 +1145,6 @@ async fn web_push_reaches_a_real_push_service_encrypted_signed_and_exactly_once(
             .any(|(s, _, p)| s == "officer" && p["alert_id"] == test),
         "her test is hers"
     );
-    // Unsubscribed: nothing more goes there.
-    let (s, _) =
-        w.h.call(
-            "delete",
-            "/api/v1/me/push-subscriptions",
-            Some(&w.victim_a),
-            Some(json!({"endpoint": format!("{base}/push/victim")})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    // The key survives a restart (browsers keep subscriptions made with it).
-    r.shutdown().await;
-    let r = start_with(dir.path(), |_| {}).await;
-    let h = Http::new(&r);
-    assert_eq!(
-        h.get("/api/v1/push/vapid-public-key", "").await.1["public_key"],
-        vapid_public.as_str()
-    );
-    r.shutdown().await;
 }
 
 #[tokio::test]
