@@ -166,6 +166,16 @@ pub(crate) fn writer_loop<B: GroupBackend>(
     tracing::info!("store writer stopped: queue closed and drained");
 }
 
+/// What each job of a group whose `COMMIT` failed is told: a lost database connection stays
+/// [`StoreError::Unavailable`] (the doors answer 503, "retry later"); anything else is the
+/// commit's own failure.
+fn commit_failure(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!("commit failed: {m}")),
+        other => StoreError::Corrupt(format!("commit failed: {other}")),
+    }
+}
+
 /// A job of the group with its own outcome, before the group's commit.
 type Ran<C> = (Box<dyn WriteJob<C>>, Result<()>);
 
@@ -226,10 +236,9 @@ fn run_group<B: GroupBackend>(
             // Leave no half-open transaction behind (SQLite keeps one open after a failed
             // COMMIT); on a lost connection this fails too, which changes nothing.
             let _ = B::execute(conn, "ROLLBACK");
-            let msg = e.to_string();
             health.group_done(false);
             for (job, _) in done {
-                job.finish(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
+                job.finish(Err(commit_failure(&e)));
             }
             backend.connection_failed();
         }
@@ -239,6 +248,19 @@ fn run_group<B: GroupBackend>(
 #[cfg(test)]
 mod failing_tests {
     use super::*;
+
+    #[test]
+    fn a_commit_lost_with_the_connection_is_unavailable_not_corrupt() {
+        // Seen in CI: PostgreSQL stopped between a group's jobs and its COMMIT; the native
+        // door answered 500 instead of 503.
+        let lost = commit_failure(&StoreError::Unavailable("connection closed".into()));
+        assert!(
+            matches!(&lost, StoreError::Unavailable(m) if m.contains("connection closed")),
+            "{lost}"
+        );
+        let other = commit_failure(&StoreError::Conflict("x".into()));
+        assert!(matches!(other, StoreError::Corrupt(_)), "{other}");
+    }
 
     #[test]
     fn a_storage_failure_is_reported_until_a_clean_group_commits_after_the_hold() {
