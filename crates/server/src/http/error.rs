@@ -196,6 +196,12 @@ impl From<store::StoreError> for ApiError {
                     "the store is unavailable; nothing was stored, retry later",
                 )
             }
+            // The store refused a read its access token does not cover (a device in no
+            // case read with an intake decision): refused, as the access rules would.
+            S::NotAuthorized(m) => {
+                tracing::warn!(error = %m, "store refused a read its access decision does not cover");
+                ApiError::new(ErrorCode::Forbidden, "no access decision covers this data")
+            }
             other => ApiError::internal(other),
         }
     }
