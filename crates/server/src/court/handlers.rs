@@ -112,15 +112,7 @@ pub async fn get_petition(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<PetitionDto>, ApiError> {
-    let p = load_petition(&s, id).await?;
-    authz::check(
-        &s,
-        &c,
-        Action::ReadPetitions,
-        case_resource(p.case_id),
-        &format!("petition {id}"),
-    )
-    .await?;
+    authorized_petition(&s, &c, id, Action::ReadPetitions, &format!("petition {id}")).await?;
     Ok(Json(with_events(&s, id).await?))
 }
 
@@ -133,12 +125,11 @@ pub async fn review_petition(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<PetitionDto>, ApiError> {
-    let p = load_petition(&s, id).await?;
-    authz::check(
+    let p = authorized_petition(
         &s,
         &c,
+        id,
         Action::ReviewPetition,
-        case_resource(p.case_id),
         &format!("petition {id}"),
     )
     .await?;
@@ -180,12 +171,11 @@ pub async fn decide_petition(
     body: Body,
 ) -> Result<Json<PetitionDto>, ApiError> {
     let req: DecisionDto = parse_json(&body.map_err(body_error)?)?;
-    let p = load_petition(&s, id).await?;
-    authz::check(
+    let p = authorized_petition(
         &s,
         &c,
+        id,
         Action::DecidePetition,
-        case_resource(p.case_id),
         &format!("petition {id}: {}", req.decision),
     )
     .await?;

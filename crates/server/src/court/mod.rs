@@ -647,6 +647,19 @@ async fn load_petition(s: &AppState, id: i64) -> Result<Petition, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("petition {id}")))
 }
 
+/// A petition, once the caller's access to its case for `action` is decided and logged.
+async fn authorized_petition(
+    s: &AppState,
+    c: &Caller,
+    id: i64,
+    action: Action,
+    details: &str,
+) -> Result<Petition, ApiError> {
+    let p = load_petition(s, id).await?;
+    authz::check(s, c, action, case_resource(p.case_id), details).await?;
+    Ok(p)
+}
+
 async fn with_events(s: &AppState, id: i64) -> Result<PetitionDto, ApiError> {
     let p = load_petition(s, id).await?;
     let events = s.store.petition_events(id).await?;

@@ -1493,6 +1493,26 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
     let r = start(dir.path()).await;
     let w = world(&r).await;
     order_and_phone(&w).await;
+    let ids = ids_he_could_name(&w).await;
+    subscribe_him_to_push(&w).await;
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let requests = offender_requests(&ids, &format!("from={from}&to={to}&{PURPOSE}"));
+    assert!(requests.len() > 80, "{requests:?}");
+
+    let mut first = Vec::new();
+    for request in &requests {
+        first.push(raw_answer(&w, request).await);
+    }
+    nothing_he_reaches_names_her_places(&w, &requests, &first).await;
+    answers_stay_the_same_as_she_moves(&w, &requests, &first).await;
+    nothing_was_queued_for_him(&w, dir.path()).await;
+    alerts_and_live_streams_refuse_him(&w).await;
+    r.shutdown().await;
+}
+
+/// The ids of every device, his order, an alert and a case: what he could put in a URL.
+async fn ids_he_could_name(w: &World) -> Vec<i64> {
     let (_, orders) = w.h.get("/api/v1/orders", &w.tokens["officer_own"]).await;
     let order = orders[0]["id"].as_i64().unwrap();
     let (_, devices) = w.h.get("/api/v1/devices", ADMIN).await;
@@ -1503,6 +1523,10 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
         .map(|d| d["id"].as_i64().unwrap())
         .chain([order, w.alert_a, w.case_a])
         .collect();
+    ids
+}
+
+async fn subscribe_him_to_push(w: &World) {
     // His push subscription: nothing that notifies may ever be queued for it.
     let (s, _) = w
         .h
@@ -1515,20 +1539,18 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
-    let to = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
-    let requests = offender_requests(&ids, &format!("from={from}&to={to}&{PURPOSE}"));
-    assert!(requests.len() > 80, "{requests:?}");
+}
 
-    let mut first = Vec::new();
-    for request in &requests {
-        first.push(raw_answer(&w, request).await);
-    }
+async fn nothing_he_reaches_names_her_places(
+    w: &World,
+    requests: &[(String, String)],
+    first: &[(u16, String)],
+) {
     let (_, case) = w.h.get("/api/v1/me/case", &w.tokens["offender"]).await;
     assert_eq!(case["own_position"]["lat"], 37.5, "{case}");
     // Nothing he can reach names or draws her places: the zone is "her home", a 50 m circle
     // centred on 37.51, 127.0.
-    for ((_, url), (_, body)) in requests.iter().zip(&first) {
+    for ((_, url), (_, body)) in requests.iter().zip(first) {
         for leak in ["her home", "37.51", "\"radius_m\"", "\"zones\":[{"] {
             assert!(!body.contains(leak), "{url} tells him {leak:?}: {body}");
         }
@@ -1546,7 +1568,13 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
         orders_of_his.1.contains("\"zones\":[]"),
         "{orders_of_his:?}"
     );
+}
 
+async fn answers_stay_the_same_as_she_moves(
+    w: &World,
+    requests: &[(String, String)],
+    first: &[(u16, String)],
+) {
     // Far away, just outside and inside her radius, inside the no-approach distance, and
     // back: every answer is the same every time.
     for (seq, metres) in [
@@ -1558,7 +1586,7 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
         (6, 3_000.0),
     ] {
         victim_at(&w, seq, metres).await;
-        for (request, before) in requests.iter().zip(&first) {
+        for (request, before) in requests.iter().zip(first) {
             let now = raw_answer(&w, request).await;
             assert_eq!(
                 &now, before,
@@ -1566,13 +1594,16 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
             );
         }
     }
+}
+
+async fn nothing_was_queued_for_him(w: &World, dir: &std::path::Path) {
     // Her approach raised an alert (so the push check below is not vacuous) and nothing was
     // queued for him: no push, and no webhook names him as a recipient.
     assert!(
         proximity_alert_raised(&w).await,
         "the approach raised a proximity alert"
     );
-    let db = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let db = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
     let his: i64 = db
         .query_row(
             "SELECT count(*) FROM outbox WHERE endpoint IN
@@ -1584,12 +1615,14 @@ async fn an_offenders_answer_never_depends_on_where_she_is() {
         .unwrap();
     assert_eq!(his, 0, "a push to the offender was queued");
     drop(db);
+}
+
+async fn alerts_and_live_streams_refuse_him(w: &World) {
     // Alerts and the live streams would tell him when he is near her: refused.
     for url in ["/api/v1/alerts", "/api/v1/live", "/api/v1/live/ws"] {
         let (s, _) = w.h.get(url, &w.tokens["offender"]).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{url}");
     }
-    r.shutdown().await;
 }
 
 #[tokio::test]

@@ -1162,19 +1162,32 @@ async fn a_server_behind_on_ingest_raises_a_system_alert_every_officer_sees() {
     let (_, idle_officer) =
         w.h.account("idle-officer", "monitoring_officer", None)
             .await;
-    let backlog = |list: Value| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["rule"] == "ingest_backlog")
-            .cloned()
-    };
     let mut live = ws_connect(&w.h, &idle_officer, None).await;
     live.send(Message::Text(
         json!({"last_event_id": null}).to_string().into(),
     ))
     .await
     .unwrap();
+    send_a_burst_of_batches(&w).await;
+    let alert = the_backlog_alert_is_raised_and_streamed(&w, &idle_officer, &mut live).await;
+    it_clears_and_is_acknowledged(&w, &idle_officer, &alert).await;
+    // The victim hears of degraded protection only while it lasts: it cleared.
+    let (s, mine) = w.h.get("/api/v1/me/alerts", &w.victim_a).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!mine.to_string().contains("ingest_backlog"), "{mine}");
+    r.shutdown().await;
+}
+
+/// The one ingest-backlog alert in a list of alerts, if it is there.
+fn backlog(list: Value) -> Option<Value> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "ingest_backlog")
+        .cloned()
+}
+
+async fn send_a_burst_of_batches(w: &World) {
     // A burst: many concurrent batches of fixes.
     let mut burst = Vec::new();
     for i in 0..40i64 {
@@ -1202,12 +1215,16 @@ async fn a_server_behind_on_ingest_raises_a_system_alert_every_officer_sees() {
     for b in burst {
         b.await.unwrap();
     }
+}
+
+/// Raised as a system alert (no case, critical) and streamed to an officer with no case.
+async fn the_backlog_alert_is_raised_and_streamed(
+    w: &World,
+    idle_officer: &str,
+    live: &mut Ws,
+) -> Value {
     let alert = poll("the ingest-backlog alert", || async {
-        backlog(
-            w.h.get("/api/v1/alerts?active=false", &idle_officer)
-                .await
-                .1,
-        )
+        backlog(w.h.get("/api/v1/alerts?active=false", idle_officer).await.1)
     })
     .await;
     assert_eq!(
@@ -1216,25 +1233,25 @@ async fn a_server_behind_on_ingest_raises_a_system_alert_every_officer_sees() {
     );
     // Streamed to the officer with no case.
     loop {
-        let m = ws_next(&mut live).await;
+        let m = ws_next(live).await;
         if m["event"] == "alert" && m["data"]["rule"] == "ingest_backlog" {
             break;
         }
     }
+    alert
+}
+
+async fn it_clears_and_is_acknowledged(w: &World, idle_officer: &str, alert: &Value) {
     // Cleared when the queue drains; acknowledged like any alert.
     eventually("the backlog clears", || async {
-        backlog(
-            w.h.get("/api/v1/alerts?active=false", &idle_officer)
-                .await
-                .1,
-        )
-        .is_some_and(|a| a["condition_active"] == false)
+        backlog(w.h.get("/api/v1/alerts?active=false", idle_officer).await.1)
+            .is_some_and(|a| a["condition_active"] == false)
     })
     .await;
     let (s, v) =
         w.h.post(
             &format!("/api/v1/alerts/{}/state", alert["id"]),
-            &idle_officer,
+            idle_officer,
             json!({"state": "acknowledged"}),
         )
         .await;
@@ -1250,11 +1267,6 @@ async fn a_server_behind_on_ingest_raises_a_system_alert_every_officer_sees() {
             .await
             .unwrap();
     assert!(metrics.contains("bulwark_ingest_backlog 0"), "{metrics}");
-    // The victim hears of degraded protection only while it lasts: it cleared.
-    let (s, mine) = w.h.get("/api/v1/me/alerts", &w.victim_a).await;
-    assert_eq!(s, StatusCode::OK);
-    assert!(!mine.to_string().contains("ingest_backlog"), "{mine}");
-    r.shutdown().await;
 }
 
 #[tokio::test]

@@ -756,6 +756,16 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
     let r = start(dir.path()).await;
     let mut c = Client::new(&r);
     seed(&mut c).await;
+    register_her_three_phone_apps(&mut c).await;
+    let now_s = jiff::Timestamp::now().as_second();
+    owntracks_stores_with_its_credentials_only(&c, now_s).await;
+    gpslogger_stores_a_form_body(&c, now_s).await;
+    overland_answers_ok_or_refuses_the_batch_whole(&c).await;
+    only_the_accepted_points_are_latest(&c).await;
+    r.shutdown().await;
+}
+
+async fn register_her_three_phone_apps(c: &mut Client) {
     let (_, people) = c.get("/api/v1/people").await;
     let victim = people
         .as_array()
@@ -775,7 +785,9 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
-    let now_s = jiff::Timestamp::now().as_second();
+}
+
+async fn owntracks_stores_with_its_credentials_only(c: &Client, now_s: i64) {
     let loc = json!({"_type": "location", "tid": "ap", "tst": now_s - 5, "lat": 37.55, "lon": 126.91, "acc": 9, "vel": 4, "batt": 80});
     // OwnTracks with the right Basic credentials: stored, reply `[]`.
     let resp = c
@@ -804,6 +816,9 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn gpslogger_stores_a_form_body(c: &Client, now_s: i64) {
     // GPSLogger: a form body without a content type.
     let resp = c
         .http
@@ -817,6 +832,9 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+async fn overland_answers_ok_or_refuses_the_batch_whole(c: &Client) {
     // Overland: the app deletes its batch only on exactly {"result":"ok"}.
     let ts = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2)).to_string();
     let resp = c
@@ -843,6 +861,9 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn only_the_accepted_points_are_latest(c: &Client) {
     let (_, latest) = c.get("/api/v1/positions/latest").await;
     let lats: Vec<f64> = latest
         .as_array()
@@ -855,7 +876,6 @@ async fn owntracks_gpslogger_and_overland_doors_store_and_reply_as_the_apps_expe
         "{lats:?}"
     );
     assert!(!lats.contains(&37.58) && !lats.contains(&37.0));
-    r.shutdown().await;
 }
 
 #[tokio::test]
