@@ -373,23 +373,129 @@ pub(crate) fn timer_not_pending(id: i64) -> StoreError {
     ))
 }
 
-fn apply_step(conn: &Connection, step: CourtStep) -> Result<StepOutcome> {
+/// The statements a court step is made of. Each backend writes them in its own dialect inside
+/// the step's transaction; [`compose_step`] puts them together, once for both.
+pub(crate) trait StepStatements {
+    /// Marks a timer done; false when it was not pending.
+    fn claim_timer(&mut self, id: i64, at: UnixMicros) -> Result<bool>;
+    /// The order's projection row (its case must exist); its zones are written apart.
+    fn insert_order(&mut self, order: &domain::Order, at: UnixMicros) -> Result<OrderId>;
+    fn insert_zones(&mut self, order: OrderId, zones: Vec<Zone>) -> Result<Vec<Zone>>;
+    fn delete_zones(&mut self, order: OrderId) -> Result<()>;
+    /// A petition's new state, linked to the order when it has none yet; false when there
+    /// is no such petition.
+    fn set_petition_state(
+        &mut self,
+        petition: i64,
+        state: &str,
+        at: UnixMicros,
+        order: Option<OrderId>,
+    ) -> Result<bool>;
+    fn insert_event(&mut self, petition: i64, e: &NewPetitionEvent) -> Result<()>;
+    /// The projection's end, from the version in force.
+    fn set_order_end(&mut self, v: &OrderVersionRecord) -> Result<()>;
+    /// The projection's distances, from the version in force.
+    fn set_order_conditions(&mut self, v: &OrderVersionRecord) -> Result<()>;
+    fn insert_version(&mut self, v: &OrderVersionRecord) -> Result<()>;
+    /// Cancels the pending reminders of one version of an order.
+    fn cancel_reminders(&mut self, order: OrderId, version: u32, at: UnixMicros) -> Result<()>;
+    fn insert_timer(&mut self, order: OrderId, t: &NewTimer) -> Result<()>;
+    /// The order's protection ended at `at`, unless it had ended already.
+    fn mark_lapsed(&mut self, order: OrderId, at: UnixMicros) -> Result<()>;
+    /// The notice, or `None` when its dedup key was written already (sent once).
+    fn insert_notice(&mut self, n: &NewNotice, at: UnixMicros) -> Result<Option<NoticeRecord>>;
+}
+
+/// One court step, in the order its rules need: the step's timers are claimed first (one
+/// already done refuses the whole step), then the order, the petition, the version and the
+/// projection that follows it, timers and notices.
+pub(crate) fn compose_step(w: &mut impl StepStatements, step: CourtStep) -> Result<StepOutcome> {
     let at = step.at;
-    // The step's timers are claimed first: one already done refuses the whole step.
     for id in &step.timers_done {
-        let n = conn.execute(
-            "UPDATE court_timers SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
-            params![id, at.0],
-        )?;
-        if n == 0 {
+        if !w.claim_timer(*id, at)? {
             return Err(timer_not_pending(*id));
         }
     }
     let mut order_id = step.order_id;
     let mut zones = Vec::new();
     if let Some(mut order) = step.new_order {
-        ensure_exists(conn, "cases", order.case_id.0, "case")?;
-        conn.execute(
+        let id = w.insert_order(&order, at)?;
+        zones = w.insert_zones(id, std::mem::take(&mut order.zones))?;
+        order_id = Some(id);
+    }
+    if let Some((pid, state)) = &step.petition {
+        if !w.set_petition_state(*pid, state, at, order_id)? {
+            return Err(StoreError::NotFound(format!("petition {pid}")));
+        }
+        if let Some(e) = &step.event {
+            w.insert_event(*pid, e)?;
+        }
+    }
+    if let Some(mut v) = step.version {
+        let oid = order_id.ok_or_else(|| StoreError::InvalidReference("no order".into()))?;
+        v.order_id = oid;
+        if v.zones.is_empty() && !zones.is_empty() {
+            v.zones = zones.clone();
+        }
+        // The projection the engine reads follows the newest version: its end, and for an
+        // amendment its conditions and zones.
+        w.set_order_end(&v)?;
+        if step.replace_conditions {
+            w.set_order_conditions(&v)?;
+        }
+        if step.replace_zones {
+            w.delete_zones(oid)?;
+            zones = w.insert_zones(oid, std::mem::take(&mut v.zones))?;
+            v.zones = zones.clone();
+        }
+        w.insert_version(&v)?;
+    }
+    if let (Some(version), Some(oid)) = (step.cancel_reminders_of, order_id) {
+        w.cancel_reminders(oid, version, at)?;
+    }
+    for t in &step.timers {
+        let oid = t
+            .order_id
+            .or(order_id)
+            .ok_or_else(|| StoreError::InvalidReference("timer without an order".into()))?;
+        w.insert_timer(oid, t)?;
+    }
+    if step.lapsed
+        && let Some(oid) = order_id
+    {
+        w.mark_lapsed(oid, at)?;
+    }
+    let mut notices = Vec::new();
+    for mut n in step.notices {
+        if n.order_id.is_none() {
+            n.order_id = order_id;
+        }
+        if let Some(rec) = w.insert_notice(&n, at)? {
+            notices.push(rec);
+        }
+    }
+    Ok(StepOutcome {
+        order_id,
+        zones,
+        notices,
+    })
+}
+
+/// A court step's statements on SQLite.
+struct SqliteStep<'a>(&'a Connection);
+
+impl StepStatements for SqliteStep<'_> {
+    fn claim_timer(&mut self, id: i64, at: UnixMicros) -> Result<bool> {
+        let n = self.0.execute(
+            "UPDATE court_timers SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
+            params![id, at.0],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn insert_order(&mut self, order: &domain::Order, at: UnixMicros) -> Result<OrderId> {
+        ensure_exists(self.0, "cases", order.case_id.0, "case")?;
+        self.0.execute(
             "INSERT INTO orders (case_id, kind, valid_from, valid_to, no_approach_m, warning_m, disclosure_radius_m, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -403,89 +509,93 @@ fn apply_step(conn: &Connection, step: CourtStep) -> Result<StepOutcome> {
                 at.0
             ],
         )?;
-        let id = OrderId(conn.last_insert_rowid());
-        zones = insert_zones(conn, id, std::mem::take(&mut order.zones))?;
-        order_id = Some(id);
+        Ok(OrderId(self.0.last_insert_rowid()))
     }
-    if let Some((pid, state)) = &step.petition {
-        let n = conn.execute(
+
+    fn insert_zones(&mut self, order: OrderId, zones: Vec<Zone>) -> Result<Vec<Zone>> {
+        insert_zones(self.0, order, zones)
+    }
+
+    fn delete_zones(&mut self, order: OrderId) -> Result<()> {
+        self.0
+            .execute("DELETE FROM zones WHERE order_id = ?1", [order.0])?;
+        Ok(())
+    }
+
+    fn set_petition_state(
+        &mut self,
+        petition: i64,
+        state: &str,
+        at: UnixMicros,
+        order: Option<OrderId>,
+    ) -> Result<bool> {
+        let n = self.0.execute(
             "UPDATE petitions SET state = ?2, updated_at = ?3, order_id = COALESCE(order_id, ?4)
              WHERE id = ?1",
-            params![pid, state, at.0, order_id.map(|o| o.0)],
+            params![petition, state, at.0, order.map(|o| o.0)],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("petition {pid}")));
-        }
-        if let Some(e) = &step.event {
-            insert_event(conn, *pid, e)?;
-        }
+        Ok(n > 0)
     }
-    if let Some(mut v) = step.version {
-        let oid = order_id.ok_or_else(|| StoreError::InvalidReference("no order".into()))?;
-        v.order_id = oid;
-        if v.zones.is_empty() && !zones.is_empty() {
-            v.zones = zones.clone();
-        }
-        // The projection the engine reads follows the newest version: its end, and for an
-        // amendment its conditions and zones.
-        conn.execute(
+
+    fn insert_event(&mut self, petition: i64, e: &NewPetitionEvent) -> Result<()> {
+        insert_event(self.0, petition, e)
+    }
+
+    fn set_order_end(&mut self, v: &OrderVersionRecord) -> Result<()> {
+        self.0.execute(
             "UPDATE orders SET valid_to = ?2 WHERE id = ?1",
-            params![oid.0, v.valid_to.map(|t| t.0)],
+            params![v.order_id.0, v.valid_to.map(|t| t.0)],
         )?;
-        if step.replace_conditions {
-            conn.execute(
-                "UPDATE orders SET no_approach_m = ?2, warning_m = ?3, disclosure_radius_m = ?4
-                 WHERE id = ?1",
-                params![oid.0, v.no_approach_m, v.warning_m, v.disclosure_radius_m],
-            )?;
-        }
-        if step.replace_zones {
-            conn.execute("DELETE FROM zones WHERE order_id = ?1", [oid.0])?;
-            zones = insert_zones(conn, oid, std::mem::take(&mut v.zones))?;
-            v.zones = zones.clone();
-        }
-        insert_version(conn, &v)?;
+        Ok(())
     }
-    if let (Some(version), Some(oid)) = (step.cancel_reminders_of, order_id) {
-        conn.execute(
+
+    fn set_order_conditions(&mut self, v: &OrderVersionRecord) -> Result<()> {
+        self.0.execute(
+            "UPDATE orders SET no_approach_m = ?2, warning_m = ?3, disclosure_radius_m = ?4
+             WHERE id = ?1",
+            params![
+                v.order_id.0,
+                v.no_approach_m,
+                v.warning_m,
+                v.disclosure_radius_m
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_version(&mut self, v: &OrderVersionRecord) -> Result<()> {
+        insert_version(self.0, v)
+    }
+
+    fn cancel_reminders(&mut self, order: OrderId, version: u32, at: UnixMicros) -> Result<()> {
+        self.0.execute(
             "UPDATE court_timers SET cancelled_at = ?3
              WHERE order_id = ?1 AND version = ?2 AND kind = 'reminder'
                AND done_at IS NULL AND cancelled_at IS NULL",
-            params![oid.0, version, at.0],
+            params![order.0, version, at.0],
         )?;
+        Ok(())
     }
-    for t in &step.timers {
-        let oid = t
-            .order_id
-            .or(order_id)
-            .ok_or_else(|| StoreError::InvalidReference("timer without an order".into()))?;
-        conn.execute(
+
+    fn insert_timer(&mut self, order: OrderId, t: &NewTimer) -> Result<()> {
+        self.0.execute(
             "INSERT INTO court_timers (order_id, at, kind, recipient, version) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![oid.0, t.at.0, t.kind, t.recipient, t.version],
+            params![order.0, t.at.0, t.kind, t.recipient, t.version],
         )?;
+        Ok(())
     }
-    if step.lapsed
-        && let Some(oid) = order_id
-    {
-        conn.execute(
+
+    fn mark_lapsed(&mut self, order: OrderId, at: UnixMicros) -> Result<()> {
+        self.0.execute(
             "UPDATE orders SET lapsed_at = COALESCE(lapsed_at, ?2) WHERE id = ?1",
-            params![oid.0, at.0],
+            params![order.0, at.0],
         )?;
+        Ok(())
     }
-    let mut notices = Vec::new();
-    for mut n in step.notices {
-        if n.order_id.is_none() {
-            n.order_id = order_id;
-        }
-        if let Some(rec) = insert_notice(conn, &n, at)? {
-            notices.push(rec);
-        }
+
+    fn insert_notice(&mut self, n: &NewNotice, at: UnixMicros) -> Result<Option<NoticeRecord>> {
+        insert_notice(self.0, n, at)
     }
-    Ok(StepOutcome {
-        order_id,
-        zones,
-        notices,
-    })
 }
 
 fn insert_event(conn: &Connection, petition: i64, e: &NewPetitionEvent) -> Result<()> {
@@ -573,10 +683,11 @@ impl Store {
     pub async fn apply_court_step(&self, step: CourtStep) -> Result<StepOutcome> {
         if self.is_postgres() {
             return self
-                .pg_write(move |c| crate::postgres::court::apply_step(c, step), None)
+                .pg_write(move |c| crate::court::compose_step(c, step), None)
                 .await;
         }
-        self.write(move |conn| apply_step(conn, step), None).await
+        self.write(move |conn| compose_step(&mut SqliteStep(conn), step), None)
+            .await
     }
 
     pub async fn petition(&self, id: i64) -> Result<Option<Petition>> {

@@ -8,8 +8,8 @@
 
 use super::accounts::ensure_exists;
 use crate::court::{
-    CourtStep, CourtTimer, NewNotice, NewPetitionEvent, NoticeRecord, OrderVersionRecord, Petition,
-    PetitionEvent, StepOutcome, zones_from_text, zones_to_text,
+    CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord, OrderVersionRecord, Petition,
+    PetitionEvent, StepStatements, zones_from_text, zones_to_text,
 };
 use crate::sqlite::{parse_col, shape_to_text};
 use crate::{Result, StoreError};
@@ -297,28 +297,20 @@ pub(crate) fn file_petition(
     ))
 }
 
-/// Claims the step's timers: each must still be pending, or the whole step is refused.
-fn claim_timers(c: &mut Client, ids: &[i64], at: UnixMicros) -> Result<()> {
-    for id in ids {
-        let claimed = c.query_opt(
+/// A court step's statements on PostgreSQL. A timer's claim (`UPDATE … RETURNING`) waits on
+/// another node's row lock and then finds the timer done.
+impl StepStatements for Client {
+    fn claim_timer(&mut self, id: i64, at: UnixMicros) -> Result<bool> {
+        let claimed = self.query_opt(
             "UPDATE court_timers SET done_at = $2 WHERE id = $1 AND done_at IS NULL RETURNING id",
-            &[id, &at.0],
+            &[&id, &at.0],
         )?;
-        if claimed.is_none() {
-            return Err(crate::court::timer_not_pending(*id));
-        }
+        Ok(claimed.is_some())
     }
-    Ok(())
-}
 
-pub(crate) fn apply_step(c: &mut Client, step: CourtStep) -> Result<StepOutcome> {
-    let at = step.at;
-    claim_timers(c, &step.timers_done, at)?;
-    let mut order_id = step.order_id;
-    let mut zones = Vec::new();
-    if let Some(mut order) = step.new_order {
-        ensure_exists(c, "cases", order.case_id.0, "case")?;
-        let r = c.query_one(
+    fn insert_order(&mut self, order: &domain::Order, at: UnixMicros) -> Result<OrderId> {
+        ensure_exists(self, "cases", order.case_id.0, "case")?;
+        let r = self.query_one(
             "INSERT INTO orders (case_id, kind, valid_from, valid_to, no_approach_m, warning_m, disclosure_radius_m, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
@@ -332,92 +324,92 @@ pub(crate) fn apply_step(c: &mut Client, step: CourtStep) -> Result<StepOutcome>
                 &at.0,
             ],
         )?;
-        let id = OrderId(r.try_get("id")?);
-        zones = insert_zones(c, id, std::mem::take(&mut order.zones))?;
-        order_id = Some(id);
+        Ok(OrderId(r.try_get("id")?))
     }
-    if let Some((pid, state)) = &step.petition {
-        let n = c.execute(
+
+    fn insert_zones(&mut self, order: OrderId, zones: Vec<Zone>) -> Result<Vec<Zone>> {
+        insert_zones(self, order, zones)
+    }
+
+    fn delete_zones(&mut self, order: OrderId) -> Result<()> {
+        self.execute("DELETE FROM zones WHERE order_id = $1", &[&order.0])?;
+        Ok(())
+    }
+
+    fn set_petition_state(
+        &mut self,
+        petition: i64,
+        state: &str,
+        at: UnixMicros,
+        order: Option<OrderId>,
+    ) -> Result<bool> {
+        let n = self.execute(
             "UPDATE petitions SET state = $2, updated_at = $3, order_id = COALESCE(order_id, $4)
              WHERE id = $1",
-            &[pid, state, &at.0, &order_id.map(|o| o.0)],
+            &[&petition, &state, &at.0, &order.map(|o| o.0)],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("petition {pid}")));
-        }
-        if let Some(e) = &step.event {
-            insert_event(c, *pid, e)?;
-        }
+        Ok(n > 0)
     }
-    if let Some(mut v) = step.version {
-        let oid = order_id.ok_or_else(|| StoreError::InvalidReference("no order".into()))?;
-        v.order_id = oid;
-        if v.zones.is_empty() && !zones.is_empty() {
-            v.zones = zones.clone();
-        }
-        c.execute(
+
+    fn insert_event(&mut self, petition: i64, e: &NewPetitionEvent) -> Result<()> {
+        insert_event(self, petition, e)
+    }
+
+    fn set_order_end(&mut self, v: &OrderVersionRecord) -> Result<()> {
+        self.execute(
             "UPDATE orders SET valid_to = $2 WHERE id = $1",
-            &[&oid.0, &v.valid_to.map(|t| t.0)],
+            &[&v.order_id.0, &v.valid_to.map(|t| t.0)],
         )?;
-        if step.replace_conditions {
-            c.execute(
-                "UPDATE orders SET no_approach_m = $2, warning_m = $3, disclosure_radius_m = $4
-                 WHERE id = $1",
-                &[
-                    &oid.0,
-                    &v.no_approach_m,
-                    &v.warning_m,
-                    &v.disclosure_radius_m,
-                ],
-            )?;
-        }
-        if step.replace_zones {
-            c.execute("DELETE FROM zones WHERE order_id = $1", &[&oid.0])?;
-            zones = insert_zones(c, oid, std::mem::take(&mut v.zones))?;
-            v.zones = zones.clone();
-        }
-        insert_version(c, &v)?;
+        Ok(())
     }
-    if let (Some(version), Some(oid)) = (step.cancel_reminders_of, order_id) {
-        c.execute(
+
+    fn set_order_conditions(&mut self, v: &OrderVersionRecord) -> Result<()> {
+        self.execute(
+            "UPDATE orders SET no_approach_m = $2, warning_m = $3, disclosure_radius_m = $4
+             WHERE id = $1",
+            &[
+                &v.order_id.0,
+                &v.no_approach_m,
+                &v.warning_m,
+                &v.disclosure_radius_m,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_version(&mut self, v: &OrderVersionRecord) -> Result<()> {
+        insert_version(self, v)
+    }
+
+    fn cancel_reminders(&mut self, order: OrderId, version: u32, at: UnixMicros) -> Result<()> {
+        self.execute(
             "UPDATE court_timers SET cancelled_at = $3
              WHERE order_id = $1 AND version = $2 AND kind = 'reminder'
                AND done_at IS NULL AND cancelled_at IS NULL",
-            &[&oid.0, &i64::from(version), &at.0],
+            &[&order.0, &i64::from(version), &at.0],
         )?;
+        Ok(())
     }
-    for t in &step.timers {
-        let oid = t
-            .order_id
-            .or(order_id)
-            .ok_or_else(|| StoreError::InvalidReference("timer without an order".into()))?;
-        c.execute(
+
+    fn insert_timer(&mut self, order: OrderId, t: &NewTimer) -> Result<()> {
+        self.execute(
             "INSERT INTO court_timers (order_id, at, kind, recipient, version) VALUES ($1, $2, $3, $4, $5)",
-            &[&oid.0, &t.at.0, &t.kind, &t.recipient, &i64::from(t.version)],
+            &[&order.0, &t.at.0, &t.kind, &t.recipient, &i64::from(t.version)],
         )?;
+        Ok(())
     }
-    if step.lapsed
-        && let Some(oid) = order_id
-    {
-        c.execute(
+
+    fn mark_lapsed(&mut self, order: OrderId, at: UnixMicros) -> Result<()> {
+        self.execute(
             "UPDATE orders SET lapsed_at = COALESCE(lapsed_at, $2) WHERE id = $1",
-            &[&oid.0, &at.0],
+            &[&order.0, &at.0],
         )?;
+        Ok(())
     }
-    let mut notices = Vec::new();
-    for mut n in step.notices {
-        if n.order_id.is_none() {
-            n.order_id = order_id;
-        }
-        if let Some(rec) = insert_notice(c, &n, at)? {
-            notices.push(rec);
-        }
+
+    fn insert_notice(&mut self, n: &NewNotice, at: UnixMicros) -> Result<Option<NoticeRecord>> {
+        insert_notice(self, n, at)
     }
-    Ok(StepOutcome {
-        order_id,
-        zones,
-        notices,
-    })
 }
 
 pub(crate) fn petition(c: &mut Client, id: i64) -> Result<Option<Petition>> {
