@@ -101,6 +101,152 @@ fn insert_task(
     )?)
 }
 
+/// The statements a dispatch is made of. Each backend writes them in its own dialect inside
+/// the dispatch's transaction; [`compose_dispatch`] puts them together, once for both.
+pub(crate) trait DispatchStatements {
+    fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord>;
+    /// The task, or the open one a dispatch of the same alert to the same people made.
+    fn insert_task(
+        &mut self,
+        d: &NewDispatch,
+        kind: &str,
+        assignee: AccountId,
+        target: PersonId,
+    ) -> Result<Task>;
+    /// A row of the alert's action log.
+    fn insert_action(&mut self, alert: AlertId, a: &NewAlertAction) -> Result<()>;
+    /// The role of an account that is not disabled.
+    fn active_role(&mut self, account: AccountId) -> Result<Option<String>>;
+    /// The police account's grant to the case, until `expires_at` (a second one replaces it).
+    fn grant_police(
+        &mut self,
+        police: AccountId,
+        d: &NewDispatch,
+        expires_at: UnixMicros,
+    ) -> Result<()>;
+    /// Queues one webhook delivery (once per key).
+    fn enqueue_police_webhook(&mut self, hook: &str, d: &NewDispatch, task: &Task) -> Result<()>;
+    fn mark_dispatched(&mut self, alert: AlertId, at: UnixMicros) -> Result<()>;
+}
+
+/// One dispatch: the officer's task, then with police their grant, a task per protected
+/// person and its webhooks, the action rows, and the alert's state unless it is resolved.
+pub(crate) fn compose_dispatch(
+    w: &mut impl DispatchStatements,
+    d: &NewDispatch,
+) -> Result<(Vec<Task>, AlertRecord)> {
+    let before = w.load_alert(d.alert)?;
+    let mut tasks = vec![w.insert_task(d, TASK_OFFICER_TO_OFFENDER, d.officer, d.offender)?];
+    let action = |name: &str, note: Option<String>| NewAlertAction {
+        at: d.at,
+        actor_account_id: d.officer.0,
+        actor_role: d.actor_role.clone(),
+        action: name.into(),
+        cause: None,
+        note,
+    };
+    w.insert_action(d.alert, &action("officer_dispatched_to_offender", None))?;
+    if let Some((police, expires_at)) = d.police {
+        if w.active_role(police)?.as_deref() != Some("police") {
+            return Err(StoreError::InvalidReference(
+                "police_account_id: not an active police account".into(),
+            ));
+        }
+        w.grant_police(police, d, expires_at)?;
+        for p in &d.protected {
+            let t = w.insert_task(d, TASK_POLICE_TO_VICTIM, police, *p)?;
+            for hook in &d.police_webhooks {
+                w.enqueue_police_webhook(hook, d, &t)?;
+            }
+            tasks.push(t);
+        }
+        w.insert_action(
+            d.alert,
+            &action(
+                "police_dispatched_to_victim",
+                Some(format!("police account {}", police.0)),
+            ),
+        )?;
+    }
+    if before.alert.state != domain::AlertState::Resolved {
+        w.mark_dispatched(d.alert, d.at)?;
+    }
+    Ok((tasks, w.load_alert(d.alert)?))
+}
+
+/// The idempotency key of a task's police webhook delivery.
+pub(crate) fn police_webhook_key(task: &Task) -> String {
+    format!("task-{}-dispatch.police", task.id)
+}
+
+/// A dispatch's statements on SQLite.
+struct SqliteDispatch<'a>(&'a Connection);
+
+impl DispatchStatements for SqliteDispatch<'_> {
+    fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
+        load_alert(self.0, id)
+    }
+
+    fn insert_task(
+        &mut self,
+        d: &NewDispatch,
+        kind: &str,
+        assignee: AccountId,
+        target: PersonId,
+    ) -> Result<Task> {
+        insert_task(self.0, d, kind, assignee, target)
+    }
+
+    fn insert_action(&mut self, alert: AlertId, a: &NewAlertAction) -> Result<()> {
+        insert_action(self.0, alert, a).map(drop)
+    }
+
+    fn active_role(&mut self, account: AccountId) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT role FROM accounts WHERE id = ?1 AND disabled_at IS NULL",
+                [account.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn grant_police(
+        &mut self,
+        police: AccountId,
+        d: &NewDispatch,
+        expires_at: UnixMicros,
+    ) -> Result<()> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO dispatches (account_id, case_id, alert_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![police.0, d.case.0, d.alert.0, d.at.0, expires_at.0],
+        )?;
+        Ok(())
+    }
+
+    fn enqueue_police_webhook(&mut self, hook: &str, d: &NewDispatch, task: &Task) -> Result<()> {
+        enqueue_keyed(
+            self.0,
+            hook,
+            "dispatch.police",
+            d.alert,
+            Some(task.id),
+            &police_webhook_key(task),
+            d.at,
+        )
+    }
+
+    fn mark_dispatched(&mut self, alert: AlertId, at: UnixMicros) -> Result<()> {
+        self.0.execute(
+            "UPDATE alerts SET state = 'dispatched', updated_at = ?2 WHERE id = ?1",
+            params![alert.0, at.0],
+        )?;
+        Ok(())
+    }
+}
+
 /// The case an alert belongs to: its own, or for a device alert the case its wearer is a
 /// party of (the offender's first, then a protected person's).
 pub(crate) fn alert_case_tx(conn: &Connection, alert: AlertId) -> Result<Option<CaseId>> {
@@ -180,78 +326,11 @@ impl Store {
     pub async fn dispatch(&self, d: NewDispatch) -> Result<(Vec<Task>, AlertRecord)> {
         if self.is_postgres() {
             return self
-                .pg_write(move |c| crate::postgres::alerting::dispatch(c, &d), None)
+                .pg_write(move |c| crate::alerting::compose_dispatch(c, &d), None)
                 .await;
         }
         self.write(
-            move |conn| {
-                let before = load_alert(conn, d.alert)?;
-                let mut tasks = vec![insert_task(
-                    conn,
-                    &d,
-                    TASK_OFFICER_TO_OFFENDER,
-                    d.officer,
-                    d.offender,
-                )?];
-                let action = |name: &str, note: Option<String>| NewAlertAction {
-                    at: d.at,
-                    actor_account_id: d.officer.0,
-                    actor_role: d.actor_role.clone(),
-                    action: name.into(),
-                    cause: None,
-                    note,
-                };
-                insert_action(conn, d.alert, &action("officer_dispatched_to_offender", None))?;
-                if let Some((police, expires_at)) = d.police {
-                    let role: Option<String> = conn
-                        .query_row(
-                            "SELECT role FROM accounts WHERE id = ?1 AND disabled_at IS NULL",
-                            [police.0],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    if role.as_deref() != Some("police") {
-                        return Err(StoreError::InvalidReference(
-                            "police_account_id: not an active police account".into(),
-                        ));
-                    }
-                    conn.execute(
-                        "INSERT OR REPLACE INTO dispatches (account_id, case_id, alert_id, created_at, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![police.0, d.case.0, d.alert.0, d.at.0, expires_at.0],
-                    )?;
-                    for p in &d.protected {
-                        let t = insert_task(conn, &d, TASK_POLICE_TO_VICTIM, police, *p)?;
-                        for hook in &d.police_webhooks {
-                            enqueue_keyed(
-                                conn,
-                                hook,
-                                "dispatch.police",
-                                d.alert,
-                                Some(t.id),
-                                &format!("task-{}-dispatch.police", t.id),
-                                d.at,
-                            )?;
-                        }
-                        tasks.push(t);
-                    }
-                    insert_action(
-                        conn,
-                        d.alert,
-                        &action(
-                            "police_dispatched_to_victim",
-                            Some(format!("police account {}", police.0)),
-                        ),
-                    )?;
-                }
-                if before.alert.state != domain::AlertState::Resolved {
-                    conn.execute(
-                        "UPDATE alerts SET state = 'dispatched', updated_at = ?2 WHERE id = ?1",
-                        params![d.alert.0, d.at.0],
-                    )?;
-                }
-                Ok((tasks, load_alert(conn, d.alert)?))
-            },
+            move |conn| compose_dispatch(&mut SqliteDispatch(conn), &d),
             None,
         )
         .await

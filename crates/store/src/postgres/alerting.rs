@@ -6,7 +6,7 @@
 
 use super::outbox::enqueue_keyed;
 use crate::alerting::{
-    NewDispatch, PushSubscription, TASK_OFFICER_TO_OFFENDER, TASK_POLICE_TO_VICTIM, Task,
+    DispatchStatements, NewDispatch, PushSubscription, Task, police_webhook_key,
 };
 use crate::lifecycle::NewAlertAction;
 use crate::{AlertRecord, Result, StoreError};
@@ -45,27 +45,6 @@ fn insert_task(
         "SELECT * FROM tasks WHERE alert_id = $1 AND kind = $2 AND assignee_account_id = $3 AND target_person_id = $4",
         &[&d.alert.0, &kind, &assignee.0, &target.0],
     )?)
-}
-
-/// One row of the alert's action log, with the alert's summary, distance and condition at
-/// that moment (as `lifecycle::insert_action` writes it on SQLite).
-fn insert_action(c: &mut Client, alert: AlertId, a: &NewAlertAction) -> Result<()> {
-    c.execute(
-        "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note,
-         summary, min_distance_m, condition_active)
-         SELECT $1, $2, $3, $4, $5, $6, $7, summary, min_distance_m, condition_active
-         FROM alerts WHERE id = $1",
-        &[
-            &alert.0,
-            &a.at.0,
-            &a.actor_account_id,
-            &a.actor_role,
-            &a.action,
-            &a.cause,
-            &a.note,
-        ],
-    )?;
-    Ok(())
 }
 
 /// The case an alert belongs to: its own, or for a device alert the case its wearer is a
@@ -137,75 +116,71 @@ pub(crate) fn enqueue_push(
     Ok(subs.len())
 }
 
-pub(crate) fn dispatch(c: &mut Client, d: &NewDispatch) -> Result<(Vec<Task>, AlertRecord)> {
-    let before = super::alerts::load_alert(c, d.alert)?;
-    let mut tasks = vec![insert_task(
-        c,
-        d,
-        TASK_OFFICER_TO_OFFENDER,
-        d.officer,
-        d.offender,
-    )?];
-    let action = |name: &str, note: Option<String>| NewAlertAction {
-        at: d.at,
-        actor_account_id: d.officer.0,
-        actor_role: d.actor_role.clone(),
-        action: name.into(),
-        cause: None,
-        note,
-    };
-    insert_action(c, d.alert, &action("officer_dispatched_to_offender", None))?;
-    if let Some((police, expires_at)) = d.police {
-        let role: Option<String> = c
-            .query_opt(
-                "SELECT role FROM accounts WHERE id = $1 AND disabled_at IS NULL",
-                &[&police.0],
-            )?
-            .map(|r| r.try_get("role"))
-            .transpose()?;
-        if role.as_deref() != Some("police") {
-            return Err(StoreError::InvalidReference(
-                "police_account_id: not an active police account".into(),
-            ));
-        }
-        c.execute(
+/// A dispatch's statements on PostgreSQL.
+impl DispatchStatements for Client {
+    fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
+        super::alerts::load_alert(self, id)
+    }
+
+    fn insert_task(
+        &mut self,
+        d: &NewDispatch,
+        kind: &str,
+        assignee: AccountId,
+        target: PersonId,
+    ) -> Result<Task> {
+        insert_task(self, d, kind, assignee, target)
+    }
+
+    fn insert_action(&mut self, alert: AlertId, a: &NewAlertAction) -> Result<()> {
+        super::lifecycle::insert_action(self, alert, a).map(drop)
+    }
+
+    fn active_role(&mut self, account: AccountId) -> Result<Option<String>> {
+        self.query_opt(
+            "SELECT role FROM accounts WHERE id = $1 AND disabled_at IS NULL",
+            &[&account.0],
+        )?
+        .map(|r| r.try_get("role"))
+        .transpose()
+        .map_err(Into::into)
+    }
+
+    fn grant_police(
+        &mut self,
+        police: AccountId,
+        d: &NewDispatch,
+        expires_at: UnixMicros,
+    ) -> Result<()> {
+        self.execute(
             "INSERT INTO dispatches (account_id, case_id, alert_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (account_id, alert_id) DO UPDATE SET case_id = EXCLUDED.case_id,
                created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
             &[&police.0, &d.case.0, &d.alert.0, &d.at.0, &expires_at.0],
         )?;
-        for p in &d.protected {
-            let t = insert_task(c, d, TASK_POLICE_TO_VICTIM, police, *p)?;
-            for hook in &d.police_webhooks {
-                enqueue_keyed(
-                    c,
-                    hook,
-                    "dispatch.police",
-                    d.alert,
-                    Some(t.id),
-                    &format!("task-{}-dispatch.police", t.id),
-                    d.at,
-                )?;
-            }
-            tasks.push(t);
-        }
-        insert_action(
-            c,
+        Ok(())
+    }
+
+    fn enqueue_police_webhook(&mut self, hook: &str, d: &NewDispatch, task: &Task) -> Result<()> {
+        enqueue_keyed(
+            self,
+            hook,
+            "dispatch.police",
             d.alert,
-            &action(
-                "police_dispatched_to_victim",
-                Some(format!("police account {}", police.0)),
-            ),
-        )?;
+            Some(task.id),
+            &police_webhook_key(task),
+            d.at,
+        )
     }
-    if before.alert.state != domain::AlertState::Resolved {
-        c.execute(
+
+    fn mark_dispatched(&mut self, alert: AlertId, at: UnixMicros) -> Result<()> {
+        self.execute(
             "UPDATE alerts SET state = 'dispatched', updated_at = $2 WHERE id = $1",
-            &[&d.alert.0, &d.at.0],
+            &[&alert.0, &at.0],
         )?;
+        Ok(())
     }
-    Ok((tasks, super::alerts::load_alert(c, d.alert)?))
 }
 
 pub(crate) fn tasks_of(c: &mut Client, account: AccountId) -> Result<Vec<Task>> {

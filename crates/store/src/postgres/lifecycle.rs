@@ -23,7 +23,11 @@ fn action_from_row(r: &Row) -> Result<AlertAction> {
     })
 }
 
-fn insert_action(c: &mut Client, alert: AlertId, a: &NewAlertAction) -> Result<AlertAction> {
+pub(crate) fn insert_action(
+    c: &mut Client,
+    alert: AlertId,
+    a: &NewAlertAction,
+) -> Result<AlertAction> {
     let row = c
         .query_opt(
             "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note,
