@@ -6,13 +6,14 @@
 //! delivery. Push deliveries are queued in the same transaction as the alert change that
 //! causes them (see [`enqueue_push`]).
 
+use crate::columns::Columns;
 use crate::lifecycle::{NewAlertAction, insert_action};
 use crate::outbox::enqueue_keyed;
 use crate::sqlite::load_alert;
 use crate::{AlertRecord, Result, Store, StoreError};
 use access::AccountId;
 use domain::{AlertId, CaseId, PersonId, UnixMicros};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// Officer to the offender.
 pub const TASK_OFFICER_TO_OFFENDER: &str = "officer_to_offender";
@@ -66,17 +67,17 @@ pub struct PushSubscription {
     pub auth: String,
 }
 
-fn task_from_row(r: &Row) -> rusqlite::Result<Task> {
+pub(crate) fn task_from_row<R: Columns>(r: &R) -> Result<Task> {
     Ok(Task {
-        id: r.get("id")?,
-        alert_id: AlertId(r.get("alert_id")?),
-        case_id: CaseId(r.get("case_id")?),
-        kind: r.get("kind")?,
-        assignee: AccountId(r.get("assignee_account_id")?),
-        target: PersonId(r.get("target_person_id")?),
-        state: r.get("state")?,
-        created_at: UnixMicros(r.get("created_at")?),
-        updated_at: UnixMicros(r.get("updated_at")?),
+        id: r.col("id")?,
+        alert_id: AlertId(r.col("alert_id")?),
+        case_id: CaseId(r.col("case_id")?),
+        kind: r.col("kind")?,
+        assignee: AccountId(r.col("assignee_account_id")?),
+        target: PersonId(r.col("target_person_id")?),
+        state: r.col("state")?,
+        created_at: UnixMicros(r.col("created_at")?),
+        updated_at: UnixMicros(r.col("updated_at")?),
     })
 }
 
@@ -94,11 +95,11 @@ fn insert_task(
          ON CONFLICT (alert_id, kind, assignee_account_id, target_person_id) DO NOTHING",
         params![d.alert.0, d.case.0, kind, assignee.0, target.0, d.at.0],
     )?;
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT * FROM tasks WHERE alert_id = ?1 AND kind = ?2 AND assignee_account_id = ?3 AND target_person_id = ?4",
         params![d.alert.0, kind, assignee.0, target.0],
-        task_from_row,
-    )?)
+        |r| Ok(task_from_row(r)),
+    )?
 }
 
 /// The statements a dispatch is made of. Each backend writes them in its own dialect inside
@@ -347,8 +348,8 @@ impl Store {
             let mut stmt = conn.prepare(
                 "SELECT * FROM tasks WHERE assignee_account_id = ?1 ORDER BY id DESC LIMIT 200",
             )?;
-            let rows = stmt.query_map([account.0], task_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = stmt.query_map([account.0], |r| Ok(task_from_row(r)))?;
+            rows.map(|r| r?).collect()
         })
         .await
     }
@@ -361,9 +362,11 @@ impl Store {
                 .await;
         }
         self.read(move |conn| {
-            conn.query_row("SELECT * FROM tasks WHERE id = ?1", [id], task_from_row)
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("task {id}")))
+            conn.query_row("SELECT * FROM tasks WHERE id = ?1", [id], |r| {
+                Ok(task_from_row(r))
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?
         })
         .await
     }
@@ -387,7 +390,9 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("task {id}")));
                 }
-                Ok(conn.query_row("SELECT * FROM tasks WHERE id = ?1", [id], task_from_row)?)
+                conn.query_row("SELECT * FROM tasks WHERE id = ?1", [id], |r| {
+                    Ok(task_from_row(r))
+                })?
             },
             None,
         )

@@ -10,10 +10,11 @@
 //! caused, so a notice is sent once even across restarts; the step claims its timers before
 //! anything else, and one already done refuses the step, so a timer fires once across nodes.
 
+use crate::columns::Columns;
 use crate::sqlite::{ensure_exists, parse_col, shape_from_text, shape_to_text};
 use crate::{Result, Store, StoreError};
 use domain::{CaseId, OrderId, OrderKind, PersonId, UnixMicros, Zone, ZoneId};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A petition as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,52 +176,50 @@ pub struct StepOutcome {
     pub notices: Vec<NoticeRecord>,
 }
 
-fn petition_from_row(r: &Row) -> rusqlite::Result<Result<Petition>> {
-    let kind: String = r.get("kind")?;
-    let p = Petition {
-        id: r.get("id")?,
-        case_id: CaseId(r.get("case_id")?),
-        kind: OrderKind::ProvisionalMeasure,
-        petitioner: r.get("petitioner")?,
-        petitioner_account_id: r.get("petitioner_account_id")?,
-        no_approach_m: r.get("no_approach_m")?,
-        duration_s: r.get("duration_s")?,
-        no_contact_by_phone: r.get("no_contact_by_phone")?,
-        electronic_monitoring: r.get("electronic_monitoring")?,
-        statement: r.get("statement")?,
-        state: r.get("state")?,
-        filed_at: UnixMicros(r.get("filed_at")?),
-        updated_at: UnixMicros(r.get("updated_at")?),
-        order_id: r.get::<_, Option<i64>>("order_id")?.map(OrderId),
-    };
-    Ok(parse_col(&kind).map(|kind| Petition { kind, ..p }))
-}
-
-fn event_from_row(r: &Row) -> rusqlite::Result<PetitionEvent> {
-    Ok(PetitionEvent {
-        id: r.get("id")?,
-        petition_id: r.get("petition_id")?,
-        at: UnixMicros(r.get("at")?),
-        actor_account_id: r.get("actor_account_id")?,
-        actor_role: r.get("actor_role")?,
-        event: r.get("event")?,
-        reasons: r.get("reasons")?,
-        details: r.get("details")?,
+pub(crate) fn petition_from_row<R: Columns>(r: &R) -> Result<Petition> {
+    Ok(Petition {
+        id: r.col("id")?,
+        case_id: CaseId(r.col("case_id")?),
+        kind: parse_col(&r.col::<String>("kind")?)?,
+        petitioner: r.col("petitioner")?,
+        petitioner_account_id: r.col("petitioner_account_id")?,
+        no_approach_m: r.col("no_approach_m")?,
+        duration_s: r.col("duration_s")?,
+        no_contact_by_phone: r.col("no_contact_by_phone")?,
+        electronic_monitoring: r.col("electronic_monitoring")?,
+        statement: r.col("statement")?,
+        state: r.col("state")?,
+        filed_at: UnixMicros(r.col("filed_at")?),
+        updated_at: UnixMicros(r.col("updated_at")?),
+        order_id: r.col::<Option<i64>>("order_id")?.map(OrderId),
     })
 }
 
-fn notice_from_row(r: &Row) -> rusqlite::Result<NoticeRecord> {
+pub(crate) fn event_from_row<R: Columns>(r: &R) -> Result<PetitionEvent> {
+    Ok(PetitionEvent {
+        id: r.col("id")?,
+        petition_id: r.col("petition_id")?,
+        at: UnixMicros(r.col("at")?),
+        actor_account_id: r.col("actor_account_id")?,
+        actor_role: r.col("actor_role")?,
+        event: r.col("event")?,
+        reasons: r.col("reasons")?,
+        details: r.col("details")?,
+    })
+}
+
+pub(crate) fn notice_from_row<R: Columns>(r: &R) -> Result<NoticeRecord> {
     Ok(NoticeRecord {
-        id: r.get("id")?,
-        case_id: CaseId(r.get("case_id")?),
-        order_id: r.get::<_, Option<i64>>("order_id")?.map(OrderId),
-        petition_id: r.get("petition_id")?,
-        recipient: r.get("recipient")?,
-        person_id: r.get::<_, Option<i64>>("person_id")?.map(PersonId),
-        kind: r.get("kind")?,
-        valid_to: r.get::<_, Option<i64>>("valid_to")?.map(UnixMicros),
-        reasons: r.get("reasons")?,
-        created_at: UnixMicros(r.get("created_at")?),
+        id: r.col("id")?,
+        case_id: CaseId(r.col("case_id")?),
+        order_id: r.col::<Option<i64>>("order_id")?.map(OrderId),
+        petition_id: r.col("petition_id")?,
+        recipient: r.col("recipient")?,
+        person_id: r.col::<Option<i64>>("person_id")?.map(PersonId),
+        kind: r.col("kind")?,
+        valid_to: r.col::<Option<i64>>("valid_to")?.map(UnixMicros),
+        reasons: r.col("reasons")?,
+        created_at: UnixMicros(r.col("created_at")?),
     })
 }
 
@@ -257,32 +256,23 @@ pub(crate) fn zones_from_text(s: &str) -> Result<Vec<Zone>> {
         .collect()
 }
 
-fn version_from_row(r: &Row) -> rusqlite::Result<Result<OrderVersionRecord>> {
-    let kind: String = r.get("kind")?;
-    let zones: String = r.get("zones")?;
-    let v = OrderVersionRecord {
-        order_id: OrderId(r.get("order_id")?),
-        version: r.get("version")?,
-        valid_from: UnixMicros(r.get("valid_from")?),
-        valid_to: r.get::<_, Option<i64>>("valid_to")?.map(UnixMicros),
-        kind: OrderKind::ProvisionalMeasure,
-        no_approach_m: r.get("no_approach_m")?,
-        warning_m: r.get("warning_m")?,
-        disclosure_radius_m: r.get("disclosure_radius_m")?,
-        no_contact_by_phone: r.get("no_contact_by_phone")?,
-        electronic_monitoring: r.get("electronic_monitoring")?,
-        zones: Vec::new(),
-        reasons: r.get("reasons")?,
-        issued_at: UnixMicros(r.get("issued_at")?),
-        issued_by: r.get("issued_by")?,
-    };
-    Ok((|| {
-        Ok(OrderVersionRecord {
-            kind: parse_col(&kind)?,
-            zones: zones_from_text(&zones)?,
-            ..v
-        })
-    })())
+pub(crate) fn version_from_row<R: Columns>(r: &R) -> Result<OrderVersionRecord> {
+    Ok(OrderVersionRecord {
+        order_id: OrderId(r.col("order_id")?),
+        version: r.version("version")?,
+        valid_from: UnixMicros(r.col("valid_from")?),
+        valid_to: r.col::<Option<i64>>("valid_to")?.map(UnixMicros),
+        kind: parse_col(&r.col::<String>("kind")?)?,
+        no_approach_m: r.col("no_approach_m")?,
+        warning_m: r.col("warning_m")?,
+        disclosure_radius_m: r.col("disclosure_radius_m")?,
+        no_contact_by_phone: r.col("no_contact_by_phone")?,
+        electronic_monitoring: r.col("electronic_monitoring")?,
+        zones: zones_from_text(&r.col::<String>("zones")?)?,
+        reasons: r.col("reasons")?,
+        issued_at: UnixMicros(r.col("issued_at")?),
+        issued_by: r.col("issued_by")?,
+    })
 }
 
 pub(crate) fn insert_version(conn: &Connection, v: &OrderVersionRecord) -> Result<()> {
@@ -698,7 +688,7 @@ impl Store {
         }
         self.read(move |conn| {
             conn.query_row("SELECT * FROM petitions WHERE id = ?1", [id], |r| {
-                petition_from_row(r)
+                Ok(petition_from_row(r))
             })
             .optional()?
             .transpose()
@@ -713,7 +703,7 @@ impl Store {
         }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT * FROM petitions ORDER BY id")?;
-            let rows = stmt.query_map([], petition_from_row)?;
+            let rows = stmt.query_map([], |r| Ok(petition_from_row(r)))?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -730,7 +720,7 @@ impl Store {
             conn.query_row(
                 "SELECT * FROM petitions WHERE order_id = ?1",
                 [order.0],
-                petition_from_row,
+                |r| Ok(petition_from_row(r)),
             )
             .optional()?
             .transpose()
@@ -748,8 +738,8 @@ impl Store {
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM petition_events WHERE petition_id = ?1 ORDER BY id")?;
-            let rows = stmt.query_map([petition], event_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = stmt.query_map([petition], |r| Ok(event_from_row(r)))?;
+            rows.map(|r| r?).collect()
         })
         .await
     }
@@ -779,7 +769,7 @@ impl Store {
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM order_versions WHERE order_id = ?1 ORDER BY version")?;
-            let rows = stmt.query_map([order.0], version_from_row)?;
+            let rows = stmt.query_map([order.0], |r| Ok(version_from_row(r)))?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -847,8 +837,8 @@ impl Store {
             let mut stmt = conn.prepare(
                 "SELECT * FROM (SELECT * FROM notices ORDER BY id DESC LIMIT ?1) ORDER BY id",
             )?;
-            let rows = stmt.query_map([limit as i64], notice_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = stmt.query_map([limit as i64], |r| Ok(notice_from_row(r)))?;
+            rows.map(|r| r?).collect()
         })
         .await
     }

@@ -21,6 +21,7 @@
 
 mod alerting;
 mod authorized;
+mod columns;
 #[cfg(test)]
 mod conformance;
 mod court;

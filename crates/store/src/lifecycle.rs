@@ -4,10 +4,11 @@
 //! transaction, so the log can never miss a step that the alert shows, or show one that was
 //! rolled back. Actions without a state change (a call, a note) are appended on their own.
 
+use crate::columns::Columns;
 use crate::sqlite::load_alert;
 use crate::{AlertRecord, Result, Store, StoreError};
 use domain::{AlertId, AlertState, CaseId, UnixMicros};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, params};
 
 /// A lifecycle step to record. The store keeps the words as given; the server validates them.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,19 +86,19 @@ pub(crate) fn insert_action(
     })
 }
 
-fn action_from_row(r: &Row) -> rusqlite::Result<AlertAction> {
+pub(crate) fn action_from_row<R: Columns>(r: &R) -> Result<AlertAction> {
     Ok(AlertAction {
-        id: r.get("id")?,
-        alert_id: AlertId(r.get("alert_id")?),
-        at: UnixMicros(r.get("at")?),
-        actor_account_id: r.get("actor_account_id")?,
-        actor_role: r.get("actor_role")?,
-        action: r.get("action")?,
-        cause: r.get("cause")?,
-        note: r.get("note")?,
-        summary: r.get("summary")?,
-        min_distance_m: r.get("min_distance_m")?,
-        condition_active: r.get("condition_active")?,
+        id: r.col("id")?,
+        alert_id: AlertId(r.col("alert_id")?),
+        at: UnixMicros(r.col("at")?),
+        actor_account_id: r.col("actor_account_id")?,
+        actor_role: r.col("actor_role")?,
+        action: r.col("action")?,
+        cause: r.col("cause")?,
+        note: r.col("note")?,
+        summary: r.col("summary")?,
+        min_distance_m: r.col("min_distance_m")?,
+        condition_active: r.col("condition_active")?,
     })
 }
 
@@ -185,8 +186,8 @@ impl Store {
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM alert_actions WHERE alert_id = ?1 ORDER BY at, id")?;
-            let rows = stmt.query_map([id.0], action_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = stmt.query_map([id.0], |r| Ok(action_from_row(r)))?;
+            rows.map(|r| r?).collect()
         })
         .await
     }
@@ -215,8 +216,9 @@ impl Store {
             for id in ids {
                 let rec = load_alert(conn, AlertId(id))?;
                 let log = acts
-                    .query_map([id], action_from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .query_map([id], |r| Ok(action_from_row(r)))?
+                    .map(|r| r?)
+                    .collect::<Result<Vec<_>>>()?;
                 out.push((rec, log));
             }
             Ok(out)

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 pub(crate) use crate::writer::AfterCommit;
 use crate::writer::{GroupBackend, QUEUE, WriteJob, writer_loop};
 
-mod accounts;
+pub(crate) mod accounts;
 mod alerts;
 mod fixes;
 mod orders;

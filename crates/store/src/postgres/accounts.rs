@@ -7,9 +7,11 @@
 //! delete: the second purge then finds the rows gone and records what it deleted itself
 //! (none), so neither fails on a deadlock and no deletion is claimed twice.
 
+use crate::sqlite::accounts::account_from_row;
+use crate::sqlite::accounts::session_from_row;
 use crate::sqlite::{Account, AuditSigner, NewAccount};
 use crate::{Result, StoreError};
-use access::{AccountId, LoginThrottle, Role, SessionRecord};
+use access::{AccountId, LoginThrottle, SessionRecord};
 use audit::{AuditEntry, Checkpoint};
 use domain::{CaseId, DeviceId, UnixMicros};
 use postgres::{Client, Row};
@@ -69,43 +71,6 @@ pub(crate) fn ensure_exists(c: &mut Client, table: &str, id: i64, what: &str) ->
     c.query_opt(&format!("SELECT id FROM {table} WHERE id = $1"), &[&id])?
         .map(|_| ())
         .ok_or_else(|| StoreError::InvalidReference(format!("{what} {id} does not exist")))
-}
-
-fn account_from_row(r: &Row) -> Result<Account> {
-    let role: String = r.try_get("role")?;
-    let role =
-        Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
-    Ok(Account {
-        id: AccountId(r.try_get("id")?),
-        username: r.try_get("username")?,
-        role,
-        person: r
-            .try_get::<_, Option<i64>>("person_id")?
-            .map(domain::PersonId),
-        password_phc: r.try_get("password_phc")?,
-        totp_secret: r.try_get("totp_secret")?,
-        totp_last_step: r.try_get("totp_last_step")?,
-        disabled: r.try_get::<_, Option<i64>>("disabled_at")?.is_some(),
-    })
-}
-
-fn session_from_row(r: &Row) -> Result<SessionRecord> {
-    let hash: Vec<u8> = r.try_get("token_hash")?;
-    let role: String = r.try_get("role")?;
-    let (Ok(token_hash), Some(role)) = (<[u8; 32]>::try_from(hash.as_slice()), Role::parse(&role))
-    else {
-        return Err(StoreError::Corrupt("bad session row".into()));
-    };
-    Ok(SessionRecord {
-        token_hash,
-        account: AccountId(r.try_get("account_id")?),
-        role,
-        created_at: UnixMicros(r.try_get("created_at")?),
-        last_used_at: UnixMicros(r.try_get("last_used_at")?),
-        expires_at: UnixMicros(r.try_get("expires_at")?),
-        idle_timeout_s: r.try_get("idle_timeout_s")?,
-        revoked_at: r.try_get::<_, Option<i64>>("revoked_at")?.map(UnixMicros),
-    })
 }
 
 fn count(r: &Row, col: &str) -> Result<u32> {

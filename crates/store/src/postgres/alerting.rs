@@ -5,6 +5,7 @@
 //! The tables are created by the outbox migration (`outbox.rs`).
 
 use super::outbox::enqueue_keyed;
+use crate::alerting::task_from_row;
 use crate::alerting::{
     DispatchStatements, NewDispatch, PushSubscription, Task, police_webhook_key,
 };
@@ -12,21 +13,7 @@ use crate::lifecycle::NewAlertAction;
 use crate::{AlertRecord, Result, StoreError};
 use access::AccountId;
 use domain::{AlertId, CaseId, PersonId, UnixMicros};
-use postgres::{Client, Row};
-
-fn task_from_row(r: &Row) -> Result<Task> {
-    Ok(Task {
-        id: r.try_get("id")?,
-        alert_id: AlertId(r.try_get("alert_id")?),
-        case_id: CaseId(r.try_get("case_id")?),
-        kind: r.try_get("kind")?,
-        assignee: AccountId(r.try_get("assignee_account_id")?),
-        target: PersonId(r.try_get("target_person_id")?),
-        state: r.try_get("state")?,
-        created_at: UnixMicros(r.try_get("created_at")?),
-        updated_at: UnixMicros(r.try_get("updated_at")?),
-    })
-}
+use postgres::Client;
 
 fn insert_task(
     c: &mut Client,

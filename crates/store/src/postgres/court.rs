@@ -7,14 +7,16 @@
 //! its step is refused as a whole, so a timer fires once across nodes.
 
 use super::accounts::ensure_exists;
+use crate::columns::Columns;
 use crate::court::{
     CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord, OrderVersionRecord, Petition,
-    PetitionEvent, StepStatements, zones_from_text, zones_to_text,
+    PetitionEvent, StepStatements, event_from_row, notice_from_row, petition_from_row,
+    version_from_row, zones_to_text,
 };
-use crate::sqlite::{parse_col, shape_to_text};
+use crate::sqlite::shape_to_text;
 use crate::{Result, StoreError};
-use domain::{CaseId, OrderId, PersonId, UnixMicros, Zone, ZoneId};
-use postgres::{Client, Row};
+use domain::{CaseId, OrderId, UnixMicros, Zone, ZoneId};
+use postgres::Client;
 
 pub(crate) const MIGRATION: &str = r#"
     ALTER TABLE orders ADD COLUMN lapsed_at BIGINT;
@@ -73,77 +75,6 @@ pub(crate) const MIGRATION: &str = r#"
     );
     CREATE INDEX court_timers_due ON court_timers(at) WHERE done_at IS NULL AND cancelled_at IS NULL;
 "#;
-
-fn version_col(r: &Row, col: &str) -> Result<u32> {
-    let v: i64 = r.try_get(col)?;
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} = {v}")))
-}
-
-fn petition_from_row(r: &Row) -> Result<Petition> {
-    Ok(Petition {
-        id: r.try_get("id")?,
-        case_id: CaseId(r.try_get("case_id")?),
-        kind: parse_col(r.try_get::<_, &str>("kind")?)?,
-        petitioner: r.try_get("petitioner")?,
-        petitioner_account_id: r.try_get("petitioner_account_id")?,
-        no_approach_m: r.try_get("no_approach_m")?,
-        duration_s: r.try_get("duration_s")?,
-        no_contact_by_phone: r.try_get("no_contact_by_phone")?,
-        electronic_monitoring: r.try_get("electronic_monitoring")?,
-        statement: r.try_get("statement")?,
-        state: r.try_get("state")?,
-        filed_at: UnixMicros(r.try_get("filed_at")?),
-        updated_at: UnixMicros(r.try_get("updated_at")?),
-        order_id: r.try_get::<_, Option<i64>>("order_id")?.map(OrderId),
-    })
-}
-
-fn event_from_row(r: &Row) -> Result<PetitionEvent> {
-    Ok(PetitionEvent {
-        id: r.try_get("id")?,
-        petition_id: r.try_get("petition_id")?,
-        at: UnixMicros(r.try_get("at")?),
-        actor_account_id: r.try_get("actor_account_id")?,
-        actor_role: r.try_get("actor_role")?,
-        event: r.try_get("event")?,
-        reasons: r.try_get("reasons")?,
-        details: r.try_get("details")?,
-    })
-}
-
-fn notice_from_row(r: &Row) -> Result<NoticeRecord> {
-    Ok(NoticeRecord {
-        id: r.try_get("id")?,
-        case_id: CaseId(r.try_get("case_id")?),
-        order_id: r.try_get::<_, Option<i64>>("order_id")?.map(OrderId),
-        petition_id: r.try_get("petition_id")?,
-        recipient: r.try_get("recipient")?,
-        person_id: r.try_get::<_, Option<i64>>("person_id")?.map(PersonId),
-        kind: r.try_get("kind")?,
-        valid_to: r.try_get::<_, Option<i64>>("valid_to")?.map(UnixMicros),
-        reasons: r.try_get("reasons")?,
-        created_at: UnixMicros(r.try_get("created_at")?),
-    })
-}
-
-fn version_from_row(r: &Row) -> Result<OrderVersionRecord> {
-    Ok(OrderVersionRecord {
-        order_id: OrderId(r.try_get("order_id")?),
-        version: version_col(r, "version")?,
-        valid_from: UnixMicros(r.try_get("valid_from")?),
-        valid_to: r.try_get::<_, Option<i64>>("valid_to")?.map(UnixMicros),
-        kind: parse_col(r.try_get::<_, &str>("kind")?)?,
-        no_approach_m: r.try_get("no_approach_m")?,
-        warning_m: r.try_get("warning_m")?,
-        disclosure_radius_m: r.try_get("disclosure_radius_m")?,
-        no_contact_by_phone: r.try_get("no_contact_by_phone")?,
-        electronic_monitoring: r.try_get("electronic_monitoring")?,
-        zones: zones_from_text(r.try_get::<_, &str>("zones")?)?,
-        reasons: r.try_get("reasons")?,
-        issued_at: UnixMicros(r.try_get("issued_at")?),
-        issued_by: r.try_get("issued_by")?,
-    })
-}
 
 fn insert_version(c: &mut Client, v: &OrderVersionRecord) -> Result<()> {
     let n = c.execute(
@@ -485,7 +416,7 @@ pub(crate) fn due_court_timers(c: &mut Client, now: UnixMicros) -> Result<Vec<Co
             at: UnixMicros(r.try_get("at")?),
             kind: r.try_get("kind")?,
             recipient: r.try_get("recipient")?,
-            version: version_col(r, "version")?,
+            version: r.version("version")?,
         })
     })
     .collect()

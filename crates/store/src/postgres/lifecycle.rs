@@ -2,26 +2,11 @@
 //! its action row in one job (one transaction), each row carrying the alert as it was.
 
 use super::alerts::load_alert;
+use crate::lifecycle::action_from_row;
 use crate::lifecycle::{AlertAction, NewAlertAction};
 use crate::{AlertRecord, Result, StoreError};
 use domain::{AlertId, AlertState, CaseId, UnixMicros};
-use postgres::{Client, Row};
-
-fn action_from_row(r: &Row) -> Result<AlertAction> {
-    Ok(AlertAction {
-        id: r.try_get("id")?,
-        alert_id: AlertId(r.try_get("alert_id")?),
-        at: UnixMicros(r.try_get("at")?),
-        actor_account_id: r.try_get("actor_account_id")?,
-        actor_role: r.try_get("actor_role")?,
-        action: r.try_get("action")?,
-        cause: r.try_get("cause")?,
-        note: r.try_get("note")?,
-        summary: r.try_get("summary")?,
-        min_distance_m: r.try_get("min_distance_m")?,
-        condition_active: r.try_get("condition_active")?,
-    })
-}
+use postgres::Client;
 
 pub(crate) fn insert_action(
     c: &mut Client,

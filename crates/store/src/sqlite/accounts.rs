@@ -7,6 +7,7 @@
 //! back leaves no gap in the chain (the next job simply resumes from what is committed).
 
 use super::{AfterCommit, Store};
+use crate::columns::Columns;
 use crate::{Result, StoreError};
 use access::{AccountId, LoginThrottle, Role, SessionRecord};
 use audit::{AuditChain, AuditEntry, AuditRecord, Checkpoint, SigningKey};
@@ -103,41 +104,39 @@ pub(crate) fn anchor_after_commit<T: 'static>(
 const ACCOUNT_COLS: &str =
     "id, username, role, person_id, password_phc, totp_secret, totp_last_step, disabled_at";
 
-fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Account>> {
-    let role: String = r.get("role")?;
-    let disabled: Option<i64> = r.get("disabled_at")?;
-    Ok(match Role::parse(&role) {
-        Some(role) => Ok(Account {
-            id: AccountId(r.get("id")?),
-            username: r.get("username")?,
-            role,
-            person: r.get::<_, Option<i64>>("person_id")?.map(PersonId),
-            password_phc: r.get("password_phc")?,
-            totp_secret: r.get("totp_secret")?,
-            totp_last_step: r.get("totp_last_step")?,
-            disabled: disabled.is_some(),
-        }),
-        None => Err(StoreError::Corrupt(format!("unknown role {role:?}"))),
+pub(crate) fn account_from_row<R: Columns>(r: &R) -> Result<Account> {
+    let role: String = r.col("role")?;
+    let role =
+        Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
+    Ok(Account {
+        id: AccountId(r.col("id")?),
+        username: r.col("username")?,
+        role,
+        person: r.col::<Option<i64>>("person_id")?.map(domain::PersonId),
+        password_phc: r.col("password_phc")?,
+        totp_secret: r.col("totp_secret")?,
+        totp_last_step: r.col("totp_last_step")?,
+        disabled: r.col::<Option<i64>>("disabled_at")?.is_some(),
     })
 }
 
-fn session_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<SessionRecord>> {
-    let hash: Vec<u8> = r.get("token_hash")?;
-    let role: String = r.get("role")?;
+pub(crate) fn session_from_row<R: Columns>(r: &R) -> Result<SessionRecord> {
+    let hash: Vec<u8> = r.col("token_hash")?;
+    let role: String = r.col("role")?;
     let (Ok(token_hash), Some(role)) = (<[u8; 32]>::try_from(hash.as_slice()), Role::parse(&role))
     else {
-        return Ok(Err(StoreError::Corrupt("bad session row".into())));
+        return Err(StoreError::Corrupt("bad session row".into()));
     };
-    Ok(Ok(SessionRecord {
+    Ok(SessionRecord {
         token_hash,
-        account: AccountId(r.get("account_id")?),
+        account: AccountId(r.col("account_id")?),
         role,
-        created_at: UnixMicros(r.get("created_at")?),
-        last_used_at: UnixMicros(r.get("last_used_at")?),
-        expires_at: UnixMicros(r.get("expires_at")?),
-        idle_timeout_s: r.get("idle_timeout_s")?,
-        revoked_at: r.get::<_, Option<i64>>("revoked_at")?.map(UnixMicros),
-    }))
+        created_at: UnixMicros(r.col("created_at")?),
+        last_used_at: UnixMicros(r.col("last_used_at")?),
+        expires_at: UnixMicros(r.col("expires_at")?),
+        idle_timeout_s: r.col("idle_timeout_s")?,
+        revoked_at: r.col::<Option<i64>>("revoked_at")?.map(UnixMicros),
+    })
 }
 
 /// Why a stored access-log row cannot be trusted as it is.
@@ -326,7 +325,7 @@ impl Store {
             conn.query_row(
                 &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE username = ?1"),
                 [username],
-                account_from_row,
+                |r| Ok(account_from_row(r)),
             )
             .optional()?
             .transpose()
@@ -344,7 +343,7 @@ impl Store {
             conn.query_row(
                 &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
                 [id.0],
-                account_from_row,
+                |r| Ok(account_from_row(r)),
             )
             .optional()?
             .transpose()
@@ -359,7 +358,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id"))?;
-            let rows = stmt.query_map([], account_from_row)?;
+            let rows = stmt.query_map([], |r| Ok(account_from_row(r)))?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -521,7 +520,7 @@ impl Store {
                 "SELECT token_hash, account_id, role, created_at, last_used_at, expires_at, idle_timeout_s, revoked_at
                  FROM sessions WHERE token_hash = ?1",
                 [token_hash.to_vec()],
-                session_from_row,
+                |r| Ok(session_from_row(r)),
             )
             .optional()?
             .transpose()
