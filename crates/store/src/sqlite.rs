@@ -3,7 +3,7 @@
 use crate::migrations::{EVIDENCE_TABLE_MIGRATION, MIGRATIONS};
 use crate::{Result, StoreError};
 use domain::*;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -15,10 +15,10 @@ pub(crate) use crate::writer::AfterCommit;
 use crate::writer::{GroupBackend, QUEUE, WriteJob, writer_loop};
 
 pub(crate) mod accounts;
-mod alerts;
-mod fixes;
-mod orders;
-mod registry;
+pub(crate) mod alerts;
+pub(crate) mod fixes;
+pub(crate) mod orders;
+pub(crate) mod registry;
 pub(crate) use accounts::IndexedColumns;
 pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount, write_head_file};
 pub use alerts::{AlertChange, AlertChangeKind, AlertDetails, AlertRecord, Opened, SYSTEM_ACTOR};

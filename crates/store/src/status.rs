@@ -3,6 +3,7 @@
 //! every report (a battery that drains in hours, a strap that keeps losing body contact, a
 //! device switched off every night), kept and purged like the device's fixes.
 
+use crate::columns::Columns;
 use crate::{Result, Store};
 use domain::{DeviceId, UnixMicros};
 use rusqlite::params;
@@ -22,6 +23,21 @@ pub struct DeviceHealth {
     pub satellites: Option<i64>,
     pub heart_rate_bpm: Option<f64>,
     pub body_temp_c: Option<f64>,
+}
+
+/// A health report, from a row of `device_status` or `device_health_history`.
+pub(crate) fn health_from_row<R: Columns>(r: &R) -> Result<DeviceHealth> {
+    Ok(DeviceHealth {
+        reported_at: UnixMicros(r.col("reported_at")?),
+        battery_percent: r.col("battery_percent")?,
+        battery_volts: r.col("battery_volts")?,
+        power_volts: r.col("power_volts")?,
+        charging: r.col("charging")?,
+        signal: r.col("signal")?,
+        satellites: r.col("satellites")?,
+        heart_rate_bpm: r.col("heart_rate_bpm")?,
+        body_temp_c: r.col("body_temp_c")?,
+    })
 }
 
 impl Store {
@@ -115,19 +131,9 @@ impl Store {
                  ORDER BY reported_at, id LIMIT ?4",
             )?;
             let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
-                Ok(DeviceHealth {
-                    reported_at: UnixMicros(r.get(0)?),
-                    battery_percent: r.get(1)?,
-                    battery_volts: r.get(2)?,
-                    power_volts: r.get(3)?,
-                    charging: r.get(4)?,
-                    signal: r.get(5)?,
-                    satellites: r.get(6)?,
-                    heart_rate_bpm: r.get(7)?,
-                    body_temp_c: r.get(8)?,
-                })
+                Ok(health_from_row(r))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            rows.map(|r| r?).collect()
         })
         .await
     }
@@ -209,22 +215,10 @@ impl Store {
                  satellites, heart_rate_bpm, body_temp_c FROM device_status",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((
-                    DeviceId(r.get(0)?),
-                    DeviceHealth {
-                        reported_at: UnixMicros(r.get(1)?),
-                        battery_percent: r.get(2)?,
-                        battery_volts: r.get(3)?,
-                        power_volts: r.get(4)?,
-                        charging: r.get(5)?,
-                        signal: r.get(6)?,
-                        satellites: r.get(7)?,
-                        heart_rate_bpm: r.get(8)?,
-                        body_temp_c: r.get(9)?,
-                    },
-                ))
+                let device = DeviceId(r.get("device_id")?);
+                Ok(health_from_row(r).map(|h| (device, h)))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            rows.map(|r| r?).collect()
         })
         .await
     }

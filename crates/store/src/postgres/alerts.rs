@@ -6,12 +6,11 @@
 //! Two nodes may handle one episode only during a partition takeover; the episode lookup
 //! takes a transaction advisory lock on the episode key first, so they cannot both open it.
 
-use crate::sqlite::{
-    AlertChange, AlertChangeKind, AlertDetails, AlertRecord, Opened, SYSTEM_ACTOR, parse_col,
-};
+use crate::sqlite::alerts::alert_from_row;
+use crate::sqlite::{AlertChange, AlertChangeKind, AlertRecord, Opened, SYSTEM_ACTOR};
 use crate::{Result, StoreError};
 use domain::*;
-use postgres::{Client, Row};
+use postgres::Client;
 
 /// First key of the per-episode advisory lock (the second is a hash of the episode key).
 const EPISODE_LOCK: i32 = 3;
@@ -71,40 +70,6 @@ pub(crate) const MIGRATION: &str = r#"
 const EPISODE: &str =
     "order_id IS NOT DISTINCT FROM $1 AND rule = $2 AND protected_id IS NOT DISTINCT FROM $3
      AND zone_id IS NOT DISTINCT FROM $4 AND device_id IS NOT DISTINCT FROM $5";
-
-fn alert_from_row(r: &Row) -> Result<AlertRecord> {
-    Ok(AlertRecord {
-        alert: Alert {
-            id: AlertId(r.try_get("id")?),
-            order_id: r.try_get::<_, Option<i64>>("order_id")?.map(OrderId),
-            case_id: r.try_get::<_, Option<i64>>("case_id")?.map(CaseId),
-            rule: parse_col(r.try_get::<_, &str>("rule")?)?,
-            severity: parse_col(r.try_get::<_, &str>("severity")?)?,
-            state: parse_col(r.try_get::<_, &str>("state")?)?,
-            raised_at: UnixMicros(r.try_get("raised_at")?),
-            updated_at: UnixMicros(r.try_get("updated_at")?),
-            summary: r.try_get("summary")?,
-            min_distance_m: r.try_get("min_distance_m")?,
-            // Filled from `alert_evidence` by the caller.
-            evidence: Vec::new(),
-        },
-        protected: r.try_get::<_, Option<i64>>("protected_id")?.map(PersonId),
-        zone: r.try_get::<_, Option<i64>>("zone_id")?.map(ZoneId),
-        device: r.try_get::<_, Option<i64>>("device_id")?.map(DeviceId),
-        condition_active: r.try_get("condition_active")?,
-        cleared_at: r.try_get::<_, Option<i64>>("cleared_at")?.map(UnixMicros),
-        details: AlertDetails {
-            late: r.try_get("late")?,
-            possible: r.try_get("possible")?,
-            closing_speed_mps: r.try_get("closing_speed_mps")?,
-            time_to_contact_s: r.try_get("time_to_contact_s")?,
-            heading_toward: r.try_get("heading_toward")?,
-        },
-        escalation_level: r.try_get("escalation_level")?,
-        raise_summary: r.try_get("raise_summary")?,
-        raise_distance_m: r.try_get("raise_distance_m")?,
-    })
-}
 
 fn evidence_of(c: &mut Client, alert: AlertId) -> Result<Vec<FixId>> {
     c.query(

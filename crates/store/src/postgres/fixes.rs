@@ -7,59 +7,16 @@
 //! make a resend stored twice impossible whatever the order.
 
 use super::sqlstate;
-use crate::sqlite::{SameTime, parse_col, same_time_verdict};
+use crate::sqlite::fixes::event_from_row;
+use crate::sqlite::fixes::fix_from_row;
+use crate::sqlite::{SameTime, same_time_verdict};
 use crate::{FixOutcome, Result, StoreError};
 use domain::*;
+use postgres::Client;
 use postgres::error::SqlState;
-use postgres::{Client, Row};
 
 /// First key of the per-device advisory lock (the second is the device id).
 const DEVICE_LOCK: i32 = 1;
-
-pub(crate) fn fix_from_row(r: &Row) -> Result<Fix> {
-    let id: i64 = r.try_get("id")?;
-    let flags: i64 = r.try_get("flags")?;
-    Ok(Fix {
-        id: Some(FixId(id)),
-        device_id: DeviceId(r.try_get("device_id")?),
-        device_time: UnixMicros(r.try_get("device_time")?),
-        received_time: UnixMicros(r.try_get("received_time")?),
-        position: LatLon::new(r.try_get("lat")?, r.try_get("lon")?)
-            .map_err(|e| StoreError::Corrupt(format!("fix {id}: {e}")))?,
-        accuracy_m: r.try_get("accuracy_m")?,
-        speed_mps: r.try_get("speed_mps")?,
-        course_deg: r.try_get("course_deg")?,
-        altitude_m: r.try_get("altitude_m")?,
-        source: parse_col(r.try_get::<_, &str>("source")?)?,
-        flags: FixFlags(
-            u32::try_from(flags)
-                .map_err(|_| StoreError::Corrupt(format!("fix {id}: flags {flags}")))?,
-        ),
-        seq: r.try_get("seq")?,
-    })
-}
-
-fn event_from_row(r: &Row) -> Result<DeviceEvent> {
-    let id: i64 = r.try_get("id")?;
-    let lat: Option<f64> = r.try_get("lat")?;
-    let lon: Option<f64> = r.try_get("lon")?;
-    let position = match (lat, lon) {
-        (Some(a), Some(b)) => {
-            Some(LatLon::new(a, b).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?)
-        }
-        _ => None,
-    };
-    let code: String = r.try_get("code")?;
-    Ok(DeviceEvent {
-        id: Some(id),
-        device_id: DeviceId(r.try_get("device_id")?),
-        kind: parse_col(r.try_get::<_, &str>("kind")?)?,
-        device_time: UnixMicros(r.try_get("device_time")?),
-        received_time: UnixMicros(r.try_get("received_time")?),
-        position,
-        code: Some(code).filter(|c| !c.is_empty()),
-    })
-}
 
 fn unregistered(e: &postgres::Error, device: DeviceId) -> Option<StoreError> {
     (sqlstate(e) == Some(&SqlState::FOREIGN_KEY_VIOLATION))

@@ -3,21 +3,12 @@
 //! must exist with the right role; a token is stored only as its SHA-256.
 
 use super::sqlstate;
+use crate::sqlite::registry::device_from_row;
 use crate::sqlite::{UnknownDevice, parse_col, token_hash};
 use crate::{Result, StoreError};
 use domain::*;
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, Row};
-
-pub(crate) fn device_from_row(r: &Row) -> Result<Device> {
-    Ok(Device {
-        id: DeviceId(r.try_get("id")?),
-        kind: parse_col(r.try_get::<_, &str>("kind")?)?,
-        protocol: parse_col(r.try_get::<_, &str>("protocol")?)?,
-        hardware_id: r.try_get("hardware_id")?,
-        owner: r.try_get::<_, Option<i64>>("owner_id")?.map(PersonId),
-    })
-}
+use postgres::{Client, GenericClient};
 
 fn person_role(c: &mut impl GenericClient, p: PersonId) -> Result<PersonRole> {
     match c.query_opt("SELECT role FROM people WHERE id = $1", &[&p.0])? {

@@ -3,9 +3,9 @@
 //! `device_health_history`, and the device model.
 
 use crate::Result;
-use crate::status::DeviceHealth;
+use crate::status::{DeviceHealth, health_from_row};
 use domain::{DeviceId, UnixMicros};
-use postgres::{Client, Row};
+use postgres::Client;
 
 pub(crate) const MIGRATION: &str = r#"
     CREATE TABLE device_status (
@@ -38,20 +38,6 @@ pub(crate) const MIGRATION: &str = r#"
 
 const COLUMNS: &str = "reported_at, battery_percent, battery_volts, power_volts, charging, signal,
      satellites, heart_rate_bpm, body_temp_c";
-
-fn health_from_row(r: &Row) -> Result<DeviceHealth> {
-    Ok(DeviceHealth {
-        reported_at: UnixMicros(r.try_get("reported_at")?),
-        battery_percent: r.try_get("battery_percent")?,
-        battery_volts: r.try_get("battery_volts")?,
-        power_volts: r.try_get("power_volts")?,
-        charging: r.try_get("charging")?,
-        signal: r.try_get("signal")?,
-        satellites: r.try_get("satellites")?,
-        heart_rate_bpm: r.try_get("heart_rate_bpm")?,
-        body_temp_c: r.try_get("body_temp_c")?,
-    })
-}
 
 pub(crate) fn record_device_health(
     c: &mut Client,

@@ -2,6 +2,7 @@
 //! in `alert_evidence`.
 
 use super::*;
+use crate::columns::Columns;
 
 /// The change an engine signal makes to the alerts table.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,7 +244,9 @@ pub(crate) fn apply_alert_change_tx(
 
 pub(crate) fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
     let mut rec = conn
-        .query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], alert_from_row)
+        .query_row("SELECT * FROM alerts WHERE id = ?1", [id.0], |r| {
+            Ok(alert_from_row(r))
+        })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))??;
     rec.alert.evidence = evidence_of(conn, id)?;
@@ -274,59 +277,38 @@ pub(crate) fn evidence_of(conn: &Connection, alert: AlertId) -> Result<Vec<FixId
         .collect::<rusqlite::Result<_>>()?)
 }
 
-pub(crate) fn alert_from_row(r: &Row) -> rusqlite::Result<Result<AlertRecord>> {
-    let rule: String = r.get("rule")?;
-    let severity: String = r.get("severity")?;
-    let state: String = r.get("state")?;
-    let order_id: Option<i64> = r.get("order_id")?;
-    let case_id: Option<i64> = r.get("case_id")?;
-    let protected: Option<i64> = r.get("protected_id")?;
-    let zone: Option<i64> = r.get("zone_id")?;
-    let id: i64 = r.get("id")?;
-    let raised_at: i64 = r.get("raised_at")?;
-    let updated_at: i64 = r.get("updated_at")?;
-    let cleared_at: Option<i64> = r.get("cleared_at")?;
-    let summary: String = r.get("summary")?;
-    let min_distance_m: Option<f64> = r.get("min_distance_m")?;
-    let active: bool = r.get("condition_active")?;
-    let device: Option<i64> = r.get("device_id")?;
-    let escalation_level: i64 = r.get("escalation_level")?;
-    let raise_summary: Option<String> = r.get("raise_summary")?;
-    let raise_distance_m: Option<f64> = r.get("raise_distance_m")?;
-    let details = AlertDetails {
-        late: r.get("late")?,
-        possible: r.get("possible")?,
-        closing_speed_mps: r.get("closing_speed_mps")?,
-        time_to_contact_s: r.get("time_to_contact_s")?,
-        heading_toward: r.get("heading_toward")?,
-    };
-    Ok((|| {
-        Ok(AlertRecord {
-            alert: Alert {
-                id: AlertId(id),
-                order_id: order_id.map(OrderId),
-                case_id: case_id.map(CaseId),
-                rule: parse_col(&rule)?,
-                severity: parse_col(&severity)?,
-                state: parse_col(&state)?,
-                raised_at: UnixMicros(raised_at),
-                updated_at: UnixMicros(updated_at),
-                summary,
-                min_distance_m,
-                // Filled from `alert_evidence` by the caller (`load_alert`, `list_alerts`).
-                evidence: Vec::new(),
-            },
-            protected: protected.map(PersonId),
-            zone: zone.map(ZoneId),
-            device: device.map(DeviceId),
-            condition_active: active,
-            details,
-            escalation_level,
-            cleared_at: cleared_at.map(UnixMicros),
-            raise_summary,
-            raise_distance_m,
-        })
-    })())
+pub(crate) fn alert_from_row<R: Columns>(r: &R) -> Result<AlertRecord> {
+    Ok(AlertRecord {
+        alert: Alert {
+            id: AlertId(r.col("id")?),
+            order_id: r.col::<Option<i64>>("order_id")?.map(OrderId),
+            case_id: r.col::<Option<i64>>("case_id")?.map(CaseId),
+            rule: parse_col(&r.col::<String>("rule")?)?,
+            severity: parse_col(&r.col::<String>("severity")?)?,
+            state: parse_col(&r.col::<String>("state")?)?,
+            raised_at: UnixMicros(r.col("raised_at")?),
+            updated_at: UnixMicros(r.col("updated_at")?),
+            summary: r.col("summary")?,
+            min_distance_m: r.col("min_distance_m")?,
+            // Filled from `alert_evidence` by the caller.
+            evidence: Vec::new(),
+        },
+        protected: r.col::<Option<i64>>("protected_id")?.map(PersonId),
+        zone: r.col::<Option<i64>>("zone_id")?.map(ZoneId),
+        device: r.col::<Option<i64>>("device_id")?.map(DeviceId),
+        condition_active: r.col("condition_active")?,
+        cleared_at: r.col::<Option<i64>>("cleared_at")?.map(UnixMicros),
+        details: AlertDetails {
+            late: r.col("late")?,
+            possible: r.col("possible")?,
+            closing_speed_mps: r.col("closing_speed_mps")?,
+            time_to_contact_s: r.col("time_to_contact_s")?,
+            heading_toward: r.col("heading_toward")?,
+        },
+        escalation_level: r.col("escalation_level")?,
+        raise_summary: r.col("raise_summary")?,
+        raise_distance_m: r.col("raise_distance_m")?,
+    })
 }
 
 impl Store {
@@ -445,7 +427,7 @@ impl Store {
                 "SELECT * FROM alerts ORDER BY updated_at DESC, id DESC LIMIT ?1"
             };
             let mut stmt = conn.prepare(sql)?;
-            let rows = stmt.query_map([limit as i64], alert_from_row)?;
+            let rows = stmt.query_map([limit as i64], |r| Ok(alert_from_row(r)))?;
             let mut out: Vec<AlertRecord> = rows.map(|r| r?).collect::<Result<_>>()?;
             for rec in &mut out {
                 rec.alert.evidence = evidence_of(conn, rec.alert.id)?;

@@ -2,6 +2,7 @@
 //! the engine, the API and the victim app make, and the committed-fix publication.
 
 use super::*;
+use crate::columns::Columns;
 
 /// What one commit made durable, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -72,34 +73,26 @@ pub(crate) fn insert_events_tx(
     Ok(out)
 }
 
-pub(crate) fn event_from_row(r: &Row) -> rusqlite::Result<Result<DeviceEvent>> {
-    let id: i64 = r.get("id")?;
-    let device_id: i64 = r.get("device_id")?;
-    let kind: String = r.get("kind")?;
-    let device_time: i64 = r.get("device_time")?;
-    let received_time: i64 = r.get("received_time")?;
-    let lat: Option<f64> = r.get("lat")?;
-    let lon: Option<f64> = r.get("lon")?;
-    let code: Option<String> = r
-        .get::<_, String>("code")
-        .map(|c| Some(c).filter(|c| !c.is_empty()))?;
-    Ok((|| {
-        let position = match (lat, lon) {
-            (Some(a), Some(b)) => Some(
-                LatLon::new(a, b).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?,
-            ),
-            _ => None,
-        };
-        Ok(DeviceEvent {
-            id: Some(id),
-            device_id: DeviceId(device_id),
-            kind: parse_col(&kind)?,
-            device_time: UnixMicros(device_time),
-            received_time: UnixMicros(received_time),
-            position,
-            code,
-        })
-    })())
+pub(crate) fn event_from_row<R: Columns>(r: &R) -> Result<DeviceEvent> {
+    let id: i64 = r.col("id")?;
+    let lat: Option<f64> = r.col("lat")?;
+    let lon: Option<f64> = r.col("lon")?;
+    let position = match (lat, lon) {
+        (Some(a), Some(b)) => {
+            Some(LatLon::new(a, b).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?)
+        }
+        _ => None,
+    };
+    let code: String = r.col("code")?;
+    Ok(DeviceEvent {
+        id: Some(id),
+        device_id: DeviceId(r.col("device_id")?),
+        kind: parse_col(&r.col::<String>("kind")?)?,
+        device_time: UnixMicros(r.col("device_time")?),
+        received_time: UnixMicros(r.col("received_time")?),
+        position,
+        code: Some(code).filter(|c| !c.is_empty()),
+    })
 }
 
 /// What a seq-less fix is, next to the stored fixes of its device and device second.
@@ -231,37 +224,27 @@ pub(crate) fn insert_fixes_tx(conn: &Connection, fixes: &mut [Fix]) -> Result<Ve
     Ok(out)
 }
 
-pub(crate) fn fix_from_row(r: &Row) -> rusqlite::Result<Result<Fix>> {
-    let lat: f64 = r.get("lat")?;
-    let lon: f64 = r.get("lon")?;
-    let source: String = r.get("source")?;
-    let id: i64 = r.get("id")?;
-    let device_id: i64 = r.get("device_id")?;
-    let device_time: i64 = r.get("device_time")?;
-    let received_time: i64 = r.get("received_time")?;
-    let accuracy_m: Option<f64> = r.get("accuracy_m")?;
-    let speed_mps: Option<f64> = r.get("speed_mps")?;
-    let course_deg: Option<f64> = r.get("course_deg")?;
-    let altitude_m: Option<f64> = r.get("altitude_m")?;
-    let flags: u32 = r.get("flags")?;
-    let seq: Option<i64> = r.get("seq")?;
-    Ok((|| {
-        Ok(Fix {
-            id: Some(FixId(id)),
-            device_id: DeviceId(device_id),
-            device_time: UnixMicros(device_time),
-            received_time: UnixMicros(received_time),
-            position: LatLon::new(lat, lon)
-                .map_err(|e| StoreError::Corrupt(format!("fix {id}: {e}")))?,
-            accuracy_m,
-            speed_mps,
-            course_deg,
-            altitude_m,
-            source: parse_col(&source)?,
-            flags: FixFlags(flags),
-            seq,
-        })
-    })())
+pub(crate) fn fix_from_row<R: Columns>(r: &R) -> Result<Fix> {
+    let id: i64 = r.col("id")?;
+    let flags: i64 = r.col("flags")?;
+    Ok(Fix {
+        id: Some(FixId(id)),
+        device_id: DeviceId(r.col("device_id")?),
+        device_time: UnixMicros(r.col("device_time")?),
+        received_time: UnixMicros(r.col("received_time")?),
+        position: LatLon::new(r.col("lat")?, r.col("lon")?)
+            .map_err(|e| StoreError::Corrupt(format!("fix {id}: {e}")))?,
+        accuracy_m: r.col("accuracy_m")?,
+        speed_mps: r.col("speed_mps")?,
+        course_deg: r.col("course_deg")?,
+        altitude_m: r.col("altitude_m")?,
+        source: parse_col(&r.col::<String>("source")?)?,
+        flags: FixFlags(
+            u32::try_from(flags)
+                .map_err(|_| StoreError::Corrupt(format!("fix {id}: flags {flags}")))?,
+        ),
+        seq: r.col("seq")?,
+    })
 }
 
 impl Store {
@@ -367,7 +350,7 @@ impl Store {
                 "SELECT id, device_id, kind, device_time, received_time, lat, lon, code FROM device_events
                  WHERE received_time >= ?1 ORDER BY id",
             )?;
-            let rows = stmt.query_map([since.0], event_from_row)?;
+            let rows = stmt.query_map([since.0], |r| Ok(event_from_row(r)))?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -390,7 +373,7 @@ impl Store {
                 "SELECT f.* FROM fixes f JOIN (SELECT device_id, MAX(device_time) t FROM fixes GROUP BY device_id) m
                  ON f.device_id = m.device_id AND f.device_time = m.t ORDER BY f.device_id, f.id",
             )?;
-            let rows = stmt.query_map([], fix_from_row)?;
+            let rows = stmt.query_map([], |r| Ok(fix_from_row(r)))?;
             let mut out: Vec<Fix> = Vec::new();
             for r in rows {
                 let f = r??;
@@ -426,7 +409,7 @@ impl Store {
                  WHERE d.owner_id = ?1
                  ORDER BY f.device_time DESC, f.id DESC LIMIT 1",
             )?;
-            let mut rows = stmt.query_map([person.0], fix_from_row)?;
+            let mut rows = stmt.query_map([person.0], |r| Ok(fix_from_row(r)))?;
             match rows.next() {
                 Some(r) => Ok(Some(r??)),
                 None => Ok(None),
@@ -468,7 +451,7 @@ impl Store {
                         0
                     }
                 ],
-                fix_from_row,
+                |r| Ok(fix_from_row(r)),
             )?;
             match rows.next() {
                 Some(r) => Ok(Some(r??)),
@@ -488,7 +471,7 @@ impl Store {
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT * FROM fixes WHERE received_time >= ?1 ORDER BY id")?;
-            let rows = stmt.query_map([since.0], fix_from_row)?;
+            let rows = stmt.query_map([since.0], |r| Ok(fix_from_row(r)))?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -514,8 +497,9 @@ impl Store {
                 "SELECT * FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3
                  ORDER BY device_time, id LIMIT ?4",
             )?;
-            let rows =
-                stmt.query_map(params![device.0, from.0, to.0, limit as i64], fix_from_row)?;
+            let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                Ok(fix_from_row(r))
+            })?;
             rows.map(|r| r?).collect()
         })
         .await

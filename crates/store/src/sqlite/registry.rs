@@ -2,6 +2,7 @@
 //! cases.
 
 use super::*;
+use crate::columns::Columns;
 
 /// What the engine and the live stream need about a device.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,21 +39,14 @@ pub(crate) fn person_role(conn: &Connection, p: PersonId) -> Result<PersonRole> 
     }
 }
 
-pub(crate) fn device_from_row(r: &Row) -> rusqlite::Result<Result<Device>> {
-    let id: i64 = r.get("id")?;
-    let kind: String = r.get("kind")?;
-    let protocol: String = r.get("protocol")?;
-    let hardware_id: String = r.get("hardware_id")?;
-    let owner: Option<i64> = r.get("owner_id")?;
-    Ok((|| {
-        Ok(Device {
-            id: DeviceId(id),
-            kind: parse_col(&kind)?,
-            protocol: parse_col(&protocol)?,
-            hardware_id,
-            owner: owner.map(PersonId),
-        })
-    })())
+pub(crate) fn device_from_row<R: Columns>(r: &R) -> Result<Device> {
+    Ok(Device {
+        id: DeviceId(r.col("id")?),
+        kind: parse_col(&r.col::<String>("kind")?)?,
+        protocol: parse_col(&r.col::<String>("protocol")?)?,
+        hardware_id: r.col("hardware_id")?,
+        owner: r.col::<Option<i64>>("owner_id")?.map(PersonId),
+    })
 }
 
 impl Store {
@@ -223,7 +217,7 @@ impl Store {
             let mut stmt = conn.prepare(
                 "SELECT id, kind, protocol, hardware_id, owner_id FROM devices ORDER BY id",
             )?;
-            let rows = stmt.query_map([], device_from_row)?;
+            let rows = stmt.query_map([], |r| Ok(device_from_row(r)))?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -241,7 +235,7 @@ impl Store {
             conn.query_row(
                 "SELECT id, kind, protocol, hardware_id, owner_id FROM devices WHERE token_sha256 = ?1",
                 [hash],
-                device_from_row,
+                |r| Ok(device_from_row(r)),
             )
             .optional()?
             .transpose()
@@ -268,7 +262,7 @@ impl Store {
                     "SELECT id, kind, protocol, hardware_id, owner_id, token_sha256 IS NOT NULL AS has_token
                      FROM devices WHERE protocol = ?1 AND hardware_id = ?2",
                     params![protocol.as_str(), hardware_id],
-                    |r| Ok((device_from_row(r)?, r.get::<_, bool>("has_token")?)),
+                    |r| Ok((device_from_row(r), r.get::<_, bool>("has_token")?)),
                 )
                 .optional()?;
             match row {
