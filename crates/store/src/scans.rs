@@ -3,6 +3,7 @@
 //! which Bulwark does not call. They are kept raw, for network-based location fallback (an SOS
 //! from indoors often arrives with nothing else), under the same retention as fixes.
 
+use crate::columns::Columns;
 use crate::{Result, Store, StoreError};
 use domain::{DeviceId, FixId, UnixMicros};
 use rusqlite::{Connection, params};
@@ -114,30 +115,20 @@ pub(crate) fn insert_scans_tx(
     Ok(())
 }
 
-fn scan_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(NetworkScan, String, String)> {
-    Ok((
-        NetworkScan {
-            id: Some(r.get(0)?),
-            device_id: DeviceId(r.get(1)?),
-            scan_time: UnixMicros(r.get(2)?),
-            received_time: UnixMicros(r.get(3)?),
-            fix_id: r.get::<_, Option<i64>>(4)?.map(FixId),
-            cells: Vec::new(),
-            wifi: Vec::new(),
-        },
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
+/// The columns a scan is read from, in both backends' queries.
+pub(crate) const SCAN_COLUMNS: &str =
+    "id, device_id, scan_time, received_time, fix_id, cells, wifi";
 
-fn decode_rows(rows: Vec<(NetworkScan, String, String)>) -> Result<Vec<NetworkScan>> {
-    rows.into_iter()
-        .map(|(mut s, cells, wifi)| {
-            s.cells = cells_from(&cells)?;
-            s.wifi = wifi_from(&wifi)?;
-            Ok(s)
-        })
-        .collect()
+pub(crate) fn scan_from_row<R: Columns>(r: &R) -> Result<NetworkScan> {
+    Ok(NetworkScan {
+        id: Some(r.col("id")?),
+        device_id: DeviceId(r.col("device_id")?),
+        scan_time: UnixMicros(r.col("scan_time")?),
+        received_time: UnixMicros(r.col("received_time")?),
+        fix_id: r.col::<Option<i64>>("fix_id")?.map(FixId),
+        cells: cells_from(&r.col::<String>("cells")?)?,
+        wifi: wifi_from(&r.col::<String>("wifi")?)?,
+    })
 }
 
 impl Store {
@@ -157,15 +148,16 @@ impl Store {
                 .await;
         }
         self.read(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, device_id, scan_time, received_time, fix_id, cells, wifi FROM network_scans
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {SCAN_COLUMNS} FROM network_scans
                  WHERE device_id = ?1 AND scan_time >= ?2 AND scan_time < ?3
-                 ORDER BY scan_time, id LIMIT ?4",
-            )?;
-            let rows = stmt
-                .query_map(params![device.0, from.0, to.0, limit as i64], scan_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            decode_rows(rows)
+                 ORDER BY scan_time, id LIMIT ?4"
+            ))?;
+            stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                Ok(scan_from_row(r))
+            })?
+            .map(|r| r?)
+            .collect()
         })
         .await
     }
@@ -198,18 +190,17 @@ impl Store {
                 .await;
         }
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, device_id, scan_time, received_time, fix_id, cells, wifi FROM network_scans
-                 WHERE fix_id = ?1 ORDER BY id LIMIT 1",
-            )?;
-            let mut rows = Vec::new();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SCAN_COLUMNS} FROM network_scans WHERE fix_id = ?1 ORDER BY id LIMIT 1"
+            ))?;
+            let mut out = Vec::new();
             for f in &fixes {
-                let mut q = stmt.query_map(params![f.0], scan_from_row)?;
+                let mut q = stmt.query_map(params![f.0], |r| Ok(scan_from_row(r)))?;
                 if let Some(row) = q.next() {
-                    rows.push(row?);
+                    out.push(row??);
                 }
             }
-            decode_rows(rows)
+            Ok(out)
         })
         .await
     }

@@ -3,9 +3,9 @@
 //! the same JSON text.
 
 use crate::Result;
-use crate::scans::{NetworkScan, NewScan, cells_from, cells_json, wifi_from, wifi_json};
+use crate::scans::{NetworkScan, NewScan, SCAN_COLUMNS, cells_json, scan_from_row, wifi_json};
 use domain::{DeviceId, FixId, UnixMicros};
-use postgres::{Client, Row};
+use postgres::Client;
 
 pub(crate) const MIGRATION: &str = r#"
     CREATE TABLE network_scans (
@@ -21,8 +21,6 @@ pub(crate) const MIGRATION: &str = r#"
     CREATE INDEX network_scans_fix ON network_scans(fix_id) WHERE fix_id IS NOT NULL;
     CREATE INDEX network_scans_device ON network_scans(device_id, scan_time);
 "#;
-
-const COLUMNS: &str = "id, device_id, scan_time, received_time, fix_id, cells, wifi";
 
 /// Inserts scans inside a report's transaction; `fix_ids` are that report's fix ids in order.
 pub(crate) fn insert_scans_tx(c: &mut Client, scans: &[NewScan], fix_ids: &[FixId]) -> Result<()> {
@@ -50,18 +48,6 @@ pub(crate) fn insert_scans_tx(c: &mut Client, scans: &[NewScan], fix_ids: &[FixI
     Ok(())
 }
 
-fn scan_from_row(r: &Row) -> Result<NetworkScan> {
-    Ok(NetworkScan {
-        id: Some(r.try_get("id")?),
-        device_id: DeviceId(r.try_get("device_id")?),
-        scan_time: UnixMicros(r.try_get("scan_time")?),
-        received_time: UnixMicros(r.try_get("received_time")?),
-        fix_id: r.try_get::<_, Option<i64>>("fix_id")?.map(FixId),
-        cells: cells_from(r.try_get("cells")?)?,
-        wifi: wifi_from(r.try_get("wifi")?)?,
-    })
-}
-
 pub(crate) fn network_scans(
     c: &mut Client,
     device: DeviceId,
@@ -72,7 +58,7 @@ pub(crate) fn network_scans(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     c.query(
         &format!(
-            "SELECT {COLUMNS} FROM network_scans
+            "SELECT {SCAN_COLUMNS} FROM network_scans
              WHERE device_id = $1 AND scan_time >= $2 AND scan_time < $3
              ORDER BY scan_time, id LIMIT $4"
         ),
@@ -86,7 +72,7 @@ pub(crate) fn network_scans(
 /// The scan of each fix (the first stored, at most one per fix), in the order of `fixes`.
 pub(crate) fn network_scans_of_fixes(c: &mut Client, fixes: &[FixId]) -> Result<Vec<NetworkScan>> {
     let stmt = c.prepare(&format!(
-        "SELECT {COLUMNS} FROM network_scans WHERE fix_id = $1 ORDER BY id LIMIT 1"
+        "SELECT {SCAN_COLUMNS} FROM network_scans WHERE fix_id = $1 ORDER BY id LIMIT 1"
     ))?;
     let mut out = Vec::new();
     for f in fixes {
