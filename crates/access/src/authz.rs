@@ -24,35 +24,7 @@ use domain::{CaseId, PersonId, UnixMicros};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(pub i64);
 
-macro_rules! name_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            /// Every value, for tests that must cover all of them.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stable name, as stored and as written to the audit log.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $s),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-name_enum!(
+domain::str_enum!(
     /// The role an account acts in.
     Role {
         /// Manages accounts and roles; sees no case data (separation of duties).
@@ -74,7 +46,7 @@ name_enum!(
     }
 );
 
-name_enum!(
+domain::str_enum!(
     /// Everything a person can ask to do. Location data has its own actions so that each
     /// can carry its own rule.
     Action {

@@ -162,35 +162,7 @@ impl ChainLink {
     }
 }
 
-/// Declares a closed set of values with stable lowercase names. The names are hashed into
-/// the log, so an existing variant's name must never change.
-macro_rules! name_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $s),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-name_enum!(
+domain::str_enum!(
     /// Who acted.
     ActorKind {
         /// A person logged in with an account (staff, victim, offender).
@@ -202,7 +174,7 @@ name_enum!(
     }
 );
 
-name_enum!(
+domain::str_enum!(
     /// What was done. Reads of location data have their own actions so that a query for
     /// "who looked at this victim's position" needs no parsing of `details`.
     AuditAction {
@@ -233,7 +205,7 @@ name_enum!(
     }
 );
 
-name_enum!(
+domain::str_enum!(
     /// Whether the access was allowed. Denied attempts are logged too: repeated denials are
     /// what insider misuse looks like.
     Outcome {

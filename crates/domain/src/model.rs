@@ -4,8 +4,11 @@ use crate::{AlertId, CaseId, DeviceId, FixId, LatLon, OrderId, PersonId, UnixMic
 use thiserror::Error;
 
 /// Declares a closed set of named values with a stable lowercase string form, used by the
-/// store (column values) and the server (API values). The string form is part of the data
-/// format and must never change for an existing variant.
+/// store (column values), the server (API values) and the audit log (hashed names). The
+/// string form is part of the data format and must never change for an existing variant.
+/// Gives `ALL`, `as_str`, `parse` (`None` for an unknown name), `FromStr` (an
+/// [`UnknownValue`] naming the allowed values) and `Display`.
+#[macro_export]
 macro_rules! str_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -13,24 +16,27 @@ macro_rules! str_enum {
         pub enum $name { $($(#[$vdoc])* $variant),+ }
 
         impl $name {
+            /// Every value, for tests that must cover all of them.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// The stable name, as stored, sent and written to the audit log.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $s),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$variant),)+ _ => None }
             }
         }
 
         impl std::str::FromStr for $name {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, UnknownValue> {
-                match s {
-                    $($s => Ok($name::$variant),)+
-                    _ => Err(UnknownValue {
-                        what: stringify!($name),
-                        value: s.chars().take(64).collect(),
-                        allowed: &[$($s),+],
-                    }),
-                }
+            type Err = $crate::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, $crate::UnknownValue> {
+                $name::parse(s).ok_or_else(|| $crate::UnknownValue {
+                    what: stringify!($name),
+                    value: s.chars().take(64).collect(),
+                    allowed: &[$($s),+],
+                })
             }
         }
 
