@@ -540,3 +540,22 @@ mod tests {
         assert!(!o.in_force(UnixMicros::from_secs(200)));
     }
 }
+
+/// A cell tower a device heard (a network scan locates the wearer without GNSS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellTower {
+    pub mcc: u16,
+    pub mnc: u16,
+    pub lac: u32,
+    pub cell_id: u64,
+    /// Signal strength as the protocol reports it (dBm when negative).
+    pub rssi: Option<i32>,
+}
+
+/// A Wi-Fi access point the device heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WifiAccessPoint {
+    /// `aa:bb:cc:dd:ee:ff`, lower case.
+    pub mac: String,
+    pub rssi: Option<i32>,
+}

@@ -144,24 +144,9 @@ impl DeviceStatus {
     }
 }
 
-/// A cell tower the device heard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CellTower {
-    pub mcc: u16,
-    pub mnc: u16,
-    pub lac: u32,
-    pub cell_id: u64,
-    /// Signal strength as the protocol reports it (dBm when negative).
-    pub rssi: Option<i32>,
-}
-
-/// A Wi-Fi access point the device heard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WifiAccessPoint {
-    /// `aa:bb:cc:dd:ee:ff`, lower case.
-    pub mac: String,
-    pub rssi: Option<i32>,
-}
+/// The cell towers and access points a device heard are domain types: the store keeps them as
+/// they are decoded.
+pub use domain::{CellTower, WifiAccessPoint};
 
 /// Radio surroundings reported instead of (or beside) a GNSS fix. Not a position: turning it
 /// into one needs a geolocation service (cell accuracy 200–2,000 m, Wi-Fi 20–60 m; domain

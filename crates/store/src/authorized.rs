@@ -544,7 +544,7 @@ mod tests {
                                 received_time: UnixMicros::from_secs(101),
                                 fix_id: None,
                                 cells: Vec::new(),
-                                wifi: vec![ScanWifi {
+                                wifi: vec![WifiAccessPoint {
                                     mac: "aa:bb:cc:dd:ee:ff".into(),
                                     rssi: None,
                                 }],

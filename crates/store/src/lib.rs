@@ -50,7 +50,7 @@ pub use court::{
 };
 pub use lifecycle::{AlertAction, NewAlertAction};
 pub use outbox::{AlertNotify, EscalationPolicy, Fence, OutboxItem};
-pub use scans::{NetworkScan, NewScan, ScanCell, ScanWifi};
+pub use scans::{NetworkScan, NewScan};
 pub use sqlite::{
     Account, AlertChange, AlertChangeKind, AlertDetails, AlertRecord, AuditRowError, AuditSigner,
     Committed, DeviceRecord, FixOutcome, NewAccount, Opened, SAME_TIME_JUMP_M, SYSTEM_ACTOR, Store,

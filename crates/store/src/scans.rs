@@ -9,24 +9,8 @@ use domain::{DeviceId, FixId, UnixMicros};
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
-/// A cell tower the device heard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanCell {
-    pub mcc: u16,
-    pub mnc: u16,
-    pub lac: u32,
-    pub cell_id: u64,
-    /// As the protocol reports it (dBm when negative).
-    pub rssi: Option<i32>,
-}
-
-/// A Wi-Fi access point the device heard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanWifi {
-    /// `aa:bb:cc:dd:ee:ff`, lower case.
-    pub mac: String,
-    pub rssi: Option<i32>,
-}
+/// A scan keeps the cells and access points as the decoder read them (domain types).
+use domain::{CellTower, WifiAccessPoint};
 
 /// One stored scan.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +22,8 @@ pub struct NetworkScan {
     pub received_time: UnixMicros,
     /// The fix decoded from the same frame, when there was one and it was stored.
     pub fix_id: Option<FixId>,
-    pub cells: Vec<ScanCell>,
-    pub wifi: Vec<ScanWifi>,
+    pub cells: Vec<CellTower>,
+    pub wifi: Vec<WifiAccessPoint>,
 }
 
 /// A scan to store with a report. `fix` is the index, in the same call's fixes, of the fix
@@ -50,7 +34,7 @@ pub struct NewScan {
     pub fix: Option<usize>,
 }
 
-pub(crate) fn cells_json(cells: &[ScanCell]) -> String {
+pub(crate) fn cells_json(cells: &[CellTower]) -> String {
     Value::Array(
         cells
             .iter()
@@ -60,7 +44,7 @@ pub(crate) fn cells_json(cells: &[ScanCell]) -> String {
     .to_string()
 }
 
-pub(crate) fn wifi_json(wifi: &[ScanWifi]) -> String {
+pub(crate) fn wifi_json(wifi: &[WifiAccessPoint]) -> String {
     Value::Array(wifi.iter().map(|w| json!([w.mac, w.rssi])).collect()).to_string()
 }
 
@@ -68,11 +52,11 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("network scan {what} column does not decode"))
 }
 
-pub(crate) fn cells_from(text: &str) -> Result<Vec<ScanCell>> {
+pub(crate) fn cells_from(text: &str) -> Result<Vec<CellTower>> {
     let v: Vec<(u16, u16, u32, u64, Option<i32>)> =
         serde_json::from_str(text).map_err(|_| corrupt("cells"))?;
     Ok(v.into_iter()
-        .map(|(mcc, mnc, lac, cell_id, rssi)| ScanCell {
+        .map(|(mcc, mnc, lac, cell_id, rssi)| CellTower {
             mcc,
             mnc,
             lac,
@@ -82,10 +66,10 @@ pub(crate) fn cells_from(text: &str) -> Result<Vec<ScanCell>> {
         .collect())
 }
 
-pub(crate) fn wifi_from(text: &str) -> Result<Vec<ScanWifi>> {
+pub(crate) fn wifi_from(text: &str) -> Result<Vec<WifiAccessPoint>> {
     let v: Vec<(String, Option<i32>)> = serde_json::from_str(text).map_err(|_| corrupt("wifi"))?;
     Ok(v.into_iter()
-        .map(|(mac, rssi)| ScanWifi { mac, rssi })
+        .map(|(mac, rssi)| WifiAccessPoint { mac, rssi })
         .collect())
 }
 

@@ -672,25 +672,8 @@ pub fn scan_from_decoded(
             scan_time,
             received_time: received,
             fix_id: None,
-            cells: n
-                .cells
-                .iter()
-                .map(|c| store::ScanCell {
-                    mcc: c.mcc,
-                    mnc: c.mnc,
-                    lac: c.lac,
-                    cell_id: c.cell_id,
-                    rssi: c.rssi,
-                })
-                .collect(),
-            wifi: n
-                .wifi
-                .iter()
-                .map(|w| store::ScanWifi {
-                    mac: w.mac.clone(),
-                    rssi: w.rssi,
-                })
-                .collect(),
+            cells: n.cells.clone(),
+            wifi: n.wifi.clone(),
         },
         fix,
     ))

@@ -103,14 +103,14 @@ fn scan(device: DeviceId, secs: i64) -> NetworkScan {
         scan_time: UnixMicros::from_secs(secs),
         received_time: UnixMicros::from_secs(secs + 1),
         fix_id: None,
-        cells: vec![ScanCell {
+        cells: vec![CellTower {
             mcc: 450,
             mnc: 5,
             lac: 8_000,
             cell_id: 123_456_789,
             rssi: Some(-71),
         }],
-        wifi: vec![ScanWifi {
+        wifi: vec![WifiAccessPoint {
             mac: "aa:bb:cc:dd:ee:ff".into(),
             rssi: None,
         }],
