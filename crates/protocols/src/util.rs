@@ -73,38 +73,21 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// CRC-16/X-25 (CRC-ITU as GT06 documents it): reflected poly 0x1021 (0x8408), init 0xFFFF,
-/// final XOR 0xFFFF. Check value for "123456789" is 0x906E.
+/// CRC-16/X-25 (CRC-ITU as GT06 documents it): reflected poly 0x1021, init 0xFFFF, final
+/// XOR 0xFFFF. Check value for "123456789" is 0x906E.
+const X25: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
+/// CRC-16/ARC ("CRC-16/IBM" in Teltonika's documents): reflected poly 0x8005, init 0.
+/// Check value for "123456789" is 0xBB3D.
+const ARC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_ARC);
+
+/// The GT06 frame checksum (CRC-16/X-25).
 pub(crate) fn crc16_x25(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0xFFFF;
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x8408
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    X25.checksum(data)
 }
 
-/// CRC-16/ARC ("CRC-16/IBM" in Teltonika's documents): reflected poly 0x8005 (0xA001), init 0.
-/// Check value for "123456789" is 0xBB3D.
+/// The Teltonika AVL packet checksum (CRC-16/ARC).
 pub fn crc16_ibm(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xA001
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
+    ARC.checksum(data)
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -123,22 +123,6 @@ pub fn teltonika_imei(imei: &str) -> Vec<u8> {
     v
 }
 
-/// CRC-16/ARC (poly 0x8005 reflected, init 0), as Teltonika uses for AVL packets.
-fn crc16_arc(data: &[u8]) -> u16 {
-    let mut crc = 0u16;
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xA001
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
 /// Teltonika codec 8 AVL packet with one record and no IO elements.
 pub fn teltonika_location(r: &Report) -> Vec<u8> {
     teltonika_record(r, 0)
@@ -160,7 +144,7 @@ pub fn teltonika_record(r: &Report, priority: u8) -> Vec<u8> {
     let mut v = vec![0, 0, 0, 0];
     v.extend_from_slice(&(data.len() as u32).to_be_bytes());
     v.extend_from_slice(&data);
-    v.extend_from_slice(&u32::from(crc16_arc(&data)).to_be_bytes());
+    v.extend_from_slice(&u32::from(protocols::crc16_ibm(&data)).to_be_bytes());
     v
 }
 
