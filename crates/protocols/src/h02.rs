@@ -86,17 +86,8 @@ impl Codec for H02Codec {
                 reason: SkipReason::Padding,
             };
         }
-        let Some(start) = buf.iter().position(|&b| is_marker(b)) else {
-            return Framing::Skip {
-                len: buf.len(),
-                reason: SkipReason::Garbage,
-            };
-        };
-        if start > 0 {
-            return Framing::Skip {
-                len: start,
-                reason: SkipReason::Garbage,
-            };
+        if let Some(skip) = Framing::garbage_before(buf, is_marker) {
+            return skip;
         }
         if buf.first() == Some(&b'*') {
             return match buf.iter().position(|&b| b == b'#') {

@@ -306,6 +306,26 @@ pub enum Framing {
     },
 }
 
+impl Framing {
+    /// Garbage before the first byte that can start a frame: the bytes before it, or the
+    /// whole buffer when no byte can (an empty buffer waits for more). `None` when `buf`
+    /// starts with such a byte.
+    pub fn garbage_before(buf: &[u8], starts_frame: impl Fn(u8) -> bool) -> Option<Framing> {
+        match buf.iter().position(|&b| starts_frame(b)) {
+            Some(0) => None,
+            _ if buf.is_empty() => Some(Framing::NeedMore),
+            Some(start) => Some(Framing::Skip {
+                len: start,
+                reason: SkipReason::Garbage,
+            }),
+            None => Some(Framing::Skip {
+                len: buf.len(),
+                reason: SkipReason::Garbage,
+            }),
+        }
+    }
+}
+
 /// A protocol's framer plus stateful decoder; [`Framed`] turns it into a [`StreamSession`].
 pub trait Codec {
     /// Largest frame accepted, in bytes.

@@ -36,21 +36,8 @@ pub const MAX_FRAME: usize = 32 * 1024;
 /// Finds the next `[...]` frame (balanced brackets) at the front of `buf`. The returned frame
 /// is still escaped; [`unescape`] resolves 0x7D sequences.
 pub fn frame(buf: &[u8]) -> Framing {
-    let Some(start) = buf.iter().position(|&b| b == b'[') else {
-        return if buf.is_empty() {
-            Framing::NeedMore
-        } else {
-            Framing::Skip {
-                len: buf.len(),
-                reason: SkipReason::Garbage,
-            }
-        };
-    };
-    if start > 0 {
-        return Framing::Skip {
-            len: start,
-            reason: SkipReason::Garbage,
-        };
+    if let Some(skip) = Framing::garbage_before(buf, |b| b == b'[') {
+        return skip;
     }
     let mut depth = 0usize;
     for (i, &b) in buf.iter().enumerate() {
