@@ -669,7 +669,11 @@ impl Gt06Codec {
                 let tail = content
                     .get(content.len().saturating_sub(5)..)
                     .unwrap_or_default();
-                self.status_block(&mut Reader::new(tail), &mut msg, None, None, suspect)?;
+                self.status_block(
+                    &mut Reader::new(tail),
+                    &mut msg,
+                    AlarmAt::unlocated(suspect),
+                )?;
             }
             MessageType::Heartbeat => self.heartbeat(content, &mut msg, suspect)?,
             MessageType::Gk310Heartbeat => gk310_heartbeat(content, &mut msg)?,
@@ -742,7 +746,11 @@ impl Gt06Codec {
         // Frame types that only sometimes carry GPS count only when the "positioned" bit is set.
         let gps = gps.filter(|g| !opportunistic || g.valid);
         let time = gps.as_ref().map(|g| g.time);
-        let position = gps.as_ref().and_then(|g| g.position);
+        let at = AlarmAt {
+            time,
+            position: gps.as_ref().and_then(|g| g.position),
+            suspect: f.suspect,
+        };
 
         let altitude =
             if gps.is_some() && (has_lbs(p) || f.nt || f.var == Variant::Rfid || p == 0x61) {
@@ -768,14 +776,14 @@ impl Gt06Codec {
             });
         }
         if f.nt {
-            self.nt_status(&mut r, msg, time, position, f.suspect)?;
+            self.nt_status(&mut r, msg, at)?;
         } else if has_status(p) && !f.env.extended {
-            self.status_tail(p, f.env.content, msg, time, position, f.suspect)?;
+            self.status_tail(p, f.env.content, msg, at)?;
         } else if p == 0xA4 {
             // Multi-fence alarm: ... info, voltage level, GSM, alarm, language (2).
             let n = f.env.content.len();
             let tail = f.env.content.get(n.saturating_sub(6)..).unwrap_or_default();
-            self.status_block(&mut Reader::new(tail), msg, time, position, f.suspect)?;
+            self.status_block(&mut Reader::new(tail), msg, at)?;
         } else if opportunistic && gps.is_none() {
             match multi_lbs(p, f.env.content, f.var) {
                 Ok(scan) => msg.network = Some(scan),
@@ -791,23 +799,19 @@ impl Gt06Codec {
         &self,
         r: &mut Reader<'_>,
         msg: &mut Message,
-        time: Option<UnixMicros>,
-        position: Option<LatLon>,
-        suspect: bool,
+        at: AlarmAt,
     ) -> Result<(), DecodeError> {
         let info = r.u8()?;
         let power = r.u16()?;
         let battery = r.u8()?;
         let gsm = r.u8()?;
         let alarm = r.u8()?;
-        self.push_alarms(msg, info, alarm, time, position, suspect);
+        self.push_alarms(msg, info, alarm, at);
         msg.status = Some(DeviceStatus {
             power_volts: Some(f64::from(power) * 0.01),
             battery_volts: Some(f64::from(battery) * 0.1),
-            charging: Some(info & 0x04 != 0),
             signal: Some(f64::from(gsm)),
-            status_word: Some(u64::from(info)),
-            ..DeviceStatus::default()
+            ..info_status(info)
         });
         Ok(())
     }
@@ -822,7 +826,7 @@ impl Gt06Codec {
     ) -> Result<(), DecodeError> {
         let mut r = Reader::new(content);
         if content.len() == 5 {
-            self.status_block(&mut r, msg, None, None, suspect)?;
+            self.status_block(&mut r, msg, AlarmAt::unlocated(suspect))?;
         } else if content.len() == 16 {
             // Long variant: info, satellites(2), alarm, language, battery %.
             let info = r.u8()?;
@@ -830,16 +834,12 @@ impl Gt06Codec {
             let pct = r.u8()?;
             msg.status = Some(DeviceStatus {
                 battery_percent: Some(f64::from(pct)),
-                charging: Some(info & 0x04 != 0),
-                status_word: Some(u64::from(info)),
-                ..DeviceStatus::default()
+                ..info_status(info)
             });
         } else {
             let info = r.u8()?;
             msg.status = Some(DeviceStatus {
-                charging: Some(info & 0x04 != 0),
-                status_word: Some(u64::from(info)),
-                ..DeviceStatus::default()
+                ..info_status(info)
             });
             msg.unsupported = Some(format!(
                 "GT06 0x13 status of {} bytes: only terminal info decoded",
@@ -1171,9 +1171,7 @@ impl Gt06Codec {
         let mut r = Reader::new(content);
         let info = r.u8()?;
         let mut st = DeviceStatus {
-            charging: Some(info & 0x04 != 0),
-            status_word: Some(u64::from(info)),
-            ..DeviceStatus::default()
+            ..info_status(info)
         };
         let mut alarm = 0;
         if var == Variant::Obd6 {
@@ -1201,7 +1199,7 @@ impl Gt06Codec {
                 alarm = r.u8()?;
             }
         }
-        self.push_alarms(msg, info, alarm, None, None, suspect);
+        self.push_alarms(msg, info, alarm, AlarmAt::unlocated(suspect));
         msg.status = Some(st);
         Ok(())
     }
@@ -1219,9 +1217,7 @@ impl Gt06Codec {
         let mut st = DeviceStatus {
             battery_percent: battery_level(r.u8()?),
             signal: Some(f64::from(r.u8()?)),
-            charging: Some(info & 0x04 != 0),
-            status_word: Some(u64::from(info)),
-            ..DeviceStatus::default()
+            ..info_status(info)
         };
         let alarm = r.u8()?;
         r.skip(1)?; // language
@@ -1236,7 +1232,7 @@ impl Gt06Codec {
                 _ => {}
             }
         }
-        self.push_alarms(msg, info, alarm, None, None, suspect);
+        self.push_alarms(msg, info, alarm, AlarmAt::unlocated(suspect));
         msg.status = Some(st);
         Ok(())
     }
@@ -1251,15 +1247,13 @@ impl Gt06Codec {
         protocol: u8,
         content: &[u8],
         msg: &mut Message,
-        time: Option<UnixMicros>,
-        position: Option<LatLon>,
-        suspect: bool,
+        at: AlarmAt,
     ) -> Result<(), DecodeError> {
         let n = content.len();
         if protocol == 0x27 {
             // 0x27 ends with a 2-byte language field after the alarm byte.
             let tail = content.get(n.saturating_sub(6)..).unwrap_or_default();
-            return self.status_block(&mut Reader::new(tail), msg, time, position, suspect);
+            return self.status_block(&mut Reader::new(tail), msg, at);
         }
         // GPS (18) + LBS (9 with its length byte) + 6-byte status = 33 for 0x16/0x26.
         if n == 18 + 15 {
@@ -1269,33 +1263,23 @@ impl Gt06Codec {
             let gsm = r.u8()?;
             let alarm = r.u8()?;
             let mut st = DeviceStatus {
-                charging: Some(info & 0x04 != 0),
                 signal: Some(f64::from(gsm)),
-                status_word: Some(u64::from(info)),
-                ..DeviceStatus::default()
+                ..info_status(info)
             };
             if wide <= 100 {
                 st.battery_percent = Some(f64::from(wide));
             } else {
                 st.power_volts = Some(f64::from(wide) * 0.01);
             }
-            self.push_alarms(msg, info, alarm, time, position, suspect);
+            self.push_alarms(msg, info, alarm, at);
             msg.status = Some(st);
             return Ok(());
         }
         let tail = content.get(n.saturating_sub(5)..).unwrap_or_default();
-        self.status_block(&mut Reader::new(tail), msg, time, position, suspect)
+        self.status_block(&mut Reader::new(tail), msg, at)
     }
 
-    fn push_alarms(
-        &self,
-        msg: &mut Message,
-        info: u8,
-        alarm: u8,
-        time: Option<UnixMicros>,
-        position: Option<LatLon>,
-        suspect: bool,
-    ) {
+    fn push_alarms(&self, msg: &mut Message, info: u8, alarm: u8, at: AlarmAt) {
         for kind in terminal_info_alarm(info)
             .into_iter()
             .chain(alarm_byte(u16::from(alarm), self.flags()))
@@ -1303,9 +1287,9 @@ impl Gt06Codec {
             if !msg.events.iter().any(|e| e.kind == kind) {
                 msg.events.push(DeviceEvent {
                     kind,
-                    device_time: time,
-                    position,
-                    integrity_suspect: suspect,
+                    device_time: at.time,
+                    position: at.position,
+                    integrity_suspect: at.suspect,
                 });
             }
         }
@@ -1402,26 +1386,51 @@ impl Gt06Codec {
         &self,
         r: &mut Reader<'_>,
         msg: &mut Message,
-        time: Option<UnixMicros>,
-        position: Option<LatLon>,
-        suspect: bool,
+        at: AlarmAt,
     ) -> Result<(), DecodeError> {
         let info = r.u8()?;
         let level = r.u8()?;
         let gsm = r.u8()?;
         let alarm = r.u8()?;
-        self.push_alarms(msg, info, alarm, time, position, suspect);
+        self.push_alarms(msg, info, alarm, at);
         msg.status = Some(DeviceStatus {
             // Voltage level 0..6 as a percentage, as the manual's table and Traccar map it.
             battery_percent: Some(f64::from(u32::from(level) * 100 / 6)),
-            charging: Some(info & 0x04 != 0),
             signal: Some(f64::from(gsm)),
-            status_word: Some(u64::from(info)),
-            ..DeviceStatus::default()
+            ..info_status(info)
         });
         Ok(())
     }
 }
+/// Where and when the alarms of a status block happened: the frame's fix, if it has one,
+/// and whether the frame failed its integrity check.
+#[derive(Debug, Clone, Copy)]
+struct AlarmAt {
+    time: Option<UnixMicros>,
+    position: Option<LatLon>,
+    suspect: bool,
+}
+
+impl AlarmAt {
+    /// A status frame without a fix.
+    fn unlocated(suspect: bool) -> Self {
+        AlarmAt {
+            time: None,
+            position: None,
+            suspect,
+        }
+    }
+}
+
+/// What the terminal-info byte itself says: charging (bit 2), and the raw byte.
+fn info_status(info: u8) -> DeviceStatus {
+    DeviceStatus {
+        charging: Some(info & 0x04 != 0),
+        status_word: Some(u64::from(info)),
+        ..DeviceStatus::default()
+    }
+}
+
 /// One identified frame with what its layout depends on: the envelope, the variant its
 /// length marks and the device model.
 struct FrameInfo<'a> {
@@ -1629,9 +1638,7 @@ fn gk310_heartbeat(content: &[u8], msg: &mut Message) -> Result<(), DecodeError>
     let mut r = Reader::new(content);
     let info = r.u8()?;
     let mut st = DeviceStatus {
-        charging: Some(info & 0x04 != 0),
-        status_word: Some(u64::from(info)),
-        ..DeviceStatus::default()
+        ..info_status(info)
     };
     if r.remaining() >= 2 {
         st.battery_volts = Some(f64::from(r.u16()?) * 0.01);
