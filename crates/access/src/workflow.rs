@@ -407,26 +407,37 @@ impl Workflow {
         Ok(fx)
     }
 
+    /// The version in force, for a change of it (`event`) with its reasons. An order that
+    /// has already ended cannot be changed, even if the lapse check has not run yet; nothing
+    /// changes here and the scheduled Tick reports the lapse.
+    fn in_force_for(
+        &self,
+        event: &'static str,
+        reasons: &str,
+        now: UnixMicros,
+    ) -> Result<OrderVersion, WorkflowError> {
+        let Some(cur) = self.current().cloned() else {
+            return Err(WorkflowError::InvalidTransition {
+                state: self.state,
+                event,
+            });
+        };
+        if now >= cur.valid_to {
+            return Err(WorkflowError::AlreadyLapsed);
+        }
+        if !reasons_ok(reasons) {
+            return Err(WorkflowError::ReasonsRequired);
+        }
+        Ok(cur)
+    }
+
     fn extend(
         &mut self,
         valid_to: UnixMicros,
         reasons: String,
         now: UnixMicros,
     ) -> Result<Vec<Effect>, WorkflowError> {
-        let Some(cur) = self.current().cloned() else {
-            return Err(WorkflowError::InvalidTransition {
-                state: self.state,
-                event: "extend",
-            });
-        };
-        // An order that has already ended cannot be extended, even if the lapse check has
-        // not run yet; nothing changes here and the scheduled Tick reports the lapse.
-        if now >= cur.valid_to {
-            return Err(WorkflowError::AlreadyLapsed);
-        }
-        if !reasons_ok(&reasons) {
-            return Err(WorkflowError::ReasonsRequired);
-        }
+        let cur = self.in_force_for("extend", &reasons, now)?;
         if valid_to <= cur.valid_to {
             return Err(WorkflowError::EmptyPeriod);
         }
@@ -485,18 +496,7 @@ impl Workflow {
         reasons: String,
         now: UnixMicros,
     ) -> Result<Vec<Effect>, WorkflowError> {
-        let Some(cur) = self.current().cloned() else {
-            return Err(WorkflowError::InvalidTransition {
-                state: self.state,
-                event: "amend",
-            });
-        };
-        if now >= cur.valid_to {
-            return Err(WorkflowError::AlreadyLapsed);
-        }
-        if !reasons_ok(&reasons) {
-            return Err(WorkflowError::ReasonsRequired);
-        }
+        let cur = self.in_force_for("amend", &reasons, now)?;
         let period_s = cur.valid_to.0.saturating_sub(now.0) / UnixMicros::SECOND;
         if period_s <= 0 {
             return Err(WorkflowError::EmptyPeriod);
