@@ -236,6 +236,25 @@ struct View {
     t_o: UnixMicros,
 }
 
+impl View {
+    /// A breach found late (a fix that arrived after later ones): the distance at that device
+    /// time, with no motion or approach to judge.
+    fn late(d: f64, sigma: f64, evidence: [i64; 2], t: UnixMicros, t_o: UnixMicros) -> View {
+        View {
+            d,
+            sigma,
+            evidence,
+            surprise: false,
+            moving: false,
+            suspect: false,
+            closing: None,
+            toward: None,
+            t,
+            t_o,
+        }
+    }
+}
+
 /// Context shared by one evaluation.
 struct Ctx<'a> {
     cfg: &'a EngineConfig,
@@ -630,33 +649,17 @@ impl State {
                     zone: None,
                 };
                 hot.viol.ep = Some(Episode::new(Certainty::Confirmed, d, Severity::Critical));
-                let view = View {
-                    d,
-                    sigma: u,
-                    evidence: [o_fix.id, v_fix.id],
-                    surprise: false,
-                    moving: false,
-                    suspect: false,
-                    closing: None,
-                    toward: None,
-                    t: fix.t,
-                    t_o: o_fix.t,
-                };
-                emit(
+                let view = View::late(d, u, [o_fix.id, v_fix.id], fix.t, o_fix.t);
+                raise_late(
                     &late_ctx,
                     out,
                     key,
-                    Transition::Raised,
-                    Severity::Critical,
-                    Certainty::Confirmed,
-                    Some(&view),
-                    &evidence_of(&[view.evidence]),
+                    &view,
                     format!(
                         "late-detected violation: offender {d:.0} m ±{u:.0} m from protected person at device time {} (limit {:.0} m)",
                         fix.t.as_secs_f64() as i64,
                         mo.order.no_approach_m
                     ),
-                    None,
                 );
             }
         }
@@ -676,29 +679,13 @@ impl State {
                         protected: None,
                         zone: Some(zone.id),
                     };
-                    let view = View {
-                        d,
-                        sigma: u,
-                        evidence: [fix.id, i64::MIN],
-                        surprise: false,
-                        moving: false,
-                        suspect: false,
-                        closing: None,
-                        toward: None,
-                        t: fix.t,
-                        t_o: fix.t,
-                    };
-                    emit(
+                    let view = View::late(d, u, [fix.id, i64::MIN], fix.t, fix.t);
+                    raise_late(
                         &late_ctx,
                         out,
                         key,
-                        Transition::Raised,
-                        Severity::Critical,
-                        Certainty::Confirmed,
-                        Some(&view),
-                        &evidence_of(&[view.evidence]),
+                        &view,
                         format!("late-detected zone violation in {:?}", zone.label),
-                        None,
                     );
                 }
             }
@@ -1248,6 +1235,22 @@ fn approach_text(v: &View, ttc: Option<f64>) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Raises a confirmed, critical alert for a breach found late.
+fn raise_late(ctx: &Ctx, out: &mut Vec<Output>, key: AlertKey, view: &View, summary: String) {
+    emit(
+        ctx,
+        out,
+        key,
+        Transition::Raised,
+        Severity::Critical,
+        Certainty::Confirmed,
+        Some(view),
+        &evidence_of(&[view.evidence]),
+        summary,
+        None,
+    );
+}
+
 fn emit(
     ctx: &Ctx,
     out: &mut Vec<Output>,
