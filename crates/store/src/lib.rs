@@ -25,6 +25,7 @@ mod columns;
 #[cfg(test)]
 mod conformance;
 mod court;
+mod episode;
 mod lifecycle;
 mod migrations;
 mod outbox;

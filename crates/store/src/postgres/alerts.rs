@@ -6,8 +6,10 @@
 //! Two nodes may handle one episode only during a partition takeover; the episode lookup
 //! takes a transaction advisory lock on the episode key first, so they cannot both open it.
 
+use crate::episode::EpisodeStatements;
+use crate::lifecycle::NewAlertAction;
 use crate::sqlite::alerts::alert_from_row;
-use crate::sqlite::{AlertChange, AlertChangeKind, AlertRecord, Opened, SYSTEM_ACTOR};
+use crate::sqlite::{AlertChange, AlertRecord, Opened};
 use crate::{Result, StoreError};
 use domain::*;
 use postgres::Client;
@@ -139,172 +141,157 @@ pub(crate) fn set_alert_state(
     load_alert(c, id)
 }
 
-/// A `reopened` row in the alert's action log, as `lifecycle::insert_action` writes one.
-fn reopened_action(c: &mut Client, alert: i64, at: UnixMicros, note: String) -> Result<()> {
-    c.execute(
-        "INSERT INTO alert_actions (alert_id, at, actor_account_id, actor_role, action, cause, note,
-         summary, min_distance_m, condition_active)
-         SELECT $1, $2, $3, $4, 'reopened', NULL, $5, summary, min_distance_m, condition_active
-         FROM alerts WHERE id = $1",
-        &[&alert, &at.0, &SYSTEM_ACTOR.0, &SYSTEM_ACTOR.1, &note],
-    )?;
-    Ok(())
-}
-
 pub(crate) fn apply_alert_change_tx(
     c: &mut Client,
     ch: &AlertChange,
     reopen_within_s: Option<i64>,
 ) -> Result<(AlertRecord, Opened)> {
-    let key: [&(dyn postgres::types::ToSql + Sync); 5] = [
-        &ch.order_id.map(|o| o.0),
-        &ch.rule.as_str(),
-        &ch.protected.map(|p| p.0),
-        &ch.zone.map(|z| z.0),
-        &ch.device.map(|d| d.0),
-    ];
-    let lock = format!(
-        "{:?}/{}/{:?}/{:?}/{:?}",
+    crate::episode::apply_alert_change(c, ch, reopen_within_s)
+}
+
+fn episode_key(
+    ch: &AlertChange,
+) -> (
+    Option<i64>,
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+) {
+    (
         ch.order_id.map(|o| o.0),
         ch.rule.as_str(),
         ch.protected.map(|p| p.0),
         ch.zone.map(|z| z.0),
-        ch.device.map(|d| d.0)
-    );
-    c.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&EPISODE_LOCK, &lock],
-    )?;
-    let mut opened = Opened::No;
-    let mut active: Option<i64> = c
-        .query_opt(
+        ch.device.map(|d| d.0),
+    )
+}
+
+/// An alert change's statements on PostgreSQL.
+impl EpisodeStatements for Client {
+    fn lock_episode(&mut self, ch: &AlertChange) -> Result<()> {
+        let (o, r, p, z, d) = episode_key(ch);
+        let lock = format!("{o:?}/{r}/{p:?}/{z:?}/{d:?}");
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&EPISODE_LOCK, &lock],
+        )?;
+        Ok(())
+    }
+
+    fn open_alert(&mut self, ch: &AlertChange) -> Result<Option<i64>> {
+        let (o, r, p, z, d) = episode_key(ch);
+        self.query_opt(
             &format!("SELECT id FROM alerts WHERE condition_active AND {EPISODE} ORDER BY id DESC LIMIT 1"),
-            &key,
+            &[&o, &r, &p, &z, &d],
         )?
         .map(|r| r.try_get("id"))
-        .transpose()?;
-    if active.is_none()
-        && ch.kind != AlertChangeKind::Cleared
-        && let Some(within) = reopen_within_s
-    {
-        let previous = c.query_opt(
-            &format!("SELECT id, cleared_at FROM alerts WHERE NOT condition_active AND {EPISODE} ORDER BY id DESC LIMIT 1"),
-            &key,
-        )?;
-        if let Some(r) = previous {
-            let id: i64 = r.try_get("id")?;
-            let cleared: Option<i64> = r.try_get("cleared_at")?;
-            if let Some(cleared) = cleared
-                && ch.at.0 >= cleared
-                && ch.at.0 - cleared <= within.saturating_mul(UnixMicros::SECOND)
-            {
-                c.execute(
-                    "UPDATE alerts SET condition_active = true, cleared_at = NULL, state = 'raised',
-                     reopened_at = $2, escalation_level = 0, escalated_at = NULL WHERE id = $1",
-                    &[&id, &ch.at.0],
-                )?;
-                reopened_action(
-                    c,
-                    id,
-                    ch.at,
-                    format!(
-                        "condition returned {} s after it cleared",
-                        (ch.at.0 - cleared) / UnixMicros::SECOND
-                    ),
-                )?;
-                active = Some(id);
-                opened = Opened::Reopened;
-            }
-        }
+        .transpose()
+        .map_err(Into::into)
     }
-    let id = match (active, ch.kind) {
-        (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
-            let r = c.query_one(
-                "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
-                 raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
-                 closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'raised', true, $7, $7, $8, $9, $10, $11, $12, $13, $14, $15, $8, $9)
-                 RETURNING id",
-                &[
-                    &ch.order_id.map(|o| o.0),
-                    &ch.case_id.map(|o| o.0),
-                    &ch.rule.as_str(),
-                    &ch.protected.map(|p| p.0),
-                    &ch.zone.map(|z| z.0),
-                    &ch.severity.as_str(),
-                    &ch.at.0,
-                    &ch.summary,
-                    &ch.distance_m,
-                    &ch.device.map(|d| d.0),
-                    &ch.details.late,
-                    &ch.details.possible,
-                    &ch.details.closing_speed_mps,
-                    &ch.details.time_to_contact_s,
-                    &ch.details.heading_toward,
-                ],
-            )?;
-            opened = Opened::New;
-            let id: i64 = r.try_get("id")?;
-            add_evidence(c, id, &ch.evidence)?;
-            id
-        }
-        (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
-            let r = c.query_one(
-                "SELECT min_distance_m, state FROM alerts WHERE id = $1",
-                &[&id],
-            )?;
-            let old_min: Option<f64> = r.try_get("min_distance_m")?;
-            let state: String = r.try_get("state")?;
-            if state == AlertState::Resolved.as_str() && opened == Opened::No {
-                // Resolved by a person while the condition still held: it is back.
-                reopened_action(
-                    c,
-                    id,
-                    ch.at,
-                    "condition still holds after it was resolved".into(),
-                )?;
-                c.execute(
-                    "UPDATE alerts SET reopened_at = $2, escalation_level = 0, escalated_at = NULL WHERE id = $1",
-                    &[&id, &ch.at.0],
-                )?;
-                opened = Opened::Reopened;
-            }
-            add_evidence(c, id, &ch.evidence)?;
-            let min = match (old_min, ch.distance_m) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            c.execute(
-                "UPDATE alerts SET updated_at = $2, summary = $3, min_distance_m = $4,
-                 possible = $5, closing_speed_mps = $6, time_to_contact_s = $7, heading_toward = $8,
-                 severity = $9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = $1",
-                &[
-                    &id,
-                    &ch.at.0,
-                    &ch.summary,
-                    &min,
-                    &ch.details.possible,
-                    &ch.details.closing_speed_mps,
-                    &ch.details.time_to_contact_s,
-                    &ch.details.heading_toward,
-                    &ch.severity.as_str(),
-                ],
-            )?;
-            id
-        }
-        (Some(id), AlertChangeKind::Cleared) => {
-            c.execute(
-                "UPDATE alerts SET condition_active = false, cleared_at = $2, updated_at = $2 WHERE id = $1",
-                &[&id, &ch.at.0],
-            )?;
-            id
-        }
-        (None, AlertChangeKind::Cleared) => {
-            return Err(StoreError::NotFound(format!(
-                "no active {} alert to clear",
-                ch.rule
-            )));
-        }
-    };
-    Ok((load_alert(c, AlertId(id))?, opened))
+
+    fn latest_closed(&mut self, ch: &AlertChange) -> Result<Option<(i64, Option<i64>)>> {
+        let (o, r, p, z, d) = episode_key(ch);
+        let Some(row) = self.query_opt(
+            &format!("SELECT id, cleared_at FROM alerts WHERE NOT condition_active AND {EPISODE} ORDER BY id DESC LIMIT 1"),
+            &[&o, &r, &p, &z, &d],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((row.try_get("id")?, row.try_get("cleared_at")?)))
+    }
+
+    fn reopen_closed(&mut self, id: i64, at: UnixMicros) -> Result<()> {
+        self.execute(
+            "UPDATE alerts SET condition_active = true, cleared_at = NULL, state = 'raised',
+             reopened_at = $2, escalation_level = 0, escalated_at = NULL WHERE id = $1",
+            &[&id, &at.0],
+        )?;
+        Ok(())
+    }
+
+    fn restart_escalation(&mut self, id: i64, at: UnixMicros) -> Result<()> {
+        self.execute(
+            "UPDATE alerts SET reopened_at = $2, escalation_level = 0, escalated_at = NULL WHERE id = $1",
+            &[&id, &at.0],
+        )?;
+        Ok(())
+    }
+
+    fn log_action(&mut self, id: i64, a: &NewAlertAction) -> Result<()> {
+        super::lifecycle::insert_action(self, AlertId(id), a).map(drop)
+    }
+
+    fn insert_alert(&mut self, ch: &AlertChange) -> Result<i64> {
+        let r = self.query_one(
+            "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
+             raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
+             closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
+             VALUES ($1, $2, $3, $4, $5, $6, 'raised', true, $7, $7, $8, $9, $10, $11, $12, $13, $14, $15, $8, $9)
+             RETURNING id",
+            &[
+                &ch.order_id.map(|o| o.0),
+                &ch.case_id.map(|o| o.0),
+                &ch.rule.as_str(),
+                &ch.protected.map(|p| p.0),
+                &ch.zone.map(|z| z.0),
+                &ch.severity.as_str(),
+                &ch.at.0,
+                &ch.summary,
+                &ch.distance_m,
+                &ch.device.map(|d| d.0),
+                &ch.details.late,
+                &ch.details.possible,
+                &ch.details.closing_speed_mps,
+                &ch.details.time_to_contact_s,
+                &ch.details.heading_toward,
+            ],
+        )?;
+        Ok(r.try_get("id")?)
+    }
+
+    fn distance_and_state(&mut self, id: i64) -> Result<(Option<f64>, String)> {
+        let r = self.query_one(
+            "SELECT min_distance_m, state FROM alerts WHERE id = $1",
+            &[&id],
+        )?;
+        Ok((r.try_get("min_distance_m")?, r.try_get("state")?))
+    }
+
+    fn add_evidence(&mut self, id: i64, fixes: &[FixId]) -> Result<()> {
+        add_evidence(self, id, fixes)
+    }
+
+    fn update_alert(&mut self, id: i64, ch: &AlertChange, min: Option<f64>) -> Result<()> {
+        self.execute(
+            "UPDATE alerts SET updated_at = $2, summary = $3, min_distance_m = $4,
+             possible = $5, closing_speed_mps = $6, time_to_contact_s = $7, heading_toward = $8,
+             severity = $9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = $1",
+            &[
+                &id,
+                &ch.at.0,
+                &ch.summary,
+                &min,
+                &ch.details.possible,
+                &ch.details.closing_speed_mps,
+                &ch.details.time_to_contact_s,
+                &ch.details.heading_toward,
+                &ch.severity.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn clear_alert(&mut self, id: i64, at: UnixMicros) -> Result<()> {
+        self.execute(
+            "UPDATE alerts SET condition_active = false, cleared_at = $2, updated_at = $2 WHERE id = $1",
+            &[&id, &at.0],
+        )?;
+        Ok(())
+    }
+
+    fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
+        load_alert(self, id)
+    }
 }

@@ -80,166 +80,150 @@ pub(crate) fn apply_alert_change_tx(
     c: &AlertChange,
     reopen_within_s: Option<i64>,
 ) -> Result<(AlertRecord, Opened)> {
-    let mut opened = Opened::No;
-    let mut active: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM alerts WHERE condition_active = 1 AND order_id IS ?1 AND rule = ?2
-             AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
+    crate::episode::apply_alert_change(&mut SqliteEpisode(conn), c, reopen_within_s)
+}
+
+/// An alert change's statements on SQLite.
+struct SqliteEpisode<'a>(&'a Connection);
+
+const EPISODE: &str = "order_id IS ?1 AND rule = ?2 AND protected_id IS ?3 AND zone_id IS ?4
+     AND device_id IS ?5";
+
+fn episode_key(c: &AlertChange) -> [rusqlite::types::Value; 5] {
+    use rusqlite::types::Value;
+    let opt = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    [
+        opt(c.order_id.map(|o| o.0)),
+        Value::Text(c.rule.as_str().into()),
+        opt(c.protected.map(|p| p.0)),
+        opt(c.zone.map(|z| z.0)),
+        opt(c.device.map(|d| d.0)),
+    ]
+}
+
+impl crate::episode::EpisodeStatements for SqliteEpisode<'_> {
+    fn lock_episode(&mut self, _: &AlertChange) -> Result<()> {
+        // One writer: the transaction is the lock.
+        Ok(())
+    }
+
+    fn open_alert(&mut self, c: &AlertChange) -> Result<Option<i64>> {
+        Ok(self
+            .0
+            .query_row(
+                &format!(
+                    "SELECT id FROM alerts WHERE condition_active = 1 AND {EPISODE} ORDER BY id DESC LIMIT 1"
+                ),
+                rusqlite::params_from_iter(episode_key(c)),
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn latest_closed(&mut self, c: &AlertChange) -> Result<Option<(i64, Option<i64>)>> {
+        Ok(self
+            .0
+            .query_row(
+                &format!(
+                    "SELECT id, cleared_at FROM alerts WHERE condition_active = 0 AND {EPISODE} ORDER BY id DESC LIMIT 1"
+                ),
+                rusqlite::params_from_iter(episode_key(c)),
+                |r| Ok((r.get("id")?, r.get("cleared_at")?)),
+            )
+            .optional()?)
+    }
+
+    fn reopen_closed(&mut self, id: i64, at: UnixMicros) -> Result<()> {
+        self.0.execute(
+            "UPDATE alerts SET condition_active = 1, cleared_at = NULL, state = 'raised',
+             reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
+            params![id, at.0],
+        )?;
+        Ok(())
+    }
+
+    fn restart_escalation(&mut self, id: i64, at: UnixMicros) -> Result<()> {
+        self.0.execute(
+            "UPDATE alerts SET reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
+            params![id, at.0],
+        )?;
+        Ok(())
+    }
+
+    fn log_action(&mut self, id: i64, a: &crate::NewAlertAction) -> Result<()> {
+        crate::lifecycle::insert_action(self.0, AlertId(id), a).map(drop)
+    }
+
+    fn insert_alert(&mut self, c: &AlertChange) -> Result<i64> {
+        self.0.execute(
+            "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
+             raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
+             closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?8, ?9)",
             params![
                 c.order_id.map(|o| o.0),
+                c.case_id.map(|o| o.0),
                 c.rule.as_str(),
                 c.protected.map(|p| p.0),
                 c.zone.map(|z| z.0),
-                c.device.map(|d| d.0)
+                c.severity.as_str(),
+                c.at.0,
+                c.summary,
+                c.distance_m,
+                c.device.map(|d| d.0),
+                c.details.late,
+                c.details.possible,
+                c.details.closing_speed_mps,
+                c.details.time_to_contact_s,
+                c.details.heading_toward
             ],
-            |r| r.get(0),
-        )
-        .optional()?;
-    // Reopen: the condition of the latest closed alert of this episode key came back within
-    // the window (time is the signal's, not the clock's). The same alert goes back to
-    // `raised`, its escalation deadline restarts, and the step is logged.
-    if active.is_none()
-        && c.kind != AlertChangeKind::Cleared
-        && let Some(within) = reopen_within_s
-    {
-        let previous: Option<(i64, Option<i64>)> = conn
-            .query_row(
-                "SELECT id, cleared_at FROM alerts WHERE condition_active = 0 AND order_id IS ?1 AND rule = ?2
-                 AND protected_id IS ?3 AND zone_id IS ?4 AND device_id IS ?5 ORDER BY id DESC LIMIT 1",
-                params![
-                    c.order_id.map(|o| o.0),
-                    c.rule.as_str(),
-                    c.protected.map(|p| p.0),
-                    c.zone.map(|z| z.0),
-                    c.device.map(|d| d.0)
-                ],
-                |r| Ok((r.get("id")?, r.get("cleared_at")?)),
-            )
-            .optional()?;
-        if let Some((id, Some(cleared))) = previous
-            && c.at.0 >= cleared
-            && c.at.0 - cleared <= within.saturating_mul(UnixMicros::SECOND)
-        {
-            conn.execute(
-                "UPDATE alerts SET condition_active = 1, cleared_at = NULL, state = 'raised',
-                 reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
-                params![id, c.at.0],
-            )?;
-            crate::lifecycle::insert_action(
-                conn,
-                AlertId(id),
-                &crate::NewAlertAction {
-                    at: c.at,
-                    actor_account_id: SYSTEM_ACTOR.0,
-                    actor_role: SYSTEM_ACTOR.1.into(),
-                    action: "reopened".into(),
-                    cause: None,
-                    note: Some(format!(
-                        "condition returned {} s after it cleared",
-                        (c.at.0 - cleared) / UnixMicros::SECOND
-                    )),
-                },
-            )?;
-            active = Some(id);
-            opened = Opened::Reopened;
-        }
+        )?;
+        Ok(self.0.last_insert_rowid())
     }
-    let id = match (active, c.kind) {
-        (None, AlertChangeKind::Raised | AlertChangeKind::Updated) => {
-            conn.execute(
-                "INSERT INTO alerts (order_id, case_id, rule, protected_id, zone_id, severity, state, condition_active,
-                 raised_at, updated_at, summary, min_distance_m, device_id, late, possible,
-                 closing_speed_mps, time_to_contact_s, heading_toward, raise_summary, raise_distance_m)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'raised', 1, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?8, ?9)",
-                params![
-                    c.order_id.map(|o| o.0),
-                    c.case_id.map(|o| o.0),
-                    c.rule.as_str(),
-                    c.protected.map(|p| p.0),
-                    c.zone.map(|z| z.0),
-                    c.severity.as_str(),
-                    c.at.0,
-                    c.summary,
-                    c.distance_m,
-                    c.device.map(|d| d.0),
-                    c.details.late,
-                    c.details.possible,
-                    c.details.closing_speed_mps,
-                    c.details.time_to_contact_s,
-                    c.details.heading_toward
-                ],
-            )?;
-            opened = Opened::New;
-            let id = conn.last_insert_rowid();
-            add_evidence(conn, id, &c.evidence)?;
-            id
-        }
-        (Some(id), AlertChangeKind::Raised | AlertChangeKind::Updated) => {
-            // Merge evidence, keep the closest distance; a resolved alert whose condition is
-            // still active is reopened (its condition returned).
-            let (old_min, state): (Option<f64>, String) = conn.query_row(
-                "SELECT min_distance_m, state FROM alerts WHERE id = ?1",
-                [id],
-                |r| Ok((r.get("min_distance_m")?, r.get("state")?)),
-            )?;
-            if state == AlertState::Resolved.as_str() && opened == Opened::No {
-                // Resolved by a person while the condition still held: it is back.
-                crate::lifecycle::insert_action(
-                    conn,
-                    AlertId(id),
-                    &crate::NewAlertAction {
-                        at: c.at,
-                        actor_account_id: SYSTEM_ACTOR.0,
-                        actor_role: SYSTEM_ACTOR.1.into(),
-                        action: "reopened".into(),
-                        cause: None,
-                        note: Some("condition still holds after it was resolved".into()),
-                    },
-                )?;
-                conn.execute(
-                    "UPDATE alerts SET reopened_at = ?2, escalation_level = 0, escalated_at = NULL WHERE id = ?1",
-                    params![id, c.at.0],
-                )?;
-                opened = Opened::Reopened;
-            }
-            add_evidence(conn, id, &c.evidence)?;
-            let min = match (old_min, c.distance_m) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            conn.execute(
-                "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4,
-                 possible = ?5, closing_speed_mps = ?6, time_to_contact_s = ?7, heading_toward = ?8,
-                 severity = ?9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
-                params![
-                    id,
-                    c.at.0,
-                    c.summary,
-                    min,
-                    c.details.possible,
-                    c.details.closing_speed_mps,
-                    c.details.time_to_contact_s,
-                    c.details.heading_toward,
-                    c.severity.as_str()
-                ],
-            )?;
-            id
-        }
-        (Some(id), AlertChangeKind::Cleared) => {
-            conn.execute(
-                "UPDATE alerts SET condition_active = 0, cleared_at = ?2, updated_at = ?2 WHERE id = ?1",
-                params![id, c.at.0],
-            )?;
-            id
-        }
-        (None, AlertChangeKind::Cleared) => {
-            return Err(StoreError::NotFound(format!(
-                "no active {} alert to clear",
-                c.rule
-            )));
-        }
-    };
-    Ok((load_alert(conn, AlertId(id))?, opened))
+
+    fn distance_and_state(&mut self, id: i64) -> Result<(Option<f64>, String)> {
+        Ok(self.0.query_row(
+            "SELECT min_distance_m, state FROM alerts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get("min_distance_m")?, r.get("state")?)),
+        )?)
+    }
+
+    fn add_evidence(&mut self, id: i64, fixes: &[FixId]) -> Result<()> {
+        add_evidence(self.0, id, fixes)
+    }
+
+    fn update_alert(&mut self, id: i64, c: &AlertChange, min: Option<f64>) -> Result<()> {
+        self.0.execute(
+            "UPDATE alerts SET updated_at = ?2, summary = ?3, min_distance_m = ?4,
+             possible = ?5, closing_speed_mps = ?6, time_to_contact_s = ?7, heading_toward = ?8,
+             severity = ?9, state = CASE WHEN state = 'resolved' THEN 'raised' ELSE state END WHERE id = ?1",
+            params![
+                id,
+                c.at.0,
+                c.summary,
+                min,
+                c.details.possible,
+                c.details.closing_speed_mps,
+                c.details.time_to_contact_s,
+                c.details.heading_toward,
+                c.severity.as_str()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn clear_alert(&mut self, id: i64, at: UnixMicros) -> Result<()> {
+        self.0.execute(
+            "UPDATE alerts SET condition_active = 0, cleared_at = ?2, updated_at = ?2 WHERE id = ?1",
+            params![id, at.0],
+        )?;
+        Ok(())
+    }
+
+    fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
+        load_alert(self.0, id)
+    }
 }
 
 pub(crate) fn load_alert(conn: &Connection, id: AlertId) -> Result<AlertRecord> {
