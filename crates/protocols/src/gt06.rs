@@ -514,6 +514,31 @@ struct Gps {
     course: f64,
 }
 
+impl Gps {
+    /// The fix this GPS block reports at `position`, with the frame's serial as its sequence.
+    fn fix(
+        &self,
+        position: LatLon,
+        altitude_m: Option<f64>,
+        suspect: bool,
+        serial: u16,
+    ) -> DecodedFix {
+        DecodedFix {
+            device_time: self.time,
+            position,
+            accuracy_m: None,
+            speed_mps: Some(self.speed_kmh * KMH_TO_MPS),
+            course_deg: Some(self.course).filter(|c| *c <= 360.0),
+            altitude_m,
+            source: FixSource::Gnss,
+            gnss_valid: self.valid,
+            satellites: Some(self.satellites),
+            integrity_suspect: suspect,
+            seq: Some(i64::from(serial)),
+        }
+    }
+}
+
 fn read_time(r: &mut Reader<'_>) -> Result<Option<UnixMicros>, DecodeError> {
     let b = r.bytes(6)?;
     let g = |i: usize| i64::from(b.get(i).copied().unwrap_or(0));
@@ -761,19 +786,8 @@ impl Gt06Codec {
         if let Some(gps) = &gps
             && let Some(position) = gps.position
         {
-            msg.fixes.push(DecodedFix {
-                device_time: gps.time,
-                position,
-                accuracy_m: None,
-                speed_mps: Some(gps.speed_kmh * KMH_TO_MPS),
-                course_deg: Some(gps.course).filter(|c| *c <= 360.0),
-                altitude_m: altitude,
-                source: FixSource::Gnss,
-                gnss_valid: gps.valid,
-                satellites: Some(gps.satellites),
-                integrity_suspect: f.suspect,
-                seq: Some(i64::from(f.env.serial)),
-            });
+            msg.fixes
+                .push(gps.fix(position, altitude, f.suspect, f.env.serial));
         }
         if f.nt {
             self.nt_status(&mut r, msg, at)?;
@@ -1017,19 +1031,7 @@ impl Gt06Codec {
         if let Some(g) = &gps
             && let Some(position) = g.position
         {
-            msg.fixes.push(DecodedFix {
-                device_time: g.time,
-                position,
-                accuracy_m: None,
-                speed_mps: Some(g.speed_kmh * KMH_TO_MPS),
-                course_deg: Some(g.course).filter(|c| *c <= 360.0),
-                altitude_m: None,
-                source: FixSource::Gnss,
-                gnss_valid: g.valid,
-                satellites: Some(g.satellites),
-                integrity_suspect: suspect,
-                seq: Some(i64::from(serial)),
-            });
+            msg.fixes.push(g.fix(position, None, suspect, serial));
         }
         let mut scan = NetworkScan {
             time,
@@ -1115,19 +1117,7 @@ impl Gt06Codec {
             return Ok(());
         };
         if let Some(position) = g.position {
-            msg.fixes.push(DecodedFix {
-                device_time: g.time,
-                position,
-                accuracy_m: None,
-                speed_mps: Some(g.speed_kmh * KMH_TO_MPS),
-                course_deg: Some(g.course).filter(|c| *c <= 360.0),
-                altitude_m: None,
-                source: FixSource::Gnss,
-                gnss_valid: g.valid,
-                satellites: Some(g.satellites),
-                integrity_suspect: suspect,
-                seq: Some(i64::from(serial)),
-            });
+            msg.fixes.push(g.fix(position, None, suspect, serial));
         }
         let cell = (|| {
             r.skip(2).ok()?;
