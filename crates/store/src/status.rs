@@ -54,22 +54,23 @@ impl Store {
         }
         self.write(
             move |conn| {
+                let values = params![
+                    device.0,
+                    h.reported_at.0,
+                    h.battery_percent,
+                    h.battery_volts,
+                    h.power_volts,
+                    h.charging,
+                    h.signal,
+                    h.satellites,
+                    h.heart_rate_bpm,
+                    h.body_temp_c
+                ];
                 conn.execute(
                     "INSERT INTO device_health_history (device_id, reported_at, battery_percent,
                      battery_volts, power_volts, charging, signal, satellites, heart_rate_bpm, body_temp_c)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        device.0,
-                        h.reported_at.0,
-                        h.battery_percent,
-                        h.battery_volts,
-                        h.power_volts,
-                        h.charging,
-                        h.signal,
-                        h.satellites,
-                        h.heart_rate_bpm,
-                        h.body_temp_c
-                    ],
+                    values,
                 )?;
                 conn.execute(
                     "INSERT INTO device_status (device_id, reported_at, battery_percent, battery_volts, power_volts,
@@ -85,18 +86,7 @@ impl Store {
                        satellites = COALESCE(excluded.satellites, satellites),
                        heart_rate_bpm = COALESCE(excluded.heart_rate_bpm, heart_rate_bpm),
                        body_temp_c = COALESCE(excluded.body_temp_c, body_temp_c)",
-                    params![
-                        device.0,
-                        h.reported_at.0,
-                        h.battery_percent,
-                        h.battery_volts,
-                        h.power_volts,
-                        h.charging,
-                        h.signal,
-                        h.satellites,
-                        h.heart_rate_bpm,
-                        h.body_temp_c
-                    ],
+                    values,
                 )?;
                 Ok(())
             },
