@@ -530,23 +530,7 @@ pub(crate) async fn schedule_direct_order(
         ..Default::default()
     };
     for e in wf.schedule(1, valid_to, now) {
-        match e {
-            Effect::ScheduleReminder { at, to, version } => step.timers.push(NewTimer {
-                order_id: None,
-                at,
-                kind: "reminder".into(),
-                recipient: Some(recipient_name(to).into()),
-                version,
-            }),
-            Effect::ScheduleLapseCheck { at } => step.timers.push(NewTimer {
-                order_id: None,
-                at,
-                kind: "lapse_check".into(),
-                recipient: None,
-                version: 1,
-            }),
-            _ => {}
-        }
+        step.timers.extend(timer_for(&e, 1));
     }
     s.store.apply_court_step(step).await?;
     Ok(())

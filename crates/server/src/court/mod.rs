@@ -208,6 +208,28 @@ fn parse_petitioner(s: &str) -> Petitioner {
     }
 }
 
+/// The timer a scheduling effect sets (`None` for any other effect); a lapse check is
+/// tagged with `lapse_version`.
+fn timer_for(e: &Effect, lapse_version: u32) -> Option<NewTimer> {
+    match *e {
+        Effect::ScheduleReminder { at, to, version } => Some(NewTimer {
+            order_id: None,
+            at,
+            kind: "reminder".into(),
+            recipient: Some(recipient_name(to).into()),
+            version,
+        }),
+        Effect::ScheduleLapseCheck { at } => Some(NewTimer {
+            order_id: None,
+            at,
+            kind: "lapse_check".into(),
+            recipient: None,
+            version: lapse_version,
+        }),
+        _ => None,
+    }
+}
+
 fn recipient_name(r: Recipient) -> &'static str {
     match r {
         Recipient::Court => "court",
@@ -571,21 +593,11 @@ fn step_from(effects: Vec<Effect>, at: UnixMicros, cx: StepContext<'_>) -> (Cour
             }
             Effect::ScheduleReminder { at, .. } | Effect::ScheduleLapseCheck { at }
                 if open_ended(at) => {}
-            Effect::ScheduleReminder { at, to, version } => step.timers.push(NewTimer {
-                order_id: None,
-                at,
-                kind: "reminder".into(),
-                recipient: Some(recipient_name(to).into()),
-                version,
-            }),
             Effect::CancelReminders { version } => step.cancel_reminders_of = Some(version),
-            Effect::ScheduleLapseCheck { at } => step.timers.push(NewTimer {
-                order_id: None,
-                at,
-                kind: "lapse_check".into(),
-                recipient: None,
-                version: latest_version.unwrap_or(0),
-            }),
+            e @ (Effect::ScheduleReminder { .. } | Effect::ScheduleLapseCheck { .. }) => {
+                step.timers
+                    .extend(timer_for(&e, latest_version.unwrap_or(0)));
+            }
         }
     }
     step.notices = notices
