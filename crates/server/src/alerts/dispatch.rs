@@ -19,20 +19,16 @@
 
 use crate::AppState;
 use crate::http::dto::{AlertDto, ts};
-use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, JsonBody};
 use crate::privacy::auth::Caller;
 use crate::privacy::authz;
 use access::{AccountId, Action, Precision, Resource};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::{AlertId, AlertState, Fix, UnixMicros};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-type Body = Result<Bytes, BytesRejection>;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -201,9 +197,8 @@ pub async fn dispatch(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<DispatchRequest>,
 ) -> Result<(StatusCode, Json<DispatchResponse>), ApiError> {
-    let req: DispatchRequest = parse_json(&body.map_err(body_error)?)?;
     let details = match req.police_account_id {
         Some(p) => format!("alert {id} dual dispatch with police account {p}"),
         None => format!("alert {id} dispatch to the offender"),
@@ -308,9 +303,8 @@ pub async fn set_task_state(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<TaskStateChange>,
 ) -> Result<Json<TaskDto>, ApiError> {
-    let req: TaskStateChange = parse_json(&body.map_err(body_error)?)?;
     if !store::TASK_STATES.contains(&req.state.as_str()) {
         return Err(ApiError::new(
             ErrorCode::InvalidField,

@@ -6,22 +6,18 @@
 
 use crate::AppState;
 use crate::http::dto::*;
-use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, JsonBody};
 use crate::privacy::auth::Caller;
 use crate::privacy::authz;
 use crate::privacy::authz::alert_case;
 use access::{Action, Resource};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use domain::*;
 use serde::Deserialize;
 use store::Authorized;
 use utoipa::IntoParams;
-
-type Body = Result<Bytes, BytesRejection>;
 
 /// The longest note kept in the log.
 const NOTE_MAX: usize = 2_000;
@@ -170,9 +166,8 @@ pub async fn add_action(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<AlertActionRequest>,
 ) -> Result<(StatusCode, Json<AlertActionDto>), ApiError> {
-    let req: AlertActionRequest = parse_json(&body.map_err(body_error)?)?;
     if !ALERT_ACTIONS.contains(&req.action.as_str()) {
         return Err(ApiError::new(
             ErrorCode::InvalidField,

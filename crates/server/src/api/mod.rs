@@ -15,13 +15,11 @@ pub mod me;
 
 use crate::AppState;
 use crate::http::dto::*;
-use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::privacy::auth::Caller;
 use crate::privacy::authz::{self, alert_case, outside_any_case};
 use access::{Action, Precision, Resource};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use domain::*;
@@ -35,5 +33,3 @@ mod setup;
 // The router names the endpoints as `api::…`.
 pub use monitoring::*;
 pub use setup::*;
-
-type Body = Result<Bytes, BytesRejection>;

@@ -2,6 +2,7 @@
 //! health, alert lists and states, and the snapshot, each decided per case.
 
 use super::*;
+use crate::http::error::JsonBody;
 
 /// The latest position of every device, each with its time, accuracy and source.
 #[utoipa::path(get, path = "/api/v1/positions/latest", tag = "monitoring", security(("staff_token" = [])),
@@ -432,9 +433,8 @@ pub async fn set_alert_state(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<AlertStateChange>,
 ) -> Result<Json<AlertDto>, ApiError> {
-    let req: AlertStateChange = parse_json(&body.map_err(body_error)?)?;
     let state: AlertState = parse_enum("state", &req.state)?;
     if state == AlertState::Raised {
         return Err(ApiError::new(

@@ -2,6 +2,7 @@
 //! registry lists filtered to the cases the caller may view.
 
 use super::*;
+use crate::http::error::JsonBody;
 
 #[utoipa::path(post, path = "/api/v1/people", tag = "setup", request_body = NewPerson,
     security(("staff_token" = [])),
@@ -9,9 +10,8 @@ use super::*;
 pub async fn create_person(
     State(s): State<AppState>,
     c: Caller,
-    body: Body,
+    JsonBody(req): JsonBody<NewPerson>,
 ) -> Result<(StatusCode, Json<PersonDto>), ApiError> {
-    let req: NewPerson = parse_json(&body.map_err(body_error)?)?;
     authz::intake(&s, &c, None, "create person").await?;
     let role: PersonRole = parse_enum("role", &req.role)?;
     if req.display_name.trim().is_empty() || req.display_name.len() > 200 {
@@ -51,9 +51,8 @@ pub async fn list_people(
 pub async fn create_device(
     State(s): State<AppState>,
     c: Caller,
-    body: Body,
+    JsonBody(req): JsonBody<NewDevice>,
 ) -> Result<(StatusCode, Json<DeviceDto>), ApiError> {
-    let req: NewDevice = parse_json(&body.map_err(body_error)?)?;
     authz::intake(&s, &c, None, "register device").await?;
     let kind: DeviceKind = parse_enum("kind", &req.kind)?;
     let protocol: Protocol = parse_enum("protocol", &req.protocol)?;
@@ -133,9 +132,8 @@ pub async fn set_device_token(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<NewDeviceToken>,
 ) -> Result<StatusCode, ApiError> {
-    let req: NewDeviceToken = parse_json(&body.map_err(body_error)?)?;
     authz::intake(&s, &c, None, &format!("issue token for device {id}")).await?;
     if req.token.len() < 16 || req.token.len() > 200 {
         return Err(ApiError::new(
@@ -213,9 +211,8 @@ pub async fn list_unknown_devices(
 pub async fn create_case(
     State(s): State<AppState>,
     c: Caller,
-    body: Body,
+    JsonBody(req): JsonBody<NewCase>,
 ) -> Result<(StatusCode, Json<CaseDto>), ApiError> {
-    let req: NewCase = parse_json(&body.map_err(body_error)?)?;
     authz::intake(&s, &c, None, "create case").await?;
     if req.reference.trim().is_empty() || req.reference.len() > 100 {
         return Err(ApiError::new(
@@ -260,9 +257,8 @@ pub async fn list_cases(
 pub async fn create_order(
     State(s): State<AppState>,
     c: Caller,
-    body: Body,
+    JsonBody(req): JsonBody<NewOrder>,
 ) -> Result<(StatusCode, Json<OrderDto>), ApiError> {
-    let req: NewOrder = parse_json(&body.map_err(body_error)?)?;
     let (order, schedules) = req.into_domain()?;
     authz::check(
         &s,

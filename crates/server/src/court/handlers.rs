@@ -2,6 +2,7 @@
 //! listed, notices read. Each step goes through the pure workflow (see the folder's docs).
 
 use super::*;
+use crate::http::error::JsonBody;
 
 /// Files a petition: a victim for her own case, the police for any case.
 #[utoipa::path(post, path = "/api/v1/petitions", tag = "court", request_body = NewPetitionDto,
@@ -10,9 +11,8 @@ use super::*;
 pub async fn file_petition(
     State(s): State<AppState>,
     c: Caller,
-    body: Body,
+    JsonBody(req): JsonBody<NewPetitionDto>,
 ) -> Result<(StatusCode, Json<PetitionDto>), ApiError> {
-    let req: NewPetitionDto = parse_json(&body.map_err(body_error)?)?;
     let case_id = CaseId(req.case_id);
     authz::check(
         &s,
@@ -168,9 +168,8 @@ pub async fn decide_petition(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<DecisionDto>,
 ) -> Result<Json<PetitionDto>, ApiError> {
-    let req: DecisionDto = parse_json(&body.map_err(body_error)?)?;
     let p = authorized_petition(
         &s,
         &c,
@@ -328,9 +327,8 @@ pub async fn create_version(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<NewVersionDto>,
 ) -> Result<(StatusCode, Json<OrderVersionDto>), ApiError> {
-    let req: NewVersionDto = parse_json(&body.map_err(body_error)?)?;
     let order = order_case(&s, OrderId(id)).await?;
     // Redrawing the zones the order names (her new home, her workplace) is the case officer's
     // work, as registering the order is: a zones-only amendment by a monitoring officer is a

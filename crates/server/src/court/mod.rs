@@ -23,7 +23,7 @@
 
 use crate::AppState;
 use crate::http::dto::{NewOrder, NoticeDto, OrderDto, ZoneDto, ts};
-use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::privacy::auth::Caller;
 use crate::privacy::authz;
 use access::{
@@ -31,8 +31,6 @@ use access::{
     ReminderPolicy, Resource, Role, State as WfState, Workflow, WorkflowError,
 };
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::{Case, CaseId, OrderId, OrderKind, UnixMicros};
@@ -47,8 +45,6 @@ mod scheduler;
 // The router names the handlers and `start` the scheduler as `court::…`.
 pub use handlers::*;
 pub use scheduler::*;
-
-type Body = Result<Bytes, BytesRejection>;
 
 const DAY_S: i64 = 86_400;
 

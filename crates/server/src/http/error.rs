@@ -219,6 +219,22 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
+/// A JSON request body, read and parsed with the table's answers: over the size limit
+/// `body_too_large` (413), a broken stream or bad JSON `invalid_json`, a wrong field
+/// `invalid_field`. As the last extractor, it is the handler's first step.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(body_error)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
 /// Maps the body extractor's failure (size limit, broken stream) to the table.
 pub fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -7,7 +7,7 @@
 //! written to the access log.
 
 use crate::AppState;
-use crate::http::error::{ApiError, ErrorBody, ErrorCode, body_error, parse_json};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode, JsonBody};
 use crate::privacy::auth::Caller;
 use crate::privacy::authz;
 use access::{
@@ -15,16 +15,12 @@ use access::{
 };
 use audit::{AuditAction, AuditEntry, Outcome, Subject};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use domain::{CaseId, PersonId};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use utoipa::{IntoParams, ToSchema};
-
-type Body = Result<Bytes, BytesRejection>;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -127,9 +123,8 @@ fn login_entry(account: AccountId, role: &str, action: AuditAction, details: Str
 pub async fn login(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    body: Body,
+    JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let req: LoginRequest = parse_json(&body.map_err(body_error)?)?;
     let source = access::source_key(remote.ip());
     if let Attempt::Locked { until } = s.login_guard().check(&source, &req.username, s.clock.now())
     {
@@ -282,9 +277,8 @@ pub async fn me(State(s): State<AppState>, c: Caller) -> Result<Json<Me>, ApiErr
 pub async fn create_account(
     State(s): State<AppState>,
     c: Caller,
-    body: Body,
+    JsonBody(req): JsonBody<NewAccount>,
 ) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
-    let req: NewAccount = parse_json(&body.map_err(body_error)?)?;
     authz::check(
         &s,
         &c,
@@ -375,9 +369,8 @@ pub async fn assign_case(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<i64>,
-    body: Body,
+    JsonBody(req): JsonBody<NewAssignment>,
 ) -> Result<StatusCode, ApiError> {
-    let req: NewAssignment = parse_json(&body.map_err(body_error)?)?;
     authz::check(
         &s,
         &c,
