@@ -396,12 +396,19 @@ pub async fn spawn(
                         let out = p.engine.handle(event_input(&e), p.clock.now());
                         p.apply(out).await;
                     }
+                    // The batch's fixes are evaluated in order, then their alert changes are
+                    // written together: changes of different episodes share the writer's
+                    // group commits instead of one commit each.
                     let evaluated = batch.len() as u64;
+                    let mut received = None;
+                    let mut outputs = Vec::new();
                     for fix in batch {
-                        let received = fix.received_time.0;
+                        received = Some(fix.received_time.0);
                         p.publish_position(&fix);
-                        let out = p.engine.handle(Input::Fix(fix), p.clock.now());
-                        p.apply(out).await;
+                        outputs.extend(p.engine.handle(Input::Fix(fix), p.clock.now()));
+                    }
+                    p.apply(outputs).await;
+                    if let Some(received) = received {
                         h.evaluated_received_us.fetch_max(received, Ordering::Relaxed);
                     }
                     metrics::gauge!("bulwark_engine_lag_seconds").set(h.lag_s());
@@ -672,7 +679,13 @@ impl Pipeline {
             .publish(LiveEvent::Position(self.position_view(fix)));
     }
 
+    /// Writes the alert changes of `outputs`. The changes of one episode are written in the
+    /// order the engine made them, each after the one before it is durable; different
+    /// episodes are written concurrently, so the writer commits them in shared groups (a
+    /// burst of alerts over many cases costs a few commits, not one per alert).
     async fn apply(&mut self, outputs: Vec<Output>) {
+        let mut chains: Vec<Vec<(AlertChange, Option<store::Fence>)>> = Vec::new();
+        let mut chain_of = HashMap::new();
         for o in outputs {
             let change = match o {
                 Output::Alert(sig) => {
@@ -743,8 +756,28 @@ impl Pipeline {
                 metrics::counter!("bulwark_alerts_raised_total", "rule" => change.rule.as_str())
                     .increment(1);
             }
-            self.store_alert(change, fence).await;
+            let episode = (
+                change.order_id,
+                change.rule,
+                change.protected,
+                change.zone,
+                change.device,
+            );
+            let i = *chain_of.entry(episode).or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+            if let Some(chain) = chains.get_mut(i) {
+                chain.push((change, fence));
+            }
         }
+        let this = &*self;
+        futures_util::future::join_all(chains.into_iter().map(|chain| async move {
+            for (change, fence) in chain {
+                this.store_alert(change, fence).await;
+            }
+        }))
+        .await;
     }
 
     /// Escalates alerts nobody acknowledged in time (the deadline is computed from the stored
