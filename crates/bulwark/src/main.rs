@@ -66,9 +66,22 @@ enum BenchCommand {
     Latency(BenchLatencyArgs),
     /// Resident memory: empty, with idle cases, with devices reporting, with devices connected.
     Memory(BenchMemoryArgs),
+    /// Many cases breached at the same moment: how fast their alerts reach a console.
+    Burst(BenchBurstArgs),
     /// Past the sustainable rate: slower acks, the backlog alert, bounded memory, nothing
     /// acknowledged lost, and recovery.
     Overload(BenchOverloadArgs),
+}
+
+#[derive(Args)]
+struct BenchBurstArgs {
+    #[arg(long, default_value_t = 100_000)]
+    cases: usize,
+    #[arg(long, default_value_t = 10_000)]
+    zones: usize,
+    /// Cases whose offender comes within 33 m of his victim at the same moment.
+    #[arg(long, default_value_t = 1000)]
+    burst: usize,
 }
 
 #[derive(Args)]
@@ -651,6 +664,16 @@ async fn main() -> Result<()> {
                     nats: a.cluster_nats,
                     nodes,
                 }),
+            })
+            .await?;
+        }
+        Command::Bench(BenchCommand::Burst(a)) => {
+            bench::burst::run(bench::burst::BurstOptions {
+                plan: bench::SeedPlan {
+                    cases: a.cases,
+                    zones: a.zones.min(a.cases),
+                },
+                burst: a.burst,
             })
             .await?;
         }

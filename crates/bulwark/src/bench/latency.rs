@@ -51,11 +51,11 @@ pub struct LatencyOptions {
 
 /// An alert as it arrived on the live stream.
 #[derive(Debug)]
-struct Arrival {
-    case: Option<i64>,
-    device: Option<i64>,
-    rule: String,
-    at: Instant,
+pub(crate) struct Arrival {
+    pub(crate) case: Option<i64>,
+    pub(crate) device: Option<i64>,
+    pub(crate) rule: String,
+    pub(crate) at: Instant,
 }
 
 /// A background client: its devices' connections and where each is in its track.
@@ -173,7 +173,7 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
 
 /// Creates a monitoring officer assigned to `cases` through `server`, logs in and opens the
 /// live stream on `live` (the same server, or another node of the cluster).
-async fn officer_stream(
+pub(crate) async fn officer_stream(
     server: &Server,
     live: &Server,
     cases: &[i64],

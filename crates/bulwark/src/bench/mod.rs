@@ -25,6 +25,7 @@
 
 mod alternatives;
 pub mod bulwark_leg;
+pub mod burst;
 pub mod harness;
 pub mod latency;
 pub mod memory;
