@@ -40,6 +40,51 @@ pub(crate) fn health_from_row<R: Columns>(r: &R) -> Result<DeviceHealth> {
     })
 }
 
+/// Merges a health report into the device's latest one and appends it to its history,
+/// inside the caller's transaction (statements prepared once per connection: a tracker that
+/// reports its status with every fix writes them per frame).
+pub(crate) fn record_health_tx(
+    conn: &rusqlite::Connection,
+    device: DeviceId,
+    h: &DeviceHealth,
+) -> Result<()> {
+    let values = params![
+        device.0,
+        h.reported_at.0,
+        h.battery_percent,
+        h.battery_volts,
+        h.power_volts,
+        h.charging,
+        h.signal,
+        h.satellites,
+        h.heart_rate_bpm,
+        h.body_temp_c
+    ];
+    conn.prepare_cached(
+        "INSERT INTO device_health_history (device_id, reported_at, battery_percent,
+             battery_volts, power_volts, charging, signal, satellites, heart_rate_bpm, body_temp_c)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(values)?;
+    conn.prepare_cached(
+            "INSERT INTO device_status (device_id, reported_at, battery_percent, battery_volts, power_volts,
+             charging, signal, satellites, heart_rate_bpm, body_temp_c)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (device_id) DO UPDATE SET
+               reported_at = MAX(reported_at, excluded.reported_at),
+               battery_percent = COALESCE(excluded.battery_percent, battery_percent),
+               battery_volts = COALESCE(excluded.battery_volts, battery_volts),
+               power_volts = COALESCE(excluded.power_volts, power_volts),
+               charging = COALESCE(excluded.charging, charging),
+               signal = COALESCE(excluded.signal, signal),
+               satellites = COALESCE(excluded.satellites, satellites),
+               heart_rate_bpm = COALESCE(excluded.heart_rate_bpm, heart_rate_bpm),
+               body_temp_c = COALESCE(excluded.body_temp_c, body_temp_c)",
+        )?
+        .execute(values)?;
+    Ok(())
+}
+
 impl Store {
     /// Merges a health report into the device's latest one and appends it, as reported, to the
     /// device's health history, in one transaction.
@@ -52,47 +97,8 @@ impl Store {
                 )
                 .await;
         }
-        self.write(
-            move |conn| {
-                let values = params![
-                    device.0,
-                    h.reported_at.0,
-                    h.battery_percent,
-                    h.battery_volts,
-                    h.power_volts,
-                    h.charging,
-                    h.signal,
-                    h.satellites,
-                    h.heart_rate_bpm,
-                    h.body_temp_c
-                ];
-                conn.execute(
-                    "INSERT INTO device_health_history (device_id, reported_at, battery_percent,
-                     battery_volts, power_volts, charging, signal, satellites, heart_rate_bpm, body_temp_c)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    values,
-                )?;
-                conn.execute(
-                    "INSERT INTO device_status (device_id, reported_at, battery_percent, battery_volts, power_volts,
-                     charging, signal, satellites, heart_rate_bpm, body_temp_c)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (device_id) DO UPDATE SET
-                       reported_at = MAX(reported_at, excluded.reported_at),
-                       battery_percent = COALESCE(excluded.battery_percent, battery_percent),
-                       battery_volts = COALESCE(excluded.battery_volts, battery_volts),
-                       power_volts = COALESCE(excluded.power_volts, power_volts),
-                       charging = COALESCE(excluded.charging, charging),
-                       signal = COALESCE(excluded.signal, signal),
-                       satellites = COALESCE(excluded.satellites, satellites),
-                       heart_rate_bpm = COALESCE(excluded.heart_rate_bpm, heart_rate_bpm),
-                       body_temp_c = COALESCE(excluded.body_temp_c, body_temp_c)",
-                    values,
-                )?;
-                Ok(())
-            },
-            None,
-        )
-        .await
+        self.write(move |conn| record_health_tx(conn, device, &h), None)
+            .await
     }
 
     /// A device's health reports received in `[from, to)`, oldest first, at most `limit`; each

@@ -347,16 +347,18 @@ pub async fn store_reports(
     fixes: Vec<Fix>,
     events: Vec<DeviceEvent>,
 ) -> Result<(Vec<FixOutcome>, Vec<bool>), ApiError> {
-    store_reports_with_scans(state, door, fixes, events, Vec::new()).await
+    store_reports_with_scans(state, door, fixes, events, Vec::new(), Vec::new()).await
 }
 
-/// [`store_reports`] with the network scans of the same frames, in the same transaction.
+/// [`store_reports`] with the network scans and health reports of the same frames, in the
+/// same transaction: one durable write per frame.
 pub async fn store_reports_with_scans(
     state: &AppState,
     door: &'static str,
     fixes: Vec<Fix>,
     events: Vec<DeviceEvent>,
     scans: Vec<store::NewScan>,
+    health: Vec<(DeviceId, store::DeviceHealth)>,
 ) -> Result<(Vec<FixOutcome>, Vec<bool>), ApiError> {
     let started = std::time::Instant::now();
     let n = fixes.len();
@@ -367,7 +369,7 @@ pub async fn store_reports_with_scans(
     let sent = fixes.clone();
     let (outcomes, events_new) = state
         .store
-        .insert_reports_with_scans(fixes, events, scans)
+        .insert_reports_with_health(fixes, events, scans, health)
         .await?;
     let new: Vec<Fix> = sent
         .into_iter()
@@ -679,18 +681,15 @@ pub fn scan_from_decoded(
     ))
 }
 
-/// Records a device's health report (battery, charging, signal, body contact). Health is not
-/// evidence of a position, so a failure here is logged and does not fail the report.
-pub async fn record_health(
-    state: &AppState,
-    device: DeviceId,
+/// A decoded status as the health report to store (`None` when it says nothing).
+pub fn health_of(
     status: &protocols::DeviceStatus,
     received: UnixMicros,
-) {
+) -> Option<store::DeviceHealth> {
     if status.is_empty() {
-        return;
+        return None;
     }
-    let health = store::DeviceHealth {
+    Some(store::DeviceHealth {
         reported_at: received,
         battery_percent: status.battery_percent,
         battery_volts: status.battery_volts,
@@ -700,6 +699,21 @@ pub async fn record_health(
         satellites: status.satellites.map(i64::from),
         heart_rate_bpm: status.heart_rate_bpm,
         body_temp_c: status.body_temp_c,
+    })
+}
+
+/// Records a device's health report (battery, charging, signal, body contact) from a frame
+/// that stored nothing else; a frame with fixes, events or scans stores its health with them
+/// ([`store_reports_with_scans`]). Health is not evidence of a position, so a failure here is
+/// logged and does not fail the report.
+pub async fn record_health(
+    state: &AppState,
+    device: DeviceId,
+    status: &protocols::DeviceStatus,
+    received: UnixMicros,
+) {
+    let Some(health) = health_of(status, received) else {
+        return;
     };
     if let Err(e) = state.store.record_device_health(device, health).await {
         tracing::warn!(%device, error = %e, "device health not recorded");
@@ -868,14 +882,19 @@ async fn phone_app(
         events.extend(flag_impossible_jumps(&state, protocol, d, &mut fixes, received).await?);
     }
     if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
-        store_reports_with_scans(&state, door, fixes, events, scans).await?;
+        let health = statuses
+            .iter()
+            .filter_map(|(device, status)| Some((*device, health_of(status, received)?)))
+            .collect();
+        store_reports_with_scans(&state, door, fixes, events, scans, health).await?;
+    } else {
+        for (device, status) in &statuses {
+            record_health(&state, *device, status, received).await;
+        }
     }
     // What the app will delete once answered but Bulwark could not decode: raw, first.
     for (device, raw, note) in unknown {
         store_unknown_frame(&state, protocol, device, raw, &note, received).await?;
-    }
-    for (device, status) in &statuses {
-        record_health(&state, *device, status, received).await;
     }
     let reply = decoded.reply;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);

@@ -275,6 +275,19 @@ impl Store {
         events: Vec<DeviceEvent>,
         scans: Vec<crate::NewScan>,
     ) -> Result<(Vec<FixOutcome>, Vec<bool>)> {
+        self.insert_reports_with_health(fixes, events, scans, Vec::new())
+            .await
+    }
+
+    /// [`Store::insert_reports_with_scans`] with the health reports of the same frames, in the
+    /// same transaction (one durable write per frame, not two).
+    pub async fn insert_reports_with_health(
+        &self,
+        fixes: Vec<Fix>,
+        events: Vec<DeviceEvent>,
+        scans: Vec<crate::NewScan>,
+        health: Vec<(DeviceId, crate::DeviceHealth)>,
+    ) -> Result<(Vec<FixOutcome>, Vec<bool>)> {
         let subscribers: Vec<_> = self
             .inner
             .committed
@@ -314,6 +327,9 @@ impl Store {
                     let e = crate::postgres::fixes::insert_events_tx(c, &events)?;
                     let ids: Vec<FixId> = f.iter().map(|o| o.id()).collect();
                     crate::postgres::scans::insert_scans_tx(c, &scans, &ids)?;
+                    for (device, h) in &health {
+                        crate::postgres::status::record_device_health(c, *device, h)?;
+                    }
                     Ok((f, fixes, e))
                 },
                 Some(hook),
@@ -328,6 +344,9 @@ impl Store {
                     if !scans.is_empty() {
                         let ids: Vec<FixId> = f.iter().map(|o| o.id()).collect();
                         crate::scans::insert_scans_tx(conn, &scans, &ids)?;
+                    }
+                    for (device, h) in &health {
+                        crate::status::record_health_tx(conn, *device, h)?;
                     }
                     Ok((f, fixes, e))
                 },

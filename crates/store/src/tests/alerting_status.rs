@@ -79,6 +79,77 @@ async fn reports_merge_and_keep_the_last_known_values(place: Place) {
     assert_eq!(window, vec![later], "[from, to) selects by receipt time");
 }
 
+on_both_backends!(
+    a_frames_health_is_stored_with_its_fix_in_one_write,
+    flavor = "current_thread"
+);
+/// A tracker frame's fix and its status are one write: both are there after it, and a write
+/// that fails (an unknown device) leaves neither.
+async fn a_frames_health_is_stored_with_its_fix_in_one_write(place: Place) {
+    let store = place.open();
+    let d = store
+        .create_device(
+            DeviceKind::AnkleMonitor,
+            Protocol::Teltonika,
+            "1".into(),
+            None,
+            None,
+            UnixMicros::from_secs(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    let health = DeviceHealth {
+        reported_at: UnixMicros::from_secs(101),
+        battery_percent: Some(42.0),
+        satellites: Some(9),
+        ..Default::default()
+    };
+    let (outcomes, _) = store
+        .insert_reports_with_health(vec![fix(d, 100)], Vec::new(), Vec::new(), vec![(d, health)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes[..], [FixOutcome::Stored(_)]),
+        "{outcomes:?}"
+    );
+    let system = crate::Authorized::system("test");
+    let window = (UnixMicros(0), UnixMicros(i64::MAX));
+    let hist = store
+        .device_health_history(&system, d, window.0, window.1, 10)
+        .await
+        .unwrap();
+    assert_eq!(hist, vec![health]);
+    let latest = store.device_health(&system).await.unwrap();
+    assert_eq!(latest, vec![(d, health)]);
+    // A frame whose fix cannot be stored takes its health report down with it.
+    let unknown = DeviceId(d.0 + 1000);
+    let r = store
+        .insert_reports_with_health(
+            vec![fix(unknown, 200)],
+            Vec::new(),
+            Vec::new(),
+            vec![(
+                d,
+                DeviceHealth {
+                    reported_at: UnixMicros::from_secs(201),
+                    ..health
+                },
+            )],
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::InvalidReference(_))), "{r:?}");
+    let hist = store
+        .device_health_history(&system, d, window.0, window.1, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        hist.len(),
+        1,
+        "the failed frame's health was not kept: {hist:?}"
+    );
+}
+
 fn fix(device: DeviceId, secs: i64) -> Fix {
     Fix {
         id: None,

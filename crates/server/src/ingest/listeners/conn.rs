@@ -272,11 +272,28 @@ impl Conn {
                 return Err(Close::new("store error; not acknowledged"));
             }
         }
+        // A frame's health report is stored with its fixes, events and scans (one durable
+        // write); a status-only frame stores it alone, below.
+        let mut health_stored = false;
         if !fixes.is_empty() || !events.is_empty() || !scans.is_empty() {
             let n = fixes.len();
-            if let Err(e) =
-                ingest::store_reports_with_scans(&self.state, self.door(), fixes, events, scans)
-                    .await
+            let health = m
+                .status
+                .as_ref()
+                .and_then(|s| ingest::health_of(s, received))
+                .map(|h| (device.id, h))
+                .into_iter()
+                .collect();
+            health_stored = true;
+            if let Err(e) = ingest::store_reports_with_scans(
+                &self.state,
+                self.door(),
+                fixes,
+                events,
+                scans,
+                health,
+            )
+            .await
             {
                 // Not acknowledged: the device keeps the record and resends it.
                 tracing::error!(protocol = self.door(), device = %device.id, code = e.code.spec().0, error = %e.message, fixes = n, "store failed; closing without ack");
@@ -302,7 +319,9 @@ impl Conn {
                 return Err(Close::new("store error; not acknowledged"));
             }
         }
-        if let Some(status) = &m.status {
+        if let Some(status) = &m.status
+            && !health_stored
+        {
             ingest::record_health(&self.state, device.id, status, received).await;
         }
         let mut out = m.ack.unwrap_or_default();
