@@ -1234,7 +1234,6 @@ fn approach_text(v: &View, ttc: Option<f64>) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Raises a confirmed, critical alert for a breach found late.
 fn raise_late(ctx: &Ctx, out: &mut Vec<Output>, key: AlertKey, view: &View, summary: String) {
     emit(
@@ -1251,6 +1250,7 @@ fn raise_late(ctx: &Ctx, out: &mut Vec<Output>, key: AlertKey, view: &View, summ
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 fn emit(
     ctx: &Ctx,
     out: &mut Vec<Output>,

@@ -1585,9 +1585,9 @@ async fn answers_stay_the_same_as_she_moves(
         (5, 0.0),
         (6, 3_000.0),
     ] {
-        victim_at(&w, seq, metres).await;
+        victim_at(w, seq, metres).await;
         for (request, before) in requests.iter().zip(first) {
-            let now = raw_answer(&w, request).await;
+            let now = raw_answer(w, request).await;
             assert_eq!(
                 &now, before,
                 "her being {metres} m away changed {request:?}"
@@ -1600,7 +1600,7 @@ async fn nothing_was_queued_for_him(w: &World, dir: &std::path::Path) {
     // Her approach raised an alert (so the push check below is not vacuous) and nothing was
     // queued for him: no push, and no webhook names him as a recipient.
     assert!(
-        proximity_alert_raised(&w).await,
+        proximity_alert_raised(w).await,
         "the approach raised a proximity alert"
     );
     let db = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
