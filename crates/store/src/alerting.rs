@@ -67,6 +67,16 @@ pub struct PushSubscription {
     pub auth: String,
 }
 
+pub(crate) fn subscription_from_row<R: Columns>(r: &R) -> Result<PushSubscription> {
+    Ok(PushSubscription {
+        id: r.col("id")?,
+        account: AccountId(r.col("account_id")?),
+        endpoint: r.col("endpoint")?,
+        p256dh: r.col("p256dh")?,
+        auth: r.col("auth")?,
+    })
+}
+
 pub(crate) fn task_from_row<R: Columns>(r: &R) -> Result<Task> {
     Ok(Task {
         id: r.col("id")?,
@@ -547,17 +557,10 @@ impl Store {
                 .query_row(
                     "SELECT id, account_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = ?1",
                     [id],
-                    |r| {
-                        Ok(PushSubscription {
-                            id: r.get(0)?,
-                            account: AccountId(r.get(1)?),
-                            endpoint: r.get(2)?,
-                            p256dh: r.get(3)?,
-                            auth: r.get(4)?,
-                        })
-                    },
+                    |r| Ok(subscription_from_row(r)),
                 )
-                .optional()?)
+                .optional()?
+                .transpose()?)
         })
         .await
     }

@@ -256,6 +256,17 @@ pub(crate) fn zones_from_text(s: &str) -> Result<Vec<Zone>> {
         .collect()
 }
 
+pub(crate) fn timer_from_row<R: Columns>(r: &R) -> Result<CourtTimer> {
+    Ok(CourtTimer {
+        id: r.col("id")?,
+        order_id: OrderId(r.col("order_id")?),
+        at: UnixMicros(r.col("at")?),
+        kind: r.col("kind")?,
+        recipient: r.col("recipient")?,
+        version: r.version("version")?,
+    })
+}
+
 pub(crate) fn version_from_row<R: Columns>(r: &R) -> Result<OrderVersionRecord> {
     Ok(OrderVersionRecord {
         order_id: OrderId(r.col("order_id")?),
@@ -811,17 +822,8 @@ impl Store {
                  WHERE done_at IS NULL AND cancelled_at IS NULL AND at <= ?1
                  ORDER BY at, id LIMIT 1000",
             )?;
-            let rows = stmt.query_map([now.0], |r| {
-                Ok(CourtTimer {
-                    id: r.get(0)?,
-                    order_id: OrderId(r.get(1)?),
-                    at: UnixMicros(r.get(2)?),
-                    kind: r.get(3)?,
-                    recipient: r.get(4)?,
-                    version: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = stmt.query_map([now.0], |r| Ok(timer_from_row(r)))?;
+            rows.map(|r| r?).collect()
         })
         .await
     }

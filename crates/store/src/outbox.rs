@@ -7,6 +7,7 @@
 //! (`alert-<id>-<event>`), sent with each attempt, so a receiver that saw an attempt whose
 //! answer was lost can recognise the retry.
 
+use crate::columns::Columns;
 use crate::sqlite::{Opened, apply_alert_change_tx, load_alert};
 use crate::{AlertChange, AlertRecord, Result, Store};
 use domain::{AlertId, AlertState, Severity, UnixMicros};
@@ -24,6 +25,18 @@ pub struct OutboxItem {
     pub task_id: Option<i64>,
     pub idempotency_key: String,
     pub attempts: i64,
+}
+
+pub(crate) fn item_from_row<R: Columns>(r: &R) -> Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: r.col("id")?,
+        endpoint: r.col("endpoint")?,
+        event: r.col("event")?,
+        alert_id: AlertId(r.col("alert_id")?),
+        idempotency_key: r.col("idempotency_key")?,
+        attempts: r.col("attempts")?,
+        task_id: r.col("task_id")?,
+    })
 }
 
 /// Who hears of an alert change beyond the live stream.
@@ -256,10 +269,12 @@ impl Store {
         self.write(
             move |conn| {
                 let mut stmt = conn.prepare(
-                    "SELECT id, severity, COALESCE(reopened_at, raised_at) FROM alerts WHERE state = ?1 AND escalation_level = 0",
+                    "SELECT id, severity, COALESCE(reopened_at, raised_at) AS since FROM alerts WHERE state = ?1 AND escalation_level = 0",
                 )?;
                 let candidates: Vec<(i64, String, i64)> = stmt
-                    .query_map([AlertState::Raised.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map([AlertState::Raised.as_str()], |r| {
+                        Ok((r.get("id")?, r.get("severity")?, r.get("since")?))
+                    })?
                     .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
                 for (id, severity, raised_at) in candidates {
@@ -301,18 +316,8 @@ impl Store {
                  WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1
                  ORDER BY next_attempt_at, id LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now.0, limit as i64], |r| {
-                Ok(OutboxItem {
-                    id: r.get(0)?,
-                    endpoint: r.get(1)?,
-                    event: r.get(2)?,
-                    alert_id: AlertId(r.get(3)?),
-                    idempotency_key: r.get(4)?,
-                    attempts: r.get(5)?,
-                    task_id: r.get(6)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = stmt.query_map(params![now.0, limit as i64], |r| Ok(item_from_row(r)))?;
+            rows.map(|r| r?).collect()
         })
         .await
     }

@@ -165,7 +165,7 @@ impl Store {
         }
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT id, model FROM devices WHERE model IS NOT NULL")?;
-            let rows = stmt.query_map([], |r| Ok((DeviceId(r.get(0)?), r.get(1)?)))?;
+            let rows = stmt.query_map([], |r| Ok((DeviceId(r.get("id")?), r.get("model")?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

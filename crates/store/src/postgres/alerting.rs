@@ -8,6 +8,7 @@ use super::outbox::enqueue_keyed;
 use crate::alerting::task_from_row;
 use crate::alerting::{
     DispatchStatements, NewDispatch, PushSubscription, Task, police_webhook_key,
+    subscription_from_row,
 };
 use crate::lifecycle::NewAlertAction;
 use crate::{AlertRecord, Result, StoreError};
@@ -290,14 +291,6 @@ pub(crate) fn push_subscription(c: &mut Client, id: i64) -> Result<Option<PushSu
         "SELECT id, account_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = $1",
         &[&id],
     )?
-    .map(|r| {
-        Ok(PushSubscription {
-            id: r.try_get("id")?,
-            account: AccountId(r.try_get("account_id")?),
-            endpoint: r.try_get("endpoint")?,
-            p256dh: r.try_get("p256dh")?,
-            auth: r.try_get("auth")?,
-        })
-    })
+    .map(|r| subscription_from_row(&r))
     .transpose()
 }

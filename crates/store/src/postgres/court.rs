@@ -7,11 +7,10 @@
 //! its step is refused as a whole, so a timer fires once across nodes.
 
 use super::accounts::ensure_exists;
-use crate::columns::Columns;
 use crate::court::{
     CourtTimer, NewNotice, NewPetitionEvent, NewTimer, NoticeRecord, OrderVersionRecord, Petition,
     PetitionEvent, StepStatements, event_from_row, notice_from_row, petition_from_row,
-    version_from_row, zones_to_text,
+    timer_from_row, version_from_row, zones_to_text,
 };
 use crate::sqlite::shape_to_text;
 use crate::{Result, StoreError};
@@ -409,16 +408,7 @@ pub(crate) fn due_court_timers(c: &mut Client, now: UnixMicros) -> Result<Vec<Co
         &[&now.0],
     )?
     .iter()
-    .map(|r| {
-        Ok(CourtTimer {
-            id: r.try_get("id")?,
-            order_id: OrderId(r.try_get("order_id")?),
-            at: UnixMicros(r.try_get("at")?),
-            kind: r.try_get("kind")?,
-            recipient: r.try_get("recipient")?,
-            version: r.version("version")?,
-        })
-    })
+    .map(timer_from_row)
     .collect()
 }
 

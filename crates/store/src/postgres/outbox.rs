@@ -10,7 +10,7 @@
 //! by its idempotency key). Escalation claims each due alert the same way, so two nodes
 //! escalating together escalate (and queue `alert.escalated`) once.
 
-use crate::outbox::{AlertNotify, EscalationPolicy, OutboxItem};
+use crate::outbox::{AlertNotify, EscalationPolicy, OutboxItem, item_from_row};
 use crate::sqlite::{AlertChange, AlertRecord, Opened};
 use crate::{Result, StoreError};
 use domain::{AlertId, AlertState, Severity, UnixMicros};
@@ -225,20 +225,7 @@ pub(crate) fn due_outbox(c: &mut Client, now: UnixMicros, limit: usize) -> Resul
     )?;
     let mut items = rows
         .iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<_, i64>("next_attempt_at")?,
-                OutboxItem {
-                    id: r.try_get("id")?,
-                    endpoint: r.try_get("endpoint")?,
-                    event: r.try_get("event")?,
-                    alert_id: AlertId(r.try_get("alert_id")?),
-                    idempotency_key: r.try_get("idempotency_key")?,
-                    attempts: r.try_get("attempts")?,
-                    task_id: r.try_get("task_id")?,
-                },
-            ))
-        })
+        .map(|r| Ok((r.try_get::<_, i64>("next_attempt_at")?, item_from_row(r)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     // `RETURNING` keeps no order: the claim's own.
     items.sort_by_key(|(at, item)| (*at, item.id));
