@@ -553,14 +553,13 @@ impl Store {
                 .await;
         }
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT id, account_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = ?1",
-                    [id],
-                    |r| Ok(subscription_from_row(r)),
-                )
-                .optional()?
-                .transpose()?)
+            conn.query_row(
+                "SELECT id, account_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = ?1",
+                [id],
+                |r| Ok(subscription_from_row(r)),
+            )
+            .optional()?
+            .transpose()
         })
         .await
     }
