@@ -125,24 +125,23 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<NetworkScan>> {
-        auth.require_device(self, device).await?;
-        if self.is_postgres() {
-            return self
-                .pg_read(move |c| crate::postgres::scans::network_scans(c, device, from, to, limit))
-                .await;
-        }
-        self.read(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {SCAN_COLUMNS} FROM network_scans
+        self.read_device(
+            auth,
+            device,
+            move |c| crate::postgres::scans::network_scans(c, device, from, to, limit),
+            move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {SCAN_COLUMNS} FROM network_scans
                  WHERE device_id = ?1 AND scan_time >= ?2 AND scan_time < ?3
                  ORDER BY scan_time, id LIMIT ?4"
-            ))?;
-            stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
-                Ok(scan_from_row(r))
-            })?
-            .map(|r| r?)
-            .collect()
-        })
+                ))?;
+                stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                    Ok(scan_from_row(r))
+                })?
+                .map(|r| r?)
+                .collect()
+            },
+        )
         .await
     }
 

@@ -302,6 +302,28 @@ impl Store {
         crate::writer::submit(sender, move |c: &mut Connection| f(c), after_commit).await
     }
 
+    /// A read of one device's rows: refused unless `auth` covers the device, then run on
+    /// whichever backend is open (`pg` on PostgreSQL, `lite` on SQLite).
+    pub(crate) async fn read_device<T, P, L>(
+        &self,
+        auth: &crate::Authorized,
+        device: domain::DeviceId,
+        pg: P,
+        lite: L,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        P: FnOnce(&mut postgres::Client) -> Result<T> + Send + 'static,
+        L: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        auth.require_device(self, device).await?;
+        if self.is_postgres() {
+            self.pg_read(pg).await
+        } else {
+            self.read(lite).await
+        }
+    }
+
     /// Runs `f` on a SQLite reader connection on a blocking thread.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where

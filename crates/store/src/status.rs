@@ -111,26 +111,23 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<DeviceHealth>> {
-        auth.require_device(self, device).await?;
-        if self.is_postgres() {
-            return self
-                .pg_read(move |c| {
-                    crate::postgres::status::device_health_history(c, device, from, to, limit)
-                })
-                .await;
-        }
-        self.read(move |conn| {
-            let mut stmt = conn.prepare(
+        self.read_device(
+            auth,
+            device,
+            move |c| crate::postgres::status::device_health_history(c, device, from, to, limit),
+            move |conn| {
+                let mut stmt = conn.prepare(
                 "SELECT reported_at, battery_percent, battery_volts, power_volts, charging, signal,
                  satellites, heart_rate_bpm, body_temp_c FROM device_health_history
                  WHERE device_id = ?1 AND reported_at >= ?2 AND reported_at < ?3
                  ORDER BY reported_at, id LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
-                Ok(health_from_row(r))
-            })?;
-            rows.map(|r| r?).collect()
-        })
+                let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                    Ok(health_from_row(r))
+                })?;
+                rows.map(|r| r?).collect()
+            },
+        )
         .await
     }
 

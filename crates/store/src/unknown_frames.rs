@@ -80,45 +80,44 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<UnknownFrame>> {
-        auth.require_device(self, device).await?;
-        if self.is_postgres() {
-            return self
-                .pg_read(move |c| crate::postgres::unknown_frames::list(c, device, from, to, limit))
-                .await;
-        }
-        self.read(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, device_id, protocol, received_time, bytes, note FROM unknown_frames
+        self.read_device(
+            auth,
+            device,
+            move |c| crate::postgres::unknown_frames::list(c, device, from, to, limit),
+            move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT id, device_id, protocol, received_time, bytes, note FROM unknown_frames
                  WHERE device_id = ?1 AND received_time >= ?2 AND received_time < ?3
                  ORDER BY received_time, id LIMIT ?4",
-            )?;
-            let rows = stmt
-                .query_map(params![device.0, from.0, to.0, limit as i64], |r| {
-                    Ok((
-                        r.get::<_, i64>("id")?,
-                        r.get::<_, i64>("device_id")?,
-                        r.get::<_, String>("protocol")?,
-                        r.get::<_, i64>("received_time")?,
-                        r.get::<_, Vec<u8>>("bytes")?,
-                        r.get::<_, String>("note")?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(id, device, protocol, at, bytes, note)| {
-                    Ok(UnknownFrame {
-                        id: Some(id),
-                        device_id: DeviceId(device),
-                        protocol: protocol
-                            .parse()
-                            .map_err(|e| StoreError::Corrupt(format!("unknown frame {id}: {e}")))?,
-                        received_time: UnixMicros(at),
-                        bytes,
-                        note,
+                )?;
+                let rows = stmt
+                    .query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                        Ok((
+                            r.get::<_, i64>("id")?,
+                            r.get::<_, i64>("device_id")?,
+                            r.get::<_, String>("protocol")?,
+                            r.get::<_, i64>("received_time")?,
+                            r.get::<_, Vec<u8>>("bytes")?,
+                            r.get::<_, String>("note")?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(id, device, protocol, at, bytes, note)| {
+                        Ok(UnknownFrame {
+                            id: Some(id),
+                            device_id: DeviceId(device),
+                            protocol: protocol.parse().map_err(|e| {
+                                StoreError::Corrupt(format!("unknown frame {id}: {e}"))
+                            })?,
+                            received_time: UnixMicros(at),
+                            bytes,
+                            note,
+                        })
                     })
-                })
-                .collect()
-        })
+                    .collect()
+            },
+        )
         .await
     }
 }

@@ -447,36 +447,33 @@ impl Store {
         time: UnixMicros,
         sound_only: bool,
     ) -> Result<Option<Fix>> {
-        auth.require_device(self, device).await?;
-        if self.is_postgres() {
-            return self
-                .pg_read(move |c| {
-                    crate::postgres::fixes::last_fix_before(c, device, time, sound_only)
-                })
-                .await;
-        }
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
+        self.read_device(
+            auth,
+            device,
+            move |c| crate::postgres::fixes::last_fix_before(c, device, time, sound_only),
+            move |conn| {
+                let mut stmt = conn.prepare_cached(
                 "SELECT * FROM fixes WHERE device_id = ?1 AND device_time <= ?2 AND (flags & ?3) = 0
                  ORDER BY device_time DESC, id DESC LIMIT 1",
             )?;
-            let mut rows = stmt.query_map(
-                params![
-                    device.0,
-                    time.0,
-                    if sound_only {
-                        i64::from(FixFlags::INTEGRITY_SUSPECT)
-                    } else {
-                        0
-                    }
-                ],
-                |r| Ok(fix_from_row(r)),
-            )?;
-            match rows.next() {
-                Some(r) => Ok(Some(r??)),
-                None => Ok(None),
-            }
-        })
+                let mut rows = stmt.query_map(
+                    params![
+                        device.0,
+                        time.0,
+                        if sound_only {
+                            i64::from(FixFlags::INTEGRITY_SUSPECT)
+                        } else {
+                            0
+                        }
+                    ],
+                    |r| Ok(fix_from_row(r)),
+                )?;
+                match rows.next() {
+                    Some(r) => Ok(Some(r??)),
+                    None => Ok(None),
+                }
+            },
+        )
         .await
     }
 
@@ -505,22 +502,21 @@ impl Store {
         to: UnixMicros,
         limit: usize,
     ) -> Result<Vec<Fix>> {
-        auth.require_device(self, device).await?;
-        if self.is_postgres() {
-            return self
-                .pg_read(move |c| crate::postgres::fixes::track(c, device, from, to, limit))
-                .await;
-        }
-        self.read(move |conn| {
-            let mut stmt = conn.prepare(
+        self.read_device(
+            auth,
+            device,
+            move |c| crate::postgres::fixes::track(c, device, from, to, limit),
+            move |conn| {
+                let mut stmt = conn.prepare(
                 "SELECT * FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3
                  ORDER BY device_time, id LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
-                Ok(fix_from_row(r))
-            })?;
-            rows.map(|r| r?).collect()
-        })
+                let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
+                    Ok(fix_from_row(r))
+                })?;
+                rows.map(|r| r?).collect()
+            },
+        )
         .await
     }
 
