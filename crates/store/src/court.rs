@@ -377,6 +377,8 @@ pub(crate) fn timer_not_pending(id: i64) -> StoreError {
 /// The statements a court step is made of. Each backend writes them in its own dialect inside
 /// the step's transaction; [`compose_step`] puts them together, once for both.
 pub(crate) trait StepStatements {
+    /// A new petition row (its case must exist); its id.
+    fn insert_petition(&mut self, p: &Petition) -> Result<i64>;
     /// Marks a timer done; false when it was not pending.
     fn claim_timer(&mut self, id: i64, at: UnixMicros) -> Result<bool>;
     /// The order's projection row (its case must exist); its zones are written apart.
@@ -482,10 +484,61 @@ pub(crate) fn compose_step(w: &mut impl StepStatements, step: CourtStep) -> Resu
     })
 }
 
+/// A petition filed: its row, its first history row and its notices (each dedup key
+/// prefixed with the new petition's id), in the caller's transaction.
+pub(crate) fn compose_filing(
+    w: &mut impl StepStatements,
+    p: Petition,
+    event: NewPetitionEvent,
+    notices: Vec<NewNotice>,
+) -> Result<(Petition, Vec<NoticeRecord>)> {
+    let id = w.insert_petition(&p)?;
+    w.insert_event(id, &event)?;
+    let mut written = Vec::new();
+    for mut n in notices {
+        n.petition_id = Some(id);
+        n.dedup_key = format!("petition-{id}:{}", n.dedup_key);
+        written.extend(w.insert_notice(&n, p.filed_at)?);
+    }
+    Ok((
+        Petition {
+            id,
+            updated_at: p.filed_at,
+            order_id: None,
+            ..p
+        },
+        written,
+    ))
+}
+
 /// A court step's statements on SQLite.
 struct SqliteStep<'a>(&'a Connection);
 
 impl StepStatements for SqliteStep<'_> {
+    fn insert_petition(&mut self, p: &Petition) -> Result<i64> {
+        ensure_exists(self.0, "cases", p.case_id.0, "case")?;
+        self.0.execute(
+            "INSERT INTO petitions (case_id, kind, petitioner, petitioner_account_id,
+                no_approach_m, duration_s, no_contact_by_phone, electronic_monitoring,
+                statement, state, filed_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            params![
+                p.case_id.0,
+                p.kind.as_str(),
+                p.petitioner,
+                p.petitioner_account_id,
+                p.no_approach_m,
+                p.duration_s,
+                p.no_contact_by_phone,
+                p.electronic_monitoring,
+                p.statement,
+                p.state,
+                p.filed_at.0
+            ],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
     fn claim_timer(&mut self, id: i64, at: UnixMicros) -> Result<bool> {
         let n = self.0.execute(
             "UPDATE court_timers SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
@@ -627,52 +680,11 @@ impl Store {
     ) -> Result<(Petition, Vec<NoticeRecord>)> {
         if self.is_postgres() {
             return self
-                .pg_write(
-                    move |c| crate::postgres::court::file_petition(c, p, event, notices),
-                    None,
-                )
+                .pg_write(move |c| compose_filing(c, p, event, notices), None)
                 .await;
         }
         self.write(
-            move |conn| {
-                ensure_exists(conn, "cases", p.case_id.0, "case")?;
-                conn.execute(
-                    "INSERT INTO petitions (case_id, kind, petitioner, petitioner_account_id,
-                        no_approach_m, duration_s, no_contact_by_phone, electronic_monitoring,
-                        statement, state, filed_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-                    params![
-                        p.case_id.0,
-                        p.kind.as_str(),
-                        p.petitioner,
-                        p.petitioner_account_id,
-                        p.no_approach_m,
-                        p.duration_s,
-                        p.no_contact_by_phone,
-                        p.electronic_monitoring,
-                        p.statement,
-                        p.state,
-                        p.filed_at.0
-                    ],
-                )?;
-                let id = conn.last_insert_rowid();
-                insert_event(conn, id, &event)?;
-                let mut written = Vec::new();
-                for mut n in notices {
-                    n.petition_id = Some(id);
-                    n.dedup_key = format!("petition-{id}:{}", n.dedup_key);
-                    written.extend(insert_notice(conn, &n, p.filed_at)?);
-                }
-                Ok((
-                    Petition {
-                        id,
-                        updated_at: p.filed_at,
-                        order_id: None,
-                        ..p
-                    },
-                    written,
-                ))
-            },
+            move |conn| compose_filing(&mut SqliteStep(conn), p, event, notices),
             None,
         )
         .await

@@ -182,54 +182,33 @@ fn insert_event(c: &mut Client, petition: i64, e: &NewPetitionEvent) -> Result<(
     Ok(())
 }
 
-pub(crate) fn file_petition(
-    c: &mut Client,
-    p: Petition,
-    event: NewPetitionEvent,
-    notices: Vec<NewNotice>,
-) -> Result<(Petition, Vec<NoticeRecord>)> {
-    ensure_exists(c, "cases", p.case_id.0, "case")?;
-    let r = c.query_one(
-        "INSERT INTO petitions (case_id, kind, petitioner, petitioner_account_id,
-            no_approach_m, duration_s, no_contact_by_phone, electronic_monitoring,
-            statement, state, filed_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
-        &[
-            &p.case_id.0,
-            &p.kind.as_str(),
-            &p.petitioner,
-            &p.petitioner_account_id,
-            &p.no_approach_m,
-            &p.duration_s,
-            &p.no_contact_by_phone,
-            &p.electronic_monitoring,
-            &p.statement,
-            &p.state,
-            &p.filed_at.0,
-        ],
-    )?;
-    let id: i64 = r.try_get("id")?;
-    insert_event(c, id, &event)?;
-    let mut written = Vec::new();
-    for mut n in notices {
-        n.petition_id = Some(id);
-        n.dedup_key = format!("petition-{id}:{}", n.dedup_key);
-        written.extend(insert_notice(c, &n, p.filed_at)?);
-    }
-    Ok((
-        Petition {
-            id,
-            updated_at: p.filed_at,
-            order_id: None,
-            ..p
-        },
-        written,
-    ))
-}
-
 /// A court step's statements on PostgreSQL. A timer's claim (`UPDATE … RETURNING`) waits on
 /// another node's row lock and then finds the timer done.
 impl StepStatements for Client {
+    fn insert_petition(&mut self, p: &Petition) -> Result<i64> {
+        ensure_exists(self, "cases", p.case_id.0, "case")?;
+        let r = self.query_one(
+            "INSERT INTO petitions (case_id, kind, petitioner, petitioner_account_id,
+                no_approach_m, duration_s, no_contact_by_phone, electronic_monitoring,
+                statement, state, filed_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+            &[
+                &p.case_id.0,
+                &p.kind.as_str(),
+                &p.petitioner,
+                &p.petitioner_account_id,
+                &p.no_approach_m,
+                &p.duration_s,
+                &p.no_contact_by_phone,
+                &p.electronic_monitoring,
+                &p.statement,
+                &p.state,
+                &p.filed_at.0,
+            ],
+        )?;
+        Ok(r.try_get("id")?)
+    }
+
     fn claim_timer(&mut self, id: i64, at: UnixMicros) -> Result<bool> {
         let claimed = self.query_opt(
             "UPDATE court_timers SET done_at = $2 WHERE id = $1 AND done_at IS NULL RETURNING id",
