@@ -40,6 +40,25 @@ pub(crate) trait EpisodeStatements {
     /// The condition cleared at `at`.
     fn clear_alert(&mut self, id: i64, at: UnixMicros) -> Result<()>;
     fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord>;
+    /// Claims the partition's fencing token: false when a newer one was claimed since.
+    fn claim_fence(&mut self, f: &crate::Fence) -> Result<bool>;
+    /// Queues one webhook delivery; a second with the same endpoint and key is ignored.
+    fn enqueue(
+        &mut self,
+        endpoint: &str,
+        event: &str,
+        alert: AlertId,
+        key: &str,
+        at: UnixMicros,
+    ) -> Result<()>;
+    /// Queues Web Push messages for the people of the alert's case (once per key).
+    fn enqueue_push(
+        &mut self,
+        alert: AlertId,
+        event: &str,
+        key: &str,
+        at: UnixMicros,
+    ) -> Result<()>;
 }
 
 /// A `reopened` row by the server itself.
@@ -124,4 +143,42 @@ pub(crate) fn apply_alert_change(
         }
     };
     Ok((w.load_alert(AlertId(id))?, opened))
+}
+
+/// [`apply_alert_change`] behind the partition's fence, queueing in the same transaction
+/// `alert.raised` (a new alert) or `alert.reopened` for the webhooks, and Web Push messages
+/// for the people of the case. A write whose fencing token is outdated writes nothing.
+pub(crate) fn apply_alert_change_notifying(
+    w: &mut impl EpisodeStatements,
+    change: &AlertChange,
+    notify: &crate::AlertNotify,
+) -> Result<(AlertRecord, Opened)> {
+    if let Some(f) = &notify.fence
+        && !w.claim_fence(f)?
+    {
+        return Err(crate::outbox::fenced(f));
+    }
+    let (record, opened) = apply_alert_change(w, change, notify.reopen_within_s)?;
+    let id = record.alert.id;
+    let (event, key, endpoints) = match opened {
+        Opened::New => (
+            "alert.raised",
+            format!("alert-{id}-alert.raised"),
+            &notify.raised,
+        ),
+        // Each reopening is its own delivery.
+        Opened::Reopened => (
+            "alert.reopened",
+            format!("alert-{id}-alert.reopened-{}", change.at.0),
+            &notify.reopened,
+        ),
+        Opened::No => return Ok((record, opened)),
+    };
+    for e in endpoints {
+        w.enqueue(e, event, id, &key, change.at)?;
+    }
+    if notify.push {
+        w.enqueue_push(id, event, &key, change.at)?;
+    }
+    Ok((record, opened))
 }

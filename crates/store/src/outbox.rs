@@ -8,7 +8,7 @@
 //! answer was lost can recognise the retry.
 
 use crate::columns::Columns;
-use crate::sqlite::{Opened, apply_alert_change_tx, load_alert};
+use crate::sqlite::{Opened, load_alert};
 use crate::{AlertChange, AlertRecord, Result, Store};
 use domain::{AlertId, AlertState, Severity, UnixMicros};
 use rusqlite::{Connection, params};
@@ -190,57 +190,13 @@ impl Store {
         if self.is_postgres() {
             return self
                 .pg_write(
-                    move |c| {
-                        crate::postgres::outbox::apply_alert_change_notifying(c, &change, &notify)
-                    },
+                    move |c| crate::episode::apply_alert_change_notifying(c, &change, &notify),
                     None,
                 )
                 .await;
         }
         self.write(
-            move |conn| {
-                if let Some(f) = &notify.fence
-                    && !claim_fence_tx(conn, f)?
-                {
-                    return Err(fenced(f));
-                }
-                let (record, opened) =
-                    apply_alert_change_tx(conn, &change, notify.reopen_within_s)?;
-                let id = record.alert.id;
-                match opened {
-                    Opened::New => {
-                        enqueue(conn, &notify.raised, "alert.raised", id, change.at)?;
-                        if notify.push {
-                            let key = format!("alert-{id}-alert.raised");
-                            crate::alerting::enqueue_push(
-                                conn,
-                                id,
-                                "alert.raised",
-                                &key,
-                                change.at,
-                            )?;
-                        }
-                    }
-                    Opened::Reopened => {
-                        // Each reopening is its own delivery.
-                        let key = format!("alert-{id}-alert.reopened-{}", change.at.0);
-                        for e in &notify.reopened {
-                            enqueue_keyed(conn, e, "alert.reopened", id, None, &key, change.at)?;
-                        }
-                        if notify.push {
-                            crate::alerting::enqueue_push(
-                                conn,
-                                id,
-                                "alert.reopened",
-                                &key,
-                                change.at,
-                            )?;
-                        }
-                    }
-                    Opened::No => {}
-                }
-                Ok((record, opened))
-            },
+            move |conn| crate::sqlite::apply_alert_change_notifying_tx(conn, &change, &notify),
             None,
         )
         .await

@@ -294,4 +294,29 @@ impl EpisodeStatements for Client {
     fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
         load_alert(self, id)
     }
+
+    fn claim_fence(&mut self, f: &crate::Fence) -> Result<bool> {
+        super::outbox::claim_fence_tx(self, f)
+    }
+
+    fn enqueue(
+        &mut self,
+        endpoint: &str,
+        event: &str,
+        alert: AlertId,
+        key: &str,
+        at: UnixMicros,
+    ) -> Result<()> {
+        super::outbox::enqueue_keyed(self, endpoint, event, alert, None, key, at)
+    }
+
+    fn enqueue_push(
+        &mut self,
+        alert: AlertId,
+        event: &str,
+        key: &str,
+        at: UnixMicros,
+    ) -> Result<()> {
+        super::alerting::enqueue_push(self, alert, event, key, at).map(drop)
+    }
 }

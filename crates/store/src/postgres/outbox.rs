@@ -10,8 +10,8 @@
 //! by its idempotency key). Escalation claims each due alert the same way, so two nodes
 //! escalating together escalate (and queue `alert.escalated`) once.
 
-use crate::outbox::{AlertNotify, EscalationPolicy, OutboxItem, item_from_row};
-use crate::sqlite::{AlertChange, AlertRecord, Opened};
+use crate::outbox::{EscalationPolicy, OutboxItem, item_from_row};
+use crate::sqlite::AlertRecord;
 use crate::{Result, StoreError};
 use domain::{AlertId, AlertState, Severity, UnixMicros};
 use postgres::Client;
@@ -130,41 +130,6 @@ fn enqueue(
         )?;
     }
     Ok(())
-}
-
-pub(crate) fn apply_alert_change_notifying(
-    c: &mut Client,
-    change: &AlertChange,
-    notify: &AlertNotify,
-) -> Result<(AlertRecord, Opened)> {
-    if let Some(f) = &notify.fence
-        && !claim_fence_tx(c, f)?
-    {
-        return Err(crate::outbox::fenced(f));
-    }
-    let (record, opened) = super::alerts::apply_alert_change_tx(c, change, notify.reopen_within_s)?;
-    let id = record.alert.id;
-    match opened {
-        Opened::New => {
-            enqueue(c, &notify.raised, "alert.raised", id, change.at)?;
-            if notify.push {
-                let key = format!("alert-{id}-alert.raised");
-                super::alerting::enqueue_push(c, id, "alert.raised", &key, change.at)?;
-            }
-        }
-        Opened::Reopened => {
-            // Each reopening is its own delivery.
-            let key = format!("alert-{id}-alert.reopened-{}", change.at.0);
-            for e in &notify.reopened {
-                enqueue_keyed(c, e, "alert.reopened", id, None, &key, change.at)?;
-            }
-            if notify.push {
-                super::alerting::enqueue_push(c, id, "alert.reopened", &key, change.at)?;
-            }
-        }
-        Opened::No => {}
-    }
-    Ok((record, opened))
 }
 
 pub(crate) fn escalate_due_alerts(

@@ -83,6 +83,15 @@ pub(crate) fn apply_alert_change_tx(
     crate::episode::apply_alert_change(&mut SqliteEpisode(conn), c, reopen_within_s)
 }
 
+/// [`crate::episode::apply_alert_change_notifying`] on SQLite.
+pub(crate) fn apply_alert_change_notifying_tx(
+    conn: &Connection,
+    c: &AlertChange,
+    notify: &crate::AlertNotify,
+) -> Result<(AlertRecord, Opened)> {
+    crate::episode::apply_alert_change_notifying(&mut SqliteEpisode(conn), c, notify)
+}
+
 /// An alert change's statements on SQLite.
 struct SqliteEpisode<'a>(&'a Connection);
 
@@ -223,6 +232,31 @@ impl crate::episode::EpisodeStatements for SqliteEpisode<'_> {
 
     fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
         load_alert(self.0, id)
+    }
+
+    fn claim_fence(&mut self, f: &crate::Fence) -> Result<bool> {
+        crate::outbox::claim_fence_tx(self.0, f)
+    }
+
+    fn enqueue(
+        &mut self,
+        endpoint: &str,
+        event: &str,
+        alert: AlertId,
+        key: &str,
+        at: UnixMicros,
+    ) -> Result<()> {
+        crate::outbox::enqueue_keyed(self.0, endpoint, event, alert, None, key, at)
+    }
+
+    fn enqueue_push(
+        &mut self,
+        alert: AlertId,
+        event: &str,
+        key: &str,
+        at: UnixMicros,
+    ) -> Result<()> {
+        crate::alerting::enqueue_push(self.0, alert, event, key, at).map(drop)
     }
 }
 
