@@ -51,6 +51,11 @@ pub(crate) trait EpisodeStatements {
         key: &str,
         at: UnixMicros,
     ) -> Result<()>;
+    /// Alerts still `raised` and never escalated: id, severity and since when (the latest
+    /// reopening, else the raise).
+    fn unescalated(&mut self) -> Result<Vec<(i64, String, i64)>>;
+    /// Marks one escalated; false when another writer did first (or holds it now).
+    fn claim_escalation(&mut self, id: i64, at: UnixMicros) -> Result<bool>;
     /// Queues Web Push messages for the people of the alert's case (once per key).
     fn enqueue_push(
         &mut self,
@@ -181,4 +186,39 @@ pub(crate) fn apply_alert_change_notifying(
         w.enqueue_push(id, event, &key, change.at)?;
     }
     Ok((record, opened))
+}
+
+/// Escalates every alert still `raised` past its severity's deadline, counted from the stored
+/// raise (or reopening) time: raises its escalation level and queues `alert.escalated` for
+/// `endpoints`. Each alert is claimed first, so several nodes escalate it once.
+pub(crate) fn escalate_due_alerts(
+    w: &mut impl EpisodeStatements,
+    policy: crate::EscalationPolicy,
+    endpoints: &[String],
+    now: UnixMicros,
+) -> Result<Vec<AlertRecord>> {
+    let mut out = Vec::new();
+    for (id, severity, since) in w.unescalated()? {
+        let Ok(sev) = severity.parse::<domain::Severity>() else {
+            continue;
+        };
+        let Some(after) = policy.after_s(sev) else {
+            continue;
+        };
+        if now.0 - since < after * UnixMicros::SECOND || !w.claim_escalation(id, now)? {
+            continue;
+        }
+        let id = AlertId(id);
+        for e in endpoints {
+            w.enqueue(
+                e,
+                "alert.escalated",
+                id,
+                &format!("alert-{id}-alert.escalated"),
+                now,
+            )?;
+        }
+        out.push(w.load_alert(id)?);
+    }
+    Ok(out)
 }

@@ -8,9 +8,9 @@
 //! answer was lost can recognise the retry.
 
 use crate::columns::Columns;
-use crate::sqlite::{Opened, load_alert};
+use crate::sqlite::Opened;
 use crate::{AlertChange, AlertRecord, Result, Store};
-use domain::{AlertId, AlertState, Severity, UnixMicros};
+use domain::{AlertId, Severity, UnixMicros};
 use rusqlite::{Connection, params};
 
 /// One queued webhook delivery.
@@ -113,27 +113,6 @@ impl EscalationPolicy {
     }
 }
 
-fn enqueue(
-    conn: &Connection,
-    endpoints: &[String],
-    event: &str,
-    alert: AlertId,
-    now: UnixMicros,
-) -> Result<()> {
-    for e in endpoints {
-        enqueue_keyed(
-            conn,
-            e,
-            event,
-            alert,
-            None,
-            &format!("alert-{alert}-{event}"),
-            now,
-        )?;
-    }
-    Ok(())
-}
-
 /// Queues one delivery; a second row with the same endpoint and key is ignored.
 pub(crate) fn enqueue_keyed(
     conn: &Connection,
@@ -215,39 +194,13 @@ impl Store {
         if self.is_postgres() {
             return self
                 .pg_write(
-                    move |c| {
-                        crate::postgres::outbox::escalate_due_alerts(c, policy, &endpoints, now)
-                    },
+                    move |c| crate::episode::escalate_due_alerts(c, policy, &endpoints, now),
                     None,
                 )
                 .await;
         }
         self.write(
-            move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT id, severity, COALESCE(reopened_at, raised_at) AS since FROM alerts WHERE state = ?1 AND escalation_level = 0",
-                )?;
-                let candidates: Vec<(i64, String, i64)> = stmt
-                    .query_map([AlertState::Raised.as_str()], |r| {
-                        Ok((r.get("id")?, r.get("severity")?, r.get("since")?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let mut out = Vec::new();
-                for (id, severity, raised_at) in candidates {
-                    let Ok(sev) = severity.parse::<Severity>() else { continue };
-                    let Some(after) = policy.after_s(sev) else { continue };
-                    if now.0 - raised_at < after * UnixMicros::SECOND {
-                        continue;
-                    }
-                    conn.execute(
-                        "UPDATE alerts SET escalation_level = 1, escalated_at = ?2, updated_at = ?2 WHERE id = ?1",
-                        params![id, now.0],
-                    )?;
-                    enqueue(conn, &endpoints, "alert.escalated", AlertId(id), now)?;
-                    out.push(load_alert(conn, AlertId(id))?);
-                }
-                Ok(out)
-            },
+            move |conn| crate::sqlite::escalate_due_alerts_tx(conn, policy, &endpoints, now),
             None,
         )
         .await

@@ -22,7 +22,7 @@ pub(crate) mod registry;
 pub(crate) use accounts::IndexedColumns;
 pub use accounts::{Account, AuditRowError, AuditSigner, NewAccount, write_head_file};
 pub use alerts::{AlertChange, AlertChangeKind, AlertDetails, AlertRecord, Opened, SYSTEM_ACTOR};
-pub(crate) use alerts::{apply_alert_change_notifying_tx, load_alert};
+pub(crate) use alerts::{apply_alert_change_notifying_tx, escalate_due_alerts_tx, load_alert};
 pub use fixes::{Committed, FixOutcome, SAME_TIME_JUMP_M};
 pub(crate) use fixes::{SameTime, same_time_verdict};
 pub(crate) use orders::{shape_from_text, shape_to_text};

@@ -295,6 +295,36 @@ impl EpisodeStatements for Client {
         load_alert(self, id)
     }
 
+    fn unescalated(&mut self) -> Result<Vec<(i64, String, i64)>> {
+        self.query(
+            "SELECT id, severity, COALESCE(reopened_at, raised_at) AS since FROM alerts
+             WHERE state = $1 AND escalation_level = 0 ORDER BY id",
+            &[&AlertState::Raised.as_str()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("severity")?,
+                r.try_get("since")?,
+            ))
+        })
+        .collect()
+    }
+
+    fn claim_escalation(&mut self, id: i64, at: UnixMicros) -> Result<bool> {
+        // Another node escalating the same alert now holds it (skipped) or has escalated it
+        // already (no longer level 0).
+        let claimed = self.query_opt(
+            "UPDATE alerts SET escalation_level = 1, escalated_at = $2, updated_at = $2
+             WHERE id = (SELECT id FROM alerts WHERE id = $1 AND state = $3 AND escalation_level = 0
+                         FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+            &[&id, &at.0, &AlertState::Raised.as_str()],
+        )?;
+        Ok(claimed.is_some())
+    }
+
     fn claim_fence(&mut self, f: &crate::Fence) -> Result<bool> {
         super::outbox::claim_fence_tx(self, f)
     }

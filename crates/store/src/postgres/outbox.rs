@@ -10,10 +10,9 @@
 //! by its idempotency key). Escalation claims each due alert the same way, so two nodes
 //! escalating together escalate (and queue `alert.escalated`) once.
 
-use crate::outbox::{EscalationPolicy, OutboxItem, item_from_row};
-use crate::sqlite::AlertRecord;
+use crate::outbox::{OutboxItem, item_from_row};
 use crate::{Result, StoreError};
-use domain::{AlertId, AlertState, Severity, UnixMicros};
+use domain::{AlertId, UnixMicros};
 use postgres::Client;
 
 /// 11: the largest fencing token claimed per partition (cluster mode, see
@@ -109,69 +108,6 @@ pub(crate) fn enqueue_keyed(
         &[&endpoint, &event, &alert.0, &task, &key, &now.0],
     )?;
     Ok(())
-}
-
-fn enqueue(
-    c: &mut Client,
-    endpoints: &[String],
-    event: &str,
-    alert: AlertId,
-    now: UnixMicros,
-) -> Result<()> {
-    for e in endpoints {
-        enqueue_keyed(
-            c,
-            e,
-            event,
-            alert,
-            None,
-            &format!("alert-{alert}-{event}"),
-            now,
-        )?;
-    }
-    Ok(())
-}
-
-pub(crate) fn escalate_due_alerts(
-    c: &mut Client,
-    policy: EscalationPolicy,
-    endpoints: &[String],
-    now: UnixMicros,
-) -> Result<Vec<AlertRecord>> {
-    let candidates = c.query(
-        "SELECT id, severity, COALESCE(reopened_at, raised_at) AS since FROM alerts
-         WHERE state = $1 AND escalation_level = 0 ORDER BY id",
-        &[&AlertState::Raised.as_str()],
-    )?;
-    let mut out = Vec::new();
-    for r in &candidates {
-        let id: i64 = r.try_get("id")?;
-        let since: i64 = r.try_get("since")?;
-        let Ok(sev) = r.try_get::<_, &str>("severity")?.parse::<Severity>() else {
-            continue;
-        };
-        let Some(after) = policy.after_s(sev) else {
-            continue;
-        };
-        if now.0 - since < after * UnixMicros::SECOND {
-            continue;
-        }
-        // Claimed: another node escalating the same alert now holds it (skipped) or has
-        // escalated it already (no longer level 0).
-        let claimed = c.query_opt(
-            "UPDATE alerts SET escalation_level = 1, escalated_at = $2, updated_at = $2
-             WHERE id = (SELECT id FROM alerts WHERE id = $1 AND state = $3 AND escalation_level = 0
-                         FOR UPDATE SKIP LOCKED)
-             RETURNING id",
-            &[&id, &now.0, &AlertState::Raised.as_str()],
-        )?;
-        if claimed.is_none() {
-            continue;
-        }
-        enqueue(c, endpoints, "alert.escalated", AlertId(id), now)?;
-        out.push(super::alerts::load_alert(c, AlertId(id))?);
-    }
-    Ok(out)
 }
 
 /// Claims up to `limit` due deliveries for [`OUTBOX_LEASE_S`], oldest first.

@@ -92,6 +92,16 @@ pub(crate) fn apply_alert_change_notifying_tx(
     crate::episode::apply_alert_change_notifying(&mut SqliteEpisode(conn), c, notify)
 }
 
+/// [`crate::episode::escalate_due_alerts`] on SQLite.
+pub(crate) fn escalate_due_alerts_tx(
+    conn: &Connection,
+    policy: crate::EscalationPolicy,
+    endpoints: &[String],
+    now: UnixMicros,
+) -> Result<Vec<AlertRecord>> {
+    crate::episode::escalate_due_alerts(&mut SqliteEpisode(conn), policy, endpoints, now)
+}
+
 /// An alert change's statements on SQLite.
 struct SqliteEpisode<'a>(&'a Connection);
 
@@ -232,6 +242,27 @@ impl crate::episode::EpisodeStatements for SqliteEpisode<'_> {
 
     fn load_alert(&mut self, id: AlertId) -> Result<AlertRecord> {
         load_alert(self.0, id)
+    }
+
+    fn unescalated(&mut self) -> Result<Vec<(i64, String, i64)>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT id, severity, COALESCE(reopened_at, raised_at) AS since FROM alerts
+             WHERE state = ?1 AND escalation_level = 0 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([AlertState::Raised.as_str()], |r| {
+            Ok((r.get("id")?, r.get("severity")?, r.get("since")?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn claim_escalation(&mut self, id: i64, at: UnixMicros) -> Result<bool> {
+        // One writer: the alert found at level 0 is still there.
+        let n = self.0.execute(
+            "UPDATE alerts SET escalation_level = 1, escalated_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND escalation_level = 0",
+            params![id, at.0],
+        )?;
+        Ok(n > 0)
     }
 
     fn claim_fence(&mut self, f: &crate::Fence) -> Result<bool> {
