@@ -1,6 +1,8 @@
 //! Durable storage for Bulwark: one API ([`Store`]), two backends.
 //!
-//! The embedded default is SQLite in WAL mode with `synchronous=FULL` ([`Store::open`]); the
+//! The embedded default is SQLite in WAL mode, each commit made durable by an `fdatasync` of
+//! the WAL before anyone is answered ([`Store::open`]; the sync runs on its own thread while
+//! the writer commits the next group, see `tune_writer` in `sqlite.rs`); the
 //! cluster's is PostgreSQL with `synchronous_commit = on` ([`Store::open_url`], see
 //! `postgres/mod.rs` for what it covers so far). On both, all writes go through one dedicated
 //! writer thread (`writer.rs`, written once) that gathers whatever jobs are waiting into one
@@ -16,8 +18,13 @@
 //!    fails is rolled back alone and its caller gets the error.
 //! 3. The writer commits the group. If the commit fails (disk full, IO error) every job in it
 //!    gets the error and nothing of the group is visible.
-//! 4. Only after a successful commit are callers answered `Ok` and committed fixes published to
-//!    subscribers (the engine), in commit order.
+//! 4. Only once the commit is durable are callers answered `Ok` and committed fixes published
+//!    to subscribers (the engine), in commit order. On PostgreSQL that is when `COMMIT`
+//!    returns. On SQLite the commit returns once its WAL frames are written; the syncer
+//!    thread then syncs the WAL (one sync for every group committed meanwhile) and answers
+//!    them. A sync that fails answers those groups' jobs with the error (nothing of them is
+//!    acknowledged, and a resend is answered from the row as a duplicate), yet publishes
+//!    their fixes, which are visible in the store from the commit on.
 
 mod alerting;
 mod authorized;

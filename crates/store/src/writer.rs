@@ -32,7 +32,26 @@ pub(crate) trait GroupBackend: Send + 'static {
     fn storage_failure(e: &StoreError) -> bool;
     /// Called after `BEGIN` or `COMMIT` failed: the connection may be unusable.
     fn connection_failed(&mut self) {}
+    /// What makes a committed group durable when `COMMIT` itself does not. `None` (the
+    /// default): `COMMIT` returns only once the group is durable (PostgreSQL). SQLite's writer
+    /// commits without waiting for the disk and hands each group to a syncer thread, which
+    /// makes the WAL durable before any of the group's callers is answered, while the writer
+    /// already runs the next group (see [`DurableSync`]).
+    fn deferred_sync(&mut self) -> Option<Box<dyn DurableSync>> {
+        None
+    }
+    /// Called between groups (SQLite: a checkpoint when one is due).
+    fn between_groups(&mut self) {}
 }
+
+/// Makes everything committed so far durable (SQLite: `fdatasync` of the WAL file).
+pub(crate) trait DurableSync: Send + 'static {
+    fn sync(&mut self) -> Result<()>;
+}
+
+/// Committed groups waiting for the syncer, at most: beyond it the writer waits, so the jobs
+/// held between commit and answer stay bounded (`MAX_GROUP` each).
+const SYNC_QUEUE: usize = 2;
 
 /// A job for the writer.
 pub(crate) trait WriteJob<C>: Send {
@@ -40,6 +59,11 @@ pub(crate) trait WriteJob<C>: Send {
     fn run(&mut self, conn: &mut C) -> Result<()>;
     /// Called once the group's fate is known: `Ok` only after a successful commit.
     fn finish(self: Box<Self>, outcome: Result<()>);
+    /// The group committed (its rows are visible) but could not be made durable: the caller
+    /// gets `error` and must not count on the write, yet the after-commit hook runs, because
+    /// what is visible is what a resend will be answered from (a resent fix is recognised as
+    /// stored and not published again, so it is published now).
+    fn finish_visible(self: Box<Self>, error: StoreError);
 }
 
 /// Runs after a successful commit, before the caller is answered.
@@ -74,6 +98,14 @@ impl<C, T: Send, F: FnOnce(&mut C) -> Result<T> + Send> WriteJob<C> for TypedJob
         };
         // The caller may have gone away (client disconnected); that is not an error here.
         let _ = this.reply.send(result);
+    }
+
+    fn finish_visible(self: Box<Self>, error: StoreError) {
+        let this = *self;
+        if let (Some(hook), Some(out)) = (this.after_commit, this.out.as_ref()) {
+            hook(out);
+        }
+        let _ = this.reply.send(Err(error));
     }
 }
 
@@ -147,12 +179,45 @@ impl StorageHealth {
     }
 }
 
-/// The writer thread's loop: until the queue is closed and drained, one group at a time.
+/// A committed group on its way to the syncer: each job with its own outcome, and whether
+/// any job failed for want of storage.
+struct Committed<C> {
+    jobs: Vec<Ran<C>>,
+    storage_failed: bool,
+}
+
+/// The writer thread's loop: until the queue is closed and drained, one group at a time. With
+/// a deferred sync, a syncer thread answers each committed group once it is durable; it
+/// finishes every group handed to it before the writer returns.
 pub(crate) fn writer_loop<B: GroupBackend>(
     mut backend: B,
     mut rx: mpsc::Receiver<Box<dyn WriteJob<B::Conn>>>,
     health: Arc<StorageHealth>,
 ) {
+    let syncer = match backend.deferred_sync() {
+        Some(sync) => {
+            let (tx, srx) = std::sync::mpsc::sync_channel::<Committed<B::Conn>>(SYNC_QUEUE);
+            let health = health.clone();
+            match std::thread::Builder::new()
+                .name("store-syncer".into())
+                .spawn(move || syncer_loop(sync, srx, &health))
+            {
+                Ok(handle) => Some((tx, handle)),
+                Err(e) => {
+                    // Without a syncer nothing could be answered: refuse every job rather
+                    // than acknowledge one that is not durable.
+                    tracing::error!(error = %e, "store syncer thread could not start; refusing writes");
+                    while let Some(job) = rx.blocking_recv() {
+                        job.finish(Err(StoreError::Unavailable(format!(
+                            "store syncer could not start: {e}"
+                        ))));
+                    }
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -161,9 +226,71 @@ pub(crate) fn writer_loop<B: GroupBackend>(
                 Err(_) => break,
             }
         }
-        run_group(&mut backend, group, &health);
+        if let Some(committed) = run_group(&mut backend, group, &health) {
+            match &syncer {
+                Some((tx, _)) => {
+                    if let Err(std::sync::mpsc::SendError(c)) = tx.send(committed) {
+                        for (job, _) in c.jobs {
+                            job.finish_visible(StoreError::Unavailable(
+                                "store syncer stopped".into(),
+                            ));
+                        }
+                    }
+                }
+                None => answer(committed, &health),
+            }
+        }
+        backend.between_groups();
+    }
+    if let Some((tx, handle)) = syncer {
+        drop(tx);
+        let _ = handle.join();
     }
     tracing::info!("store writer stopped: queue closed and drained");
+}
+
+/// Answers a durable group's jobs, each with its own outcome.
+fn answer<C>(committed: Committed<C>, health: &StorageHealth) {
+    health.group_done(!committed.storage_failed);
+    for (job, res) in committed.jobs {
+        job.finish(res);
+    }
+}
+
+/// The syncer thread: takes every committed group waiting, makes them durable with one sync,
+/// then answers them in commit order. A failed sync answers every job of those groups with
+/// the error (the device keeps its fix and resends it; the resend is recognised as stored).
+fn syncer_loop<C>(
+    mut sync: Box<dyn DurableSync>,
+    rx: std::sync::mpsc::Receiver<Committed<C>>,
+    health: &StorageHealth,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut groups = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            groups.push(more);
+        }
+        match sync.sync() {
+            Ok(()) => {
+                for g in groups {
+                    answer(g, health);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let jobs: usize = groups.iter().map(|g| g.jobs.len()).sum();
+                tracing::error!(error = %msg, jobs, "committed groups could not be made durable; nothing of them acknowledged");
+                health.group_done(false);
+                for g in groups {
+                    for (job, _) in g.jobs {
+                        job.finish_visible(StoreError::Io(std::io::Error::other(format!(
+                            "sync failed: {msg}"
+                        ))));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What each job of a group whose `COMMIT` failed is told: a lost database connection stays
@@ -179,14 +306,16 @@ fn commit_failure(e: &StoreError) -> StoreError {
 /// A job of the group with its own outcome, before the group's commit.
 type Ran<C> = (Box<dyn WriteJob<C>>, Result<()>);
 
-/// Runs one group in one transaction and records in `health` whether the storage failed (the
-/// group's jobs, or some of them, were refused for it) *before* any caller is answered, so
-/// that a device refused for a full disk never finds `/healthz` still saying `ok`.
+/// Runs one group in one transaction. A group that committed is returned, to be answered
+/// once durable; a group that could not begin or commit is answered here with the error.
+/// Whether the storage failed (the group's jobs, or some of them, were refused for it) is
+/// recorded in `health` *before* any caller is answered, so that a device refused for a full
+/// disk never finds `/healthz` still saying `ok`.
 fn run_group<B: GroupBackend>(
     backend: &mut B,
     group: Vec<Box<dyn WriteJob<B::Conn>>>,
     health: &StorageHealth,
-) {
+) -> Option<Committed<B::Conn>> {
     let began = backend
         .connection()
         .and_then(|conn| B::execute(conn, "BEGIN").map(|()| conn));
@@ -200,7 +329,7 @@ fn run_group<B: GroupBackend>(
                 job.finish(Err(StoreError::Unavailable(format!("begin failed: {msg}"))));
             }
             backend.connection_failed();
-            return;
+            return None;
         }
     };
     let mut done: Vec<Ran<B::Conn>> = Vec::with_capacity(group.len());
@@ -221,16 +350,14 @@ fn run_group<B: GroupBackend>(
         })();
         done.push((job, res));
     }
-    let jobs_failed_for_storage = done
+    let storage_failed = done
         .iter()
         .any(|(_, r)| r.as_ref().err().is_some_and(B::storage_failure));
     match B::execute(conn, "COMMIT") {
-        Ok(()) => {
-            health.group_done(!jobs_failed_for_storage);
-            for (job, res) in done {
-                job.finish(res);
-            }
-        }
+        Ok(()) => Some(Committed {
+            jobs: done,
+            storage_failed,
+        }),
         Err(e) => {
             tracing::error!(error = %e, jobs = done.len(), "group commit failed; nothing acknowledged");
             // Leave no half-open transaction behind (SQLite keeps one open after a failed
@@ -241,6 +368,7 @@ fn run_group<B: GroupBackend>(
                 job.finish(Err(commit_failure(&e)));
             }
             backend.connection_failed();
+            None
         }
     }
 }
@@ -248,6 +376,118 @@ fn run_group<B: GroupBackend>(
 #[cfg(test)]
 mod failing_tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A backend whose statements do nothing and whose commits are made durable by `sync`.
+    struct Deferred {
+        conn: (),
+        sync: Option<Box<dyn DurableSync>>,
+    }
+
+    impl GroupBackend for Deferred {
+        type Conn = ();
+        fn connection(&mut self) -> Result<&mut ()> {
+            Ok(&mut self.conn)
+        }
+        fn execute(_: &mut (), _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn storage_failure(e: &StoreError) -> bool {
+            matches!(e, StoreError::Io(_))
+        }
+        fn deferred_sync(&mut self) -> Option<Box<dyn DurableSync>> {
+            self.sync.take()
+        }
+    }
+
+    /// Counts its syncs; fails them when `fail`.
+    struct Counting {
+        syncs: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl DurableSync for Counting {
+        fn sync(&mut self) -> Result<()> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(StoreError::Io(std::io::Error::other("EIO")));
+            }
+            Ok(())
+        }
+    }
+
+    /// A running writer: its queue, its thread, the sync count and the storage health.
+    type Started = (
+        mpsc::Sender<Box<dyn WriteJob<()>>>,
+        std::thread::JoinHandle<()>,
+        Arc<AtomicUsize>,
+        Arc<StorageHealth>,
+    );
+
+    /// Starts a writer with a deferred sync.
+    fn start(fail: bool) -> Started {
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let backend = Deferred {
+            conn: (),
+            sync: Some(Box::new(Counting {
+                syncs: syncs.clone(),
+                fail,
+            })),
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let health = Arc::new(StorageHealth::default());
+        let h = health.clone();
+        let thread = std::thread::spawn(move || writer_loop(backend, rx, h));
+        (tx, thread, syncs, health)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_group_is_answered_and_published_only_after_its_sync() {
+        let (tx, thread, syncs, health) = start(false);
+        let mut calls = Vec::new();
+        for i in 0..20u32 {
+            let syncs = syncs.clone();
+            // The hook runs before the caller is answered: it sees the sync already done.
+            let hook: AfterCommit<u32> = Box::new(move |_| {
+                assert!(
+                    syncs.load(Ordering::SeqCst) > 0,
+                    "published before any sync"
+                );
+            });
+            calls.push(tokio::spawn(submit(
+                Some(tx.clone()),
+                move |_: &mut ()| Ok(i),
+                Some(hook),
+            )));
+        }
+        for (i, c) in calls.into_iter().enumerate() {
+            assert_eq!(c.await.unwrap().unwrap(), i as u32);
+        }
+        assert!(syncs.load(Ordering::SeqCst) >= 1);
+        assert!(!health.failing());
+        drop(tx);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_answers_the_error_yet_publishes_what_is_visible() {
+        let (tx, thread, syncs, health) = start(true);
+        let published = Arc::new(AtomicBool::new(false));
+        let p = published.clone();
+        let hook: AfterCommit<()> = Box::new(move |_| p.store(true, Ordering::SeqCst));
+        let out = submit(Some(tx.clone()), |_: &mut ()| Ok(()), Some(hook)).await;
+        assert!(
+            matches!(out, Err(StoreError::Io(ref e)) if e.to_string().contains("sync failed")),
+            "{out:?}"
+        );
+        assert_eq!(syncs.load(Ordering::SeqCst), 1);
+        // A resend will be answered from the visible row as a duplicate and not published
+        // again, so the committed write is published now.
+        assert!(published.load(Ordering::SeqCst));
+        assert!(health.failing(), "/healthz must say the storage is failing");
+        drop(tx);
+        thread.join().unwrap();
+    }
 
     #[test]
     fn a_commit_lost_with_the_connection_is_unavailable_not_corrupt() {
