@@ -465,6 +465,20 @@ pub const MIGRATIONS: &[&str] = &[
         token INTEGER NOT NULL
     );
     "#,
+    // 16: one index over the fixes' device and time instead of two (issue 14). Every fix
+    // written touched the leaf of its device in both `fixes_device_time_all` and
+    // `fixes_device_time_position`: a page each per commit, most of the store writer's pages
+    // at saturation. The one index keeps both jobs: range reads by device and time use its
+    // leading columns, and it is unique on (device, time, position) among the fixes without a
+    // sequence number, as `fixes_device_time_position` was (`IFNULL(seq, '')` is the same text
+    // for all of them and never equals a number, so a fix with a sequence number never
+    // collides with one without; those stay unique by `fixes_device_seq`).
+    r#"
+    CREATE UNIQUE INDEX fixes_device_time_key
+        ON fixes(device_id, device_time, lat, lon, IFNULL(seq, ''));
+    DROP INDEX fixes_device_time_all;
+    DROP INDEX fixes_device_time_position;
+    "#,
 ];
 
 /// The migration that moves `alerts.evidence` (a JSON array) into `alert_evidence`; before

@@ -132,6 +132,18 @@ pub(crate) fn same_time_verdict(f: &Fix, stored: &[(i64, f64, f64, Option<f64>)]
 /// is stored flagged `integrity_suspect` (a cloned identity or a forged frame).
 pub const SAME_TIME_JUMP_M: f64 = 100.0;
 
+/// The stored seq-less fixes of a device at one device time (the same-second rule).
+pub(crate) const SAME_TIME_SQL: &str = "SELECT id, lat, lon, accuracy_m FROM fixes
+         WHERE device_id = ?1 AND device_time = ?2 AND seq IS NULL";
+/// A device's latest fix at or before a time, optionally without flagged ones.
+pub(crate) const LAST_FIX_BEFORE_SQL: &str =
+    "SELECT * FROM fixes WHERE device_id = ?1 AND device_time <= ?2 AND (flags & ?3) = 0
+                 ORDER BY device_time DESC, id DESC LIMIT 1";
+/// A device's track in a window of device time.
+pub(crate) const TRACK_SQL: &str =
+    "SELECT * FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3
+                 ORDER BY device_time, id LIMIT ?4";
+
 /// Stores each fix, or recognises it as a resend (see `ARCHITECTURE.md`, "Nothing is stored
 /// twice"): same device and `seq`; or, without `seq`, same device, device time and position.
 /// A fix at the device time of a stored one but elsewhere is a new fix: kept, in receipt
@@ -142,10 +154,7 @@ pub(crate) fn insert_fixes_tx(conn: &Connection, fixes: &mut [Fix]) -> Result<Ve
         "INSERT OR IGNORE INTO fixes (device_id, device_time, received_time, lat, lon, accuracy_m, speed_mps,
          course_deg, altitude_m, source, flags, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
-    let mut same_time = conn.prepare_cached(
-        "SELECT id, lat, lon, accuracy_m FROM fixes
-         WHERE device_id = ?1 AND device_time = ?2 AND seq IS NULL",
-    )?;
+    let mut same_time = conn.prepare_cached(SAME_TIME_SQL)?;
     let mut out = Vec::with_capacity(fixes.len());
     for f in fixes.iter_mut() {
         if f.seq.is_none() {
@@ -452,10 +461,7 @@ impl Store {
             device,
             move |c| crate::postgres::fixes::last_fix_before(c, device, time, sound_only),
             move |conn| {
-                let mut stmt = conn.prepare_cached(
-                "SELECT * FROM fixes WHERE device_id = ?1 AND device_time <= ?2 AND (flags & ?3) = 0
-                 ORDER BY device_time DESC, id DESC LIMIT 1",
-            )?;
+                let mut stmt = conn.prepare_cached(LAST_FIX_BEFORE_SQL)?;
                 let mut rows = stmt.query_map(
                     params![
                         device.0,
@@ -507,10 +513,7 @@ impl Store {
             device,
             move |c| crate::postgres::fixes::track(c, device, from, to, limit),
             move |conn| {
-                let mut stmt = conn.prepare(
-                "SELECT * FROM fixes WHERE device_id = ?1 AND device_time >= ?2 AND device_time < ?3
-                 ORDER BY device_time, id LIMIT ?4",
-            )?;
+                let mut stmt = conn.prepare(TRACK_SQL)?;
                 let rows = stmt.query_map(params![device.0, from.0, to.0, limit as i64], |r| {
                     Ok(fix_from_row(r))
                 })?;

@@ -724,3 +724,164 @@ async fn a_failing_job_fails_alone_and_its_neighbours_commit(place: Place) {
     assert_eq!(failed, vec![30]);
     assert_eq!(store.count_fixes().await.unwrap(), 59);
 }
+
+/// The query plan of `sql`, one detail a line.
+fn plan(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows = stmt
+        .query_map(params, |r| r.get::<_, String>("detail"))
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_devices_fixes_are_read_through_the_one_device_time_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (_, d) = setup(&store).await;
+    store
+        .insert_fixes((0..50).map(|t| fix(d.id, t, None)).collect())
+        .await
+        .unwrap();
+    store.close();
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'fixes'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        ["fixes_device_seq", "fixes_device_time_key"],
+        "one device-time index, one sequence index"
+    );
+    for (what, sql, n) in [
+        ("same second", fixes::SAME_TIME_SQL, 2),
+        ("latest before", fixes::LAST_FIX_BEFORE_SQL, 3),
+        ("track", fixes::TRACK_SQL, 4),
+    ] {
+        let p = plan(&conn, sql, rusqlite::params_from_iter((0..n).map(|_| 1i64)));
+        assert!(
+            p.contains("SEARCH fixes USING INDEX fixes_device_time_key (device_id=?"),
+            "{what}: {p}"
+        );
+        assert!(!p.contains("SCAN fixes"), "{what} scans the table: {p}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_device_time_index_refuses_a_seqless_copy_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (_, d) = setup(&store).await;
+    store.close();
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let insert = |seq: Option<i64>, lat: f64| {
+        conn.execute(
+            "INSERT INTO fixes (device_id, device_time, received_time, lat, lon, source, flags, seq)
+             VALUES (?1, 10, 11, ?2, 127.0, 'gnss', 0, ?3)",
+            params![d.id.0, lat, seq],
+        )
+    };
+    insert(None, 37.5).unwrap();
+    let copy = insert(None, 37.5).expect_err("a seq-less copy must be refused");
+    assert!(
+        matches!(&copy, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation),
+        "{copy}"
+    );
+    // Elsewhere at the same second: a fix of its own (the same-second rule flags it).
+    insert(None, 37.6).unwrap();
+    // With sequence numbers, at the same second and place as the seq-less one: kept.
+    insert(Some(0), 37.5).unwrap();
+    insert(Some(1), 37.5).unwrap();
+    // The same sequence number twice: refused by the sequence index.
+    insert(Some(1), 37.7).expect_err("a repeated sequence number must be refused");
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM fixes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 4);
+}
+
+/// Builds a database at schema version 15 (two device-time indexes over the fixes) holding
+/// seq-less and numbered fixes of one device.
+fn database_at_version_15(dir: &std::path::Path) {
+    let mut conn = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
+    for (i, sql) in crate::migrations::MIGRATIONS.iter().enumerate().take(15) {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(sql).unwrap();
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    conn.execute(
+        "INSERT INTO devices (id, kind, protocol, hardware_id, created_at) VALUES (1, 'ankle_monitor', 'native', 'imei-1', 1)",
+        [],
+    )
+    .unwrap();
+    for (t, seq) in [(10, None), (11, None), (10, Some(0)), (12, Some(1))] {
+        conn.execute(
+            "INSERT INTO fixes (device_id, device_time, received_time, lat, lon, source, flags, seq)
+             VALUES (1, ?1, ?1, 37.5, 127.0, 'gnss', 0, ?2)",
+            params![t, seq],
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fixes_stored_under_two_indexes_keep_their_rows_and_resends_under_one() {
+    let dir = tempfile::tempdir().unwrap();
+    database_at_version_15(dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.count_fixes().await.unwrap(), 4, "every row kept");
+    // A resend of the stored seq-less fix at second 10 is recognised, not stored again.
+    let mut again = fix(DeviceId(1), 0, None);
+    again.device_time = UnixMicros(10);
+    again.position = LatLon::new(37.5, 127.0).unwrap();
+    let out = store.insert_fixes(vec![again]).await.unwrap();
+    assert!(matches!(out[0], FixOutcome::Duplicate(FixId(1))), "{out:?}");
+    assert_eq!(store.count_fixes().await.unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_checkpoints_and_reuses_the_wal_with_automatic_checkpoints_off() {
+    // The writer commits with `synchronous = OFF` and SQLite's automatic checkpoint replaced
+    // by its own (`tune_writer`): without `between_groups` the WAL would only grow.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (_, d) = setup(&store).await;
+    let wal = dir.path().join("bulwark.db-wal");
+    let mut largest = 0u64;
+    // One fix a commit dirties several pages: well over `CHECKPOINT_FRAMES` frames in all.
+    let jobs = 3 * CHECKPOINT_FRAMES as i64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..jobs {
+        let s = store.clone();
+        tasks.spawn(async move { s.insert_fixes(vec![fix(d.id, t, None)]).await.unwrap() });
+        if tasks.len() >= 4 {
+            tasks.join_next().await.unwrap().unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    assert_eq!(store.count_fixes().await.unwrap(), jobs);
+    // Frames of 4 KiB pages plus their 24-byte headers: the WAL never held much more than
+    // one checkpoint's worth (and a group's), though far more frames were written.
+    let bound = (CHECKPOINT_FRAMES as u64 + 512) * (4096 + 24) + 32;
+    assert!(
+        largest > 0 && largest <= bound,
+        "WAL reached {largest} bytes, bound {bound}"
+    );
+    store.close();
+    let conn = rusqlite::Connection::open(dir.path().join("bulwark.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM fixes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, jobs, "every fix is in the database after close");
+}
