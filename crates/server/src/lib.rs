@@ -71,6 +71,9 @@ pub struct AppState {
     pub login_guard: Arc<std::sync::Mutex<access::LoginGuard>>,
     /// Each device's latest fixes, for the impossible-jump check (see [`ingest::LastFixes`]).
     pub last_fixes: Arc<ingest::LastFixes>,
+    /// Each device's last stored health report: a repeat within a minute is not stored again
+    /// (see [`ingest::HealthSeen`]).
+    pub health_seen: Arc<ingest::HealthSeen>,
     /// This node's part in a cluster; `None` for a lone server.
     pub cluster: Option<Arc<cluster_node::Node>>,
 }
@@ -670,6 +673,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         audit_chain_ok,
         login_guard: Arc::default(),
         last_fixes: Arc::default(),
+        health_seen: Arc::default(),
         cluster: node.clone(),
         store: store.clone(),
         hub,

@@ -2,7 +2,9 @@
 //! protocol. Every door validates the whole request first (nothing is stored half-way), stores
 //! durably, and only then answers the device.
 
+mod health;
 pub mod listeners;
+pub use health::{HEALTH_REPEAT, HealthSeen};
 
 use crate::AppState;
 use crate::http::dto::{Batch, BatchResult, parse_enum, parse_ts};
@@ -367,10 +369,13 @@ pub async fn store_reports_with_scans(
             .increment(scans.len() as u64);
     }
     let sent = fixes.clone();
+    let health = state.health_seen.new_only(health);
+    let remembered = health.clone();
     let (outcomes, events_new) = state
         .store
         .insert_reports_with_health(fixes, events, scans, health)
         .await?;
+    state.health_seen.stored(&remembered);
     let new: Vec<Fix> = sent
         .into_iter()
         .zip(&outcomes)
@@ -715,8 +720,12 @@ pub async fn record_health(
     let Some(health) = health_of(status, received) else {
         return;
     };
-    if let Err(e) = state.store.record_device_health(device, health).await {
-        tracing::warn!(%device, error = %e, "device health not recorded");
+    if state.health_seen.repeats(device, &health) {
+        return;
+    }
+    match state.store.record_device_health(device, health).await {
+        Ok(()) => state.health_seen.stored(&[(device, health)]),
+        Err(e) => tracing::warn!(%device, error = %e, "device health not recorded"),
     }
 }
 
