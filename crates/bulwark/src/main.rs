@@ -180,6 +180,10 @@ struct BenchAlternativesArgs {
     /// How many of those cases' orders also have a home zone.
     #[arg(long, default_value_t = 10_000)]
     zones: usize,
+    /// Records per Teltonika packet in Bulwark's leg (1 to 255; more than 1 only with
+    /// --no-redis --no-postgis): each round trip carries this many fixes.
+    #[arg(long, default_value_t = 1)]
+    records: usize,
 }
 
 /// Drives simulated devices; each fix counts as acknowledged only when its ack arrives.
@@ -632,6 +636,7 @@ async fn main() -> Result<()> {
                 postgres: a.postgres,
                 no_redis: a.no_redis,
                 no_postgis: a.no_postgis,
+                records: a.records,
             };
             let first = if a.no_bulwark {
                 None

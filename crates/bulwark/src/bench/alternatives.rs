@@ -23,6 +23,9 @@ pub struct Options {
     pub no_redis: bool,
     /// Skip the PostGIS leg.
     pub no_postgis: bool,
+    /// Records per Teltonika packet in Bulwark's leg (a tracker's "records per packet"): each
+    /// round trip carries this many fixes, acknowledged together.
+    pub records: usize,
 }
 
 /// One leg's figures.
@@ -408,6 +411,9 @@ fn print_table(results: &[LegResult], opts: &Options) {
 pub async fn run(opts: Options, first: Option<LegResult>) -> Result<Vec<LegResult>> {
     if opts.devices < 2 || opts.clients == 0 {
         bail!("--devices must be at least 2 and --clients at least 1");
+    }
+    if opts.records != 1 && !(opts.no_redis && opts.no_postgis) {
+        bail!("--records applies to Bulwark's leg alone: add --no-redis --no-postgis");
     }
     let mut results: Vec<LegResult> = first.into_iter().collect();
     if !opts.no_redis {

@@ -80,8 +80,8 @@ pub async fn count_rows(dir: &std::path::Path) -> Result<i64> {
 }
 
 pub async fn run(opts: &Options, plan: SeedPlan) -> Result<LegResult> {
-    if opts.devices < 2 || opts.clients == 0 {
-        bail!("--devices must be at least 2 and --clients at least 1");
+    if opts.devices < 2 || opts.clients == 0 || !(1..=255).contains(&opts.records) {
+        bail!("--devices must be at least 2, --clients at least 1, --records 1 to 255");
     }
     if opts.devices > 2 * plan.cases {
         bail!(
@@ -109,7 +109,8 @@ pub async fn run(opts: &Options, plan: SeedPlan) -> Result<LegResult> {
         }
     }
     let (before_stored, before_dup) = door_counts(&server).await?;
-    let (durable, elapsed, h) = drive(
+    let records = opts.records;
+    let (frames, elapsed, h) = drive(
         per_client,
         opts.devices,
         opts.duration,
@@ -117,13 +118,15 @@ pub async fn run(opts: &Options, plan: SeedPlan) -> Result<LegResult> {
             let (s, last) = conns
                 .get_mut(device / n)
                 .context("device outside its client")?;
-            let frame = harness::teltonika_fix(device, k, harness::next_ms(last))?;
+            let frame = harness::teltonika_fixes(device, k, records, last)?;
             s.write_all(&frame).await?;
-            harness::read_teltonika_ack(s, 1).await?;
+            harness::read_teltonika_ack(s, records as u32).await?;
             Ok(conns)
         },
     )
     .await?;
+    // Each acknowledged packet made all its records durable.
+    let durable = frames * records as u64;
     let (stored, dup) = door_counts(&server).await?;
     let (stored, dup) = (stored - before_stored, dup - before_dup);
     if stored + dup != durable {
@@ -145,7 +148,11 @@ pub async fn run(opts: &Options, plan: SeedPlan) -> Result<LegResult> {
         hwm / 1024
     );
     Ok(leg(
-        "Bulwark (Teltonika TCP, durable ack, evaluated)",
+        if records == 1 {
+            "Bulwark (Teltonika TCP, durable ack, evaluated)"
+        } else {
+            "Bulwark (Teltonika TCP, several records a packet, durable ack, evaluated)"
+        },
         durable,
         elapsed,
         &h,

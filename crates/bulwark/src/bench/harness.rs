@@ -480,6 +480,25 @@ pub fn teltonika_fix(d: usize, k: u64, time_ms: i64) -> Result<Vec<u8>> {
     teltonika_at(lat, lon, time_ms, 0)
 }
 
+/// `device`'s fixes `k * n .. k * n + n` as one Teltonika packet of `n` records, one
+/// millisecond apart after `last`.
+pub fn teltonika_fixes(d: usize, k: u64, n: usize, last: &mut i64) -> Result<Vec<u8>> {
+    let reports = (0..n as u64)
+        .map(|i| {
+            let (lat, lon) = position(d, k * n as u64 + i);
+            let time = jiff::Timestamp::from_millisecond(next_ms(last)).context("device time")?;
+            Ok(crate::simulate::frames::Report {
+                time,
+                lat,
+                lon,
+                speed_kmh: 3.0,
+                course_deg: 0.0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(crate::simulate::frames::teltonika_records(&reports, 0))
+}
+
 /// A Teltonika record at a given place and time; priority 2 is a panic button (SOS).
 pub fn teltonika_at(lat: f64, lon: f64, time_ms: i64, priority: u8) -> Result<Vec<u8>> {
     let time = jiff::Timestamp::from_millisecond(time_ms).context("device time")?;

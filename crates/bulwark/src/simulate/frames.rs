@@ -130,17 +130,26 @@ pub fn teltonika_location(r: &Report) -> Vec<u8> {
 
 /// [`teltonika_location`] with the record's priority: 0 low, 1 high, 2 panic (an SOS).
 pub fn teltonika_record(r: &Report, priority: u8) -> Vec<u8> {
-    let mut data = vec![0x08, 0x01];
-    data.extend_from_slice(&(r.time.as_millisecond() as u64).to_be_bytes());
-    data.push(priority);
-    data.extend_from_slice(&((r.lon * 1e7).round() as i32).to_be_bytes());
-    data.extend_from_slice(&((r.lat * 1e7).round() as i32).to_be_bytes());
-    data.extend_from_slice(&30i16.to_be_bytes()); // altitude m
-    data.extend_from_slice(&(r.course_deg.rem_euclid(360.0) as u16).to_be_bytes());
-    data.push(9); // satellites
-    data.extend_from_slice(&(r.speed_kmh.clamp(0.0, 65_535.0) as u16).to_be_bytes());
-    data.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // event IO id, total, 1/2/4/8-byte counts
-    data.push(0x01);
+    teltonika_records(std::slice::from_ref(r), priority)
+}
+
+/// One codec 8 packet carrying `reports` as consecutive records, as a tracker sends the
+/// records it buffered (its "records per packet" setting); the server acknowledges their count.
+pub fn teltonika_records(reports: &[Report], priority: u8) -> Vec<u8> {
+    let n = u8::try_from(reports.len()).unwrap_or(u8::MAX);
+    let mut data = vec![0x08, n];
+    for r in reports.iter().take(usize::from(n)) {
+        data.extend_from_slice(&(r.time.as_millisecond() as u64).to_be_bytes());
+        data.push(priority);
+        data.extend_from_slice(&((r.lon * 1e7).round() as i32).to_be_bytes());
+        data.extend_from_slice(&((r.lat * 1e7).round() as i32).to_be_bytes());
+        data.extend_from_slice(&30i16.to_be_bytes()); // altitude m
+        data.extend_from_slice(&(r.course_deg.rem_euclid(360.0) as u16).to_be_bytes());
+        data.push(9); // satellites
+        data.extend_from_slice(&(r.speed_kmh.clamp(0.0, 65_535.0) as u16).to_be_bytes());
+        data.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // event IO id, total, 1/2/4/8-byte counts
+    }
+    data.push(n);
     let mut v = vec![0, 0, 0, 0];
     v.extend_from_slice(&(data.len() as u32).to_be_bytes());
     v.extend_from_slice(&data);
@@ -213,6 +222,25 @@ mod tests {
         check(&m);
         assert_eq!(m[0].ack.as_deref(), Some(&[0u8, 0, 0, 1][..]));
         let sos = decode(&mut s, &teltonika_record(&r, 2));
+        let later = Report {
+            time: r.time + jiff::SignedDuration::from_secs(1),
+            ..r
+        };
+        let both = decode(&mut s, &teltonika_records(&[r, later], 0));
+        assert_eq!(both[0].ack.as_deref(), Some(&[0u8, 0, 0, 2][..]));
+        let times: Vec<_> = both
+            .iter()
+            .flat_map(|m| &m.fixes)
+            .map(|f| f.device_time)
+            .collect();
+        assert_eq!(
+            times,
+            [
+                UnixMicros::from_secs(1_780_000_000),
+                UnixMicros::from_secs(1_780_000_001)
+            ],
+            "one packet, two records"
+        );
         assert!(
             sos.iter()
                 .flat_map(|m| &m.events)
