@@ -86,6 +86,9 @@ fn open_connection(path: &Path) -> Result<Connection> {
 ///   `journal_size_limit` truncates the WAL back after it is reused.
 fn tune_writer(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "cache_size", -65_536)?;
+    // Each job's savepoint journal stays in memory: by default one that outgrows 64 KiB (a
+    // packet of many records) spills into a temporary file created for it.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     // Replaces SQLite's automatic checkpoint (which `wal_autocheckpoint` installs as the WAL
     // hook) with a count of the WAL's frames for `between_groups`.
