@@ -67,22 +67,18 @@ fn open_connection(path: &Path) -> Result<Connection> {
 /// already runs the next group; a sync covers every group committed before it. What a
 /// caller is told is unchanged: answered only after its write is on disk.
 ///
-/// **Checkpoints keep their own syncs, off the writer's thread.** SQLite's automatic
-/// checkpoint would run on this connection with `synchronous = OFF` (copying frames into the
-/// database without syncing it, after which the WAL may be overwritten): it is turned off.
-/// Once the WAL holds [`CHECKPOINT_FRAMES`] frames the writer wakes a checkpointer thread
-/// with a connection of its own (`synchronous = FULL`: the WAL is synced before its frames are
-/// copied, the database after, and only then does SQLite count them as copied), which copies
-/// while the writer goes on. SQLite reuses the WAL from its start only when a write begins
-/// with every frame copied, which a writer that never pauses does not see; so at
-/// [`RESTART_FRAMES`] the writer copies the few frames the checkpointer has not, itself, with
-/// `synchronous = FULL` for that checkpoint alone ([`SqliteWriter::between_groups`]).
+/// **Checkpoints keep their own syncs.** SQLite's automatic checkpoint would run on this
+/// connection with `synchronous = OFF` (copying frames into the database without syncing it,
+/// after which the WAL may be overwritten): it is turned off, and the writer checkpoints
+/// between groups with `synchronous = FULL` for the checkpoint alone
+/// ([`SqliteWriter::between_groups`]): the WAL is synced before its frames are copied and the
+/// database after, before SQLite lets the WAL be reused.
 ///
 /// - A 64 MiB page cache (SQLite's default is 2 MiB), so the index pages a burst of fixes
 ///   touches are not read back from the OS on every insert.
-/// - Checkpoints every few thousand frames instead of every 1,000: a device's index pages,
-///   rewritten by every commit that touches the device, are copied into the database once per
-///   checkpoint, so a longer interval copies each hot page once for many commits.
+/// - A checkpoint every [`CHECKPOINT_FRAMES`] WAL frames instead of 1,000: a device's index
+///   pages, rewritten by every commit that touches the device, are copied into the database
+///   once per checkpoint, so a longer interval copies each hot page once for many commits.
 ///   `journal_size_limit` truncates the WAL back after it is reused.
 fn tune_writer(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "cache_size", -65_536)?;
@@ -97,11 +93,8 @@ fn tune_writer(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// WAL frames after which the checkpointer thread is woken (8 MiB of 4 KiB pages).
-const CHECKPOINT_FRAMES: i32 = 2_048;
-/// WAL frames after which the writer copies what the checkpointer has not, so that the WAL is
-/// reused from its start (32 MiB of 4 KiB pages).
-const RESTART_FRAMES: i32 = 8_192;
+/// WAL frames after which the writer checkpoints (16 MiB of 4 KiB pages).
+const CHECKPOINT_FRAMES: i32 = 4_096;
 /// The WAL file is truncated back to this size once it is reused.
 const JOURNAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
 
@@ -205,37 +198,10 @@ fn evidence_arrays_parse(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// The SQLite side of group commit: the writer thread's own connection, its WAL file and the
-/// checkpointer thread.
+/// The SQLite side of group commit: the writer thread's own connection and its WAL file.
 struct SqliteWriter {
     conn: Connection,
     wal: PathBuf,
-    checkpointer: Option<Checkpointer>,
-}
-
-/// A thread that checkpoints the WAL on its own connection (`synchronous = FULL`) when the
-/// writer wakes it, while the writer goes on committing.
-struct Checkpointer {
-    wake: std::sync::mpsc::SyncSender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer> {
-        let conn = open_connection(path)?;
-        let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("store-checkpointer".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints itself");
-                    }
-                }
-            })?;
-        Ok(Checkpointer { wake, thread })
-    }
 }
 
 impl SqliteWriter {
@@ -255,10 +221,6 @@ impl SqliteWriter {
 
 impl Drop for SqliteWriter {
     fn drop(&mut self) {
-        if let Some(c) = self.checkpointer.take() {
-            drop(c.wake);
-            let _ = c.thread.join();
-        }
         // The connection's last checkpoint on close must sync like any other.
         let _ = self.conn.pragma_update(None, "synchronous", "FULL");
     }
@@ -276,16 +238,8 @@ impl GroupBackend for SqliteWriter {
     }
 
     fn between_groups(&mut self) {
-        let frames = WAL_FRAMES.with(|f| f.get());
-        if frames < CHECKPOINT_FRAMES {
+        if WAL_FRAMES.with(|f| f.get()) < CHECKPOINT_FRAMES {
             return;
-        }
-        if let Some(c) = &self.checkpointer {
-            // Already awake or about to be: nothing to add.
-            let _ = c.wake.try_send(());
-            if frames < RESTART_FRAMES {
-                return;
-            }
         }
         match self.checkpoint() {
             Ok(()) => WAL_FRAMES.with(|f| f.set(0)),
@@ -361,26 +315,12 @@ impl Store {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
-        // Without it the writer checkpoints alone, at every `CHECKPOINT_FRAMES`.
-        let checkpointer = Checkpointer::start(&path)
-            .inspect_err(|e| tracing::warn!(error = %e, "no checkpointer thread; the writer checkpoints itself"))
-            .ok();
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob<Connection>>>(QUEUE);
         let writes_failing = Arc::new(crate::writer::StorageHealth::default());
         let flag = writes_failing.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || {
-                writer_loop(
-                    SqliteWriter {
-                        conn,
-                        wal,
-                        checkpointer,
-                    },
-                    rx,
-                    flag,
-                )
-            })?;
+            .spawn(move || writer_loop(SqliteWriter { conn, wal }, rx, flag))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend: Backend::Sqlite {
