@@ -621,17 +621,27 @@ async fn the_data_directory_is_0700_and_the_database_files_0600() {
     store.close();
 }
 
-/// Builds a database at schema version 13 (before alert evidence had its own table) with one
-/// alert whose evidence column holds `evidence`.
-fn database_at_version_13(dir: &std::path::Path, evidence: &str) {
+/// A database in `dir` with the first `version` migrations applied, as an older build left it.
+fn database_at_version(dir: &std::path::Path, version: usize) -> rusqlite::Connection {
     let mut conn = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
-    for (i, sql) in crate::migrations::MIGRATIONS.iter().enumerate().take(13) {
+    for (i, sql) in crate::migrations::MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(version)
+    {
         let tx = conn.transaction().unwrap();
         tx.execute_batch(sql).unwrap();
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .unwrap();
         tx.commit().unwrap();
     }
+    conn
+}
+
+/// Builds a database at schema version 13 (before alert evidence had its own table) with one
+/// alert whose evidence column holds `evidence`.
+fn database_at_version_13(dir: &std::path::Path, evidence: &str) {
+    let conn = database_at_version(dir, 13);
     conn.execute(
         "INSERT INTO alerts (rule, severity, state, condition_active, raised_at, updated_at, summary, evidence)
          VALUES ('sos', 'critical', 'raised', 1, 1, 1, 's', ?1)",
@@ -809,14 +819,7 @@ async fn the_device_time_index_refuses_a_seqless_copy_and_nothing_else() {
 /// Builds a database at schema version 15 (two device-time indexes over the fixes) holding
 /// seq-less and numbered fixes of one device.
 fn database_at_version_15(dir: &std::path::Path) {
-    let mut conn = rusqlite::Connection::open(dir.join("bulwark.db")).unwrap();
-    for (i, sql) in crate::migrations::MIGRATIONS.iter().enumerate().take(15) {
-        let tx = conn.transaction().unwrap();
-        tx.execute_batch(sql).unwrap();
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .unwrap();
-        tx.commit().unwrap();
-    }
+    let conn = database_at_version(dir, 15);
     conn.execute(
         "INSERT INTO devices (id, kind, protocol, hardware_id, created_at) VALUES (1, 'ankle_monitor', 'native', 'imei-1', 1)",
         [],
