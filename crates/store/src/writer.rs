@@ -179,9 +179,9 @@ impl StorageHealth {
     }
 }
 
-/// A committed group on its way to the syncer: each job with its own outcome, and whether
+/// A committed group waiting to be durable (on its way to the syncer): each job with its own outcome, and whether
 /// any job failed for want of storage.
-struct Committed<C> {
+struct Pending<C> {
     jobs: Vec<Ran<C>>,
     storage_failed: bool,
 }
@@ -196,7 +196,7 @@ pub(crate) fn writer_loop<B: GroupBackend>(
 ) {
     let syncer = match backend.deferred_sync() {
         Some(sync) => {
-            let (tx, srx) = std::sync::mpsc::sync_channel::<Committed<B::Conn>>(SYNC_QUEUE);
+            let (tx, srx) = std::sync::mpsc::sync_channel::<Pending<B::Conn>>(SYNC_QUEUE);
             let health = health.clone();
             match std::thread::Builder::new()
                 .name("store-syncer".into())
@@ -250,7 +250,7 @@ pub(crate) fn writer_loop<B: GroupBackend>(
 }
 
 /// Answers a durable group's jobs, each with its own outcome.
-fn answer<C>(committed: Committed<C>, health: &StorageHealth) {
+fn answer<C>(committed: Pending<C>, health: &StorageHealth) {
     health.group_done(!committed.storage_failed);
     for (job, res) in committed.jobs {
         job.finish(res);
@@ -262,7 +262,7 @@ fn answer<C>(committed: Committed<C>, health: &StorageHealth) {
 /// the error (the device keeps its fix and resends it; the resend is recognised as stored).
 fn syncer_loop<C>(
     mut sync: Box<dyn DurableSync>,
-    rx: std::sync::mpsc::Receiver<Committed<C>>,
+    rx: std::sync::mpsc::Receiver<Pending<C>>,
     health: &StorageHealth,
 ) {
     while let Ok(first) = rx.recv() {
@@ -315,7 +315,7 @@ fn run_group<B: GroupBackend>(
     backend: &mut B,
     group: Vec<Box<dyn WriteJob<B::Conn>>>,
     health: &StorageHealth,
-) -> Option<Committed<B::Conn>> {
+) -> Option<Pending<B::Conn>> {
     let began = backend
         .connection()
         .and_then(|conn| B::execute(conn, "BEGIN").map(|()| conn));
@@ -354,7 +354,7 @@ fn run_group<B: GroupBackend>(
         .iter()
         .any(|(_, r)| r.as_ref().err().is_some_and(B::storage_failure));
     match B::execute(conn, "COMMIT") {
-        Ok(()) => Some(Committed {
+        Ok(()) => Some(Pending {
             jobs: done,
             storage_failed,
         }),

@@ -486,30 +486,28 @@ pub fn teltonika_fixes(d: usize, k: u64, n: usize, last: &mut i64) -> Result<Vec
     let reports = (0..n as u64)
         .map(|i| {
             let (lat, lon) = position(d, k * n as u64 + i);
-            let time = jiff::Timestamp::from_millisecond(next_ms(last)).context("device time")?;
-            Ok(crate::simulate::frames::Report {
-                time,
-                lat,
-                lon,
-                speed_kmh: 3.0,
-                course_deg: 0.0,
-            })
+            report_at(lat, lon, next_ms(last))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(crate::simulate::frames::teltonika_records(&reports, 0))
+    crate::simulate::frames::teltonika_records(&reports, 0)
+}
+
+/// The bench's report at a place and time (walking pace, heading north).
+fn report_at(lat: f64, lon: f64, time_ms: i64) -> Result<crate::simulate::frames::Report> {
+    let time = jiff::Timestamp::from_millisecond(time_ms).context("device time")?;
+    Ok(crate::simulate::frames::Report {
+        time,
+        lat,
+        lon,
+        speed_kmh: 3.0,
+        course_deg: 0.0,
+    })
 }
 
 /// A Teltonika record at a given place and time; priority 2 is a panic button (SOS).
 pub fn teltonika_at(lat: f64, lon: f64, time_ms: i64, priority: u8) -> Result<Vec<u8>> {
-    let time = jiff::Timestamp::from_millisecond(time_ms).context("device time")?;
     Ok(crate::simulate::frames::teltonika_record(
-        &crate::simulate::frames::Report {
-            time,
-            lat,
-            lon,
-            speed_kmh: 3.0,
-            course_deg: 0.0,
-        },
+        &report_at(lat, lon, time_ms)?,
         priority,
     ))
 }

@@ -130,15 +130,22 @@ pub fn teltonika_location(r: &Report) -> Vec<u8> {
 
 /// [`teltonika_location`] with the record's priority: 0 low, 1 high, 2 panic (an SOS).
 pub fn teltonika_record(r: &Report, priority: u8) -> Vec<u8> {
-    teltonika_records(std::slice::from_ref(r), priority)
+    codec8_packet(std::slice::from_ref(r), 1, priority)
 }
 
 /// One codec 8 packet carrying `reports` as consecutive records, as a tracker sends the
 /// records it buffered (its "records per packet" setting); the server acknowledges their count.
-pub fn teltonika_records(reports: &[Report], priority: u8) -> Vec<u8> {
-    let n = u8::try_from(reports.len()).unwrap_or(u8::MAX);
+/// A packet counts its records in one byte: more than 255 is an error, not a shorter packet.
+pub fn teltonika_records(reports: &[Report], priority: u8) -> anyhow::Result<Vec<u8>> {
+    let n = u8::try_from(reports.len())
+        .map_err(|_| anyhow::anyhow!("{} records: a packet holds 255 at most", reports.len()))?;
+    Ok(codec8_packet(reports, n, priority))
+}
+
+/// The packet of `n` records (`reports.len()`, checked by the callers).
+fn codec8_packet(reports: &[Report], n: u8, priority: u8) -> Vec<u8> {
     let mut data = vec![0x08, n];
-    for r in reports.iter().take(usize::from(n)) {
+    for r in reports {
         data.extend_from_slice(&(r.time.as_millisecond() as u64).to_be_bytes());
         data.push(priority);
         data.extend_from_slice(&((r.lon * 1e7).round() as i32).to_be_bytes());
@@ -226,7 +233,11 @@ mod tests {
             time: r.time + jiff::SignedDuration::from_secs(1),
             ..r
         };
-        let both = decode(&mut s, &teltonika_records(&[r, later], 0));
+        let both = decode(&mut s, &teltonika_records(&[r, later], 0).unwrap());
+        assert!(
+            teltonika_records(&[r; 256], 0).is_err(),
+            "256 records refused"
+        );
         assert_eq!(both[0].ack.as_deref(), Some(&[0u8, 0, 0, 2][..]));
         let times: Vec<_> = both
             .iter()

@@ -91,15 +91,6 @@ impl HealthSeen {
             }
         }
     }
-
-    /// Devices remembered (for the memory bench).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
 }
 
 #[cfg(test)]
